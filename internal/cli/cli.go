@@ -1,0 +1,267 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/bunkerbackup/bunker/internal/engine/crypto"
+	"github.com/bunkerbackup/bunker/internal/engine/format"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/spf13/cobra"
+)
+
+// Version is the program version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Exit codes.
+const (
+	ExitOK            = 0
+	ExitError         = 1
+	ExitPartial       = 3
+	ExitNoRepository  = 10
+	ExitNewerFormat   = 11
+	ExitWrongPassword = 12
+	ExitInterrupted   = 130
+)
+
+const exitCodeHelp = `Exit codes:
+  0    success
+  1    error
+  3    backup finished, but some source files could not be read
+  10   repository does not exist
+  11   repository uses a newer format than this bunker
+  12   wrong password
+  130  interrupted
+
+Environment:
+  BUNKER_REPOSITORY      repository location (like -r)
+  BUNKER_PASSWORD        repository password
+  BUNKER_PASSWORD_FILE   file holding the password (like --password-file)
+  BUNKER_PASSWORD_COMMAND command printing the password (like --password-command)
+`
+
+// App is one invocation of the program.
+type App struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// IsTerminal reports whether a file descriptor is a terminal; nil means
+	// never (tests).
+	IsTerminal func(fd uintptr) bool
+
+	g   globalOptions
+	log *slog.Logger
+	out *printer
+
+	// weakKDF makes new keys cheap; only for tests (hidden flag).
+	weakKDF bool
+}
+
+type globalOptions struct {
+	repo            string
+	passwordFile    string
+	passwordCommand string
+	keyHint         string
+	json            bool
+	quiet           bool
+	verbose         int
+	noProgress      bool
+}
+
+// partialError marks a command that finished but with unreadable sources.
+type partialError struct{ msg string }
+
+func (e *partialError) Error() string { return e.msg }
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Main runs the command line and returns the exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, IsTerminal: isTerminal}
+	return a.Run(ctx, args)
+}
+
+// Run executes args and returns the exit code.
+func (a *App) Run(ctx context.Context, args []string) int {
+	if a.Getenv == nil {
+		a.Getenv = func(string) string { return "" }
+	}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(a.Stdin)
+	root.SetOut(a.Stdout)
+	root.SetErr(a.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := exitCode(ctx, err)
+	if a.out != nil && a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "error", "error": err.Error(), "exit_code": code})
+	} else if code != ExitPartial {
+		fmt.Fprintf(a.Stderr, "bunker: %s\n", err)
+	} else {
+		fmt.Fprintf(a.Stderr, "bunker: warning: %s\n", err)
+	}
+	return code
+}
+
+func exitCode(ctx context.Context, err error) int {
+	var ee *exitError
+	var pe *partialError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case errors.As(err, &pe):
+		return ExitPartial
+	case errors.Is(err, repository.ErrNoRepository):
+		return ExitNoRepository
+	case errors.Is(err, format.ErrNewerFormat):
+		return ExitNewerFormat
+	case errors.Is(err, repository.ErrWrongPassword):
+		return ExitWrongPassword
+	}
+	return ExitError
+}
+
+func (a *App) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "bunker",
+		Short: "Deduplicating, compressed, encrypted backups",
+		Long: `Bunker backs up directory trees and streams into deduplicated, compressed,
+encrypted repositories, and restores them exactly.
+
+` + exitCodeHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			a.setup()
+			return nil
+		},
+	}
+	root.SetVersionTemplate("bunker {{.Version}}\n")
+	f := root.PersistentFlags()
+	f.StringVarP(&a.g.repo, "repo", "r", "", "repository location (default $BUNKER_REPOSITORY)")
+	f.StringVar(&a.g.passwordFile, "password-file", "", "read the password from a file (default $BUNKER_PASSWORD_FILE)")
+	f.StringVar(&a.g.passwordCommand, "password-command", "", "run a command that prints the password (default $BUNKER_PASSWORD_COMMAND)")
+	f.StringVar(&a.g.keyHint, "key-hint", "", "try this key first")
+	f.BoolVar(&a.g.json, "json", false, "print JSON lines instead of text")
+	f.BoolVarP(&a.g.quiet, "quiet", "q", false, "print only errors")
+	f.CountVarP(&a.g.verbose, "verbose", "v", "print more (repeat for more)")
+	f.BoolVar(&a.g.noProgress, "no-progress", false, "never show a progress bar")
+	f.BoolVar(&a.weakKDF, "insecure-kdf-for-tests", false, "make new keys cheap to derive (tests only)")
+	_ = f.MarkHidden("insecure-kdf-for-tests")
+
+	root.AddCommand(
+		a.initCommand(),
+		a.keyCommand(),
+		a.backupCommand(),
+		a.snapshotsCommand(),
+		a.restoreCommand(),
+		a.lsCommand(),
+		a.catCommand(),
+		a.checkCommand(),
+		a.forgetCommand(),
+		a.pruneCommand(),
+		a.dumpCommand(),
+		a.findCommand(),
+		a.diffCommand(),
+		a.statsCommand(),
+		a.repairCommand(),
+		a.copyCommand(),
+		a.versionCommand(),
+	)
+	return root
+}
+
+func (a *App) setup() {
+	if a.g.repo == "" {
+		a.g.repo = a.Getenv("BUNKER_REPOSITORY")
+	}
+	if a.g.passwordFile == "" {
+		a.g.passwordFile = a.Getenv("BUNKER_PASSWORD_FILE")
+	}
+	if a.g.passwordCommand == "" {
+		a.g.passwordCommand = a.Getenv("BUNKER_PASSWORD_COMMAND")
+	}
+	level := slog.LevelWarn
+	if a.g.verbose > 0 {
+		level = slog.LevelInfo
+	}
+	if a.g.verbose > 1 {
+		level = slog.LevelDebug
+	}
+	if a.g.quiet {
+		level = slog.LevelError
+	}
+	a.log = slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: level}))
+	a.out = newPrinter(a)
+}
+
+func (a *App) kdf() crypto.KDFParams {
+	if a.weakKDF {
+		return crypto.WeakKDF()
+	}
+	return crypto.DefaultKDF()
+}
+
+func (a *App) stderrIsTerminal() bool {
+	if a.IsTerminal == nil {
+		return false
+	}
+	if f, ok := a.Stderr.(*os.File); ok {
+		return a.IsTerminal(f.Fd())
+	}
+	return false
+}
+
+func (a *App) stdinIsTerminal() bool {
+	if a.IsTerminal == nil {
+		return false
+	}
+	if f, ok := a.Stdin.(*os.File); ok {
+		return a.IsTerminal(f.Fd())
+	}
+	return false
+}
+
+func (a *App) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print version information",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.g.json {
+				a.out.jsonLine(map[string]any{"message_type": "version", "version": Version, "format": format.Version})
+				return nil
+			}
+			fmt.Fprintf(a.Stdout, "bunker %s (repository format v%d)\n", Version, format.Version)
+			return nil
+		},
+	}
+}
+
+func plural(n int64, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func shortErr(err error) string { return strings.TrimSpace(err.Error()) }

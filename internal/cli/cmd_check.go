@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/checker"
+	"github.com/spf13/cobra"
+)
+
+func (a *App) checkCommand() *cobra.Command {
+	var readData bool
+	var subset string
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Check the repository for errors",
+		Long: `Check the structure of the repository: index files, packs, snapshots and
+every tree they reference. --read-data also reads every pack and verifies every
+blob; --read-data-subset N% or n/t reads a part (n/t: the n-th of t slices).
+
+Damaged packs are named together with the snapshots and files they affect.
+The exit code is non-zero when anything harmful is found.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			opts := checker.Options{ReadData: readData}
+			if subset != "" {
+				opts.ReadData = true
+				if strings.HasSuffix(subset, "%") {
+					p, err := strconv.ParseFloat(strings.TrimSuffix(subset, "%"), 64)
+					if err != nil || p <= 0 || p > 100 {
+						return fmt.Errorf("--read-data-subset %q: want a percentage in (0,100]", subset)
+					}
+					opts.SubsetPercent = p
+				} else {
+					n, t, ok := strings.Cut(subset, "/")
+					ni, err1 := strconv.Atoi(n)
+					ti, err2 := strconv.Atoi(t)
+					if !ok || err1 != nil || err2 != nil || ti < 1 || ni < 1 || ni > ti {
+						return fmt.Errorf("--read-data-subset %q: want N%% or n/t with 1 <= n <= t", subset)
+					}
+					opts.SubsetPart, opts.SubsetTotal = ni, ti
+				}
+			}
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			var done, total int
+			var bytes int64
+			opts.Progress = func(d, t int, b int64) { done, total, bytes = d, t, b }
+			stop := a.out.ticker(200*time.Millisecond, func(bool) {
+				if total == 0 {
+					return
+				}
+				el := time.Since(start)
+				if a.g.json {
+					a.out.jsonLine(map[string]any{"message_type": "status", "packs_read": done, "packs_total": total, "bytes_read": bytes})
+					return
+				}
+				a.out.status(fmt.Sprintf("[%s] read %d / %d packs, %s, %s", formatDuration(el), done, total, formatBytes(bytes), formatRate(bytes, el)))
+			})
+			res, err := checker.New(r, opts).Run(ctx)
+			stop()
+			if err != nil {
+				return err
+			}
+			if a.g.json {
+				a.out.jsonLine(map[string]any{"message_type": "summary", "ok": res.OK(), "result": res, "duration_seconds": time.Since(start).Seconds()})
+			} else {
+				for _, p := range res.Problems {
+					if p.Harmless {
+						a.out.infof("note: %s", p)
+					} else {
+						fmt.Fprintf(a.Stdout, "error: %s\n", p)
+					}
+				}
+				if len(res.DamagedPacks) > 0 {
+					fmt.Fprintf(a.Stdout, "damaged packs:\n")
+					for _, p := range res.DamagedPacks {
+						fmt.Fprintf(a.Stdout, "  %s\n", p)
+					}
+				}
+				if len(res.Affected) > 0 {
+					fmt.Fprintf(a.Stdout, "affected files:\n")
+					for _, af := range res.Affected {
+						fmt.Fprintf(a.Stdout, "  snapshot %s: %s\n", af.Snapshot[:8], af.Path)
+					}
+				}
+				harmless := 0
+				for _, p := range res.Problems {
+					if p.Harmless {
+						harmless++
+					}
+				}
+				msg := fmt.Sprintf("checked %d snapshots, %d packs, %d blobs", res.Snapshots, res.Packs, res.Blobs)
+				if opts.ReadData {
+					msg += fmt.Sprintf("; read %d packs (%s)", res.PacksRead, formatBytes(res.BytesRead))
+				}
+				if harmless > 0 {
+					msg += fmt.Sprintf("; %d unreferenced packs (harmless, -v lists them)", harmless)
+				}
+				a.out.textf("%s in %s", msg, formatDuration(time.Since(start)))
+			}
+			if !res.OK() {
+				return fmt.Errorf("repository has errors: %d problems found; see 'bunker repair'", len(res.Problems)-countHarmless(res))
+			}
+			a.out.textf("no errors found")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&readData, "read-data", false, "read and verify all data")
+	cmd.Flags().StringVar(&subset, "read-data-subset", "", "read and verify a subset: N% or n/t")
+	return cmd
+}
+
+func countHarmless(res *checker.Result) int {
+	n := 0
+	for _, p := range res.Problems {
+		if p.Harmless {
+			n++
+		}
+	}
+	return n
+}

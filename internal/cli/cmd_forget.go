@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/maintenance"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/spf13/cobra"
+)
+
+type pruneFlags struct {
+	maxUnused    string
+	safetyWindow time.Duration
+}
+
+func (p *pruneFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&p.maxUnused, "max-unused", "5%", "tolerated unused space in packs before repacking (percent, or 'unlimited')")
+	cmd.Flags().DurationVar(&p.safetyWindow, "safety-window", 0, "minimum age of a deletion plan before packs are deleted")
+}
+
+func (p *pruneFlags) options(dryRun bool) (maintenance.Options, error) {
+	o := maintenance.Options{DryRun: dryRun, SafetyWindow: p.safetyWindow}
+	switch s := strings.TrimSpace(p.maxUnused); {
+	case s == "unlimited":
+		o.MaxUnused = -1
+	default:
+		v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil || v < 0 || v > 100 {
+			return o, fmt.Errorf("--max-unused %q: want a percentage like 5%% or 'unlimited'", s)
+		}
+		o.MaxUnused = v / 100
+	}
+	return o, nil
+}
+
+// parseWithin parses durations like 7d, 2w, 3m (months), 1y, 36h.
+func parseWithin(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	var total time.Duration
+	num := ""
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			num += string(c)
+			continue
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		unit := map[rune]time.Duration{'y': 365 * 24 * time.Hour, 'm': 30 * 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'd': 24 * time.Hour, 'h': time.Hour}[c]
+		if unit == 0 {
+			return 0, fmt.Errorf("bad duration %q: unit %q (use y, m, w, d, h)", s, c)
+		}
+		total += time.Duration(n) * unit
+		num = ""
+	}
+	if num != "" {
+		return 0, fmt.Errorf("bad duration %q: missing unit", s)
+	}
+	return total, nil
+}
+
+func (a *App) forgetCommand() *cobra.Command {
+	var ff snapshotFilterFlags
+	var pol snapshot.Policy
+	var within, groupBy string
+	var dryRun, prune bool
+	var pf pruneFlags
+	cmd := &cobra.Command{
+		Use:   "forget [flags] [SNAPSHOT...]",
+		Short: "Remove snapshots by ID or by a retention policy",
+		Long: `Remove the named snapshots, or apply a retention policy to every group of
+snapshots (grouped by host and paths by default). Data is freed by prune
+(--prune runs it right after).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			w, err := parseWithin(within)
+			if err != nil {
+				return err
+			}
+			pol.Within = w
+			if len(args) == 0 && pol.Empty() {
+				return errors.New("nothing to do: name snapshots or give a policy (--keep-last, --keep-daily, ...)")
+			}
+			popts, err := pf.options(dryRun)
+			if err != nil {
+				return err
+			}
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			all, errs, err := snapshot.LoadAll(ctx, r)
+			if err != nil {
+				return err
+			}
+			for name, e := range errs {
+				a.out.warnf("snapshot %s: %v", name[:8], e)
+			}
+			var remove []*snapshot.Snapshot
+			if len(args) > 0 {
+				for _, ref := range args {
+					sn, err := snapshot.Find(all, ref, snapshot.Filter{})
+					if err != nil {
+						return err
+					}
+					remove = append(remove, sn)
+				}
+			} else {
+				keys, groups, err := snapshot.Group(ff.filter().Apply(all), groupBy)
+				if err != nil {
+					return err
+				}
+				type groupOut struct {
+					Key    snapshot.GroupKey   `json:"group_key"`
+					Keep   []snapshot.Decision `json:"keep"`
+					Remove []snapshot.Decision `json:"remove"`
+				}
+				var out []groupOut
+				for _, k := range keys {
+					g := groupOut{Key: k, Keep: []snapshot.Decision{}, Remove: []snapshot.Decision{}}
+					decisions := pol.Apply(groups[k.String()])
+					var rows [][]string
+					for _, d := range decisions {
+						verdict := "remove"
+						if d.Keep {
+							verdict = "keep (" + strings.Join(d.Reasons, ", ") + ")"
+							g.Keep = append(g.Keep, d)
+						} else {
+							remove = append(remove, d.Snapshot)
+							g.Remove = append(g.Remove, d)
+						}
+						rows = append(rows, []string{d.Snapshot.ShortID(), d.Snapshot.Time.Local().Format("2006-01-02 15:04:05"), verdict})
+					}
+					out = append(out, g)
+					if !a.g.json && !a.g.quiet {
+						fmt.Fprintf(a.Stdout, "host %q paths %v tags %v — %s:\n", k.Hostname, k.Paths, k.Tags, pol)
+						table(a.Stdout, []string{"ID", "Time", "Decision"}, rows)
+						fmt.Fprintln(a.Stdout)
+					}
+				}
+				if a.g.json {
+					a.out.jsonLine(map[string]any{"message_type": "forget", "groups": out, "dry_run": dryRun})
+				}
+			}
+			if dryRun {
+				a.out.textf("dry run: would remove %s", plural(int64(len(remove)), "snapshot"))
+			} else {
+				for _, sn := range remove {
+					if err := snapshot.Remove(ctx, r, sn.ID); err != nil {
+						return fmt.Errorf("remove snapshot %s: %w", sn.ShortID(), err)
+					}
+				}
+				a.out.textf("removed %s", plural(int64(len(remove)), "snapshot"))
+			}
+			if prune && (len(remove) > 0 || dryRun) {
+				return a.doPrune(ctx, r, popts)
+			}
+			return nil
+		},
+	}
+	addFilterFlags(cmd, &ff)
+	f := cmd.Flags()
+	f.IntVarP(&pol.Last, "keep-last", "l", 0, "keep the last `n` snapshots (-1: all)")
+	f.IntVarP(&pol.Hourly, "keep-hourly", "H", 0, "keep the last `n` hourly snapshots")
+	f.IntVarP(&pol.Daily, "keep-daily", "d", 0, "keep the last `n` daily snapshots")
+	f.IntVarP(&pol.Weekly, "keep-weekly", "w", 0, "keep the last `n` weekly snapshots")
+	f.IntVarP(&pol.Monthly, "keep-monthly", "m", 0, "keep the last `n` monthly snapshots")
+	f.IntVarP(&pol.Yearly, "keep-yearly", "y", 0, "keep the last `n` yearly snapshots")
+	f.StringVar(&within, "keep-within", "", "keep snapshots within `duration` of the newest (e.g. 7d, 2w, 1y2m)")
+	f.StringArrayVar(&pol.Tags, "keep-tag", nil, "keep snapshots with this `tag`")
+	f.StringVarP(&groupBy, "group-by", "g", "host,paths", "group snapshots by `fields` before applying the policy")
+	f.BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be removed")
+	f.BoolVar(&prune, "prune", false, "prune unreferenced data afterwards")
+	pf.add(cmd)
+	return cmd
+}
+
+func (a *App) pruneCommand() *cobra.Command {
+	var dryRun bool
+	var pf pruneFlags
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Delete data no snapshot references",
+		Long: `Delete packs that no snapshot references and repack packs with too much
+unused space. Prune runs safely while backups write to the repository: data is
+first planned for deletion (backups stop using it), and deleted once every
+backup that was running then has finished — right away when none was.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			popts, err := pf.options(dryRun)
+			if err != nil {
+				return err
+			}
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			return a.doPrune(ctx, r, popts)
+		},
+	}
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be done")
+	pf.add(cmd)
+	return cmd
+}
+
+func (a *App) doPrune(ctx context.Context, r *repository.Repository, opts maintenance.Options) error {
+	opts.Progress = func(p string) { a.out.infof("prune: %s", p) }
+	start := time.Now()
+	res, err := maintenance.Prune(ctx, r, opts)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "prune", "result": res, "duration_seconds": time.Since(start).Seconds()})
+		return nil
+	}
+	if opts.DryRun {
+		a.out.textf("dry run: would plan %d of %d packs for deletion (%s), %d of them to repack", res.PacksPlanned, res.PacksTotal, formatBytes(res.BytesPlanned), res.PacksRepacked)
+		return nil
+	}
+	a.out.textf("prune: %d snapshots keep data; planned %d packs (%s), repacked %d blobs", res.Snapshots, res.PacksPlanned, formatBytes(res.BytesPlanned), res.BlobsRepacked)
+	a.out.textf("prune: deleted %d packs (%s)%s", res.PacksDeleted, formatBytes(res.BytesDeleted), map[bool]string{true: ", index compacted", false: ""}[res.IndexCompacted])
+	if res.PlansWaiting > 0 {
+		a.out.textf("prune: %d deletion plans wait for %d running backups; the next prune after they finish deletes them", res.PlansWaiting, len(res.WaitingSessions))
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *App) keyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "key",
+		Short: "Manage the password keys of a repository",
+	}
+	var newPwFile string
+	add := &cobra.Command{
+		Use:   "add",
+		Short: "Add a password that opens the repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			pw, err := a.newPassword(ctx, newPwFile)
+			if err != nil {
+				return err
+			}
+			name, err := r.AddKey(ctx, pw, a.kdf())
+			if err != nil {
+				return err
+			}
+			if a.g.json {
+				a.out.jsonLine(map[string]any{"message_type": "key_added", "id": name})
+				return nil
+			}
+			a.out.textf("added key %s", name[:8])
+			return nil
+		},
+	}
+	add.Flags().StringVar(&newPwFile, "new-password-file", "", "file holding the new password (default $BUNKER_NEW_PASSWORD or a prompt)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List keys",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			keys, err := r.Keys(ctx)
+			if err != nil {
+				return err
+			}
+			if a.g.json {
+				a.out.jsonLine(map[string]any{"message_type": "keys", "keys": keys})
+				return nil
+			}
+			var rows [][]string
+			for _, k := range keys {
+				cur := " "
+				if k.Current {
+					cur = "*"
+				}
+				rows = append(rows, []string{cur + k.Name[:8], k.User, k.Host, k.Created.Local().Format("2006-01-02 15:04:05"), k.KDF})
+			}
+			table(a.Stdout, []string{" ID", "User", "Host", "Created", "KDF"}, rows)
+			return nil
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a key (not the one in use, not the last)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			if err := r.RemoveKey(ctx, args[0]); err != nil {
+				return err
+			}
+			a.out.textf("removed key %s", args[0])
+			return nil
+		},
+	}
+	var passwdFile string
+	passwd := &cobra.Command{
+		Use:   "passwd",
+		Short: "Change the password of the key in use",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			pw, err := a.newPassword(ctx, passwdFile)
+			if err != nil {
+				return err
+			}
+			name, err := r.ChangePassword(ctx, pw, a.kdf())
+			if err != nil {
+				return err
+			}
+			a.out.textf("password changed; new key %s", name[:8])
+			return nil
+		},
+	}
+	passwd.Flags().StringVar(&passwdFile, "new-password-file", "", "file holding the new password (default $BUNKER_NEW_PASSWORD or a prompt)")
+	cmd.AddCommand(add, list, remove, passwd)
+	_ = fmt.Sprint
+	return cmd
+}

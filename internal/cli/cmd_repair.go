@@ -1,0 +1,249 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/format"
+	"github.com/bunkerbackup/bunker/internal/engine/index"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/engine/walker"
+	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/spf13/cobra"
+)
+
+func (a *App) repairCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "repair", Short: "Repair the index or snapshots"}
+	idx := &cobra.Command{
+		Use:   "index",
+		Short: "Rebuild the index from the packs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			return a.repairIndex(ctx, r)
+		},
+	}
+	var dryRun, keep bool
+	snaps := &cobra.Command{
+		Use:   "snapshots [SNAPSHOT...]",
+		Short: "Drop references to lost data from snapshots",
+		Long: `Rewrite snapshots that reference missing or damaged data: files with lost
+content are removed from the new snapshot (and listed), unreadable directories
+become empty. The repaired snapshot carries the tag "repaired" and records the
+original; the original is removed unless --keep-original.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.repairSnapshots(cmd.Context(), args, dryRun, keep)
+		},
+	}
+	snaps.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only report what would change")
+	snaps.Flags().BoolVar(&keep, "keep-original", false, "keep the damaged original snapshots")
+	cmd.AddCommand(idx, snaps)
+	return cmd
+}
+
+func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {
+	old, err := r.List(ctx, storage.IndexFile)
+	if err != nil {
+		return err
+	}
+	packs, err := r.List(ctx, storage.PackFile)
+	if err != nil {
+		return err
+	}
+	var f index.File
+	var bad int
+	for i, fi := range packs {
+		id, err := format.ParseID(fi.Name)
+		if err != nil {
+			continue
+		}
+		entries, _, err := r.ReadTrailer(ctx, id, fi.Size)
+		if err != nil {
+			bad++
+			a.out.warnf("pack %s: %v (left out of the index)", id.Short(), err)
+			continue
+		}
+		n := uint32(len(f.Packs))
+		f.Packs = append(f.Packs, id)
+		for _, e := range entries {
+			f.Entries = append(f.Entries, index.FileEntry{Pack: n, Entry: e})
+		}
+		if a.out.progress {
+			a.out.status(fmt.Sprintf("read %d / %d pack trailers", i+1, len(packs)))
+		}
+	}
+	a.out.doneStatus()
+	for _, fi := range old {
+		if id, err := format.ParseID(fi.Name); err == nil {
+			f.Supersedes = append(f.Supersedes, id)
+		}
+	}
+	b := index.EncodeFile(r.Key(), &f)
+	newID := pack.Hash(b)
+	if err := r.Backend().Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(newID)}, b, storage.SaveOptions{}); err != nil {
+		return fmt.Errorf("save index: %w", err)
+	}
+	for _, fi := range old {
+		if fi.Name == pack.Name(newID) {
+			continue
+		}
+		if err := r.Backend().Remove(ctx, storage.Handle{Type: storage.IndexFile, Name: fi.Name}); err != nil {
+			return fmt.Errorf("remove old index %s: %w", fi.Name[:8], err)
+		}
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "packs": len(f.Packs), "blobs": len(f.Entries), "damaged_packs": bad, "index": newID.String()})
+	} else {
+		a.out.textf("rebuilt the index from %d packs (%d blobs); %d unreadable packs left out", len(f.Packs), len(f.Entries), bad)
+	}
+	return nil
+}
+
+func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep bool) error {
+	r, err := a.openRepoIndexed(ctx)
+	if err != nil {
+		return err
+	}
+	sess, err := r.StartSession(ctx, "repair snapshots")
+	if err != nil {
+		return err
+	}
+	defer sess.End(context.Background())
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return err
+	}
+	list := all
+	if len(refs) > 0 {
+		list = nil
+		for _, ref := range refs {
+			sn, err := snapshot.Find(all, ref, snapshot.Filter{})
+			if err != nil {
+				return err
+			}
+			list = append(list, sn)
+		}
+	}
+	usable := func(id tree.ID, t pack.BlobType) bool { _, ok := r.Index().Lookup(id, t); return ok }
+	memo := map[tree.ID]tree.ID{}
+	var rewrite func(id tree.ID, p string, changed *bool) (tree.ID, error)
+	rewrite = func(id tree.ID, p string, changed *bool) (tree.ID, error) {
+		if nid, ok := memo[id]; ok {
+			if nid != id {
+				*changed = true
+			}
+			return nid, nil
+		}
+		t, err := walker.LoadTree(ctx, r, id)
+		if err != nil {
+			*changed = true
+			a.out.textf("%s: directory unreadable, emptied (%v)", p, err)
+			nt := &tree.Tree{}
+			b, _ := nt.Encode()
+			if dryRun {
+				return r.Hash(b), nil
+			}
+			nid, _, err := r.SaveBlob(ctx, pack.TreeBlob, b)
+			return nid, err
+		}
+		var out tree.Tree
+		local := false
+		for _, n := range t.Nodes {
+			np := p + "/" + string(n.Name)
+			switch {
+			case n.Type == tree.TypeFile:
+				ok := true
+				for _, c := range n.Content {
+					if !usable(c, pack.DataBlob) {
+						ok = false
+						break
+					}
+				}
+				if !ok {
+					local = true
+					a.out.textf("%s: content lost, file removed from the snapshot", np)
+					continue
+				}
+			case n.Type == tree.TypeDir && n.Subtree != nil:
+				sub, err := rewrite(*n.Subtree, np, &local)
+				if err != nil {
+					return id, err
+				}
+				if sub != *n.Subtree {
+					nn := *n
+					nn.Subtree = &sub
+					n = &nn
+				}
+			}
+			out.Nodes = append(out.Nodes, n)
+		}
+		if !local {
+			memo[id] = id
+			return id, nil
+		}
+		*changed = true
+		b, err := out.Encode()
+		if err != nil {
+			return id, err
+		}
+		nid := r.Hash(b)
+		if !dryRun {
+			if nid, _, err = r.SaveBlob(ctx, pack.TreeBlob, b); err != nil {
+				return id, err
+			}
+		}
+		memo[id] = nid
+		return nid, nil
+	}
+	repaired := 0
+	for _, sn := range list {
+		changed := false
+		root, err := rewrite(sn.Tree, "", &changed)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			continue
+		}
+		repaired++
+		if dryRun {
+			a.out.textf("snapshot %s would be repaired", sn.ShortID())
+			continue
+		}
+		if err := r.Flush(ctx); err != nil {
+			return err
+		}
+		nsn := *sn
+		nsn.Tree = root
+		orig := sn.ID
+		if sn.Original != nil {
+			orig = *sn.Original
+		}
+		nsn.Original = &orig
+		if !bytes.Contains([]byte(fmt.Sprint(nsn.Tags)), []byte("repaired")) {
+			nsn.Tags = append(append([]string(nil), nsn.Tags...), "repaired")
+		}
+		nsn.Time = sn.Time
+		if _, err := snapshot.Save(ctx, r, &nsn); err != nil {
+			return err
+		}
+		a.out.textf("snapshot %s repaired as %s", sn.ShortID(), nsn.ShortID())
+		if !keep {
+			if err := snapshot.Remove(ctx, r, sn.ID); err != nil {
+				return err
+			}
+		}
+	}
+	a.out.textf("%d of %d snapshots needed repair", repaired, len(list))
+	_ = time.Now
+	return nil
+}

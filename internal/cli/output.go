@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// printer writes human text or JSON lines, and a progress line on a TTY.
+type printer struct {
+	a        *App
+	mu       sync.Mutex
+	progress bool // a progress line may be drawn on stderr
+	drawn    bool
+}
+
+func newPrinter(a *App) *printer {
+	return &printer{a: a, progress: !a.g.json && !a.g.quiet && !a.g.noProgress && a.stderrIsTerminal()}
+}
+
+// jsonLine prints one JSON object on stdout.
+func (p *printer) jsonLine(v any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(fmt.Sprintf(`{"message_type":"error","error":%q}`, err.Error()))
+	}
+	p.clearLocked()
+	p.a.Stdout.Write(append(b, '\n'))
+}
+
+// textf prints a line of text on stdout unless --json or --quiet.
+func (p *printer) textf(format string, args ...any) {
+	if p.a.g.json || p.a.g.quiet {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+	fmt.Fprintf(p.a.Stdout, format+"\n", args...)
+}
+
+// infof prints at -v.
+func (p *printer) infof(format string, args ...any) {
+	if p.a.g.verbose > 0 {
+		p.textf(format, args...)
+	}
+}
+
+// warnf prints a warning on stderr (as a JSON line with --json).
+func (p *printer) warnf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if p.a.g.json {
+		p.jsonLine(map[string]any{"message_type": "warning", "message": msg})
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+	fmt.Fprintf(p.a.Stderr, "warning: %s\n", msg)
+}
+
+func (p *printer) clearLocked() {
+	if p.drawn {
+		fmt.Fprint(p.a.Stderr, "\r\033[K")
+		p.drawn = false
+	}
+}
+
+// status draws the progress line (TTY only).
+func (p *printer) status(line string) {
+	if !p.progress {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprint(p.a.Stderr, "\r\033[K"+line)
+	p.drawn = true
+}
+
+func (p *printer) doneStatus() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+}
+
+// ticker calls fn every interval until stop is closed; used for progress.
+// With --json it emits status lines once a second.
+func (p *printer) ticker(interval time.Duration, fn func(final bool)) (stop func()) {
+	if !p.progress && !p.a.g.json {
+		return func() {}
+	}
+	if p.a.g.json && interval < time.Second {
+		interval = time.Second
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fn(false)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		p.doneStatus()
+	}
+}
+
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func formatDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	h := d / time.Hour
+	m := (d % time.Hour) / time.Minute
+	s := (d % time.Minute) / time.Second
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
+	}
+	return fmt.Sprintf("%d:%02d", m, s)
+}
+
+func formatRate(bytes int64, d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return formatBytes(int64(float64(bytes)/d.Seconds())) + "/s"
+}
+
+// table prints aligned columns.
+func table(w io.Writer, header []string, rows [][]string) {
+	widths := make([]int, len(header))
+	for i, h := range header {
+		widths[i] = len(h)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			if i < len(widths) && len([]rune(c)) > widths[i] {
+				widths[i] = len([]rune(c))
+			}
+		}
+	}
+	line := func(cells []string) {
+		var b strings.Builder
+		for i, c := range cells {
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i == len(cells)-1 {
+				b.WriteString(c)
+			} else {
+				b.WriteString(c + strings.Repeat(" ", widths[i]-len([]rune(c))))
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	line(header)
+	total := 0
+	for _, wd := range widths {
+		total += wd + 2
+	}
+	fmt.Fprintln(w, strings.Repeat("-", total-2))
+	for _, r := range rows {
+		line(r)
+	}
+}

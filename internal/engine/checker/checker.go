@@ -1,0 +1,450 @@
+package checker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/bunkerbackup/bunker/internal/engine/format"
+	"github.com/bunkerbackup/bunker/internal/engine/index"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+// ID of a blob, pack or snapshot.
+type ID = format.ID
+
+// Problem is one finding.
+type Problem struct {
+	Kind    string `json:"kind"` // index, pack, snapshot, tree, blob
+	Object  string `json:"object"`
+	Message string `json:"message"`
+	// Harmless problems (unreferenced packs left by an interrupted backup)
+	// do not make the check fail.
+	Harmless bool `json:"harmless,omitempty"`
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s %s: %s", p.Kind, p.Object, p.Message) }
+
+// Affected names a file hurt by damaged or missing blobs.
+type Affected struct {
+	Snapshot string `json:"snapshot"`
+	Path     string `json:"path"`
+}
+
+// Result of a check.
+type Result struct {
+	Problems     []Problem  `json:"problems"`
+	DamagedPacks []string   `json:"damaged_packs,omitempty"`
+	Affected     []Affected `json:"affected,omitempty"`
+	Snapshots    int        `json:"snapshots"`
+	Packs        int        `json:"packs"`
+	PacksRead    int        `json:"packs_read"`
+	BytesRead    int64      `json:"bytes_read"`
+	Blobs        int        `json:"blobs"`
+}
+
+// OK reports whether no harmful problem was found.
+func (r *Result) OK() bool {
+	for _, p := range r.Problems {
+		if !p.Harmless {
+			return false
+		}
+	}
+	return true
+}
+
+// Options for a check.
+type Options struct {
+	ReadData bool
+	// Subset selects packs to read: when Total > 0, packs whose position in
+	// name order modulo Total equals Part-1; when Percent > 0, that share of
+	// packs chosen at random.
+	SubsetPart, SubsetTotal int
+	SubsetPercent           float64
+	// Progress is called after each pack read (may be nil).
+	Progress func(done, total int, bytes int64)
+	Workers  int
+}
+
+// Checker checks one repository.
+type Checker struct {
+	r    *repository.Repository
+	opts Options
+	res  Result
+	mu   sync.Mutex
+}
+
+// New returns a checker.
+func New(r *repository.Repository, opts Options) *Checker {
+	if opts.Workers <= 0 {
+		opts.Workers = 2
+	}
+	return &Checker{r: r, opts: opts}
+}
+
+func (c *Checker) add(p Problem) {
+	c.mu.Lock()
+	c.res.Problems = append(c.res.Problems, p)
+	c.mu.Unlock()
+}
+
+// Run performs the check. The repository's index must not be loaded yet.
+func (c *Checker) Run(ctx context.Context) (*Result, error) {
+	r := c.r
+	// 1. Index files.
+	files, errs, err := r.IndexFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for name, e := range errs {
+		c.add(Problem{Kind: "index", Object: name, Message: e.Error()})
+	}
+	superseded := map[ID]bool{}
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	for id, f := range files {
+		if !superseded[id] {
+			r.Index().AddFile(f)
+		}
+	}
+	plans, err := r.Plans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	planned := map[ID]bool{}
+	for _, p := range plans {
+		for _, pk := range p.Packs {
+			planned[pk] = true
+		}
+	}
+	// 2. Packs: indexed packs must exist and be long enough.
+	stored := map[ID]int64{}
+	infos, err := r.List(ctx, storage.PackFile)
+	if err != nil {
+		return nil, err
+	}
+	for _, fi := range infos {
+		id, err := format.ParseID(fi.Name)
+		if err != nil {
+			c.add(Problem{Kind: "pack", Object: fi.Name, Message: "name is not a pack ID", Harmless: true})
+			continue
+		}
+		stored[id] = fi.Size
+	}
+	c.res.Packs = len(stored)
+	contents := r.Index().PackContents()
+	missingPacks := map[ID]bool{}
+	for pk, entries := range contents {
+		size, ok := stored[pk]
+		if !ok {
+			if planned[pk] {
+				continue // swept by prune; its index entries go at the next compaction
+			}
+			missingPacks[pk] = true
+			c.add(Problem{Kind: "pack", Object: pk.String(), Message: fmt.Sprintf("indexed pack is missing (%d blobs)", len(entries))})
+			continue
+		}
+		var end int64
+		for _, e := range entries {
+			end = max(end, int64(e.Offset)+int64(e.Length))
+		}
+		if end > size {
+			missingPacks[pk] = true
+			c.add(Problem{Kind: "pack", Object: pk.String(), Message: fmt.Sprintf("pack is %d bytes but the index needs %d: truncated", size, end)})
+		}
+	}
+	for pk := range stored {
+		if _, ok := contents[pk]; !ok {
+			c.add(Problem{Kind: "pack", Object: pk.String(), Message: "pack is not indexed (left by an interrupted backup; the next backup adopts it, prune removes it)", Harmless: true})
+		}
+	}
+	// 3. Snapshots and trees.
+	snaps, serrs, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for name, e := range serrs {
+		c.add(Problem{Kind: "snapshot", Object: name, Message: e.Error()})
+	}
+	c.res.Snapshots = len(snaps)
+	usable := func(id ID, t pack.BlobType) bool {
+		for _, l := range r.Index().LookupAll(id, t) {
+			if !missingPacks[l.Pack] {
+				if _, ok := stored[l.Pack]; ok {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	bad := map[ID]bool{} // blobs that are missing
+	if err := c.walk(ctx, snaps, func(sn *snapshot.Snapshot, p string, n *tree.Node) {
+		for _, id := range n.Content {
+			if !usable(id, pack.DataBlob) {
+				bad[id] = true
+			}
+		}
+	}, func(sn *snapshot.Snapshot, p string, id ID, err error) {
+		c.add(Problem{Kind: "tree", Object: id.String(), Message: fmt.Sprintf("snapshot %s path %s: %v", sn.ID.Short(), p, err)})
+	}); err != nil {
+		return nil, err
+	}
+	for id := range bad {
+		c.add(Problem{Kind: "blob", Object: id.String(), Message: "data blob referenced by a snapshot is not stored"})
+	}
+	// 4. Read data.
+	damaged := map[ID]bool{}
+	if c.opts.ReadData {
+		d, err := c.readPacks(ctx, stored, contents)
+		if err != nil {
+			return nil, err
+		}
+		for id := range d {
+			damaged[id] = true
+		}
+	}
+	for id := range bad {
+		damaged[id] = true
+	}
+	if len(damaged) > 0 {
+		if err := c.walk(ctx, snaps, func(sn *snapshot.Snapshot, p string, n *tree.Node) {
+			for _, id := range n.Content {
+				if damaged[id] {
+					c.res.Affected = append(c.res.Affected, Affected{Snapshot: sn.ID.String(), Path: p})
+					return
+				}
+			}
+		}, nil); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(c.res.Problems, func(i, j int) bool {
+		a, b := c.res.Problems[i], c.res.Problems[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.Object < b.Object
+	})
+	slices.Sort(c.res.DamagedPacks)
+	c.res.Blobs = r.Index().Len()
+	return &c.res, nil
+}
+
+// walk visits every file node of every snapshot. Trees shared between
+// snapshots are visited once per snapshot only when onNode needs paths.
+func (c *Checker) walk(ctx context.Context, snaps []*snapshot.Snapshot, onNode func(*snapshot.Snapshot, string, *tree.Node), onTreeErr func(*snapshot.Snapshot, string, ID, error)) error {
+	cache := map[ID]*tree.Tree{}
+	failed := map[ID]error{}
+	load := func(id ID) (*tree.Tree, error) {
+		if t, ok := cache[id]; ok {
+			return t, nil
+		}
+		if err, ok := failed[id]; ok {
+			return nil, err
+		}
+		b, err := c.r.LoadBlob(ctx, pack.TreeBlob, id, nil)
+		var t *tree.Tree
+		if err == nil {
+			t, err = tree.Decode(b)
+		}
+		if err != nil {
+			failed[id] = err
+			return nil, err
+		}
+		if len(cache) < 100000 {
+			cache[id] = t
+		}
+		return t, nil
+	}
+	var visit func(sn *snapshot.Snapshot, p string, id ID, seen map[ID]bool) error
+	visit = func(sn *snapshot.Snapshot, p string, id ID, seen map[ID]bool) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if seen[id] {
+			return nil
+		}
+		seen[id] = true
+		t, err := load(id)
+		if err != nil {
+			if onTreeErr != nil && !errors.Is(err, context.Canceled) {
+				onTreeErr(sn, p, id, err)
+			}
+			return nil
+		}
+		for _, n := range t.Nodes {
+			np := path.Join(p, string(n.Name))
+			switch n.Type {
+			case tree.TypeDir:
+				if n.Subtree != nil {
+					if err := visit(sn, np, *n.Subtree, seen); err != nil {
+						return err
+					}
+				}
+			case tree.TypeFile:
+				onNode(sn, np, n)
+			}
+		}
+		return nil
+	}
+	for _, sn := range snaps {
+		// A fresh seen-set per snapshot keeps paths right for reports;
+		// the tree cache keeps it cheap.
+		if err := visit(sn, "/", sn.Tree, map[ID]bool{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readPacks reads the selected packs fully and returns the IDs of blobs
+// found damaged.
+func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents map[ID][]pack.Entry) (map[ID]bool, error) {
+	var names []ID
+	for id := range stored {
+		names = append(names, id)
+	}
+	slices.SortFunc(names, func(a, b ID) int { return compare(a, b) })
+	var sel []ID
+	for i, id := range names {
+		switch {
+		case c.opts.SubsetTotal > 0:
+			if i%c.opts.SubsetTotal == c.opts.SubsetPart-1 {
+				sel = append(sel, id)
+			}
+		case c.opts.SubsetPercent > 0:
+			// Deterministic per pack but spread: use the first ID byte pair.
+			if float64(uint16(id[0])<<8|uint16(id[1]))/65536.0*100 < c.opts.SubsetPercent {
+				sel = append(sel, id)
+			}
+		default:
+			sel = append(sel, id)
+		}
+	}
+	damaged := map[ID]bool{}
+	var mu sync.Mutex
+	var done int
+	var bytes int64
+	work := make(chan ID)
+	var wg sync.WaitGroup
+	for i := 0; i < c.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				bad, n, probs := c.readPack(ctx, id, contents[id])
+				mu.Lock()
+				for _, b := range bad {
+					damaged[b] = true
+				}
+				if len(probs) > 0 {
+					c.res.DamagedPacks = append(c.res.DamagedPacks, id.String())
+				}
+				c.res.Problems = append(c.res.Problems, probs...)
+				done++
+				bytes += n
+				if c.opts.Progress != nil {
+					c.opts.Progress(done, len(sel), bytes)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, id := range sel {
+		select {
+		case work <- id:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.res.PacksRead = len(sel)
+	c.res.BytesRead = bytes
+	return damaged, nil
+}
+
+func compare(a, b ID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}
+
+// readPack verifies one pack: hash, trailer, and every blob. It returns the
+// damaged blob IDs (from the index's view of the pack).
+func (c *Checker) readPack(ctx context.Context, id ID, indexed []pack.Entry) ([]ID, int64, []Problem) {
+	h := storage.Handle{Type: storage.PackFile, Name: pack.Name(id)}
+	data, err := storage.LoadAll(ctx, c.r.Backend(), h)
+	allBad := func(msg string) ([]ID, int64, []Problem) {
+		var ids []ID
+		for _, e := range indexed {
+			ids = append(ids, e.ID)
+		}
+		return ids, int64(len(data)), []Problem{{Kind: "pack", Object: id.String(), Message: msg}}
+	}
+	if err != nil {
+		return allBad("cannot be read: " + err.Error())
+	}
+	var probs []Problem
+	if got := pack.Hash(data); got != id {
+		probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("content hash is %s: the pack is damaged", got.Short())})
+	}
+	entries, _, err := pack.Parse(c.r.Key(), data)
+	if err != nil {
+		probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: "trailer: " + err.Error()})
+		entries = nil
+	} else if len(indexed) > 0 {
+		// The index must agree with the trailer.
+		byID := map[ID]pack.Entry{}
+		for _, e := range entries {
+			byID[e.ID] = e
+		}
+		for _, e := range indexed {
+			if te, ok := byID[e.ID]; !ok || te != e {
+				probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("index entry for blob %s does not match the pack trailer", e.ID.Short())})
+			}
+		}
+	}
+	// Check every blob the index knows (and those of the trailer).
+	check := indexed
+	if len(check) == 0 {
+		check = entries
+	}
+	var bad []ID
+	var buf []byte
+	for _, e := range check {
+		if int64(e.Offset)+int64(e.Length) > int64(len(data)) {
+			bad = append(bad, e.ID)
+			probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("blob %s at offset %d: beyond the end of the pack", e.ID.Short(), e.Offset)})
+			continue
+		}
+		sealed := data[e.Offset : e.Offset+e.Length]
+		plain, err := c.r.OpenSealed(index.Location{Pack: id, Entry: e}, sealed, buf)
+		if err == nil && c.r.Hash(plain) != e.ID {
+			err = fmt.Errorf("plaintext hashes to %s", c.r.Hash(plain).Short())
+		}
+		if err != nil {
+			bad = append(bad, e.ID)
+			probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("%s blob %s at offset %d: %v", e.Type, e.ID.Short(), e.Offset, err)})
+			continue
+		}
+		buf = plain
+	}
+	return bad, int64(len(data)), probs
+}

@@ -1,0 +1,601 @@
+package maintenance
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/crypto"
+	"github.com/bunkerbackup/bunker/internal/engine/format"
+	"github.com/bunkerbackup/bunker/internal/engine/index"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+// ID of a blob or pack.
+type ID = format.ID
+
+// Options for Prune.
+type Options struct {
+	DryRun bool
+	// MaxUnused is the share of unused bytes in partly used packs that is
+	// tolerated before they are repacked (0.05 = 5%). Negative disables
+	// repacking.
+	MaxUnused float64
+	// SafetyWindow is the minimum age (store time) of a plan before it is
+	// swept. Zero relies on the store's read-after-write consistency.
+	SafetyWindow time.Duration
+	// Progress reports phases (may be nil).
+	Progress func(phase string)
+}
+
+// Result reports what prune did.
+type Result struct {
+	Snapshots       int      `json:"snapshots"`
+	PacksTotal      int      `json:"packs_total"`
+	PacksPlanned    int      `json:"packs_planned"`
+	BytesPlanned    int64    `json:"bytes_planned"`
+	PacksRepacked   int      `json:"packs_repacked"`
+	BlobsRepacked   int      `json:"blobs_repacked"`
+	PacksDeleted    int      `json:"packs_deleted"`
+	BytesDeleted    int64    `json:"bytes_deleted"`
+	PacksKept       int      `json:"packs_resurrected"`
+	IndexCompacted  bool     `json:"index_compacted"`
+	IndexFilesGone  int      `json:"index_files_removed"`
+	PlansSwept      int      `json:"plans_swept"`
+	PlansWaiting    int      `json:"plans_waiting"`
+	WaitingSessions []string `json:"waiting_sessions,omitempty"`
+	UnusedBytes     int64    `json:"unused_bytes_after"`
+	DryRun          bool     `json:"dry_run"`
+}
+
+// LeaseTTL is how long a maintenance lease stays valid without refresh.
+const LeaseTTL = 10 * time.Minute
+
+const leaseName = "lease"
+
+// ErrBusy means another prune holds the maintenance lease.
+var ErrBusy = errors.New("another prune is running")
+
+type lease struct {
+	r    *repository.Repository
+	stop chan struct{}
+	done chan struct{}
+}
+
+// storeNow learns the store's clock by writing and reading a probe object.
+func storeNow(ctx context.Context, r *repository.Repository) (time.Time, error) {
+	h := storage.Handle{Type: storage.MaintFile, Name: "clock-" + hex.EncodeToString(crypto.Random(8))}
+	be := r.Backend()
+	if err := be.Save(ctx, h, []byte("clock"), storage.SaveOptions{}); err != nil {
+		return time.Time{}, fmt.Errorf("probe store clock: %w", err)
+	}
+	fi, err := be.Stat(ctx, h)
+	_ = be.Remove(ctx, h)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("probe store clock: %w", err)
+	}
+	return fi.ModTime, nil
+}
+
+func acquireLease(ctx context.Context, r *repository.Repository) (*lease, error) {
+	h := storage.Handle{Type: storage.MaintFile, Name: leaseName}
+	info := repository.SessionInfo{Command: "prune", Started: time.Now().UTC()}
+	for attempt := 0; attempt < 2; attempt++ {
+		err := r.SaveJSONNamed(ctx, storage.MaintFile, leaseName, info, storage.SaveOptions{IfNotExists: true})
+		if err == nil {
+			l := &lease{r: r, stop: make(chan struct{}), done: make(chan struct{})}
+			go l.refresh(info)
+			return l, nil
+		}
+		if !errors.Is(err, storage.ErrExists) {
+			return nil, err
+		}
+		fi, serr := r.Backend().Stat(ctx, h)
+		if serr != nil {
+			if errors.Is(serr, storage.ErrNotExist) {
+				continue
+			}
+			return nil, serr
+		}
+		now, nerr := storeNow(ctx, r)
+		if nerr != nil {
+			return nil, nerr
+		}
+		if now.Sub(fi.ModTime) < LeaseTTL {
+			return nil, fmt.Errorf("%w (lease taken %s ago; it expires by itself %s after its last refresh)", ErrBusy, now.Sub(fi.ModTime).Round(time.Second), LeaseTTL)
+		}
+		// Stale lease of a prune that died: take it over.
+		if err := r.Backend().Remove(ctx, h); err != nil {
+			return nil, err
+		}
+	}
+	return nil, ErrBusy
+}
+
+func (l *lease) refresh(info repository.SessionInfo) {
+	defer close(l.done)
+	t := time.NewTicker(LeaseTTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_ = l.r.SaveJSONNamed(ctx, storage.MaintFile, leaseName, info, storage.SaveOptions{})
+			cancel()
+		}
+	}
+}
+
+func (l *lease) release(ctx context.Context) {
+	close(l.stop)
+	<-l.done
+	_ = l.r.Backend().Remove(ctx, storage.Handle{Type: storage.MaintFile, Name: leaseName})
+}
+
+// Prune sweeps plans that are due and plans what is unreferenced now. r
+// must be opened but its index not loaded.
+func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result, error) {
+	progress := func(p string) {
+		if opts.Progress != nil {
+			opts.Progress(p)
+		}
+	}
+	res := &Result{DryRun: opts.DryRun}
+	if !opts.DryRun {
+		l, err := acquireLease(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			l.release(rctx)
+			cancel()
+		}()
+	}
+	progress("loading index")
+	if err := r.LoadIndex(ctx, false); err != nil {
+		return nil, err
+	}
+	// Sweep due plans.
+	if !opts.DryRun {
+		if err := sweep(ctx, r, opts, res, progress); err != nil {
+			return nil, err
+		}
+	}
+	// Mark.
+	progress("finding reachable blobs")
+	reach, nsnap, err := Reachable(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	res.Snapshots = nsnap
+	stored, err := storedPacks(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	res.PacksTotal = len(stored)
+	plans, err := r.Plans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	planned := map[ID]bool{}
+	for _, p := range plans {
+		for _, pk := range p.Packs {
+			planned[pk] = true
+		}
+	}
+	contents := r.Index().PackContents()
+	type packUse struct {
+		id           ID
+		used, unused int64
+		size         int64
+	}
+	var deletable []ID
+	var partly []packUse
+	var totalUnused int64
+	var totalSize int64
+	for pk, size := range stored {
+		if planned[pk] {
+			continue
+		}
+		entries, indexed := contents[pk]
+		if !indexed {
+			deletable = append(deletable, pk) // unindexed: interrupted writer
+			res.BytesPlanned += size
+			continue
+		}
+		u := packUse{id: pk, size: size}
+		for _, e := range entries {
+			if reach.has(e.ID, e.Type) {
+				u.used += int64(e.Length)
+			} else {
+				u.unused += int64(e.Length)
+			}
+		}
+		totalSize += size
+		switch {
+		case u.used == 0:
+			deletable = append(deletable, pk)
+			res.BytesPlanned += size
+		case u.unused > 0:
+			partly = append(partly, u)
+			totalUnused += u.unused
+		}
+	}
+	// Repack partly used packs with the most waste first, until the unused
+	// share is within MaxUnused.
+	var repack []ID
+	if opts.MaxUnused >= 0 && totalSize > 0 {
+		sort.Slice(partly, func(i, j int) bool {
+			return float64(partly[i].unused)/float64(partly[i].size) > float64(partly[j].unused)/float64(partly[j].size)
+		})
+		for _, u := range partly {
+			if float64(totalUnused) <= opts.MaxUnused*float64(totalSize) {
+				break
+			}
+			repack = append(repack, u.id)
+			totalUnused -= u.unused
+			res.BytesPlanned += u.size
+		}
+	}
+	res.UnusedBytes = totalUnused
+	res.PacksPlanned = len(deletable) + len(repack)
+	res.PacksRepacked = len(repack)
+	if opts.DryRun || res.PacksPlanned == 0 {
+		return res, nil
+	}
+	if len(repack) > 0 {
+		progress("repacking")
+		n, err := repackBlobs(ctx, r, repack, contents, reach)
+		if err != nil {
+			return nil, err
+		}
+		res.BlobsRepacked = n
+	}
+	plan := &repository.Plan{Created: time.Now().UTC(), Packs: append(deletable, repack...), Bytes: res.BytesPlanned}
+	before, err := r.Sessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range before {
+		plan.Sessions = append(plan.Sessions, s.Name)
+	}
+	progress("writing plan")
+	if err := r.SavePlan(ctx, plan); err != nil {
+		return nil, err
+	}
+	// Sessions must be listed after the plan is visible: a writer whose
+	// session is not in this list wrote it later, so it reads the plan.
+	after, err := r.Sessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	changed := false
+	for _, s := range after {
+		if !slices.Contains(plan.Sessions, s.Name) {
+			plan.Sessions = append(plan.Sessions, s.Name)
+			changed = true
+		}
+	}
+	if changed {
+		if err := r.SaveJSONNamed(ctx, storage.MaintFile, plan.Name, plan, storage.SaveOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	if len(plan.Sessions) == 0 && opts.SafetyWindow == 0 {
+		// Nobody was writing when the plan became visible: anyone starting
+		// now sees it, so it can be swept right away.
+		if err := sweep(ctx, r, opts, res, progress); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func storedPacks(ctx context.Context, r *repository.Repository) (map[ID]int64, error) {
+	infos, err := r.List(ctx, storage.PackFile)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[ID]int64, len(infos))
+	for _, fi := range infos {
+		if id, err := format.ParseID(fi.Name); err == nil {
+			out[id] = fi.Size
+		}
+	}
+	return out, nil
+}
+
+// repackBlobs copies the reachable blobs of the given packs into new packs
+// and saves their index. It returns how many blobs were copied.
+func repackBlobs(ctx context.Context, r *repository.Repository, packs []ID, contents map[ID][]pack.Entry, reach *blobSet) (int, error) {
+	for _, pk := range packs {
+		r.Index().ExcludePack(pk) // so SaveBlob stores fresh copies
+	}
+	n := 0
+	var buf []byte
+	for _, pk := range packs {
+		for _, e := range contents[pk] {
+			if !reach.has(e.ID, e.Type) || r.Index().Has(e.ID, e.Type) {
+				continue
+			}
+			var err error
+			buf, err = r.LoadBlob(ctx, e.Type, e.ID, buf)
+			if err != nil {
+				return n, fmt.Errorf("repack: %w", err)
+			}
+			if _, _, err := r.SaveBlobWithID(ctx, e.Type, e.ID, buf); err != nil {
+				return n, fmt.Errorf("repack: %w", err)
+			}
+			n++
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		return n, fmt.Errorf("repack: %w", err)
+	}
+	return n, nil
+}
+
+// sweep carries out every plan that is due.
+func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Result, progress func(string)) error {
+	plans, err := r.Plans(ctx)
+	if err != nil || len(plans) == 0 {
+		return err
+	}
+	sessions, err := r.Sessions(ctx)
+	if err != nil {
+		return err
+	}
+	now, err := storeNow(ctx, r)
+	if err != nil {
+		return err
+	}
+	alive := map[string]bool{}
+	for _, s := range sessions {
+		if now.Sub(s.ModTime) < repository.SessionTTL {
+			alive[s.Name] = true
+		}
+	}
+	var due []*repository.Plan
+	for _, p := range plans {
+		waiting := false
+		for _, s := range p.Sessions {
+			if alive[s] {
+				waiting = true
+				if !slices.Contains(res.WaitingSessions, s) {
+					res.WaitingSessions = append(res.WaitingSessions, s)
+				}
+			}
+		}
+		if now.Sub(p.ModTime) < opts.SafetyWindow {
+			waiting = true
+		}
+		if waiting {
+			res.PlansWaiting++
+			continue
+		}
+		due = append(due, p)
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	progress("sweeping")
+	// Re-mark against the snapshots that exist now, with a fresh index
+	// that includes whatever writers committed meanwhile.
+	fresh := index.New()
+	files, _, err := r.IndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	superseded := map[ID]bool{}
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	var loaded []ID
+	for id, f := range files {
+		loaded = append(loaded, id)
+		if !superseded[id] {
+			fresh.AddFile(f)
+		}
+	}
+	reach, _, err := reachableWith(ctx, r, fresh)
+	if err != nil {
+		return err
+	}
+	doomed := map[ID]bool{}
+	for _, p := range due {
+		for _, pk := range p.Packs {
+			doomed[pk] = true
+		}
+	}
+	// Resurrect planned packs holding a reachable blob with no copy outside
+	// the doomed packs.
+	contents := fresh.PackContents()
+	for pk := range doomed {
+		for _, e := range contents[pk] {
+			if !reach.has(e.ID, e.Type) {
+				continue
+			}
+			other := false
+			for _, l := range fresh.LookupAll(e.ID, e.Type) {
+				if !doomed[l.Pack] {
+					other = true
+					break
+				}
+			}
+			if !other {
+				delete(doomed, pk)
+				res.PacksKept++
+				break
+			}
+		}
+	}
+	stored, err := storedPacks(ctx, r)
+	if err != nil {
+		return err
+	}
+	be := r.Backend()
+	for pk := range doomed {
+		if size, ok := stored[pk]; ok {
+			if err := be.Remove(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)}); err != nil {
+				return fmt.Errorf("delete pack %s: %w", pk.Short(), err)
+			}
+			res.PacksDeleted++
+			res.BytesDeleted += size
+		}
+	}
+	// Compact: one index file with every entry of a pack still stored (or
+	// planned by a plan not yet due), superseding every file loaded above.
+	var f index.File
+	packNum := map[ID]uint32{}
+	fresh.Each(func(l index.Location) bool {
+		if doomed[l.Pack] {
+			return true
+		}
+		n, ok := packNum[l.Pack]
+		if !ok {
+			n = uint32(len(f.Packs))
+			packNum[l.Pack] = n
+			f.Packs = append(f.Packs, l.Pack)
+		}
+		f.Entries = append(f.Entries, index.FileEntry{Pack: n, Entry: l.Entry})
+		return true
+	})
+	f.Supersedes = loaded
+	progress("compacting index")
+	b := index.EncodeFile(r.Key(), &f)
+	newID := pack.Hash(b)
+	if err := be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(newID)}, b, storage.SaveOptions{}); err != nil {
+		return fmt.Errorf("save compacted index: %w", err)
+	}
+	res.IndexCompacted = true
+	for _, id := range loaded {
+		if id == newID {
+			continue
+		}
+		if err := be.Remove(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}); err != nil {
+			return fmt.Errorf("remove superseded index %s: %w", id.Short(), err)
+		}
+		res.IndexFilesGone++
+	}
+	for _, p := range due {
+		if err := r.RemovePlan(ctx, p); err != nil {
+			return fmt.Errorf("remove plan: %w", err)
+		}
+		res.PlansSwept++
+	}
+	return nil
+}
+
+// blobSet is a set of (type, ID).
+type blobSet struct {
+	m map[[33]byte]struct{}
+}
+
+func newBlobSet() *blobSet { return &blobSet{m: map[[33]byte]struct{}{}} }
+
+func key(id ID, t pack.BlobType) (k [33]byte) {
+	copy(k[:], id[:])
+	k[32] = byte(t)
+	return k
+}
+
+func (s *blobSet) add(id ID, t pack.BlobType) bool {
+	k := key(id, t)
+	if _, ok := s.m[k]; ok {
+		return false
+	}
+	s.m[k] = struct{}{}
+	return true
+}
+
+func (s *blobSet) has(id ID, t pack.BlobType) bool {
+	_, ok := s.m[key(id, t)]
+	return ok
+}
+
+// Len is the number of blobs.
+func (s *blobSet) Len() int { return len(s.m) }
+
+// Reachable computes every blob reachable from the snapshots.
+func Reachable(ctx context.Context, r *repository.Repository) (*blobSet, int, error) {
+	return reachableWith(ctx, r, nil)
+}
+
+type treeLoader interface {
+	LoadBlob(ctx context.Context, t pack.BlobType, id ID, buf []byte) ([]byte, error)
+}
+
+func reachableWith(ctx context.Context, r *repository.Repository, idx *index.Index) (*blobSet, int, error) {
+	snaps, errs, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, 0, err
+	}
+	for name, e := range errs {
+		// A snapshot we cannot read might reference anything: refuse to
+		// delete on guesswork.
+		return nil, 0, fmt.Errorf("snapshot %s cannot be read (%v); run 'bunker check' and 'bunker repair snapshots' first", name[:8], e)
+	}
+	set := newBlobSet()
+	var load func(id ID) error
+	load = func(id ID) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !set.add(id, pack.TreeBlob) {
+			return nil
+		}
+		b, err := loadTree(ctx, r, idx, id)
+		if err != nil {
+			return fmt.Errorf("tree %s: %w (refusing to prune with unreadable trees; run 'bunker check')", id.Short(), err)
+		}
+		t, err := tree.Decode(b)
+		if err != nil {
+			return fmt.Errorf("tree %s: %w", id.Short(), err)
+		}
+		for _, n := range t.Nodes {
+			for _, c := range n.Content {
+				set.add(c, pack.DataBlob)
+			}
+			if n.Subtree != nil {
+				if err := load(*n.Subtree); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, sn := range snaps {
+		if err := load(sn.Tree); err != nil {
+			return nil, 0, err
+		}
+	}
+	return set, len(snaps), nil
+}
+
+func loadTree(ctx context.Context, r *repository.Repository, idx *index.Index, id ID) ([]byte, error) {
+	if idx == nil {
+		return r.LoadBlob(ctx, pack.TreeBlob, id, nil)
+	}
+	// Use the fresh index: the repository's may predate new writers.
+	b, err := r.LoadBlob(ctx, pack.TreeBlob, id, nil)
+	if err == nil {
+		return b, nil
+	}
+	for _, l := range idx.LookupAll(id, pack.TreeBlob) {
+		r.Index().AddPack(l.Pack, []pack.Entry{l.Entry})
+	}
+	return r.LoadBlob(ctx, pack.TreeBlob, id, nil)
+}

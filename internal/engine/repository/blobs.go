@@ -1,0 +1,304 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/bunkerbackup/bunker/internal/engine/index"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+type blobKey struct {
+	id  ID
+	typ pack.BlobType
+}
+
+type finishedPack struct {
+	data    []byte
+	id      ID
+	entries []pack.Entry
+}
+
+// writer is the write side of a repository: open packs per blob type, an
+// upload queue, and the entries of uploaded packs waiting for an index file.
+type writer struct {
+	r *Repository
+
+	mu       sync.Mutex
+	packers  map[pack.BlobType]*pack.Writer
+	inflight map[blobKey]struct{} // sealed, not yet in the index
+	pending  index.File           // uploaded packs not yet in a saved index file
+	err      error                // first upload error; sticky
+	queue    chan finishedPack
+	busy     int        // packs queued or uploading
+	idle     *sync.Cond // signalled when busy drops to 0
+	started  bool
+	cancel   context.CancelFunc
+
+	stats WriteStats
+
+	scratch sync.Pool
+}
+
+// WriteStats counts what a writer stored.
+type WriteStats struct {
+	Blobs           int   // new blobs
+	BlobBytes       int64 // plaintext bytes of new blobs
+	StoredBytes     int64 // sealed bytes of new blobs
+	Packs           int
+	PackBytes       int64
+	IndexFiles      int
+	DuplicateBlobs  int // blobs found already stored
+	DuplicateBytes  int64
+	ReusedPacks     map[ID]struct{} `json:"-"` // packs holding blobs this writer relied on
+	UploadedIndexes []ID            `json:"-"`
+}
+
+func (w *writer) init(r *Repository) {
+	w.r = r
+	w.packers = map[pack.BlobType]*pack.Writer{}
+	w.inflight = map[blobKey]struct{}{}
+	w.stats.ReusedPacks = map[ID]struct{}{}
+	w.idle = sync.NewCond(&w.mu)
+}
+
+// Uploaders is how many packs are written to the backend at once.
+const Uploaders = 2
+
+func (w *writer) startLocked() {
+	if w.started {
+		return
+	}
+	w.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	w.queue = make(chan finishedPack, 1)
+	for i := 0; i < Uploaders; i++ {
+		go w.uploader(ctx)
+	}
+}
+
+func (w *writer) uploader(ctx context.Context) {
+	for fp := range w.queue {
+		err := w.r.be.Save(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(fp.id)}, fp.data, storage.SaveOptions{})
+		w.mu.Lock()
+		if err != nil {
+			if w.err == nil {
+				w.err = fmt.Errorf("save pack %s: %w", fp.id.Short(), err)
+			}
+		} else {
+			w.r.idx.AddPack(fp.id, fp.entries)
+			n := uint32(len(w.pending.Packs))
+			w.pending.Packs = append(w.pending.Packs, fp.id)
+			for _, e := range fp.entries {
+				w.pending.Entries = append(w.pending.Entries, index.FileEntry{Pack: n, Entry: e})
+			}
+			w.stats.Packs++
+			w.stats.PackBytes += int64(len(fp.data))
+		}
+		for _, e := range fp.entries {
+			delete(w.inflight, blobKey{e.ID, e.Type})
+		}
+		w.busy--
+		if w.busy == 0 {
+			w.idle.Broadcast()
+		}
+		w.mu.Unlock()
+	}
+}
+
+// SaveBlob stores a blob unless an identical one is already stored, and
+// returns its ID and whether it was new. The data is not retained.
+func (r *Repository) SaveBlob(ctx context.Context, t pack.BlobType, data []byte) (ID, bool, error) {
+	return r.SaveBlobWithID(ctx, t, r.Hash(data), data)
+}
+
+// SaveBlobWithID is SaveBlob for a caller that already computed the ID.
+func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, id ID, data []byte) (ID, bool, error) {
+	w := &r.w
+	if err := ctx.Err(); err != nil {
+		return id, false, err
+	}
+	if loc, ok := r.idx.Lookup(id, t); ok {
+		w.mu.Lock()
+		w.stats.DuplicateBlobs++
+		w.stats.DuplicateBytes += int64(len(data))
+		w.stats.ReusedPacks[loc.Pack] = struct{}{}
+		w.mu.Unlock()
+		return id, false, nil
+	}
+	k := blobKey{id, t}
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return id, false, err
+	}
+	if _, ok := w.inflight[k]; ok {
+		w.stats.DuplicateBlobs++
+		w.stats.DuplicateBytes += int64(len(data))
+		w.mu.Unlock()
+		return id, false, nil
+	}
+	w.inflight[k] = struct{}{}
+	w.mu.Unlock()
+
+	var scratch []byte
+	if s, ok := w.scratch.Get().(*[]byte); ok {
+		scratch = *s
+	}
+	var sealed []byte
+	// Seal into a fresh buffer sized for the worst case; the pack writer
+	// copies it, so it can go back to the pool afterwards.
+	sealed, scratch = r.codec.SealBlob(nil, scratch, t, id, data)
+	w.scratch.Put(&scratch)
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pw := w.packers[t]
+	if pw == nil {
+		pw = pack.NewWriter(t, r.cfg.PackSize)
+		w.packers[t] = pw
+	}
+	pw.Add(t, id, sealed, len(data))
+	w.stats.Blobs++
+	w.stats.BlobBytes += int64(len(data))
+	w.stats.StoredBytes += int64(len(sealed))
+	if pw.Size() >= r.cfg.PackSize {
+		delete(w.packers, t)
+		w.enqueueLocked(pw)
+	}
+	if w.err != nil {
+		return id, true, w.err
+	}
+	return id, true, nil
+}
+
+// enqueueLocked finalizes a pack and hands it to the uploaders. It drops
+// the lock while waiting for a free upload slot (backpressure).
+func (w *writer) enqueueLocked(pw *pack.Writer) {
+	w.startLocked()
+	data, id, entries := pw.Finalize(w.r.key)
+	w.busy++
+	q := w.queue
+	w.mu.Unlock()
+	q <- finishedPack{data: data, id: id, entries: entries}
+	w.mu.Lock()
+}
+
+// Flush writes every open pack, waits for the uploads, and saves an index
+// file for the packs uploaded since the last flush. After Flush returns nil
+// everything saved so far is durable and findable: a later snapshot may
+// reference it. Flush is also the checkpoint of long backups.
+func (r *Repository) Flush(ctx context.Context) error {
+	w := &r.w
+	w.mu.Lock()
+	for t, pw := range w.packers {
+		delete(w.packers, t)
+		if pw.Count() > 0 {
+			w.enqueueLocked(pw)
+		}
+	}
+	for w.busy > 0 {
+		w.idle.Wait()
+	}
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.pending.Packs) == 0 {
+		return nil
+	}
+	b := index.EncodeFile(r.key, &w.pending)
+	id := pack.Hash(b)
+	if err := r.be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, b, storage.SaveOptions{}); err != nil {
+		return fmt.Errorf("save index: %w", err)
+	}
+	w.pending = index.File{}
+	w.stats.IndexFiles++
+	w.stats.UploadedIndexes = append(w.stats.UploadedIndexes, id)
+	return nil
+}
+
+// Stats returns a copy of the write statistics.
+func (r *Repository) Stats() WriteStats {
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	s := r.w.stats
+	s.ReusedPacks = make(map[ID]struct{}, len(r.w.stats.ReusedPacks))
+	for k := range r.w.stats.ReusedPacks {
+		s.ReusedPacks[k] = struct{}{}
+	}
+	return s
+}
+
+// NoteReuse records that a blob found through a parent snapshot was relied
+// on, for the commit check. It reports false if no usable copy is indexed.
+func (r *Repository) NoteReuse(id ID, t pack.BlobType) bool {
+	loc, ok := r.idx.Lookup(id, t)
+	if !ok {
+		return false
+	}
+	r.w.mu.Lock()
+	r.w.stats.ReusedPacks[loc.Pack] = struct{}{}
+	r.w.mu.Unlock()
+	return true
+}
+
+// LoadBlob returns the plaintext of a blob, appended to buf[:0].
+func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id ID, buf []byte) ([]byte, error) {
+	locs := r.idx.LookupAll(id, t)
+	if len(locs) == 0 {
+		return nil, fmt.Errorf("%s blob %s: %w", t, id.Short(), ErrBlobNotFound)
+	}
+	var firstErr error
+	// Usable copies first.
+	for pass := 0; pass < 2; pass++ {
+		for _, loc := range locs {
+			if r.idx.Excluded(loc.Pack) != (pass == 1) {
+				continue
+			}
+			out, err := r.loadFrom(ctx, loc, buf)
+			if err == nil {
+				return out, nil
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return nil, firstErr
+}
+
+// ErrBlobNotFound means no index entry names the blob.
+var ErrBlobNotFound = errors.New("not in index")
+
+func (r *Repository) loadFrom(ctx context.Context, loc index.Location, buf []byte) ([]byte, error) {
+	sealed := make([]byte, loc.Length)
+	err := r.be.Load(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(loc.Pack)}, int(loc.Length), int64(loc.Offset), func(rd io.Reader) error {
+		_, err := io.ReadFull(rd, sealed)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s blob %s from pack %s at %d: %w", loc.Type, loc.ID.Short(), loc.Pack.Short(), loc.Offset, err)
+	}
+	out, err := r.codec.OpenBlob(buf[:0], loc.Type, loc.ID, sealed, int(loc.RawLength))
+	if err != nil {
+		return nil, fmt.Errorf("pack %s offset %d: %w", loc.Pack.Short(), loc.Offset, err)
+	}
+	return out, nil
+}
+
+// OpenSealed decodes a sealed blob read by the caller (restore reads whole
+// ranges of packs and splits them itself).
+func (r *Repository) OpenSealed(loc index.Location, sealed, buf []byte) ([]byte, error) {
+	out, err := r.codec.OpenBlob(buf[:0], loc.Type, loc.ID, sealed, int(loc.RawLength))
+	if err != nil {
+		return nil, fmt.Errorf("pack %s offset %d: %w", loc.Pack.Short(), loc.Offset, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,199 @@
+package repository
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/bunkerbackup/bunker/internal/engine/format"
+	"github.com/bunkerbackup/bunker/internal/engine/index"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+func objectType(t storage.FileType) format.ObjectType {
+	switch t {
+	case storage.SnapshotFile:
+		return format.TypeSnapshot
+	case storage.SessionFile:
+		return format.TypeSession
+	case storage.MaintFile:
+		return format.TypeMaint
+	case storage.IndexFile:
+		return format.TypeIndex
+	}
+	panic("no sealed object type for " + string(t))
+}
+
+// SealJSON encodes v as a sealed object of type t: header || sealed JSON,
+// with the header as AAD.
+func (r *Repository) SealJSON(t storage.FileType, v any) ([]byte, error) {
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	hdr := format.NewHeader(objectType(t), 0).Bytes()
+	return r.key.Seal(hdr, js, hdr), nil
+}
+
+// OpenJSON decodes a sealed object of type t into v.
+func (r *Repository) OpenJSON(t storage.FileType, b []byte, v any) error {
+	if _, err := format.ParseHeader(b, objectType(t)); err != nil {
+		return err
+	}
+	js, err := r.key.Open(nil, b[format.HeaderSize:], b[:format.HeaderSize])
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(js, v); err != nil {
+		return fmt.Errorf("%w: %v", format.ErrCorrupt, err)
+	}
+	return nil
+}
+
+// SaveJSON stores v as a sealed object named by the hash of its bytes and
+// returns that ID. Snapshots are stored this way.
+func (r *Repository) SaveJSON(ctx context.Context, t storage.FileType, v any) (ID, error) {
+	b, err := r.SealJSON(t, v)
+	if err != nil {
+		return ID{}, err
+	}
+	id := pack.Hash(b)
+	if err := r.be.Save(ctx, storage.Handle{Type: t, Name: pack.Name(id)}, b, storage.SaveOptions{}); err != nil {
+		return ID{}, fmt.Errorf("save %s %s: %w", t, id.Short(), err)
+	}
+	return id, nil
+}
+
+// SaveJSONNamed stores v as a sealed object under a chosen name.
+func (r *Repository) SaveJSONNamed(ctx context.Context, t storage.FileType, name string, v any, opts storage.SaveOptions) error {
+	b, err := r.SealJSON(t, v)
+	if err != nil {
+		return err
+	}
+	if err := r.be.Save(ctx, storage.Handle{Type: t, Name: name}, b, opts); err != nil {
+		return fmt.Errorf("save %s/%s: %w", t, name, err)
+	}
+	return nil
+}
+
+// LoadJSON loads and decodes a sealed object. For content-addressed types
+// (snapshots, index) the name is checked against the hash of the bytes.
+func (r *Repository) LoadJSON(ctx context.Context, t storage.FileType, name string, v any) error {
+	b, err := storage.LoadAll(ctx, r.be, storage.Handle{Type: t, Name: name})
+	if err != nil {
+		return fmt.Errorf("load %s/%s: %w", t, name, err)
+	}
+	if t == storage.SnapshotFile {
+		if got := pack.Name(pack.Hash(b)); got != name {
+			return fmt.Errorf("%w: %s/%s: content hash is %s", format.ErrCorrupt, t, name, got[:8])
+		}
+	}
+	if err := r.OpenJSON(t, b, v); err != nil {
+		return fmt.Errorf("%s/%s: %w", t, name, err)
+	}
+	return nil
+}
+
+// List returns the names of every object of a type.
+func (r *Repository) List(ctx context.Context, t storage.FileType) ([]storage.FileInfo, error) {
+	var out []storage.FileInfo
+	err := r.be.List(ctx, t, func(fi storage.FileInfo) error {
+		out = append(out, fi)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", t, err)
+	}
+	slices.SortFunc(out, func(a, b storage.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// IndexFiles loads every index file, returning them by ID. Damaged files
+// are reported in errs, not fatal.
+func (r *Repository) IndexFiles(ctx context.Context) (map[ID]*index.File, map[string]error, error) {
+	infos, err := r.List(ctx, storage.IndexFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	files := map[ID]*index.File{}
+	errs := map[string]error{}
+	var mu sync.Mutex
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, fi := range infos {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(name string) {
+			defer func() { <-sem; wg.Done() }()
+			id, perr := format.ParseID(name)
+			var f *index.File
+			b, err := storage.LoadAll(ctx, r.be, storage.Handle{Type: storage.IndexFile, Name: name})
+			if err == nil && perr == nil && pack.Hash(b) != id {
+				err = fmt.Errorf("%w: content hash does not match the name", format.ErrCorrupt)
+			}
+			if err == nil {
+				err = perr
+			}
+			if err == nil {
+				f, err = index.DecodeFile(r.key, b)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[name] = err
+				return
+			}
+			files[id] = f
+		}(fi.Name)
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	return files, errs, nil
+}
+
+// LoadIndex reads the index files that no other file supersedes into the
+// in-memory index and excludes the packs that maintenance plans tombstone.
+// Damaged index files are skipped with a warning (their packs are found
+// again by `repair index`), unless strict is set.
+func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
+	files, errs, err := r.IndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		for name, e := range errs {
+			if strict || errors.Is(e, format.ErrNewerFormat) {
+				return fmt.Errorf("index %s: %w", name[:8], e)
+			}
+			r.log.Warn("skipping damaged index file", "index", name[:8], "err", e)
+		}
+	}
+	superseded := map[ID]bool{}
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	for id, f := range files {
+		if !superseded[id] {
+			r.idx.AddFile(f)
+		}
+	}
+	plans, err := r.Plans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		for _, pk := range p.Packs {
+			r.idx.ExcludePack(pk)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package repository
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/crypto"
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+// Timing of the lock-free maintenance protocol (see docs/FORMAT.md,
+// "Concurrency").
+const (
+	// SessionRefresh is how often a writer rewrites its session object.
+	SessionRefresh = 2 * time.Minute
+	// SessionTTL is how long after its last refresh (store time) a session
+	// counts as dead.
+	SessionTTL = 15 * time.Minute
+)
+
+// SessionInfo is the sealed content of a session object. Times in it are
+// the client's and informational only; liveness uses the store's mtime.
+type SessionInfo struct {
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+}
+
+// Session marks a writer as in progress so that maintenance does not
+// delete what it may depend on.
+type Session struct {
+	r    *Repository
+	Name string
+	info SessionInfo
+
+	mu          sync.Mutex
+	lastRefresh time.Time // local monotonic time of the last successful write
+	stop        chan struct{}
+	done        chan struct{}
+	ended       bool
+}
+
+// StartSession writes a session object and keeps refreshing it until End.
+// Call it before loading the index.
+func (r *Repository) StartSession(ctx context.Context, command string) (*Session, error) {
+	host, _ := os.Hostname()
+	s := &Session{
+		r:    r,
+		Name: "s-" + hex.EncodeToString(crypto.Random(12)),
+		info: SessionInfo{Host: host, PID: os.Getpid(), Command: command, Started: time.Now().UTC()},
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if err := s.write(ctx); err != nil {
+		return nil, err
+	}
+	go s.refresher()
+	return s, nil
+}
+
+func (s *Session) write(ctx context.Context) error {
+	t := time.Now()
+	if err := s.r.SaveJSONNamed(ctx, storage.SessionFile, s.Name, s.info, storage.SaveOptions{}); err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	s.mu.Lock()
+	s.lastRefresh = t
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Session) refresher() {
+	defer close(s.done)
+	tick := time.NewTicker(SessionRefresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), SessionRefresh)
+			if err := s.write(ctx); err != nil {
+				s.r.log.Warn("could not refresh session", "session", s.Name, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Lapsed reports whether the session may have expired in the store's eyes:
+// no successful refresh for longer than SessionTTL minus a margin (a
+// suspended laptop, a long network outage). A lapsed writer must run the
+// commit check before committing.
+func (s *Session) Lapsed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Since(s.lastRefresh) > SessionTTL-3*SessionRefresh
+}
+
+// End stops refreshing and removes the session object.
+func (s *Session) End(ctx context.Context) error {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil
+	}
+	s.ended = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	return s.r.be.Remove(ctx, storage.Handle{Type: storage.SessionFile, Name: s.Name})
+}
+
+// LiveSession is a session object seen in the store.
+type LiveSession struct {
+	Name    string
+	ModTime time.Time // store time of the last refresh
+}
+
+// Sessions lists session objects.
+func (r *Repository) Sessions(ctx context.Context) ([]LiveSession, error) {
+	infos, err := r.List(ctx, storage.SessionFile)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LiveSession, 0, len(infos))
+	for _, fi := range infos {
+		if strings.HasPrefix(fi.Name, "s-") {
+			out = append(out, LiveSession{Name: fi.Name, ModTime: fi.ModTime})
+		}
+	}
+	return out, nil
+}
+
+// CommitCheck verifies, for a writer whose session lapsed, that every pack
+// it relied on still exists and is not tombstoned by a plan. It returns an
+// error naming the first missing pack; the writer must then not commit.
+func (r *Repository) CommitCheck(ctx context.Context) error {
+	plans, err := r.Plans(ctx)
+	if err != nil {
+		return err
+	}
+	planned := map[ID]bool{}
+	for _, p := range plans {
+		for _, pk := range p.Packs {
+			planned[pk] = true
+		}
+	}
+	for pk := range r.Stats().ReusedPacks {
+		if planned[pk] {
+			return fmt.Errorf("pack %s this backup relies on is scheduled for deletion by a prune that ran while the backup was stalled: %w", pk.Short(), ErrStaleSession)
+		}
+		if _, err := r.be.Stat(ctx, storage.Handle{Type: storage.PackFile, Name: packName(pk)}); err != nil {
+			if errors.Is(err, storage.ErrNotExist) {
+				return fmt.Errorf("pack %s this backup relies on was deleted while the backup was stalled: %w", pk.Short(), ErrStaleSession)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrStaleSession means a writer's session expired and data it relied on
+// is gone; the backup must be run again.
+var ErrStaleSession = errors.New("session expired during the backup; nothing was committed, run it again")

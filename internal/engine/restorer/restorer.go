@@ -1,0 +1,678 @@
+package restorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/fsmeta"
+)
+
+// ID of a blob.
+type ID = tree.ID
+
+// Repo is what the restorer needs of a repository.
+type Repo interface {
+	LoadBlob(ctx context.Context, t pack.BlobType, id ID, buf []byte) ([]byte, error)
+	Hash(data []byte) ID
+}
+
+// Overwrite policies for entries that already exist in the target.
+const (
+	OverwriteAlways    = "always"
+	OverwriteIfChanged = "if-changed"
+	OverwriteNever     = "never"
+)
+
+// Options configure a restore.
+type Options struct {
+	// Select decides for a snapshot path whether to restore the entry
+	// (selected) and, for directories, whether to look inside (descend).
+	// Nil selects everything.
+	Select    func(snapPath string, isDir bool) (selected, descend bool)
+	Overwrite string // default always
+	// Delete removes entries of restored directories that the snapshot
+	// does not have.
+	Delete bool
+	// Workers is how many files are written at once (default 4).
+	Workers int
+	// NoOwner skips chown even as root; NoXattrs skips xattrs.
+	NoOwner, NoXattrs bool
+	// OnError is called for a problem with one entry; nil return goes on.
+	OnError func(path string, err error) error
+	// Sync fsyncs every file written.
+	Sync bool
+}
+
+// Stats are live counters.
+type Stats struct {
+	FilesTotal, BytesTotal     atomic.Int64
+	FilesDone, BytesDone       atomic.Int64
+	FilesSkipped, BytesSkipped atomic.Int64
+	Dirs, Others, Links        atomic.Int64
+	Errors, Deleted            atomic.Int64
+}
+
+// Restorer restores one tree.
+type Restorer struct {
+	repo  Repo
+	opts  Options
+	meta  *fsmeta.Restorer
+	Stats Stats
+
+	jobs chan fileJob
+
+	mu        sync.Mutex
+	firstErr  error
+	hardlinks map[[2]uint64]string // (device, inode) -> restored path
+	written   []writtenFile
+}
+
+type writtenFile struct {
+	path string
+	node *tree.Node
+}
+
+// New returns a restorer.
+func New(repo Repo, opts Options) *Restorer {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Overwrite == "" {
+		opts.Overwrite = OverwriteAlways
+	}
+	m := fsmeta.NewRestorer()
+	if opts.NoOwner {
+		m.Owner = false
+	}
+	if opts.NoXattrs {
+		m.Xattrs = false
+	}
+	return &Restorer{repo: repo, opts: opts, meta: m, hardlinks: map[[2]uint64]string{}}
+}
+
+func (r *Restorer) entryError(p string, err error) error {
+	r.Stats.Errors.Add(1)
+	if r.opts.OnError != nil {
+		return r.opts.OnError(p, err)
+	}
+	return err
+}
+
+func (r *Restorer) setErr(err error) {
+	r.mu.Lock()
+	if r.firstErr == nil {
+		r.firstErr = err
+	}
+	r.mu.Unlock()
+}
+
+func (r *Restorer) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.firstErr
+}
+
+// dirState is a target directory being filled. Its metadata is applied
+// when the walker has listed it and every entry inside is done.
+type dirState struct {
+	r       *Restorer
+	parent  *dirState
+	name    string     // in parent
+	path    string     // target path, for messages and path-based calls
+	node    *tree.Node // nil for the target root
+	fd      *os.File   // nil until created
+	pending int        // entries in flight + 1 while listing
+	mu      sync.Mutex
+}
+
+// ensure creates the directory (and its parents) if not yet done.
+func (d *dirState) ensure() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd != nil {
+		return nil
+	}
+	if d.parent == nil {
+		return errors.New("target root not open")
+	}
+	if err := d.parent.ensure(); err != nil {
+		return err
+	}
+	d.parent.addPending()
+	if err := d.r.prepare(d.parent, d.name, d.path, d.node); err != nil {
+		d.parent.done()
+		return err
+	}
+	if err := d.r.meta.CreateAt(d.parent.fd, d.name, d.node); err != nil {
+		d.parent.done()
+		return err
+	}
+	fd, err := fsmeta.OpenDirAt(d.parent.fd, d.name)
+	if err != nil {
+		d.parent.done()
+		return err
+	}
+	d.fd = fd
+	d.pending++ // released by finishListing
+	return nil
+}
+
+func (d *dirState) addPending() {
+	d.mu.Lock()
+	d.pending++
+	d.mu.Unlock()
+}
+
+// done marks one entry inside d finished; the last one applies d's
+// metadata and releases d from its parent.
+func (d *dirState) done() {
+	d.mu.Lock()
+	d.pending--
+	last := d.pending == 0 && d.fd != nil
+	d.mu.Unlock()
+	if !last {
+		return
+	}
+	if d.parent != nil {
+		if err := d.r.meta.ApplyAt(d.parent.fd, d.name, d.node); err != nil {
+			if e := d.r.entryError(d.path, err); e != nil {
+				d.r.setErr(e)
+			}
+		}
+		d.fd.Close()
+		d.parent.done()
+	}
+}
+
+type fileJob struct {
+	ctx  context.Context
+	dir  *dirState
+	name string
+	path string
+	node *tree.Node
+	w    *fsmeta.FileWriter
+}
+
+// Restore writes the node (a directory's contents, or a single file) into
+// target. For a directory, target becomes that directory.
+func (r *Restorer) Restore(ctx context.Context, rootTree ID, snapPath string, target string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	node, err := r.findNode(ctx, rootTree, snapPath)
+	if err != nil {
+		return err
+	}
+	if node.Type != tree.TypeDir {
+		// A single entry: restore it into target as a directory.
+		node = &tree.Node{Type: tree.TypeDir, Name: "", Mode: uint32(fs.ModeDir | 0o755), Subtree: nil}
+		singleParent, _ := path.Split(path.Clean("/" + snapPath))
+		t, err := r.loadTreeAt(ctx, rootTree, singleParent)
+		if err != nil {
+			return err
+		}
+		one := t.Find(path.Base(path.Clean("/" + snapPath)))
+		r.prescan(ctx, &tree.Tree{Nodes: []*tree.Node{one}}, singleParent)
+		return r.run(ctx, target, func(root *dirState) error {
+			return r.restoreNodes(ctx, root, []*tree.Node{one}, singleParent, true)
+		})
+	}
+	t, err := r.loadTree(ctx, *node.Subtree)
+	if err != nil {
+		return err
+	}
+	base := path.Clean("/" + snapPath)
+	r.prescan(ctx, t, base)
+	return r.run(ctx, target, func(root *dirState) error {
+		root.node = node
+		return r.restoreNodes(ctx, root, t.Nodes, base, false)
+	})
+}
+
+func (r *Restorer) run(ctx context.Context, target string, walk func(root *dirState) error) error {
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		return fmt.Errorf("create target: %w", err)
+	}
+	fd, err := os.Open(target)
+	if err != nil {
+		return fmt.Errorf("open target: %w", err)
+	}
+	root := &dirState{r: r, path: target, fd: fd, pending: 1}
+	r.jobs = make(chan fileJob, r.opts.Workers*2)
+	var wg sync.WaitGroup
+	for i := 0; i < r.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for j := range r.jobs {
+				buf = r.writeFile(j, buf)
+			}
+		}()
+	}
+	werr := walk(root)
+	close(r.jobs)
+	wg.Wait()
+	// Apply the root's metadata last (when it came from the snapshot).
+	if root.node != nil && werr == nil && r.err() == nil {
+		if err := r.meta.Apply(target, root.node); err != nil {
+			if e := r.entryError(target, err); e != nil {
+				r.setErr(e)
+			}
+		}
+	}
+	fd.Close()
+	if werr != nil {
+		return werr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.err()
+}
+
+func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
+	defer j.dir.done()
+	if r.err() != nil || j.ctx.Err() != nil {
+		j.w.Close()
+		return buf
+	}
+	var off int64
+	var err error
+	for _, id := range j.node.Content {
+		buf, err = r.repo.LoadBlob(j.ctx, pack.DataBlob, id, buf)
+		if err != nil {
+			err = fmt.Errorf("restore %s: %w", j.path, err)
+			break
+		}
+		if off+int64(len(buf)) > int64(j.node.Size) {
+			err = fmt.Errorf("restore %s: content is longer than the recorded size %d", j.path, j.node.Size)
+			break
+		}
+		if _, err = j.w.WriteAt(buf, off); err != nil {
+			break
+		}
+		off += int64(len(buf))
+		r.Stats.BytesDone.Add(int64(len(buf)))
+	}
+	if err == nil && off != int64(j.node.Size) {
+		err = fmt.Errorf("restore %s: content is %d bytes, the snapshot says %d", j.path, off, j.node.Size)
+	}
+	if err == nil && r.opts.Sync {
+		err = j.w.Sync()
+	}
+	if cerr := j.w.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = r.meta.ApplyAt(j.dir.fd, j.name, j.node)
+	}
+	if err != nil {
+		if e := r.entryError(j.path, err); e != nil {
+			r.setErr(e)
+		}
+		return buf
+	}
+	r.Stats.FilesDone.Add(1)
+	r.mu.Lock()
+	r.written = append(r.written, writtenFile{path: j.path, node: j.node})
+	r.mu.Unlock()
+	return buf
+}
+
+func (r *Restorer) loadTree(ctx context.Context, id ID) (*tree.Tree, error) {
+	b, err := r.repo.LoadBlob(ctx, pack.TreeBlob, id, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
+	}
+	t, err := tree.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return t, nil
+}
+
+func (r *Restorer) loadTreeAt(ctx context.Context, root ID, p string) (*tree.Tree, error) {
+	n, err := r.findNode(ctx, root, p)
+	if err != nil {
+		return nil, err
+	}
+	if n.Type != tree.TypeDir || n.Subtree == nil {
+		return nil, fmt.Errorf("%s is not a directory in the snapshot", p)
+	}
+	return r.loadTree(ctx, *n.Subtree)
+}
+
+// findNode resolves a path inside the snapshot ("" or "/" is the root).
+func (r *Restorer) findNode(ctx context.Context, root ID, p string) (*tree.Node, error) {
+	return FindNode(ctx, r.repo, root, p)
+}
+
+// FindNode resolves a slash-separated path inside a snapshot tree. The root
+// is returned as a directory node without a name.
+func FindNode(ctx context.Context, repo Repo, root ID, p string) (*tree.Node, error) {
+	id := root
+	node := &tree.Node{Type: tree.TypeDir, Subtree: &id, Mode: uint32(fs.ModeDir | 0o755)}
+	clean := path.Clean("/" + p)
+	if clean == "/" {
+		return node, nil
+	}
+	parts := splitPath(clean)
+	cur := root
+	for i, part := range parts {
+		b, err := repo.LoadBlob(ctx, pack.TreeBlob, cur, nil)
+		if err != nil {
+			return nil, fmt.Errorf("load tree %s: %w", cur.Short(), err)
+		}
+		t, err := tree.Decode(b)
+		if err != nil {
+			return nil, err
+		}
+		n := t.Find(part)
+		if n == nil {
+			return nil, fmt.Errorf("path %q not found in snapshot", clean)
+		}
+		if i == len(parts)-1 {
+			return n, nil
+		}
+		if n.Type != tree.TypeDir || n.Subtree == nil {
+			return nil, fmt.Errorf("path %q: %s is not a directory", clean, "/"+path.Join(parts[:i+1]...))
+		}
+		cur = *n.Subtree
+	}
+	return node, nil
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, part := range strings.Split(p, "/") {
+		if part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// prescan counts what will be restored, for progress and ETA.
+func (r *Restorer) prescan(ctx context.Context, t *tree.Tree, base string) {
+	var walk func(t *tree.Tree, p string, selected bool)
+	walk = func(t *tree.Tree, p string, selected bool) {
+		for _, n := range t.Nodes {
+			if n == nil || ctx.Err() != nil {
+				continue
+			}
+			np := path.Join(p, string(n.Name))
+			sel, desc := r.selectNode(np, n.Type == tree.TypeDir, selected)
+			if n.Type == tree.TypeFile && sel {
+				r.Stats.FilesTotal.Add(1)
+				r.Stats.BytesTotal.Add(int64(n.Size))
+			}
+			if n.Type == tree.TypeDir && desc && n.Subtree != nil {
+				if st, err := r.loadTree(ctx, *n.Subtree); err == nil {
+					walk(st, np, sel)
+				}
+			}
+		}
+	}
+	walk(t, base, false)
+}
+
+func (r *Restorer) selectNode(p string, isDir, parentSelected bool) (bool, bool) {
+	if r.opts.Select == nil {
+		return true, true
+	}
+	sel, desc := r.opts.Select(p, isDir)
+	if parentSelected && !sel && !desc {
+		return false, false // explicitly excluded
+	}
+	if parentSelected {
+		return true, true
+	}
+	return sel, desc || sel
+}
+
+// restoreNodes restores the entries of one directory into d.
+func (r *Restorer) restoreNodes(ctx context.Context, d *dirState, nodes []*tree.Node, base string, parentSelected bool) error {
+	defer d.done() // the listing reference
+	names := map[string]bool{}
+	for _, n := range nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.err(); err != nil {
+			return err
+		}
+		name := string(n.Name)
+		if err := tree.ValidName(name); err != nil {
+			return fmt.Errorf("snapshot tree at %s: %w", base, err)
+		}
+		names[name] = true
+		sp := path.Join(base, name)
+		tp := filepath.Join(d.path, name)
+		sel, desc := r.selectNode(sp, n.Type == tree.TypeDir, parentSelected)
+		if n.Type == tree.TypeDir {
+			if !desc && !sel {
+				continue
+			}
+			sub := &dirState{r: r, parent: d, name: name, path: tp, node: n}
+			if sel {
+				if err := sub.ensure(); err != nil {
+					if e := r.entryError(tp, err); e != nil {
+						return e
+					}
+					continue
+				}
+			}
+			if n.Subtree == nil {
+				continue
+			}
+			t, err := r.loadTree(ctx, *n.Subtree)
+			if err != nil {
+				if e := r.entryError(tp, err); e != nil {
+					return e
+				}
+				continue
+			}
+			if sub.fd == nil {
+				// Not created yet: it is created on demand by a selected
+				// child; hold the listing reference meanwhile.
+				sub.pending = 0
+			}
+			if err := r.restoreNodes(ctx, sub, t.Nodes, sp, sel); err != nil {
+				return err
+			}
+			if sel {
+				r.Stats.Dirs.Add(1)
+			}
+			continue
+		}
+		if !sel {
+			continue
+		}
+		if err := d.ensure(); err != nil {
+			if e := r.entryError(tp, err); e != nil {
+				return e
+			}
+			continue
+		}
+		if err := r.restoreLeaf(ctx, d, name, tp, n); err != nil {
+			return err
+		}
+	}
+	if r.opts.Delete && d.fd != nil {
+		r.deleteExtra(d, names)
+	}
+	return nil
+}
+
+// prepare handles an existing entry at the target per the overwrite
+// policy. It returns errSkip to leave the entry alone.
+func (r *Restorer) prepare(d *dirState, name, tp string, n *tree.Node) error {
+	fi, err := fsmeta.LstatAt(d.fd, name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if n.Type == tree.TypeDir && fi.IsDir() {
+		return nil // merge into it
+	}
+	switch r.opts.Overwrite {
+	case OverwriteNever:
+		return errSkip
+	case OverwriteIfChanged:
+		if n.Type == tree.TypeFile && fi.Mode().IsRegular() && fi.Size() == int64(n.Size) && fi.ModTime().Equal(n.ModTime) {
+			return errSkip
+		}
+	}
+	if err := os.RemoveAll(tp); err != nil {
+		return fmt.Errorf("replace %s: %w", tp, err)
+	}
+	return nil
+}
+
+var errSkip = errors.New("skipped: exists")
+
+func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string, n *tree.Node) error {
+	fail := func(err error) error {
+		if errors.Is(err, errSkip) {
+			if n.Type == tree.TypeFile {
+				r.Stats.FilesSkipped.Add(1)
+				r.Stats.BytesSkipped.Add(int64(n.Size))
+			}
+			return nil
+		}
+		return r.entryError(tp, err)
+	}
+	if err := r.prepare(d, name, tp, n); err != nil {
+		return fail(err)
+	}
+	if n.Type == tree.TypeFile && n.Links > 1 && n.Inode != 0 {
+		key := [2]uint64{n.DeviceID, n.Inode}
+		r.mu.Lock()
+		first, seen := r.hardlinks[key]
+		if !seen {
+			r.hardlinks[key] = tp
+		}
+		r.mu.Unlock()
+		if seen {
+			if err := fsmeta.Link(first, tp); err != nil {
+				return fail(err)
+			}
+			r.Stats.Links.Add(1)
+			r.Stats.FilesDone.Add(1)
+			return nil
+		}
+	}
+	if n.Type != tree.TypeFile {
+		if err := r.meta.CreateAt(d.fd, name, n); err != nil {
+			return fail(err)
+		}
+		if n.Type != tree.TypeSocket {
+			if err := r.meta.ApplyAt(d.fd, name, n); err != nil {
+				return fail(err)
+			}
+		}
+		r.Stats.Others.Add(1)
+		return nil
+	}
+	w, err := fsmeta.CreateFileWriterAt(d.fd, name, int64(n.Size))
+	if err != nil {
+		return fail(err)
+	}
+	d.addPending()
+	select {
+	case r.jobs <- fileJob{ctx: ctx, dir: d, name: name, path: tp, node: n, w: w}:
+	case <-ctx.Done():
+		w.Close()
+		d.done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// deleteExtra removes entries of a restored directory that the snapshot
+// does not have.
+func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
+	f, err := os.Open(d.path)
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	for _, name := range names {
+		if keep[name] {
+			continue
+		}
+		p := filepath.Join(d.path, name)
+		if err := os.RemoveAll(p); err != nil {
+			if e := r.entryError(p, err); e != nil {
+				r.setErr(e)
+			}
+			continue
+		}
+		r.Stats.Deleted.Add(1)
+	}
+}
+
+// Verify re-reads every file written by Restore and compares its content
+// with the snapshot's blobs. It returns the paths that differ.
+func (r *Restorer) Verify(ctx context.Context, rawLen func(ID) (int, bool)) ([]string, error) {
+	var bad []string
+	var buf []byte
+	for _, wf := range r.written {
+		if err := ctx.Err(); err != nil {
+			return bad, err
+		}
+		ok, err := r.verifyFile(wf, rawLen, &buf)
+		if err != nil || !ok {
+			bad = append(bad, wf.path)
+		}
+	}
+	return bad, nil
+}
+
+func (r *Restorer) verifyFile(wf writtenFile, rawLen func(ID) (int, bool), buf *[]byte) (bool, error) {
+	f, err := os.Open(wf.path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var total int64
+	for _, id := range wf.node.Content {
+		n, ok := rawLen(id)
+		if !ok {
+			return false, fmt.Errorf("blob %s not in index", id.Short())
+		}
+		if cap(*buf) < n {
+			*buf = make([]byte, n)
+		}
+		b := (*buf)[:n]
+		if _, err := io.ReadFull(f, b); err != nil {
+			return false, err
+		}
+		if r.repo.Hash(b) != id {
+			return false, nil
+		}
+		total += int64(n)
+	}
+	var one [1]byte
+	if n, _ := f.Read(one[:]); n != 0 {
+		return false, nil
+	}
+	return total == int64(wf.node.Size), nil
+}
+
+// Written returns how many files were written (for verify progress).
+func (r *Restorer) Written() int { return len(r.written) }

@@ -1,0 +1,113 @@
+package fsmeta
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// IsZero reports whether b consists of zero bytes only (true for an empty
+// slice). It compares 8 bytes at a time.
+func IsZero(b []byte) bool {
+	for len(b) >= 32 {
+		if binary.LittleEndian.Uint64(b)|binary.LittleEndian.Uint64(b[8:])|
+			binary.LittleEndian.Uint64(b[16:])|binary.LittleEndian.Uint64(b[24:]) != 0 {
+			return false
+		}
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// FileWriter writes the content of one regular file chunk by chunk at
+// given offsets, in any order and from several goroutines at once. Chunks
+// that are all zero are not written, and Close extends the file to its
+// final size, so zero runs (and a trailing hole) become holes on
+// filesystems that support sparse files. Only whole chunks are checked: a
+// chunk with a single non-zero byte is written in full.
+//
+// The file must start out empty (CreateFileWriter truncates it); otherwise
+// skipped chunks would keep the old bytes.
+type FileWriter struct {
+	f    *os.File
+	size int64
+}
+
+// NewFileWriter returns a FileWriter writing to f, which must be empty and
+// open for writing, for content of the given final size. The FileWriter
+// takes over f: Close closes it.
+func NewFileWriter(f *os.File, size int64) *FileWriter {
+	return &FileWriter{f: f, size: size}
+}
+
+// CreateFileWriter creates (or truncates) the regular file at path with
+// mode 0600, not following a symlink at path, and returns a FileWriter for
+// content of the given size.
+func CreateFileWriter(path string, size int64) (*FileWriter, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("create %q: negative size %d", path, size)
+	}
+	f, err := createForWrite(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewFileWriter(f, size), nil
+}
+
+// Name returns the name of the file being written.
+func (w *FileWriter) Name() string { return w.f.Name() }
+
+// Size returns the final size of the file.
+func (w *FileWriter) Size() int64 { return w.size }
+
+// WriteAt writes p at offset off, or skips it when it is all zero. Writing
+// past the final size is an error. It is safe to call from several
+// goroutines for disjoint ranges.
+func (w *FileWriter) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > w.size || int64(len(p)) > w.size-off {
+		return 0, fmt.Errorf("write %q: %d bytes at offset %d exceed the file size %d", w.f.Name(), len(p), off, w.size)
+	}
+	if IsZero(p) {
+		return len(p), nil
+	}
+	n, err := w.f.WriteAt(p, off)
+	if err != nil {
+		return n, fmt.Errorf("write %q at offset %d: %w", w.f.Name(), off, err)
+	}
+	return n, nil
+}
+
+// Sync commits the written content to stable storage (fsync).
+func (w *FileWriter) Sync() error {
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("sync %q: %w", w.f.Name(), err)
+	}
+	return nil
+}
+
+// Close sets the file to its final size, which creates the trailing hole
+// if the last chunks were zero, and closes it. Call it once, after all
+// WriteAt calls have returned. The file is closed even when truncating
+// fails.
+func (w *FileWriter) Close() error {
+	var errs []error
+	if err := w.f.Truncate(w.size); err != nil {
+		errs = append(errs, fmt.Errorf("truncate %q to %d: %w", w.f.Name(), w.size, err))
+	}
+	if err := w.f.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close %q: %w", w.f.Name(), err))
+	}
+	return errors.Join(errs...)
+}
