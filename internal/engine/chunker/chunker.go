@@ -145,6 +145,10 @@ func (c *Chunker) fill() {
 		c.end = copy(nb, c.buf[:c.end])
 		c.buf = nb
 	}
+	if c.rd == nil {
+		c.fail(errors.New("no reader (New(nil, ...) needs Reset)"))
+		return
+	}
 	for empty := 0; c.end < len(c.buf); {
 		n, err := c.rd.Read(c.buf[c.end:])
 		if n < 0 || n > len(c.buf)-c.end {
@@ -229,39 +233,46 @@ func scan(g *[256]uint64, data []byte, i, end int, h, m uint64, period int) (int
 	}
 	for i+8 <= end {
 		d := data[i : i+8 : i+8]
-		h = h<<1 + g[d[0]]
-		if h&m == 0 && h != -g[d[0]] {
-			return i, h, true
+		// The loop-carried chain advances two bytes per step:
+		// h<<2 + (a<<1 + b) == (h<<1 + a)<<1 + b, and the hash after the
+		// first byte of the pair is computed off the chain.
+		g0, g1 := g[d[0]], g[d[1]]
+		h0 := h<<1 + g0
+		h = h<<2 + (g0<<1 + g1)
+		if h0&m == 0 && h0 != -g0 {
+			return i, h0, true
 		}
-		h = h<<1 + g[d[1]]
-		if h&m == 0 && h != -g[d[1]] {
+		if h&m == 0 && h != -g1 {
 			return i + 1, h, true
 		}
-		h = h<<1 + g[d[2]]
-		if h&m == 0 && h != -g[d[2]] {
-			return i + 2, h, true
+		g2, g3 := g[d[2]], g[d[3]]
+		h2 := h<<1 + g2
+		h = h<<2 + (g2<<1 + g3)
+		if h2&m == 0 && h2 != -g2 {
+			return i + 2, h2, true
 		}
-		h = h<<1 + g[d[3]]
-		if h&m == 0 && h != -g[d[3]] {
+		if h&m == 0 && h != -g3 {
 			return i + 3, h, true
 		}
-		h = h<<1 + g[d[4]]
-		if h&m == 0 && h != -g[d[4]] {
-			return i + 4, h, true
+		g4, g5 := g[d[4]], g[d[5]]
+		h4 := h<<1 + g4
+		h = h<<2 + (g4<<1 + g5)
+		if h4&m == 0 && h4 != -g4 {
+			return i + 4, h4, true
 		}
-		h = h<<1 + g[d[5]]
-		if h&m == 0 && h != -g[d[5]] {
+		if h&m == 0 && h != -g5 {
 			return i + 5, h, true
 		}
-		h = h<<1 + g[d[6]]
-		if h&m == 0 && h != -g[d[6]] {
-			return i + 6, h, true
+		g6, g7 := g[d[6]], g[d[7]]
+		h6 := h<<1 + g6
+		h = h<<2 + (g6<<1 + g7)
+		if h6&m == 0 && h6 != -g6 {
+			return i + 6, h6, true
 		}
-		h = h<<1 + g[d[7]]
-		if h&m == 0 && h != -g[d[7]] {
+		if h&m == 0 && h != -g7 {
 			return i + 7, h, true
 		}
-		if h == -g[d[7]] {
+		if h == -g7 {
 			// Inside a run: h stays the fixed point until it ends.
 			cut, next := runCut(data, i+7, lo, end, period)
 			if cut >= 0 {

@@ -1,0 +1,365 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/cli"
+)
+
+// testPassword is the password of every repository the tests create.
+const testPassword = "correct horse battery staple"
+
+// result is the outcome of one in-process bunker invocation.
+type result struct {
+	code   int
+	stdout string
+	stderr string
+	args   []string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("bunker %s\nexit %d\n--- stdout:\n%s\n--- stderr:\n%s", strings.Join(quoteArgs(r.args), " "), r.code, clip(r.stdout), clip(r.stderr))
+}
+
+func quoteArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = fmt.Sprintf("%q", a)
+	}
+	return out
+}
+
+func clip(s string) string {
+	const max = 6000
+	if len(s) > max {
+		return s[:max/2] + "\n[...]\n" + s[len(s)-max/2:]
+	}
+	return s
+}
+
+// jsonLines decodes the JSON lines of --json output. Lines that are not
+// JSON objects are skipped.
+func (r result) jsonLines() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(r.stdout, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// message returns the last JSON line with the given message_type.
+func (r result) message(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	lines := r.jsonLines()
+	for i := len(lines) - 1; i >= 0; i-- {
+		if lines[i]["message_type"] == typ {
+			return lines[i]
+		}
+	}
+	t.Fatalf("no JSON line with message_type %q in output of\n%s", typ, r)
+	return nil
+}
+
+// repoEnv runs bunker in-process against one repository.
+type repoEnv struct {
+	t    *testing.T
+	repo string
+	env  map[string]string
+}
+
+func newRepoEnv(t *testing.T, repo string) *repoEnv {
+	return &repoEnv{t: t, repo: repo, env: map[string]string{"BUNKER_PASSWORD": testPassword}}
+}
+
+// initRepo creates a repository in a new temporary directory with cheap key
+// derivation and returns its environment.
+func initRepo(t *testing.T, extra ...string) *repoEnv {
+	t.Helper()
+	e := newRepoEnv(t, filepath.Join(t.TempDir(), "repo"))
+	e.mustRun(append([]string{"--insecure-kdf-for-tests", "init"}, extra...)...)
+	return e
+}
+
+func (e *repoEnv) getenv(k string) string { return e.env[k] }
+
+// runIn runs one command with the given stdin; "-r repo" is prepended.
+func (e *repoEnv) runIn(stdin io.Reader, args ...string) (res result) {
+	e.t.Helper()
+	full := append([]string{"-r", e.repo}, args...)
+	return runApp(e.t, stdin, e.getenv, full...)
+}
+
+func (e *repoEnv) run(args ...string) result {
+	e.t.Helper()
+	return e.runIn(strings.NewReader(""), args...)
+}
+
+// mustRun runs a command that must exit 0.
+func (e *repoEnv) mustRun(args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("command failed:\n%s", r)
+	}
+	return r
+}
+
+// expect runs a command that must exit with the given code.
+func (e *repoEnv) expect(code int, args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != code {
+		e.t.Fatalf("want exit code %d, got:\n%s", code, r)
+	}
+	return r
+}
+
+// runApp runs the command line in-process. A panic on the calling
+// goroutine is turned into a test failure with the stack.
+func runApp(t *testing.T, stdin io.Reader, getenv func(string) string, args ...string) (res result) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	res.args = args
+	defer func() {
+		if p := recover(); p != nil {
+			t.Errorf("bunker %s panicked: %v\n%s", strings.Join(args, " "), p, debug.Stack())
+			res.code = -1
+			res.stdout, res.stderr = stdout.String(), stderr.String()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	app := &cli.App{Stdin: stdin, Stdout: &stdout, Stderr: &stderr, Getenv: getenv}
+	res.code = app.Run(ctx, args)
+	res.stdout, res.stderr = stdout.String(), stderr.String()
+	if strings.Contains(res.stderr, "panic:") || strings.Contains(res.stderr, "goroutine ") {
+		t.Errorf("output looks like a panic:\n%s", res)
+	}
+	return res
+}
+
+// backupJSON runs "backup --json ARGS" expecting exit code want and returns
+// the summary line.
+func (e *repoEnv) backupJSON(want int, args ...string) (map[string]any, result) {
+	e.t.Helper()
+	r := e.expect(want, append([]string{"--json", "backup"}, args...)...)
+	return r.message(e.t, "summary"), r
+}
+
+// snapshots returns the decoded "snapshots --json" list.
+func (e *repoEnv) snapshots() []map[string]any {
+	e.t.Helper()
+	r := e.mustRun("--json", "snapshots")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &list); err != nil {
+		e.t.Fatalf("decode snapshots --json: %v\n%s", err, r)
+	}
+	return list
+}
+
+// ---- source trees ----
+
+// randBytes returns n pseudo-random bytes from a seeded ChaCha8.
+func randBytes(seed uint64, n int) []byte {
+	var s [32]byte
+	for i := 0; i < 8; i++ {
+		s[i] = byte(seed >> (8 * i))
+	}
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8(s).Read(b)
+	return b
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// treeDigest maps every entry below root (relative slash paths) to a
+// description of its type and content: "d" for directories, "f:<sha256>"
+// for files, "l:<target>" for symlinks.
+func treeDigest(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			out[rel] = "d"
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "l:" + target
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			out[rel] = "f:" + hex.EncodeToString(sum[:])
+		default:
+			out[rel] = "o:" + d.Type().String()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("digest %s: %v", root, err)
+	}
+	return out
+}
+
+// diffDigests describes the differences of two tree digests.
+func diffDigests(want, got map[string]string) []string {
+	var diffs []string
+	for k, v := range want {
+		if g, ok := got[k]; !ok {
+			diffs = append(diffs, "missing: "+k)
+		} else if g != v {
+			diffs = append(diffs, fmt.Sprintf("differs: %s (want %.20s, got %.20s)", k, v, g))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			diffs = append(diffs, "unexpected: "+k)
+		}
+	}
+	slices.Sort(diffs)
+	return diffs
+}
+
+func assertSameTree(t *testing.T, want, got map[string]string) {
+	t.Helper()
+	if d := diffDigests(want, got); len(d) > 0 {
+		if len(d) > 30 {
+			d = append(d[:30], fmt.Sprintf("... and %d more", len(d)-30))
+		}
+		t.Fatalf("restored tree differs from the source:\n  %s", strings.Join(d, "\n  "))
+	}
+}
+
+// listRepoFiles lists the object files of one kind in a local repository
+// (packs are in shard subdirectories). Temporary files are left out.
+func listRepoFiles(t *testing.T, repo, kind string) []string {
+	t.Helper()
+	var out []string
+	root := filepath.Join(repo, kind)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// modifyFile rewrites a repository file (which is read-only) with fn.
+func modifyFile(t *testing.T, path string, fn func([]byte) []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	must(t, os.Chmod(path, 0o644))
+	must(t, os.WriteFile(path, fn(b), 0o644))
+	must(t, os.Chmod(path, 0o444))
+}
+
+func flipByte(off int) func([]byte) []byte {
+	return func(b []byte) []byte {
+		if off < 0 {
+			off = len(b) / 2
+		}
+		b[off] ^= 0x5a
+		return b
+	}
+}
+
+func truncateTo(frac float64) func([]byte) []byte {
+	return func(b []byte) []byte { return b[:int(float64(len(b))*frac)] }
+}
+
+// copyTree copies a directory tree (regular files and directories only),
+// for cloning a pristine repository.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatalf("copy %s to %s: %v", src, dst, err)
+	}
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func num(v any) int64 {
+	f, _ := v.(float64)
+	return int64(f)
+}

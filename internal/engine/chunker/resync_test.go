@@ -1,0 +1,71 @@
+package chunker
+
+import (
+	"testing"
+
+	"github.com/zeebo/blake3"
+)
+
+// TestInsertResync checks the property deduplication depends on: after a
+// small insertion, the chunker finds its old boundaries again, so only the
+// chunks around the edit are new. It uses 64 MiB inputs that defeat naive
+// chunkers (long runs of zeros, a space-padded table dump) besides random
+// data, and inserts 100 bytes near the start and in the middle.
+func TestInsertResync(t *testing.T) {
+	size := 64 << 20
+	if testing.Short() {
+		size = 16 << 20
+	}
+	p := DefaultParams(testSeed())
+	tab := NewTable(p.Seed)
+	limit := 3 * p.Avg
+	ins := randomBytes("inserted bytes", 100)
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"random", randomBytes("resync random", size)},
+		// pgbench_accounts: "aid\tbid\t0\t" + 84 spaces + "\n".
+		{"pgbench-dump", pgbenchDump(size)},
+		// Random blocks of 64 KiB-1 MiB between zero runs of 1-8 MiB.
+		{"zero-runs-dense", zeroRuns("resync dense", size, 64<<10, 1<<20, 1<<20, 8<<20)},
+		// Random blocks of 1-16 KiB between zero runs of 512 KiB-4 MiB:
+		// too little entropy for hash cut points in most Max windows.
+		{"zero-runs-sparse", zeroRuns("resync sparse", size, 1<<10, 16<<10, 512<<10, 4<<20)},
+		// Random bytes between zero runs of 100-5000 bytes.
+		{"zero-runs-short", zeroRuns("resync short", size, 1, 2000, 100, 5000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := chunkSet(t, tab, p, tt.data)
+			for _, off := range []int{12345, size / 2} {
+				edited := insertAt(tt.data, off, ins)
+				newBytes, newChunks, total := 0, 0, 0
+				seen := make(map[[32]byte]bool)
+				for _, c := range chunkData(t, p, edited) {
+					total++
+					id := blake3.Sum256(c)
+					if !orig[id] && !seen[id] {
+						newBytes += len(c)
+						newChunks++
+					}
+					seen[id] = true
+				}
+				t.Logf("%d bytes inserted at %d: %d of %d chunks new, %d bytes (%.2f MiB)",
+					len(ins), off, newChunks, total, newBytes, float64(newBytes)/(1<<20))
+				if newBytes >= limit {
+					t.Errorf("insert at %d: %d bytes of new chunks, want < %d", off, newBytes, limit)
+				}
+			}
+		})
+	}
+}
+
+func chunkSet(t *testing.T, tab *Table, p Params, data []byte) map[[32]byte]bool {
+	t.Helper()
+	set := make(map[[32]byte]bool)
+	for _, c := range chunkData(t, p, data) {
+		set[blake3.Sum256(c)] = true
+	}
+	return set
+}
