@@ -337,10 +337,8 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 		sn.Summary.Files, sn.Summary.FilesRead, sn.Summary.TotalBytes = 1, 1, st.BytesRead.Load()
 	}
 	if !o.dryRun {
-		if sess.Lapsed() {
-			if err := r.CommitCheck(ctx); err != nil {
-				return err
-			}
+		if err := sess.PrepareCommit(ctx); err != nil {
+			return err
 		}
 		if _, err := snapshot.Save(ctx, r, sn); err != nil {
 			return fmt.Errorf("save snapshot: %w", err)

@@ -113,10 +113,8 @@ with the target's key, and only those the target lacks are stored.`,
 				if err := dst.Flush(ctx); err != nil {
 					return err
 				}
-				if sess.Lapsed() {
-					if err := dst.CommitCheck(ctx); err != nil {
-						return err
-					}
+				if err := sess.PrepareCommit(ctx); err != nil {
+					return err
 				}
 				nsn := *sn
 				nsn.Tree = root

@@ -68,8 +68,9 @@ func TestMasks(t *testing.T) {
 		avg          int
 		maskS, maskL uint64
 	}{
-		{1 << 20, 0xaaa554aaa5540000, 0xa4a4a4a4a4a40000},
-		{256, 0x8842108842100000, 0x8080808080800000},
+		{1 << 20, 0xfffffc0000000000, 0xffffc00000000000},
+		{256, 0xffc0000000000000, 0xfc00000000000000},
+		{32 << 20, 0xffffffe000000000, 0xfffffe0000000000},
 	}
 	for _, tt := range tests {
 		s, l := Params{Avg: tt.avg}.masks()
@@ -77,10 +78,9 @@ func TestMasks(t *testing.T) {
 			t.Errorf("masks(Avg %d) = %#x, %#x, want %#x, %#x", tt.avg, s, l, tt.maskS, tt.maskL)
 		}
 	}
-	for n := 1; n <= 48; n++ {
-		m := spreadMask(n)
-		if got := bitsSet(m); got != n || m>>63 != 1 || m&(1<<16-1) != 0 || m != refMask(n) {
-			t.Errorf("spreadMask(%d) = %#x: %d bits set", n, m, got)
+	for n := 1; n <= 63; n++ {
+		if m := topMask(n); bitsSet(m) != n || m != refMask(n) {
+			t.Errorf("topMask(%d) = %#x", n, m)
 		}
 	}
 }

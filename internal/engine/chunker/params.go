@@ -73,16 +73,10 @@ func (p Params) normal() int {
 // masks returns maskS and maskL for p.Avg (which must be a power of two).
 func (p Params) masks() (maskS, maskL uint64) {
 	b := bits.TrailingZeros(uint(p.Avg))
-	return spreadMask(b + 2), spreadMask(b - 2)
+	return topMask(b + 2), topMask(b - 2)
 }
 
-// spreadMask returns a mask of n one-bits (1 <= n <= 48) at positions
-// 63 - floor(48*k/n), k = 0..n-1: spread evenly over the top 48 bits and
-// always including bit 63.
-func spreadMask(n int) uint64 {
-	var m uint64
-	for k := range n {
-		m |= 1 << (63 - 48*k/n)
-	}
-	return m
+// topMask returns a mask of the n (1 <= n <= 63) most significant bits.
+func topMask(n int) uint64 {
+	return ^uint64(0) << (64 - n)
 }

@@ -14,11 +14,12 @@ func refChunkLens(tab *Table, p Params, x []byte) []int {
 	return lens
 }
 
-// refMask builds an n-bit mask as the package documentation defines it.
+// refMask builds an n-bit mask as the package documentation defines it:
+// bits 63 down to 64-n.
 func refMask(n int) uint64 {
 	var m uint64
 	for k := 0; k < n; k++ {
-		m |= 1 << uint(63-(48*k)/n)
+		m |= 1 << uint(63-k)
 	}
 	return m
 }
@@ -50,50 +51,58 @@ func refNextLen(tab *Table, p Params, x []byte) int {
 	fixed := func(v byte) uint64 { return -tab.gear[v] }
 	hi := min(n, p.Max)
 
-	// Hash values h(L-1) for L in [Min, hi], rolled from byte Min-64;
-	// every few positions cross-check against the definition.
-	hs := make([]uint64, hi+1)
-	var h uint64
-	for i := p.Min - 64; i < hi; i++ {
-		h = h<<1 + tab.gear[x[i]]
-		if i+1 >= p.Min {
-			hs[i+1] = h
+	// hashes calls f(L, h(L-1)) for L = Min..hi, rolling the hash from byte
+	// Min-64 and cross-checking it against the definition now and then.
+	hashes := func(f func(L int, h uint64) bool) {
+		var h uint64
+		for i := p.Min - 64; i < hi; i++ {
+			h = h<<1 + tab.gear[x[i]]
+			if i+1 < p.Min {
+				continue
+			}
 			if i%61 == 0 && h != refHash(tab, x, i) {
 				panic("rolling gear hash differs from its definition")
 			}
-		}
-	}
-	// runStart[i]: start of the run of equal bytes that holds x[i].
-	runStart := make([]int, hi)
-	for i := range runStart {
-		if i > 0 && x[i-1] == x[i] {
-			runStart[i] = runStart[i-1]
-		} else {
-			runStart[i] = i
+			if f(i+1, h) {
+				return
+			}
 		}
 	}
 
-	for L := p.Min; L <= hi; L++ {
+	cut := 0
+	runStart := 0 // start of the run of equal bytes that holds x[L-1]
+	for i := 1; i < p.Min-1; i++ {
+		if x[i] != x[i-1] {
+			runStart = i
+		}
+	}
+	hashes(func(L int, h uint64) bool {
+		if L-1 > 0 && x[L-1] != x[L-2] {
+			runStart = L - 1
+		}
 		m := maskL
 		if L < normal {
 			m = maskS
 		}
-		if h := hs[L]; h&m == 0 && h != fixed(x[L-1]) {
-			return L
+		if h&m == 0 && h != fixed(x[L-1]) || (L-runStart)%p.Avg == 0 {
+			cut = L
+			return true
 		}
-		if r := runStart[L-1]; (L-r)%p.Avg == 0 {
-			return L
-		}
+		return false
+	})
+	if cut > 0 {
+		return cut
 	}
 	if n <= p.Max {
 		return n
 	}
 	best, bestH := -1, uint64(0)
-	for L := p.Min; L <= p.Max; L++ {
-		if h := hs[L]; h != fixed(x[L-1]) && (best < 0 || h > bestH) {
+	hashes(func(L int, h uint64) bool {
+		if h != fixed(x[L-1]) && (best < 0 || h > bestH) {
 			best, bestH = L, h
 		}
-	}
+		return false
+	})
 	if best < 0 {
 		return p.Max
 	}

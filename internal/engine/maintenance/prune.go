@@ -179,6 +179,11 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 		return nil, err
 	}
 	res.Snapshots = nsnap
+	// Index files saved by writers while we marked describe packs that
+	// would otherwise look unindexed.
+	if err := r.RefreshIndex(ctx); err != nil {
+		return nil, err
+	}
 	stored, err := storedPacks(ctx, r)
 	if err != nil {
 		return nil, err
@@ -586,16 +591,19 @@ func reachableWith(ctx context.Context, r *repository.Repository, idx *index.Ind
 }
 
 func loadTree(ctx context.Context, r *repository.Repository, idx *index.Index, id ID) ([]byte, error) {
-	if idx == nil {
-		return r.LoadBlob(ctx, pack.TreeBlob, id, nil)
-	}
-	// Use the fresh index: the repository's may predate new writers.
 	b, err := r.LoadBlob(ctx, pack.TreeBlob, id, nil)
-	if err == nil {
-		return b, nil
+	if err == nil || !errors.Is(err, repository.ErrBlobNotFound) {
+		return b, err
 	}
-	for _, l := range idx.LookupAll(id, pack.TreeBlob) {
-		r.Index().AddPack(l.Pack, []pack.Entry{l.Entry})
+	// A snapshot committed after the index was loaded: pick up the index
+	// files its writer saved.
+	if idx != nil {
+		for _, l := range idx.LookupAll(id, pack.TreeBlob) {
+			r.Index().AddPack(l.Pack, []pack.Entry{l.Entry})
+		}
+	}
+	if err := r.RefreshIndex(ctx); err != nil {
+		return nil, err
 	}
 	return r.LoadBlob(ctx, pack.TreeBlob, id, nil)
 }

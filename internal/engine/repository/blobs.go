@@ -54,7 +54,7 @@ type WriteStats struct {
 	IndexFiles      int
 	DuplicateBlobs  int // blobs found already stored
 	DuplicateBytes  int64
-	ReusedPacks     map[ID]struct{} `json:"-"` // packs holding blobs this writer relied on
+	DependsOn       map[ID]struct{} `json:"-"` // packs this writer relies on: reused, uploaded, adopted
 	UploadedIndexes []ID            `json:"-"`
 }
 
@@ -62,7 +62,7 @@ func (w *writer) init(r *Repository) {
 	w.r = r
 	w.packers = map[pack.BlobType]*pack.Writer{}
 	w.inflight = map[blobKey]struct{}{}
-	w.stats.ReusedPacks = map[ID]struct{}{}
+	w.stats.DependsOn = map[ID]struct{}{}
 	w.idle = sync.NewCond(&w.mu)
 }
 
@@ -99,6 +99,7 @@ func (w *writer) uploader(ctx context.Context) {
 			}
 			w.stats.Packs++
 			w.stats.PackBytes += int64(len(fp.data))
+			w.stats.DependsOn[fp.id] = struct{}{}
 		}
 		for _, e := range fp.entries {
 			delete(w.inflight, blobKey{e.ID, e.Type})
@@ -127,7 +128,7 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, id ID,
 		w.mu.Lock()
 		w.stats.DuplicateBlobs++
 		w.stats.DuplicateBytes += int64(len(data))
-		w.stats.ReusedPacks[loc.Pack] = struct{}{}
+		w.stats.DependsOn[loc.Pack] = struct{}{}
 		w.mu.Unlock()
 		return id, false, nil
 	}
@@ -213,6 +214,23 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if len(w.pending.Packs) == 0 {
 		return nil
 	}
+	if s := r.session; s != nil && s.Lapsed() {
+		// Stalled past the session TTL: a prune may have taken our
+		// not-yet-indexed packs for leftovers. Never index a pack that is
+		// gone or about to go.
+		w.mu.Unlock()
+		err := s.write(ctx)
+		if err == nil {
+			err = r.verifyPacks(ctx, w.pending.Packs)
+		}
+		w.mu.Lock()
+		if err != nil {
+			if w.err == nil {
+				w.err = err
+			}
+			return err
+		}
+	}
 	b := index.EncodeFile(r.key, &w.pending)
 	id := pack.Hash(b)
 	if err := r.be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, b, storage.SaveOptions{}); err != nil {
@@ -229,9 +247,9 @@ func (r *Repository) Stats() WriteStats {
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
 	s := r.w.stats
-	s.ReusedPacks = make(map[ID]struct{}, len(r.w.stats.ReusedPacks))
-	for k := range r.w.stats.ReusedPacks {
-		s.ReusedPacks[k] = struct{}{}
+	s.DependsOn = make(map[ID]struct{}, len(r.w.stats.DependsOn))
+	for k := range r.w.stats.DependsOn {
+		s.DependsOn[k] = struct{}{}
 	}
 	return s
 }
@@ -244,7 +262,7 @@ func (r *Repository) NoteReuse(id ID, t pack.BlobType) bool {
 		return false
 	}
 	r.w.mu.Lock()
-	r.w.stats.ReusedPacks[loc.Pack] = struct{}{}
+	r.w.stats.DependsOn[loc.Pack] = struct{}{}
 	r.w.mu.Unlock()
 	return true
 }

@@ -161,7 +161,8 @@ func (r *Repository) IndexFiles(ctx context.Context) (map[ID]*index.File, map[st
 // LoadIndex reads the index files that no other file supersedes into the
 // in-memory index and excludes the packs that maintenance plans tombstone.
 // Damaged index files are skipped with a warning (their packs are found
-// again by `repair index`), unless strict is set.
+// again by `repair index`), unless strict is set. Calling it again loads
+// only index files that appeared since (RefreshIndex).
 func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 	files, errs, err := r.IndexFiles(ctx)
 	if err != nil {
@@ -181,11 +182,17 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 			superseded[s] = true
 		}
 	}
+	r.loadedMu.Lock()
+	if r.loaded == nil {
+		r.loaded = map[ID]bool{}
+	}
 	for id, f := range files {
-		if !superseded[id] {
+		if !superseded[id] && !r.loaded[id] {
 			r.idx.AddFile(f)
+			r.loaded[id] = true
 		}
 	}
+	r.loadedMu.Unlock()
 	plans, err := r.Plans(ctx)
 	if err != nil {
 		return err
@@ -193,6 +200,28 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 	for _, p := range plans {
 		for _, pk := range p.Packs {
 			r.idx.ExcludePack(pk)
+		}
+	}
+	return nil
+}
+
+// RefreshIndex loads index files written since the last LoadIndex (by
+// other writers). Plans written since are not applied: tombstones only
+// bind writers from the start of their session.
+func (r *Repository) RefreshIndex(ctx context.Context) error {
+	files, _, err := r.IndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	r.loadedMu.Lock()
+	defer r.loadedMu.Unlock()
+	if r.loaded == nil {
+		r.loaded = map[ID]bool{}
+	}
+	for id, f := range files {
+		if !r.loaded[id] {
+			r.idx.AddFile(f)
+			r.loaded[id] = true
 		}
 	}
 	return nil

@@ -78,6 +78,7 @@ func (r *Repository) AdoptOrphans(ctx context.Context) (int, int64, error) {
 		}
 		r.idx.AddPack(id, entries)
 		r.w.mu.Lock()
+		r.w.stats.DependsOn[id] = struct{}{}
 		n := uint32(len(r.w.pending.Packs))
 		r.w.pending.Packs = append(r.w.pending.Packs, id)
 		for _, e := range entries {

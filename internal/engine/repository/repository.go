@@ -49,6 +49,11 @@ type Repository struct {
 	log     *slog.Logger
 
 	hasherPool sync.Pool
+	clock      func() time.Time
+
+	session  *Session // of the writer, once started
+	loadedMu sync.Mutex
+	loaded   map[ID]bool // index files in idx
 
 	w writer
 }
@@ -215,3 +220,14 @@ func (r *Repository) Hash(data []byte) ID {
 func (r *Repository) Close() error { return nil }
 
 func randomBytes(n int) []byte { return crypto.Random(n) }
+
+// SetClock replaces the local clock (tests and simulations). Only session
+// bookkeeping uses it; the protocol's deadlines use the store's clock.
+func (r *Repository) SetClock(now func() time.Time) { r.clock = now }
+
+func (r *Repository) now() time.Time {
+	if r.clock != nil {
+		return r.clock()
+	}
+	return time.Now()
+}

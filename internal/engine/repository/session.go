@@ -42,6 +42,7 @@ type Session struct {
 
 	mu          sync.Mutex
 	lastRefresh time.Time // local monotonic time of the last successful write
+	lapsed      bool      // a lapse was ever seen: the commit check is due
 	stop        chan struct{}
 	done        chan struct{}
 	ended       bool
@@ -54,19 +55,25 @@ func (r *Repository) StartSession(ctx context.Context, command string) (*Session
 	s := &Session{
 		r:    r,
 		Name: "s-" + hex.EncodeToString(crypto.Random(12)),
-		info: SessionInfo{Host: host, PID: os.Getpid(), Command: command, Started: time.Now().UTC()},
+		info: SessionInfo{Host: host, PID: os.Getpid(), Command: command, Started: r.now().UTC()},
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
 	if err := s.write(ctx); err != nil {
 		return nil, err
 	}
+	r.session = s
 	go s.refresher()
 	return s, nil
 }
 
 func (s *Session) write(ctx context.Context) error {
-	t := time.Now()
+	t := s.r.now()
+	s.mu.Lock()
+	if !s.lastRefresh.IsZero() && t.Sub(s.lastRefresh) > lapseAfter {
+		s.lapsed = true // remembered even after this refresh succeeds
+	}
+	s.mu.Unlock()
 	if err := s.r.SaveJSONNamed(ctx, storage.SessionFile, s.Name, s.info, storage.SaveOptions{}); err != nil {
 		return fmt.Errorf("session: %w", err)
 	}
@@ -94,15 +101,22 @@ func (s *Session) refresher() {
 	}
 }
 
-// Lapsed reports whether the session may have expired in the store's eyes:
-// no successful refresh for longer than SessionTTL minus a margin (a
-// suspended laptop, a long network outage). A lapsed writer must run the
-// commit check before committing.
+// Lapsed reports whether the session may have expired in the store's eyes
+// at any time: no successful refresh for longer than SessionTTL minus a
+// margin (a suspended laptop, a long network outage). Once true it stays
+// true. A lapsed writer must run the commit check before committing.
 func (s *Session) Lapsed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return time.Since(s.lastRefresh) > SessionTTL-3*SessionRefresh
+	if s.r.now().Sub(s.lastRefresh) > lapseAfter {
+		s.lapsed = true
+	}
+	return s.lapsed
 }
+
+// lapseAfter is how long without a successful refresh makes a session
+// count as lapsed: well before the store may consider it expired.
+const lapseAfter = SessionTTL - 3*SessionRefresh
 
 // End stops refreshing and removes the session object.
 func (s *Session) End(ctx context.Context) error {
@@ -143,6 +157,15 @@ func (r *Repository) Sessions(ctx context.Context) ([]LiveSession, error) {
 // it relied on still exists and is not tombstoned by a plan. It returns an
 // error naming the first missing pack; the writer must then not commit.
 func (r *Repository) CommitCheck(ctx context.Context) error {
+	var packs []ID
+	for pk := range r.Stats().DependsOn {
+		packs = append(packs, pk)
+	}
+	return r.verifyPacks(ctx, packs)
+}
+
+// verifyPacks checks that every pack exists and no plan tombstones it.
+func (r *Repository) verifyPacks(ctx context.Context, packs []ID) error {
 	plans, err := r.Plans(ctx)
 	if err != nil {
 		return err
@@ -153,7 +176,7 @@ func (r *Repository) CommitCheck(ctx context.Context) error {
 			planned[pk] = true
 		}
 	}
-	for pk := range r.Stats().ReusedPacks {
+	for _, pk := range packs {
 		if planned[pk] {
 			return fmt.Errorf("pack %s this backup relies on is scheduled for deletion by a prune that ran while the backup was stalled: %w", pk.Short(), ErrStaleSession)
 		}
@@ -170,3 +193,20 @@ func (r *Repository) CommitCheck(ctx context.Context) error {
 // ErrStaleSession means a writer's session expired and data it relied on
 // is gone; the backup must be run again.
 var ErrStaleSession = errors.New("session expired during the backup; nothing was committed, run it again")
+
+// PrepareCommit must be called after the final Flush and before a writer
+// saves its snapshot. When the session lapsed (the writer was stalled long
+// enough that a prune may have counted it dead) it first refreshes the
+// session — from then on no sweep can pass it by — and then checks that
+// every pack the writer relied on still exists and is not planned for
+// deletion. Any plan that could still delete such a pack was written while
+// the session existed, so its sweep now waits for this writer.
+func (s *Session) PrepareCommit(ctx context.Context) error {
+	if !s.Lapsed() {
+		return nil
+	}
+	if err := s.write(ctx); err != nil {
+		return fmt.Errorf("refresh lapsed session before commit: %w", err)
+	}
+	return s.r.CommitCheck(ctx)
+}
