@@ -67,6 +67,9 @@ with the target's key, and only those the target lacks are stored.`,
 			if err := dst.LoadIndex(ctx, false); err != nil {
 				return err
 			}
+			if _, _, err := dst.AdoptOrphans(ctx); err != nil {
+				return err
+			}
 			srcAll, _, err := snapshot.LoadAll(ctx, src)
 			if err != nil {
 				return err

@@ -109,15 +109,22 @@ func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {
 }
 
 func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep bool) error {
-	r, err := a.openRepoIndexed(ctx)
+	r, err := a.openRepo(ctx)
 	if err != nil {
 		return err
 	}
+	// A writer: session first, then plans and index (docs/FORMAT.md).
 	sess, err := r.StartSession(ctx, "repair snapshots")
 	if err != nil {
 		return err
 	}
 	defer sess.End(context.Background())
+	if err := r.LoadIndex(ctx, false); err != nil {
+		return err
+	}
+	if _, _, err := r.AdoptOrphans(ctx); err != nil {
+		return err
+	}
 	all, _, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
 		return err

@@ -39,7 +39,11 @@ type Repo interface {
 // Excluder decides which paths to leave out.
 type Excluder interface {
 	Excluded(absPath string, isDir bool) bool
+	// ExcludedByMarker reports whether a directory holds a marker file
+	// (--exclude-if-present, --exclude-caches); its contents other than
+	// the marker (IsMarkerName) are then left out.
 	ExcludedByMarker(dirPath string) (bool, error)
+	IsMarkerName(name string) bool
 }
 
 // Options configure an Archiver.
@@ -567,7 +571,7 @@ func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTre
 			return &future{done: closedChan(), err: err}
 		}
 		node.Name = "/"
-		return a.archiveDir(ctx, dir, path, node, parentTree)
+		return a.archiveDir(ctx, dir, path, node, parentTree, nil)
 	}
 	parentDir, err := os.Open(filepath.Dir(path))
 	if err != nil {
@@ -665,17 +669,19 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 			node.Subtree = &id
 			return resolved(node)
 		}
+		var keep func(string) bool
 		if a.opts.Excluder != nil {
 			if ex, err := a.opts.Excluder.ExcludedByMarker(path); err == nil && ex {
-				sub.Close()
-				return resolved(nil)
+				// Like restic: keep the directory and its marker file,
+				// leave out everything else in it.
+				keep = a.opts.Excluder.IsMarkerName
 			}
 		}
 		var pt *tree.Tree
 		if parentNode != nil && parentNode.Type == tree.TypeDir {
 			pt = a.loadTree(ctx, parentNode.Subtree)
 		}
-		return a.archiveDir(ctx, sub, path, node, pt)
+		return a.archiveDir(ctx, sub, path, node, pt, keep)
 	default:
 		a.Stats.Others.Add(1)
 		return resolved(node)
@@ -701,7 +707,7 @@ func (a *Archiver) reuse(node, parent *tree.Node) bool {
 
 // archiveDir lists an open directory (and closes it) and archives its
 // entries; the returned future completes when its tree blob is saved.
-func (a *Archiver) archiveDir(ctx context.Context, dir *os.File, path string, node *tree.Node, parentTree *tree.Tree) *future {
+func (a *Archiver) archiveDir(ctx context.Context, dir *os.File, path string, node *tree.Node, parentTree *tree.Tree, keep func(string) bool) *future {
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
 		node.Error = err.Error()
@@ -713,6 +719,9 @@ func (a *Archiver) archiveDir(ctx context.Context, dir *os.File, path string, no
 	slices.Sort(names)
 	kids := make([]*future, 0, len(names))
 	for _, name := range names {
+		if keep != nil && !keep(name) {
+			continue
+		}
 		var pn *tree.Node
 		if parentTree != nil {
 			pn = parentTree.Find(name)

@@ -152,7 +152,10 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 				continue // swept by prune; its index entries go at the next compaction
 			}
 			missingPacks[pk] = true
-			c.add(Problem{Kind: "pack", Object: pk.String(), Message: fmt.Sprintf("indexed pack is missing (%d blobs)", len(entries))})
+			// Harmful only if a snapshot needs a blob from it; that is
+			// reported below as a lost blob.
+			c.add(Problem{Kind: "pack", Object: pk.String(), Harmless: true,
+				Message: fmt.Sprintf("indexed pack is missing (%d blobs); its index entries are ignored and the next prune drops them", len(entries))})
 			continue
 		}
 		var end int64

@@ -302,22 +302,24 @@ func scan(g *[256]uint64, data []byte, i, end int, h, m uint64, period int) (int
 
 // runCut is called when the gear hash after data[x] is the fixed point of
 // data[x]. If the window data[x-63:x+1] is indeed uniform, x lies in a run
-// data[r:e] of one repeated byte (r >= 0, e <= end), and runCut returns the
-// first run cut in [lo, e): the byte r+k*period-1 for the smallest k >= 1
-// that is not before lo. If there is none it returns -1 and e, where the
-// hash scan resumes (the hash after data[e-1] is the same fixed point).
-// If the window is not uniform (a 2^-64 coincidence) it returns -1, x+1.
+// of one repeated byte that starts at r >= 0, and runCut returns the first
+// run cut at or after lo and before end: the byte r+k*period-1 for the
+// smallest k >= 1 that is not before lo, if the run reaches it. If it does
+// not, runCut returns -1 and the index where the run ends (at most end),
+// where the hash scan resumes: the hash after the run's last byte is the
+// same fixed point. If the window is not uniform (a 2^-64 coincidence) it
+// returns -1, x+1.
 func runCut(data []byte, x, lo, end, period int) (cut, next int) {
 	r := runStart(data, x)
 	if x-r < WindowSize-1 {
 		return -1, x + 1
 	}
-	e := runEnd(data, x, end)
 	k := max(1, (lo-r+period)/period) // ceil((lo-r+1)/period)
-	if cut = r + k*period - 1; cut < e {
-		return cut, 0
+	cut = r + k*period - 1
+	if e := runEnd(data, x, min(cut+1, end)); e <= cut {
+		return -1, e
 	}
-	return -1, e
+	return cut, 0
 }
 
 // repeat8 is the uint64 whose eight bytes are b.
@@ -337,24 +339,27 @@ func runStart(data []byte, x int) int {
 	return r
 }
 
-// runEnd returns the smallest e in (x, end] such that e == end or
+// runEnd returns the smallest e in (x, limit] such that e == limit or
 // data[e] != data[x].
-func runEnd(data []byte, x, end int) int {
+func runEnd(data []byte, x, limit int) int {
 	b := data[x]
 	w := repeat8(b)
 	e := x + 1
-	for e+8 <= end && binary.LittleEndian.Uint64(data[e:e+8]) == w {
+	for e+8 <= limit && binary.LittleEndian.Uint64(data[e:e+8]) == w {
 		e += 8
 	}
-	for e < end && data[e] == b {
+	for e < limit && data[e] == b {
 		e++
 	}
 	return e
 }
 
 // bestCut returns the fallback cut of a Max window without cut point: the
-// smallest length L in [Min, Max] whose window is not uniform and whose
-// hash is the largest, or Max if every window is uniform.
+// length L in [Min, Max] whose window is not uniform and whose hash is the
+// largest (the largest such L on ties), or Max if every window is uniform.
+// Preferring the last of equal hashes makes chunks of periodic input close
+// to Max rather than to Min, which bounds the cost of the two scans of the
+// window per chunk.
 func (c *Chunker) bestCut(data []byte) int {
 	g := &c.tab.gear
 	var h uint64
@@ -365,7 +370,7 @@ func (c *Chunker) bestCut(data []byte) int {
 	for i := c.min - 1; i < len(data); i++ {
 		b := data[i]
 		h = h<<1 + g[b]
-		if (h > bestH || best < 0) && h != -g[b] {
+		if (h >= bestH || best < 0) && h != -g[b] {
 			best, bestH = i, h
 		}
 	}

@@ -179,15 +179,18 @@ func TestMatchesReference(t *testing.T) {
 		{"mid/pgbench", mid, pgbenchDump(3 << 20)},
 		{"mid/zero-runs", mid, zeroRuns("ref", 3<<20, 1<<10, 64<<10, 1<<10, 400<<10)},
 		{"mid/periodic", mid, bytes.Repeat(randomBytes("period", 4099), 700)},
-		{"default/zero-runs", DefaultParams(seed), zeroRuns("ref", 24<<20, 1<<10, 32<<10, 256<<10, 6<<20)},
-		{"default/random", DefaultParams(seed), randomBytes("ref", 12<<20)},
+		{"default/zero-runs", DefaultParams(seed), zeroRuns("ref", smallerUnder(24<<20, 12<<20), 1<<10, 32<<10, 256<<10, 6<<20)},
+		{"default/random", DefaultParams(seed), randomBytes("ref", smallerUnder(12<<20, 10<<20))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tab := NewTable(tt.p.Seed)
 			want := refChunkLens(tab, tt.p, tt.data)
 			for _, r := range readers() {
-				if testing.Short() && r.name == "one-byte" && len(tt.data) > 1<<20 {
+				if raceEnabled && len(tt.data) > 4<<20 && r.name != "odd-sizes" {
+					continue
+				}
+				if r.name == "one-byte" && len(tt.data) > smallerUnder(4<<20, 512<<10) {
 					continue
 				}
 				got := chunkLens(t, NewWithTable(r.wrap(bytes.NewReader(tt.data)), tt.p, tab))
@@ -229,7 +232,8 @@ func TestEmptyInput(t *testing.T) {
 
 func TestChunkBoundsAndContent(t *testing.T) {
 	for _, p := range []Params{smallParams(testSeed()), DefaultParams(testSeed())} {
-		for _, data := range [][]byte{randomBytes("bounds", 20<<20), make([]byte, 20<<20), pgbenchDump(20 << 20)} {
+		size := smallerUnder(20<<20, 8<<20)
+		for _, data := range [][]byte{randomBytes("bounds", size), make([]byte, size), pgbenchDump(size)} {
 			var all []byte
 			chunks := chunkData(t, p, data)
 			for i, c := range chunks {
@@ -248,10 +252,7 @@ func TestChunkBoundsAndContent(t *testing.T) {
 // TestDistribution checks chunk sizes on random input: the mean is close
 // to Avg and the sizes are concentrated around it.
 func TestDistribution(t *testing.T) {
-	size := 64 << 20
-	if testing.Short() {
-		size = 16 << 20
-	}
+	size := smallerUnder(64<<20, 16<<20)
 	for _, p := range []Params{
 		DefaultParams(testSeed()),
 		{Min: 2 << 10, Avg: 8 << 10, Max: 64 << 10, Seed: testSeed()},

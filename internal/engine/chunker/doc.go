@@ -121,7 +121,7 @@
 //  2. otherwise x[:L] for the smallest cut point L, if there is one;
 //  3. otherwise all of x if n <= Max (the last chunk of the stream);
 //  4. otherwise x[:L] for the L in [Min, Max] with h(L-1) != F(x[L-1])
-//     whose h(L-1), as an unsigned integer, is largest, the smallest such
+//     whose h(L-1), as an unsigned integer, is largest, the largest such
 //     L on ties; or Max if every window in that range is uniform.
 //
 // Every byte before Min of a chunk is skipped by the search (the hash

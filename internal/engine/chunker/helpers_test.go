@@ -16,6 +16,15 @@ func testSeed() [32]byte {
 	return s
 }
 
+// smallerUnder returns full, or small in -short mode and under the race
+// detector.
+func smallerUnder(full, small int) int {
+	if testing.Short() || raceEnabled {
+		return small
+	}
+	return full
+}
+
 // smallParams are the tiny sizes of the fuzz target and the reference
 // comparisons: many chunks from little data.
 func smallParams(seed [32]byte) Params {

@@ -98,7 +98,7 @@ func refNextLen(tab *Table, p Params, x []byte) int {
 	}
 	best, bestH := -1, uint64(0)
 	hashes(func(L int, h uint64) bool {
-		if h != fixed(x[L-1]) && (best < 0 || h > bestH) {
+		if h != fixed(x[L-1]) && (best < 0 || h >= bestH) {
 			best, bestH = L, h
 		}
 		return false

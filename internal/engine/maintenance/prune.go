@@ -53,6 +53,8 @@ type Result struct {
 	PlansWaiting    int      `json:"plans_waiting"`
 	WaitingSessions []string `json:"waiting_sessions,omitempty"`
 	UnusedBytes     int64    `json:"unused_bytes_after"`
+	SessionsRemoved int      `json:"dead_sessions_removed"`
+	TempRemoved     int      `json:"temp_files_removed"`
 	DryRun          bool     `json:"dry_run"`
 }
 
@@ -169,6 +171,11 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	// Sweep due plans.
 	if !opts.DryRun {
 		if err := sweep(ctx, r, opts, res, progress); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.DryRun {
+		if err := cleanup(ctx, r, res); err != nil {
 			return nil, err
 		}
 	}
@@ -451,6 +458,14 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	if err != nil {
 		return err
 	}
+	planned := map[ID]bool{}
+	for _, p := range plans {
+		for _, pk := range p.Packs {
+			if !doomed[pk] {
+				planned[pk] = true
+			}
+		}
+	}
 	be := r.Backend()
 	for pk := range doomed {
 		if size, ok := stored[pk]; ok {
@@ -467,6 +482,12 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	packNum := map[ID]uint32{}
 	fresh.Each(func(l index.Location) bool {
 		if doomed[l.Pack] {
+			return true
+		}
+		if _, ok := stored[l.Pack]; !ok && !planned[l.Pack] {
+			// Entries of a pack that is gone (indexed by a writer counted
+			// dead after the pack was deleted): drop them. Entries of packs
+			// of plans not yet due stay, as their tombstones.
 			return true
 		}
 		n, ok := packNum[l.Pack]
@@ -550,8 +571,9 @@ func reachableWith(ctx context.Context, r *repository.Repository, idx *index.Ind
 	}
 	for name, e := range errs {
 		// A snapshot we cannot read might reference anything: refuse to
-		// delete on guesswork.
-		return nil, 0, fmt.Errorf("snapshot %s cannot be read (%v); run 'bunker check' and 'bunker repair snapshots' first", name[:8], e)
+		// delete on guesswork. (The name comes from the store and may be
+		// shorter than an ID.)
+		return nil, 0, fmt.Errorf("snapshot %.8s cannot be read (%v); run 'bunker check' and 'bunker repair snapshots' first", name, e)
 	}
 	set := newBlobSet()
 	var load func(id ID) error
@@ -606,4 +628,41 @@ func loadTree(ctx context.Context, r *repository.Repository, idx *index.Index, i
 		return nil, err
 	}
 	return r.LoadBlob(ctx, pack.TreeBlob, id, nil)
+}
+
+// DeadSessionAge is the store-time age after which a session object that
+// was never removed (its writer crashed) is deleted by prune.
+const DeadSessionAge = 24 * time.Hour
+
+// cleanup removes session objects of writers long dead and temporary files
+// left by crashed writers of backends that have them.
+func cleanup(ctx context.Context, r *repository.Repository, res *Result) error {
+	sessions, err := r.Sessions(ctx)
+	if err != nil {
+		return err
+	}
+	if len(sessions) > 0 {
+		now, err := storeNow(ctx, r)
+		if err != nil {
+			return err
+		}
+		for _, s := range sessions {
+			if now.Sub(s.ModTime) > DeadSessionAge {
+				if err := r.Backend().Remove(ctx, storage.Handle{Type: storage.SessionFile, Name: s.Name}); err != nil {
+					return fmt.Errorf("remove dead session %s: %w", s.Name, err)
+				}
+				res.SessionsRemoved++
+			}
+		}
+	}
+	if t, ok := r.Backend().(interface {
+		RemoveStaleTemp(context.Context, time.Duration) (int, error)
+	}); ok {
+		n, err := t.RemoveStaleTemp(ctx, DeadSessionAge)
+		if err != nil {
+			return fmt.Errorf("remove stale temporary files: %w", err)
+		}
+		res.TempRemoved = n
+	}
+	return nil
 }

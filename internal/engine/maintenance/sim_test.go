@@ -31,7 +31,10 @@ import (
 // on every storage call. The one invariant: every blob reachable from a
 // committed snapshot can be loaded, and check finds no error.
 
-var simSeeds = flag.Int("sim.seeds", 60, "number of seeds for TestPruneSimulation")
+var (
+	simSeeds = flag.Int("sim.seeds", 60, "number of seeds for TestPruneSimulation")
+	simFirst = flag.Int("sim.first", 1, "first seed for TestPruneSimulation")
+)
 
 type simClock struct{ ns atomic.Int64 }
 
@@ -80,7 +83,7 @@ func TestPruneSimulation(t *testing.T) {
 		n = 10
 	}
 	var total simStats
-	for seed := 1; seed <= n; seed++ {
+	for seed := *simFirst; seed < *simFirst+n; seed++ {
 		if err := runSim(t, uint64(seed), &total); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}

@@ -292,11 +292,22 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id ID, buf [
 	return nil, firstErr
 }
 
+// sealedPool recycles the buffers blobs are read into before opening.
+var sealedPool sync.Pool
+
 // ErrBlobNotFound means no index entry names the blob.
 var ErrBlobNotFound = errors.New("not in index")
 
 func (r *Repository) loadFrom(ctx context.Context, loc index.Location, buf []byte) ([]byte, error) {
-	sealed := make([]byte, loc.Length)
+	bp, _ := sealedPool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer sealedPool.Put(bp)
+	if cap(*bp) < int(loc.Length) {
+		*bp = make([]byte, loc.Length)
+	}
+	sealed := (*bp)[:loc.Length]
 	err := r.be.Load(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(loc.Pack)}, int(loc.Length), int64(loc.Offset), func(rd io.Reader) error {
 		_, err := io.ReadFull(rd, sealed)
 		return err

@@ -190,7 +190,7 @@ func (r *Repository) RemoveKey(ctx context.Context, name string) error {
 	case len(match) > 1:
 		return fmt.Errorf("key prefix %q is ambiguous", name)
 	case match[0] == r.keyName:
-		return fmt.Errorf("refusing to remove key %s: it is the key in use", match[0][:8])
+		return fmt.Errorf("refusing to remove key %s: it is the key in use", shortName(match[0]))
 	case len(keys) == 1:
 		return errors.New("refusing to remove the last key")
 	}
@@ -205,7 +205,7 @@ func (r *Repository) ChangePassword(ctx context.Context, password string, kdf cr
 	}
 	old := r.keyName
 	if err := r.be.Remove(ctx, storage.Handle{Type: storage.KeyFile, Name: old}); err != nil {
-		return name, fmt.Errorf("new key %s added, but removing old key %s failed: %w", name[:8], old[:8], err)
+		return name, fmt.Errorf("new key %s added, but removing old key %s failed: %w", shortName(name), shortName(old), err)
 	}
 	r.keyName = name
 	return name, nil

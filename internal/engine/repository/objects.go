@@ -171,9 +171,9 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 	if len(errs) > 0 {
 		for name, e := range errs {
 			if strict || errors.Is(e, format.ErrNewerFormat) {
-				return fmt.Errorf("index %s: %w", name[:8], e)
+				return fmt.Errorf("index %s: %w", shortName(name), e)
 			}
-			r.log.Warn("skipping damaged index file", "index", name[:8], "err", e)
+			r.log.Warn("skipping damaged index file", "index", shortName(name), "err", e)
 		}
 	}
 	superseded := map[ID]bool{}
@@ -225,4 +225,13 @@ func (r *Repository) RefreshIndex(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// shortName is the start of an object name for messages. Names come from
+// the store, which may hold objects with short (invalid) names.
+func shortName(name string) string {
+	if len(name) > 8 {
+		return name[:8]
+	}
+	return name
 }

@@ -57,8 +57,9 @@ func (r *Repository) ReadTrailer(ctx context.Context, id ID, size int64) ([]pack
 // left by a backup that was interrupted before its checkpoint — and makes
 // their blobs usable again, so a repeated backup does not upload them a
 // second time. Their entries go into the next index file this writer
-// saves. Packs tombstoned by a maintenance plan are left alone. It returns
-// the number of packs and bytes adopted.
+// saves. Packs tombstoned by a maintenance plan are left alone. It also
+// excludes index entries of packs that no longer exist. Every writer calls
+// it after LoadIndex. It returns the number of packs and bytes adopted.
 func (r *Repository) AdoptOrphans(ctx context.Context) (int, int64, error) {
 	infos, err := r.List(ctx, storage.PackFile)
 	if err != nil {
@@ -66,6 +67,19 @@ func (r *Repository) AdoptOrphans(ctx context.Context) (int, int64, error) {
 	}
 	var count int
 	var bytes int64
+	stored := make(map[ID]bool, len(infos))
+	for _, fi := range infos {
+		if id, err := format.ParseID(fi.Name); err == nil {
+			stored[id] = true
+		}
+	}
+	// Index entries whose pack is gone (a writer that was counted dead
+	// indexed a pack prune had deleted) must never be deduplicated against.
+	for _, pk := range r.idx.Packs() {
+		if !stored[pk] {
+			r.idx.ExcludePack(pk)
+		}
+	}
 	for _, fi := range infos {
 		id, err := format.ParseID(fi.Name)
 		if err != nil || r.idx.HasPack(id) {

@@ -148,7 +148,7 @@ func Open(ctx context.Context, be storage.Backend, password, keyHint string) (*R
 	cfg, err := decodeConfig(key, cb)
 	if err != nil {
 		if errors.Is(err, crypto.ErrUnauthenticated) {
-			return nil, fmt.Errorf("config does not open with the master key of key %s: %w", name[:8], err)
+			return nil, fmt.Errorf("config does not open with the master key of key %s: %w", shortName(name), err)
 		}
 		return nil, err
 	}

@@ -29,7 +29,8 @@ const (
 // Backend stores a repository in a local directory. It holds no mutable
 // state and is safe for concurrent use, also by several processes.
 type Backend struct {
-	dir string
+	dir   string
+	packs *fdCache // open pack files for Load
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -48,7 +49,7 @@ func New(dir string) (*Backend, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("open repository %s: not a directory", dir)
 	}
-	return &Backend{dir: abs}, nil
+	return &Backend{dir: abs, packs: newFDCache(64)}, nil
 }
 
 // Create makes the repository directory dir (and its parents) with the
@@ -83,7 +84,7 @@ func Create(dir string) (*Backend, error) {
 			return nil, fmt.Errorf("create repository %s: sync %s: %w", dir, d, mapErr(err))
 		}
 	}
-	return &Backend{dir: abs}, nil
+	return &Backend{dir: abs, packs: newFDCache(64)}, nil
 }
 
 // Location returns "local:" and the absolute repository path.
@@ -238,19 +239,24 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 	if length < 0 || offset < 0 {
 		return fmt.Errorf("load %v: invalid range: offset %d, length %d", h, offset, length)
 	}
-	f, err := os.Open(b.path(h))
-	if err != nil {
-		return fmt.Errorf("load %v: %w", h, mapErr(err))
+	var f *os.File
+	var size int64
+	if h.Type == storage.PackFile && b.packs != nil {
+		cf, err := b.packs.get(b.path(h), openRegular)
+		if err != nil {
+			return fmt.Errorf("load %v: %w", h, err)
+		}
+		defer b.packs.put(cf)
+		f, size = cf.f, cf.size
+	} else {
+		var err error
+		f, size, err = openRegular(b.path(h))
+		if err != nil {
+			return fmt.Errorf("load %v: %w", h, err)
+		}
+		defer func() { _ = f.Close() }()
 	}
-	defer func() { _ = f.Close() }()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("load %v: %w", h, mapErr(err))
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("load %v: %s is not a regular file", h, f.Name())
-	}
-	size, n := fi.Size(), int64(length)
+	n := int64(length)
 	if n == 0 {
 		n = size - offset
 	}
@@ -401,6 +407,9 @@ func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("remove %v: %w", h, err)
 	}
+	if h.Type == storage.PackFile && b.packs != nil {
+		b.packs.evict(b.path(h))
+	}
 	err := removeFile(b.path(h))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -482,4 +491,22 @@ func (b *Backend) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) 
 		return n, fmt.Errorf("remove stale temporary files: %w", err)
 	}
 	return n, nil
+}
+
+// openRegular opens a regular file for reading and returns its size.
+func openRegular(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, mapErr(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, mapErr(err)
+	}
+	if !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("%s is not a regular file", path)
+	}
+	return f, fi.Size(), nil
 }

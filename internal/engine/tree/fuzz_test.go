@@ -1,0 +1,86 @@
+package tree
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"reflect"
+	"testing"
+)
+
+func FuzzDecode(f *testing.F) {
+	b, err := os.ReadFile("../../../testdata/vectors/tree-blob.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"nodes":[]}`))
+	f.Add([]byte(`{"nodes":null}`))
+	f.Add([]byte(`{"nodes":[{"name":"a","type":"dir"}]}`))
+	f.Add([]byte(`{"nodes":[{"name":{"b64":"/w=="},"type":"file","mtime":"2026-01-01T00:00:00Z"},{"name":"b","type":"symlink","linktarget":{"b64":""}}]}`))
+	f.Add([]byte(`{"nodes":[null]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr, err := Decode(b)
+		if err != nil {
+			return
+		}
+		for i, n := range tr.Nodes {
+			if ValidName(string(n.Name)) != nil || (i > 0 && tr.Nodes[i-1].Name >= n.Name) || (n.Type == TypeDir && n.Subtree == nil) {
+				t.Fatalf("accepted node %d: %+v", i, n)
+			}
+		}
+		// The canonical encoding of an accepted tree is a fixed point.
+		enc, err := tr.Encode()
+		if err != nil {
+			return // e.g. a time that JSON cannot represent again
+		}
+		tr2, err := Decode(enc)
+		if err != nil {
+			t.Fatalf("canonical encoding %s does not decode: %v", enc, err)
+		}
+		enc2, err := tr2.Encode()
+		if err != nil || !bytes.Equal(enc, enc2) {
+			t.Fatalf("canonical encoding is not stable:\n%s\n%s (%v)", enc, enc2, err)
+		}
+	})
+}
+
+func FuzzRawString(f *testing.F) {
+	f.Add([]byte(`"plain"`), "caf\xe9")
+	f.Add([]byte(`{"b64":"Y2Fm6Q=="}`), "")
+	f.Add([]byte(`{"b64":"!!"}`), "\xff")
+	f.Add([]byte(`null`), "a\x00b")
+	f.Add([]byte(`{"b64":null,"x":1}`), "\u2028<&>")
+	f.Fuzz(func(t *testing.T, b []byte, s string) {
+		var r RawString
+		if err := r.UnmarshalJSON(b); err == nil {
+			enc, err := json.Marshal(r)
+			if err != nil {
+				t.Fatalf("decoded %q does not encode: %v", r, err)
+			}
+			var again RawString
+			if err := json.Unmarshal(enc, &again); err != nil || again != r {
+				t.Fatalf("%q -> %s -> %q (%v)", r, enc, again, err)
+			}
+		}
+		// Every byte string survives a round trip exactly.
+		enc, err := json.Marshal(RawString(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back RawString
+		if err := json.Unmarshal(enc, &back); err != nil || string(back) != s {
+			t.Fatalf("%q -> %s -> %q (%v)", s, enc, back, err)
+		}
+		// Inside a node as well.
+		n := Node{Name: RawString(s), LinkTarget: RawString(s), Xattrs: []Xattr{{Name: RawString(s)}}}
+		js, err := json.Marshal(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m Node
+		if err := json.Unmarshal(js, &m); err != nil || !reflect.DeepEqual(m.Name, n.Name) || m.LinkTarget != n.LinkTarget || m.Xattrs[0].Name != n.Xattrs[0].Name {
+			t.Fatalf("node round trip of %q: %s (%v)", s, js, err)
+		}
+	})
+}
