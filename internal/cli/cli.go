@@ -265,3 +265,12 @@ func plural(n int64, word string) string {
 }
 
 func shortErr(err error) string { return strings.TrimSpace(err.Error()) }
+
+// short returns the first 8 characters of an object name for messages;
+// names listed from storage may be shorter (stray files).
+func short(name string) string {
+	if len(name) > 8 {
+		return name[:8]
+	}
+	return name
+}

@@ -87,7 +87,7 @@ The exit code is non-zero when anything harmful is found.`,
 				if len(res.Affected) > 0 {
 					fmt.Fprintf(a.Stdout, "affected files:\n")
 					for _, af := range res.Affected {
-						fmt.Fprintf(a.Stdout, "  snapshot %s: %s\n", af.Snapshot[:8], af.Path)
+						fmt.Fprintf(a.Stdout, "  snapshot %s: %s\n", short(af.Snapshot), af.Path)
 					}
 				}
 				harmless := 0
@@ -101,7 +101,7 @@ The exit code is non-zero when anything harmful is found.`,
 					msg += fmt.Sprintf("; read %d packs (%s)", res.PacksRead, formatBytes(res.BytesRead))
 				}
 				if harmless > 0 {
-					msg += fmt.Sprintf("; %d unreferenced packs (harmless, -v lists them)", harmless)
+					msg += fmt.Sprintf("; %d harmless findings such as unindexed or unreferenced packs (-v lists them)", harmless)
 				}
 				a.out.textf("%s in %s", msg, formatDuration(time.Since(start)))
 			}

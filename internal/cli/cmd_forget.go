@@ -103,7 +103,7 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 				return err
 			}
 			for name, e := range errs {
-				a.out.warnf("snapshot %s: %v", name[:8], e)
+				a.out.warnf("snapshot %s: %v", short(name), e)
 			}
 			var remove []*snapshot.Snapshot
 			if len(args) > 0 {

@@ -34,7 +34,7 @@ func (a *App) keyCommand() *cobra.Command {
 				a.out.jsonLine(map[string]any{"message_type": "key_added", "id": name})
 				return nil
 			}
-			a.out.textf("added key %s", name[:8])
+			a.out.textf("added key %s", short(name))
 			return nil
 		},
 	}
@@ -63,7 +63,7 @@ func (a *App) keyCommand() *cobra.Command {
 				if k.Current {
 					cur = "*"
 				}
-				rows = append(rows, []string{cur + k.Name[:8], k.User, k.Host, k.Created.Local().Format("2006-01-02 15:04:05"), k.KDF})
+				rows = append(rows, []string{cur + short(k.Name), k.User, k.Host, k.Created.Local().Format("2006-01-02 15:04:05"), k.KDF})
 			}
 			table(a.Stdout, []string{" ID", "User", "Host", "Created", "KDF"}, rows)
 			return nil
@@ -105,7 +105,7 @@ func (a *App) keyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.out.textf("password changed; new key %s", name[:8])
+			a.out.textf("password changed; new key %s", short(name))
 			return nil
 		},
 	}

@@ -32,20 +32,23 @@ func (a *App) repairCommand() *cobra.Command {
 			return a.repairIndex(ctx, r)
 		},
 	}
-	var dryRun, keep bool
+	var dryRun, keep, readData bool
 	snaps := &cobra.Command{
 		Use:   "snapshots [SNAPSHOT...]",
 		Short: "Drop references to lost data from snapshots",
 		Long: `Rewrite snapshots that reference missing or damaged data: files with lost
 content are removed from the new snapshot (and listed), unreadable directories
 become empty. The repaired snapshot carries the tag "repaired" and records the
-original; the original is removed unless --keep-original.`,
+original; the original is removed unless --keep-original. Without --read-data
+only blobs missing from the index count as lost; with it every data blob is
+read and verified (use it after check --read-data reported damaged packs).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.repairSnapshots(cmd.Context(), args, dryRun, keep)
+			return a.repairSnapshots(cmd.Context(), args, dryRun, keep, readData)
 		},
 	}
 	snaps.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only report what would change")
 	snaps.Flags().BoolVar(&keep, "keep-original", false, "keep the damaged original snapshots")
+	snaps.Flags().BoolVar(&readData, "read-data", false, "also read every data blob and treat damaged ones as lost")
 	cmd.AddCommand(idx, snaps)
 	return cmd
 }
@@ -97,7 +100,7 @@ func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {
 			continue
 		}
 		if err := r.Backend().Remove(ctx, storage.Handle{Type: storage.IndexFile, Name: fi.Name}); err != nil {
-			return fmt.Errorf("remove old index %s: %w", fi.Name[:8], err)
+			return fmt.Errorf("remove old index %s: %w", short(fi.Name), err)
 		}
 	}
 	if a.g.json {
@@ -108,7 +111,7 @@ func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {
 	return nil
 }
 
-func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep bool) error {
+func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, readData bool) error {
 	r, err := a.openRepo(ctx)
 	if err != nil {
 		return err
@@ -140,7 +143,23 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep b
 			list = append(list, sn)
 		}
 	}
-	usable := func(id tree.ID, t pack.BlobType) bool { _, ok := r.Index().Lookup(id, t); return ok }
+	verified := map[tree.ID]bool{}
+	var vbuf []byte
+	usable := func(id tree.ID, t pack.BlobType) bool {
+		if _, ok := r.Index().Lookup(id, t); !ok {
+			return false
+		}
+		if !readData {
+			return true
+		}
+		if ok, seen := verified[id]; seen {
+			return ok
+		}
+		var err error
+		vbuf, err = r.LoadBlob(ctx, t, id, vbuf)
+		verified[id] = err == nil
+		return err == nil
+	}
 	memo := map[tree.ID]tree.ID{}
 	var rewrite func(id tree.ID, p string, changed *bool) (tree.ID, error)
 	rewrite = func(id tree.ID, p string, changed *bool) (tree.ID, error) {

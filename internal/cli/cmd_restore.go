@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/exclude"
 	"github.com/spf13/cobra"
@@ -65,7 +64,7 @@ reads every restored file back and compares it with the snapshot.`,
 			}
 			var failed []string
 			res := restorer.New(r, restorer.Options{
-				Select: sel, Overwrite: o.overwrite, Delete: o.delete, NoOwner: o.noOwner, NoXattrs: o.noXattrs, Sync: o.sync,
+				Select: sel, Overwrite: o.overwrite, Delete: o.delete, NoOwner: o.noOwner, NoXattrs: o.noXattrs, Sync: o.sync, Verify: o.verify,
 				OnError: func(p string, err error) error {
 					failed = append(failed, p)
 					a.out.warnf("%v", err)
@@ -97,25 +96,9 @@ reads every restored file back and compares it with the snapshot.`,
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
-			var bad []string
-			if o.verify {
-				bad, err = res.Verify(ctx, func(id restorer.ID) (int, bool) {
-					l, ok := r.Index().Lookup(id, pack.DataBlob)
-					if !ok {
-						ls := r.Index().LookupAll(id, pack.DataBlob)
-						if len(ls) == 0 {
-							return 0, false
-						}
-						l = ls[0]
-					}
-					return int(l.RawLength), true
-				})
-				if err != nil {
-					return err
-				}
-				for _, p := range bad {
-					a.out.warnf("verify: %s differs from the snapshot", p)
-				}
+			bad := res.VerifyFailures()
+			for _, p := range bad {
+				a.out.warnf("verify: %s differs from the snapshot", p)
 			}
 			st := &res.Stats
 			el := time.Since(start)

@@ -38,7 +38,7 @@ func (a *App) snapshotsCommand() *cobra.Command {
 				return err
 			}
 			for name, e := range errs {
-				a.out.warnf("snapshot %s: %v", name[:8], e)
+				a.out.warnf("snapshot %s: %v", short(name), e)
 			}
 			list := ff.filter().Apply(all)
 			if len(args) > 0 {

@@ -106,7 +106,7 @@ func (a *App) findSnapshot(ctx context.Context, r *repository.Repository, ref st
 		return nil, err
 	}
 	for name, e := range errs {
-		a.out.warnf("snapshot %s: %v", name[:8], e)
+		a.out.warnf("snapshot %s: %v", short(name), e)
 	}
 	return snapshot.Find(all, ref, f)
 }

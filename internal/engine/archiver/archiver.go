@@ -39,10 +39,10 @@ type Repo interface {
 // Excluder decides which paths to leave out.
 type Excluder interface {
 	Excluded(absPath string, isDir bool) bool
-	// ExcludedByMarker reports whether a directory holds a marker file
+	// ExcludedByMarkerAt reports whether a directory holds a marker file
 	// (--exclude-if-present, --exclude-caches); its contents other than
 	// the marker (IsMarkerName) are then left out.
-	ExcludedByMarker(dirPath string) (bool, error)
+	ExcludedByMarkerAt(dir *os.File) (bool, error)
 	IsMarkerName(name string) bool
 }
 
@@ -671,7 +671,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 		}
 		var keep func(string) bool
 		if a.opts.Excluder != nil {
-			if ex, err := a.opts.Excluder.ExcludedByMarker(path); err == nil && ex {
+			if ex, err := a.opts.Excluder.ExcludedByMarkerAt(sub); err == nil && ex {
 				// Like restic: keep the directory and its marker file,
 				// leave out everything else in it.
 				keep = a.opts.Excluder.IsMarkerName

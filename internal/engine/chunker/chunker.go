@@ -37,7 +37,7 @@ type Chunker struct {
 }
 
 // New returns a Chunker that splits rd according to p, deriving the gear
-// table from p.Seed (a few microseconds; use NewWithTable to share one
+// table from p.Seed (about 10 µs; use NewWithTable to share one
 // table between Chunkers, and Reset to reuse a Chunker).
 //
 // If p is invalid, every call to Next returns the error of p.Validate.

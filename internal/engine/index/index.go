@@ -74,24 +74,39 @@ func (x *Index) AddPack(packID ID, entries []pack.Entry) {
 }
 
 // AddFile records every entry of a decoded index file.
-func (x *Index) AddFile(f *File) {
+func (x *Index) AddFile(f *File) { x.AddFiles([]*File{f}) }
+
+// AddFiles records the entries of several index files. Large batches are
+// appended to the sorted array and sorted once, which is far cheaper than
+// hashing each entry or re-sorting per file.
+func (x *Index) AddFiles(files []*File) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	nums := make([]uint32, len(f.Packs))
-	for i, p := range f.Packs {
-		nums[i] = x.packNumber(p)
+	total := 0
+	for _, f := range files {
+		total += len(f.Entries)
 	}
-	// Files are sorted; append to main directly and re-sort once at the end
-	// when the batch is large, which is cheaper than hashing each entry.
-	if len(f.Entries) > 1024 {
-		for _, en := range f.Entries {
-			x.main = append(x.main, entry{id: en.ID, typ: en.Type, pack: nums[en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength})
+	big := total > 1024
+	if big {
+		x.main = slices.Grow(x.main, total)
+	}
+	for _, f := range files {
+		nums := make([]uint32, len(f.Packs))
+		for i, p := range f.Packs {
+			nums[i] = x.packNumber(p)
 		}
+		for _, en := range f.Entries {
+			e := entry{id: en.ID, typ: en.Type, pack: nums[en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength}
+			if big {
+				x.main = append(x.main, e)
+			} else {
+				x.addLocked(e)
+			}
+		}
+	}
+	if big {
 		x.sortMainLocked()
 		return
-	}
-	for _, en := range f.Entries {
-		x.addLocked(entry{id: en.ID, typ: en.Type, pack: nums[en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength})
 	}
 	x.maybeMergeLocked()
 }

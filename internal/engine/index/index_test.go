@@ -142,11 +142,14 @@ func TestExcludedPacks(t *testing.T) {
 // (recent buffer, merged in batches) and AddFile (large files appended to
 // the sorted array directly), with duplicates, and checks every lookup.
 func TestMergeAtScale(t *testing.T) {
-	const n = 200_000
+	n := 200_000
+	if raceEnabled || testing.Short() {
+		n = 50_000 // the race detector makes this test ten times slower
+	}
 	x := New()
 	rng := rand.New(rand.NewPCG(1, 2))
 	order := rng.Perm(n)
-	want := map[uint64]Location{}
+	want := make(map[uint64]Location, n)
 	for start, batchNo := 0, 0; start < n; batchNo++ {
 		// Mostly small batches (through the recent buffer), and every
 		// 60th a file of 5000 entries (appended to the sorted array and
@@ -182,7 +185,7 @@ func TestMergeAtScale(t *testing.T) {
 	}
 	// Every eighth blob now (the race detector makes lookups slow), all
 	// of them after the duplicates below.
-	for k := uint64(0); k < n; k += 8 {
+	for k := uint64(0); k < uint64(n); k += 8 {
 		got, ok := x.Lookup(testID(k), pack.DataBlob)
 		if !ok || got != want[k] {
 			t.Fatalf("blob %d: %+v %v, want %+v", k, got, ok, want[k])
@@ -191,7 +194,7 @@ func TestMergeAtScale(t *testing.T) {
 	// Second copies of a tenth of the blobs, in a new pack each time.
 	dup := packID(1_000_000)
 	var dupEntries []pack.Entry
-	for k := uint64(0); k < n; k += 10 {
+	for k := uint64(0); k < uint64(n); k += 10 {
 		dupEntries = append(dupEntries, tEntry(k, pack.DataBlob, 8+uint32(k)))
 	}
 	x.AddPack(dup, dupEntries)

@@ -275,12 +275,22 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 		res.BlobsRepacked = n
 	}
 	plan := &repository.Plan{Created: time.Now().UTC(), Packs: append(deletable, repack...), Bytes: res.BytesPlanned}
+	now, err := storeNow(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	// Sessions not refreshed for SessionTTL belong to writers that died
+	// (or stalled: those check every pack they rely on before indexing
+	// or committing anything). Only live ones hold a plan back.
+	live := func(s repository.LiveSession) bool { return now.Sub(s.ModTime) < repository.SessionTTL }
 	before, err := r.Sessions(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range before {
-		plan.Sessions = append(plan.Sessions, s.Name)
+		if live(s) {
+			plan.Sessions = append(plan.Sessions, s.Name)
+		}
 	}
 	progress("writing plan")
 	if err := r.SavePlan(ctx, plan); err != nil {
@@ -294,7 +304,7 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	}
 	changed := false
 	for _, s := range after {
-		if !slices.Contains(plan.Sessions, s.Name) {
+		if !slices.Contains(plan.Sessions, s.Name) && (live(s) || s.ModTime.After(now)) {
 			plan.Sessions = append(plan.Sessions, s.Name)
 			changed = true
 		}

@@ -37,9 +37,11 @@ func (t BlobType) String() string {
 // Valid reports whether t is a known blob type.
 func (t BlobType) Valid() bool { return t == DataBlob || t == TreeBlob }
 
-// MaxBlobSize bounds the plaintext of one blob (the chunker's largest
+// MaxBlobSize bounds the plaintext of one blob: data blobs are at most the
+// chunker's maximum (64 MiB at most), tree blobs of directories with a few
+// hundred thousand entries get big. Writers refuse larger blobs.
 // maximum is 64 MiB; trees are split well below it).
-const MaxBlobSize = 64 << 20
+const MaxBlobSize = 256 << 20
 
 // EntrySize is the encoded size of one trailer entry.
 const EntrySize = 1 + 32 + 4 + 4 + 4
@@ -55,7 +57,8 @@ type Entry struct {
 
 // Codec compresses and seals blobs. It is safe for concurrent use.
 type Codec struct {
-	key *crypto.Key
+	key  *crypto.Key
+	none bool // store plaintext as is (compression "none")
 	enc *zstd.Encoder
 	dec *zstd.Decoder
 }
@@ -75,6 +78,9 @@ func NewCodec(key *crypto.Key, level zstd.EncoderLevel) (*Codec, error) {
 	return &Codec{key: key, enc: enc, dec: dec}, nil
 }
 
+// DisableCompression makes SealBlob store plaintext uncompressed.
+func (c *Codec) DisableCompression() { c.none = true }
+
 // Key returns the sealing key.
 func (c *Codec) Key() *crypto.Key { return c.key }
 
@@ -90,8 +96,10 @@ func blobAAD(t BlobType, id ID) []byte {
 // scratch is returned for reuse.
 func (c *Codec) SealBlob(dst, scratch []byte, t BlobType, id ID, plaintext []byte) (sealed, newScratch []byte) {
 	scratch = append(scratch[:0], 1)
-	scratch = c.enc.EncodeAll(plaintext, scratch)
-	if len(scratch) >= len(plaintext)+1 {
+	if !c.none {
+		scratch = c.enc.EncodeAll(plaintext, scratch)
+	}
+	if c.none || len(scratch) >= len(plaintext)+1 {
 		scratch = append(scratch[:0], 0)
 		scratch = append(scratch, plaintext...)
 	}

@@ -124,6 +124,9 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, id ID,
 	if err := ctx.Err(); err != nil {
 		return id, false, err
 	}
+	if len(data) > pack.MaxBlobSize {
+		return id, false, fmt.Errorf("%s blob of %d bytes exceeds the format limit of %d bytes", t, len(data), pack.MaxBlobSize)
+	}
 	if loc, ok := r.idx.Lookup(id, t); ok {
 		w.mu.Lock()
 		w.stats.DuplicateBlobs++

@@ -186,12 +186,14 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 	if r.loaded == nil {
 		r.loaded = map[ID]bool{}
 	}
+	var batch []*index.File
 	for id, f := range files {
 		if !superseded[id] && !r.loaded[id] {
-			r.idx.AddFile(f)
+			batch = append(batch, f)
 			r.loaded[id] = true
 		}
 	}
+	r.idx.AddFiles(batch)
 	r.loadedMu.Unlock()
 	plans, err := r.Plans(ctx)
 	if err != nil {
@@ -218,12 +220,14 @@ func (r *Repository) RefreshIndex(ctx context.Context) error {
 	if r.loaded == nil {
 		r.loaded = map[ID]bool{}
 	}
+	var batch []*index.File
 	for id, f := range files {
 		if !r.loaded[id] {
-			r.idx.AddFile(f)
+			batch = append(batch, f)
 			r.loaded[id] = true
 		}
 	}
+	r.idx.AddFiles(batch)
 	return nil
 }
 

@@ -173,6 +173,9 @@ func (r *Repository) setup() error {
 	if err != nil {
 		return err
 	}
+	if r.cfg.Compression == "none" {
+		codec.DisableCompression()
+	}
 	r.codec = codec
 	r.idx = index.New()
 	r.log = slog.New(slog.DiscardHandler)

@@ -496,6 +496,13 @@ func TestVectors(t *testing.T) {
 	})
 
 	t.Run("gear", func(t *testing.T) {
+		// docs/FORMAT.md and the chunker's doc.go quote this value for
+		// the all-zero seed.
+		var zero [2048]byte
+		blake3.DeriveKey("bunker chunker gear v1", make([]byte, 32), zero[:])
+		if got := hex.EncodeToString(reverse(zero[:8])); got != "5f26d7f9cd511e7b" {
+			t.Fatalf("gear[0] of the zero seed = %s", got)
+		}
 		var gear [2048]byte
 		blake3.DeriveKey("bunker chunker gear v1", vecChunkerSeed, gear[:])
 		for i, want := range vf.Gear {

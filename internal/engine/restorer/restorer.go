@@ -52,6 +52,9 @@ type Options struct {
 	OnError func(path string, err error) error
 	// Sync fsyncs every file written.
 	Sync bool
+	// Verify reads every written file back and compares it with the
+	// snapshot's blob IDs; mismatches are listed by VerifyFailures.
+	Verify bool
 }
 
 // Stats are live counters.
@@ -74,13 +77,17 @@ type Restorer struct {
 
 	mu        sync.Mutex
 	firstErr  error
-	hardlinks map[[2]uint64]string // (device, inode) -> restored path
-	written   []writtenFile
+	hardlinks map[[2]uint64]hardlink // (device, inode) -> first restored link
+	verifyBad []string
+	written   int
 }
 
-type writtenFile struct {
-	path string
-	node *tree.Node
+// hardlink is the first restored name of an inode. Its directory is held
+// open (a pending reference) until the restore ends, so later links can
+// be made with LinkAt at any depth.
+type hardlink struct {
+	d    *dirState
+	name string
 }
 
 // New returns a restorer.
@@ -98,7 +105,7 @@ func New(repo Repo, opts Options) *Restorer {
 	if opts.NoXattrs {
 		m.Xattrs = false
 	}
-	return &Restorer{repo: repo, opts: opts, meta: m, hardlinks: map[[2]uint64]string{}}
+	return &Restorer{repo: repo, opts: opts, meta: m, hardlinks: map[[2]uint64]hardlink{}}
 }
 
 func (r *Restorer) entryError(p string, err error) error {
@@ -234,7 +241,11 @@ func (r *Restorer) Restore(ctx context.Context, rootTree ID, snapPath string, ta
 	base := path.Clean("/" + snapPath)
 	r.prescan(ctx, t, base)
 	return r.run(ctx, target, func(root *dirState) error {
-		root.node = node
+		if base != "/" {
+			// A directory of the snapshot: the target takes its metadata.
+			// The snapshot root has none; the target keeps its own then.
+			root.node = node
+		}
 		return r.restoreNodes(ctx, root, t.Nodes, base, false)
 	})
 }
@@ -263,6 +274,9 @@ func (r *Restorer) run(ctx context.Context, target string, walk func(root *dirSt
 	werr := walk(root)
 	close(r.jobs)
 	wg.Wait()
+	for _, hl := range r.hardlinks {
+		hl.d.done()
+	}
 	// Apply the root's metadata last (when it came from the snapshot).
 	if root.node != nil && werr == nil && r.err() == nil {
 		if err := r.meta.Apply(target, root.node); err != nil {
@@ -289,6 +303,7 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 	}
 	var off int64
 	var err error
+	var lens []int
 	for _, id := range j.node.Content {
 		buf, err = r.repo.LoadBlob(j.ctx, pack.DataBlob, id, buf)
 		if err != nil {
@@ -303,6 +318,7 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 			break
 		}
 		off += int64(len(buf))
+		lens = append(lens, len(buf))
 		r.Stats.BytesDone.Add(int64(len(buf)))
 	}
 	if err == nil && off != int64(j.node.Size) {
@@ -313,6 +329,15 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 	}
 	if cerr := j.w.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && r.opts.Verify {
+		var ok bool
+		ok, buf = r.verifyFile(j, lens, buf)
+		if !ok {
+			r.mu.Lock()
+			r.verifyBad = append(r.verifyBad, j.path)
+			r.mu.Unlock()
+		}
 	}
 	if err == nil {
 		err = r.meta.ApplyAt(j.dir.fd, j.name, j.node)
@@ -325,7 +350,7 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 	}
 	r.Stats.FilesDone.Add(1)
 	r.mu.Lock()
-	r.written = append(r.written, writtenFile{path: j.path, node: j.node})
+	r.written++
 	r.mu.Unlock()
 	return buf
 }
@@ -536,7 +561,7 @@ func (r *Restorer) prepare(d *dirState, name, tp string, n *tree.Node) error {
 			return errSkip
 		}
 	}
-	if err := os.RemoveAll(tp); err != nil {
+	if err := fsmeta.RemoveAllAt(d.fd, name); err != nil {
 		return fmt.Errorf("replace %s: %w", tp, err)
 	}
 	return nil
@@ -563,11 +588,12 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 		r.mu.Lock()
 		first, seen := r.hardlinks[key]
 		if !seen {
-			r.hardlinks[key] = tp
+			d.addPending() // keep d open for later links; released at the end
+			r.hardlinks[key] = hardlink{d: d, name: name}
 		}
 		r.mu.Unlock()
 		if seen {
-			if err := fsmeta.Link(first, tp); err != nil {
+			if err := fsmeta.LinkAt(first.d.fd, first.name, d.fd, name); err != nil {
 				return fail(err)
 			}
 			r.Stats.Links.Add(1)
@@ -605,18 +631,21 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 // deleteExtra removes entries of a restored directory that the snapshot
 // does not have.
 func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
-	f, err := os.Open(d.path)
+	// d.fd was only used for *At calls, so its read position is at the
+	// start; nothing lists it after this.
+	names, err := d.fd.Readdirnames(-1)
 	if err != nil {
+		if e := r.entryError(d.path, err); e != nil {
+			r.setErr(e)
+		}
 		return
 	}
-	names, _ := f.Readdirnames(-1)
-	f.Close()
 	for _, name := range names {
 		if keep[name] {
 			continue
 		}
 		p := filepath.Join(d.path, name)
-		if err := os.RemoveAll(p); err != nil {
+		if err := fsmeta.RemoveAllAt(d.fd, name); err != nil {
 			if e := r.entryError(p, err); e != nil {
 				r.setErr(e)
 			}
@@ -626,53 +655,45 @@ func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
 	}
 }
 
-// Verify re-reads every file written by Restore and compares its content
-// with the snapshot's blobs. It returns the paths that differ.
-func (r *Restorer) Verify(ctx context.Context, rawLen func(ID) (int, bool)) ([]string, error) {
-	var bad []string
-	var buf []byte
-	for _, wf := range r.written {
-		if err := ctx.Err(); err != nil {
-			return bad, err
-		}
-		ok, err := r.verifyFile(wf, rawLen, &buf)
-		if err != nil || !ok {
-			bad = append(bad, wf.path)
-		}
-	}
-	return bad, nil
-}
-
-func (r *Restorer) verifyFile(wf writtenFile, rawLen func(ID) (int, bool), buf *[]byte) (bool, error) {
-	f, err := os.Open(wf.path)
+// verifyFile re-reads a restored file through its directory handle and
+// compares every chunk with its blob ID.
+func (r *Restorer) verifyFile(j fileJob, lens []int, buf []byte) (bool, []byte) {
+	f, err := fsmeta.OpenFileAt(j.dir.fd, j.name)
 	if err != nil {
-		return false, err
+		return false, buf
 	}
 	defer f.Close()
-	var total int64
-	for _, id := range wf.node.Content {
-		n, ok := rawLen(id)
-		if !ok {
-			return false, fmt.Errorf("blob %s not in index", id.Short())
+	for i, id := range j.node.Content {
+		n := lens[i]
+		if cap(buf) < n {
+			buf = make([]byte, n)
 		}
-		if cap(*buf) < n {
-			*buf = make([]byte, n)
-		}
-		b := (*buf)[:n]
+		b := buf[:n]
 		if _, err := io.ReadFull(f, b); err != nil {
-			return false, err
+			return false, buf
 		}
 		if r.repo.Hash(b) != id {
-			return false, nil
+			return false, buf
 		}
-		total += int64(n)
 	}
 	var one [1]byte
 	if n, _ := f.Read(one[:]); n != 0 {
-		return false, nil
+		return false, buf
 	}
-	return total == int64(wf.node.Size), nil
+	return true, buf
 }
 
-// Written returns how many files were written (for verify progress).
-func (r *Restorer) Written() int { return len(r.written) }
+// VerifyFailures lists the files whose content read back differs from the
+// snapshot (with Options.Verify).
+func (r *Restorer) VerifyFailures() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.verifyBad...)
+}
+
+// Written returns how many files were written.
+func (r *Restorer) Written() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.written
+}

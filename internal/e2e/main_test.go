@@ -1,0 +1,341 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bunkerBin is the binary built by TestMain.
+var bunkerBin string
+
+const testPassword = "e2e password"
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bunker-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Traversable by other users (the unreadable-source test runs the
+	// binary as "nobody").
+	_ = os.Chmod(dir, 0o755)
+	bunkerBin = filepath.Join(dir, "bunker")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	args := []string{"build", "-o", bunkerBin}
+	if os.Getenv("BUNKER_E2E_RACE") == "1" {
+		// Opt-in: a race-detecting binary (much slower; for the stress
+		// tests rather than the timing-calibrated kill test).
+		args = append(args, "-race")
+	}
+	build := exec.Command(goCmd, append(args, "github.com/bunkerbackup/bunker/cmd/bunker")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "building bunker: %v\n", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result of one bunker process.
+type result struct {
+	code           int
+	stdout, stderr string
+	args           []string
+	dur            time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("bunker %s\nexit %d after %v\n--- stdout:\n%s\n--- stderr:\n%s", strings.Join(r.args, " "), r.code, r.dur.Round(time.Millisecond), clip(r.stdout), clip(r.stderr))
+}
+
+func clip(s string) string {
+	const max = 6000
+	if len(s) > max {
+		return s[:max/2] + "\n[...]\n" + s[len(s)-max/2:]
+	}
+	return s
+}
+
+func (r result) jsonLines() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(r.stdout, "\n") {
+		var m map[string]any
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (r result) message(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	lines := r.jsonLines()
+	for i := len(lines) - 1; i >= 0; i-- {
+		if lines[i]["message_type"] == typ {
+			return lines[i]
+		}
+	}
+	t.Fatalf("no %q JSON line in\n%s", typ, r)
+	return nil
+}
+
+// repo runs the binary against one repository.
+type repo struct {
+	t    *testing.T
+	dir  string
+	env  []string
+	cred *syscall.Credential // run as another user when set
+}
+
+func newRepo(t *testing.T, dir string) *repo {
+	return &repo{t: t, dir: dir, env: []string{"BUNKER_PASSWORD=" + testPassword, "PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}}
+}
+
+// initRepo creates a repository with cheap key derivation.
+func initRepo(t *testing.T, extra ...string) *repo {
+	t.Helper()
+	r := newRepo(t, filepath.Join(t.TempDir(), "repo"))
+	r.mustRun(append([]string{"--insecure-kdf-for-tests", "init"}, extra...)...)
+	return r
+}
+
+func (r *repo) command(ctx context.Context, args ...string) *exec.Cmd {
+	full := append([]string{"-r", r.dir}, args...)
+	cmd := exec.CommandContext(ctx, bunkerBin, full...)
+	cmd.Env = r.env
+	cmd.Stdin = nil
+	if r.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred}
+	}
+	return cmd
+}
+
+func (r *repo) run(args ...string) result {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := r.command(ctx, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	res := result{stdout: stdout.String(), stderr: stderr.String(), args: cmd.Args[1:], dur: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errorsAs(err, &ee):
+		res.code = ee.ExitCode()
+	default:
+		r.t.Fatalf("run bunker %v: %v", args, err)
+	}
+	if strings.Contains(res.stderr, "panic:") || strings.Contains(res.stderr, "goroutine ") {
+		r.t.Errorf("bunker panicked:\n%s", res)
+	}
+	if strings.Contains(res.stderr, "WARNING: DATA RACE") {
+		r.t.Errorf("bunker has a data race:\n%s", res)
+	}
+	return res
+}
+
+func errorsAs(err error, ee **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*ee = e
+	}
+	return ok
+}
+
+func (r *repo) mustRun(args ...string) result {
+	r.t.Helper()
+	res := r.run(args...)
+	if res.code != 0 {
+		r.t.Fatalf("command failed:\n%s", res)
+	}
+	return res
+}
+
+func (r *repo) expect(code int, args ...string) result {
+	r.t.Helper()
+	res := r.run(args...)
+	if res.code != code {
+		r.t.Fatalf("want exit code %d:\n%s", code, res)
+	}
+	return res
+}
+
+// snapshotIDs lists the snapshot IDs, oldest first.
+func (r *repo) snapshotIDs() []string {
+	r.t.Helper()
+	res := r.mustRun("--json", "snapshots")
+	var list []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(res.stdout)), &list); err != nil {
+		r.t.Fatalf("decode snapshots: %v\n%s", err, res)
+	}
+	var ids []string
+	for _, s := range list {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// ---- data ----
+
+func newChaCha(seed uint64) *rand.ChaCha8 {
+	var s [32]byte
+	for i := 0; i < 8; i++ {
+		s[i] = byte(seed >> (8 * i))
+	}
+	return rand.NewChaCha8(s)
+}
+
+func randBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	_, _ = newChaCha(seed).Read(b)
+	return b
+}
+
+// writeRandomFile writes size pseudo-random bytes from seed to path.
+func writeRandomFile(t *testing.T, path string, seed uint64, size int64) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	f, err := os.Create(path)
+	must(t, err)
+	if _, err := io.CopyN(f, newChaCha(seed), size); err != nil {
+		t.Fatal(err)
+	}
+	must(t, f.Close())
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	must(t, os.WriteFile(path, data, 0o644))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// digest maps relative paths below root to "d", "l:target" or the sha256
+// of a file's content.
+func digest(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		switch {
+		case d.IsDir():
+			out[rel] = "d"
+		case d.Type()&fs.ModeSymlink != 0:
+			tgt, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "l:" + tgt
+		default:
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			out[rel] = hex.EncodeToString(h.Sum(nil))
+		}
+		return nil
+	})
+	must(t, err)
+	return out
+}
+
+func diffDigest(want, got map[string]string) []string {
+	var d []string
+	for k, v := range want {
+		if g, ok := got[k]; !ok {
+			d = append(d, "missing "+k)
+		} else if g != v {
+			d = append(d, "differs "+k)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			d = append(d, "unexpected "+k)
+		}
+	}
+	slices.Sort(d)
+	return d
+}
+
+// repoFiles lists object files of a kind (name -> size); temporary files
+// are left out.
+func repoFiles(t *testing.T, repoDir, kind string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	err := filepath.WalkDir(filepath.Join(repoDir, kind), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".") {
+			info, err := d.Info()
+			if err != nil {
+				if os.IsNotExist(err) {
+					return nil
+				}
+				return err
+			}
+			out[d.Name()] = info.Size()
+		}
+		return nil
+	})
+	must(t, err)
+	return out
+}
+
+func num(v any) int64 {
+	f, _ := v.(float64)
+	return int64(f)
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package index
+
+// raceEnabled scales down single-goroutine stress tests under -race.
+const raceEnabled = false
