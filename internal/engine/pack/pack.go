@@ -59,8 +59,8 @@ type Entry struct {
 type Codec struct {
 	key  *crypto.Key
 	none bool // store plaintext as is (compression "none")
-	enc *zstd.Encoder
-	dec *zstd.Decoder
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
 }
 
 // NewCodec returns a codec sealing with key, compressing with zstd at the
