@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/format"
@@ -263,8 +262,6 @@ func plural(n int64, word string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }
-
-func shortErr(err error) string { return strings.TrimSpace(err.Error()) }
 
 // short returns the first 8 characters of an object name for messages;
 // names listed from storage may be shorter (stray files).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
@@ -62,11 +63,14 @@ reads every restored file back and compares it with the snapshot.`,
 			if err != nil {
 				return err
 			}
+			var failedMu sync.Mutex
 			var failed []string
 			res := restorer.New(r, restorer.Options{
 				Select: sel, Overwrite: o.overwrite, Delete: o.delete, NoOwner: o.noOwner, NoXattrs: o.noXattrs, Sync: o.sync, Verify: o.verify,
-				OnError: func(p string, err error) error {
+				OnError: func(p string, err error) error { // called from several writers
+					failedMu.Lock()
 					failed = append(failed, p)
+					failedMu.Unlock()
 					a.out.warnf("%v", err)
 					return nil
 				},

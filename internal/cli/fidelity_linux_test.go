@@ -444,13 +444,6 @@ func TestFidelityRoundTrip(t *testing.T) {
 
 // skipBug skips a test that demonstrates a known bug, unless
 // BUNKER_TEST_BUGS=1 asks to run it (it then fails until the bug is fixed).
-func skipBug(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("BUNKER_TEST_BUGS") != "1" {
-		t.Skip("BUG: " + msg)
-	}
-}
-
 // TestRestoreVerifyDeepPath: restore writes files below PATH_MAX through
 // directory descriptors, but --verify reads them back by their joined path,
 // which fails with ENAMETOOLONG, so a perfect restore is reported as a

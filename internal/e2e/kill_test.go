@@ -235,13 +235,6 @@ func TestKill9(t *testing.T) {
 
 // skipBug skips a test that demonstrates a known bug unless
 // BUNKER_TEST_BUGS=1 (then it fails until the bug is fixed).
-func skipBug(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("BUNKER_TEST_BUGS") != "1" {
-		t.Skip("BUG: " + msg)
-	}
-}
-
 // TestPruneIgnoresExpiredSessions: the session object of a backup killed
 // with SIGKILL stays in sessions/ until prune removes it a day later. After
 // SessionTTL (15 minutes without refresh) it is no longer a live writer

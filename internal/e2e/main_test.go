@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -38,7 +37,7 @@ func TestMain(m *testing.M) {
 	bunkerBin = filepath.Join(dir, "bunker")
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goCmd = "/usr/local/go/bin/go"
 	}
 	args := []string{"build", "-o", bunkerBin}
 	if os.Getenv("BUNKER_E2E_RACE") == "1" {

@@ -570,10 +570,6 @@ func Reachable(ctx context.Context, r *repository.Repository) (*blobSet, int, er
 	return reachableWith(ctx, r, nil)
 }
 
-type treeLoader interface {
-	LoadBlob(ctx context.Context, t pack.BlobType, id ID, buf []byte) ([]byte, error)
-}
-
 func reachableWith(ctx context.Context, r *repository.Repository, idx *index.Index) (*blobSet, int, error) {
 	snaps, errs, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
