@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/bunkerbackup/bunker/internal/cli"
@@ -13,7 +15,18 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// BUNKER_CPUPROFILE=FILE writes a CPU profile (for performance work).
+	if p := os.Getenv("BUNKER_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer pprof.StopCPUProfile()
+			}
+		} else {
+			fmt.Fprintln(os.Stderr, "bunker: cpu profile:", err)
+		}
+	}
 	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
+	pprof.StopCPUProfile()
 	os.Exit(code)
 }

@@ -75,6 +75,9 @@ reads every restored file back and compares it with the snapshot.`,
 					return nil
 				},
 			})
+			if sel == nil && (sub == "" || sub == "/") && sn.Summary != nil && sn.Kind != "" {
+				res.SetTotals(sn.Summary.Files, sn.Summary.TotalBytes)
+			}
 			start := time.Now()
 			stop := a.out.ticker(200*time.Millisecond, func(bool) {
 				st := &res.Stats

@@ -334,3 +334,14 @@ func (r *Repository) OpenSealed(loc index.Location, sealed, buf []byte) ([]byte,
 	}
 	return out, nil
 }
+
+// BlobLength returns the plaintext length of a stored blob.
+func (r *Repository) BlobLength(id ID, t pack.BlobType) (int, bool) {
+	if l, ok := r.idx.Lookup(id, t); ok {
+		return int(l.RawLength), true
+	}
+	if ls := r.idx.LookupAll(id, t); len(ls) > 0 {
+		return int(ls[0].RawLength), true
+	}
+	return 0, false
+}

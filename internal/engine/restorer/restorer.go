@@ -25,7 +25,14 @@ type ID = tree.ID
 type Repo interface {
 	LoadBlob(ctx context.Context, t pack.BlobType, id ID, buf []byte) ([]byte, error)
 	Hash(data []byte) ID
+	// BlobLength returns the plaintext length of a blob, if known; it
+	// lets large files be written by several workers at once.
+	BlobLength(id ID, t pack.BlobType) (int, bool)
 }
+
+// partBlobs is how many blobs one worker writes of a large file before
+// another worker takes the next part (about 16 MiB at default sizes).
+const partBlobs = 16
 
 // Overwrite policies for entries that already exist in the target.
 const (
@@ -77,7 +84,8 @@ type Restorer struct {
 
 	mu        sync.Mutex
 	firstErr  error
-	hardlinks map[[2]uint64]hardlink // (device, inode) -> first restored link
+	hardlinks  map[[2]uint64]hardlink // (device, inode) -> first restored link
+	haveTotals bool
 	verifyBad []string
 	written   int
 }
@@ -139,8 +147,26 @@ type dirState struct {
 	path    string     // target path, for messages and path-based calls
 	node    *tree.Node // nil for the target root
 	fd      *os.File   // nil until created
+	fresh   bool       // created by this restore: no entry can pre-exist
 	pending int        // entries in flight + 1 while listing
 	mu      sync.Mutex
+}
+
+// list reads up to n names of the directory through a fresh handle (d.fd
+// serves *At calls; its read position must not matter).
+func (d *dirState) list(n int) ([]string, error) {
+	var f *os.File
+	var err error
+	if d.parent == nil {
+		f, err = os.Open(d.path)
+	} else {
+		f, err = fsmeta.OpenDirAt(d.parent.fd, d.name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(n)
 }
 
 // ensure creates the directory (and its parents) if not yet done.
@@ -157,10 +183,15 @@ func (d *dirState) ensure() error {
 		return err
 	}
 	d.parent.addPending()
-	if err := d.r.prepare(d.parent, d.name, d.path, d.node); err != nil {
-		d.parent.done()
-		return err
+	existed := false
+	if !d.parent.fresh {
+		var err error
+		if existed, err = d.r.prepare(d.parent, d.name, d.path, d.node); err != nil {
+			d.parent.done()
+			return err
+		}
 	}
+	d.fresh = !existed
 	if err := d.r.meta.CreateAt(d.parent.fd, d.name, d.node); err != nil {
 		d.parent.done()
 		return err
@@ -202,13 +233,51 @@ func (d *dirState) done() {
 	}
 }
 
-type fileJob struct {
-	ctx  context.Context
+// fileState is one regular file being restored, possibly by several
+// workers writing disjoint parts.
+type fileState struct {
 	dir  *dirState
 	name string
 	path string
 	node *tree.Node
-	w    *fsmeta.FileWriter
+
+	create sync.Once
+	w      *fsmeta.FileWriter // set by the walker (hard links) or the first part
+	err    error              // first error of any part
+	mu     sync.Mutex
+	lens   []int         // plaintext length of every blob, for verify
+	parts  atomic.Int32  // parts not yet done
+	bytes  atomic.Int64  // bytes written
+}
+
+func (f *fileState) fail(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+func (f *fileState) failed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// fileJob is one part of a file: blobs [first, end) written from offset off.
+type fileJob struct {
+	ctx        context.Context
+	f          *fileState
+	first, end int
+	off        int64
+}
+
+// SetTotals gives the size of what will be restored (from the snapshot's
+// summary), sparing the extra pass over the trees that counts it.
+func (r *Restorer) SetTotals(files, bytes int64) {
+	r.Stats.FilesTotal.Store(files)
+	r.Stats.BytesTotal.Store(bytes)
+	r.haveTotals = true
 }
 
 // Restore writes the node (a directory's contents, or a single file) into
@@ -239,7 +308,9 @@ func (r *Restorer) Restore(ctx context.Context, rootTree ID, snapPath string, ta
 		return err
 	}
 	base := path.Clean("/" + snapPath)
-	r.prescan(ctx, t, base)
+	if !r.haveTotals {
+		r.prescan(ctx, t, base)
+	}
 	return r.run(ctx, target, func(root *dirState) error {
 		if base != "/" {
 			// A directory of the snapshot: the target takes its metadata.
@@ -259,6 +330,9 @@ func (r *Restorer) run(ctx context.Context, target string, walk func(root *dirSt
 		return fmt.Errorf("open target: %w", err)
 	}
 	root := &dirState{r: r, path: target, fd: fd, pending: 1}
+	if names, err := root.list(1); err == io.EOF || (err == nil && len(names) == 0) {
+		root.fresh = true
+	}
 	r.jobs = make(chan fileJob, r.opts.Workers*2)
 	var wg sync.WaitGroup
 	for i := 0; i < r.opts.Workers; i++ {
@@ -296,54 +370,79 @@ func (r *Restorer) run(ctx context.Context, target string, walk func(root *dirSt
 }
 
 func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
-	defer j.dir.done()
-	if r.err() != nil || j.ctx.Err() != nil {
-		j.w.Close()
-		return buf
-	}
-	var off int64
-	var err error
-	var lens []int
-	for _, id := range j.node.Content {
-		buf, err = r.repo.LoadBlob(j.ctx, pack.DataBlob, id, buf)
+	f := j.f
+	f.create.Do(func() {
+		if f.w != nil {
+			return
+		}
+		w, err := fsmeta.CreateFileWriterAt(f.dir.fd, f.name, int64(f.node.Size))
 		if err != nil {
-			err = fmt.Errorf("restore %s: %w", j.path, err)
-			break
+			f.fail(err)
+			return
 		}
-		if off+int64(len(buf)) > int64(j.node.Size) {
-			err = fmt.Errorf("restore %s: content is longer than the recorded size %d", j.path, j.node.Size)
-			break
+		f.w = w
+	})
+	if f.failed() == nil && r.err() == nil && j.ctx.Err() == nil {
+		off := j.off
+		for i := j.first; i < j.end; i++ {
+			var err error
+			buf, err = r.repo.LoadBlob(j.ctx, pack.DataBlob, f.node.Content[i], buf)
+			if err == nil && off+int64(len(buf)) > int64(f.node.Size) {
+				err = fmt.Errorf("content is longer than the recorded size %d", f.node.Size)
+			}
+			if err == nil {
+				_, err = f.w.WriteAt(buf, off)
+			}
+			if err != nil {
+				f.fail(err)
+				break
+			}
+			f.mu.Lock()
+			f.lens[i] = len(buf)
+			f.mu.Unlock()
+			off += int64(len(buf))
+			f.bytes.Add(int64(len(buf)))
+			r.Stats.BytesDone.Add(int64(len(buf)))
 		}
-		if _, err = j.w.WriteAt(buf, off); err != nil {
-			break
+	}
+	if f.parts.Add(-1) == 0 {
+		buf = r.finishFile(j.ctx, f, buf)
+	}
+	return buf
+}
+
+// finishFile runs after the last part of a file: close, verify, metadata.
+func (r *Restorer) finishFile(ctx context.Context, f *fileState, buf []byte) []byte {
+	defer f.dir.done()
+	err := f.failed()
+	if err == nil && f.bytes.Load() != int64(f.node.Size) && r.err() == nil && ctx.Err() == nil {
+		err = fmt.Errorf("content is %d bytes, the snapshot says %d", f.bytes.Load(), f.node.Size)
+	}
+	if f.w != nil {
+		if err == nil && r.opts.Sync {
+			err = f.w.Sync()
 		}
-		off += int64(len(buf))
-		lens = append(lens, len(buf))
-		r.Stats.BytesDone.Add(int64(len(buf)))
+		if cerr := f.w.Close(); err == nil {
+			err = cerr
+		}
 	}
-	if err == nil && off != int64(j.node.Size) {
-		err = fmt.Errorf("restore %s: content is %d bytes, the snapshot says %d", j.path, off, j.node.Size)
-	}
-	if err == nil && r.opts.Sync {
-		err = j.w.Sync()
-	}
-	if cerr := j.w.Close(); err == nil {
-		err = cerr
+	if r.err() != nil || ctx.Err() != nil {
+		return buf
 	}
 	if err == nil && r.opts.Verify {
 		var ok bool
-		ok, buf = r.verifyFile(j, lens, buf)
+		ok, buf = r.verifyFile(f, buf)
 		if !ok {
 			r.mu.Lock()
-			r.verifyBad = append(r.verifyBad, j.path)
+			r.verifyBad = append(r.verifyBad, f.path)
 			r.mu.Unlock()
 		}
 	}
 	if err == nil {
-		err = r.meta.ApplyAt(j.dir.fd, j.name, j.node)
+		err = r.meta.ApplyAt(f.dir.fd, f.name, f.node)
 	}
 	if err != nil {
-		if e := r.entryError(j.path, err); e != nil {
+		if e := r.entryError(f.path, fmt.Errorf("restore %s: %w", f.path, err)); e != nil {
 			r.setErr(e)
 		}
 		return buf
@@ -542,29 +641,29 @@ func (r *Restorer) restoreNodes(ctx context.Context, d *dirState, nodes []*tree.
 
 // prepare handles an existing entry at the target per the overwrite
 // policy. It returns errSkip to leave the entry alone.
-func (r *Restorer) prepare(d *dirState, name, tp string, n *tree.Node) error {
+func (r *Restorer) prepare(d *dirState, name, tp string, n *tree.Node) (existed bool, err error) {
 	fi, err := fsmeta.LstatAt(d.fd, name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	if n.Type == tree.TypeDir && fi.IsDir() {
-		return nil // merge into it
+		return true, nil // merge into it
 	}
 	switch r.opts.Overwrite {
 	case OverwriteNever:
-		return errSkip
+		return true, errSkip
 	case OverwriteIfChanged:
 		if n.Type == tree.TypeFile && fi.Mode().IsRegular() && fi.Size() == int64(n.Size) && fi.ModTime().Equal(n.ModTime) {
-			return errSkip
+			return true, errSkip
 		}
 	}
 	if err := fsmeta.RemoveAllAt(d.fd, name); err != nil {
-		return fmt.Errorf("replace %s: %w", tp, err)
+		return true, fmt.Errorf("replace %s: %w", tp, err)
 	}
-	return nil
+	return false, nil
 }
 
 var errSkip = errors.New("skipped: exists")
@@ -580,9 +679,12 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 		}
 		return r.entryError(tp, err)
 	}
-	if err := r.prepare(d, name, tp, n); err != nil {
-		return fail(err)
+	if !d.fresh {
+		if _, err := r.prepare(d, name, tp, n); err != nil {
+			return fail(err)
+		}
 	}
+	f := &fileState{dir: d, name: name, path: tp, node: n}
 	if n.Type == tree.TypeFile && n.Links > 1 && n.Inode != 0 {
 		key := [2]uint64{n.DeviceID, n.Inode}
 		r.mu.Lock()
@@ -600,6 +702,12 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 			r.Stats.FilesDone.Add(1)
 			return nil
 		}
+		// Later links need the file to exist now.
+		w, err := fsmeta.CreateFileWriterAt(d.fd, name, int64(n.Size))
+		if err != nil {
+			return fail(err)
+		}
+		f.w = w
 	}
 	if n.Type != tree.TypeFile {
 		if err := r.meta.CreateAt(d.fd, name, n); err != nil {
@@ -613,17 +721,50 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 		r.Stats.Others.Add(1)
 		return nil
 	}
-	w, err := fsmeta.CreateFileWriterAt(d.fd, name, int64(n.Size))
-	if err != nil {
-		return fail(err)
+	// Split large files into parts written by several workers; a part
+	// needs its offset, known from the index's plaintext lengths.
+	f.lens = make([]int, len(n.Content))
+	type part struct {
+		first, end int
+		off        int64
 	}
+	parts := []part{{0, len(n.Content), 0}}
+	if len(n.Content) > partBlobs {
+		parts = parts[:0]
+		var off int64
+		ok := true
+		for i := 0; i < len(n.Content) && ok; i += partBlobs {
+			end := min(i+partBlobs, len(n.Content))
+			parts = append(parts, part{i, end, off})
+			for _, id := range n.Content[i:end] {
+				l, known := r.repo.BlobLength(id, pack.DataBlob)
+				if !known {
+					ok = false
+					break
+				}
+				off += int64(l)
+			}
+		}
+		if !ok {
+			parts = []part{{0, len(n.Content), 0}}
+		}
+	}
+	f.parts.Store(int32(len(parts)))
 	d.addPending()
-	select {
-	case r.jobs <- fileJob{ctx: ctx, dir: d, name: name, path: tp, node: n, w: w}:
-	case <-ctx.Done():
-		w.Close()
-		d.done()
-		return ctx.Err()
+	for _, p := range parts {
+		select {
+		case r.jobs <- fileJob{ctx: ctx, f: f, first: p.first, end: p.end, off: p.off}:
+		case <-ctx.Done():
+			// The workers finish what was queued; the file is left
+			// incomplete and the restore fails with ctx.Err().
+			for left := f.parts.Add(-1); left > 0; left = f.parts.Add(-1) {
+			}
+			if f.w != nil {
+				f.w.Close()
+			}
+			d.done()
+			return ctx.Err()
+		}
 	}
 	return nil
 }
@@ -631,9 +772,7 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 // deleteExtra removes entries of a restored directory that the snapshot
 // does not have.
 func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
-	// d.fd was only used for *At calls, so its read position is at the
-	// start; nothing lists it after this.
-	names, err := d.fd.Readdirnames(-1)
+	names, err := d.list(-1)
 	if err != nil {
 		if e := r.entryError(d.path, err); e != nil {
 			r.setErr(e)
@@ -657,14 +796,14 @@ func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
 
 // verifyFile re-reads a restored file through its directory handle and
 // compares every chunk with its blob ID.
-func (r *Restorer) verifyFile(j fileJob, lens []int, buf []byte) (bool, []byte) {
-	f, err := fsmeta.OpenFileAt(j.dir.fd, j.name)
+func (r *Restorer) verifyFile(fst *fileState, buf []byte) (bool, []byte) {
+	f, err := fsmeta.OpenFileAt(fst.dir.fd, fst.name)
 	if err != nil {
 		return false, buf
 	}
 	defer f.Close()
-	for i, id := range j.node.Content {
-		n := lens[i]
+	for i, id := range fst.node.Content {
+		n := fst.lens[i]
 		if cap(buf) < n {
 			buf = make([]byte, n)
 		}
