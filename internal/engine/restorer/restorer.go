@@ -82,12 +82,12 @@ type Restorer struct {
 
 	jobs chan fileJob
 
-	mu        sync.Mutex
-	firstErr  error
+	mu         sync.Mutex
+	firstErr   error
 	hardlinks  map[[2]uint64]hardlink // (device, inode) -> first restored link
 	haveTotals bool
-	verifyBad []string
-	written   int
+	verifyBad  []string
+	written    int
 }
 
 // hardlink is the first restored name of an inode. Its directory is held
@@ -245,9 +245,9 @@ type fileState struct {
 	w      *fsmeta.FileWriter // set by the walker (hard links) or the first part
 	err    error              // first error of any part
 	mu     sync.Mutex
-	lens   []int         // plaintext length of every blob, for verify
-	parts  atomic.Int32  // parts not yet done
-	bytes  atomic.Int64  // bytes written
+	lens   []int        // plaintext length of every blob, for verify
+	parts  atomic.Int32 // parts not yet done
+	bytes  atomic.Int64 // bytes written
 }
 
 func (f *fileState) fail(err error) {
