@@ -60,6 +60,9 @@ type App struct {
 
 	// weakKDF makes new keys cheap; only for tests (hidden flag).
 	weakKDF bool
+	// memBudget sets a soft memory limit sized to the work (the real
+	// program only: in-process tests share one runtime).
+	memBudget bool
 }
 
 type globalOptions struct {
@@ -89,7 +92,7 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, IsTerminal: isTerminal}
+	a := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, IsTerminal: isTerminal, memBudget: true}
 	return a.Run(ctx, args)
 }
 

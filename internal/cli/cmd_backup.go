@@ -42,6 +42,7 @@ type backupOptions struct {
 	differential     bool
 	parent           string
 	noXattrs         bool
+	withAtime        bool
 	filesFrom        []string
 }
 
@@ -80,6 +81,7 @@ Exit code 3 means the snapshot was saved, but some files could not be read.`,
 	f.BoolVar(&o.differential, "differential", false, "compare against the last full backup")
 	f.StringVar(&o.parent, "parent", "", "use this snapshot as the parent")
 	f.BoolVar(&o.noXattrs, "no-xattrs", false, "do not store extended attributes")
+	f.BoolVar(&o.withAtime, "with-atime", false, "store access times (they change whenever a directory is read, so every backup then rewrites its trees)")
 	f.StringArrayVar(&o.filesFrom, "files-from", nil, "read paths to back up from a `file` (one per line)")
 	return cmd
 }
@@ -202,6 +204,7 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 	if err := r.LoadIndex(ctx, false); err != nil {
 		return fmt.Errorf("load index: %w", err)
 	}
+	a.setMemoryBudget(r)
 	if !o.dryRun {
 		if n, size, err := r.AdoptOrphans(ctx); err != nil {
 			return err
@@ -279,6 +282,7 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 		Chunker:       chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max, Seed: seed},
 		OneFileSystem: o.oneFileSystem,
 		NoXattrs:      o.noXattrs,
+		WithAtime:     o.withAtime,
 		OnError: func(path string, err error) error {
 			errMu.Lock()
 			sourceErrors = append(sourceErrors, path)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
@@ -86,6 +87,7 @@ func (a *App) openRepoIndexed(ctx context.Context) (*repository.Repository, erro
 	if err := r.LoadIndex(ctx, false); err != nil {
 		return nil, fmt.Errorf("load index: %w", err)
 	}
+	a.setMemoryBudget(r)
 	return r, nil
 }
 
@@ -118,4 +120,17 @@ func splitSnapshotPath(ref string) (string, string) {
 		return ref, ""
 	}
 	return id, sub
+}
+
+// setMemoryBudget gives the garbage collector a soft memory limit sized to
+// the loaded index plus the working buffers of a backup or restore (packs,
+// chunks, compression state), so transient buffers are collected before
+// the process grows far past what it really holds. GOMEMLIMIT overrides.
+func (a *App) setMemoryBudget(r *repository.Repository) {
+	if a.Getenv("GOMEMLIMIT") != "" || !a.memBudget {
+		return
+	}
+	const working = 112 << 20
+	const perBlob = 64 // in-memory index entry plus slack
+	debug.SetMemoryLimit(int64(working + 2*perBlob*r.Index().Len()))
 }

@@ -69,6 +69,10 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// Xattrs stores extended attributes (default on; set NoXattrs).
 	NoXattrs bool
+	// WithAtime stores access times. Off by default, like borg: reading
+	// a tree to back it up changes directory atimes, so storing them
+	// rewrites every directory's tree at every backup.
+	WithAtime bool
 	// OnError is called for a source problem (unreadable file, vanished
 	// path). Returning nil skips the entry and goes on; returning an error
 	// aborts. Nil means skip.
@@ -101,7 +105,14 @@ type Archiver struct {
 	fatalErr error
 
 	sinceCheckpoint atomic.Int64
+
+	bigSem      chan struct{}
+	bigMu       sync.Mutex
+	bigChunkers []*chunker.Chunker // free chunkers for files larger than Min
 }
+
+// bigFiles is how many files larger than Min are chunked at once.
+const bigFiles = 2
 
 // New returns an archiver writing to repo.
 func New(repo Repo, opts Options) (*Archiver, error) {
@@ -109,7 +120,7 @@ func New(repo Repo, opts Options) (*Archiver, error) {
 		return nil, err
 	}
 	if opts.Readers <= 0 {
-		opts.Readers = 2
+		opts.Readers = runtime.GOMAXPROCS(0) + 1
 	}
 	if opts.Savers <= 0 {
 		opts.Savers = runtime.GOMAXPROCS(0)
@@ -120,8 +131,14 @@ func New(repo Repo, opts Options) (*Archiver, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 5 * time.Minute
 	}
-	a := &Archiver{repo: repo, opts: opts, meta: fsmeta.NewReader()}
-	a.bufPool.New = func() any { b := make([]byte, 0, opts.Chunker.Max); return &b }
+	a := &Archiver{repo: repo, opts: opts, meta: fsmeta.NewReader(),
+		bigSem: make(chan struct{}, bigFiles)}
+	for i := 0; i < bigFiles; i++ {
+		a.bigChunkers = append(a.bigChunkers, chunker.New(nil, opts.Chunker))
+	}
+	// Buffers start empty and grow to the chunks they carry, so memory
+	// follows the chunks in flight rather than Max-sized slabs.
+	a.bufPool.New = func() any { return new([]byte) }
 	return a, nil
 }
 
@@ -211,9 +228,8 @@ func (a *Archiver) start(ctx context.Context) (stop func()) {
 		fwg.Add(1)
 		go func() {
 			defer fwg.Done()
-			ch := chunker.New(nil, a.opts.Chunker)
 			for j := range a.fileQueue {
-				err := a.readFile(j.ctx, ch, j.f, j.path, j.node)
+				err := a.readFile(j.ctx, j.f, j.path, j.node)
 				j.f.Close()
 				switch {
 				case err == nil:
@@ -292,7 +308,7 @@ func (a *Archiver) saveChunks(ctx context.Context, ch *chunker.Chunker, rd io.Re
 		}
 		pending = append(pending, res)
 		// Keep a bounded number of chunks of this file in flight.
-		for len(pending) > a.opts.Savers+1 {
+		for len(pending) > a.opts.Savers {
 			if err := collect(pending[0]); err != nil && firstErr == nil {
 				firstErr = err
 			}
@@ -307,9 +323,19 @@ func (a *Archiver) saveChunks(ctx context.Context, ch *chunker.Chunker, rd io.Re
 	return ids, total, firstErr
 }
 
-func (a *Archiver) readFile(ctx context.Context, ch *chunker.Chunker, f *os.File, path string, node *tree.Node) error {
+func (a *Archiver) readFile(ctx context.Context, f *os.File, path string, node *tree.Node) error {
 	name := path
 	a.Stats.CurrentFile.Store(&name)
+	if node.Size < uint64(a.opts.Chunker.Min) {
+		// Small enough to be one chunk whatever its content: hash, compress
+		// and seal it right here instead of handing it to a saver.
+		return a.readSmallFile(ctx, f, path, node)
+	}
+	ch, release, err := a.bigFileSlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ids, n, err := a.saveChunks(ctx, ch, f)
 	if err != nil {
 		if isFatal(err) {
@@ -320,6 +346,85 @@ func (a *Archiver) readFile(ctx context.Context, ch *chunker.Chunker, f *os.File
 	a.Stats.FilesRead.Add(1)
 	node.Content = ids
 	node.Size = uint64(n)
+	return nil
+}
+
+// bigFileSlot hands out one of the few chunkers that files larger than Min
+// share: the savers, not the chunker, bound the speed of large files, and
+// each chunker holds up to 2*Max bytes of buffer.
+func (a *Archiver) bigFileSlot(ctx context.Context) (*chunker.Chunker, func(), error) {
+	select {
+	case a.bigSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	a.bigMu.Lock()
+	ch := a.bigChunkers[len(a.bigChunkers)-1]
+	a.bigChunkers = a.bigChunkers[:len(a.bigChunkers)-1]
+	a.bigMu.Unlock()
+	return ch, func() {
+		a.bigMu.Lock()
+		a.bigChunkers = append(a.bigChunkers, ch)
+		a.bigMu.Unlock()
+		<-a.bigSem
+	}, nil
+}
+
+func (a *Archiver) readSmallFile(ctx context.Context, f *os.File, path string, node *tree.Node) error {
+	bp := a.bufPool.Get().(*[]byte)
+	defer a.bufPool.Put(bp)
+	// Read up to Min bytes: the file may have grown since lstat; anything
+	// beyond goes through the chunker like any larger file.
+	limit := a.opts.Chunker.Min
+	buf := (*bp)[:0]
+	if cap(buf) < limit {
+		buf = make([]byte, 0, limit)
+	}
+	buf = buf[:limit]
+	n, err := io.ReadFull(f, buf)
+	*bp = buf[:0]
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+	case err != nil:
+		return fmt.Errorf("read %s: %w", path, err)
+	default:
+		// Exactly Min bytes or more: chunk it from the start.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		ch, release, err := a.bigFileSlot(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+		ids, total, err := a.saveChunks(ctx, ch, f)
+		if err != nil {
+			if isFatal(err) {
+				return err
+			}
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		a.Stats.FilesRead.Add(1)
+		node.Content, node.Size = ids, uint64(total)
+		return nil
+	}
+	data := buf[:n]
+	a.Stats.BytesRead.Add(int64(n))
+	node.Size = uint64(n)
+	node.Content = nil
+	if n > 0 {
+		id, added, err := a.repo.SaveBlobWithID(ctx, pack.DataBlob, a.repo.Hash(data), data)
+		if err != nil {
+			return fatalError{err}
+		}
+		if added {
+			a.Stats.BlobsAdded.Add(1)
+			a.Stats.BytesAdded.Add(int64(n))
+			a.sinceCheckpoint.Add(int64(n))
+		}
+		node.Content = []ID{id}
+	}
+	a.Stats.FilesRead.Add(1)
 	return nil
 }
 
@@ -519,6 +624,9 @@ func (a *Archiver) archiveVirtual(ctx context.Context, v *virtual, parent *tree.
 	if err != nil {
 		node = &tree.Node{Type: tree.TypeDir, Mode: uint32(fs.ModeDir | 0o755), ModTime: time.Now()}
 	}
+	if !a.opts.WithAtime {
+		node.AccessTime = time.Time{}
+	}
 	node.Name = tree.RawString(v.name)
 	if v.name == "" {
 		node.Name = "/"
@@ -570,6 +678,9 @@ func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTre
 			dir.Close()
 			return &future{done: closedChan(), err: err}
 		}
+		if !a.opts.WithAtime {
+			node.AccessTime = time.Time{}
+		}
 		node.Name = "/"
 		return a.archiveDir(ctx, dir, path, node, parentTree, nil)
 	}
@@ -600,6 +711,9 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 		return &future{done: closedChan(), err: err}
 	}
 	node, err := a.meta.NodeAt(dir, name, !a.opts.NoXattrs)
+	if node != nil && !a.opts.WithAtime {
+		node.AccessTime = time.Time{}
+	}
 	if err != nil {
 		if node == nil {
 			if e := a.sourceError(path, err); e != nil {

@@ -67,7 +67,7 @@ type Codec struct {
 // given level (zstd.SpeedFastest is the default).
 func NewCodec(key *crypto.Key, level zstd.EncoderLevel) (*Codec, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ type Writer struct {
 
 // NewWriter starts a pack for blobs of type t.
 func NewWriter(t BlobType, sizeHint int) *Writer {
-	buf := make([]byte, 0, sizeHint+64<<10)
+	buf := make([]byte, 0, sizeHint)
 	buf = append(buf, format.NewHeader(format.TypePack, byte(t)).Bytes()...)
 	return &Writer{typ: t, buf: buf}
 }
@@ -160,6 +160,12 @@ func (w *Writer) Add(t BlobType, id ID, sealed []byte, rawLen int) {
 
 // Size is the current size of the pack.
 func (w *Writer) Size() int { return len(w.buf) }
+
+// Overhead is how many bytes the trailer and footer will add to the pack,
+// with room for one more blob.
+func (w *Writer) Overhead() int {
+	return 4 + (len(w.entries)+1)*EntrySize + crypto.Overhead + 4
+}
 
 // Count is the number of blobs added.
 func (w *Writer) Count() int { return len(w.entries) }

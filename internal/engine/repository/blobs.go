@@ -67,7 +67,7 @@ func (w *writer) init(r *Repository) {
 }
 
 // Uploaders is how many packs are written to the backend at once.
-const Uploaders = 2
+const Uploaders = 1
 
 func (w *writer) startLocked() {
 	if w.started {
@@ -76,7 +76,7 @@ func (w *writer) startLocked() {
 	w.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	w.queue = make(chan finishedPack, 1)
+	w.queue = make(chan finishedPack)
 	for i := 0; i < Uploaders; i++ {
 		go w.uploader(ctx)
 	}
@@ -155,17 +155,31 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, id ID,
 	if s, ok := w.scratch.Get().(*[]byte); ok {
 		scratch = *s
 	}
+	// Seal into a pooled buffer; the pack writer copies it.
+	sp, _ := sealedPool.Get().(*[]byte)
+	if sp == nil {
+		sp = new([]byte)
+	}
 	var sealed []byte
-	// Seal into a fresh buffer sized for the worst case; the pack writer
-	// copies it, so it can go back to the pool afterwards.
-	sealed, scratch = r.codec.SealBlob(nil, scratch, t, id, data)
+	sealed, scratch = r.codec.SealBlob((*sp)[:0], scratch, t, id, data)
 	w.scratch.Put(&scratch)
+	defer func() { *sp = sealed[:0]; sealedPool.Put(sp) }()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pw := w.packers[t]
+	if pw != nil && pw.Count() > 0 && pw.Size()+len(sealed)+pw.Overhead() > r.cfg.PackSize {
+		// Close the pack before it outgrows its buffer.
+		delete(w.packers, t)
+		w.enqueueLocked(pw)
+		pw = w.packers[t] // another saver may have started one meanwhile
+	}
 	if pw == nil {
-		pw = pack.NewWriter(t, r.cfg.PackSize)
+		hint := r.cfg.PackSize
+		if t == pack.TreeBlob {
+			hint = 1 << 20 // tree packs stay small in most backups
+		}
+		pw = pack.NewWriter(t, hint)
 		w.packers[t] = pw
 	}
 	pw.Add(t, id, sealed, len(data))
