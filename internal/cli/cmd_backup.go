@@ -302,7 +302,13 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 	if err != nil {
 		return err
 	}
-	stopProgress := a.out.ticker(200*time.Millisecond, func(final bool) { a.backupProgress(arch, start) })
+	var scan *scanner
+	if !stream && (a.out.progress || a.g.json) {
+		scanCtx, cancelScan := context.WithCancel(ctx)
+		defer cancelScan()
+		scan = startScan(scanCtx, absPaths, matcher)
+	}
+	stopProgress := a.out.ticker(200*time.Millisecond, func(final bool) { a.backupProgress(arch, scan, start) })
 
 	var root archiver.ID
 	var backupErr error
@@ -408,13 +414,29 @@ func (a *App) backupStream(ctx context.Context, arch *archiver.Archiver, o backu
 	return arch.SaveTree(ctx, &tree.Tree{Nodes: []*tree.Node{node}})
 }
 
-func (a *App) backupProgress(arch *archiver.Archiver, start time.Time) {
+func (a *App) backupProgress(arch *archiver.Archiver, scan *scanner, start time.Time) {
 	st := &arch.Stats
 	elapsed := time.Since(start)
 	read := st.BytesRead.Load()
+	done := st.TotalBytes.Load()
+	var total int64
+	pct, eta := "", ""
+	if scan != nil {
+		total = scan.bytes.Load()
+		if total > 0 {
+			pct = fmt.Sprintf("%5.1f%% ", min(100, float64(done)/float64(total)*100))
+		}
+		if scan.done.Load() && done > 0 && total > done {
+			eta = " ETA " + formatDuration(time.Duration(float64(elapsed)*float64(total-done)/float64(done)))
+		}
+	}
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "status", "seconds_elapsed": int(elapsed.Seconds()),
-			"files_done": st.Files.Load(), "bytes_read": read, "bytes_added": st.BytesAdded.Load(), "errors": st.Errors.Load()})
+		m := map[string]any{"message_type": "status", "seconds_elapsed": int(elapsed.Seconds()),
+			"files_done": st.Files.Load(), "bytes_done": done, "bytes_read": read, "bytes_added": st.BytesAdded.Load(), "errors": st.Errors.Load()}
+		if scan != nil {
+			m["total_files"], m["total_bytes"], m["scan_finished"] = scan.files.Load(), total, scan.done.Load()
+		}
+		a.out.jsonLine(m)
 		return
 	}
 	cur := ""
@@ -424,8 +446,8 @@ func (a *App) backupProgress(arch *archiver.Archiver, start time.Time) {
 			cur = "…" + cur[len(cur)-39:]
 		}
 	}
-	a.out.status(fmt.Sprintf("[%s] %d files, %s read, %s added, %s  %s", formatDuration(elapsed), st.Files.Load(),
-		formatBytes(read), formatBytes(st.BytesAdded.Load()), formatRate(read, elapsed), cur))
+	a.out.status(fmt.Sprintf("[%s] %s%d files, %s of %s, %s added, %s%s  %s", formatDuration(elapsed), pct, st.Files.Load(),
+		formatBytes(done), formatBytes(total), formatBytes(st.BytesAdded.Load()), formatRate(read, elapsed), eta, cur))
 }
 
 func (a *App) printBackupSummary(sn *snapshot.Snapshot, ws repository.WriteStats, dryRun bool) {

@@ -331,6 +331,12 @@ func (a *Archiver) readFile(ctx context.Context, f *os.File, path string, node *
 		// and seal it right here instead of handing it to a saver.
 		return a.readSmallFile(ctx, f, path, node)
 	}
+	return a.readLargeFile(ctx, f, path, node)
+}
+
+// readLargeFile chunks a file from its current offset with a shared
+// chunker and records its blobs and size in node.
+func (a *Archiver) readLargeFile(ctx context.Context, f *os.File, path string, node *tree.Node) error {
 	ch, release, err := a.bigFileSlot(ctx)
 	if err != nil {
 		return err
@@ -392,21 +398,7 @@ func (a *Archiver) readSmallFile(ctx context.Context, f *os.File, path string, n
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		ch, release, err := a.bigFileSlot(ctx)
-		if err != nil {
-			return err
-		}
-		defer release()
-		ids, total, err := a.saveChunks(ctx, ch, f)
-		if err != nil {
-			if isFatal(err) {
-				return err
-			}
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		a.Stats.FilesRead.Add(1)
-		node.Content, node.Size = ids, uint64(total)
-		return nil
+		return a.readLargeFile(ctx, f, path, node)
 	}
 	data := buf[:n]
 	a.Stats.BytesRead.Add(int64(n))

@@ -83,7 +83,7 @@ type Restorer struct {
 	jobs chan fileJob
 
 	mu         sync.Mutex
-	firstErr   error
+	first      firstError
 	hardlinks  map[[2]uint64]hardlink // (device, inode) -> first restored link
 	haveTotals bool
 	verifyBad  []string
@@ -124,18 +124,28 @@ func (r *Restorer) entryError(p string, err error) error {
 	return err
 }
 
-func (r *Restorer) setErr(err error) {
-	r.mu.Lock()
-	if r.firstErr == nil {
-		r.firstErr = err
-	}
-	r.mu.Unlock()
+func (r *Restorer) setErr(err error) { r.first.set(err) }
+
+func (r *Restorer) err() error { return r.first.get() }
+
+// firstError keeps the first error reported by any goroutine.
+type firstError struct {
+	mu  sync.Mutex
+	err error
 }
 
-func (r *Restorer) err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.firstErr
+func (e *firstError) set(err error) {
+	e.mu.Lock()
+	if e.err == nil {
+		e.err = err
+	}
+	e.mu.Unlock()
+}
+
+func (e *firstError) get() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }
 
 // dirState is a target directory being filled. Its metadata is applied
@@ -243,26 +253,16 @@ type fileState struct {
 
 	create sync.Once
 	w      *fsmeta.FileWriter // set by the walker (hard links) or the first part
-	err    error              // first error of any part
+	first  firstError         // of any part
 	mu     sync.Mutex
 	lens   []int        // plaintext length of every blob, for verify
 	parts  atomic.Int32 // parts not yet done
 	bytes  atomic.Int64 // bytes written
 }
 
-func (f *fileState) fail(err error) {
-	f.mu.Lock()
-	if f.err == nil {
-		f.err = err
-	}
-	f.mu.Unlock()
-}
+func (f *fileState) fail(err error) { f.first.set(err) }
 
-func (f *fileState) failed() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
+func (f *fileState) failed() error { return f.first.get() }
 
 // fileJob is one part of a file: blobs [first, end) written from offset off.
 type fileJob struct {
