@@ -67,7 +67,7 @@ func (w *writer) init(r *Repository) {
 }
 
 // Uploaders is how many packs are written to the backend at once.
-const Uploaders = 1
+const Uploaders = 2
 
 func (w *writer) startLocked() {
 	if w.started {
