@@ -117,7 +117,15 @@ func (p Policy) Apply(group []*Snapshot) []Decision {
 			d.Reasons = append(d.Reasons, "within "+p.Within.String())
 		}
 		for _, t := range p.Tags {
-			if sn.HasTag(t) {
+			// Like restic: "a,b" keeps snapshots that have both a and b.
+			all := true
+			for _, one := range strings.Split(t, ",") {
+				if one != "" && !sn.HasTag(one) {
+					all = false
+					break
+				}
+			}
+			if all {
 				d.Keep = true
 				d.Reasons = append(d.Reasons, "tag "+t)
 				break

@@ -358,3 +358,18 @@ func TestPolicyString(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepTagAllOf(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := &Snapshot{Time: base, Tags: []string{"a"}}
+	ab := &Snapshot{Time: base.Add(time.Hour), Tags: []string{"a", "b"}}
+	a.ID[0], ab.ID[0] = 1, 2
+	ds := Policy{Tags: []string{"a,b"}}.Apply([]*Snapshot{a, ab})
+	keep := map[*Snapshot]bool{}
+	for _, d := range ds {
+		keep[d.Snapshot] = d.Keep
+	}
+	if keep[a] || !keep[ab] {
+		t.Fatalf("--keep-tag a,b kept a=%v ab=%v, want false true", keep[a], keep[ab])
+	}
+}
