@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/checker"
@@ -49,19 +50,21 @@ The exit code is non-zero when anything harmful is found.`,
 				return err
 			}
 			start := time.Now()
-			var done, total int
-			var bytes int64
-			opts.Progress = func(d, t int, b int64) { done, total, bytes = d, t, b }
+			// Progress is reported from the checker's workers and read by the
+			// ticker goroutine.
+			var done, total, bytes atomic.Int64
+			opts.Progress = func(d, t int, b int64) { done.Store(int64(d)); total.Store(int64(t)); bytes.Store(b) }
 			stop := a.out.ticker(200*time.Millisecond, func(bool) {
-				if total == 0 {
+				d, t, b := done.Load(), total.Load(), bytes.Load()
+				if t == 0 {
 					return
 				}
 				el := time.Since(start)
 				if a.g.json {
-					a.out.jsonLine(map[string]any{"message_type": "status", "packs_read": done, "packs_total": total, "bytes_read": bytes})
+					a.out.jsonLine(map[string]any{"message_type": "status", "packs_read": d, "packs_total": t, "bytes_read": b})
 					return
 				}
-				a.out.status(fmt.Sprintf("[%s] read %d / %d packs, %s, %s", formatDuration(el), done, total, formatBytes(bytes), formatRate(bytes, el)))
+				a.out.status(fmt.Sprintf("[%s] read %d / %d packs, %s, %s", formatDuration(el), d, t, formatBytes(b), formatRate(b, el)))
 			})
 			res, err := checker.New(r, opts).Run(ctx)
 			stop()
