@@ -188,11 +188,17 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 	}
 	start := time.Now()
 	var sess *repository.Session
-	if !o.dryRun {
-		sess, err = r.StartSession(ctx, "backup")
+	if o.dryRun {
+		// Writes nothing, so it needs no session.
+		if err := r.LoadIndex(ctx, false); err != nil {
+			return fmt.Errorf("load index: %w", err)
+		}
+	} else {
+		s, adopted, err := r.BeginWrite(ctx, "backup")
 		if err != nil {
 			return err
 		}
+		sess = s
 		defer func() {
 			endCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -200,18 +206,11 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 				a.out.warnf("could not remove session marker %s: %v (it expires by itself)", sess.Name, err)
 			}
 		}()
-	}
-	if err := r.LoadIndex(ctx, false); err != nil {
-		return fmt.Errorf("load index: %w", err)
-	}
-	a.setMemoryBudget(r)
-	if !o.dryRun {
-		if n, size, err := r.AdoptOrphans(ctx); err != nil {
-			return err
-		} else if n > 0 {
-			a.out.infof("resuming: reusing %d packs (%s) left by an interrupted backup", n, formatBytes(size))
+		if adopted.Packs > 0 {
+			a.out.infof("resuming: reusing %d packs (%s) left by an interrupted backup", adopted.Packs, formatBytes(adopted.Bytes))
 		}
 	}
+	a.setMemoryBudget(r)
 
 	host := o.host
 	if host == "" {

@@ -59,17 +59,11 @@ with the target's key, and only those the target lacks are stored.`,
 			if err != nil {
 				return fmt.Errorf("target: %w", err)
 			}
-			sess, err := dst.StartSession(ctx, "copy")
+			sess, _, err := dst.BeginWrite(ctx, "copy")
 			if err != nil {
 				return err
 			}
 			defer sess.End(context.Background())
-			if err := dst.LoadIndex(ctx, false); err != nil {
-				return err
-			}
-			if _, _, err := dst.AdoptOrphans(ctx); err != nil {
-				return err
-			}
 			srcAll, _, err := snapshot.LoadAll(ctx, src)
 			if err != nil {
 				return err

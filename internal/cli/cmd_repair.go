@@ -116,18 +116,11 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 	if err != nil {
 		return err
 	}
-	// A writer: session first, then plans and index (docs/FORMAT.md).
-	sess, err := r.StartSession(ctx, "repair snapshots")
+	sess, _, err := r.BeginWrite(ctx, "repair snapshots")
 	if err != nil {
 		return err
 	}
 	defer sess.End(context.Background())
-	if err := r.LoadIndex(ctx, false); err != nil {
-		return err
-	}
-	if _, _, err := r.AdoptOrphans(ctx); err != nil {
-		return err
-	}
 	all, _, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
 		return err

@@ -278,7 +278,7 @@ func simBackup(ctx context.Context, open func(storage.Backend) (*repository.Repo
 	if err != nil {
 		return nil, err
 	}
-	sess, err := r.StartSession(ctx, "sim")
+	sess, _, err := r.BeginWrite(ctx, "sim")
 	if err != nil {
 		return nil, err
 	}
@@ -288,12 +288,6 @@ func simBackup(ctx context.Context, open func(storage.Backend) (*repository.Repo
 			_ = sess.End(ctx) // may fail after a crash: the session then expires
 		}
 	}()
-	if err := r.LoadIndex(ctx, false); err != nil {
-		return nil, err
-	}
-	if _, _, err := r.AdoptOrphans(ctx); err != nil {
-		return nil, err
-	}
 	var t tree.Tree
 	nfiles := 3 + rng.IntN(5)
 	for f := 0; f < nfiles; f++ {

@@ -210,3 +210,34 @@ func (s *Session) PrepareCommit(ctx context.Context) error {
 	}
 	return s.r.CommitCheck(ctx)
 }
+
+// Adopted counts the packs a writer took over from an interrupted one.
+type Adopted struct {
+	Packs int
+	Bytes int64
+}
+
+// BeginWrite starts a writer in the order the protocol requires (see
+// docs/FORMAT.md, "Writer protocol"): the session first, then the plans and
+// the index, then reconciliation with the stored packs (orphans adopted,
+// entries of deleted packs excluded). On error nothing is left running.
+func (r *Repository) BeginWrite(ctx context.Context, command string) (*Session, Adopted, error) {
+	s, err := r.StartSession(ctx, command)
+	if err != nil {
+		return nil, Adopted{}, err
+	}
+	fail := func(err error) (*Session, Adopted, error) {
+		endCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.End(endCtx) // the object expires by itself if this fails
+		return nil, Adopted{}, err
+	}
+	if err := r.LoadIndex(ctx, false); err != nil {
+		return fail(fmt.Errorf("load index: %w", err))
+	}
+	n, size, err := r.AdoptOrphans(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	return s, Adopted{Packs: n, Bytes: size}, nil
+}
