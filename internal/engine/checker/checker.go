@@ -109,27 +109,16 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 	for name, e := range errs {
 		c.add(Problem{Kind: "index", Object: name, Message: e.Error()})
 	}
-	superseded := map[ID]bool{}
-	for _, f := range files {
-		for _, s := range f.Supersedes {
-			superseded[s] = true
-		}
+	var current []*index.File
+	for _, f := range index.Current(files) {
+		current = append(current, f)
 	}
-	for id, f := range files {
-		if !superseded[id] {
-			r.Index().AddFile(f)
-		}
-	}
+	r.Index().AddFiles(current)
 	plans, err := r.Plans(ctx)
 	if err != nil {
 		return nil, err
 	}
-	planned := map[ID]bool{}
-	for _, p := range plans {
-		for _, pk := range p.Packs {
-			planned[pk] = true
-		}
-	}
+	planned := repository.PlannedPacks(plans)
 	// 2. Packs: indexed packs must exist and be long enough.
 	stored := map[ID]int64{}
 	infos, err := r.List(ctx, storage.PackFile)

@@ -124,3 +124,21 @@ func compareID(a, b ID) int {
 	}
 	return 0
 }
+
+// Current returns the files of a set that no other file in it supersedes:
+// the ones a reader loads.
+func Current(files map[ID]*File) map[ID]*File {
+	superseded := map[ID]bool{}
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	out := make(map[ID]*File, len(files))
+	for id, f := range files {
+		if !superseded[id] {
+			out[id] = f
+		}
+	}
+	return out
+}

@@ -200,12 +200,7 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	if err != nil {
 		return nil, err
 	}
-	planned := map[ID]bool{}
-	for _, p := range plans {
-		for _, pk := range p.Packs {
-			planned[pk] = true
-		}
-	}
+	planned := repository.PlannedPacks(plans)
 	contents := r.Index().PackContents()
 	type packUse struct {
 		id           ID
@@ -419,19 +414,15 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	if err != nil {
 		return err
 	}
-	superseded := map[ID]bool{}
-	for _, f := range files {
-		for _, s := range f.Supersedes {
-			superseded[s] = true
-		}
-	}
 	var loaded []ID
-	for id, f := range files {
+	for id := range files {
 		loaded = append(loaded, id)
-		if !superseded[id] {
-			fresh.AddFile(f)
-		}
 	}
+	var current []*index.File
+	for _, f := range index.Current(files) {
+		current = append(current, f)
+	}
+	fresh.AddFiles(current)
 	reach, _, err := reachableWith(ctx, r, fresh)
 	if err != nil {
 		return err

@@ -63,3 +63,14 @@ func (r *Repository) SavePlan(ctx context.Context, p *Plan) error {
 func (r *Repository) RemovePlan(ctx context.Context, p *Plan) error {
 	return r.be.Remove(ctx, storage.Handle{Type: storage.MaintFile, Name: p.Name})
 }
+
+// PlannedPacks returns the set of packs that any of the plans tombstones.
+func PlannedPacks(plans []*Plan) map[ID]bool {
+	planned := map[ID]bool{}
+	for _, p := range plans {
+		for _, pk := range p.Packs {
+			planned[pk] = true
+		}
+	}
+	return planned
+}

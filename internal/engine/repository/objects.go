@@ -176,19 +176,13 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 			r.log.Warn("skipping damaged index file", "index", shortName(name), "err", e)
 		}
 	}
-	superseded := map[ID]bool{}
-	for _, f := range files {
-		for _, s := range f.Supersedes {
-			superseded[s] = true
-		}
-	}
 	r.loadedMu.Lock()
 	if r.loaded == nil {
 		r.loaded = map[ID]bool{}
 	}
 	var batch []*index.File
-	for id, f := range files {
-		if !superseded[id] && !r.loaded[id] {
+	for id, f := range index.Current(files) {
+		if !r.loaded[id] {
 			batch = append(batch, f)
 			r.loaded[id] = true
 		}

@@ -170,12 +170,7 @@ func (r *Repository) verifyPacks(ctx context.Context, packs []ID) error {
 	if err != nil {
 		return err
 	}
-	planned := map[ID]bool{}
-	for _, p := range plans {
-		for _, pk := range p.Packs {
-			planned[pk] = true
-		}
-	}
+	planned := PlannedPacks(plans)
 	for _, pk := range packs {
 		if planned[pk] {
 			return fmt.Errorf("pack %s this backup relies on is scheduled for deletion by a prune that ran while the backup was stalled: %w", pk.Short(), ErrStaleSession)
