@@ -93,12 +93,7 @@ The exit code is non-zero when anything harmful is found.`,
 						fmt.Fprintf(a.Stdout, "  snapshot %s: %s\n", short(af.Snapshot), af.Path)
 					}
 				}
-				harmless := 0
-				for _, p := range res.Problems {
-					if p.Harmless {
-						harmless++
-					}
-				}
+				harmless := len(res.Problems) - res.Harmful()
 				msg := fmt.Sprintf("checked %d snapshots, %d packs, %d blobs", res.Snapshots, res.Packs, res.Blobs)
 				if opts.ReadData {
 					msg += fmt.Sprintf("; read %d packs (%s)", res.PacksRead, formatBytes(res.BytesRead))
@@ -109,7 +104,7 @@ The exit code is non-zero when anything harmful is found.`,
 				a.out.textf("%s in %s", msg, formatDuration(time.Since(start)))
 			}
 			if !res.OK() {
-				return fmt.Errorf("repository has errors: %d problems found; see 'bunker repair'", len(res.Problems)-countHarmless(res))
+				return fmt.Errorf("repository has errors: %d problems found; see 'bunker repair'", res.Harmful())
 			}
 			a.out.textf("no errors found")
 			return nil
@@ -118,14 +113,4 @@ The exit code is non-zero when anything harmful is found.`,
 	cmd.Flags().BoolVar(&readData, "read-data", false, "read and verify all data")
 	cmd.Flags().StringVar(&subset, "read-data-subset", "", "read and verify a subset: N% or n/t")
 	return cmd
-}
-
-func countHarmless(res *checker.Result) int {
-	n := 0
-	for _, p := range res.Problems {
-		if p.Harmless {
-			n++
-		}
-	}
-	return n
 }

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 )
 
@@ -111,6 +109,5 @@ func (a *App) keyCommand() *cobra.Command {
 	}
 	passwd.Flags().StringVar(&passwdFile, "new-password-file", "", "file holding the new password (default $BUNKER_NEW_PASSWORD or a prompt)")
 	cmd.AddCommand(add, list, remove, passwd)
-	_ = fmt.Sprint
 	return cmd
 }

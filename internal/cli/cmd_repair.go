@@ -1,10 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"time"
+	"slices"
 
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/index"
@@ -248,7 +247,7 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 			orig = *sn.Original
 		}
 		nsn.Original = &orig
-		if !bytes.Contains([]byte(fmt.Sprint(nsn.Tags)), []byte("repaired")) {
+		if !slices.Contains(nsn.Tags, "repaired") {
 			nsn.Tags = append(append([]string(nil), nsn.Tags...), "repaired")
 		}
 		nsn.Time = sn.Time
@@ -263,6 +262,5 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 		}
 	}
 	a.out.textf("%d of %d snapshots needed repair", repaired, len(list))
-	_ = time.Now
 	return nil
 }

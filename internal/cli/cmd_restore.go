@@ -3,8 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"path"
-	"strings"
 	"sync"
 	"time"
 
@@ -174,6 +172,6 @@ func restoreSelector(inc, iinc, exc, iexc []string) (func(string, bool) (bool, b
 		}
 		// Not matched (yet): look inside directories, in case something
 		// below matches.
-		return false, isDir && !strings.HasPrefix(path.Base(p), "\x00")
+		return false, isDir
 	}, nil
 }

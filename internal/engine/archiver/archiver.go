@@ -651,7 +651,7 @@ func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTre
 	fi, err := os.Lstat(path)
 	if err != nil {
 		if e := a.sourceError(path, err); e != nil {
-			return &future{done: closedChan(), err: e}
+			return failed(e)
 		}
 		return resolved(nil)
 	}
@@ -661,14 +661,14 @@ func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTre
 		dir, err := os.Open(path)
 		if err != nil {
 			if e := a.sourceError(path, err); e != nil {
-				return &future{done: closedChan(), err: e}
+				return failed(e)
 			}
 			return resolved(nil)
 		}
 		node, err := a.meta.Node(path, fi, !a.opts.NoXattrs)
 		if err != nil {
 			dir.Close()
-			return &future{done: closedChan(), err: err}
+			return failed(err)
 		}
 		if !a.opts.WithAtime {
 			node.AccessTime = time.Time{}
@@ -679,7 +679,7 @@ func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTre
 	parentDir, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		if e := a.sourceError(path, err); e != nil {
-			return &future{done: closedChan(), err: e}
+			return failed(e)
 		}
 		return resolved(nil)
 	}
@@ -691,16 +691,17 @@ func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTre
 	return a.archiveEntry(ctx, parentDir, path, name, pn, 0, true)
 }
 
-func closedChan() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
+// failed is a future that is already done with a fatal error.
+func failed(err error) *future {
+	f := resolved(nil)
+	f.err = err
+	return f
 }
 
 // archiveEntry archives the entry name of the open directory dir.
 func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name string, parentNode *tree.Node, parentDev uint64, isTarget bool) *future {
 	if err := ctx.Err(); err != nil {
-		return &future{done: closedChan(), err: err}
+		return failed(err)
 	}
 	node, err := a.meta.NodeAt(dir, name, !a.opts.NoXattrs)
 	if node != nil && !a.opts.WithAtime {
@@ -709,14 +710,14 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 	if err != nil {
 		if node == nil {
 			if e := a.sourceError(path, err); e != nil {
-				return &future{done: closedChan(), err: e}
+				return failed(e)
 			}
 			return resolved(nil)
 		}
 		// Only the xattrs failed: keep the entry, note the problem.
 		node.Error = err.Error()
 		if e := a.sourceError(path, err); e != nil {
-			return &future{done: closedChan(), err: e}
+			return failed(e)
 		}
 	}
 	if a.opts.Excluder != nil && !isTarget && a.opts.Excluder.Excluded(path, node.Type == tree.TypeDir) {
@@ -738,7 +739,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 		f, err := fsmeta.OpenFileAt(dir, name)
 		if err != nil {
 			if e := a.sourceError(path, err); e != nil {
-				return &future{done: closedChan(), err: e}
+				return failed(e)
 			}
 			return resolved(nil)
 		}
@@ -747,7 +748,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 		case a.fileQueue <- fileJob{ctx: ctx, f: f, path: path, node: node, result: fut}:
 		case <-ctx.Done():
 			f.Close()
-			return &future{done: closedChan(), err: ctx.Err()}
+			return failed(ctx.Err())
 		}
 		return fut
 	case tree.TypeDir:
@@ -757,7 +758,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 			empty := &tree.Tree{}
 			id, err := a.SaveTree(ctx, empty)
 			if err != nil {
-				return &future{done: closedChan(), err: err}
+				return failed(err)
 			}
 			node.Subtree = &id
 			return resolved(node)
@@ -766,11 +767,11 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 		if err != nil {
 			node.Error = err.Error()
 			if e := a.sourceError(path, err); e != nil {
-				return &future{done: closedChan(), err: e}
+				return failed(e)
 			}
 			id, err := a.SaveTree(ctx, &tree.Tree{})
 			if err != nil {
-				return &future{done: closedChan(), err: err}
+				return failed(err)
 			}
 			node.Subtree = &id
 			return resolved(node)
@@ -819,7 +820,7 @@ func (a *Archiver) archiveDir(ctx context.Context, dir *os.File, path string, no
 		node.Error = err.Error()
 		if e := a.sourceError(path, err); e != nil {
 			dir.Close()
-			return &future{done: closedChan(), err: e}
+			return failed(e)
 		}
 	}
 	slices.Sort(names)

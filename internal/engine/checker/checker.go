@@ -53,15 +53,19 @@ type Result struct {
 	Blobs        int        `json:"blobs"`
 }
 
-// OK reports whether no harmful problem was found.
-func (r *Result) OK() bool {
+// Harmful counts the problems that make the check fail.
+func (r *Result) Harmful() int {
+	n := 0
 	for _, p := range r.Problems {
 		if !p.Harmless {
-			return false
+			n++
 		}
 	}
-	return true
+	return n
 }
+
+// OK reports whether no harmful problem was found.
+func (r *Result) OK() bool { return r.Harmful() == 0 }
 
 // Options for a check.
 type Options struct {
@@ -309,7 +313,7 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents m
 	for id := range stored {
 		names = append(names, id)
 	}
-	slices.SortFunc(names, func(a, b ID) int { return compare(a, b) })
+	slices.SortFunc(names, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	var sel []ID
 	for i, id := range names {
 		switch {
@@ -371,14 +375,6 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents m
 	return damaged, nil
 }
 
-func compare(a, b ID) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return int(a[i]) - int(b[i])
-		}
-	}
-	return 0
-}
 
 // readPack verifies one pack: hash, trailer, and every blob. It returns the
 // damaged blob IDs (from the index's view of the pack).
