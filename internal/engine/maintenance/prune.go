@@ -181,7 +181,7 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	}
 	// Mark.
 	progress("finding reachable blobs")
-	reach, nsnap, err := Reachable(ctx, r)
+	reach, nsnap, err := reachable(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +423,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		current = append(current, f)
 	}
 	fresh.AddFiles(current)
-	reach, _, err := reachableWith(ctx, r, fresh)
+	reach, _, err := reachable(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -553,15 +553,9 @@ func (s *blobSet) has(id ID, t pack.BlobType) bool {
 	return ok
 }
 
-// Len is the number of blobs.
-func (s *blobSet) Len() int { return len(s.m) }
-
-// Reachable computes every blob reachable from the snapshots.
-func Reachable(ctx context.Context, r *repository.Repository) (*blobSet, int, error) {
-	return reachableWith(ctx, r, nil)
-}
-
-func reachableWith(ctx context.Context, r *repository.Repository, idx *index.Index) (*blobSet, int, error) {
+// reachable computes every blob reachable from the snapshots that exist
+// now, and how many snapshots there are.
+func reachable(ctx context.Context, r *repository.Repository) (*blobSet, int, error) {
 	snaps, errs, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
 		return nil, 0, err
@@ -581,7 +575,7 @@ func reachableWith(ctx context.Context, r *repository.Repository, idx *index.Ind
 		if !set.add(id, pack.TreeBlob) {
 			return nil
 		}
-		b, err := loadTree(ctx, r, idx, id)
+		b, err := loadTree(ctx, r, id)
 		if err != nil {
 			return fmt.Errorf("tree %s: %w (refusing to prune with unreadable trees; run 'bunker check')", id.Short(), err)
 		}
@@ -609,18 +603,13 @@ func reachableWith(ctx context.Context, r *repository.Repository, idx *index.Ind
 	return set, len(snaps), nil
 }
 
-func loadTree(ctx context.Context, r *repository.Repository, idx *index.Index, id ID) ([]byte, error) {
+func loadTree(ctx context.Context, r *repository.Repository, id ID) ([]byte, error) {
 	b, err := r.LoadBlob(ctx, pack.TreeBlob, id, nil)
 	if err == nil || !errors.Is(err, repository.ErrBlobNotFound) {
 		return b, err
 	}
 	// A snapshot committed after the index was loaded: pick up the index
 	// files its writer saved.
-	if idx != nil {
-		for _, l := range idx.LookupAll(id, pack.TreeBlob) {
-			r.Index().AddPack(l.Pack, []pack.Entry{l.Entry})
-		}
-	}
 	if err := r.RefreshIndex(ctx); err != nil {
 		return nil, err
 	}
