@@ -375,7 +375,6 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents m
 	return damaged, nil
 }
 
-
 // readPack verifies one pack: hash, trailer, and every blob. It returns the
 // damaged blob IDs (from the index's view of the pack).
 func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pack.Entry) ([]ID, int64, []Problem) {
