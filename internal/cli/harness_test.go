@@ -3,13 +3,11 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -42,44 +40,6 @@ func quoteArgs(args []string) []string {
 		out[i] = fmt.Sprintf("%q", a)
 	}
 	return out
-}
-
-func clip(s string) string {
-	const max = 6000
-	if len(s) > max {
-		return s[:max/2] + "\n[...]\n" + s[len(s)-max/2:]
-	}
-	return s
-}
-
-// jsonLines decodes the JSON lines of --json output. Lines that are not
-// JSON objects are skipped.
-func (r result) jsonLines() []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(r.stdout, "\n") {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// message returns the last JSON line with the given message_type.
-func (r result) message(t *testing.T, typ string) map[string]any {
-	t.Helper()
-	lines := r.jsonLines()
-	for i := len(lines) - 1; i >= 0; i-- {
-		if lines[i]["message_type"] == typ {
-			return lines[i]
-		}
-	}
-	t.Fatalf("no JSON line with message_type %q in output of\n%s", typ, r)
-	return nil
 }
 
 // repoEnv runs bunker in-process against one repository.
@@ -181,95 +141,6 @@ func (e *repoEnv) snapshots() []map[string]any {
 
 // ---- source trees ----
 
-// randBytes returns n pseudo-random bytes from a seeded ChaCha8.
-func randBytes(seed uint64, n int) []byte {
-	var s [32]byte
-	for i := 0; i < 8; i++ {
-		s[i] = byte(seed >> (8 * i))
-	}
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(s).Read(b)
-	return b
-}
-
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// treeDigest maps every entry below root (relative slash paths) to a
-// description of its type and content: "d" for directories, "f:<sha256>"
-// for files, "l:<target>" for symlinks.
-func treeDigest(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if rel == "." {
-			return nil
-		}
-		rel = filepath.ToSlash(rel)
-		switch {
-		case d.IsDir():
-			out[rel] = "d"
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			out[rel] = "l:" + target
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(b)
-			out[rel] = "f:" + hex.EncodeToString(sum[:])
-		default:
-			out[rel] = "o:" + d.Type().String()
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("digest %s: %v", root, err)
-	}
-	return out
-}
-
-// diffDigests describes the differences of two tree digests.
-func diffDigests(want, got map[string]string) []string {
-	var diffs []string
-	for k, v := range want {
-		if g, ok := got[k]; !ok {
-			diffs = append(diffs, "missing: "+k)
-		} else if g != v {
-			diffs = append(diffs, fmt.Sprintf("differs: %s (want %.20s, got %.20s)", k, v, g))
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, "unexpected: "+k)
-		}
-	}
-	slices.Sort(diffs)
-	return diffs
-}
-
 func assertSameTree(t *testing.T, want, got map[string]string) {
 	t.Helper()
 	if d := diffDigests(want, got); len(d) > 0 {
@@ -354,12 +225,27 @@ func copyTree(t *testing.T, src, dst string) {
 	}
 }
 
-func str(v any) string {
-	s, _ := v.(string)
-	return s
-}
+// Shared with internal/e2e.
+var (
+	randBytes   = testutil.RandBytes
+	treeDigest  = testutil.TreeDigest
+	diffDigests = testutil.DiffDigests
+	num         = testutil.Num
+	str         = testutil.Str
+)
 
-func num(v any) int64 {
-	f, _ := v.(float64)
-	return int64(f)
+func must(t *testing.T, err error)                     { t.Helper(); testutil.Must(t, err) }
+func writeFile(t *testing.T, path string, data []byte) { t.Helper(); testutil.WriteFile(t, path, data) }
+func clip(s string) string                             { return testutil.Clip(s, 6000) }
+
+func (r result) jsonLines() []map[string]any { return testutil.JSONLines(r.stdout) }
+
+// message returns the last JSON line with the given message_type.
+func (r result) message(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	m, ok := testutil.LastMessage(r.jsonLines(), typ)
+	if !ok {
+		t.Fatalf("no JSON line with message_type %q in output of\n%s", typ, r)
+	}
+	return m
 }

@@ -3,17 +3,14 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,37 +64,6 @@ type result struct {
 
 func (r result) String() string {
 	return fmt.Sprintf("bunker %s\nexit %d after %v\n--- stdout:\n%s\n--- stderr:\n%s", strings.Join(r.args, " "), r.code, r.dur.Round(time.Millisecond), clip(r.stdout), clip(r.stderr))
-}
-
-func clip(s string) string {
-	const max = 6000
-	if len(s) > max {
-		return s[:max/2] + "\n[...]\n" + s[len(s)-max/2:]
-	}
-	return s
-}
-
-func (r result) jsonLines() []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(r.stdout, "\n") {
-		var m map[string]any
-		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func (r result) message(t *testing.T, typ string) map[string]any {
-	t.Helper()
-	lines := r.jsonLines()
-	for i := len(lines) - 1; i >= 0; i-- {
-		if lines[i]["message_type"] == typ {
-			return lines[i]
-		}
-	}
-	t.Fatalf("no %q JSON line in\n%s", typ, r)
-	return nil
 }
 
 // repo runs the binary against one repository.
@@ -203,20 +169,6 @@ func (r *repo) snapshotIDs() []string {
 
 // ---- data ----
 
-func newChaCha(seed uint64) *rand.ChaCha8 {
-	var s [32]byte
-	for i := 0; i < 8; i++ {
-		s[i] = byte(seed >> (8 * i))
-	}
-	return rand.NewChaCha8(s)
-}
-
-func randBytes(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	_, _ = newChaCha(seed).Read(b)
-	return b
-}
-
 // writeRandomFile writes size pseudo-random bytes from seed to path.
 func writeRandomFile(t *testing.T, path string, seed uint64, size int64) {
 	t.Helper()
@@ -227,78 +179,6 @@ func writeRandomFile(t *testing.T, path string, seed uint64, size int64) {
 		t.Fatal(err)
 	}
 	must(t, f.Close())
-}
-
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	must(t, os.WriteFile(path, data, 0o644))
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// digest maps relative paths below root to "d", "l:target" or the sha256
-// of a file's content.
-func digest(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if rel == "." {
-			return nil
-		}
-		switch {
-		case d.IsDir():
-			out[rel] = "d"
-		case d.Type()&fs.ModeSymlink != 0:
-			tgt, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			out[rel] = "l:" + tgt
-		default:
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			h := sha256.New()
-			_, err = io.Copy(h, f)
-			f.Close()
-			if err != nil {
-				return err
-			}
-			out[rel] = hex.EncodeToString(h.Sum(nil))
-		}
-		return nil
-	})
-	must(t, err)
-	return out
-}
-
-func diffDigest(want, got map[string]string) []string {
-	var d []string
-	for k, v := range want {
-		if g, ok := got[k]; !ok {
-			d = append(d, "missing "+k)
-		} else if g != v {
-			d = append(d, "differs "+k)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			d = append(d, "unexpected "+k)
-		}
-	}
-	slices.Sort(d)
-	return d
 }
 
 // repoFiles lists object files of a kind (name -> size); temporary files
@@ -329,12 +209,27 @@ func repoFiles(t *testing.T, repoDir, kind string) map[string]int64 {
 	return out
 }
 
-func num(v any) int64 {
-	f, _ := v.(float64)
-	return int64(f)
-}
+// Shared with internal/cli.
+var (
+	newChaCha  = testutil.ChaCha
+	randBytes  = testutil.RandBytes
+	digest     = testutil.TreeDigest
+	diffDigest = testutil.DiffDigests
+	num        = testutil.Num
+	str        = testutil.Str
+)
 
-func str(v any) string {
-	s, _ := v.(string)
-	return s
+func must(t *testing.T, err error)                     { t.Helper(); testutil.Must(t, err) }
+func writeFile(t *testing.T, path string, data []byte) { t.Helper(); testutil.WriteFile(t, path, data) }
+func clip(s string) string                             { return testutil.Clip(s, 6000) }
+
+func (r result) jsonLines() []map[string]any { return testutil.JSONLines(r.stdout) }
+
+func (r result) message(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	m, ok := testutil.LastMessage(r.jsonLines(), typ)
+	if !ok {
+		t.Fatalf("no %q JSON line in\n%s", typ, r)
+	}
+	return m
 }
