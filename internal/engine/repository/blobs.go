@@ -42,6 +42,10 @@ type writer struct {
 	stats WriteStats
 
 	scratch sync.Pool
+	// packBufs holds the buffers of uploaded data packs for reuse. A
+	// channel rather than a sync.Pool: the collector empties pools every
+	// other cycle, and a backup collects often.
+	packBufs chan []byte
 }
 
 // WriteStats counts what a writer stored.
@@ -64,6 +68,30 @@ func (w *writer) init(r *Repository) {
 	w.inflight = map[blobKey]struct{}{}
 	w.stats.DependsOn = map[ID]struct{}{}
 	w.idle = sync.NewCond(&w.mu)
+	w.packBufs = make(chan []byte, Uploaders+1)
+}
+
+// packBuffer returns a recycled buffer of at least n bytes, or a new one.
+func (w *writer) packBuffer(n int) []byte {
+	select {
+	case b := <-w.packBufs:
+		if cap(b) >= n {
+			return b
+		}
+	default:
+	}
+	return make([]byte, 0, n)
+}
+
+// recyclePack offers the buffer of an uploaded pack for reuse.
+func (w *writer) recyclePack(b []byte) {
+	if cap(b) < w.r.cfg.PackSize {
+		return
+	}
+	select {
+	case w.packBufs <- b[:0]:
+	default:
+	}
 }
 
 // Uploaders is how many packs are written to the backend at once.
@@ -109,6 +137,8 @@ func (w *writer) uploader(ctx context.Context) {
 			w.idle.Broadcast()
 		}
 		w.mu.Unlock()
+		// Save does not retain data; the pack is now only bytes to reuse.
+		w.recyclePack(fp.data)
 	}
 }
 
@@ -175,11 +205,11 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, id ID,
 		pw = w.packers[t] // another saver may have started one meanwhile
 	}
 	if pw == nil {
-		hint := r.cfg.PackSize
 		if t == pack.TreeBlob {
-			hint = 1 << 20 // tree packs stay small in most backups
+			pw = pack.NewWriter(t, 1<<20) // tree packs stay small in most backups
+		} else {
+			pw = pack.NewWriterBuffer(t, w.packBuffer(r.cfg.PackSize))
 		}
-		pw = pack.NewWriter(t, hint)
 		w.packers[t] = pw
 	}
 	pw.Add(t, id, sealed, len(data))

@@ -193,6 +193,9 @@ func (b *Backend) writeTemp(dir, base string, data []byte) (string, error) {
 	if err == nil {
 		err = f.Sync()
 	}
+	if err == nil {
+		dropCache(f)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
