@@ -197,11 +197,7 @@ func (c *copier) tree(id tree.ID) (tree.ID, error) {
 			n.Subtree = &sub
 		}
 	}
-	b, err := t.Encode()
-	if err != nil {
-		return id, err
-	}
-	nid, _, err := c.dst.SaveBlob(c.ctx, pack.TreeBlob, b)
+	nid, err := saveTree(c.ctx, c.dst, t, false)
 	if err != nil {
 		return id, err
 	}

@@ -165,13 +165,7 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 		if err != nil {
 			*changed = true
 			a.out.textf("%s: directory unreadable, emptied (%v)", p, err)
-			nt := &tree.Tree{}
-			b, _ := nt.Encode()
-			if dryRun {
-				return r.Hash(b), nil
-			}
-			nid, _, err := r.SaveBlob(ctx, pack.TreeBlob, b)
-			return nid, err
+			return saveTree(ctx, r, &tree.Tree{}, dryRun)
 		}
 		var out tree.Tree
 		local := false
@@ -209,15 +203,9 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 			return id, nil
 		}
 		*changed = true
-		b, err := out.Encode()
+		nid, err := saveTree(ctx, r, &out, dryRun)
 		if err != nil {
 			return id, err
-		}
-		nid := r.Hash(b)
-		if !dryRun {
-			if nid, _, err = r.SaveBlob(ctx, pack.TreeBlob, b); err != nil {
-				return id, err
-			}
 		}
 		memo[id] = nid
 		return nid, nil
@@ -263,4 +251,16 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 	}
 	a.out.textf("%d of %d snapshots needed repair", repaired, len(list))
 	return nil
+}
+
+// saveTree stores t in r, split when it is large; with dryRun it only
+// computes the ID it would have.
+func saveTree(ctx context.Context, r *repository.Repository, t *tree.Tree, dryRun bool) (tree.ID, error) {
+	return tree.Save(t, func(b []byte) (tree.ID, error) {
+		if dryRun {
+			return r.Hash(b), nil
+		}
+		id, _, err := r.SaveBlob(ctx, pack.TreeBlob, b)
+		return id, err
+	})
 }

@@ -76,6 +76,9 @@ func (e *repoEnv) fileContents(ref string) map[string][]string {
 		if err != nil {
 			e.t.Fatalf("decode tree %s: %v", id, err)
 		}
+		for _, c := range t.Chunks { // a split directory
+			walk(c.String(), p)
+		}
 		for _, n := range t.Nodes {
 			np := path.Join(p, string(n.Name))
 			switch n.Type {

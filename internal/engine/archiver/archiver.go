@@ -19,6 +19,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/engine/walker"
 	"github.com/bunkerbackup/bunker/internal/fsmeta"
 )
 
@@ -432,28 +433,27 @@ func (a *Archiver) SaveStream(ctx context.Context, rd io.Reader) ([]ID, int64, e
 
 // SaveTree stores a tree blob.
 func (a *Archiver) SaveTree(ctx context.Context, t *tree.Tree) (ID, error) {
-	b, err := t.Encode()
-	if err != nil {
-		return ID{}, err
+	var saveErr error
+	id, err := tree.Save(t, func(b []byte) (ID, error) {
+		id, _, err := a.repo.SaveBlobWithID(ctx, pack.TreeBlob, a.repo.Hash(b), b)
+		if err != nil {
+			saveErr = fatalError{err}
+		}
+		return id, saveErr
+	})
+	if saveErr != nil {
+		return ID{}, saveErr
 	}
-	id, _, err := a.repo.SaveBlobWithID(ctx, pack.TreeBlob, a.repo.Hash(b), b)
-	if err != nil {
-		return ID{}, fatalError{err}
-	}
-	return id, nil
+	return id, err
 }
 
 func (a *Archiver) loadTree(ctx context.Context, id *ID) *tree.Tree {
 	if id == nil || id.IsZero() {
 		return nil
 	}
-	b, err := a.repo.LoadBlob(ctx, pack.TreeBlob, *id, nil)
+	t, err := walker.LoadTree(ctx, a.repo, *id)
 	if err != nil {
 		return nil // the parent is only an optimisation
-	}
-	t, err := tree.Decode(b)
-	if err != nil {
-		return nil
 	}
 	return t
 }

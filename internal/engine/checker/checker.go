@@ -251,11 +251,7 @@ func (c *Checker) walk(ctx context.Context, snaps []*snapshot.Snapshot, onNode f
 		if err, ok := failed[id]; ok {
 			return nil, err
 		}
-		b, err := c.r.LoadBlob(ctx, pack.TreeBlob, id, nil)
-		var t *tree.Tree
-		if err == nil {
-			t, err = tree.Decode(b)
-		}
+		t, _, err := tree.Load(id, func(id ID) ([]byte, error) { return c.r.LoadBlob(ctx, pack.TreeBlob, id, nil) })
 		if err != nil {
 			failed[id] = err
 			return nil, err

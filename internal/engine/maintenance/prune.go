@@ -575,13 +575,12 @@ func reachable(ctx context.Context, r *repository.Repository) (*blobSet, int, er
 		if !set.add(id, pack.TreeBlob) {
 			return nil
 		}
-		b, err := loadTree(ctx, r, id)
+		t, chunks, err := tree.Load(id, func(id ID) ([]byte, error) { return loadTree(ctx, r, id) })
 		if err != nil {
 			return fmt.Errorf("tree %s: %w (refusing to prune with unreadable trees; run 'bunker check')", id.Short(), err)
 		}
-		t, err := tree.Decode(b)
-		if err != nil {
-			return fmt.Errorf("tree %s: %w", id.Short(), err)
+		for _, c := range chunks {
+			set.add(c, pack.TreeBlob)
 		}
 		for _, n := range t.Nodes {
 			for _, c := range n.Content {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/engine/walker"
 	"github.com/bunkerbackup/bunker/internal/fsmeta"
 )
 
@@ -455,15 +456,7 @@ func (r *Restorer) finishFile(ctx context.Context, f *fileState, buf []byte) []b
 }
 
 func (r *Restorer) loadTree(ctx context.Context, id ID) (*tree.Tree, error) {
-	b, err := r.repo.LoadBlob(ctx, pack.TreeBlob, id, nil)
-	if err != nil {
-		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
-	}
-	t, err := tree.Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
-	}
-	return t, nil
+	return walker.LoadTree(ctx, r.repo, id)
 }
 
 func (r *Restorer) loadTreeAt(ctx context.Context, root ID, p string) (*tree.Tree, error) {
@@ -494,11 +487,7 @@ func FindNode(ctx context.Context, repo Repo, root ID, p string) (*tree.Node, er
 	parts := splitPath(clean)
 	cur := root
 	for i, part := range parts {
-		b, err := repo.LoadBlob(ctx, pack.TreeBlob, cur, nil)
-		if err != nil {
-			return nil, fmt.Errorf("load tree %s: %w", cur.Short(), err)
-		}
-		t, err := tree.Decode(b)
+		t, err := walker.LoadTree(ctx, repo, cur)
 		if err != nil {
 			return nil, err
 		}

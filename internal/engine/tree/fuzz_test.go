@@ -84,3 +84,45 @@ func FuzzRawString(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLoad feeds Load a tree blob and up to three more blobs, stored under
+// the IDs 01 00…, 02 00…, 03 00… so that a tree index can name them.
+func FuzzLoad(f *testing.F) {
+	id := func(i byte) string { var x ID; x[0] = i; return x.String() }
+	leaf := func(name string) string {
+		return `{"nodes":[{"name":"` + name + `","type":"file","mode":0,"mtime":"2026-01-01T00:00:00Z","uid":0,"gid":0}]}` + "\n"
+	}
+	sep := "\xff\x00"
+	f.Add([]byte(`{"nodes":[],"chunks":["` + id(1) + `","` + id(2) + `"]}` + sep + leaf("a") + sep + leaf("b")))
+	f.Add([]byte(`{"nodes":[],"chunks":["` + id(2) + `","` + id(1) + `"]}` + sep + leaf("a") + sep + leaf("b")))
+	f.Add([]byte(`{"nodes":[],"chunks":["` + id(1) + `"]}` + sep + `{"nodes":[],"chunks":["` + id(1) + `"]}`))
+	f.Add([]byte(leaf("x")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parts := bytes.SplitN(b, []byte(sep), 4)
+		blobs := map[ID][]byte{}
+		for i, p := range parts {
+			var x ID
+			x[0] = byte(i)
+			blobs[x] = p
+		}
+		loads := 0
+		tr, chunks, err := Load(ID{}, func(x ID) ([]byte, error) {
+			loads++
+			if p, ok := blobs[x]; ok {
+				return p, nil
+			}
+			return nil, os.ErrNotExist
+		})
+		if err != nil {
+			return
+		}
+		if loads != 1+len(chunks) {
+			t.Fatalf("%d loads for %d chunks", loads, len(chunks))
+		}
+		for i, n := range tr.Nodes {
+			if ValidName(string(n.Name)) != nil || (i > 0 && tr.Nodes[i-1].Name >= n.Name) {
+				t.Fatalf("accepted node %d: %+v", i, n)
+			}
+		}
+	})
+}

@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"sort"
 	"time"
 	"unicode/utf8"
+
+	"github.com/bunkerbackup/bunker/internal/engine/format"
 )
 
 // ID is a 32-byte blob identifier (keyed BLAKE3-256 of the plaintext).
@@ -101,9 +102,12 @@ type Node struct {
 	Error      string    `json:"error,omitempty"` // set when the entry could not be read fully
 }
 
-// Tree is the sorted list of entries of one directory.
+// Tree is the sorted list of entries of one directory. A large directory
+// is stored split (see Save): its tree blob then has no nodes and lists in
+// Chunks the tree blobs that hold runs of its nodes, in order.
 type Tree struct {
-	Nodes []*Node `json:"nodes"`
+	Nodes  []*Node `json:"nodes"`
+	Chunks []ID    `json:"chunks,omitempty"`
 }
 
 // Insert adds a node, keeping the tree sorted. Duplicate names are an error.
@@ -158,6 +162,9 @@ func Decode(b []byte) (*Tree, error) {
 	var t Tree
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("decode tree: %w", err)
+	}
+	if len(t.Chunks) > 0 && len(t.Nodes) > 0 {
+		return nil, errors.New("decode tree: a split tree (with chunks) must not hold nodes itself")
 	}
 	for i, n := range t.Nodes {
 		if n == nil {

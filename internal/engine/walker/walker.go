@@ -20,17 +20,22 @@ type Loader interface {
 // contents.
 var ErrSkipDir = errors.New("skip this directory")
 
-// LoadTree loads and decodes one tree blob.
+// LoadTree loads the listing of one directory, joining a split tree.
 func LoadTree(ctx context.Context, l Loader, id tree.ID) (*tree.Tree, error) {
-	b, err := l.LoadBlob(ctx, pack.TreeBlob, id, nil)
+	t, _, err := LoadTreeChunks(ctx, l, id)
+	return t, err
+}
+
+// LoadTreeChunks is LoadTree that also returns the IDs of the chunks of a
+// split tree (nil when the tree is stored whole).
+func LoadTreeChunks(ctx context.Context, l Loader, id tree.ID) (*tree.Tree, []tree.ID, error) {
+	t, chunks, err := tree.Load(id, func(id tree.ID) ([]byte, error) {
+		return l.LoadBlob(ctx, pack.TreeBlob, id, nil)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
+		return nil, nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
 	}
-	t, err := tree.Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
-	}
-	return t, nil
+	return t, chunks, nil
 }
 
 // Walk calls fn for every node below the tree root, depth first in name

@@ -1,0 +1,140 @@
+package tree
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+)
+
+// Large directories are stored split: when the canonical listing of a
+// directory exceeds SplitThreshold, its nodes are cut into runs ("chunks"),
+// each stored as an ordinary tree blob, and the directory's tree blob lists
+// the chunks' IDs. A backup that changes one entry of a directory with
+// thousands of entries then stores one chunk and a small index instead of
+// the whole listing again, and a directory's listing is no longer bounded
+// by the largest blob.
+//
+// Chunk boundaries depend only on the names of the entries, so changing an
+// entry's metadata never moves a boundary and inserting or removing an
+// entry disturbs only its own chunk: a chunk ends after a node whose name
+// hashes (FNV-1a 64) to 0 modulo chunkModulus once the chunk holds at least
+// chunkMinNodes nodes, and in any case at chunkMaxNodes nodes or once its
+// listing reaches chunkMaxBytes.
+const (
+	// SplitThreshold is the size of a canonical listing above which
+	// writers store the directory split.
+	SplitThreshold = 32 << 10
+
+	chunkModulus  = 48
+	chunkMinNodes = 8
+	chunkMaxNodes = 2048
+	chunkMaxBytes = 1 << 20
+
+	// maxChunks bounds how many chunks a reader accepts for one directory
+	// (about 2,000 million entries at the largest chunk size).
+	maxChunks = 1 << 20
+)
+
+// Save stores t through save, which stores one tree blob and returns its ID,
+// splitting a listing larger than SplitThreshold. It returns the ID of the
+// directory's tree blob. Chunks are saved before the tree that lists them.
+func Save(t *Tree, save func(b []byte) (ID, error)) (ID, error) {
+	if len(t.Chunks) > 0 {
+		return ID{}, errors.New("save tree: the tree is already split")
+	}
+	b, err := t.Encode()
+	if err != nil {
+		return ID{}, err
+	}
+	if len(b) <= SplitThreshold {
+		return save(b)
+	}
+	idx := &Tree{Nodes: []*Node{}}
+	start, size := 0, 0
+	for i, n := range t.Nodes {
+		nb, err := encodedNodeSize(n)
+		if err != nil {
+			return ID{}, err
+		}
+		size += nb
+		count := i + 1 - start
+		last := i == len(t.Nodes)-1
+		if !last && !(count >= chunkMinNodes && nameCut(n.Name)) && count < chunkMaxNodes && size < chunkMaxBytes {
+			continue
+		}
+		cb, err := (&Tree{Nodes: t.Nodes[start : i+1]}).Encode()
+		if err != nil {
+			return ID{}, err
+		}
+		id, err := save(cb)
+		if err != nil {
+			return ID{}, err
+		}
+		idx.Chunks = append(idx.Chunks, id)
+		start, size = i+1, 0
+	}
+	ib, err := idx.Encode()
+	if err != nil {
+		return ID{}, err
+	}
+	return save(ib)
+}
+
+func nameCut(name RawString) bool {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()%chunkModulus == 0
+}
+
+// encodedNodeSize approximates a node's share of the canonical listing.
+func encodedNodeSize(n *Node) (int, error) {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return 0, err
+	}
+	return len(b) + 1, nil
+}
+
+// Load reads the listing of the directory whose tree blob is id through
+// load, joining the chunks of a split tree. It returns the IDs of those
+// chunks too (nil for a tree stored whole): they are tree blobs the
+// directory depends on.
+func Load(id ID, load func(ID) ([]byte, error)) (*Tree, []ID, error) {
+	b, err := load(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := Decode(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(t.Chunks) == 0 {
+		return t, nil, nil
+	}
+	if len(t.Chunks) > maxChunks {
+		return nil, nil, fmt.Errorf("decode tree: %d chunks, more than the limit of %d", len(t.Chunks), maxChunks)
+	}
+	chunks := t.Chunks
+	out := &Tree{}
+	for i, cid := range chunks {
+		b, err := load(cid)
+		if err != nil {
+			return nil, nil, fmt.Errorf("chunk %d (%s): %w", i, cid.Short(), err)
+		}
+		c, err := Decode(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("chunk %d (%s): %w", i, cid.Short(), err)
+		}
+		switch {
+		case len(c.Chunks) > 0:
+			return nil, nil, fmt.Errorf("decode tree: chunk %d (%s) is itself split", i, cid.Short())
+		case len(c.Nodes) == 0:
+			return nil, nil, fmt.Errorf("decode tree: chunk %d (%s) is empty", i, cid.Short())
+		case len(out.Nodes) > 0 && out.Nodes[len(out.Nodes)-1].Name >= c.Nodes[0].Name:
+			return nil, nil, fmt.Errorf("decode tree: chunk %d (%s) starts with %q, out of order after the previous chunk", i, cid.Short(), string(c.Nodes[0].Name))
+		}
+		out.Nodes = append(out.Nodes, c.Nodes...)
+	}
+	return out, chunks, nil
+}
