@@ -130,7 +130,7 @@ func (a *App) setMemoryBudget(r *repository.Repository) {
 	if a.Getenv("GOMEMLIMIT") != "" || !a.memBudget {
 		return
 	}
-	const working = 112 << 20
+	const working = 144 << 20
 	const perBlob = 64 // in-memory index entry plus slack
 	debug.SetMemoryLimit(int64(working + 2*perBlob*r.Index().Len()))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bunkerbackup/bunker/internal/bufpool"
 	"io"
 	"io/fs"
 	"os"
@@ -98,7 +99,7 @@ type Archiver struct {
 	meta  *fsmeta.Reader
 	Stats Stats
 
-	bufPool   sync.Pool
+	bufs      bufpool.List // chunk buffers
 	saveQueue chan saveJob
 	fileQueue chan fileJob
 
@@ -139,7 +140,7 @@ func New(repo Repo, opts Options) (*Archiver, error) {
 	}
 	// Buffers start empty and grow to the chunks they carry, so memory
 	// follows the chunks in flight rather than Max-sized slabs.
-	a.bufPool.New = func() any { return new([]byte) }
+	a.bufs = bufpool.New(opts.Savers + opts.Readers + 2)
 	return a, nil
 }
 
@@ -182,7 +183,7 @@ func resolved(n *tree.Node) *future {
 type saveJob struct {
 	ctx  context.Context
 	typ  pack.BlobType
-	buf  *[]byte
+	buf  []byte
 	res  chan saveResult
 	size int
 }
@@ -211,7 +212,7 @@ func (a *Archiver) start(ctx context.Context) (stop func()) {
 		go func() {
 			defer wg.Done()
 			for j := range a.saveQueue {
-				data := (*j.buf)[:j.size]
+				data := j.buf[:j.size]
 				id := a.repo.Hash(data)
 				id, added, err := a.repo.SaveBlobWithID(j.ctx, j.typ, id, data)
 				if added {
@@ -219,7 +220,7 @@ func (a *Archiver) start(ctx context.Context) (stop func()) {
 					a.Stats.BytesAdded.Add(int64(len(data)))
 					a.sinceCheckpoint.Add(int64(len(data)))
 				}
-				a.bufPool.Put(j.buf)
+				a.bufs.Put(j.buf)
 				j.res <- saveResult{id: id, added: added, err: err}
 			}
 		}()
@@ -283,25 +284,23 @@ func (a *Archiver) saveChunks(ctx context.Context, ch *chunker.Chunker, rd io.Re
 	}
 	var firstErr error
 	for {
-		bp := a.bufPool.Get().(*[]byte)
-		chunk, err := ch.Next((*bp)[:0])
+		chunk, err := ch.Next(a.bufs.Get(0))
 		if err == io.EOF {
-			a.bufPool.Put(bp)
+			a.bufs.Put(chunk)
 			break
 		}
 		if err != nil {
-			a.bufPool.Put(bp)
+			a.bufs.Put(chunk)
 			firstErr = err
 			break
 		}
-		*bp = chunk
 		total += int64(len(chunk))
 		a.Stats.BytesRead.Add(int64(len(chunk)))
 		res := make(chan saveResult, 1)
 		select {
-		case a.saveQueue <- saveJob{ctx: ctx, typ: pack.DataBlob, buf: bp, res: res, size: len(chunk)}:
+		case a.saveQueue <- saveJob{ctx: ctx, typ: pack.DataBlob, buf: chunk, res: res, size: len(chunk)}:
 		case <-ctx.Done():
-			a.bufPool.Put(bp)
+			a.bufs.Put(chunk)
 			firstErr = ctx.Err()
 		}
 		if firstErr != nil {
@@ -378,18 +377,12 @@ func (a *Archiver) bigFileSlot(ctx context.Context) (*chunker.Chunker, func(), e
 }
 
 func (a *Archiver) readSmallFile(ctx context.Context, f *os.File, path string, node *tree.Node) error {
-	bp := a.bufPool.Get().(*[]byte)
-	defer a.bufPool.Put(bp)
 	// Read up to Min bytes: the file may have grown since lstat; anything
 	// beyond goes through the chunker like any larger file.
 	limit := a.opts.Chunker.Min
-	buf := (*bp)[:0]
-	if cap(buf) < limit {
-		buf = make([]byte, 0, limit)
-	}
-	buf = buf[:limit]
+	buf := a.bufs.Get(limit)[:limit]
+	defer a.bufs.Put(buf)
 	n, err := io.ReadFull(f, buf)
-	*bp = buf[:0]
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 	case err != nil:

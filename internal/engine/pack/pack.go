@@ -3,6 +3,7 @@ package pack
 import (
 	"encoding/hex"
 	"fmt"
+	"github.com/bunkerbackup/bunker/internal/bufpool"
 	"runtime"
 	"slices"
 
@@ -120,16 +121,20 @@ func (c *Codec) SealBlob(dst, scratch []byte, t BlobType, id ID, plaintext []byt
 	return c.key.Seal(dst, scratch, blobAAD(t, id)), scratch
 }
 
+// openBufs recycles the buffers blobs are decrypted into.
+var openBufs = bufpool.New(8)
+
 // OpenBlob authenticates, decrypts and decompresses a sealed blob,
 // appending the plaintext to dst. rawLen is the expected plaintext length.
 func (c *Codec) OpenBlob(dst []byte, t BlobType, id ID, sealed []byte, rawLen int) ([]byte, error) {
 	if rawLen < 0 || rawLen > MaxBlobSize {
 		return nil, fmt.Errorf("%w: blob %s: plaintext length %d out of range", format.ErrCorrupt, id.Short(), rawLen)
 	}
-	inner, err := c.key.Open(nil, sealed, blobAAD(t, id))
+	inner, err := c.key.Open(openBufs.Get(len(sealed)), sealed, blobAAD(t, id))
 	if err != nil {
 		return nil, fmt.Errorf("%s blob %s: %w", t, id.Short(), err)
 	}
+	defer openBufs.Put(inner)
 	if len(inner) == 0 {
 		return nil, fmt.Errorf("%w: blob %s: empty payload", format.ErrCorrupt, id.Short())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bunkerbackup/bunker/internal/bufpool"
 	"io"
 	"sync"
 
@@ -41,12 +42,20 @@ type writer struct {
 
 	stats WriteStats
 
-	scratch sync.Pool
-	// packBufs holds the buffers of uploaded data packs for reuse. A
-	// channel rather than a sync.Pool: the collector empties pools every
-	// other cycle, and a backup collects often.
-	packBufs chan []byte
+	// packBufs holds the buffers of uploaded data packs for reuse.
+	packBufs bufpool.List
 }
+
+// Buffers for sealing and opening blobs, shared by every repository of
+// the process: enough for the savers and readers of one backup.
+var (
+	scratchBufs = bufpool.New(8)
+	sealedBufs  = bufpool.New(8)
+)
+
+// sealBound is room enough for a blob of n bytes compressed (zstd's worst
+// case adds under 1/128) and sealed.
+func sealBound(n int) int { return n + n>>7 + 256 }
 
 // WriteStats counts what a writer stored.
 type WriteStats struct {
@@ -68,30 +77,7 @@ func (w *writer) init(r *Repository) {
 	w.inflight = map[blobKey]struct{}{}
 	w.stats.DependsOn = map[ID]struct{}{}
 	w.idle = sync.NewCond(&w.mu)
-	w.packBufs = make(chan []byte, Uploaders+1)
-}
-
-// packBuffer returns a recycled buffer of at least n bytes, or a new one.
-func (w *writer) packBuffer(n int) []byte {
-	select {
-	case b := <-w.packBufs:
-		if cap(b) >= n {
-			return b
-		}
-	default:
-	}
-	return make([]byte, 0, n)
-}
-
-// recyclePack offers the buffer of an uploaded pack for reuse.
-func (w *writer) recyclePack(b []byte) {
-	if cap(b) < w.r.cfg.PackSize {
-		return
-	}
-	select {
-	case w.packBufs <- b[:0]:
-	default:
-	}
+	w.packBufs = bufpool.New(Uploaders + 1)
 }
 
 // Uploaders is how many packs are written to the backend at once.
@@ -138,7 +124,9 @@ func (w *writer) uploader(ctx context.Context) {
 		}
 		w.mu.Unlock()
 		// Save does not retain data; the pack is now only bytes to reuse.
-		w.recyclePack(fp.data)
+		if cap(fp.data) >= w.r.cfg.PackSize {
+			w.packBufs.Put(fp.data)
+		}
 	}
 }
 
@@ -181,19 +169,11 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, id ID,
 	w.inflight[k] = struct{}{}
 	w.mu.Unlock()
 
-	var scratch []byte
-	if s, ok := w.scratch.Get().(*[]byte); ok {
-		scratch = *s
-	}
-	// Seal into a pooled buffer; the pack writer copies it.
-	sp, _ := sealedPool.Get().(*[]byte)
-	if sp == nil {
-		sp = new([]byte)
-	}
-	var sealed []byte
-	sealed, scratch = r.codec.SealBlob((*sp)[:0], scratch, t, id, data)
-	w.scratch.Put(&scratch)
-	defer func() { *sp = sealed[:0]; sealedPool.Put(sp) }()
+	// Compress and seal into recycled buffers; the pack writer copies the
+	// sealed blob.
+	sealed, scratch := r.codec.SealBlob(sealedBufs.Get(sealBound(len(data))), scratchBufs.Get(sealBound(len(data))), t, id, data)
+	scratchBufs.Put(scratch)
+	defer sealedBufs.Put(sealed)
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -208,7 +188,7 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, id ID,
 		if t == pack.TreeBlob {
 			pw = pack.NewWriter(t, 1<<20) // tree packs stay small in most backups
 		} else {
-			pw = pack.NewWriterBuffer(t, w.packBuffer(r.cfg.PackSize))
+			pw = pack.NewWriterBuffer(t, w.packBufs.Get(r.cfg.PackSize))
 		}
 		w.packers[t] = pw
 	}
@@ -339,22 +319,12 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id ID, buf [
 	return nil, firstErr
 }
 
-// sealedPool recycles the buffers blobs are read into before opening.
-var sealedPool sync.Pool
-
 // ErrBlobNotFound means no index entry names the blob.
 var ErrBlobNotFound = errors.New("not in index")
 
 func (r *Repository) loadFrom(ctx context.Context, loc index.Location, buf []byte) ([]byte, error) {
-	bp, _ := sealedPool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	defer sealedPool.Put(bp)
-	if cap(*bp) < int(loc.Length) {
-		*bp = make([]byte, loc.Length)
-	}
-	sealed := (*bp)[:loc.Length]
+	sealed := sealedBufs.Get(int(loc.Length))[:loc.Length]
+	defer sealedBufs.Put(sealed)
 	err := r.be.Load(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(loc.Pack)}, int(loc.Length), int64(loc.Offset), func(rd io.Reader) error {
 		_, err := io.ReadFull(rd, sealed)
 		return err
