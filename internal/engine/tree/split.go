@@ -18,16 +18,18 @@ import (
 // Chunk boundaries depend only on the names of the entries, so changing an
 // entry's metadata never moves a boundary and inserting or removing an
 // entry disturbs only its own chunk: a chunk ends after a node whose name
-// hashes (FNV-1a 64) to 0 modulo chunkModulus once the chunk holds at least
-// chunkMinNodes nodes, and in any case at chunkMaxNodes nodes or once its
-// listing reaches chunkMaxBytes.
+// hashes (FNV-1a 64, then the SplitMix64 finalizer) to 0 modulo
+// chunkModulus once the chunk holds at least chunkMinNodes nodes, and in
+// any case at chunkMaxNodes nodes or once its listing reaches
+// chunkMaxBytes. Small chunks keep what a change rewrites small; the index
+// of a directory of N entries holds about N/20 IDs.
 const (
 	// SplitThreshold is the size of a canonical listing above which
 	// writers store the directory split.
-	SplitThreshold = 32 << 10
+	SplitThreshold = 16 << 10
 
-	chunkModulus  = 48
-	chunkMinNodes = 8
+	chunkModulus  = 16
+	chunkMinNodes = 4
 	chunkMaxNodes = 2048
 	chunkMaxBytes = 1 << 20
 
@@ -84,7 +86,14 @@ func Save(t *Tree, save func(b []byte) (ID, error)) (ID, error) {
 func nameCut(name RawString) bool {
 	h := fnv.New64a()
 	h.Write([]byte(name))
-	return h.Sum64()%chunkModulus == 0
+	// FNV's low bits barely depend on all but the last bytes of a name
+	// (file-000001, file-000002, ...); the SplitMix64 finalizer spreads
+	// every byte over every bit.
+	x := h.Sum64()
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	return x%chunkModulus == 0
 }
 
 // encodedNodeSize approximates a node's share of the canonical listing.
