@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -22,80 +23,112 @@ const maxXattrTries = 8
 func readXattrs(l loc) ([]tree.Xattr, error) {
 	var xs []tree.Xattr
 	err := withXattrPath(l, func(p string) error {
-		xs = nil
-		names, err := listXattrs(p)
-		if err != nil {
-			if isNotSupported(err) {
-				return nil
-			}
-			return fmt.Errorf("list xattrs of %q: %w", l.disp, err)
-		}
-		var errs []error
-		for _, name := range names {
-			val, err := getXattr(p, name)
-			if errors.Is(err, errNoAttr) {
-				continue // removed since it was listed
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("read xattr %q of %q: %w", name, l.disp, err))
-				continue
-			}
-			xs = append(xs, tree.Xattr{Name: tree.RawString(name), Value: val})
-		}
-		return errors.Join(errs...)
+		var err error
+		xs, err = pathXattrs(p).read(l.disp)
+		return err
 	})
-	sortXattrs(xs)
 	return xs, err
 }
 
-func listXattrs(p string) ([]string, error) {
-	for range maxXattrTries {
-		size, err := unix.Llistxattr(p, nil)
-		if err != nil {
-			return nil, err
-		}
-		if size == 0 {
+// ReadXattrsAt returns the extended attributes of the entry name inside
+// the open directory dir, not following a symlink, sorted by name.
+func ReadXattrsAt(dir *os.File, name string) ([]tree.Xattr, error) {
+	var xs []tree.Xattr
+	err := withDir(dir, name, func(l loc) error {
+		var err error
+		xs, err = readXattrs(l)
+		return err
+	})
+	return xs, err
+}
+
+// ReadXattrsFile returns the extended attributes of an open file or
+// directory, sorted by name. It spares the path lookups (through
+// /proc/self/fd) that reading them by name inside a directory costs.
+func ReadXattrsFile(f *os.File) ([]tree.Xattr, error) {
+	fd := int(f.Fd())
+	return xattrOps{
+		list: func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		get:  func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) },
+	}.read(f.Name())
+}
+
+// xattrOps lists and reads the attributes of one file, by path or fd.
+type xattrOps struct {
+	list func(buf []byte) (int, error)
+	get  func(name string, buf []byte) (int, error)
+}
+
+func pathXattrs(p string) xattrOps {
+	return xattrOps{
+		list: func(b []byte) (int, error) { return unix.Llistxattr(p, b) },
+		get:  func(name string, b []byte) (int, error) { return unix.Lgetxattr(p, name, b) },
+	}
+}
+
+func (o xattrOps) read(disp string) ([]tree.Xattr, error) {
+	names, err := o.names()
+	if err != nil {
+		if isNotSupported(err) {
 			return nil, nil
 		}
-		buf := make([]byte, size)
-		n, err := unix.Llistxattr(p, buf)
-		if err == unix.ERANGE {
+		return nil, fmt.Errorf("list xattrs of %q: %w", disp, err)
+	}
+	var xs []tree.Xattr
+	var errs []error
+	for _, name := range names {
+		val, err := o.value(name)
+		if errors.Is(err, errNoAttr) {
+			continue // removed since it was listed
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read xattr %q of %q: %w", name, disp, err))
 			continue
 		}
+		xs = append(xs, tree.Xattr{Name: tree.RawString(name), Value: val})
+	}
+	sortXattrs(xs)
+	return xs, errors.Join(errs...)
+}
+
+// fetch calls op with a small buffer first, which is enough for almost
+// every list and value in one system call, and with the size the kernel
+// reports when it is not.
+func fetch(op func([]byte) (int, error)) ([]byte, error) {
+	buf := make([]byte, 256)
+	for range maxXattrTries {
+		n, err := op(buf)
+		if err == nil {
+			return buf[:n], nil
+		}
+		if err != unix.ERANGE {
+			return nil, err
+		}
+		size, err := op(nil)
 		if err != nil {
 			return nil, err
 		}
-		var names []string
-		for _, name := range bytes.Split(buf[:n], []byte{0}) {
-			if len(name) > 0 {
-				names = append(names, string(name))
-			}
-		}
-		return names, nil
+		buf = make([]byte, size)
 	}
 	return nil, unix.ERANGE
 }
 
-func getXattr(p, name string) ([]byte, error) {
-	for range maxXattrTries {
-		size, err := unix.Lgetxattr(p, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, size)
-		if size == 0 {
-			return buf, nil
-		}
-		n, err := unix.Lgetxattr(p, name, buf)
-		if err == unix.ERANGE {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
+func (o xattrOps) names() ([]string, error) {
+	b, err := fetch(o.list)
+	if err != nil {
+		return nil, err
 	}
-	return nil, unix.ERANGE
+	var names []string
+	for _, name := range bytes.Split(b, []byte{0}) {
+		if len(name) > 0 {
+			names = append(names, string(name))
+		}
+	}
+	return names, nil
+}
+
+func (o xattrOps) value(name string) ([]byte, error) {
+	return fetch(func(b []byte) (int, error) { return o.get(name, b) })
 }
 
 // writeXattrs sets the given attributes on l, not following a symlink.

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,36 +46,58 @@ func Save(t *Tree, save func(b []byte) (ID, error)) (ID, error) {
 	if len(t.Chunks) > 0 {
 		return ID{}, errors.New("save tree: the tree is already split")
 	}
-	b, err := t.Encode()
-	if err != nil {
+	if err := t.checkSorted(); err != nil {
 		return ID{}, err
 	}
-	if len(b) <= SplitThreshold {
-		return save(b)
-	}
-	idx := &Tree{Nodes: []*Node{}}
-	start, size := 0, 0
+	// Encode every node once, comma-terminated, into one buffer: the
+	// canonical listing of any run of nodes is then a slice of it between
+	// the fixed prefix and suffix.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	ends := make([]int, len(t.Nodes))
 	for i, n := range t.Nodes {
-		nb, err := encodedNodeSize(n)
-		if err != nil {
+		if err := enc.Encode(n); err != nil {
 			return ID{}, err
 		}
-		size += nb
+		b := buf.Bytes()
+		b[len(b)-1] = ',' // Encode ends each value with a newline
+		ends[i] = buf.Len()
+	}
+	nodes := buf.Bytes()
+	listing := func(from, to int) []byte { // nodes[from:to] as a canonical tree
+		start := 0
+		if from > 0 {
+			start = ends[from-1]
+		}
+		body := nodes[start:start]
+		if to > from {
+			body = nodes[start : ends[to-1]-1] // without the last comma
+		}
+		out := make([]byte, 0, len(listPrefix)+len(body)+len(listSuffix))
+		return append(append(append(out, listPrefix...), body...), listSuffix...)
+	}
+	if len(nodes)+len(listPrefix)+len(listSuffix) <= SplitThreshold {
+		return save(listing(0, len(t.Nodes)))
+	}
+	idx := &Tree{Nodes: []*Node{}}
+	start := 0
+	for i, n := range t.Nodes {
 		count := i + 1 - start
+		size := ends[i]
+		if start > 0 {
+			size -= ends[start-1]
+		}
 		last := i == len(t.Nodes)-1
 		if !last && !(count >= chunkMinNodes && nameCut(n.Name)) && count < chunkMaxNodes && size < chunkMaxBytes {
 			continue
 		}
-		cb, err := (&Tree{Nodes: t.Nodes[start : i+1]}).Encode()
-		if err != nil {
-			return ID{}, err
-		}
-		id, err := save(cb)
+		id, err := save(listing(start, i+1))
 		if err != nil {
 			return ID{}, err
 		}
 		idx.Chunks = append(idx.Chunks, id)
-		start, size = i+1, 0
+		start = i + 1
 	}
 	ib, err := idx.Encode()
 	if err != nil {
@@ -82,6 +105,11 @@ func Save(t *Tree, save func(b []byte) (ID, error)) (ID, error) {
 	}
 	return save(ib)
 }
+
+const (
+	listPrefix = `{"nodes":[`
+	listSuffix = "]}\n"
+)
 
 func nameCut(name RawString) bool {
 	h := fnv.New64a()
@@ -94,15 +122,6 @@ func nameCut(name RawString) bool {
 	x = (x ^ x>>27) * 0x94d049bb133111eb
 	x ^= x >> 31
 	return x%chunkModulus == 0
-}
-
-// encodedNodeSize approximates a node's share of the canonical listing.
-func encodedNodeSize(n *Node) (int, error) {
-	b, err := json.Marshal(n)
-	if err != nil {
-		return 0, err
-	}
-	return len(b) + 1, nil
 }
 
 // Load reads the listing of the directory whose tree blob is id through

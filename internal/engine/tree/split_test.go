@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -91,6 +92,14 @@ func TestSaveSplitRoundTrip(t *testing.T) {
 	for _, c := range idx.Chunks {
 		if n := len(s.blobs[c]); n > SplitThreshold*4 {
 			t.Errorf("chunk %s is %d bytes", c.Short(), n)
+		}
+		// Every chunk is in canonical form.
+		ct, err := Decode(s.blobs[c])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := ct.Encode(); !bytes.Equal(again, s.blobs[c]) {
+			t.Fatalf("chunk %s is not canonical", c.Short())
 		}
 	}
 	got, chunks, err := Load(id, s.load)
@@ -230,5 +239,33 @@ func TestLoadRejectsBadSplitTrees(t *testing.T) {
 		if _, _, err := Load(id, s.load); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// Save writes a small tree byte for byte as Encode does: the canonical
+// form pinned by testdata/vectors/tree-blob.json.
+func TestSaveCanonicalVector(t *testing.T) {
+	b, err := os.ReadFile("../../../testdata/vectors/tree-blob.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore()
+	id, err := Save(tr, s.save)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.blobs[id], b) {
+		t.Fatalf("Save wrote\n%s\nwant\n%s", s.blobs[id], b)
+	}
+	if _, err := Save(&Tree{}, s.save); err != nil || !bytes.Equal(s.blobs[ID(sha256.Sum256([]byte("{\"nodes\":[]}\n")))], []byte("{\"nodes\":[]}\n")) {
+		t.Fatalf("empty tree: %v", err)
+	}
+	unsorted := &Tree{Nodes: []*Node{{Name: "b", Type: TypeFile}, {Name: "a", Type: TypeFile}}}
+	if _, err := Save(unsorted, s.save); err == nil {
+		t.Fatal("Save accepted an unsorted tree")
 	}
 }

@@ -139,10 +139,8 @@ func (t *Tree) Sort() {
 // Encode returns the canonical serialisation of the tree: compact JSON with
 // a trailing newline, nodes sorted by name.
 func (t *Tree) Encode() ([]byte, error) {
-	for i := 1; i < len(t.Nodes); i++ {
-		if t.Nodes[i-1].Name >= t.Nodes[i].Name {
-			return nil, fmt.Errorf("tree not sorted or has duplicate name %q", string(t.Nodes[i].Name))
-		}
+	if err := t.checkSorted(); err != nil {
+		return nil, err
 	}
 	if t.Nodes == nil {
 		t.Nodes = []*Node{}
@@ -154,6 +152,15 @@ func (t *Tree) Encode() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+func (t *Tree) checkSorted() error {
+	for i := 1; i < len(t.Nodes); i++ {
+		if t.Nodes[i-1].Name >= t.Nodes[i].Name {
+			return fmt.Errorf("tree not sorted or has duplicate name %q", string(t.Nodes[i].Name))
+		}
+	}
+	return nil
 }
 
 // Decode parses a tree blob and checks it is well formed: sorted unique
