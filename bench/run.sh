@@ -373,7 +373,7 @@ fresh_fs() {
 	mkdir -p "$dir"
 	[[ $RESTORE_FS == fresh ]] || return 0
 	local img=$dir.img size
-	size=$(($(du -sb "$SRC" | cut -f1) * 2 + (1 << 30)))
+	size=$((($(du -sb "$SRC" | cut -f1) * 2 + (1 << 30)) >> 20 << 20)) # whole MiB: loop devices use whole sectors
 	truncate -s "$size" "$img"
 	# Direct I/O between the loop device and its image keeps the data out
 	# of the page cache twice over (once per file system).
