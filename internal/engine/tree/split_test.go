@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -245,14 +244,7 @@ func TestLoadRejectsBadSplitTrees(t *testing.T) {
 // Save writes a small tree byte for byte as Encode does: the canonical
 // form pinned by testdata/vectors/tree-blob.json.
 func TestSaveCanonicalVector(t *testing.T) {
-	b, err := os.ReadFile("../../../testdata/vectors/tree-blob.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, tr := vectorTree(t)
 	s := newStore()
 	id, err := Save(tr, s.save)
 	if err != nil {

@@ -12,14 +12,7 @@ import (
 // blob's ID is the keyed hash of exactly these bytes (a different encoding
 // of the same tree would defeat deduplication of unchanged directories).
 func TestVectorTreeBlob(t *testing.T) {
-	b, err := os.ReadFile("../../../testdata/vectors/tree-blob.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, tr := vectorTree(t)
 	again, err := tr.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -66,4 +59,18 @@ func TestVectorTreeBlob(t *testing.T) {
 	if b[len(b)-1] != '\n' || bytes.Count(b, []byte("\n")) != 1 {
 		t.Error("canonical encoding is one line ending in a newline")
 	}
+}
+
+// vectorTree reads and decodes testdata/vectors/tree-blob.json.
+func vectorTree(t *testing.T) ([]byte, *Tree) {
+	t.Helper()
+	b, err := os.ReadFile("../../../testdata/vectors/tree-blob.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, tr
 }
