@@ -140,7 +140,7 @@ func New(repo Repo, opts Options) (*Archiver, error) {
 	}
 	// Buffers start empty and grow to the chunks they carry, so memory
 	// follows the chunks in flight rather than Max-sized slabs.
-	a.bufs = bufpool.New(opts.Savers + opts.Readers + 2)
+	a.bufs = bufpool.New(opts.Savers+opts.Readers+2, 3<<20)
 	return a, nil
 }
 
@@ -369,6 +369,9 @@ func (a *Archiver) bigFileSlot(ctx context.Context) (*chunker.Chunker, func(), e
 	a.bigChunkers = a.bigChunkers[:len(a.bigChunkers)-1]
 	a.bigMu.Unlock()
 	return ch, func() {
+		// Past a few MiB the buffer only pays for itself while a big file
+		// streams through; idle, it would sit under the memory limit.
+		ch.Shrink(4 << 20)
 		a.bigMu.Lock()
 		a.bigChunkers = append(a.bigChunkers, ch)
 		a.bigMu.Unlock()

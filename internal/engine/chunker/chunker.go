@@ -90,6 +90,16 @@ func (c *Chunker) Reset(rd io.Reader) {
 	c.err = nil
 }
 
+// Shrink drops the read buffer if it grew past n bytes, so that an idle
+// Chunker does not hold up to 2*Max bytes; the next stream regrows it.
+// Call it between streams only.
+func (c *Chunker) Shrink(n int) {
+	if cap(c.buf) > n {
+		c.buf = nil
+		c.start, c.end = 0, 0
+	}
+}
+
 // Next returns the next chunk, appended to buf[:0] (buf is grown as
 // needed; pass the previous result to reuse its memory). The chunk's bytes
 // belong to the caller. After the last chunk Next returns buf[:0] and

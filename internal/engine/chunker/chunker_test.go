@@ -465,3 +465,29 @@ func TestNextReusesBuffer(t *testing.T) {
 		t.Errorf("chunking a stream with a reused Chunker allocates %.0f times", allocs)
 	}
 }
+
+// Shrink between streams drops a grown buffer without changing the chunks
+// of the next stream.
+func TestShrinkBetweenStreams(t *testing.T) {
+	p := smallParams(testSeed())
+	big := randomBytes("shrink-big", 20*p.Max)
+	next := randomBytes("shrink-next", 5*p.Max+123)
+	want := refChunkLens(NewTable(p.Seed), p, next)
+	c := New(bytes.NewReader(big), p)
+	chunkLens(t, c)
+	if cap(c.buf) < 2*p.Max {
+		t.Fatalf("buffer did not grow: %d", cap(c.buf))
+	}
+	c.Shrink(p.Max)
+	if c.buf != nil {
+		t.Fatal("Shrink kept the buffer")
+	}
+	c.Reset(bytes.NewReader(next))
+	if lens := chunkLens(t, c); !slices.Equal(lens, want) {
+		t.Fatalf("after Shrink: chunk lengths %v, want %v", lens, want)
+	}
+	c.Shrink(1 << 30) // below the limit: kept
+	if c.buf == nil {
+		t.Fatal("Shrink dropped a buffer under the limit")
+	}
+}

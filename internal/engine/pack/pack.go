@@ -122,7 +122,7 @@ func (c *Codec) SealBlob(dst, scratch []byte, t BlobType, id ID, plaintext []byt
 }
 
 // openBufs recycles the buffers blobs are decrypted into.
-var openBufs = bufpool.New(8)
+var openBufs = bufpool.New(8, 3<<20)
 
 // OpenBlob authenticates, decrypts and decompresses a sealed blob,
 // appending the plaintext to dst. rawLen is the expected plaintext length.

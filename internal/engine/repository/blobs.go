@@ -49,8 +49,8 @@ type writer struct {
 // Buffers for sealing and opening blobs, shared by every repository of
 // the process: enough for the savers and readers of one backup.
 var (
-	scratchBufs = bufpool.New(8)
-	sealedBufs  = bufpool.New(8)
+	scratchBufs = bufpool.New(8, 3<<20)
+	sealedBufs  = bufpool.New(8, 3<<20)
 )
 
 // sealBound is room enough for a blob of n bytes compressed (zstd's worst
@@ -77,7 +77,7 @@ func (w *writer) init(r *Repository) {
 	w.inflight = map[blobKey]struct{}{}
 	w.stats.DependsOn = map[ID]struct{}{}
 	w.idle = sync.NewCond(&w.mu)
-	w.packBufs = bufpool.New(Uploaders + 1)
+	w.packBufs = bufpool.New(Uploaders+1, 1<<30)
 }
 
 // Uploaders is how many packs are written to the backend at once.
