@@ -81,7 +81,7 @@ func NewCodec(key *crypto.Key, level zstd.EncoderLevel) (*Codec, error) {
 	// changed directory: a stronger level pays for itself in repository
 	// growth at negligible CPU cost.
 	treeLevel := max(level, zstd.SpeedDefault)
-	treeEnc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(treeLevel), zstd.WithEncoderConcurrency(1),
+	treeEnc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(treeLevel), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
