@@ -65,7 +65,7 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 			t.Helper()
 			r := e.mustRun(append([]string{"--json", "snapshots"}, args...)...)
 			var l []map[string]any
-			must(t, json.Unmarshal([]byte(r.stdout), &l))
+			must(t, json.Unmarshal([]byte(r.Stdout), &l))
 			var out []string
 			for _, sn := range l {
 				out = append(out, str(sn["id"]))
@@ -82,7 +82,7 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 			t.Errorf("--path %s selects %v", src, got)
 		}
 		r := e.mustRun("--json", "snapshots", "--host", "otherhost")
-		if strings.TrimSpace(r.stdout) != "[]" {
+		if strings.TrimSpace(r.Stdout) != "[]" {
 			t.Errorf("--host otherhost should list nothing:\n%s", r)
 		}
 		if got := ids(id1[:6]); !slices.Equal(got, []string{id1}) {
@@ -97,7 +97,7 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 		requireFailure(t, e.run("snapshots", id1[:3]))              // too short
 		requireFailure(t, e.run("snapshots", "ffffffffffffffffff")) // no such
 		r = e.mustRun("snapshots")
-		if !strings.Contains(r.stdout, id1[:8]) || !strings.Contains(r.stdout, "2 snapshots") {
+		if !strings.Contains(r.Stdout, id1[:8]) || !strings.Contains(r.Stdout, "2 snapshots") {
 			t.Errorf("text listing:\n%s", r)
 		}
 	})
@@ -105,17 +105,17 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 	t.Run("ls", func(t *testing.T) {
 		r := e.mustRun("ls", id1[:8])
 		for _, p := range []string{src + "/docs/readme.md", src + "/docs/notes.txt", src + "/data/blob.bin", src + "/link"} {
-			if !strings.Contains(r.stdout, p+"\n") {
+			if !strings.Contains(r.Stdout, p+"\n") {
 				t.Errorf("ls of the first snapshot lacks %s:\n%s", p, r)
 			}
 		}
 		r = e.mustRun("ls", "latest", src+"/docs")
-		if strings.Contains(r.stdout, "readme.md") || !strings.Contains(r.stdout, src+"/docs/notes.txt") {
+		if strings.Contains(r.Stdout, "readme.md") || !strings.Contains(r.Stdout, src+"/docs/notes.txt") {
 			t.Errorf("ls latest docs:\n%s", r)
 		}
 		r = e.mustRun("--json", "ls", "latest:"+src)
 		var sawLink bool
-		for _, m := range r.jsonLines() {
+		for _, m := range r.JSONLines() {
 			if m["message_type"] == "node" && m["path"] == src+"/link" {
 				sawLink = m["type"] == "symlink" && m["link_target"] == "docs/notes.txt"
 			}
@@ -124,7 +124,7 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 			t.Errorf("ls --json does not show the symlink with its target:\n%s", r)
 		}
 		r = e.mustRun("ls", "-l", "latest", src+"/new.txt")
-		if !strings.Contains(r.stdout, "new.txt") || !strings.Contains(r.stdout, "-rw-r--r--") {
+		if !strings.Contains(r.Stdout, "new.txt") || !strings.Contains(r.Stdout, "-rw-r--r--") {
 			t.Errorf("ls -l of a file:\n%s", r)
 		}
 		requireFailure(t, e.run("ls", "latest", src+"/nope"))
@@ -132,16 +132,16 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 
 	t.Run("find", func(t *testing.T) {
 		r := e.mustRun("find", "*.txt")
-		if strings.Count(r.stdout, "notes.txt") != 2 || strings.Count(r.stdout, "new.txt") != 1 {
+		if strings.Count(r.Stdout, "notes.txt") != 2 || strings.Count(r.Stdout, "new.txt") != 1 {
 			t.Errorf("find *.txt:\n%s", r)
 		}
 		r = e.mustRun("--json", "find", "-s", id1, "README.*", "-i")
-		lines := r.jsonLines()
+		lines := r.JSONLines()
 		if len(lines) != 1 || lines[0]["snapshot"] != id1 {
 			t.Errorf("find -i README.* in the first snapshot:\n%s", r)
 		}
 		r = e.mustRun("find", "nothing-matches-this")
-		if !strings.Contains(r.stderr, "no matches") {
+		if !strings.Contains(r.Stderr, "no matches") {
 			t.Errorf("find without matches should say so:\n%s", r)
 		}
 	})
@@ -149,15 +149,15 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 	t.Run("dump", func(t *testing.T) {
 		r := e.mustRun("dump", id1, src+"/data/blob.bin")
 		want, _ := os.ReadFile(filepath.Join(src, "data", "blob.bin"))
-		if !bytes.Equal([]byte(r.stdout), want) {
-			t.Errorf("dump of a file: %d bytes, want %d", len(r.stdout), len(want))
+		if !bytes.Equal([]byte(r.Stdout), want) {
+			t.Errorf("dump of a file: %d bytes, want %d", len(r.Stdout), len(want))
 		}
 		r = e.mustRun("dump", id1, src+"/docs/readme.md")
-		if r.stdout != "# readme\n" {
-			t.Errorf("dump of readme: %q", r.stdout)
+		if r.Stdout != "# readme\n" {
+			t.Errorf("dump of readme: %q", r.Stdout)
 		}
 		r = e.mustRun("dump", "latest", src)
-		tr := tar.NewReader(strings.NewReader(r.stdout))
+		tr := tar.NewReader(strings.NewReader(r.Stdout))
 		got := map[string]string{}
 		for {
 			h, err := tr.Next()
@@ -200,14 +200,14 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 	t.Run("diff", func(t *testing.T) {
 		r := e.mustRun("diff", id1, id2)
 		for _, want := range []string{"+    " + src + "/new.txt", "-    " + src + "/docs/readme.md", "M    " + src + "/docs/notes.txt"} {
-			if !strings.Contains(r.stdout, want) {
+			if !strings.Contains(r.Stdout, want) {
 				t.Errorf("diff lacks %q:\n%s", want, r)
 			}
 		}
-		if strings.Contains(r.stdout, "blob.bin") {
+		if strings.Contains(r.Stdout, "blob.bin") {
 			t.Errorf("diff lists the unchanged blob.bin:\n%s", r)
 		}
-		st := e.mustRun("--json", "diff", id1[:8], "latest").message(t, "statistics")
+		st := e.mustRun("--json", "diff", id1[:8], "latest").Message(t, "statistics")
 		if num(st["added"]) != 1 || num(st["removed"]) != 1 || num(st["changed"]) != 1 {
 			t.Errorf("diff statistics %v, want 1/1/1", st)
 		}
@@ -216,19 +216,19 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 	t.Run("stats", func(t *testing.T) {
 		blob, _ := os.ReadFile(filepath.Join(src, "data", "blob.bin"))
 		want := int64(len(blob) + len("second notes, longer\n") + len("new\n"))
-		st := e.mustRun("--json", "stats", "latest").message(t, "stats")
+		st := e.mustRun("--json", "stats", "latest").Message(t, "stats")
 		if num(st["total_size"]) != want || num(st["total_file_count"]) != 3 || num(st["snapshots_count"]) != 1 {
 			t.Errorf("stats latest = %v, want total_size %d, 3 files", st, want)
 		}
-		raw := e.mustRun("--json", "stats", "--mode", "raw-data").message(t, "stats")
+		raw := e.mustRun("--json", "stats", "--mode", "raw-data").Message(t, "stats")
 		if num(raw["total_uncompressed_size"]) < int64(len(blob)) || num(raw["total_blob_count"]) < 3 || num(raw["repository_pack_bytes"]) <= 0 {
 			t.Errorf("stats raw-data = %v", raw)
 		}
-		all := e.mustRun("--json", "stats").message(t, "stats")
+		all := e.mustRun("--json", "stats").Message(t, "stats")
 		if num(all["total_file_count"]) != 6 || num(all["snapshots_count"]) != 2 {
 			t.Errorf("stats of both snapshots = %v, want 6 files", all)
 		}
-		byContent := e.mustRun("--json", "stats", "--mode", "files-by-contents").message(t, "stats")
+		byContent := e.mustRun("--json", "stats", "--mode", "files-by-contents").Message(t, "stats")
 		if num(byContent["total_file_count"]) != 5 {
 			t.Errorf("files-by-contents = %v, want 5 distinct contents", byContent)
 		}
@@ -341,7 +341,7 @@ func TestForgetPolicies(t *testing.T) {
 
 	// Dry run: decisions, nothing removed.
 	r := e.mustRun("--json", "forget", "--keep-last", "2", "--keep-tag", "keepme", "--dry-run")
-	fm := r.message(t, "forget")
+	fm := r.Message(t, "forget")
 	if fm["dry_run"] != true {
 		t.Errorf("forget --dry-run JSON says dry_run=%v", fm["dry_run"])
 	}
@@ -369,7 +369,7 @@ func TestForgetPolicies(t *testing.T) {
 	}
 	// Text output of a dry run.
 	r = e.mustRun("forget", "--keep-last", "1", "--dry-run")
-	if !strings.Contains(r.stdout, "would remove 4 snapshots") {
+	if !strings.Contains(r.Stdout, "would remove 4 snapshots") {
 		t.Errorf("text dry run:\n%s", r)
 	}
 	requireFailure(t, e.run("forget"))
@@ -393,7 +393,7 @@ func TestForgetPolicies(t *testing.T) {
 	}
 	// keep-within relative to the newest snapshot keeps everything recent.
 	r = e.mustRun("--json", "forget", "--keep-within", "1d", "--dry-run")
-	if strings.Contains(r.stdout, `"keep":false`) {
+	if strings.Contains(r.Stdout, `"keep":false`) {
 		t.Errorf("--keep-within 1d would remove a snapshot of today:\n%s", r)
 	}
 	e.mustRun("prune")
@@ -408,7 +408,7 @@ func TestKeyManagement(t *testing.T) {
 	keysOf := func(e *repoEnv) []map[string]any {
 		t.Helper()
 		var out []map[string]any
-		for _, k := range e.mustRun("--json", "key", "list").message(t, "keys")["keys"].([]any) {
+		for _, k := range e.mustRun("--json", "key", "list").Message(t, "keys")["keys"].([]any) {
 			out = append(out, k.(map[string]any))
 		}
 		return out
@@ -421,7 +421,7 @@ func TestKeyManagement(t *testing.T) {
 
 	requireFailure(t, e.run("key", "add")) // no new password given
 	e.env["BUNKER_NEW_PASSWORD"] = "second password"
-	added := str(e.mustRun("--insecure-kdf-for-tests", "--json", "key", "add").message(t, "key_added")["id"])
+	added := str(e.mustRun("--insecure-kdf-for-tests", "--json", "key", "add").Message(t, "key_added")["id"])
 	if len(keysOf(e)) != 2 {
 		t.Fatalf("key add did not add a key")
 	}
@@ -475,7 +475,7 @@ func TestCopy(t *testing.T) {
 	copyJSON := func(dst *repoEnv) map[string]any {
 		t.Helper()
 		dst.env["BUNKER_FROM_PASSWORD"] = testPassword
-		return dst.mustRun("--json", "copy", "--from-repo", srcRepo.repo).message(t, "summary")
+		return dst.mustRun("--json", "copy", "--from-repo", srcRepo.repo).Message(t, "summary")
 	}
 	plain := initRepo(t)
 	shared := newRepoEnv(t, filepath.Join(t.TempDir(), "shared"))
@@ -547,7 +547,7 @@ func TestRepairIndex(t *testing.T) {
 	requireFailure(t, e.run("check"))
 	requireFailure(t, e.run("restore", "latest", "--target", filepath.Join(t.TempDir(), "fail")))
 	r := e.mustRun("--json", "repair", "index")
-	if s := r.message(t, "summary"); num(s["damaged_packs"]) != 0 || num(s["packs"]) == 0 {
+	if s := r.Message(t, "summary"); num(s["damaged_packs"]) != 0 || num(s["packs"]) == 0 {
 		t.Errorf("repair index summary: %v", s)
 	}
 	e.mustRun("check", "--read-data")
@@ -574,13 +574,13 @@ func TestRepairSnapshots(t *testing.T) {
 	e.mustRun("repair", "index")
 	requireFailure(t, e.run("check"))
 	r := e.mustRun("repair", "snapshots", "--dry-run")
-	if !strings.Contains(r.stdout, "would be repaired") {
+	if !strings.Contains(r.Stdout, "would be repaired") {
 		t.Errorf("repair snapshots --dry-run:\n%s", r)
 	}
 	requireFailure(t, e.run("check"))
 	r = e.mustRun("repair", "snapshots")
 	for _, p := range lost {
-		if !strings.Contains(r.stdout, p) {
+		if !strings.Contains(r.Stdout, p) {
 			t.Errorf("repair snapshots does not name the lost file %s:\n%s", p, r)
 		}
 	}
@@ -616,8 +616,8 @@ func TestRepairSnapshotsWithoutRepairIndex(t *testing.T) {
 	pack, _ := f.packOnlyIn(t, f.dirB)
 	must(t, os.Remove(packFile(e.repo, pack)))
 	r := e.mustRun("repair", "snapshots")
-	t.Logf("repair snapshots alone: %s", strings.TrimSpace(r.stdout))
-	if e.run("check").code == 0 {
+	t.Logf("repair snapshots alone: %s", strings.TrimSpace(r.Stdout))
+	if e.run("check").Code == 0 {
 		return // repair snapshots handled it on its own: fine too
 	}
 	e.mustRun("repair", "index")
@@ -719,7 +719,7 @@ func snapshotPaths(t *testing.T, e *repoEnv, ref, root string) map[string]bool {
 	t.Helper()
 	r := e.mustRun("--json", "ls", ref, root)
 	out := map[string]bool{}
-	for _, m := range r.jsonLines() {
+	for _, m := range r.JSONLines() {
 		if m["message_type"] != "node" {
 			continue
 		}
@@ -768,7 +768,7 @@ func TestRestoreOverwriteAndDelete(t *testing.T) {
 	restore := func(extra ...string) map[string]any {
 		t.Helper()
 		r := e.mustRun(append([]string{"--json", "restore", "latest:" + src, "--target", dst}, extra...)...)
-		return r.message(t, "summary")
+		return r.Message(t, "summary")
 	}
 	restore()
 	assertSameTree(t, want, treeDigest(t, dst))
@@ -835,7 +835,7 @@ func TestCheckReadDataSubset(t *testing.T) {
 	e.backupJSON(0, src)
 	total := 0
 	for i := 1; i <= 3; i++ {
-		s := e.mustRun("--json", "check", "--read-data-subset", fmt.Sprintf("%d/3", i)).message(t, "summary")
+		s := e.mustRun("--json", "check", "--read-data-subset", fmt.Sprintf("%d/3", i)).Message(t, "summary")
 		res := s["result"].(map[string]any)
 		total += int(num(res["packs_read"]))
 	}
@@ -851,13 +851,13 @@ func TestCheckReadDataSubset(t *testing.T) {
 func TestVersionAndJSONErrors(t *testing.T) {
 	r := runApp(t, strings.NewReader(""), func(string) string { return "" }, "--json", "version")
 	var v map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v["format"] != float64(1) {
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil || v["format"] != float64(1) {
 		t.Errorf("version --json: %v\n%s", err, r)
 	}
 	// Errors in JSON mode are a JSON line with the exit code.
 	e := newRepoEnv(t, filepath.Join(t.TempDir(), "none"))
 	r = e.expect(10, "--json", "snapshots")
-	if m := r.message(t, "error"); num(m["exit_code"]) != 10 {
+	if m := r.Message(t, "error"); num(m["exit_code"]) != 10 {
 		t.Errorf("JSON error line: %v", m)
 	}
 	// No repository given at all.
@@ -883,7 +883,7 @@ func TestRepairSnapshotsDamagedPack(t *testing.T) {
 	// Without --read-data only blobs missing from the index count as lost.
 	r := e.mustRun("repair", "snapshots", "--read-data")
 	for _, p := range lost {
-		if !strings.Contains(r.stdout, p) {
+		if !strings.Contains(r.Stdout, p) {
 			t.Errorf("repair snapshots --read-data does not drop the damaged file %s:\n%s", p, r)
 		}
 	}

@@ -135,22 +135,22 @@ func TestCorruptDataPack(t *testing.T) {
 
 	// A structure-only check does not read pack contents; it may pass.
 	r := e.run("check")
-	t.Logf("check without --read-data: exit %d", r.code)
+	t.Logf("check without --read-data: exit %d", r.Code)
 
 	r = e.run("check", "--read-data")
 	requireFailure(t, r)
-	if !strings.Contains(r.stdout, pack) {
+	if !strings.Contains(r.Stdout, pack) {
 		t.Errorf("check --read-data does not name the damaged pack %s:\n%s", pack, r)
 	}
 	for _, p := range damaged {
-		if !strings.Contains(r.stdout, p) {
+		if !strings.Contains(r.Stdout, p) {
 			t.Errorf("check --read-data does not name the affected file %s:\n%s", p, r)
 		}
 	}
 
 	r = e.run("--json", "check", "--read-data")
 	requireFailure(t, r)
-	sum := r.message(t, "summary")
+	sum := r.Message(t, "summary")
 	if sum["ok"] != false {
 		t.Errorf("JSON summary says ok=%v", sum["ok"])
 	}
@@ -170,7 +170,7 @@ func TestCorruptDataPack(t *testing.T) {
 	if !slices.Equal(affected, damaged) {
 		t.Errorf("JSON affected = %v, want %v", affected, damaged)
 	}
-	if r.message(t, "error")["exit_code"] == float64(0) {
+	if r.Message(t, "error")["exit_code"] == float64(0) {
 		t.Errorf("JSON error line has exit code 0")
 	}
 
@@ -187,7 +187,7 @@ func TestCorruptDataPack(t *testing.T) {
 	r = e.run("restore", "latest", "--target", dstAll)
 	requireFailure(t, r)
 	for _, p := range damaged {
-		if !strings.Contains(r.stderr, p) {
+		if !strings.Contains(r.Stderr, p) {
 			t.Errorf("restore does not name the damaged file %s:\n%s", p, r)
 		}
 	}
@@ -231,7 +231,7 @@ func TestCorruptRepository(t *testing.T) {
 		r := e.run("restore", "latest", "--target", filepath.Join(t.TempDir(), "dst"))
 		requireFailure(t, r)
 		for _, w := range want {
-			if !strings.Contains(r.stderr, w) {
+			if !strings.Contains(r.Stderr, w) {
 				t.Errorf("restore error does not mention %q:\n%s", w, r)
 			}
 		}
@@ -243,11 +243,11 @@ func TestCorruptRepository(t *testing.T) {
 		modifyFile(t, packFile(e.repo, dataPack), func(b []byte) []byte { return b[:100] })
 		r := e.run("check")
 		requireFailure(t, r)
-		if !strings.Contains(r.stdout, dataPack) || !strings.Contains(r.stdout, "truncated") {
+		if !strings.Contains(r.Stdout, dataPack) || !strings.Contains(r.Stdout, "truncated") {
 			t.Errorf("check does not report the truncated pack %s:\n%s", dataPack, r)
 		}
 		for _, p := range damaged {
-			if !strings.Contains(r.stdout, p) {
+			if !strings.Contains(r.Stdout, p) {
 				t.Errorf("check does not name the affected file %s:\n%s", p, r)
 			}
 		}
@@ -263,11 +263,11 @@ func TestCorruptRepository(t *testing.T) {
 		// is named at -v.
 		r := e.run("-v", "check")
 		requireFailure(t, r)
-		if !strings.Contains(r.stdout, dataPack) || !strings.Contains(r.stdout, "missing") {
+		if !strings.Contains(r.Stdout, dataPack) || !strings.Contains(r.Stdout, "missing") {
 			t.Errorf("check -v does not report the missing pack %s:\n%s", dataPack, r)
 		}
 		for _, p := range damaged {
-			if !strings.Contains(r.stdout, p) {
+			if !strings.Contains(r.Stdout, p) {
 				t.Errorf("check does not name the affected file %s:\n%s", p, r)
 			}
 		}
@@ -291,7 +291,7 @@ func TestCorruptRepository(t *testing.T) {
 		modifyFile(t, idx, truncateTo(0.5))
 		r := e.run("check")
 		requireFailure(t, r)
-		if !strings.Contains(r.stdout, filepath.Base(idx)) {
+		if !strings.Contains(r.Stdout, filepath.Base(idx)) {
 			t.Errorf("check does not name the damaged index %s:\n%s", filepath.Base(idx), r)
 		}
 		restoreFails(t, e)
@@ -303,7 +303,7 @@ func TestCorruptRepository(t *testing.T) {
 		modifyFile(t, idx, flipByte(-1))
 		r := e.run("check")
 		requireFailure(t, r)
-		if !strings.Contains(r.stdout, filepath.Base(idx)) {
+		if !strings.Contains(r.Stdout, filepath.Base(idx)) {
 			t.Errorf("check does not name the damaged index %s:\n%s", filepath.Base(idx), r)
 		}
 		restoreFails(t, e)
@@ -316,13 +316,13 @@ func TestCorruptRepository(t *testing.T) {
 		modifyFile(t, sf, flipByte(-1))
 		r := e.run("check")
 		requireFailure(t, r)
-		if !strings.Contains(r.stdout, id) {
+		if !strings.Contains(r.Stdout, id) {
 			t.Errorf("check does not name the damaged snapshot %s:\n%s", id, r)
 		}
 		r = e.run("restore", id, "--target", filepath.Join(t.TempDir(), "dst"))
 		requireFailure(t, r)
 		r = e.run("snapshots")
-		if !strings.Contains(r.stderr, id[:8]) {
+		if !strings.Contains(r.Stderr, id[:8]) {
 			t.Errorf("snapshots does not warn about the damaged snapshot %s:\n%s", id[:8], r)
 		}
 	})
@@ -333,10 +333,10 @@ func TestCorruptRepository(t *testing.T) {
 		for _, args := range [][]string{{"snapshots"}, {"check"}, {"backup", f.dirA}, {"restore", "latest", "--target", t.TempDir()}} {
 			r := e.run(args...)
 			requireFailure(t, r)
-			if r.code == 10 || r.code == 12 {
-				t.Errorf("damaged config reported as exit code %d (no repository / wrong password):\n%s", r.code, r)
+			if r.Code == 10 || r.Code == 12 {
+				t.Errorf("damaged config reported as exit code %d (no repository / wrong password):\n%s", r.Code, r)
 			}
-			if !strings.Contains(r.stderr, "config") {
+			if !strings.Contains(r.Stderr, "config") {
 				t.Errorf("error does not mention the config:\n%s", r)
 			}
 		}
@@ -361,7 +361,7 @@ func TestCorruptRepository(t *testing.T) {
 		})
 		for _, args := range [][]string{{"snapshots"}, {"check"}, {"backup", f.dirA}} {
 			r := e.expect(11, args...)
-			if !strings.Contains(r.stderr, "newer") {
+			if !strings.Contains(r.Stderr, "newer") {
 				t.Errorf("exit 11 without saying the format is newer:\n%s", r)
 			}
 		}

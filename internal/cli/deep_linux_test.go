@@ -62,8 +62,8 @@ func TestExcludeMarkerDeep(t *testing.T) {
 	unix.Close(fd)
 	e := initRepo(t)
 	e.backupJSON(0, "--exclude-caches", src)
-	if r := e.mustRun("find", "junk"); strings.Contains(r.stdout, "junk") {
-		t.Fatalf("the content of a deep cache directory was backed up:\n%.300s", r.stdout)
+	if r := e.mustRun("find", "junk"); strings.Contains(r.Stdout, "junk") {
+		t.Fatalf("the content of a deep cache directory was backed up:\n%.300s", r.Stdout)
 	}
 }
 
@@ -136,7 +136,7 @@ func TestDumpTarMetadata(t *testing.T) {
 	e := initRepo(t)
 	e.backupJSON(0, src)
 	r := e.mustRun("dump", "latest", src)
-	tr := tar.NewReader(strings.NewReader(r.stdout))
+	tr := tar.NewReader(strings.NewReader(r.Stdout))
 	hdrs := map[string]*tar.Header{}
 	base := strings.TrimPrefix(src, "/") + "/"
 	for {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/bunkerbackup/bunker/internal/testutil"
 	"io"
 	"io/fs"
 	"os"
@@ -17,30 +16,14 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/cli"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // testPassword is the password of every repository the tests create.
 const testPassword = "correct horse battery staple"
 
 // result is the outcome of one in-process bunker invocation.
-type result struct {
-	code   int
-	stdout string
-	stderr string
-	args   []string
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("bunker %s\nexit %d\n--- stdout:\n%s\n--- stderr:\n%s", strings.Join(quoteArgs(r.args), " "), r.code, clip(r.stdout), clip(r.stderr))
-}
-
-func quoteArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = fmt.Sprintf("%q", a)
-	}
-	return out
-}
+type result = testutil.Result
 
 // repoEnv runs bunker in-process against one repository.
 type repoEnv struct {
@@ -79,21 +62,13 @@ func (e *repoEnv) run(args ...string) result {
 // mustRun runs a command that must exit 0.
 func (e *repoEnv) mustRun(args ...string) result {
 	e.t.Helper()
-	r := e.run(args...)
-	if r.code != 0 {
-		e.t.Fatalf("command failed:\n%s", r)
-	}
-	return r
+	return testutil.Expect(e.t, e.run(args...), 0)
 }
 
 // expect runs a command that must exit with the given code.
 func (e *repoEnv) expect(code int, args ...string) result {
 	e.t.Helper()
-	r := e.run(args...)
-	if r.code != code {
-		e.t.Fatalf("want exit code %d, got:\n%s", code, r)
-	}
-	return r
+	return testutil.Expect(e.t, e.run(args...), code)
 }
 
 // runApp runs the command line in-process. A panic on the calling
@@ -101,20 +76,20 @@ func (e *repoEnv) expect(code int, args ...string) result {
 func runApp(t *testing.T, stdin io.Reader, getenv func(string) string, args ...string) (res result) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	res.args = args
+	res.Args = args
 	defer func() {
 		if p := recover(); p != nil {
 			t.Errorf("bunker %s panicked: %v\n%s", strings.Join(args, " "), p, debug.Stack())
-			res.code = -1
-			res.stdout, res.stderr = stdout.String(), stderr.String()
+			res.Code = -1
+			res.Stdout, res.Stderr = stdout.String(), stderr.String()
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	app := &cli.App{Stdin: stdin, Stdout: &stdout, Stderr: &stderr, Getenv: getenv}
-	res.code = app.Run(ctx, args)
-	res.stdout, res.stderr = stdout.String(), stderr.String()
-	if strings.Contains(res.stderr, "panic:") || strings.Contains(res.stderr, "goroutine ") {
+	res.Code = app.Run(ctx, args)
+	res.Stdout, res.Stderr = stdout.String(), stderr.String()
+	if strings.Contains(res.Stderr, "panic:") || strings.Contains(res.Stderr, "goroutine ") {
 		t.Errorf("output looks like a panic:\n%s", res)
 	}
 	return res
@@ -125,7 +100,7 @@ func runApp(t *testing.T, stdin io.Reader, getenv func(string) string, args ...s
 func (e *repoEnv) backupJSON(want int, args ...string) (map[string]any, result) {
 	e.t.Helper()
 	r := e.expect(want, append([]string{"--json", "backup"}, args...)...)
-	return r.message(e.t, "summary"), r
+	return r.Message(e.t, "summary"), r
 }
 
 // snapshots returns the decoded "snapshots --json" list.
@@ -133,7 +108,7 @@ func (e *repoEnv) snapshots() []map[string]any {
 	e.t.Helper()
 	r := e.mustRun("--json", "snapshots")
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &list); err != nil {
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.Stdout)), &list); err != nil {
 		e.t.Fatalf("decode snapshots --json: %v\n%s", err, r)
 	}
 	return list
@@ -236,16 +211,3 @@ var (
 
 func must(t *testing.T, err error)                     { t.Helper(); testutil.Must(t, err) }
 func writeFile(t *testing.T, path string, data []byte) { t.Helper(); testutil.WriteFile(t, path, data) }
-func clip(s string) string                             { return testutil.Clip(s, 6000) }
-
-func (r result) jsonLines() []map[string]any { return testutil.JSONLines(r.stdout) }
-
-// message returns the last JSON line with the given message_type.
-func (r result) message(t *testing.T, typ string) map[string]any {
-	t.Helper()
-	m, ok := testutil.LastMessage(r.jsonLines(), typ)
-	if !ok {
-		t.Fatalf("no JSON line with message_type %q in output of\n%s", typ, r)
-	}
-	return m
-}

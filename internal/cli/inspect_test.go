@@ -29,7 +29,7 @@ func (e *repoEnv) indexBlobs() []indexBlob {
 		var idx struct {
 			Blobs []indexBlob `json:"blobs"`
 		}
-		if err := json.Unmarshal([]byte(r.stdout), &idx); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), &idx); err != nil {
 			e.t.Fatalf("decode cat index: %v\n%s", err, r)
 		}
 		all = append(all, idx.Blobs...)
@@ -58,7 +58,7 @@ func (e *repoEnv) snapshotTree(ref string) string {
 	var sn struct {
 		Tree string `json:"tree"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &sn); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &sn); err != nil {
 		e.t.Fatalf("decode cat snapshot: %v\n%s", err, r)
 	}
 	return sn.Tree
@@ -72,7 +72,7 @@ func (e *repoEnv) fileContents(ref string) map[string][]string {
 	var walk func(id, p string)
 	walk = func(id, p string) {
 		r := e.mustRun("cat", "tree", id)
-		t, err := tree.Decode([]byte(r.stdout))
+		t, err := tree.Decode([]byte(r.Stdout))
 		if err != nil {
 			e.t.Fatalf("decode tree %s: %v", id, err)
 		}
@@ -103,10 +103,10 @@ func packFile(repo, id string) string { return filepath.Join(repo, "packs", id[:
 // requireExitNonZero fails unless the command failed cleanly.
 func requireFailure(t *testing.T, r result) {
 	t.Helper()
-	if r.code == 0 {
+	if r.Code == 0 {
 		t.Fatalf("want a non-zero exit code:\n%s", r)
 	}
-	if r.code < 0 {
+	if r.Code < 0 {
 		t.Fatalf("command panicked:\n%s", r)
 	}
 }

@@ -56,11 +56,11 @@ func TestLargeDirectorySplitTree(t *testing.T) {
 	}
 	t.Logf("growth after changing one of %d entries: %d bytes", files, growth)
 
-	diff := e.mustRun("diff", str(s1["snapshot_id"]), str(s2["snapshot_id"])).stdout
+	diff := e.mustRun("diff", str(s1["snapshot_id"]), str(s2["snapshot_id"])).Stdout
 	if strings.Count(diff, "file-") != 1 || !strings.Contains(diff, "M    "+src+"/many/file-01500.txt") || !strings.Contains(diff, "0 added, 0 removed, 1 changed") {
 		t.Errorf("diff should report exactly the changed file:\n%s", diff)
 	}
-	if out := e.mustRun("find", "file-02999.txt").stdout; !strings.Contains(out, "many/file-02999.txt") {
+	if out := e.mustRun("find", "file-02999.txt").Stdout; !strings.Contains(out, "many/file-02999.txt") {
 		t.Errorf("find misses an entry of the last chunk:\n%s", out)
 	}
 
@@ -87,7 +87,7 @@ func TestLargeDirectorySplitTree(t *testing.T) {
 	split := false
 	var walk func(id string)
 	walk = func(id string) {
-		tr, err := tree.Decode([]byte(dst.mustRun("cat", "tree", id).stdout))
+		tr, err := tree.Decode([]byte(dst.mustRun("cat", "tree", id).Stdout))
 		must(t, err)
 		if len(tr.Chunks) > 0 {
 			split = true

@@ -16,7 +16,7 @@ func TestBackupStdinFromCommand(t *testing.T) {
 	t.Run("failing command", func(t *testing.T) {
 		r := e.run("backup", "--stdin-from-command", "--", "sh", "-c", "echo partial; exit 3")
 		requireFailure(t, r)
-		if !strings.Contains(r.stderr, "exit status 3") {
+		if !strings.Contains(r.Stderr, "exit status 3") {
 			t.Errorf("error does not report the command's exit status:\n%s", r)
 		}
 		if n := len(e.snapshots()); n != 0 {
@@ -29,7 +29,7 @@ func TestBackupStdinFromCommand(t *testing.T) {
 		writeFile(t, big, randBytes(7, 3<<20))
 		r := e.run("backup", "--stdin-from-command", "--", "sh", "-c", "cat "+big+"; echo oops >&2; exit 1")
 		requireFailure(t, r)
-		if !strings.Contains(r.stderr, "oops") {
+		if !strings.Contains(r.Stderr, "oops") {
 			t.Errorf("error does not carry the command's stderr:\n%s", r)
 		}
 		if n := len(e.snapshots()); n != 0 {
@@ -56,8 +56,8 @@ func TestBackupStdinFromCommand(t *testing.T) {
 		want := append([]byte("header\n"), data...)
 		id := str(sum["snapshot_id"])
 		r := e.mustRun("dump", id, "/dump.sql")
-		if !bytes.Equal([]byte(r.stdout), want) {
-			t.Fatalf("dumped stream differs from the command output (%d vs %d bytes)", len(r.stdout), len(want))
+		if !bytes.Equal([]byte(r.Stdout), want) {
+			t.Fatalf("dumped stream differs from the command output (%d vs %d bytes)", len(r.Stdout), len(want))
 		}
 		dst := filepath.Join(t.TempDir(), "dst")
 		e.mustRun("restore", id, "--target", dst, "--verify")
@@ -74,12 +74,12 @@ func TestBackupStdinFromCommand(t *testing.T) {
 	t.Run("stdin", func(t *testing.T) {
 		data := randBytes(9, 1<<20+3)
 		r := e.runIn(bytes.NewReader(data), "--json", "backup", "--stdin", "--stdin-filename", "in.bin")
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Fatalf("backup --stdin failed:\n%s", r)
 		}
-		id := str(r.message(t, "summary")["snapshot_id"])
+		id := str(r.Message(t, "summary")["snapshot_id"])
 		out := e.mustRun("dump", id, "in.bin")
-		if !bytes.Equal([]byte(out.stdout), data) {
+		if !bytes.Equal([]byte(out.Stdout), data) {
 			t.Fatalf("dump of the stdin snapshot differs")
 		}
 	})

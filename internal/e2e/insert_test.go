@@ -22,7 +22,7 @@ func TestInsertNearStart(t *testing.T) {
 	writeRandomFile(t, big, 20240501, size)
 	r := initRepo(t)
 
-	first := r.mustRun("--json", "backup", src).message(t, "summary")
+	first := r.mustRun("--json", "backup", src).Message(t, "summary")
 	t.Logf("first backup: %d bytes added (%d packed) in %.1fs", num(first["data_added"]), num(first["data_added_packed"]), first["duration_seconds"])
 	if num(first["data_added"]) < size {
 		t.Fatalf("first backup added only %d bytes of %d", num(first["data_added"]), size)
@@ -44,7 +44,7 @@ func TestInsertNearStart(t *testing.T) {
 	must(t, out.Close())
 	must(t, os.Rename(tmp, big))
 
-	second := r.mustRun("--json", "backup", src).message(t, "summary")
+	second := r.mustRun("--json", "backup", src).Message(t, "summary")
 	added, packed := num(second["data_added"]), num(second["data_added_packed"])
 	t.Logf("after inserting 100 bytes at offset %d: %d bytes added (%d packed, %d blobs) in %.1fs",
 		insertAt, added, packed, num(second["data_blobs_added"]), second["duration_seconds"])

@@ -78,13 +78,13 @@ func (r *repo) indexEntries(names []string) []indexEntry {
 	var out []indexEntry
 	for _, name := range names {
 		res := r.run("cat", "index", name)
-		if res.code != 0 {
+		if res.Code != 0 {
 			continue // superseded and removed meanwhile
 		}
 		var f struct {
 			Blobs []indexEntry `json:"blobs"`
 		}
-		if err := json.Unmarshal([]byte(res.stdout), &f); err != nil {
+		if err := json.Unmarshal([]byte(res.Stdout), &f); err != nil {
 			r.t.Fatalf("decode cat index: %v\n%s", err, res)
 		}
 		out = append(out, f.Blobs...)
@@ -115,7 +115,7 @@ func TestKill9(t *testing.T) {
 		}
 	}
 	generate(0)
-	calib := r.mustRun("backup", "-q", src).dur
+	calib := r.mustRun("backup", "-q", src).Dur
 	t.Logf("an uninterrupted backup of %s takes %v", mib(total), calib.Round(time.Millisecond))
 
 	var killedBackups, killedPrunes int
@@ -137,7 +137,7 @@ func TestKill9(t *testing.T) {
 			}
 			aged := ageLeftovers(t, r.dir)
 			t.Logf("trial %2d: %v killed=%v after %v; packs %d -> %d; aged %d leftovers", trial, args, killed, delay, packs, len(repoFiles(t, r.dir, "packs")), aged)
-			if res := r.run("check"); res.code != 0 {
+			if res := r.run("check"); res.Code != 0 {
 				t.Fatalf("trial %d: check after killing %v failed:\n%s", trial, args, res)
 			}
 			r.mustRun("backup", "-q", src)
@@ -161,11 +161,11 @@ func TestKill9(t *testing.T) {
 			}
 		}
 		ageLeftovers(t, r.dir)
-		if res := r.run("check"); res.code != 0 {
+		if res := r.run("check"); res.Code != 0 {
 			t.Fatalf("trial %d: check after killing a backup failed:\n%s", trial, res)
 		}
 		res := r.mustRun("--json", "backup", src)
-		sum := res.message(t, "summary")
+		sum := res.Message(t, "summary")
 
 		// Which blobs were in the packs at kill time, and which did the
 		// follow-up store again?
@@ -245,7 +245,7 @@ func TestPruneIgnoresExpiredSessions(t *testing.T) {
 	r := initRepo(t, "--pack-size", "1")
 	src := filepath.Join(t.TempDir(), "src")
 	writeRandomFile(t, filepath.Join(src, "a.bin"), 1, 3<<20)
-	first := str(r.mustRun("--json", "backup", src).message(t, "summary")["snapshot_id"])
+	first := str(r.mustRun("--json", "backup", src).Message(t, "summary")["snapshot_id"])
 	writeRandomFile(t, filepath.Join(src, "a.bin"), 2, 3<<20)
 	r.mustRun("backup", "-q", src)
 
@@ -263,7 +263,7 @@ func TestPruneIgnoresExpiredSessions(t *testing.T) {
 	ageLeftovers(t, r.dir)
 
 	res := r.mustRun("--json", "forget", first, "--prune")
-	pr := res.message(t, "prune")["result"].(map[string]any)
+	pr := res.Message(t, "prune")["result"].(map[string]any)
 	if num(pr["packs_planned"]) == 0 {
 		t.Fatalf("prune planned nothing: %v", pr)
 	}

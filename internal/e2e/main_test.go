@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/bunkerbackup/bunker/internal/testutil"
 	"io"
 	"io/fs"
 	"os"
@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // bunkerBin is the binary built by TestMain.
@@ -55,16 +57,7 @@ func TestMain(m *testing.M) {
 }
 
 // result of one bunker process.
-type result struct {
-	code           int
-	stdout, stderr string
-	args           []string
-	dur            time.Duration
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("bunker %s\nexit %d after %v\n--- stdout:\n%s\n--- stderr:\n%s", strings.Join(r.args, " "), r.code, r.dur.Round(time.Millisecond), clip(r.stdout), clip(r.stderr))
-}
+type result = testutil.Result
 
 // repo runs the binary against one repository.
 type repo struct {
@@ -106,48 +99,32 @@ func (r *repo) run(args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String(), args: cmd.Args[1:], dur: time.Since(start)}
+	res := result{Stdout: stdout.String(), Stderr: stderr.String(), Args: cmd.Args[1:], Dur: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-	case errorsAs(err, &ee):
-		res.code = ee.ExitCode()
+	case errors.As(err, &ee):
+		res.Code = ee.ExitCode()
 	default:
 		r.t.Fatalf("run bunker %v: %v", args, err)
 	}
-	if strings.Contains(res.stderr, "panic:") || strings.Contains(res.stderr, "goroutine ") {
+	if strings.Contains(res.Stderr, "panic:") || strings.Contains(res.Stderr, "goroutine ") {
 		r.t.Errorf("bunker panicked:\n%s", res)
 	}
-	if strings.Contains(res.stderr, "WARNING: DATA RACE") {
+	if strings.Contains(res.Stderr, "WARNING: DATA RACE") {
 		r.t.Errorf("bunker has a data race:\n%s", res)
 	}
 	return res
 }
 
-func errorsAs(err error, ee **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	if ok {
-		*ee = e
-	}
-	return ok
-}
-
 func (r *repo) mustRun(args ...string) result {
 	r.t.Helper()
-	res := r.run(args...)
-	if res.code != 0 {
-		r.t.Fatalf("command failed:\n%s", res)
-	}
-	return res
+	return testutil.Expect(r.t, r.run(args...), 0)
 }
 
 func (r *repo) expect(code int, args ...string) result {
 	r.t.Helper()
-	res := r.run(args...)
-	if res.code != code {
-		r.t.Fatalf("want exit code %d:\n%s", code, res)
-	}
-	return res
+	return testutil.Expect(r.t, r.run(args...), code)
 }
 
 // snapshotIDs lists the snapshot IDs, oldest first.
@@ -157,7 +134,7 @@ func (r *repo) snapshotIDs() []string {
 	var list []struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(res.stdout)), &list); err != nil {
+	if err := json.Unmarshal([]byte(strings.TrimSpace(res.Stdout)), &list); err != nil {
 		r.t.Fatalf("decode snapshots: %v\n%s", err, res)
 	}
 	var ids []string
@@ -221,15 +198,3 @@ var (
 
 func must(t *testing.T, err error)                     { t.Helper(); testutil.Must(t, err) }
 func writeFile(t *testing.T, path string, data []byte) { t.Helper(); testutil.WriteFile(t, path, data) }
-func clip(s string) string                             { return testutil.Clip(s, 6000) }
-
-func (r result) jsonLines() []map[string]any { return testutil.JSONLines(r.stdout) }
-
-func (r result) message(t *testing.T, typ string) map[string]any {
-	t.Helper()
-	m, ok := testutil.LastMessage(r.jsonLines(), typ)
-	if !ok {
-		t.Fatalf("no %q JSON line in\n%s", typ, r)
-	}
-	return m
-}

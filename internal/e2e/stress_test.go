@@ -143,16 +143,16 @@ func TestConcurrentBackupsAndPrune(t *testing.T) {
 		}()
 		wg.Wait()
 		for i, res := range results {
-			if res.code != 0 {
+			if res.Code != 0 {
 				t.Fatalf("round %d: process %d failed:\n%s", round, i, res)
 			}
 		}
-		t.Logf("round %d: backups took %v and %v, forget --prune %v", round, results[0].dur.Round(time.Millisecond), results[1].dur.Round(time.Millisecond), results[2].dur.Round(time.Millisecond))
+		t.Logf("round %d: backups took %v and %v, forget --prune %v", round, results[0].Dur.Round(time.Millisecond), results[1].Dur.Round(time.Millisecond), results[2].Dur.Round(time.Millisecond))
 		for i := range trees {
-			id := str(results[i].message(t, "summary")["snapshot_id"])
+			id := str(results[i].Message(t, "summary")["snapshot_id"])
 			states[id] = state{src: trees[i].dir, digest: digests[i]}
 		}
-		for _, m := range results[2].jsonLines() {
+		for _, m := range results[2].JSONLines() {
 			if m["message_type"] == "prune" {
 				res, _ := m["result"].(map[string]any)
 				if num(res["packs_planned"]) > 0 && num(res["plans_swept"]) == 0 || num(res["plans_waiting"]) > 0 {
@@ -162,7 +162,7 @@ func TestConcurrentBackupsAndPrune(t *testing.T) {
 			}
 		}
 
-		if res := r.run("check"); res.code != 0 {
+		if res := r.run("check"); res.Code != 0 {
 			t.Fatalf("round %d: check failed:\n%s", round, res)
 		}
 		ids := r.snapshotIDs()
@@ -173,7 +173,7 @@ func TestConcurrentBackupsAndPrune(t *testing.T) {
 			}
 			dst := filepath.Join(t.TempDir(), "restore")
 			res := r.run("restore", id+":"+st.src, "--target", dst, "--verify")
-			if res.code != 0 {
+			if res.Code != 0 {
 				t.Fatalf("round %d: snapshot %.8s does not restore:\n%s", round, id, res)
 			}
 			if d := diffDigest(st.digest, digest(t, dst)); len(d) > 0 {

@@ -71,11 +71,11 @@ func TestUnreadableSource(t *testing.T) {
 	r.mustRun("--insecure-kdf-for-tests", "init")
 	res := r.expect(3, "backup", src)
 	for _, p := range []string{filepath.Join(src, "secret.txt"), filepath.Join(src, "locked")} {
-		if !strings.Contains(res.stderr, p) {
+		if !strings.Contains(res.Stderr, p) {
 			t.Errorf("the backup's warnings do not name %s:\n%s", p, res)
 		}
 	}
-	if !strings.Contains(res.stderr, "saved") {
+	if !strings.Contains(res.Stderr, "saved") {
 		t.Errorf("exit 3 without saying the snapshot was saved:\n%s", res)
 	}
 	ids := r.snapshotIDs()
@@ -86,7 +86,7 @@ func TestUnreadableSource(t *testing.T) {
 	// JSON mode: warnings name the paths, the summary counts them.
 	res = r.expect(3, "--json", "backup", src)
 	warned := ""
-	for _, m := range res.jsonLines() {
+	for _, m := range res.JSONLines() {
 		if m["message_type"] == "warning" {
 			warned += str(m["message"]) + "\n"
 		}
@@ -94,10 +94,10 @@ func TestUnreadableSource(t *testing.T) {
 	if !strings.Contains(warned, "secret.txt") || !strings.Contains(warned, "locked") {
 		t.Errorf("JSON warnings do not name the unreadable paths:\n%s", res)
 	}
-	if sum := res.message(t, "summary"); num(sum["errors"]) != 2 || str(sum["snapshot_id"]) == "" {
+	if sum := res.Message(t, "summary"); num(sum["errors"]) != 2 || str(sum["snapshot_id"]) == "" {
 		t.Errorf("JSON summary: %v", sum)
 	}
-	if m := res.message(t, "error"); num(m["exit_code"]) != 3 {
+	if m := res.Message(t, "error"); num(m["exit_code"]) != 3 {
 		t.Errorf("JSON error line: %v", m)
 	}
 
