@@ -339,18 +339,7 @@ func forBlocks(data []byte, f func([]byte)) {
 func loadSample(dir string, n int) ([]byte, error) {
 	buf := make([]byte, 0, n)
 	errFull := errors.New("full")
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
+	err := eachFile(dir, func(f *os.File) error {
 		m, err := io.ReadFull(f, buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
 		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -370,15 +359,10 @@ func loadSample(dir string, n int) ([]byte, error) {
 	return buf, nil
 }
 
-// readTree reads every regular file under dir sequentially with a 1 MiB
-// buffer and returns MB/s and the number of files. With cold it first
-// asks the kernel to drop each file's cached pages.
-func readTree(dir string, cold bool) (float64, int, error) {
-	buf := make([]byte, 1<<20)
-	var total int64
-	files := 0
-	start := time.Now()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+// eachFile calls fn with every regular file under dir, opened, in walk
+// order; an error stops the walk.
+func eachFile(dir string, fn func(f *os.File) error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -390,6 +374,19 @@ func readTree(dir string, cold bool) (float64, int, error) {
 			return err
 		}
 		defer f.Close()
+		return fn(f)
+	})
+}
+
+// readTree reads every regular file under dir sequentially with a 1 MiB
+// buffer and returns MB/s and the number of files. With cold it first
+// asks the kernel to drop each file's cached pages.
+func readTree(dir string, cold bool) (float64, int, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	files := 0
+	start := time.Now()
+	err := eachFile(dir, func(f *os.File) error {
 		if cold {
 			dropCache(f)
 		}
