@@ -252,15 +252,3 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 	a.out.textf("%d of %d snapshots needed repair", repaired, len(list))
 	return nil
 }
-
-// saveTree stores t in r, split when it is large; with dryRun it only
-// computes the ID it would have.
-func saveTree(ctx context.Context, r *repository.Repository, t *tree.Tree, dryRun bool) (tree.ID, error) {
-	return tree.Save(t, func(b []byte) (tree.ID, error) {
-		if dryRun {
-			return r.Hash(b), nil
-		}
-		id, _, err := r.SaveBlob(ctx, pack.TreeBlob, b)
-		return id, err
-	})
-}

@@ -8,8 +8,10 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/local"
 )
@@ -133,4 +135,16 @@ func (a *App) setMemoryBudget(r *repository.Repository) {
 	const working = 144 << 20
 	const perBlob = 64 // in-memory index entry plus slack
 	debug.SetMemoryLimit(int64(working + 2*perBlob*r.Index().Len()))
+}
+
+// saveTree stores t in r, split when it is large; with dryRun it only
+// computes the ID it would have.
+func saveTree(ctx context.Context, r *repository.Repository, t *tree.Tree, dryRun bool) (tree.ID, error) {
+	return tree.Save(t, func(b []byte) (tree.ID, error) {
+		if dryRun {
+			return r.Hash(b), nil
+		}
+		id, _, err := r.SaveBlob(ctx, pack.TreeBlob, b)
+		return id, err
+	})
 }

@@ -703,33 +703,22 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 	// descriptor the archiver opens anyway (or from the parent snapshot
 	// when the file is unchanged): far cheaper than by name.
 	node, err := a.meta.NodeAt(dir, name, false)
-	if node != nil && !a.opts.WithAtime {
-		node.AccessTime = time.Time{}
-	}
 	if err != nil {
-		if node == nil {
-			if e := a.sourceError(path, err); e != nil {
-				return failed(e)
-			}
-			return resolved(nil)
-		}
-		// Only the xattrs failed: keep the entry, note the problem.
-		node.Error = err.Error()
 		if e := a.sourceError(path, err); e != nil {
 			return failed(e)
 		}
+		return resolved(nil)
+	}
+	if !a.opts.WithAtime {
+		node.AccessTime = time.Time{}
 	}
 	if a.opts.Excluder != nil && !isTarget && a.opts.Excluder.Excluded(path, node.Type == tree.TypeDir) {
 		return resolved(nil)
 	}
 	if !a.opts.NoXattrs && node.Type != tree.TypeFile && node.Type != tree.TypeDir {
 		xs, err := fsmeta.ReadXattrsAt(dir, name)
-		node.Xattrs = xs
-		if err != nil {
-			node.Error = err.Error()
-			if e := a.sourceError(path, err); e != nil {
-				return failed(e)
-			}
+		if e := a.setXattrs(node, path, xs, err); e != nil {
+			return failed(e)
 		}
 	}
 	switch node.Type {
@@ -817,18 +806,24 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 }
 
 // fileXattrs reads the xattrs of an opened file or directory into node.
-// A failure is recorded on the node and counted as a source error.
 func (a *Archiver) fileXattrs(f *os.File, path string, node *tree.Node) error {
 	if a.opts.NoXattrs {
 		return nil
 	}
 	xs, err := fsmeta.ReadXattrsFile(f)
+	return a.setXattrs(node, path, xs, err)
+}
+
+// setXattrs records the xattrs read for node. A failure to read them keeps
+// the entry: it is noted on the node and counted as a source error, whose
+// result (non-nil only when the backup must stop) is returned.
+func (a *Archiver) setXattrs(node *tree.Node, path string, xs []tree.Xattr, err error) error {
 	node.Xattrs = xs
-	if err != nil {
-		node.Error = err.Error()
-		return a.sourceError(path, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	node.Error = err.Error()
+	return a.sourceError(path, err)
 }
 
 // reuse fills node.Content from the parent snapshot if the file is
