@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/bunkerbackup/bunker/internal/cli"
@@ -31,8 +32,19 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bunker: cpu profile:", err)
 		}
 	}
+	// BUNKER_TRACE=FILE writes an execution trace (go tool trace).
+	if p := os.Getenv("BUNKER_TRACE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if err := trace.Start(f); err == nil {
+				defer trace.Stop()
+			}
+		} else {
+			fmt.Fprintln(os.Stderr, "bunker: trace:", err)
+		}
+	}
 	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	pprof.StopCPUProfile()
+	trace.Stop()
 	os.Exit(code)
 }
