@@ -1,11 +1,8 @@
 package tree
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 )
 
 // Large directories are stored split: when the canonical listing of a
@@ -52,19 +49,16 @@ func Save(t *Tree, save func(b []byte) (ID, error)) (ID, error) {
 	// Encode every node once, comma-terminated, into one buffer: the
 	// canonical listing of any run of nodes is then a slice of it between
 	// the fixed prefix and suffix.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
+	nodes := make([]byte, 0, 384*len(t.Nodes))
 	ends := make([]int, len(t.Nodes))
 	for i, n := range t.Nodes {
-		if err := enc.Encode(n); err != nil {
+		var err error
+		if nodes, err = appendNode(nodes, n); err != nil {
 			return ID{}, err
 		}
-		b := buf.Bytes()
-		b[len(b)-1] = ',' // Encode ends each value with a newline
-		ends[i] = buf.Len()
+		nodes = append(nodes, ',')
+		ends[i] = len(nodes)
 	}
-	nodes := buf.Bytes()
 	listing := func(from, to int) []byte { // nodes[from:to] as a canonical tree
 		start := 0
 		if from > 0 {
@@ -112,12 +106,15 @@ const (
 )
 
 func nameCut(name RawString) bool {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	// FNV's low bits barely depend on all but the last bytes of a name
+	// FNV-1a 64 (hash/fnv's New64a), inline to spare two allocations
+	// per name. FNV's low bits barely depend on all but the last bytes of a name
 	// (file-000001, file-000002, ...); the SplitMix64 finalizer spreads
 	// every byte over every bit.
-	x := h.Sum64()
+	x := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		x ^= uint64(name[i])
+		x *= 1099511628211
+	}
 	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
 	x = (x ^ x>>27) * 0x94d049bb133111eb
 	x ^= x >> 31
