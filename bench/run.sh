@@ -244,7 +244,7 @@ tool_version() {
 
 tool_settings() {
 	case $1 in
-	bunker) echo "default init (zstd-fastest, AES-256-GCM, 16 MiB packs), default backup" ;;
+	bunker) echo "default init (zstd-fastest, AES-256-GCM, 16 MiB packs), default backup; $("$BUNKER" version 2>&1 | sed -n 2p)" ;;
 	restic) echo "default init (repo v2, compression auto = zstd default level, AES-256-CTR+Poly1305), local cache in scratch" ;;
 	borg) echo "init --encryption repokey-blake2, create --compression $BORG_COMPRESSION, BORG_BASE_DIR in scratch" ;;
 	borg2) echo "rcreate --encryption repokey-blake2-aes-ocb, create --compression $BORG_COMPRESSION, BORG_BASE_DIR in scratch" ;;

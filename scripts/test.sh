@@ -32,5 +32,9 @@ for target in linux/arm64 darwin/amd64 darwin/arm64 windows/amd64; do
 	GOOS=${target%/*} GOARCH=${target#*/} go build -o /dev/null ./... && echo "   $target ok"
 done
 
+echo "== pure-Go build (CGO_ENABLED=0: the blob compressor without libzstd)"
+CGO_ENABLED=0 go vet ./...
+CGO_ENABLED=0 go test -count=1 ./internal/engine/pack/ ./internal/engine/repository/
+
 echo "== go test -race"
 go test -race -timeout 60m -count=1 "$@" ./...

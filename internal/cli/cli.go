@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/format"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/spf13/cobra"
 )
@@ -250,10 +252,12 @@ func (a *App) versionCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "version", "version": Version, "format": format.Version})
+				a.out.jsonLine(map[string]any{"message_type": "version", "version": Version, "format": format.Version,
+					"go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH, "compressor": pack.EncoderName})
 				return nil
 			}
 			fmt.Fprintf(a.Stdout, "bunker %s (repository format v%d)\n", Version, format.Version)
+			fmt.Fprintf(a.Stdout, "built with %s for %s/%s; compresses with %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, pack.EncoderName)
 			return nil
 		},
 	}

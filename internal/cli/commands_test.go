@@ -851,7 +851,7 @@ func TestCheckReadDataSubset(t *testing.T) {
 func TestVersionAndJSONErrors(t *testing.T) {
 	r := runApp(t, strings.NewReader(""), func(string) string { return "" }, "--json", "version")
 	var v map[string]any
-	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil || v["format"] != float64(1) {
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil || v["format"] != float64(1) || v["compressor"] == "" || v["go"] == "" {
 		t.Errorf("version --json: %v\n%s", err, r)
 	}
 	// Errors in JSON mode are a JSON line with the exit code.

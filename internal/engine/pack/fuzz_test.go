@@ -136,7 +136,8 @@ func FuzzOpenBlob(f *testing.F) {
 		}
 		f.Add(inner, int(e.RawLength), true)
 	}
-	f.Add(append([]byte{1}, codec.enc.EncodeAll(bytes.Repeat([]byte("z"), 5000), nil)...), 5000, true)
+	frame, _ := codec.enc.AppendFrame([]byte{1}, bytes.Repeat([]byte("z"), 5000))
+	f.Add(frame, 5000, true)
 	f.Add([]byte{2, 1, 2, 3}, 3, true)
 	id := ID{1, 2, 3}
 	f.Fuzz(func(t *testing.T, b []byte, rawLen int, seal bool) {

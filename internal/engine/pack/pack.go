@@ -60,16 +60,15 @@ type Entry struct {
 type Codec struct {
 	key     *crypto.Key
 	none    bool          // store plaintext as is (compression "none")
-	enc     *zstd.Encoder // data blobs
-	treeEnc *zstd.Encoder // tree blobs
+	enc     Encoder // data blobs
+	treeEnc Encoder // tree blobs
 	dec     *zstd.Decoder
 }
 
 // NewCodec returns a codec sealing with key, compressing with zstd at the
 // given level (zstd.SpeedFastest is the default).
 func NewCodec(key *crypto.Key, level zstd.EncoderLevel) (*Codec, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+	enc, err := NewEncoder(level, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +80,7 @@ func NewCodec(key *crypto.Key, level zstd.EncoderLevel) (*Codec, error) {
 	// changed directory: a stronger level pays for itself in repository
 	// growth at negligible CPU cost.
 	treeLevel := max(level, zstd.SpeedDefault)
-	treeEnc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(treeLevel), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+	treeEnc, err := NewEncoder(treeLevel, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, err
 	}
@@ -107,14 +105,15 @@ func blobAAD(t BlobType, id ID) []byte {
 // scratch is returned for reuse.
 func (c *Codec) SealBlob(dst, scratch []byte, t BlobType, id ID, plaintext []byte) (sealed, newScratch []byte) {
 	scratch = append(scratch[:0], 1)
+	compressed := false
 	if !c.none {
 		enc := c.enc
 		if t == TreeBlob {
 			enc = c.treeEnc
 		}
-		scratch = enc.EncodeAll(plaintext, scratch)
+		scratch, compressed = enc.AppendFrame(scratch, plaintext)
 	}
-	if c.none || len(scratch) >= len(plaintext)+1 {
+	if !compressed || len(scratch) >= len(plaintext)+1 {
 		scratch = append(scratch[:0], 0)
 		scratch = append(scratch, plaintext...)
 	}
