@@ -59,7 +59,7 @@ type Entry struct {
 // Codec compresses and seals blobs. It is safe for concurrent use.
 type Codec struct {
 	key     *crypto.Key
-	none    bool          // store plaintext as is (compression "none")
+	none    bool    // store plaintext as is (compression "none")
 	enc     Encoder // data blobs
 	treeEnc Encoder // tree blobs
 	dec     *zstd.Decoder
