@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -144,6 +145,70 @@ func BenchmarkAppendNodeVsJSON(b *testing.B) {
 			buf.Reset()
 			for _, n := range nodes {
 				enc.Encode(n)
+			}
+		}
+	})
+}
+
+// TestDecodeCanonicalRoundTrip checks that trees as Save writes them take
+// the fast decoding path and come back equal to what encoding/json makes
+// of the same bytes.
+func TestDecodeCanonicalRoundTrip(t *testing.T) {
+	mt := time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("east", 5*3600+30*60))
+	sub := ID{9}
+	tr := realisticTree(50)
+	tr.Nodes = append(tr.Nodes,
+		&Node{Name: "zz-dir", Type: TypeDir, Mode: 0o755 | 1<<31, ModTime: mt, AccessTime: mt, Subtree: &sub},
+		&Node{Name: "zz-link", Type: TypeSymlink, ModTime: mt, LinkTarget: "caf\u00e9/../x", Error: "lstat: gone"},
+		&Node{Name: "zz-dev", Type: TypeCharDev, ModTime: mt, Device: 1<<32 + 5, Links: 3},
+		&Node{Name: "zz-empty", Type: TypeFile, ModTime: time.Unix(0, 0).UTC()})
+	tr.Sort()
+	store := newStore()
+	id, err := Save(tr, store.save)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, chunks, err := Load(id, store.load)
+	if err != nil || len(chunks) == 0 {
+		t.Fatalf("load: %v (%d chunks)", err, len(chunks))
+	}
+	for bid, b := range store.blobs {
+		fast, ok := decodeCanonical(b)
+		if !ok {
+			t.Fatalf("blob %s took the encoding/json path: %s", bid.Short(), b)
+		}
+		var ref Tree
+		if err := json.Unmarshal(b, &ref); err != nil || !reflect.DeepEqual(fast, &ref) {
+			t.Fatalf("blob %s: fast path and encoding/json differ (%v)", bid.Short(), err)
+		}
+	}
+	if len(got.Nodes) != len(tr.Nodes) {
+		t.Fatalf("loaded %d nodes, saved %d", len(got.Nodes), len(tr.Nodes))
+	}
+	for i := range got.Nodes {
+		a, b := got.Nodes[i], tr.Nodes[i]
+		if a.Name != b.Name || !a.ModTime.Equal(b.ModTime) || a.Size != b.Size || a.Device != b.Device || a.LinkTarget != b.LinkTarget {
+			t.Fatalf("node %d: loaded %+v, saved %+v", i, a, b)
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	enc, _ := realisticTree(200).Encode()
+	b.Run("canonical", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		for b.Loop() {
+			if _, ok := decodeCanonical(enc); !ok {
+				b.Fatal("not canonical")
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		for b.Loop() {
+			var t Tree
+			if err := json.Unmarshal(enc, &t); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -19,7 +20,24 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"nodes":[{"name":"a","type":"dir"}]}`))
 	f.Add([]byte(`{"nodes":[{"name":{"b64":"/w=="},"type":"file","mtime":"2026-01-01T00:00:00Z"},{"name":"b","type":"symlink","linktarget":{"b64":""}}]}`))
 	f.Add([]byte(`{"nodes":[null]}`))
+	canon, err := realisticTree(3).Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(canon)
+	f.Add([]byte(`{"nodes":[],"chunks":["` + strings.Repeat("ab", 32) + `"]}` + "\n"))
+	f.Add([]byte(`{"nodes":[{"name":"a","type":"file","mode":420,"mtime":"2026-01-01T00:00:00+01:00","uid":0,"gid":0,"user":"u","size":5,"content":[],"linktarget":"x","device":1,"error":"e"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The canonical fast path decodes exactly what encoding/json does.
+		if fast, ok := decodeCanonical(b); ok {
+			var ref Tree
+			if err := json.Unmarshal(b, &ref); err != nil {
+				t.Fatalf("fast path accepted what encoding/json rejects (%v): %q", err, b)
+			}
+			if !reflect.DeepEqual(fast, &ref) {
+				t.Fatalf("fast path and encoding/json differ on %q:\n%+v\n%+v", b, fast, &ref)
+			}
+		}
 		tr, err := Decode(b)
 		if err != nil {
 			return

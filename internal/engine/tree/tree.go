@@ -166,9 +166,12 @@ func (t *Tree) checkSorted() error {
 // Decode parses a tree blob and checks it is well formed: sorted unique
 // names, valid names (no "/", not "." or ".."), known types.
 func Decode(b []byte) (*Tree, error) {
-	var t Tree
-	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("decode tree: %w", err)
+	t, ok := decodeCanonical(b)
+	if !ok {
+		t = &Tree{}
+		if err := json.Unmarshal(b, t); err != nil {
+			return nil, fmt.Errorf("decode tree: %w", err)
+		}
 	}
 	if len(t.Chunks) > 0 && len(t.Nodes) > 0 {
 		return nil, errors.New("decode tree: a split tree (with chunks) must not hold nodes itself")
@@ -193,7 +196,7 @@ func Decode(b []byte) (*Tree, error) {
 			return nil, fmt.Errorf("decode tree: node %q has unknown type %q", string(n.Name), n.Type)
 		}
 	}
-	return &t, nil
+	return t, nil
 }
 
 // ValidName reports whether a node name is safe to join to a path.
