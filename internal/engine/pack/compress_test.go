@@ -78,3 +78,57 @@ func BenchmarkEncoders(b *testing.B) {
 		})
 	}
 }
+
+func TestIncompressible(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := make([]byte, 1<<20)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	var text bytes.Buffer
+	for i := 0; text.Len() < 1<<20; i++ {
+		fmt.Fprintf(&text, "row %d|%d|%d|                                        \n", i, i%100, i*7)
+	}
+	half := append(append([]byte{}, random[:512<<10]...), text.Bytes()[:512<<10]...)
+	enc, err := NewEncoder(zstd.SpeedFastest, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"random", random, true},
+		{"text", text.Bytes(), false},
+		{"half random, half text", half, false},
+		{"small random blob", random[:sampleMin-1], false},
+		{"zeros", make([]byte, 1<<20), false},
+	} {
+		if got := incompressible(enc, nil, c.data); got != c.want {
+			t.Errorf("%s: incompressible = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// SealBlob stores sampled-incompressible blobs raw and the others
+	// compressed, and both open again.
+	key := newKey(t)
+	codec, err := NewCodec(key, zstd.SpeedFastest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		data []byte
+		flag byte
+	}{{random, 0}, {text.Bytes(), 1}} {
+		id := Hash(c.data)
+		sealed, _ := codec.SealBlob(nil, nil, DataBlob, id, c.data)
+		inner, err := key.Open(nil, sealed, blobAAD(DataBlob, id))
+		if err != nil || inner[0] != c.flag {
+			t.Fatalf("stored with flag %d (%v), want %d", inner[0], err, c.flag)
+		}
+		out, err := codec.OpenBlob(nil, DataBlob, id, sealed, len(c.data))
+		if err != nil || !bytes.Equal(out, c.data) {
+			t.Fatalf("open: %v", err)
+		}
+	}
+}

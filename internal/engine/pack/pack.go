@@ -111,7 +111,9 @@ func (c *Codec) SealBlob(dst, scratch []byte, t BlobType, id ID, plaintext []byt
 		if t == TreeBlob {
 			enc = c.treeEnc
 		}
-		scratch, compressed = enc.AppendFrame(scratch, plaintext)
+		if !incompressible(enc, scratch[1:], plaintext) {
+			scratch, compressed = enc.AppendFrame(scratch, plaintext)
+		}
 	}
 	if !compressed || len(scratch) >= len(plaintext)+1 {
 		scratch = append(scratch[:0], 0)
