@@ -206,14 +206,16 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, id ID,
 	return id, true, nil
 }
 
-// enqueueLocked finalizes a pack and hands it to the uploaders. It drops
-// the lock while waiting for a free upload slot (backpressure).
+// enqueueLocked finalizes a pack, which the caller has taken out of
+// w.packers, and hands it to the uploaders. It drops the lock while it
+// finalizes (hashing 16 MiB takes milliseconds every other saver would
+// wait through) and while it waits for a free upload slot (backpressure).
 func (w *writer) enqueueLocked(pw *pack.Writer) {
 	w.startLocked()
-	data, id, entries := pw.Finalize(w.r.key)
 	w.busy++
 	q := w.queue
 	w.mu.Unlock()
+	data, id, entries := pw.Finalize(w.r.key)
 	q <- finishedPack{data: data, id: id, entries: entries}
 	w.mu.Lock()
 }
