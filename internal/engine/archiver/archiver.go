@@ -59,7 +59,7 @@ type Options struct {
 	// Parent is the root tree of the snapshot to compare with; unchanged
 	// files are not read again. Zero means none (every file is read).
 	Parent ID
-	// Readers is how many files are read at once (default 2).
+	// Readers is how many files are read at once (default GOMAXPROCS+1).
 	Readers int
 	// Savers is how many chunks are hashed, compressed and sealed at once
 	// (default GOMAXPROCS).
@@ -112,6 +112,14 @@ type Archiver struct {
 	bigMu       sync.Mutex
 	bigChunkers []*chunker.Chunker // free chunkers for files larger than Min
 }
+
+// fileQueueLen is how many opened files may wait for a reader, each with
+// up to prefetchBytes of it being read ahead: on a cold page cache that
+// keeps the disk busy with many requests instead of one file at a time.
+const (
+	fileQueueLen  = 32
+	prefetchBytes = 4 << 20
+)
 
 // bigFiles is how many files larger than Min are chunked at once.
 const bigFiles = 2
@@ -205,7 +213,7 @@ type fileJob struct {
 // start launches the worker pools; stop waits for them.
 func (a *Archiver) start(ctx context.Context) (stop func()) {
 	a.saveQueue = make(chan saveJob, a.opts.Savers)
-	a.fileQueue = make(chan fileJob, a.opts.Readers)
+	a.fileQueue = make(chan fileJob, fileQueueLen)
 	var wg sync.WaitGroup
 	for i := 0; i < a.opts.Savers; i++ {
 		wg.Add(1)
@@ -749,6 +757,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 			f.Close()
 			return failed(e)
 		}
+		fsmeta.Prefetch(f, min(int64(node.Size), prefetchBytes))
 		fut := &future{done: make(chan struct{})}
 		select {
 		case a.fileQueue <- fileJob{ctx: ctx, f: f, path: path, node: node, result: fut}:
