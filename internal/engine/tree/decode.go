@@ -23,34 +23,17 @@ func decodeCanonical(b []byte) (*Tree, bool) {
 		return nil, false
 	}
 	t := &Tree{Nodes: []*Node{}}
-	if !d.lit("]") {
-		for {
-			n, ok := d.node()
-			if !ok {
-				return nil, false
-			}
-			t.Nodes = append(t.Nodes, n)
-			if d.lit("]") {
-				break
-			}
-			if !d.lit(",") {
-				return nil, false
-			}
-		}
+	ok := d.elems(func() bool {
+		n, ok := d.node()
+		t.Nodes = append(t.Nodes, n)
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
 	if d.lit(`,"chunks":[`) {
-		for {
-			id, ok := d.id()
-			if !ok {
-				return nil, false
-			}
-			t.Chunks = append(t.Chunks, id)
-			if d.lit("]") {
-				break
-			}
-			if !d.lit(",") {
-				return nil, false
-			}
+		if t.Chunks, ok = d.ids(); !ok {
+			return nil, false
 		}
 	}
 	if !d.lit("}") {
@@ -73,6 +56,36 @@ func (d *canonDecoder) lit(s string) bool {
 		return true
 	}
 	return false
+}
+
+// elems parses the elements of a JSON array whose '[' was consumed, up to
+// and including its ']', calling item for each; item reports whether the
+// element parsed.
+func (d *canonDecoder) elems(item func() bool) bool {
+	if d.lit("]") {
+		return true
+	}
+	for item() {
+		if d.lit("]") {
+			return true
+		}
+		if !d.lit(",") {
+			return false
+		}
+	}
+	return false
+}
+
+// ids parses an array of IDs whose '[' was consumed; an empty array gives
+// an empty, non-nil slice, as encoding/json does.
+func (d *canonDecoder) ids() ([]ID, bool) {
+	out := []ID{}
+	ok := d.elems(func() bool {
+		id, ok := d.id()
+		out = append(out, id)
+		return ok
+	})
+	return out, ok
 }
 
 // str returns the content of a JSON string with no escapes, no control
@@ -238,21 +251,8 @@ func (d *canonDecoder) node() (*Node, bool) {
 		}
 	}
 	if d.lit(`,"content":[`) {
-		n.Content = []ID{}
-		if !d.lit("]") {
-			for {
-				id, ok := d.id()
-				if !ok {
-					return nil, false
-				}
-				n.Content = append(n.Content, id)
-				if d.lit("]") {
-					break
-				}
-				if !d.lit(",") {
-					return nil, false
-				}
-			}
+		if n.Content, ok = d.ids(); !ok {
+			return nil, false
 		}
 	}
 	if d.lit(`,"subtree":`) {

@@ -39,7 +39,7 @@ func appendNodeFast(dst []byte, n *Node) ([]byte, bool) {
 	fail := func() ([]byte, bool) { return dst[:start], false }
 	var ok bool
 	dst = append(dst, `{"name":`...)
-	if dst, ok = appendRawString(dst, n.Name); !ok {
+	if dst, ok = appendPlainString(dst, string(n.Name)); !ok {
 		return fail()
 	}
 	dst = append(dst, `,"type":`...)
@@ -100,7 +100,7 @@ func appendNodeFast(dst []byte, n *Node) ([]byte, bool) {
 	}
 	if n.LinkTarget != "" {
 		dst = append(dst, `,"linktarget":`...)
-		if dst, ok = appendRawString(dst, n.LinkTarget); !ok {
+		if dst, ok = appendPlainString(dst, string(n.LinkTarget)); !ok {
 			return fail()
 		}
 	}
@@ -112,7 +112,7 @@ func appendNodeFast(dst []byte, n *Node) ([]byte, bool) {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"name":`...)
-			if dst, ok = appendRawString(dst, x.Name); !ok {
+			if dst, ok = appendPlainString(dst, string(x.Name)); !ok {
 				return fail()
 			}
 			dst = append(dst, `,"value":`...)
@@ -152,14 +152,9 @@ func appendID(dst []byte, id *ID) []byte {
 	return append(dst, '"')
 }
 
-// appendRawString encodes s as RawString.MarshalJSON does when that is a
-// plain JSON string; a name that is not UTF-8 takes the general path.
-func appendRawString(dst []byte, s RawString) ([]byte, bool) {
-	return appendPlainString(dst, string(s))
-}
-
 // appendPlainString quotes s when no byte of it needs an escape under
-// either of encoding/json's escaping modes: printable ASCII other than
+// either of encoding/json's escaping modes (for a RawString that is what
+// its MarshalJSON writes; a name that is not UTF-8 takes the general path): printable ASCII other than
 // '"', '\\', '<', '>' and '&', and valid UTF-8 other than U+2028 and
 // U+2029. Otherwise it reports false.
 func appendPlainString(dst []byte, s string) ([]byte, bool) {
