@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,29 +23,30 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// BUNKER_CPUPROFILE=FILE writes a CPU profile (for performance work).
-	if p := os.Getenv("BUNKER_CPUPROFILE"); p != "" {
-		if f, err := os.Create(p); err == nil {
-			if err := pprof.StartCPUProfile(f); err == nil {
-				defer pprof.StopCPUProfile()
-			}
-		} else {
-			fmt.Fprintln(os.Stderr, "bunker: cpu profile:", err)
-		}
-	}
-	// BUNKER_TRACE=FILE writes an execution trace (go tool trace).
-	if p := os.Getenv("BUNKER_TRACE"); p != "" {
-		if f, err := os.Create(p); err == nil {
-			if err := trace.Start(f); err == nil {
-				defer trace.Stop()
-			}
-		} else {
-			fmt.Fprintln(os.Stderr, "bunker: trace:", err)
-		}
-	}
+	// For performance work: BUNKER_CPUPROFILE=FILE writes a CPU profile,
+	// BUNKER_TRACE=FILE an execution trace (go tool trace). Both are
+	// stopped before os.Exit below, which skips deferred calls.
+	record("BUNKER_CPUPROFILE", "cpu profile", pprof.StartCPUProfile)
+	record("BUNKER_TRACE", "trace", trace.Start)
 	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	pprof.StopCPUProfile()
 	trace.Stop()
 	os.Exit(code)
+}
+
+// record starts a recorder writing to the file named by the environment
+// variable env, if it is set.
+func record(env, what string, start func(io.Writer) error) {
+	p := os.Getenv(env)
+	if p == "" {
+		return
+	}
+	f, err := os.Create(p)
+	if err == nil {
+		err = start(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bunker: %s: %v\n", what, err)
+	}
 }
