@@ -18,18 +18,13 @@ func TestEncodersRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	rng := rand.New(rand.NewPCG(1, 2))
-	random := make([]byte, 300<<10)
-	for i := range random {
-		random[i] = byte(rng.Uint32())
-	}
-	var text bytes.Buffer
-	for i := 0; text.Len() < 3<<20; i++ {
-		fmt.Fprintf(&text, "line %d: the quick brown fox %x jumps over the lazy dog\n", i, i*i)
-	}
+	random := randomBytes(1, 300<<10)
+	text := lines(3<<20, func(i int) string {
+		return fmt.Sprintf("line %d: the quick brown fox %x jumps over the lazy dog\n", i, i*i)
+	})
 	inputs := map[string][]byte{
 		"empty": {}, "short": []byte("hello, bunker\n"), "run": bytes.Repeat([]byte("z"), 5000),
-		"random": random, "text": text.Bytes(),
+		"random": random, "text": text,
 	}
 	for _, level := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault, zstd.SpeedBetterCompression, zstd.SpeedBestCompression} {
 		build, err := NewEncoder(level, 2)
@@ -61,35 +56,29 @@ func TestEncodersRoundTrip(t *testing.T) {
 // BenchmarkEncoders compares the build's Encoder with the pure-Go one on
 // 1 MiB of source-like text at the default (fastest) level.
 func BenchmarkEncoders(b *testing.B) {
-	var text bytes.Buffer
-	for i := 0; text.Len() < 1<<20; i++ {
-		fmt.Fprintf(&text, "\tif err := f%d(ctx, x[%d]); err != nil {\n\t\treturn fmt.Errorf(\"step %d: %%w\", err)\n\t}\n", i%97, i%13, i)
-	}
+	text := lines(1<<20, func(i int) string {
+		return fmt.Sprintf("\tif err := f%d(ctx, x[%d]); err != nil {\n\t\treturn fmt.Errorf(\"step %d: %%w\", err)\n\t}\n", i%97, i%13, i)
+	})
 	build, _ := NewEncoder(zstd.SpeedFastest, 1)
 	pure, _ := newGoEncoder(zstd.SpeedFastest, 1)
 	for name, enc := range map[string]Encoder{"build": build, "go": pure} {
 		b.Run(name, func(b *testing.B) {
 			var dst []byte
-			b.SetBytes(int64(text.Len()))
+			b.SetBytes(int64(len(text)))
 			for b.Loop() {
-				dst, _ = enc.AppendFrame(dst[:0], text.Bytes())
+				dst, _ = enc.AppendFrame(dst[:0], text)
 			}
-			b.ReportMetric(float64(len(dst))/float64(text.Len()), "ratio")
+			b.ReportMetric(float64(len(dst))/float64(len(text)), "ratio")
 		})
 	}
 }
 
 func TestIncompressible(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	random := make([]byte, 1<<20)
-	for i := range random {
-		random[i] = byte(rng.Uint32())
-	}
-	var text bytes.Buffer
-	for i := 0; text.Len() < 1<<20; i++ {
-		fmt.Fprintf(&text, "row %d|%d|%d|                                        \n", i, i%100, i*7)
-	}
-	half := append(append([]byte{}, random[:512<<10]...), text.Bytes()[:512<<10]...)
+	random := randomBytes(3, 1<<20)
+	text := lines(1<<20, func(i int) string {
+		return fmt.Sprintf("row %d|%d|%d|                                        \n", i, i%100, i*7)
+	})
+	half := append(append([]byte{}, random[:512<<10]...), text[:512<<10]...)
 	enc, err := NewEncoder(zstd.SpeedFastest, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +89,7 @@ func TestIncompressible(t *testing.T) {
 		want bool
 	}{
 		{"random", random, true},
-		{"text", text.Bytes(), false},
+		{"text", text, false},
 		{"half random, half text", half, false},
 		{"small random blob", random[:sampleMin-1], false},
 		{"zeros", make([]byte, 1<<20), false},
@@ -119,7 +108,7 @@ func TestIncompressible(t *testing.T) {
 	for _, c := range []struct {
 		data []byte
 		flag byte
-	}{{random, 0}, {text.Bytes(), 1}} {
+	}{{random, 0}, {text, 1}} {
 		id := Hash(c.data)
 		sealed, _ := codec.SealBlob(nil, nil, DataBlob, id, c.data)
 		inner, err := key.Open(nil, sealed, blobAAD(DataBlob, id))
@@ -131,4 +120,23 @@ func TestIncompressible(t *testing.T) {
 			t.Fatalf("open: %v", err)
 		}
 	}
+}
+
+// randomBytes returns n pseudo-random bytes from seed.
+func randomBytes(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+// lines concatenates line(0), line(1), ... until there are at least n bytes.
+func lines(n int, line func(i int) string) []byte {
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		b.WriteString(line(i))
+	}
+	return b.Bytes()
 }
