@@ -39,8 +39,13 @@ func (h Handle) String() string {
 	return string(h.Type) + "/" + h.Name
 }
 
-// Valid reports whether the handle is well formed.
+// Valid reports whether the handle is well formed. Its errors are
+// permanent (see IsPermanent).
 func (h Handle) Valid() error {
+	return Permanent(h.valid())
+}
+
+func (h Handle) valid() error {
 	switch h.Type {
 	case ConfigFile:
 		if h.Name != "" {
@@ -76,10 +81,24 @@ type SaveOptions struct {
 	// overwrite of the object until that time (S3 Object Lock and the
 	// like). Backends without Features.ObjectLock ignore it.
 	RetainUntil time.Time
+	// RetainMode is the lock mode that goes with RetainUntil; empty means
+	// LockCompliance.
+	RetainMode LockMode
 	// IfNotExists makes Save fail with ErrExists when the object is
 	// already there, atomically (conditional create).
 	IfNotExists bool
 }
+
+// LockMode is the kind of an object lock.
+type LockMode string
+
+// The object lock modes (S3 naming): under compliance nobody, not even the
+// account owner, can delete or shorten the lock before it expires; under
+// governance a specially permitted credential can.
+const (
+	LockCompliance LockMode = "compliance"
+	LockGovernance LockMode = "governance"
+)
 
 // Features are the optional capabilities of a backend.
 type Features struct {
@@ -100,7 +119,43 @@ var (
 	ErrPermission = errors.New("operation not permitted by the store")
 	// ErrNoSpace: the store is full. Retrying will not help soon.
 	ErrNoSpace = errors.New("no space left in the store")
+	// ErrAuth: the store rejected the credentials (unknown key, bad
+	// signature, expired token, failed login). Retrying will not help.
+	ErrAuth = errors.New("the store rejected the credentials")
 )
+
+// permanentError marks an error that retrying will not cure.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that retrying will not cure (a malformed
+// request, an unsupported feature, a bad configuration). nil stays nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether retrying the operation that returned err
+// cannot help: the sentinel errors above, errors marked Permanent, and
+// cancellation.
+func IsPermanent(err error) bool {
+	var pe permanentError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &pe),
+		errors.Is(err, ErrNotExist), errors.Is(err, ErrExists),
+		errors.Is(err, ErrPermission), errors.Is(err, ErrNoSpace),
+		errors.Is(err, ErrAuth),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
+}
 
 // Backend stores immutable named objects.
 //
@@ -135,7 +190,27 @@ type Backend interface {
 // Retainer is the optional capability of extending an object's retention
 // (object lock) after it was written.
 type Retainer interface {
-	ExtendRetention(ctx context.Context, h Handle, until time.Time) error
+	// ExtendRetention sets the object's retain-until time to until (in
+	// mode) unless it is already later. It fails wrapping ErrNotExist
+	// when the object is gone.
+	ExtendRetention(ctx context.Context, h Handle, mode LockMode, until time.Time) error
+}
+
+// Versioner is the optional capability of stores that keep every version
+// of an object (versioned buckets, usually with Object Lock), which lets a
+// repository be read, or rolled back, as it was at a moment.
+type Versioner interface {
+	// AsOf returns a read-only view of the store as it was at t: for each
+	// object the newest version written at or before t, ignoring later
+	// versions and delete markers. Its write methods fail with
+	// ErrPermission.
+	AsOf(ctx context.Context, t time.Time) (Backend, error)
+	// RollBack makes the current state of the store equal its state at t:
+	// an object whose current version differs from its version at t gets
+	// that version back (as a new current version), an object that did
+	// not exist at t is removed (a delete marker hides it). Older
+	// versions are kept. It reports what it changed through report.
+	RollBack(ctx context.Context, t time.Time, report func(h Handle, action string)) error
 }
 
 // LoadAll reads a whole object into memory.
@@ -147,4 +222,28 @@ func LoadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
 		return err
 	})
 	return buf, err
+}
+
+// Wrapper is implemented by decorators (retry, limits, cache, faults) to
+// give access to the backend they wrap.
+type Wrapper interface {
+	Unwrap() Backend
+}
+
+// Find returns the first backend in the decorator chain of be, starting
+// with be itself, that implements T (an optional capability such as
+// Retainer or Versioner).
+func Find[T any](be Backend) (T, bool) {
+	for be != nil {
+		if v, ok := be.(T); ok {
+			return v, true
+		}
+		w, ok := be.(Wrapper)
+		if !ok {
+			break
+		}
+		be = w.Unwrap()
+	}
+	var zero T
+	return zero, false
 }

@@ -240,7 +240,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		return fmt.Errorf("load %v: %w", h, err)
 	}
 	if length < 0 || offset < 0 {
-		return fmt.Errorf("load %v: invalid range: offset %d, length %d", h, offset, length)
+		return storage.Permanent(fmt.Errorf("load %v: invalid range: offset %d, length %d", h, offset, length))
 	}
 	var f *os.File
 	var size int64
@@ -264,7 +264,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		n = size - offset
 	}
 	if n < 0 || offset > size-n {
-		return fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size)
+		return storage.Permanent(fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size))
 	}
 	if err := fn(io.NewSectionReader(f, offset, n)); err != nil {
 		return fmt.Errorf("load %v: %w", h, err)
@@ -333,7 +333,7 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 	case storage.KeyFile, storage.IndexFile, storage.SnapshotFile, storage.SessionFile, storage.MaintFile:
 		return b.listDir(ctx, t, filepath.Join(b.dir, string(t)), nil, fn)
 	default:
-		return fmt.Errorf("list %q: unknown file type", t)
+		return storage.Permanent(fmt.Errorf("list %q: unknown file type", t))
 	}
 }
 

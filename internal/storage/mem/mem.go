@@ -96,7 +96,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		return fmt.Errorf("load %v: %w", h, err)
 	}
 	if length < 0 || offset < 0 {
-		return fmt.Errorf("load %v: invalid range: offset %d, length %d", h, offset, length)
+		return storage.Permanent(fmt.Errorf("load %v: invalid range: offset %d, length %d", h, offset, length))
 	}
 	b.mu.RLock()
 	obj, ok := b.objects[h]
@@ -109,7 +109,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		n = size - offset
 	}
 	if n < 0 || offset > size-n {
-		return fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size)
+		return storage.Permanent(fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size))
 	}
 	// Stored slices are never modified, only replaced, so copying outside
 	// the lock is safe.
@@ -141,7 +141,7 @@ func (b *Backend) Stat(ctx context.Context, h storage.Handle) (storage.FileInfo,
 // when it starts, so fn may call the backend.
 func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.FileInfo) error) error {
 	if !knownType(t) {
-		return fmt.Errorf("list %q: unknown file type", t)
+		return storage.Permanent(fmt.Errorf("list %q: unknown file type", t))
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("list %s: %w", t, err)

@@ -255,6 +255,9 @@ func testRangedLoad(t *testing.T, be storage.Backend, _ Options) {
 				if err == nil {
 					t.Fatalf("Load(offset %d, length %d) of a %d-byte object succeeded, want error", tc.offset, tc.length, size)
 				}
+				if !storage.IsPermanent(err) {
+					t.Errorf("Load(offset %d, length %d) of a %d-byte object = %v, want a permanent error (storage.Permanent): retrying cannot help", tc.offset, tc.length, size, err)
+				}
 				return
 			}
 			if err != nil {
@@ -675,6 +678,8 @@ func testInvalidHandles(t *testing.T, be storage.Backend, _ Options) {
 		t.Run(fmt.Sprintf("%q", h.String()), func(t *testing.T) {
 			if err := be.Save(t.Context(), h, []byte("x"), storage.SaveOptions{}); err == nil {
 				t.Errorf("Save(%q) succeeded, want error", h.String())
+			} else if !storage.IsPermanent(err) {
+				t.Errorf("Save(%q) = %v, want a permanent error (h.Valid() gives one): retrying cannot help", h.String(), err)
 			}
 			if err := be.Save(t.Context(), h, []byte("x"), storage.SaveOptions{IfNotExists: true}); err == nil {
 				t.Errorf("conditional Save(%q) succeeded, want error", h.String())
