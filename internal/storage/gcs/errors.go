@@ -1,0 +1,92 @@
+package gcs
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"cloud.google.com/go/auth"
+	gstorage "cloud.google.com/go/storage"
+	"golang.org/x/oauth2"
+	"google.golang.org/api/googleapi"
+
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+// storeError is an error of the store with a short message, the storage
+// sentinel it stands for (if any) and the library error.
+type storeError struct {
+	msg      string
+	sentinel error // nil for errors without a sentinel
+	err      error
+}
+
+func (e *storeError) Error() string { return e.msg }
+
+func (e *storeError) Unwrap() []error {
+	if e.sentinel == nil {
+		return []error{e.err}
+	}
+	return []error{e.sentinel, e.err}
+}
+
+// mapErr turns a client library error into one that wraps the matching
+// storage sentinel (ErrNotExist, ErrExists, ErrAuth, ErrPermission), or
+// marks it storage.Permanent when retrying cannot help; transient errors
+// (timeouts, 429, 5xx, broken connections) are left unmarked for the retry
+// decorator. conditional says whether the request was a conditional
+// create, for which a failed precondition (412) means the object exists.
+func mapErr(err error, conditional bool) error {
+	if err == nil {
+		return nil
+	}
+	wrap := func(sentinel error, desc string) error {
+		return &storeError{msg: fmt.Sprintf("%v (%s)", sentinel, desc), sentinel: sentinel, err: err}
+	}
+	if errors.Is(err, gstorage.ErrObjectNotExist) || errors.Is(err, gstorage.ErrBucketNotExist) {
+		return wrap(storage.ErrNotExist, err.Error())
+	}
+	// Token errors: the credentials themselves were refused (a 4xx from
+	// the token endpoint); 5xx there is transient.
+	var ae *auth.Error
+	if errors.As(err, &ae) && ae.Response != nil {
+		if code := ae.Response.StatusCode; code >= 400 && code < 500 {
+			return wrap(storage.ErrAuth, fmt.Sprintf("token endpoint: HTTP %d", code))
+		}
+		return &storeError{msg: fmt.Sprintf("token endpoint: HTTP %d", ae.Response.StatusCode), err: err}
+	}
+	var oe *oauth2.RetrieveError
+	if errors.As(err, &oe) && oe.Response != nil {
+		if code := oe.Response.StatusCode; code >= 400 && code < 500 {
+			return wrap(storage.ErrAuth, fmt.Sprintf("token endpoint: HTTP %d", code))
+		}
+		return &storeError{msg: fmt.Sprintf("token endpoint: HTTP %d", oe.Response.StatusCode), err: err}
+	}
+	var ge *googleapi.Error
+	if !errors.As(err, &ge) {
+		return err
+	}
+	desc := fmt.Sprintf("HTTP %d", ge.Code)
+	if len(ge.Errors) > 0 && ge.Errors[0].Reason != "" {
+		desc += " " + ge.Errors[0].Reason
+	}
+	if ge.Message != "" {
+		desc += ": " + ge.Message
+	}
+	switch code := ge.Code; {
+	case code == http.StatusNotFound:
+		return wrap(storage.ErrNotExist, desc)
+	case code == http.StatusUnauthorized:
+		return wrap(storage.ErrAuth, desc)
+	case code == http.StatusForbidden:
+		// Missing permissions, retention policies, object holds.
+		return wrap(storage.ErrPermission, desc)
+	case code == http.StatusPreconditionFailed && conditional:
+		return wrap(storage.ErrExists, desc)
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
+		return &storeError{msg: desc, err: err} // transient
+	case code >= 400:
+		return storage.Permanent(&storeError{msg: desc, err: err})
+	}
+	return &storeError{msg: desc, err: err}
+}

@@ -1,0 +1,73 @@
+package gcs
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"syscall"
+	"testing"
+
+	"cloud.google.com/go/auth"
+	gstorage "cloud.google.com/go/storage"
+	"google.golang.org/api/googleapi"
+
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+func TestMapErr(t *testing.T) {
+	api := func(code int, reason string) error {
+		e := &googleapi.Error{Code: code, Message: "msg"}
+		if reason != "" {
+			e.Errors = []googleapi.ErrorItem{{Reason: reason}}
+		}
+		return fmt.Errorf("lib: %w", e)
+	}
+	tokenErr := func(code int) error {
+		return &auth.Error{Response: &http.Response{StatusCode: code}, Err: errors.New("token")}
+	}
+	tests := []struct {
+		name        string
+		err         error
+		conditional bool
+		sentinel    error
+		permanent   bool
+	}{
+		{"object not exist", gstorage.ErrObjectNotExist, false, storage.ErrNotExist, true},
+		{"bucket not exist", fmt.Errorf("x: %w", gstorage.ErrBucketNotExist), false, storage.ErrNotExist, true},
+		{"404", api(404, "notFound"), false, storage.ErrNotExist, true},
+		{"412 conditional", api(412, "conditionNotMet"), true, storage.ErrExists, true},
+		{"412 unconditional", api(412, "conditionNotMet"), false, nil, true},
+		{"401", api(401, "required"), false, storage.ErrAuth, true},
+		{"403", api(403, "forbidden"), false, storage.ErrPermission, true},
+		{"403 retention", api(403, "retentionPolicyNotMet"), false, storage.ErrPermission, true},
+		{"400", api(400, "invalid"), false, nil, true},
+		{"416", api(416, ""), false, nil, true},
+		{"408", api(408, ""), false, nil, false},
+		{"429", api(429, "rateLimitExceeded"), false, nil, false},
+		{"503", api(503, "backendError"), false, nil, false},
+		{"token refused", tokenErr(401), false, storage.ErrAuth, true},
+		{"token bad request", tokenErr(400), false, storage.ErrAuth, true},
+		{"token endpoint down", tokenErr(503), false, nil, false},
+		{"connection refused", &url.Error{Op: "Get", URL: "http://h/", Err: syscall.ECONNREFUSED}, false, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := mapErr(tc.err, tc.conditional)
+			for _, s := range []error{storage.ErrNotExist, storage.ErrExists, storage.ErrAuth, storage.ErrPermission, storage.ErrNoSpace} {
+				if got, want := errors.Is(err, s), s == tc.sentinel; got != want {
+					t.Errorf("mapErr(%v) = %v: errors.Is(%v) = %v, want %v", tc.err, err, s, got, want)
+				}
+			}
+			if got := storage.IsPermanent(err); got != tc.permanent {
+				t.Errorf("mapErr(%v) = %v: IsPermanent = %v, want %v", tc.err, err, got, tc.permanent)
+			}
+			if !errors.Is(err, errors.Unwrap(tc.err)) && !errors.Is(err, tc.err) {
+				t.Errorf("mapErr(%v) = %v lost the cause", tc.err, err)
+			}
+		})
+	}
+	if mapErr(nil, false) != nil {
+		t.Error("mapErr(nil) != nil")
+	}
+}
