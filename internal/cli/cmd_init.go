@@ -45,7 +45,7 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 			if err != nil {
 				return err
 			}
-			be, err := backendFor(a.g.repo, true)
+			be, err := a.backendFor(ctx, a.g.repo, true)
 			if err != nil {
 				return err
 			}

@@ -6,53 +6,106 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/storage"
-	"github.com/bunkerbackup/bunker/internal/storage/local"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 )
 
 // backendFor opens (or, with create, creates) the storage named by a
-// repository location.
-func backendFor(location string, create bool) (storage.Backend, error) {
-	if location == "" {
-		return nil, errors.New("no repository given: use -r/--repo or set BUNKER_REPOSITORY")
+// repository location, with the decorators of the global flags.
+func (a *App) backendFor(ctx context.Context, loc string, create bool) (storage.Backend, error) {
+	opts := location.Options{Create: create, Getenv: a.Getenv}
+	var err error
+	if opts.Limits.UploadBytes, err = parseRate(a.g.limitUpload); err != nil {
+		return nil, fmt.Errorf("--limit-upload: %w", err)
 	}
-	scheme, rest, found := strings.Cut(location, ":")
-	if !found || len(scheme) == 1 || strings.ContainsAny(scheme, `/\.`) {
-		// A plain path (also C:\ on Windows).
-		scheme, rest = "local", location
+	if opts.Limits.DownloadBytes, err = parseRate(a.g.limitDownload); err != nil {
+		return nil, fmt.Errorf("--limit-download: %w", err)
 	}
-	switch scheme {
-	case "local":
-		dir, err := filepath.Abs(rest)
-		if err != nil {
-			return nil, err
-		}
+	opts.Limits.Connections = a.g.connections
+	if a.g.repoAsOf != "" {
 		if create {
-			be, err := local.Create(dir)
-			if err != nil {
-				return nil, err
-			}
-			return be, nil
+			return nil, errors.New("--repo-as-of opens a repository read-only: it cannot be used to create one")
 		}
-		be, err := local.New(dir)
-		if err != nil {
-			if errors.Is(err, storage.ErrNotExist) {
-				return nil, fmt.Errorf("repository %s: %w (directory does not exist)", dir, repository.ErrNoRepository)
-			}
-			return nil, err
+		if opts.AsOf, err = parseTime(a.g.repoAsOf); err != nil {
+			return nil, fmt.Errorf("--repo-as-of: %w", err)
 		}
-		return be, nil
-	case "s3", "sftp", "azure", "gs", "rest":
-		return nil, fmt.Errorf("repository location %q: the %s backend is not available in this build yet", location, scheme)
-	default:
-		return nil, fmt.Errorf("repository location %q: unknown scheme %q", location, scheme)
 	}
+	if !a.g.noCache {
+		opts.CacheDir = a.cacheRoot()
+	}
+	opts.Retry.OnRetry = func(op string, h storage.Handle, attempt int, err error, wait time.Duration) {
+		a.log.Warn("retrying", "op", op, "object", h.String(), "attempt", attempt, "wait", wait.Round(time.Millisecond), "err", err)
+	}
+	be, err := location.Open(ctx, loc, opts)
+	if err != nil {
+		if !location.Remote(loc) && !create && errors.Is(err, storage.ErrNotExist) {
+			return nil, fmt.Errorf("repository %s: %w (directory does not exist)", loc, repository.ErrNoRepository)
+		}
+		return nil, err
+	}
+	a.backends = append(a.backends, be)
+	return be, nil
+}
+
+// cacheRoot is the directory of the metadata caches, "" for none.
+func (a *App) cacheRoot() string {
+	switch {
+	case a.g.cacheDir != "":
+		return a.g.cacheDir
+	case a.Getenv("BUNKER_CACHE_DIR") != "":
+		return a.Getenv("BUNKER_CACHE_DIR")
+	case a.Getenv("XDG_CACHE_HOME") != "":
+		return filepath.Join(a.Getenv("XDG_CACHE_HOME"), "bunker")
+	case a.Getenv("HOME") != "":
+		return filepath.Join(a.Getenv("HOME"), ".cache", "bunker")
+	}
+	return ""
+}
+
+// parseRate reads a transfer rate in bytes per second: a plain number is
+// KiB (as restic's flags), K/M/G suffixes are binary units.
+func parseRate(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	mult := int64(1 << 10)
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "/S"), "B")
+	t = strings.TrimSuffix(t, "I")
+	switch {
+	case strings.HasSuffix(t, "K"):
+		mult, t = 1<<10, t[:len(t)-1]
+	case strings.HasSuffix(t, "M"):
+		mult, t = 1<<20, t[:len(t)-1]
+	case strings.HasSuffix(t, "G"):
+		mult, t = 1<<30, t[:len(t)-1]
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || v*float64(mult) > 1<<50 {
+		return 0, fmt.Errorf("%q is not a rate (examples: 800K, 5M, 1.5G, or a number of KiB)", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
+// parseTime reads a moment: RFC 3339, or a local date and time.
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (use RFC 3339, e.g. 2026-11-26T08:00:00Z, or 2026-11-26 08:00:00)", s)
 }
 
 // openRepo opens the repository of -r with the password.
@@ -61,7 +114,7 @@ func (a *App) openRepo(ctx context.Context) (*repository.Repository, error) {
 }
 
 func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string) (*repository.Repository, error) {
-	be, err := backendFor(location, false)
+	be, err := a.backendFor(ctx, location, false)
 	if err != nil {
 		return nil, err
 	}

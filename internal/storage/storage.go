@@ -224,6 +224,12 @@ func LoadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
 	return buf, err
 }
 
+// MetadataHinter is implemented by caches: the engine names the packs that
+// hold repository metadata (trees), which are worth keeping locally.
+type MetadataHinter interface {
+	HintMetadata(h Handle)
+}
+
 // Wrapper is implemented by decorators (retry, limits, cache, faults) to
 // give access to the backend they wrap.
 type Wrapper interface {

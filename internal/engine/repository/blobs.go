@@ -97,7 +97,11 @@ func (w *writer) startLocked() {
 }
 
 func (w *writer) uploader(ctx context.Context) {
+	hinter, _ := storage.Find[storage.MetadataHinter](w.r.be)
 	for fp := range w.queue {
+		if hinter != nil && len(fp.entries) > 0 && fp.entries[0].Type == pack.TreeBlob {
+			hinter.HintMetadata(storage.Handle{Type: storage.PackFile, Name: pack.Name(fp.id)})
+		}
 		err := w.r.be.Save(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(fp.id)}, fp.data, storage.SaveOptions{})
 		w.mu.Lock()
 		if err != nil {

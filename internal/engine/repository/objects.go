@@ -189,6 +189,15 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 	}
 	r.idx.AddFiles(batch)
 	r.loadedMu.Unlock()
+	if hinter, ok := storage.Find[storage.MetadataHinter](r.be); ok {
+		for _, f := range batch {
+			for _, e := range f.Entries {
+				if e.Type == pack.TreeBlob && int(e.Pack) < len(f.Packs) {
+					hinter.HintMetadata(storage.Handle{Type: storage.PackFile, Name: pack.Name(f.Packs[e.Pack])})
+				}
+			}
+		}
+	}
 	plans, err := r.Plans(ctx)
 	if err != nil {
 		return err

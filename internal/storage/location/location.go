@@ -1,0 +1,192 @@
+// Package location opens the storage backend a repository location names
+// and wraps it in the decorators every backend gets: retries with backoff
+// for transient failures, bounded connections and transfer rates, and a
+// local cache of metadata for remote stores.
+//
+// Locations:
+//
+//	/path/to/repo, local:/path           a local directory
+//	s3:https://host/bucket/prefix        S3 and S3-compatible stores
+//	sftp:user@host:/path                 an SFTP server
+//	azure:container:/prefix              Azure Blob Storage
+//	gs:bucket:/prefix                    Google Cloud Storage
+//	rest:https://user@host:port/repo     a Bunker REST server (bunker serve)
+//
+// Each backend package documents its own form and environment variables.
+package location
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/azure"
+	"github.com/bunkerbackup/bunker/internal/storage/cache"
+	"github.com/bunkerbackup/bunker/internal/storage/gcs"
+	"github.com/bunkerbackup/bunker/internal/storage/limit"
+	"github.com/bunkerbackup/bunker/internal/storage/local"
+	"github.com/bunkerbackup/bunker/internal/storage/rest"
+	"github.com/bunkerbackup/bunker/internal/storage/retry"
+	"github.com/bunkerbackup/bunker/internal/storage/s3"
+	"github.com/bunkerbackup/bunker/internal/storage/sftp"
+)
+
+// ErrUnknownScheme is returned for a location whose scheme no backend has.
+var ErrUnknownScheme = errors.New("unknown location scheme")
+
+// Options modify Open.
+type Options struct {
+	// Create creates the repository's container (directory, bucket)
+	// when it is missing.
+	Create bool
+	// ObjectLock, with Create, makes the bucket with Object Lock enabled
+	// (S3).
+	ObjectLock bool
+	// Getenv reads configuration; nil means os.Getenv.
+	Getenv func(string) string
+	// Limits bound connections and transfer rates; zero is unlimited.
+	Limits limit.Options
+	// CacheDir is the root of the metadata caches; each repository
+	// location gets a subdirectory. Empty disables caching. Local
+	// repositories are never cached.
+	CacheDir string
+	// Retry tunes the retries.
+	Retry retry.Options
+	// AsOf, when non-zero, opens a read-only view of the repository as
+	// it was at that moment (versioned object stores only).
+	AsOf time.Time
+}
+
+// Split returns the scheme of a location ("local" for a plain path, also
+// C:\ paths on Windows) and the rest.
+func Split(loc string) (scheme, spec string) {
+	scheme, spec, found := strings.Cut(loc, ":")
+	if !found || len(scheme) == 1 || strings.ContainsAny(scheme, `/\.`) {
+		return "local", loc
+	}
+	return scheme, spec
+}
+
+// Remote reports whether the location is on another machine.
+func Remote(loc string) bool {
+	scheme, _ := Split(loc)
+	return scheme != "local"
+}
+
+// Open opens the backend of loc with its decorators.
+func Open(ctx context.Context, loc string, opts Options) (storage.Backend, error) {
+	if loc == "" {
+		return nil, errors.New("no repository given: use -r/--repo or set BUNKER_REPOSITORY")
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	be, err := openRaw(ctx, loc, opts)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.AsOf.IsZero() {
+		v, ok := storage.Find[storage.Versioner](be)
+		if !ok {
+			_ = be.Close()
+			return nil, fmt.Errorf("%s: --repo-as-of needs a store that keeps old versions of objects (a versioned S3 bucket); this one does not", be.Location())
+		}
+		view, err := v.AsOf(ctx, opts.AsOf)
+		if err != nil {
+			_ = be.Close()
+			return nil, fmt.Errorf("%s as of %s: %w", be.Location(), opts.AsOf.Format(time.RFC3339), err)
+		}
+		be = view
+	}
+	scheme, _ := Split(loc)
+	if scheme == "local" {
+		return be, nil
+	}
+	be = retry.New(be, opts.Retry)
+	be = limit.New(be, opts.Limits)
+	if opts.CacheDir != "" {
+		dir := CacheDir(opts.CacheDir, be.Location())
+		if !opts.AsOf.IsZero() {
+			dir += "-asof"
+		}
+		if c, err := cache.New(be, dir); err == nil {
+			be = c
+		}
+	}
+	return be, nil
+}
+
+// CacheDir returns the cache directory of the repository at loc below root.
+func CacheDir(root, loc string) string {
+	sum := sha256.Sum256([]byte(loc))
+	return filepath.Join(root, hex.EncodeToString(sum[:12]))
+}
+
+func openRaw(ctx context.Context, loc string, opts Options) (storage.Backend, error) {
+	scheme, spec := Split(loc)
+	switch scheme {
+	case "local":
+		dir, err := filepath.Abs(spec)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Create {
+			return local.Create(dir)
+		}
+		return local.New(dir)
+	case "s3":
+		cfg, err := s3.ParseConfig(spec, opts.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ObjectLock = opts.ObjectLock
+		if opts.Create {
+			return s3.Create(ctx, cfg)
+		}
+		return s3.Open(ctx, cfg)
+	case "sftp":
+		cfg, err := sftp.ParseConfig(spec, opts.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Create {
+			return sftp.Create(ctx, cfg)
+		}
+		return sftp.Open(ctx, cfg)
+	case "azure":
+		cfg, err := azure.ParseConfig(spec, opts.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Create {
+			return azure.Create(ctx, cfg)
+		}
+		return azure.Open(ctx, cfg)
+	case "gs":
+		cfg, err := gcs.ParseConfig(spec, opts.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Create {
+			return gcs.Create(ctx, cfg)
+		}
+		return gcs.Open(ctx, cfg)
+	case "rest":
+		cfg, err := rest.ParseConfig(spec, opts.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Create {
+			return rest.Create(ctx, cfg)
+		}
+		return rest.Open(ctx, cfg)
+	}
+	return nil, fmt.Errorf("repository location %q: %w %q (known: local path, s3:, sftp:, azure:, gs:, rest:)", loc, ErrUnknownScheme, scheme)
+}
