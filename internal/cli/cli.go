@@ -44,6 +44,15 @@ Environment:
   BUNKER_PASSWORD        repository password
   BUNKER_PASSWORD_FILE   file holding the password (like --password-file)
   BUNKER_PASSWORD_COMMAND command printing the password (like --password-command)
+  BUNKER_CACHE_DIR       metadata cache of remote repositories (like --cache-dir)
+
+Repository locations:
+  /path/to/repo                       a local directory
+  s3:https://host/bucket/prefix       S3 and S3-compatible stores (AWS_* credentials)
+  sftp:user@host:/path                an SFTP server (keys, ssh-agent, known_hosts)
+  azure:container:/prefix             Azure Blob Storage (AZURE_STORAGE_*)
+  gs:bucket:/prefix                   Google Cloud Storage (GOOGLE_APPLICATION_CREDENTIALS)
+  rest:https://user@host:port/repo    a bunker serve REST server (BUNKER_REST_PASSWORD)
 `
 
 // App is one invocation of the program.
@@ -59,6 +68,8 @@ type App struct {
 	g   globalOptions
 	log *slog.Logger
 	out *printer
+	// backends are closed when the command ends.
+	backends []io.Closer
 
 	// weakKDF makes new keys cheap; only for tests (hidden flag).
 	weakKDF bool
@@ -76,6 +87,13 @@ type globalOptions struct {
 	quiet           bool
 	verbose         int
 	noProgress      bool
+	limitUpload     string
+	limitDownload   string
+	connections     int
+	cacheDir        string
+	noCache         bool
+	repoAsOf        string
+	retryAttempts   int
 }
 
 // partialError marks a command that finished but with unreadable sources.
@@ -109,6 +127,10 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
 	err := root.ExecuteContext(ctx)
+	for _, be := range a.backends {
+		_ = be.Close()
+	}
+	a.backends = nil
 	if err == nil {
 		return ExitOK
 	}
@@ -169,6 +191,13 @@ encrypted repositories, and restores them exactly.
 	f.BoolVarP(&a.g.quiet, "quiet", "q", false, "print only errors")
 	f.CountVarP(&a.g.verbose, "verbose", "v", "print more (repeat for more)")
 	f.BoolVar(&a.g.noProgress, "no-progress", false, "never show a progress bar")
+	f.StringVar(&a.g.limitUpload, "limit-upload", "", "limit uploads to RATE per second (e.g. 5M, 800K; a plain number is KiB)")
+	f.StringVar(&a.g.limitDownload, "limit-download", "", "limit downloads to RATE per second (e.g. 5M, 800K; a plain number is KiB)")
+	f.IntVar(&a.g.connections, "connections", 0, "at most N operations on a remote store at once (default: unbounded beyond the engine's own)")
+	f.StringVar(&a.g.cacheDir, "cache-dir", "", "cache remote repositories' metadata here (default $BUNKER_CACHE_DIR, else $XDG_CACHE_HOME/bunker or ~/.cache/bunker)")
+	f.IntVar(&a.g.retryAttempts, "retry-attempts", 10, "try a failing operation on a remote store at most N times (backoff with jitter between tries)")
+	f.BoolVar(&a.g.noCache, "no-cache", false, "do not cache remote repositories' metadata locally")
+	f.StringVar(&a.g.repoAsOf, "repo-as-of", "", "read the repository as it was at TIME (RFC 3339 or 2006-01-02 15:04:05); versioned object stores only, read-only")
 	f.BoolVar(&a.weakKDF, "insecure-kdf-for-tests", false, "make new keys cheap to derive (tests only)")
 	_ = f.MarkHidden("insecure-kdf-for-tests")
 

@@ -41,6 +41,7 @@ func (a *App) backendFor(ctx context.Context, loc string, create bool) (storage.
 	if !a.g.noCache {
 		opts.CacheDir = a.cacheRoot()
 	}
+	opts.Retry.Attempts = max(a.g.retryAttempts, 1)
 	opts.Retry.OnRetry = func(op string, h storage.Handle, attempt int, err error, wait time.Duration) {
 		a.log.Warn("retrying", "op", op, "object", h.String(), "attempt", attempt, "wait", wait.Round(time.Millisecond), "err", err)
 	}
