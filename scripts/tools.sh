@@ -17,7 +17,11 @@ install_go() {
 	echo "== building $name $version"
 	local tmp="$dir.tmp.$$"
 	rm -rf "$tmp"; mkdir -p "$tmp"
-	GOFLAGS= GOBIN="$tmp" go install "$pkg"
+	if ! GOFLAGS= GOBIN="$tmp" go install "$pkg"; then
+		rm -rf "$tmp"
+		echo "$name: go install $pkg failed" >&2
+		return 1
+	fi
 	[ -x "$tmp/$name" ] || mv "$tmp"/* "$tmp/$name"
 	rm -rf "$dir"; mv "$tmp" "$dir"
 }

@@ -1,0 +1,147 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+// storeError is an error reply of the store together with the storage
+// sentinel it stands for, so that errors.Is finds the sentinel while the
+// message keeps what the store said.
+type storeError struct {
+	sentinel error
+	err      error
+}
+
+func (e *storeError) Error() string   { return e.sentinel.Error() + " (" + e.err.Error() + ")" }
+func (e *storeError) Unwrap() []error { return []error{e.sentinel, e.err} }
+
+// replyError makes a minio-go error response readable: code, message and
+// HTTP status. It leaves out the request details, which may name
+// credentials (the access key).
+type replyError struct{ resp minio.ErrorResponse }
+
+func (e *replyError) Error() string {
+	var b strings.Builder
+	if e.resp.Code != "" {
+		b.WriteString(e.resp.Code)
+	}
+	if e.resp.Message != "" && e.resp.Message != e.resp.Code {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.resp.Message)
+	}
+	if e.resp.StatusCode != 0 {
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "HTTP %d", e.resp.StatusCode)
+	}
+	if b.Len() == 0 {
+		return "unknown error reply"
+	}
+	return b.String()
+}
+
+func (e *replyError) Unwrap() error { return e.resp }
+
+// Error codes of S3 replies, grouped by the sentinel they map to.
+var (
+	notExistCodes = map[string]bool{
+		"NoSuchKey": true, "NoSuchBucket": true, "NoSuchVersion": true, "NotFound": true,
+	}
+	authCodes = map[string]bool{
+		"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
+		"ExpiredTokenException": true, "InvalidToken": true, "TokenRefreshRequired": true,
+		"InvalidSecurity": true, "AccountProblem": true, "MissingSecurityHeader": true,
+		"InvalidClientTokenId": true, "UnrecognizedClientException": true,
+		"XAdminUserNotFound": true, // versitygw: unknown access key
+	}
+	permissionCodes = map[string]bool{
+		"AccessDenied": true, "ObjectLocked": true, "AllAccessDisabled": true,
+		"MethodNotAllowed": true, "InvalidObjectState": true,
+	}
+	noSpaceCodes = map[string]bool{
+		"QuotaExceeded": true, "XMinioAdminBucketQuotaExceeded": true, "StorageFull": true,
+		"XMinioStorageFull": true, "InsufficientStorage": true, "ServiceQuotaExceeded": true,
+	}
+	// transientCodes are replies to retry, even with a 4xx status.
+	transientCodes = map[string]bool{
+		"SlowDown": true, "SlowDownWrite": true, "SlowDownRead": true, "RequestTimeout": true,
+		"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
+		"RequestThrottled": true, "InternalError": true, "ServiceUnavailable": true,
+		"OperationAborted": true, "ConditionalRequestConflict": true, "RequestTimeTooSkewed": true,
+		"XMinioServerNotInitialized": true,
+	}
+)
+
+// mapErr turns an error of minio-go into one that matches the storage
+// sentinel it stands for (or is marked storage.Permanent). Transient
+// failures (5xx replies, throttling, network errors) are returned as
+// they are, for the retry decorator to retry.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var resp minio.ErrorResponse
+	if !errors.As(err, &resp) {
+		return err // network and I/O errors: transient
+	}
+	reply := &replyError{resp: resp}
+	code, status := resp.Code, resp.StatusCode
+	switch {
+	case notExistCodes[code]:
+		return &storeError{storage.ErrNotExist, reply}
+	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
+		return &storeError{storage.ErrExists, reply}
+	case authCodes[code] || status == http.StatusUnauthorized:
+		return &storeError{storage.ErrAuth, reply}
+	case noSpaceCodes[code] || status == http.StatusInsufficientStorage:
+		return &storeError{storage.ErrNoSpace, reply}
+	case permissionCodes[code] || isLockRefusal(resp):
+		return &storeError{storage.ErrPermission, reply}
+	case code == "NotImplemented" || status == http.StatusNotImplemented:
+		return storage.Permanent(reply)
+	case transientCodes[code] || status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout:
+		return reply
+	case status == http.StatusNotFound:
+		return &storeError{storage.ErrNotExist, reply}
+	case status == http.StatusForbidden:
+		return &storeError{storage.ErrPermission, reply}
+	case status == 0 && code == "":
+		return err // not a reply of the store
+	}
+	return storage.Permanent(reply)
+}
+
+// isLockRefusal reports whether a reply refuses an operation because of
+// object lock or a legal hold; stores differ in the code they use
+// (AccessDenied, ObjectLocked, InvalidRequest).
+func isLockRefusal(resp minio.ErrorResponse) bool {
+	if resp.Code != "InvalidRequest" && resp.Code != "InvalidArgument" && resp.StatusCode != http.StatusForbidden {
+		return false
+	}
+	m := strings.ToLower(resp.Message)
+	return strings.Contains(m, "object lock") || strings.Contains(m, "retention") ||
+		strings.Contains(m, "legal hold") || strings.Contains(m, "worm") || strings.Contains(m, "locked")
+}
+
+// codeOf returns the S3 error code of an error, or "".
+func codeOf(err error) string {
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) {
+		return resp.Code
+	}
+	return ""
+}
