@@ -1,14 +1,19 @@
 package cli_test
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/bunkerbackup/bunker/internal/restserver"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // remote is a repository location on a real server started for the test,
@@ -168,7 +173,50 @@ func TestCopyS3ToSFTP(t *testing.T) {
 	assertSameTree(t, want, treeDigest(t, out))
 }
 
+// restServer is an in-process bunker serve over TLS with one user.
+type restServer struct {
+	url, fingerprint string
+	stop             func()
+}
+
+const restUser, restPassword = "backup", "rest secret"
+
+func startREST(t *testing.T, appendOnly bool, dir string) *restServer {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(restPassword), bcrypt.MinCost)
+	must(t, err)
+	pwfile := filepath.Join(t.TempDir(), "htpasswd")
+	must(t, os.WriteFile(pwfile, []byte(restUser+":"+string(h)+"\n"), 0o600))
+	users, err := restserver.LoadHtpasswd(pwfile)
+	must(t, err)
+	srv, err := restserver.New(restserver.Options{Dir: dir, Users: users, AppendOnly: appendOnly})
+	must(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &restServer{url: "https://" + restUser + "@" + ln.Addr().String(), fingerprint: srv.Fingerprint(), stop: stop}
+}
+
+func (s *restServer) remote(repo string) remote {
+	return remote{
+		loc: "rest:" + s.url + "/" + repo,
+		env: map[string]string{"BUNKER_REST_PASSWORD": restPassword, "BUNKER_REST_FINGERPRINT": s.fingerprint},
+	}
+}
+
 func restRemote(t *testing.T) remote {
-	t.Skip("rest: pending")
-	return remote{}
+	t.Helper()
+	return startREST(t, false, t.TempDir()).remote("repo")
 }

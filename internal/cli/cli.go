@@ -218,6 +218,7 @@ encrypted repositories, and restores them exactly.
 		a.statsCommand(),
 		a.repairCommand(),
 		a.copyCommand(),
+		a.serveCommand(),
 		a.versionCommand(),
 	)
 	return root

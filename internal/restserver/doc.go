@@ -1,0 +1,73 @@
+// Package restserver is the server of "bunker serve": it hosts
+// repositories in a directory and serves them over HTTP/2 (TLS) with the
+// bunker REST protocol, which the rest: backend (internal/storage/rest)
+// speaks. Each repository is stored with the local backend
+// (internal/storage/local), so every object is written atomically and
+// durably (temporary file, fsync, rename).
+//
+// # Protocol (version 1)
+//
+// A repository is named by a path: "/", "/name" or "/user/name" (at most
+// 8 segments of 1 to 64 characters of [A-Za-z0-9._-], not starting with
+// a dot, none of them "config", "metrics" or a type name). Its objects
+// are
+//
+//	<repo>/config                the repository config
+//	<repo>/<type>/<name>         type: keys packs index snapshots sessions maint
+//	                             name: [a-z0-9._-], not starting with a dot, at most 200 characters
+//
+// where <repo> is "" for the repository "/". Requests:
+//
+//	POST   <repo>/?create=true   create the repository (200); 409 if it already has a config
+//	GET    <repo>/               RepoInfo JSON: {"protocol":1,"exists":true,
+//	                             "features":{"conditional_create":true,"append_only":false}}
+//	                             (200 also for a repository that does not exist yet)
+//	GET    <repo>/<type>/        list: [{"name":"…","size":123,"mtime":"RFC 3339"},…];
+//	                             a repository that does not exist lists nothing
+//	HEAD   <repo>/<object>       stat: Content-Length and Bunker-Mtime (RFC 3339, ns)
+//	GET    <repo>/<object>       load; "Range: bytes=F-L" or "bytes=F-" reads a range (206
+//	                             with Content-Range); a range past the end is 416
+//	POST   <repo>/<object>       save (body = object, Content-Length required, 411 otherwise);
+//	                             "If-None-Match: *" makes it an atomic conditional create,
+//	                             412 when the object exists; 413 above --max-request-size;
+//	                             404 when the repository does not exist
+//	DELETE <repo>/<object>       remove; removing a missing object succeeds
+//	GET    /metrics              Prometheus metrics (credentials needed unless --metrics-no-auth)
+//
+// Every reply carries "Bunker-Features: conditional-create" (plus
+// ", append-only" when the server runs with it). Status codes: 400 bad
+// path, name, range or header; 401 missing or wrong credentials; 403
+// refused (another user's repository with private repositories, or
+// delete/overwrite when append-only, or a store that refuses); 404 no
+// such object or repository; 409/412 exists; 413 too large; 503
+// overloaded (Retry-After) or shutting down; 507 store full; 500 other
+// failures (details only in the server log). Clients retry 5xx only.
+//
+// # Security
+//
+// Every path segment is checked against the charsets above before any
+// file system access, so no request reaches outside the served
+// directory ("..", "%2e%2e", "a%2fb" and the like get 400). Users come
+// from an htpasswd file with bcrypt hashes; a verified password is
+// remembered for a minute (as an HMAC under a key made at start, never in
+// clear). With private repositories user U reaches only /U/…. In
+// append-only mode nothing can be deleted or replaced, except objects
+// under sessions/ (in-progress writer markers, which hold no data and
+// which writers refresh and remove) and
+// the re-upload of byte-identical content, which changes nothing and lets
+// a client retry a save whose reply was lost.
+//
+// Without --tls-cert/--tls-key the server makes a self-signed ECDSA P-256
+// certificate on first start and keeps it in <dir>/.bunker-serve/, so its
+// SHA-256 fingerprint (which clients pin with BUNKER_REST_FINGERPRINT)
+// stays the same across restarts.
+//
+// # Limits
+//
+// Request bodies are held in memory while they are saved (the local
+// backend takes a byte slice); at most Options.UploadMemory bytes of
+// them at once. At most Options.MaxConcurrent requests are served at
+// once. An upload or download slower than 64 KiB/s (after a minute of
+// grace) is cut off, so a stalled client cannot hold a slot for ever. Shutdown stops accepting connections and lets requests in flight
+// finish, for at most Options.ShutdownTimeout.
+package restserver
