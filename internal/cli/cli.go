@@ -68,8 +68,9 @@ type App struct {
 	g   globalOptions
 	log *slog.Logger
 	out *printer
-	// backends are closed when the command ends.
-	backends []io.Closer
+	// closers (backends, then the repositories on them) are closed in
+	// reverse order when the command ends.
+	closers []io.Closer
 
 	// weakKDF makes new keys cheap; only for tests (hidden flag).
 	weakKDF bool
@@ -127,10 +128,10 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
 	err := root.ExecuteContext(ctx)
-	for _, be := range a.backends {
-		_ = be.Close()
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i].Close()
 	}
-	a.backends = nil
+	a.closers = nil
 	if err == nil {
 		return ExitOK
 	}

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/maintenance"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/spf13/cobra"
 )
 
@@ -154,12 +156,30 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 			if dryRun {
 				a.out.textf("dry run: would remove %s", plural(int64(len(remove)), "snapshot"))
 			} else {
-				for _, sn := range remove {
-					if err := snapshot.Remove(ctx, r, sn.ID); err != nil {
-						return fmt.Errorf("remove snapshot %s: %w", sn.ShortID(), err)
-					}
+				if err := checkMaintenanceAccess(r, "forget"); err != nil {
+					return err
 				}
-				a.out.textf("removed %s", plural(int64(len(remove)), "snapshot"))
+				removed, locked := 0, 0
+				now := time.Now()
+				for _, sn := range remove {
+					until, err := r.RetainedUntil(ctx, storage.Handle{Type: storage.SnapshotFile, Name: pack.Name(sn.ID)})
+					if err != nil {
+						return fmt.Errorf("snapshot %s: %w", sn.ShortID(), err)
+					}
+					if until.After(now) {
+						a.out.warnf("snapshot %s is under Object Lock until %s: a forget after that removes it", sn.ShortID(), until.Local().Format("2006-01-02 15:04"))
+						locked++
+						continue
+					}
+					if err := snapshot.Remove(ctx, r, sn.ID); err != nil {
+						return maintenanceRefused("forget", fmt.Errorf("remove snapshot %s: %w", sn.ShortID(), err))
+					}
+					removed++
+				}
+				if a.g.json {
+					a.out.jsonLine(map[string]any{"message_type": "forget_result", "removed": removed, "locked": locked})
+				}
+				a.out.textf("removed %s", plural(int64(removed), "snapshot"))
 			}
 			if prune && (len(remove) > 0 || dryRun) {
 				return a.doPrune(ctx, r, popts)
@@ -216,9 +236,14 @@ backup that was running then has finished — right away when none was.`,
 func (a *App) doPrune(ctx context.Context, r *repository.Repository, opts maintenance.Options) error {
 	opts.Progress = func(p string) { a.out.infof("prune: %s", p) }
 	start := time.Now()
+	if !opts.DryRun {
+		if err := checkMaintenanceAccess(r, "prune"); err != nil {
+			return err
+		}
+	}
 	res, err := maintenance.Prune(ctx, r, opts)
 	if err != nil {
-		return fmt.Errorf("prune: %w", err)
+		return maintenanceRefused("prune", fmt.Errorf("prune: %w", err))
 	}
 	if a.g.json {
 		a.out.jsonLine(map[string]any{"message_type": "prune", "result": res, "duration_seconds": time.Since(start).Seconds()})
@@ -230,8 +255,32 @@ func (a *App) doPrune(ctx context.Context, r *repository.Repository, opts mainte
 	}
 	a.out.textf("prune: %d snapshots keep data; planned %d packs (%s), repacked %d blobs", res.Snapshots, res.PacksPlanned, formatBytes(res.BytesPlanned), res.BlobsRepacked)
 	a.out.textf("prune: deleted %d packs (%s)%s", res.PacksDeleted, formatBytes(res.BytesDeleted), map[bool]string{true: ", index compacted", false: ""}[res.IndexCompacted])
+	if res.LockedPacks > 0 {
+		a.out.textf("prune: %d unused packs (%s) are under Object Lock; a prune after %s frees them", res.LockedPacks, formatBytes(res.LockedBytes), res.LockedUntil.Local().Format("2006-01-02 15:04"))
+	}
+	if res.RetentionExtended > 0 {
+		a.out.textf("prune: extended the Object Lock retention of %d objects still needed", res.RetentionExtended)
+	}
 	if res.PlansWaiting > 0 {
 		a.out.textf("prune: %d deletion plans wait for %d running backups; the next prune after they finish deletes them", res.PlansWaiting, len(res.WaitingSessions))
 	}
 	return nil
+}
+
+// checkMaintenanceAccess refuses forget and prune up front on a store that
+// says it is append-only.
+func checkMaintenanceAccess(r *repository.Repository, op string) error {
+	if r.Backend().Features().AppendOnly {
+		return fmt.Errorf("%s: %s is append-only for this credential: backups work, but %s deletes data and needs a maintenance credential (a bunker serve without --append-only, or store credentials that may delete): %w",
+			op, r.Backend().Location(), op, storage.ErrPermission)
+	}
+	return nil
+}
+
+// maintenanceRefused explains a deletion the store refused.
+func maintenanceRefused(op string, err error) error {
+	if !errors.Is(err, storage.ErrPermission) {
+		return err
+	}
+	return fmt.Errorf("%w\nthe store refused to delete: this credential may only add data (append-only access). Backups keep working; %s needs a maintenance credential that may delete", err, op)
 }

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/spf13/cobra"
 )
 
@@ -13,6 +16,8 @@ func (a *App) initCommand() *cobra.Command {
 		packSizeMiB int
 		copyFrom    string
 		fromPwFile  string
+		objectLock  string
+		retention   string
 	}
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -26,6 +31,25 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			ropts := repository.Options{KDF: a.kdf(), Compression: opts.compression, PackSize: opts.packSizeMiB << 20}
+			if opts.objectLock != "" {
+				if opts.retention == "" {
+					opts.retention = "30d"
+				}
+				ret, err := parseWithin(opts.retention)
+				if err != nil {
+					var derr error
+					if ret, derr = time.ParseDuration(opts.retention); derr != nil {
+						return fmt.Errorf("--retention: %w", err)
+					}
+				}
+				lc := &repository.LockConfig{Mode: storage.LockMode(opts.objectLock), Retention: ret}
+				if err := lc.Validate(); err != nil {
+					return fmt.Errorf("--object-lock/--retention: %w", err)
+				}
+				ropts.ObjectLock = lc
+			} else if opts.retention != "" {
+				return errors.New("--retention needs --object-lock compliance|governance")
+			}
 			if opts.copyFrom != "" {
 				pw := ""
 				if opts.fromPwFile != "" {
@@ -45,7 +69,7 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 			if err != nil {
 				return err
 			}
-			be, err := a.backendFor(ctx, a.g.repo, true)
+			be, err := a.backendForInit(ctx, a.g.repo, ropts.ObjectLock != nil)
 			if err != nil {
 				return err
 			}
@@ -53,6 +77,7 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 			if err != nil {
 				return err
 			}
+			a.closers = append(a.closers, r)
 			cfg := r.Config()
 			if a.g.json {
 				a.out.jsonLine(map[string]any{"message_type": "initialized", "id": cfg.ID, "repository": be.Location(), "key": r.KeyName()})
@@ -65,6 +90,8 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 	}
 	cmd.Flags().StringVar(&opts.compression, "compression", "zstd-fastest", "compression: zstd-fastest, zstd-default, zstd-better, zstd-best or none")
 	cmd.Flags().IntVar(&opts.packSizeMiB, "pack-size", 16, "target pack size in MiB")
+	cmd.Flags().StringVar(&opts.objectLock, "object-lock", "", "write every data object with an Object Lock retention: compliance or governance (S3 with Object Lock; creates the bucket with it)")
+	cmd.Flags().StringVar(&opts.retention, "retention", "", "how long each object stays locked after it is written, with --object-lock (default 30d; e.g. 12w, 1y); prune extends it for objects still needed")
 	cmd.Flags().StringVar(&opts.copyFrom, "copy-chunker-params-from", "", "share chunker and blob-ID keys with this repository")
 	cmd.Flags().StringVar(&opts.fromPwFile, "from-password-file", "", "password file of the --copy-chunker-params-from repository")
 	return cmd

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/index"
@@ -48,7 +50,7 @@ read and verified (use it after check --read-data reported damaged packs).`,
 	snaps.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only report what would change")
 	snaps.Flags().BoolVar(&keep, "keep-original", false, "keep the damaged original snapshots")
 	snaps.Flags().BoolVar(&readData, "read-data", false, "also read every data blob and treat damaged ones as lost")
-	cmd.AddCommand(idx, snaps)
+	cmd.AddCommand(idx, snaps, a.rollbackCommand())
 	return cmd
 }
 
@@ -251,4 +253,82 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 	}
 	a.out.textf("%d of %d snapshots needed repair", repaired, len(list))
 	return nil
+}
+
+func (a *App) rollbackCommand() *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "rollback --to TIME",
+		Short: "Roll a vandalised repository on a versioned store back to a moment",
+		Long: `Make the repository what it was at TIME, on a store that keeps every version
+of an object (a versioned S3 bucket, as Object Lock requires): every object
+deleted or overwritten since TIME gets its version from then back, and
+objects written after TIME are hidden (their versions are kept). Backups
+made after TIME are rolled back too.
+
+Look first: 'bunker --repo-as-of TIME snapshots' (and check, restore) reads
+the repository as it was at TIME without changing anything. rollback opens
+the repository as of TIME with the password before it changes anything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if to == "" {
+				return errors.New("rollback needs --to TIME")
+			}
+			if a.g.repoAsOf != "" {
+				return errors.New("rollback changes the repository; use --to instead of --repo-as-of")
+			}
+			t, err := parseTime(to)
+			if err != nil {
+				return fmt.Errorf("--to: %w", err)
+			}
+			be, err := a.backendFor(ctx, a.g.repo, false)
+			if err != nil {
+				return err
+			}
+			v, ok := storage.Find[storage.Versioner](be)
+			if !ok {
+				return fmt.Errorf("%s does not keep old versions of objects: rollback needs a versioned store (an S3 bucket with versioning or Object Lock)", be.Location())
+			}
+			// Prove the repository as of t opens with our password before
+			// touching anything.
+			view, err := v.AsOf(ctx, t)
+			if err != nil {
+				return err
+			}
+			pw, err := a.password(ctx, "enter password for repository: ", false)
+			if err != nil {
+				return err
+			}
+			old, err := repository.Open(ctx, view, pw, a.g.keyHint)
+			if err != nil {
+				return fmt.Errorf("the repository as of %s: %w", t.Format(time.RFC3339), err)
+			}
+			snaps, err := old.List(ctx, storage.SnapshotFile)
+			if err != nil {
+				return fmt.Errorf("the repository as of %s: %w", t.Format(time.RFC3339), err)
+			}
+			counts := map[string]int{}
+			err = v.RollBack(ctx, t, func(h storage.Handle, action string) {
+				counts[action]++
+				if a.g.json {
+					a.out.jsonLine(map[string]any{"message_type": "rollback_object", "object": h.String(), "action": action})
+				} else {
+					a.out.infof("%s %s", action, h)
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("rollback to %s: %w", t.Format(time.RFC3339), err)
+			}
+			if a.g.json {
+				a.out.jsonLine(map[string]any{"message_type": "rollback", "to": t, "snapshots": len(snaps), "actions": counts})
+				return nil
+			}
+			a.out.textf("rolled %s back to %s: %d snapshots; %v", be.Location(), t.Local().Format("2006-01-02 15:04:05"), len(snaps), counts)
+			a.out.textf("run 'bunker check --read-data' to verify")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the moment to roll back to (RFC 3339, or 2006-01-02 15:04:05 local time)")
+	return cmd
 }

@@ -21,7 +21,18 @@ import (
 // backendFor opens (or, with create, creates) the storage named by a
 // repository location, with the decorators of the global flags.
 func (a *App) backendFor(ctx context.Context, loc string, create bool) (storage.Backend, error) {
-	opts := location.Options{Create: create, Getenv: a.Getenv}
+	return a.openBackend(ctx, loc, location.Options{Create: create})
+}
+
+// backendForInit creates the storage of a new repository, with Object Lock
+// when asked.
+func (a *App) backendForInit(ctx context.Context, loc string, objectLock bool) (storage.Backend, error) {
+	return a.openBackend(ctx, loc, location.Options{Create: true, ObjectLock: objectLock})
+}
+
+func (a *App) openBackend(ctx context.Context, loc string, opts location.Options) (storage.Backend, error) {
+	create := opts.Create
+	opts.Getenv = a.Getenv
 	var err error
 	if opts.Limits.UploadBytes, err = parseRate(a.g.limitUpload); err != nil {
 		return nil, fmt.Errorf("--limit-upload: %w", err)
@@ -52,7 +63,7 @@ func (a *App) backendFor(ctx context.Context, loc string, create bool) (storage.
 		}
 		return nil, err
 	}
-	a.backends = append(a.backends, be)
+	a.closers = append(a.closers, be)
 	return be, nil
 }
 
@@ -130,6 +141,7 @@ func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string)
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, r)
 	r.SetLogger(a.log)
 	return r, nil
 }

@@ -194,6 +194,9 @@ type Retainer interface {
 	// mode) unless it is already later. It fails wrapping ErrNotExist
 	// when the object is gone.
 	ExtendRetention(ctx context.Context, h Handle, mode LockMode, until time.Time) error
+	// RetainedUntil returns until when the store refuses to delete the
+	// object (its current version); zero when it is not locked.
+	RetainedUntil(ctx context.Context, h Handle) (time.Time, error)
 }
 
 // Versioner is the optional capability of stores that keep every version

@@ -106,7 +106,12 @@ func ParseHeader(b []byte, want ObjectType) (Header, error) {
 
 // Known features. A repository lists in its config the features a reader
 // must understand; a reader refuses a repository with an unknown one.
-var KnownFeatures = map[string]bool{}
+var KnownFeatures = map[string]bool{
+	// object-lock: every object but sessions and maintenance objects is
+	// written with a retain-until date (config.object_lock); a bunker that
+	// did not know would write unprotected objects.
+	"object-lock": true,
+}
 
 // CheckFeatures returns an error naming required features this version
 // does not know.

@@ -56,6 +56,38 @@ type Result struct {
 	SessionsRemoved int      `json:"dead_sessions_removed"`
 	TempRemoved     int      `json:"temp_files_removed"`
 	DryRun          bool     `json:"dry_run"`
+	// Object lock: unused packs the store does not let go of yet, and
+	// when the last of them may be deleted.
+	LockedPacks       int       `json:"locked_packs,omitempty"`
+	LockedBytes       int64     `json:"locked_bytes,omitempty"`
+	LockedUntil       time.Time `json:"locked_until,omitzero"`
+	IndexFilesLocked  int       `json:"index_files_locked,omitempty"`
+	RetentionExtended int       `json:"retention_extended,omitempty"`
+}
+
+// lockedUntil returns until when object lock keeps h, zero if it is free
+// to delete now.
+func lockedUntil(ctx context.Context, r *repository.Repository, h storage.Handle, now time.Time) (time.Time, error) {
+	if r.Lock() == nil {
+		return time.Time{}, nil
+	}
+	until, err := r.RetainedUntil(ctx, h)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if until.After(now) {
+		return until, nil
+	}
+	return time.Time{}, nil
+}
+
+// noteLocked records a pack kept by its lock in res.
+func (res *Result) noteLocked(size int64, until time.Time) {
+	res.LockedPacks++
+	res.LockedBytes += size
+	if until.After(res.LockedUntil) {
+		res.LockedUntil = until
+	}
 }
 
 // LeaseTTL is how long a maintenance lease stays valid without refresh.
@@ -253,6 +285,39 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 			repack = append(repack, u.id)
 			totalUnused -= u.unused
 			res.BytesPlanned += u.size
+		}
+	}
+	if r.Lock() != nil {
+		// Never try to delete (or repack, which ends in a delete) a pack
+		// the store still keeps: leave it for a prune after its lock ends.
+		now := time.Now()
+		free := func(ids []ID, size func(ID) int64) ([]ID, error) {
+			var out []ID
+			for _, pk := range ids {
+				until, err := lockedUntil(ctx, r, storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)}, now)
+				if err != nil {
+					return nil, err
+				}
+				if until.IsZero() {
+					out = append(out, pk)
+					continue
+				}
+				res.noteLocked(size(pk), until)
+				res.BytesPlanned -= size(pk)
+			}
+			return out, nil
+		}
+		progress("checking object locks")
+		if deletable, err = free(deletable, func(pk ID) int64 { return stored[pk] }); err != nil {
+			return nil, err
+		}
+		if repack, err = free(repack, func(pk ID) int64 { return stored[pk] }); err != nil {
+			return nil, err
+		}
+		if !opts.DryRun {
+			if err := extendRetention(ctx, r, stored, append(slices.Clone(deletable), repack...), res, progress); err != nil {
+				return nil, err
+			}
 		}
 	}
 	res.UnusedBytes = totalUnused
@@ -468,9 +533,24 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		}
 	}
 	be := r.Backend()
+	now = time.Now()
 	for pk := range doomed {
 		if size, ok := stored[pk]; ok {
-			if err := be.Remove(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)}); err != nil {
+			h := storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)}
+			until, err := lockedUntil(ctx, r, h, now)
+			if err != nil {
+				return err
+			}
+			if until.IsZero() {
+				err = be.Remove(ctx, h)
+			}
+			if !until.IsZero() || (r.Lock() != nil && errors.Is(err, storage.ErrPermission)) {
+				// Locked longer than planned: left unindexed, a later
+				// prune deletes it when the lock ends.
+				res.noteLocked(size, until)
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("delete pack %s: %w", pk.Short(), err)
 			}
 			res.PacksDeleted++
@@ -512,7 +592,20 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		if id == newID {
 			continue
 		}
-		if err := be.Remove(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}); err != nil {
+		h := storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}
+		until, err := lockedUntil(ctx, r, h, now)
+		if err != nil {
+			return err
+		}
+		if until.IsZero() {
+			err = be.Remove(ctx, h)
+		}
+		if !until.IsZero() || (r.Lock() != nil && errors.Is(err, storage.ErrPermission)) {
+			// Superseded, so ignored by readers; removed by a later prune.
+			res.IndexFilesLocked++
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("remove superseded index %s: %w", id.Short(), err)
 		}
 		res.IndexFilesGone++
@@ -649,5 +742,42 @@ func cleanup(ctx context.Context, r *repository.Repository, res *Result) error {
 		}
 		res.TempRemoved = n
 	}
+	return nil
+}
+
+// extendRetention extends the object lock of everything still needed —
+// the packs in stored but not in unused, every index file, snapshot and
+// key, and the config — when the last extension leaves less than half the
+// retention period.
+func extendRetention(ctx context.Context, r *repository.Repository, stored map[ID]int64, unused []ID, res *Result, progress func(string)) error {
+	now := time.Now()
+	due, err := r.ExtensionDue(ctx, now)
+	if err != nil || !due {
+		return err
+	}
+	progress("extending object retention")
+	gone := map[ID]bool{}
+	for _, pk := range unused {
+		gone[pk] = true
+	}
+	keep := []storage.Handle{{Type: storage.ConfigFile}}
+	for pk := range stored {
+		if !gone[pk] {
+			keep = append(keep, storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)})
+		}
+	}
+	for _, t := range []storage.FileType{storage.IndexFile, storage.SnapshotFile, storage.KeyFile} {
+		infos, err := r.List(ctx, t)
+		if err != nil {
+			return err
+		}
+		for _, fi := range infos {
+			keep = append(keep, storage.Handle{Type: t, Name: fi.Name})
+		}
+	}
+	if err := r.ExtendRetention(ctx, keep, now, nil); err != nil {
+		return err
+	}
+	res.RetentionExtended = len(keep)
 	return nil
 }

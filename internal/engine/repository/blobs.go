@@ -38,6 +38,7 @@ type writer struct {
 	busy     int        // packs queued or uploading
 	idle     *sync.Cond // signalled when busy drops to 0
 	started  bool
+	closed   bool
 	cancel   context.CancelFunc
 
 	stats WriteStats

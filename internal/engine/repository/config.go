@@ -35,6 +35,7 @@ type Config struct {
 	IDKey            []byte        `json:"id_key"` // 32 bytes: BLAKE3 key for blob IDs
 	Compression      string        `json:"compression"`
 	PackSize         int           `json:"pack_size"`
+	ObjectLock       *LockConfig   `json:"object_lock,omitempty"`
 }
 
 func (c *Config) validate() error {
@@ -61,6 +62,11 @@ func (c *Config) validate() error {
 	case "zstd-fastest", "zstd-default", "zstd-better", "zstd-best", "none":
 	default:
 		return fmt.Errorf("%w: config: unknown compression %q", format.ErrCorrupt, c.Compression)
+	}
+	if c.ObjectLock != nil {
+		if err := c.ObjectLock.Validate(); err != nil {
+			return fmt.Errorf("%w: config: %v", format.ErrCorrupt, err)
+		}
 	}
 	return nil
 }

@@ -35,6 +35,9 @@ type Options struct {
 	// CopyFrom, when set, shares the chunker seed and ID key of another
 	// repository so blobs keep their IDs when copied between the two.
 	CopyFrom *Repository
+	// ObjectLock, when set, writes every data object with a retain-until
+	// date; the store must enforce Object Lock.
+	ObjectLock *LockConfig
 }
 
 // Repository is an open repository. Its methods are safe for concurrent use.
@@ -91,6 +94,14 @@ func Init(ctx context.Context, be storage.Backend, password string, opts Options
 		cfg.Chunker = opts.CopyFrom.cfg.Chunker
 		cfg.IDKey = opts.CopyFrom.cfg.IDKey
 	}
+	if opts.ObjectLock != nil {
+		if !be.Features().ObjectLock {
+			return nil, fmt.Errorf("%s does not enforce Object Lock: use an S3 bucket created with Object Lock enabled (bunker init --object-lock creates one when the bucket does not exist)", be.Location())
+		}
+		lc := *opts.ObjectLock
+		cfg.ObjectLock = &lc
+		cfg.RequiredFeatures = append(cfg.RequiredFeatures, "object-lock")
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -118,7 +129,7 @@ func Init(ctx context.Context, be storage.Backend, password string, opts Options
 	if err != nil {
 		return nil, err
 	}
-	if err := be.Save(ctx, storage.Handle{Type: storage.ConfigFile}, b, storage.SaveOptions{IfNotExists: true}); err != nil {
+	if err := r.be.Save(ctx, storage.Handle{Type: storage.ConfigFile}, b, storage.SaveOptions{IfNotExists: true}); err != nil {
 		return nil, fmt.Errorf("save config: %w", err)
 	}
 	return r, nil
@@ -177,6 +188,9 @@ func (r *Repository) setup() error {
 		codec.DisableCompression()
 	}
 	r.codec = codec
+	if r.cfg.ObjectLock != nil {
+		r.be = &lockingBackend{Backend: r.be, cfg: *r.cfg.ObjectLock, now: time.Now}
+	}
 	r.idx = index.New()
 	r.log = slog.New(slog.DiscardHandler)
 	r.hasherPool.New = func() any {
@@ -220,7 +234,25 @@ func (r *Repository) Hash(data []byte) ID {
 }
 
 // Close releases resources. It does not flush.
-func (r *Repository) Close() error { return nil }
+//
+// It stops the pack uploaders: an upload in flight is cancelled, and data
+// not flushed is not stored (call Flush first to keep it). The repository
+// must not be written to during or after Close; reading still works.
+func (r *Repository) Close() error {
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.started || w.closed {
+		return nil
+	}
+	w.closed = true
+	w.cancel()
+	for w.busy > 0 {
+		w.idle.Wait()
+	}
+	close(w.queue)
+	return nil
+}
 
 func randomBytes(n int) []byte { return crypto.Random(n) }
 

@@ -729,6 +729,26 @@ func (b *Backend) rawRetention(ctx context.Context, key, versionID string) (mini
 	return minio.RetentionMode(strings.ToUpper(r.Mode)), until, nil
 }
 
+// RetainedUntil returns the retain-until date of the current version of
+// the object of h; zero when it has none.
+func (b *Backend) RetainedUntil(ctx context.Context, h storage.Handle) (time.Time, error) {
+	if err := h.Valid(); err != nil {
+		return time.Time{}, b.invalid("retention", err)
+	}
+	if !b.features.ObjectLock {
+		return time.Time{}, nil
+	}
+	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
+	if err != nil {
+		return time.Time{}, b.errorf("retention of %v: %w", h, mapErr(err))
+	}
+	_, until, err := b.retentionOf(ctx, b.key(h), info)
+	if err != nil {
+		return time.Time{}, b.errorf("retention of %v: %w", h, err)
+	}
+	return until, nil
+}
+
 // ExtendRetention sets the retention of the current version of the
 // object of h to until, in mode (empty: compliance), unless it is already
 // retained at least that long. A compliance lock stays a compliance lock.
