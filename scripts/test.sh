@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, vet, staticcheck, cross-compilation and
-# `go test -race` of every package. Usage: scripts/test.sh [go test flags]
+# `go test -race` of every package, against the real servers the tests
+# start (installed first by scripts/tools.sh into the tool cache).
+# Usage: scripts/test.sh [go test flags]
+#
+# Tests whose server cannot be installed here (no root for apt, say) are
+# skipped; with BUNKER_REQUIRE_SERVERS=1 (as in CI) they fail instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
+export BUNKER_TOOLS="${BUNKER_TOOLS:-$PWD/.cache/tools}"
+
+echo "== test servers (scripts/tools.sh)"
+if ! scripts/tools.sh; then
+	if [ "${BUNKER_REQUIRE_SERVERS:-}" = 1 ]; then
+		echo "installing the test servers failed" >&2
+		exit 1
+	fi
+	echo "   some test servers could not be installed: their tests will skip"
+fi
 
 STATICCHECK_VERSION=v0.8.2
-tools="$PWD/.cache/tools"
+tools="$BUNKER_TOOLS"
 sc="$tools/staticcheck-$STATICCHECK_VERSION/staticcheck"
 if [ ! -x "$sc" ]; then
 	echo "== installing staticcheck $STATICCHECK_VERSION"
