@@ -81,6 +81,24 @@ func lockedUntil(ctx context.Context, r *repository.Repository, h storage.Handle
 	return time.Time{}, nil
 }
 
+// removeUnlessLocked deletes h unless the store keeps it under Object
+// Lock. locked reports that it stays, with until when (zero if the store
+// refused without our knowing the date).
+func removeUnlessLocked(ctx context.Context, r *repository.Repository, h storage.Handle, now time.Time) (locked bool, until time.Time, err error) {
+	until, err = lockedUntil(ctx, r, h, now)
+	if err != nil {
+		return false, until, err
+	}
+	if !until.IsZero() {
+		return true, until, nil
+	}
+	err = r.Backend().Remove(ctx, h)
+	if r.Lock() != nil && errors.Is(err, storage.ErrPermission) {
+		return true, until, nil
+	}
+	return false, until, err
+}
+
 // noteLocked records a pack kept by its lock in res.
 func (res *Result) noteLocked(size int64, until time.Time) {
 	res.LockedPacks++
@@ -536,15 +554,8 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	now = time.Now()
 	for pk := range doomed {
 		if size, ok := stored[pk]; ok {
-			h := storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)}
-			until, err := lockedUntil(ctx, r, h, now)
-			if err != nil {
-				return err
-			}
-			if until.IsZero() {
-				err = be.Remove(ctx, h)
-			}
-			if !until.IsZero() || (r.Lock() != nil && errors.Is(err, storage.ErrPermission)) {
+			locked, until, err := removeUnlessLocked(ctx, r, storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)}, now)
+			if locked {
 				// Locked longer than planned: left unindexed, a later
 				// prune deletes it when the lock ends.
 				res.noteLocked(size, until)
@@ -592,15 +603,8 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		if id == newID {
 			continue
 		}
-		h := storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}
-		until, err := lockedUntil(ctx, r, h, now)
-		if err != nil {
-			return err
-		}
-		if until.IsZero() {
-			err = be.Remove(ctx, h)
-		}
-		if !until.IsZero() || (r.Lock() != nil && errors.Is(err, storage.ErrPermission)) {
+		locked, _, err := removeUnlessLocked(ctx, r, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, now)
+		if locked {
 			// Superseded, so ignored by readers; removed by a later prune.
 			res.IndexFilesLocked++
 			continue
