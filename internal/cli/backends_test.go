@@ -220,3 +220,30 @@ func restRemote(t *testing.T) remote {
 	t.Helper()
 	return startREST(t, false, t.TempDir()).remote("repo")
 }
+
+// TestCheckBypassesCache damages a tree pack in the store while the local
+// metadata cache holds a good copy: check must read the store and fail.
+func TestCheckBypassesCache(t *testing.T) {
+	dir := t.TempDir()
+	e := remoteEnv(t, startREST(t, false, dir).remote("repo"))
+	e.mustRun("--insecure-kdf-for-tests", "init")
+	src := filepath.Join(t.TempDir(), "src")
+	writeFile(t, filepath.Join(src, "a", "b.txt"), []byte("hello"))
+	e.backupJSON(0, src)
+	e.mustRun("ls", "latest") // reads the trees, so the cache has their pack
+	var cached []string
+	cacheRoot := e.env["BUNKER_CACHE_DIR"]
+	must(t, filepath.WalkDir(cacheRoot, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && filepath.Base(filepath.Dir(p)) == "packs" {
+			cached = append(cached, filepath.Base(p))
+		}
+		return err
+	}))
+	if len(cached) == 0 {
+		t.Fatal("no tree pack in the metadata cache")
+	}
+	modifyFile(t, filepath.Join(dir, "repo", "packs", cached[0][:2], cached[0]), flipByte(-1))
+	if r := e.run("check", "--read-data"); r.Code == 0 {
+		t.Fatalf("check passed over a damaged tree pack (read from the cache?):\n%s", r)
+	}
+}

@@ -20,12 +20,15 @@ func (a *App) checkCommand() *cobra.Command {
 		Long: `Check the structure of the repository: index files, packs, snapshots and
 every tree they reference. --read-data also reads every pack and verifies every
 blob; --read-data-subset N% or n/t reads a part (n/t: the n-th of t slices).
+It reads from the store itself, never from the local metadata cache.
 
 Damaged packs are named together with the snapshots and files they affect.
 The exit code is non-zero when anything harmful is found.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			// Check what the store holds, not the local metadata cache.
+			a.g.noCache = true
 			opts := checker.Options{ReadData: readData}
 			if subset != "" {
 				opts.ReadData = true
