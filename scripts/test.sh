@@ -44,7 +44,8 @@ echo "== staticcheck"
 
 echo "== cross-compile"
 for target in linux/arm64 darwin/amd64 darwin/arm64 windows/amd64; do
-	GOOS=${target%/*} GOARCH=${target#*/} go build -o /dev/null ./... && echo "   $target ok"
+	GOOS=${target%/*} GOARCH=${target#*/} go build -o /dev/null ./... || { echo "cross-compile for $target failed" >&2; exit 1; }
+	echo "   $target ok"
 done
 
 echo "== pure-Go build (CGO_ENABLED=0: the blob compressor without libzstd)"

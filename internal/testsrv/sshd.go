@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -259,10 +258,7 @@ func (s *SSHServer) Kill() {
 	// Stop the listener from forking new sessions first, then kill the
 	// sessions it forked, then the listener.
 	pid := p.Cmd.Process.Pid
-	_ = syscall.Kill(pid, syscall.SIGSTOP)
-	for _, c := range sshdDescendants(pid) {
-		_ = syscall.Kill(c, syscall.SIGKILL)
-	}
+	stopAndKill(pid, sshdDescendants)
 	p.Kill()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {

@@ -20,7 +20,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -128,10 +127,7 @@ func Start(t testing.TB, name string, cmd *exec.Cmd) *Process {
 	if cmd.Stderr == nil {
 		cmd.Stderr = p.log
 	}
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
+	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -166,7 +162,7 @@ func (p *Process) Stop() {
 	if p.Exited() {
 		return
 	}
-	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGTERM)
+	signalGroup(p.Cmd.Process, false)
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
@@ -179,7 +175,7 @@ func (p *Process) Kill() {
 	if p.Exited() {
 		return
 	}
-	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+	signalGroup(p.Cmd.Process, true)
 	<-p.done
 }
 
