@@ -30,13 +30,7 @@ func SeaweedFS(t testing.TB) *S3Server {
 		}
 	}
 	master, volume, filer, s3, admin := ports[0], ports[1], ports[2], ports[3], ports[4]
-	s := &S3Server{
-		Endpoint:  net.JoinHostPort("127.0.0.1", strconv.Itoa(s3)),
-		AccessKey: "swfs" + randomKey(t, 16),
-		SecretKey: randomKey(t, 40),
-		Region:    "us-east-1",
-	}
-	s.URL = "http://" + s.Endpoint
+	s := newS3Server(t, s3, "swfs")
 	cmd := exec.Command(bin, "mini",
 		"-dir="+dir,
 		"-ip=127.0.0.1", "-ip.bind=127.0.0.1",

@@ -29,6 +29,22 @@ type S3Server struct {
 	Process *Process
 }
 
+// newS3Server describes a server that is to listen on port of the
+// loopback interface, with fresh credentials: a 20-character access key
+// starting with tag (which tells the servers' keys apart in logs) and a
+// 40-character secret key.
+func newS3Server(t testing.TB, port int, tag string) *S3Server {
+	t.Helper()
+	s := &S3Server{
+		Endpoint:  net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		AccessKey: tag + randomKey(t, 20-len(tag)),
+		SecretKey: randomKey(t, 40),
+		Region:    "us-east-1",
+	}
+	s.URL = "http://" + s.Endpoint
+	return s
+}
+
 // randomKey returns n random hex characters.
 func randomKey(t testing.TB, n int) string {
 	t.Helper()
@@ -52,14 +68,7 @@ func Versitygw(t testing.TB) *S3Server {
 			t.Fatalf("versitygw: %v", err)
 		}
 	}
-	port := FreePort(t, 0)
-	s := &S3Server{
-		Endpoint:  net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		AccessKey: "vgw" + randomKey(t, 17),
-		SecretKey: randomKey(t, 40),
-		Region:    "us-east-1",
-	}
-	s.URL = "http://" + s.Endpoint
+	s := newS3Server(t, FreePort(t, 0), "vgw")
 	cmd := exec.Command(bin,
 		"--port", s.Endpoint,
 		"--access", s.AccessKey,

@@ -26,19 +26,18 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
 
-const (
-	configName = "config"
-	// maxBlocks is the most blocks a block blob may have.
-	maxBlocks = 50000
-)
+// maxBlocks is the most blocks a block blob may have.
+const maxBlocks = 50000
 
 // Backend stores a repository in an Azure blob container. It is safe for
 // concurrent use.
 type Backend struct {
 	cfg       Config
 	location  string
+	keys      objstore.Layout
 	container *container.Client
 	transport *http.Transport // owned; Close drops its idle connections
 
@@ -60,7 +59,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	// Probe with the one read every use of the repository needs anyway,
 	// so a credential that may only read and write blobs passes too.
-	_, err = b.container.NewBlobClient(b.key(storage.Handle{Type: storage.ConfigFile})).GetProperties(ctx, nil)
+	_, err = b.container.NewBlobClient(b.keys.Key(storage.Handle{Type: storage.ConfigFile})).GetProperties(ctx, nil)
 	if err = mapErr(err, false); err != nil && !errors.Is(err, storage.ErrNotExist) && !errors.Is(err, storage.ErrPermission) {
 		_ = b.Close()
 		return nil, fmt.Errorf("%s: open: %w", b.location, err)
@@ -87,7 +86,7 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 	}
 	h := storage.Handle{Type: storage.ConfigFile}
-	_, err = b.container.NewBlobClient(b.key(h)).GetProperties(ctx, nil)
+	_, err = b.container.NewBlobClient(b.keys.Key(h)).GetProperties(ctx, nil)
 	err = mapErr(err, false)
 	switch {
 	case err == nil:
@@ -112,6 +111,7 @@ func newBackend(cfg Config) (*Backend, error) {
 	b := &Backend{
 		cfg:         cfg,
 		location:    cfg.location(),
+		keys:        objstore.NewLayout(cfg.Prefix),
 		blockSize:   cfg.BlockSize,
 		singleMax:   cfg.SingleUploadMax,
 		concurrency: cfg.UploadConcurrency,
@@ -188,38 +188,6 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// shard is the pack "directory" of a pack name, as in the local backend,
-// so that a repository can be copied between them with generic tools.
-func shard(name string) string {
-	if len(name) < 2 {
-		return name
-	}
-	return name[:2]
-}
-
-// dir is the blob name prefix of a type, ending in "/".
-func (b *Backend) dir(t storage.FileType) string {
-	if b.cfg.Prefix == "" {
-		return string(t) + "/"
-	}
-	return b.cfg.Prefix + "/" + string(t) + "/"
-}
-
-// key is the blob name of a valid handle.
-func (b *Backend) key(h storage.Handle) string {
-	switch h.Type {
-	case storage.ConfigFile:
-		if b.cfg.Prefix == "" {
-			return configName
-		}
-		return b.cfg.Prefix + "/" + configName
-	case storage.PackFile:
-		return b.dir(h.Type) + shard(h.Name) + "/" + h.Name
-	default:
-		return b.dir(h.Type) + h.Name
-	}
-}
-
 // errorf builds the error of an operation on an object:
 // "<location>: <op> <handle>: <err>".
 func (b *Backend) errorf(op string, h storage.Handle, err error) error {
@@ -248,7 +216,7 @@ func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts 
 	if h.Type == storage.PackFile && b.cfg.AccessTierPacks != "" {
 		tier = to(b.cfg.AccessTierPacks)
 	}
-	bb := b.container.NewBlockBlobClient(b.key(h))
+	bb := b.container.NewBlockBlobClient(b.keys.Key(h))
 	var err error
 	if int64(len(data)) <= b.singleMax {
 		sum := md5.Sum(data)
@@ -349,7 +317,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 	if length < 0 || offset < 0 {
 		return storage.Permanent(b.errorf("load", h, fmt.Errorf("invalid range: offset %d, length %d", offset, length)))
 	}
-	resp, err := b.container.NewBlobClient(b.key(h)).DownloadStream(ctx, &blob.DownloadStreamOptions{
+	resp, err := b.container.NewBlobClient(b.keys.Key(h)).DownloadStream(ctx, &blob.DownloadStreamOptions{
 		Range: blob.HTTPRange{Offset: offset, Count: int64(length)},
 	})
 	if bloberror.HasCode(err, bloberror.InvalidRange) {
@@ -359,13 +327,10 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		if serr != nil {
 			return serr
 		}
-		if length == 0 && offset == fi.Size {
-			if err := fn(bytes.NewReader(nil)); err != nil {
-				return b.errorf("load", h, err)
-			}
-			return nil
+		if err := objstore.LoadAtEnd(fi.Size, length, offset, fn); err != nil {
+			return b.errorf("load", h, err)
 		}
-		return storage.Permanent(b.errorf("load", h, fmt.Errorf("range offset %d, length %d is past the end of the %d-byte object", offset, length, fi.Size)))
+		return nil
 	}
 	if err != nil {
 		return b.errorf("load", h, mapErr(err, false))
@@ -394,7 +359,7 @@ func (b *Backend) Stat(ctx context.Context, h storage.Handle) (storage.FileInfo,
 	if err := ctx.Err(); err != nil {
 		return storage.FileInfo{}, b.errorf("stat", h, err)
 	}
-	resp, err := b.container.NewBlobClient(b.key(h)).GetProperties(ctx, nil)
+	resp, err := b.container.NewBlobClient(b.keys.Key(h)).GetProperties(ctx, nil)
 	if err != nil {
 		return storage.FileInfo{}, b.errorf("stat", h, mapErr(err, false))
 	}
@@ -416,13 +381,8 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: list %s: %w", b.location, t, err)
 	}
-	var prefix string
-	switch t {
-	case storage.ConfigFile:
-		prefix = b.key(storage.Handle{Type: t})
-	case storage.KeyFile, storage.PackFile, storage.IndexFile, storage.SnapshotFile, storage.SessionFile, storage.MaintFile:
-		prefix = b.dir(t)
-	default:
+	prefix, ok := b.keys.ListPrefix(t)
+	if !ok {
 		return storage.Permanent(fmt.Errorf("%s: list %q: unknown file type", b.location, t))
 	}
 	pager := b.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
@@ -438,11 +398,11 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 			if item.Name == nil || item.Properties == nil || item.Deleted != nil && *item.Deleted {
 				continue
 			}
-			name, ok := b.nameOf(t, *item.Name, prefix)
-			if !ok {
+			h, ok := b.keys.HandleOf(*item.Name)
+			if !ok || h.Type != t {
 				continue
 			}
-			fi := storage.FileInfo{Name: name}
+			fi := storage.FileInfo{Name: h.Name}
 			if item.Properties.ContentLength != nil {
 				fi.Size = *item.Properties.ContentLength
 			}
@@ -457,26 +417,6 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 	return nil
 }
 
-// nameOf returns the object name of the blob key listed under prefix for
-// type t, and whether the blob is an object of that type.
-func (b *Backend) nameOf(t storage.FileType, key, prefix string) (string, bool) {
-	rest := strings.TrimPrefix(key, prefix)
-	switch t {
-	case storage.ConfigFile:
-		return "", rest == ""
-	case storage.PackFile:
-		dir, name, ok := strings.Cut(rest, "/")
-		if !ok || shard(name) != dir {
-			return "", false
-		}
-		rest = name
-	}
-	if (storage.Handle{Type: t, Name: rest}).Valid() != nil {
-		return "", false
-	}
-	return rest, true
-}
-
 // Remove deletes a blob; a missing blob (or container) is not an error.
 func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 	if err := h.Valid(); err != nil {
@@ -485,7 +425,7 @@ func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 	if err := ctx.Err(); err != nil {
 		return b.errorf("remove", h, err)
 	}
-	_, err := b.container.NewBlobClient(b.key(h)).Delete(ctx, nil)
+	_, err := b.container.NewBlobClient(b.keys.Key(h)).Delete(ctx, nil)
 	err = mapErr(err, false)
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return b.errorf("remove", h, err)

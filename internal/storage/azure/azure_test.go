@@ -2,7 +2,6 @@ package azure
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
-	"go.uber.org/goleak"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
@@ -91,30 +89,8 @@ func TestSharedContainer(t *testing.T) {
 	root := create(t, configFor(t, srv, cont, ""))
 	a := create(t, configFor(t, srv, cont, "a"))
 	ab := create(t, configFor(t, srv, cont, "a/b"))
-	for i, be := range []*Backend{root, a, ab} {
-		for _, h := range []storage.Handle{{Type: storage.ConfigFile}, {Type: storage.PackFile, Name: "abcd"}, {Type: storage.KeyFile, Name: "k"}} {
-			if err := be.Save(t.Context(), h, []byte{byte(i)}, storage.SaveOptions{}); err != nil {
-				t.Fatalf("%s: Save(%v): %v", be.Location(), h, err)
-			}
-		}
-	}
-	for i, be := range []*Backend{root, a, ab} {
-		for _, ft := range []storage.FileType{storage.ConfigFile, storage.PackFile, storage.KeyFile} {
-			n := 0
-			err := be.List(t.Context(), ft, func(fi storage.FileInfo) error {
-				n++
-				return nil
-			})
-			if err != nil || n != 1 {
-				t.Errorf("%s: List(%s) = %d objects, %v; want 1", be.Location(), ft, n, err)
-			}
-		}
-		got, err := storage.LoadAll(t.Context(), be, storage.Handle{Type: storage.ConfigFile})
-		if err != nil || !bytes.Equal(got, []byte{byte(i)}) {
-			t.Errorf("%s: config = %v, %v; want [%d]", be.Location(), got, err, i)
-		}
-	}
-	if got, want := ab.key(storage.Handle{Type: storage.PackFile, Name: "abcd"}), "a/b/packs/ab/abcd"; got != want {
+	storagetest.Isolated(t, root, a, ab)
+	if got, want := ab.keys.Key(storage.Handle{Type: storage.PackFile, Name: "abcd"}), "a/b/packs/ab/abcd"; got != want {
 		t.Errorf("pack key = %q, want %q", got, want)
 	}
 }
@@ -355,7 +331,7 @@ func TestAccessTier(t *testing.T) {
 	if err := be.Save(t.Context(), h, []byte("pack"), storage.SaveOptions{}); err != nil {
 		t.Fatalf("Save with tier Cool: %v", err)
 	}
-	props, err := be.container.NewBlobClient(be.key(h)).GetProperties(t.Context(), nil)
+	props, err := be.container.NewBlobClient(be.keys.Key(h)).GetProperties(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +342,7 @@ func TestAccessTier(t *testing.T) {
 	if err := be.Save(t.Context(), idx, []byte("index"), storage.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	props, err = be.container.NewBlobClient(be.key(idx)).GetProperties(t.Context(), nil)
+	props, err = be.container.NewBlobClient(be.keys.Key(idx)).GetProperties(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,96 +354,21 @@ func TestAccessTier(t *testing.T) {
 func TestLoadEmptyRangeAtEnd(t *testing.T) {
 	srv := testsrv.Azurite(t)
 	be := create(t, configFor(t, srv, newContainer("end"), ""))
-	h := storage.Handle{Type: storage.PackFile, Name: "ten"}
-	if err := be.Save(t.Context(), h, []byte("0123456789"), storage.SaveOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var got []byte
-	err := be.Load(t.Context(), h, 0, 10, func(rd io.Reader) error {
-		var err error
-		got, err = io.ReadAll(rd)
-		return err
-	})
-	if err != nil || len(got) != 0 {
-		t.Errorf("Load(offset = size, length 0) = %q, %v; want nothing, nil", got, err)
-	}
-	err = be.Load(t.Context(), h, 1, 10, func(io.Reader) error { return nil })
-	if err == nil || !storage.IsPermanent(err) {
-		t.Errorf("Load(offset = size, length 1) = %v, want a permanent error", err)
-	}
+	storagetest.LoadEmptyRangeAtEnd(t, be)
 }
 
 // TestServerKilled checks that a store that goes away mid-operation gives
 // a clear, transient error naming the location and the object.
 func TestServerKilled(t *testing.T) {
 	srv := testsrv.Azurite(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	storagetest.CheckLeaks(t)
 	cfg := configFor(t, srv, newContainer("killed"), "p")
 	cfg.RetryDelay = 10 * time.Millisecond
-	be, err := Create(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = be.Close() }()
-	h := storage.Handle{Type: storage.PackFile, Name: "big"}
-	data := bytes.Repeat([]byte("x"), 48<<20)
-	if err := be.Save(t.Context(), h, data, storage.SaveOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	err = be.Load(t.Context(), h, 0, 0, func(rd io.Reader) error {
-		var b [1]byte
-		if _, err := io.ReadFull(rd, b[:]); err != nil {
-			return err
-		}
-		srv.Proc.Kill()
-		_, err := io.Copy(io.Discard, rd)
-		return err
-	})
-	checkTransient(t, "Load while the server dies", err, be, h)
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	err = be.Save(ctx, h, []byte("x"), storage.SaveOptions{})
-	checkTransient(t, "Save to a dead server", err, be, h)
-	if !strings.Contains(err.Error(), "connection refused") {
-		t.Errorf("Save to a dead server = %v, want it to say connection refused", err)
-	}
-	_, err = be.Stat(ctx, h)
-	checkTransient(t, "Stat on a dead server", err, be, h)
-	_ = be.Close()
-}
-
-func checkTransient(t *testing.T, what string, err error, be *Backend, h storage.Handle) {
-	t.Helper()
-	switch {
-	case err == nil:
-		t.Errorf("%s succeeded, want error", what)
-	case storage.IsPermanent(err):
-		t.Errorf("%s = %v, want a transient error", what, err)
-	case !strings.Contains(err.Error(), be.Location()) || !strings.Contains(err.Error(), h.String()):
-		t.Errorf("%s = %v, want the location %s and %v in it", what, err, be.Location(), h)
-	default:
-		t.Logf("%s: %v", what, err)
-	}
+	storagetest.ServerKilled(t, create(t, cfg), srv.Proc.Kill)
 }
 
 func TestGoroutinesAfterClose(t *testing.T) {
 	srv := testsrv.Azurite(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	be, err := Create(t.Context(), configFor(t, srv, newContainer("leak"), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 8 {
-		h := storage.Handle{Type: storage.PackFile, Name: fmt.Sprintf("p%d", i)}
-		if err := be.Save(t.Context(), h, bytes.Repeat([]byte{1}, 100<<10), storage.SaveOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := storage.LoadAll(t.Context(), be, h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := be.Close(); err != nil {
-		t.Fatal(err)
-	}
+	storagetest.CheckLeaks(t)
+	storagetest.UseAndClose(t, create(t, configFor(t, srv, newContainer("leak"), "")))
 }

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
 
 // Defaults of the tunables in Config.
@@ -252,25 +253,14 @@ func validAccount(name string) bool {
 	return true
 }
 
-// cleanPrefix trims the slashes around a blob name prefix and rejects
-// empty, "." and ".." path elements.
+// cleanPrefix is objstore.CleanPrefix, which also rejects backslashes:
+// Azure tools read them as slashes.
 func cleanPrefix(p string) (string, error) {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return "", nil
+	p, err := objstore.CleanPrefix(p)
+	if err == nil && strings.ContainsRune(p, '\\') {
+		return "", fmt.Errorf("invalid prefix %q: backslash", p)
 	}
-	if path.Clean(p) != p || p == "." || strings.HasPrefix(p, "../") || p == ".." {
-		return "", fmt.Errorf("invalid prefix %q: no empty, \".\" or \"..\" path elements", p)
-	}
-	for _, c := range p {
-		if c < 0x20 || c == 0x7f || c == '\\' {
-			return "", fmt.Errorf("invalid prefix %q: control character or backslash", p)
-		}
-	}
-	if len(p) > 512 {
-		return "", fmt.Errorf("invalid prefix %q: longer than 512 bytes", p)
-	}
-	return p, nil
+	return p, err
 }
 
 // parseTier accepts the online access tiers, case-insensitively.

@@ -10,24 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
-
-// storeError is an error of the blob service with a short message, the
-// storage sentinel it stands for (if any) and the SDK error.
-type storeError struct {
-	msg      string
-	sentinel error // nil for errors without a sentinel
-	err      error
-}
-
-func (e *storeError) Error() string { return e.msg }
-
-func (e *storeError) Unwrap() []error {
-	if e.sentinel == nil {
-		return []error{e.err}
-	}
-	return []error{e.sentinel, e.err}
-}
 
 // Service error codes that are not constants of bloberror.
 const codeBlobImmutableDueToLegalHold = "BlobImmutableDueToLegalHold"
@@ -59,9 +43,7 @@ func mapErr(err error, conditional bool) error {
 	if code != "" {
 		desc += " " + string(code)
 	}
-	wrap := func(sentinel error) error {
-		return &storeError{msg: fmt.Sprintf("%v (%s)", sentinel, desc), sentinel: sentinel, err: err}
-	}
+	wrap := func(sentinel error) error { return objstore.Wrap(sentinel, desc, err) }
 	switch code {
 	case bloberror.BlobNotFound, bloberror.ContainerNotFound, bloberror.ResourceNotFound:
 		return wrap(storage.ErrNotExist)
@@ -90,7 +72,7 @@ func mapErr(err error, conditional bool) error {
 		return wrap(storage.ErrPermission)
 	case bloberror.ContainerBeingDeleted, bloberror.AccountBeingCreated,
 		bloberror.ServerBusy, bloberror.OperationTimedOut, bloberror.InternalError:
-		return &storeError{msg: desc, err: err} // transient
+		return &objstore.Error{Msg: desc, Err: err} // transient
 	}
 	switch {
 	case re.StatusCode == http.StatusNotFound:
@@ -103,9 +85,9 @@ func mapErr(err error, conditional bool) error {
 		return wrap(storage.ErrExists)
 	case re.StatusCode == http.StatusRequestTimeout, re.StatusCode == http.StatusTooManyRequests,
 		re.StatusCode >= 500:
-		return &storeError{msg: desc, err: err} // transient
+		return &objstore.Error{Msg: desc, Err: err} // transient
 	case re.StatusCode >= 400:
-		return storage.Permanent(&storeError{msg: desc, err: err})
+		return storage.Permanent(&objstore.Error{Msg: desc, Err: err})
 	}
-	return &storeError{msg: desc, err: err}
+	return &objstore.Error{Msg: desc, Err: err}
 }

@@ -1,12 +1,12 @@
 package gcs
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
-	"path"
 	"strings"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
 
 // DefaultMaxAttempts is how often the client library tries a request
@@ -74,7 +74,7 @@ func ParseConfig(loc string, getenv func(string) string) (Config, error) {
 	if err := validBucket(bucket); err != nil {
 		return Config{}, fmt.Errorf("gs location %q: %w", loc, err)
 	}
-	prefix, err := cleanPrefix(prefix)
+	prefix, err := objstore.CleanPrefix(prefix)
 	if err != nil {
 		return Config{}, fmt.Errorf("gs location %q: %w", loc, err)
 	}
@@ -98,7 +98,7 @@ func (c *Config) Validate() error {
 	if err := validBucket(c.Bucket); err != nil {
 		return fmt.Errorf("gs: %w", err)
 	}
-	p, err := cleanPrefix(c.Prefix)
+	p, err := objstore.CleanPrefix(c.Prefix)
 	if err != nil {
 		return fmt.Errorf("gs: %w", err)
 	}
@@ -202,24 +202,3 @@ func validBucket(name string) error {
 }
 
 func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
-
-// cleanPrefix trims the slashes around an object name prefix and rejects
-// empty, "." and ".." path elements and control characters.
-func cleanPrefix(p string) (string, error) {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return "", nil
-	}
-	if path.Clean(p) != p || p == "." || p == ".." || strings.HasPrefix(p, "../") {
-		return "", fmt.Errorf("invalid prefix %q: no empty, \".\" or \"..\" path elements", p)
-	}
-	for _, c := range p {
-		if c < 0x20 || c == 0x7f {
-			return "", fmt.Errorf("invalid prefix %q: control character", p)
-		}
-	}
-	if len(p) > 512 {
-		return "", errors.New("invalid prefix: longer than 512 bytes")
-	}
-	return p, nil
-}

@@ -11,24 +11,8 @@ import (
 	"google.golang.org/api/googleapi"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
-
-// storeError is an error of the store with a short message, the storage
-// sentinel it stands for (if any) and the library error.
-type storeError struct {
-	msg      string
-	sentinel error // nil for errors without a sentinel
-	err      error
-}
-
-func (e *storeError) Error() string { return e.msg }
-
-func (e *storeError) Unwrap() []error {
-	if e.sentinel == nil {
-		return []error{e.err}
-	}
-	return []error{e.sentinel, e.err}
-}
 
 // mapErr turns a client library error into one that wraps the matching
 // storage sentinel (ErrNotExist, ErrExists, ErrAuth, ErrPermission), or
@@ -40,9 +24,7 @@ func mapErr(err error, conditional bool) error {
 	if err == nil {
 		return nil
 	}
-	wrap := func(sentinel error, desc string) error {
-		return &storeError{msg: fmt.Sprintf("%v (%s)", sentinel, desc), sentinel: sentinel, err: err}
-	}
+	wrap := func(sentinel error, desc string) error { return objstore.Wrap(sentinel, desc, err) }
 	if errors.Is(err, gstorage.ErrObjectNotExist) || errors.Is(err, gstorage.ErrBucketNotExist) {
 		return wrap(storage.ErrNotExist, err.Error())
 	}
@@ -53,14 +35,14 @@ func mapErr(err error, conditional bool) error {
 		if code := ae.Response.StatusCode; code >= 400 && code < 500 {
 			return wrap(storage.ErrAuth, fmt.Sprintf("token endpoint: HTTP %d", code))
 		}
-		return &storeError{msg: fmt.Sprintf("token endpoint: HTTP %d", ae.Response.StatusCode), err: err}
+		return &objstore.Error{Msg: fmt.Sprintf("token endpoint: HTTP %d", ae.Response.StatusCode), Err: err}
 	}
 	var oe *oauth2.RetrieveError
 	if errors.As(err, &oe) && oe.Response != nil {
 		if code := oe.Response.StatusCode; code >= 400 && code < 500 {
 			return wrap(storage.ErrAuth, fmt.Sprintf("token endpoint: HTTP %d", code))
 		}
-		return &storeError{msg: fmt.Sprintf("token endpoint: HTTP %d", oe.Response.StatusCode), err: err}
+		return &objstore.Error{Msg: fmt.Sprintf("token endpoint: HTTP %d", oe.Response.StatusCode), Err: err}
 	}
 	var ge *googleapi.Error
 	if !errors.As(err, &ge) {
@@ -84,9 +66,9 @@ func mapErr(err error, conditional bool) error {
 	case code == http.StatusPreconditionFailed && conditional:
 		return wrap(storage.ErrExists, desc)
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
-		return &storeError{msg: desc, err: err} // transient
+		return &objstore.Error{Msg: desc, Err: err} // transient
 	case code >= 400:
-		return storage.Permanent(&storeError{msg: desc, err: err})
+		return storage.Permanent(&objstore.Error{Msg: desc, Err: err})
 	}
-	return &storeError{msg: desc, err: err}
+	return &objstore.Error{Msg: desc, Err: err}
 }

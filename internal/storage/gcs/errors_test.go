@@ -13,6 +13,7 @@ import (
 	"google.golang.org/api/googleapi"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
 )
 
 func TestMapErr(t *testing.T) {
@@ -54,14 +55,7 @@ func TestMapErr(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := mapErr(tc.err, tc.conditional)
-			for _, s := range []error{storage.ErrNotExist, storage.ErrExists, storage.ErrAuth, storage.ErrPermission, storage.ErrNoSpace} {
-				if got, want := errors.Is(err, s), s == tc.sentinel; got != want {
-					t.Errorf("mapErr(%v) = %v: errors.Is(%v) = %v, want %v", tc.err, err, s, got, want)
-				}
-			}
-			if got := storage.IsPermanent(err); got != tc.permanent {
-				t.Errorf("mapErr(%v) = %v: IsPermanent = %v, want %v", tc.err, err, got, tc.permanent)
-			}
+			storagetest.CheckErrorClass(t, tc.err, err, tc.sentinel, tc.permanent)
 			if !errors.Is(err, errors.Unwrap(tc.err)) && !errors.Is(err, tc.err) {
 				t.Errorf("mapErr(%v) = %v lost the cause", tc.err, err)
 			}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,9 +21,8 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
-
-const configName = "config"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -33,6 +31,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type Backend struct {
 	cfg       Config
 	location  string
+	keys      objstore.Layout
 	client    *gstorage.Client
 	bucket    *gstorage.BucketHandle
 	transport *http.Transport // owned, when the backend made the HTTP client; else nil
@@ -120,7 +119,7 @@ func newBackend(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, storage.Permanent(err)
 	}
-	b := &Backend{cfg: cfg, location: cfg.location()}
+	b := &Backend{cfg: cfg, location: cfg.location(), keys: objstore.NewLayout(cfg.Prefix)}
 	opts := []option.ClientOption{gstorage.WithJSONReads(), option.WithUserAgent("bunker")}
 	switch {
 	case cfg.EmulatorHost != "":
@@ -216,40 +215,8 @@ func (b *Backend) Close() error {
 // errClosed is returned by the methods of a closed backend.
 var errClosed = storage.Permanent(errors.New("backend is closed"))
 
-// shard is the pack "directory" of a pack name, as in the local backend,
-// so that a repository can be copied between them with generic tools.
-func shard(name string) string {
-	if len(name) < 2 {
-		return name
-	}
-	return name[:2]
-}
-
-// dir is the object name prefix of a type, ending in "/".
-func (b *Backend) dir(t storage.FileType) string {
-	if b.cfg.Prefix == "" {
-		return string(t) + "/"
-	}
-	return b.cfg.Prefix + "/" + string(t) + "/"
-}
-
-// key is the object name of a valid handle.
-func (b *Backend) key(h storage.Handle) string {
-	switch h.Type {
-	case storage.ConfigFile:
-		if b.cfg.Prefix == "" {
-			return configName
-		}
-		return b.cfg.Prefix + "/" + configName
-	case storage.PackFile:
-		return b.dir(h.Type) + shard(h.Name) + "/" + h.Name
-	default:
-		return b.dir(h.Type) + h.Name
-	}
-}
-
 func (b *Backend) object(h storage.Handle) *gstorage.ObjectHandle {
-	return b.bucket.Object(b.key(h))
+	return b.bucket.Object(b.keys.Key(h))
 }
 
 // errorf builds the error of an operation on an object:
@@ -339,13 +306,10 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		if serr != nil {
 			return serr
 		}
-		if length == 0 && offset == fi.Size {
-			if err := fn(bytes.NewReader(nil)); err != nil {
-				return b.errorf("load", h, err)
-			}
-			return nil
+		if err := objstore.LoadAtEnd(fi.Size, length, offset, fn); err != nil {
+			return b.errorf("load", h, err)
 		}
-		return storage.Permanent(b.errorf("load", h, fmt.Errorf("range offset %d, length %d is past the end of the %d-byte object", offset, length, fi.Size)))
+		return nil
 	}
 	defer func() { _ = r.Close() }()
 	size := r.Attrs.Size
@@ -390,13 +354,8 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: list %s: %w", b.location, t, err)
 	}
-	var prefix string
-	switch t {
-	case storage.ConfigFile:
-		prefix = b.key(storage.Handle{Type: t})
-	case storage.KeyFile, storage.PackFile, storage.IndexFile, storage.SnapshotFile, storage.SessionFile, storage.MaintFile:
-		prefix = b.dir(t)
-	default:
+	prefix, ok := b.keys.ListPrefix(t)
+	if !ok {
 		return storage.Permanent(fmt.Errorf("%s: list %q: unknown file type", b.location, t))
 	}
 	q := &gstorage.Query{Prefix: prefix}
@@ -418,34 +377,14 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 			}
 			return fmt.Errorf("%s: list %s: %w", b.location, t, err)
 		}
-		name, ok := b.nameOf(t, attrs.Name, prefix)
-		if !ok {
+		h, ok := b.keys.HandleOf(attrs.Name)
+		if !ok || h.Type != t {
 			continue
 		}
-		if err := fn(storage.FileInfo{Name: name, Size: attrs.Size, ModTime: modTime(attrs)}); err != nil {
+		if err := fn(storage.FileInfo{Name: h.Name, Size: attrs.Size, ModTime: modTime(attrs)}); err != nil {
 			return err
 		}
 	}
-}
-
-// nameOf returns the object name of the key listed under prefix for type
-// t, and whether the key is an object of that type.
-func (b *Backend) nameOf(t storage.FileType, key, prefix string) (string, bool) {
-	rest := strings.TrimPrefix(key, prefix)
-	switch t {
-	case storage.ConfigFile:
-		return "", rest == ""
-	case storage.PackFile:
-		dir, name, ok := strings.Cut(rest, "/")
-		if !ok || shard(name) != dir {
-			return "", false
-		}
-		rest = name
-	}
-	if (storage.Handle{Type: t, Name: rest}).Valid() != nil {
-		return "", false
-	}
-	return rest, true
 }
 
 // Remove deletes an object; a missing object (or bucket) is not an error.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
 
 // Backend is a storage.Backend on a bunker REST server. It is safe for
@@ -505,14 +506,7 @@ func modTime(hd http.Header) (time.Time, error) {
 func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.FileInfo) error) error {
 	switch t {
 	case storage.ConfigFile:
-		fi, err := b.Stat(ctx, storage.Handle{Type: t})
-		if errors.Is(err, storage.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return fn(fi)
+		return objstore.ListConfig(ctx, b.Stat, fn)
 	case storage.KeyFile, storage.PackFile, storage.IndexFile, storage.SnapshotFile, storage.SessionFile, storage.MaintFile:
 	default:
 		return storage.Permanent(fmt.Errorf("%s: list %q: unknown file type", b.loc, t))

@@ -5,13 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/bunkerbackup/bunker/internal/storage"
 )
-
-func handleFor(t, name string) storage.Handle {
-	return storage.Handle{Type: storage.FileType(t), Name: name}
-}
 
 func TestParseConfig(t *testing.T) {
 	key32 := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
@@ -223,30 +217,6 @@ func TestRedact(t *testing.T) {
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestHandleOf(t *testing.T) {
-	for _, prefix := range []string{"", "repo/sub/"} {
-		b := &Backend{keyPrefix: prefix}
-		for _, name := range []string{"a", "ab", "abc", "0123abcd"} {
-			for _, ft := range []string{"packs", "keys", "index", "snapshots", "sessions", "maint"} {
-				h := handleFor(ft, name)
-				got, ok := b.handleOf(b.key(h))
-				if !ok || got != h {
-					t.Errorf("prefix %q: handleOf(key(%v)) = %v, %v", prefix, h, got, ok)
-				}
-			}
-		}
-		cfgH := handleFor("config", "")
-		if got, ok := b.handleOf(b.key(cfgH)); !ok || got != cfgH {
-			t.Errorf("prefix %q: handleOf(key(config)) = %v, %v", prefix, got, ok)
-		}
-		for _, key := range []string{"packs/ab", "packs/xy/abc", "packs/ab/cd/abcd", "keys/a/b", "keys/A", "config/x", "configx", "bogus/x", "keys/", "packs/ab/", ".bunker-probe-1"} {
-			if h, ok := b.handleOf(prefix + key); ok {
-				t.Errorf("prefix %q: handleOf(%q) = %v, want none", prefix, prefix+key, h)
-			}
 		}
 	}
 }

@@ -10,18 +10,8 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
-
-// storeError is an error reply of the store together with the storage
-// sentinel it stands for, so that errors.Is finds the sentinel while the
-// message keeps what the store said.
-type storeError struct {
-	sentinel error
-	err      error
-}
-
-func (e *storeError) Error() string   { return e.sentinel.Error() + " (" + e.err.Error() + ")" }
-func (e *storeError) Unwrap() []error { return []error{e.sentinel, e.err} }
 
 // replyError makes a minio-go error response readable: code, message and
 // HTTP status. It leaves out the request details, which may name
@@ -99,26 +89,28 @@ func mapErr(err error) error {
 		return err // network and I/O errors: transient
 	}
 	reply := &replyError{resp: resp}
+	// The sentinel with what the store said: "<sentinel> (<reply>)".
+	wrap := func(sentinel error) error { return objstore.Wrap(sentinel, reply.Error(), reply) }
 	code, status := resp.Code, resp.StatusCode
 	switch {
 	case notExistCodes[code]:
-		return &storeError{storage.ErrNotExist, reply}
+		return wrap(storage.ErrNotExist)
 	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
-		return &storeError{storage.ErrExists, reply}
+		return wrap(storage.ErrExists)
 	case authCodes[code] || status == http.StatusUnauthorized:
-		return &storeError{storage.ErrAuth, reply}
+		return wrap(storage.ErrAuth)
 	case noSpaceCodes[code] || status == http.StatusInsufficientStorage:
-		return &storeError{storage.ErrNoSpace, reply}
+		return wrap(storage.ErrNoSpace)
 	case permissionCodes[code] || isLockRefusal(resp):
-		return &storeError{storage.ErrPermission, reply}
+		return wrap(storage.ErrPermission)
 	case code == "NotImplemented" || status == http.StatusNotImplemented:
 		return storage.Permanent(reply)
 	case transientCodes[code] || status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout:
 		return reply
 	case status == http.StatusNotFound:
-		return &storeError{storage.ErrNotExist, reply}
+		return wrap(storage.ErrNotExist)
 	case status == http.StatusForbidden:
-		return &storeError{storage.ErrPermission, reply}
+		return wrap(storage.ErrPermission)
 	case status == 0 && code == "":
 		return err // not a reply of the store
 	}

@@ -21,9 +21,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/signer"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
-
-const configName = "config"
 
 // Backend stores a repository in an S3 bucket under a key prefix. It is
 // safe for concurrent use, also by several processes.
@@ -34,7 +33,7 @@ type Backend struct {
 	transport *http.Transport // ours to close, nil when Config.Transport is set
 	http      *http.Client    // for the requests minio-go cannot make
 	where     string          // the location without options, for messages
-	keyPrefix string          // "prefix/" or ""
+	keys      objstore.Layout
 	sse       encrypt.ServerSide
 
 	features  storage.Features
@@ -49,10 +48,7 @@ var (
 
 // newBackend makes the client of cfg, which must be valid.
 func newBackend(cfg Config) (*Backend, error) {
-	b := &Backend{cfg: cfg, where: cfg.base()}
-	if cfg.Prefix != "" {
-		b.keyPrefix = cfg.Prefix + "/"
-	}
+	b := &Backend{cfg: cfg, where: cfg.base(), keys: objstore.NewLayout(cfg.Prefix)}
 	rt := cfg.Transport
 	if rt == nil {
 		tr, err := minio.DefaultTransport(!cfg.Insecure)
@@ -230,7 +226,7 @@ func isUnsupported(err error) bool {
 func (b *Backend) probeConditional(ctx context.Context) (bool, error) {
 	var r [8]byte
 	_, _ = rand.Read(r[:])
-	key := b.keyPrefix + ".bunker-probe-" + hex.EncodeToString(r[:])
+	key := b.keys.Root() + ".bunker-probe-" + hex.EncodeToString(r[:])
 	put := func() error {
 		opts := minio.PutObjectOptions{ContentType: "application/octet-stream", DisableContentSha256: true}
 		opts.SetMatchETagExcept("*")
@@ -274,53 +270,6 @@ func (b *Backend) Close() error {
 		b.transport.CloseIdleConnections()
 	}
 	return nil
-}
-
-// shard is the pack folder of a pack name.
-func shard(name string) string {
-	if len(name) < 2 {
-		return name
-	}
-	return name[:2]
-}
-
-// key is the object key of a valid handle.
-func (b *Backend) key(h storage.Handle) string {
-	switch h.Type {
-	case storage.ConfigFile:
-		return b.keyPrefix + configName
-	case storage.PackFile:
-		return b.keyPrefix + string(h.Type) + "/" + shard(h.Name) + "/" + h.Name
-	default:
-		return b.keyPrefix + string(h.Type) + "/" + h.Name
-	}
-}
-
-// handleOf returns the handle whose key is key, if there is one.
-func (b *Backend) handleOf(key string) (storage.Handle, bool) {
-	rest, ok := strings.CutPrefix(key, b.keyPrefix)
-	if !ok {
-		return storage.Handle{}, false
-	}
-	if rest == configName {
-		return storage.Handle{Type: storage.ConfigFile}, true
-	}
-	t, name, ok := strings.Cut(rest, "/")
-	if !ok {
-		return storage.Handle{}, false
-	}
-	h := storage.Handle{Type: storage.FileType(t), Name: name}
-	if h.Type == storage.PackFile {
-		s, n, ok := strings.Cut(name, "/")
-		if !ok || s != shard(n) {
-			return storage.Handle{}, false
-		}
-		h.Name = n
-	}
-	if h.Type == storage.ConfigFile || h.Valid() != nil {
-		return storage.Handle{}, false
-	}
-	return h, true
 }
 
 // errorf formats an error of an operation on the backend.
@@ -408,7 +357,7 @@ func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts 
 			}
 		}
 	}
-	_, err := b.client.PutObject(ctx, b.cfg.Bucket, b.key(h), bytes.NewReader(data), int64(len(data)), put)
+	_, err := b.client.PutObject(ctx, b.cfg.Bucket, b.keys.Key(h), bytes.NewReader(data), int64(len(data)), put)
 	if err != nil {
 		return b.errorf("save %v: %w", h, mapErr(err))
 	}
@@ -445,7 +394,7 @@ func (b *Backend) load(ctx context.Context, h storage.Handle, versionID string, 
 	pastEnd := func(size string) error {
 		return b.errorf("load %v: %w", h, storage.Permanent(fmt.Errorf("range offset %d, length %d is past the end of the %sobject", offset, length, size)))
 	}
-	rc, info, hdr, err := b.core.GetObject(ctx, b.cfg.Bucket, b.key(h), opts)
+	rc, info, hdr, err := b.core.GetObject(ctx, b.cfg.Bucket, b.keys.Key(h), opts)
 	if err != nil {
 		if codeOf(err) == "InvalidRange" {
 			return pastEnd("")
@@ -501,7 +450,7 @@ func (b *Backend) Stat(ctx context.Context, h storage.Handle) (storage.FileInfo,
 	if err := h.Valid(); err != nil {
 		return storage.FileInfo{}, b.invalid("stat", err)
 	}
-	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
+	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.keys.Key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
 	if err != nil {
 		return storage.FileInfo{}, b.errorf("stat %v: %w", h, mapErr(err))
 	}
@@ -512,22 +461,15 @@ func (b *Backend) Stat(ctx context.Context, h storage.Handle) (storage.FileInfo,
 // a valid handle of t are skipped. An error from fn stops the listing and
 // is returned as it is.
 func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.FileInfo) error) error {
-	switch t {
-	case storage.ConfigFile:
-		fi, err := b.Stat(ctx, storage.Handle{Type: t})
-		if errors.Is(err, storage.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return fn(fi)
-	case storage.PackFile, storage.KeyFile, storage.IndexFile, storage.SnapshotFile, storage.SessionFile, storage.MaintFile:
-	default:
+	prefix, ok := b.keys.ListPrefix(t)
+	switch {
+	case !ok:
 		return b.errorf("list %q: %w", t, storage.Permanent(errors.New("unknown file type")))
+	case t == storage.ConfigFile:
+		return objstore.ListConfig(ctx, b.Stat, fn)
 	}
-	return b.listKeys(ctx, b.keyPrefix+string(t)+"/", false, func(obj minio.ObjectInfo) error {
-		h, ok := b.handleOf(obj.Key)
+	return b.listKeys(ctx, prefix, false, func(obj minio.ObjectInfo) error {
+		h, ok := b.keys.HandleOf(obj.Key)
 		if !ok || h.Type != t {
 			return nil
 		}
@@ -574,7 +516,7 @@ func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 	if err := h.Valid(); err != nil {
 		return b.invalid("remove", err)
 	}
-	if err := b.removeKey(ctx, b.key(h)); err != nil {
+	if err := b.removeKey(ctx, b.keys.Key(h)); err != nil {
 		return b.errorf("remove %v: %w", h, err)
 	}
 	return nil
@@ -738,11 +680,11 @@ func (b *Backend) RetainedUntil(ctx context.Context, h storage.Handle) (time.Tim
 	if !b.features.ObjectLock {
 		return time.Time{}, nil
 	}
-	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
+	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.keys.Key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
 	if err != nil {
 		return time.Time{}, b.errorf("retention of %v: %w", h, mapErr(err))
 	}
-	_, until, err := b.retentionOf(ctx, b.key(h), info)
+	_, until, err := b.retentionOf(ctx, b.keys.Key(h), info)
 	if err != nil {
 		return time.Time{}, b.errorf("retention of %v: %w", h, err)
 	}
@@ -763,11 +705,11 @@ func (b *Backend) ExtendRetention(ctx context.Context, h storage.Handle, mode st
 	if !b.features.ObjectLock {
 		return b.errorf("extend retention of %v: %w", h, storage.Permanent(fmt.Errorf("bucket %s has no Object Lock", b.cfg.Bucket)))
 	}
-	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
+	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.keys.Key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
 	if err != nil {
 		return b.errorf("extend retention of %v: %w", h, mapErr(err))
 	}
-	curMode, curUntil, err := b.retentionOf(ctx, b.key(h), info)
+	curMode, curUntil, err := b.retentionOf(ctx, b.keys.Key(h), info)
 	if err != nil {
 		return b.errorf("extend retention of %v: %w", h, err)
 	}
@@ -778,7 +720,7 @@ func (b *Backend) ExtendRetention(ctx context.Context, h storage.Handle, mode st
 		m = minio.Compliance
 	}
 	until = until.UTC()
-	err = b.client.PutObjectRetention(ctx, b.cfg.Bucket, b.key(h), minio.PutObjectRetentionOptions{
+	err = b.client.PutObjectRetention(ctx, b.cfg.Bucket, b.keys.Key(h), minio.PutObjectRetentionOptions{
 		Mode: &m, RetainUntilDate: &until, VersionID: info.VersionID,
 	})
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"go.uber.org/goleak"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
@@ -35,14 +34,6 @@ func forEachServer(t *testing.T, fn func(t *testing.T, srv *testsrv.S3Server)) {
 	for _, s := range servers {
 		t.Run(s.name, func(t *testing.T) { fn(t, s.start(t)) })
 	}
-}
-
-// checkLeaks fails the test if it leaves goroutines behind, once
-// everything it registered for cleanup (servers, backends) is done.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
 
 func randomName(t testing.TB, prefix string) string {
@@ -134,7 +125,7 @@ func mustNotExist(t testing.TB, be storage.Backend, h storage.Handle) {
 }
 
 func TestConformance(t *testing.T) {
-	checkLeaks(t)
+	storagetest.CheckLeaks(t)
 	forEachServer(t, func(t *testing.T, srv *testsrv.S3Server) {
 		for _, lock := range []bool{false, true} {
 			name := "plain"
@@ -171,7 +162,7 @@ func TestConformance(t *testing.T) {
 // TestMultipart saves objects larger than the part size, also
 // conditionally, and reads ranges across part boundaries.
 func TestMultipart(t *testing.T) {
-	checkLeaks(t)
+	storagetest.CheckLeaks(t)
 	forEachServer(t, func(t *testing.T, srv *testsrv.S3Server) {
 		be := create(t, config(t, srv, randomName(t, "mp-"), "repo", "part-size=5MiB"))
 		data := make([]byte, 12<<20+123)
@@ -216,11 +207,11 @@ func TestMultipart(t *testing.T) {
 // retention reads the retention of the current version of h.
 func retention(t *testing.T, be *Backend, h storage.Handle) (minio.RetentionMode, time.Time) {
 	t.Helper()
-	info, err := be.client.StatObject(t.Context(), be.cfg.Bucket, be.key(h), minio.StatObjectOptions{})
+	info, err := be.client.StatObject(t.Context(), be.cfg.Bucket, be.keys.Key(h), minio.StatObjectOptions{})
 	if err != nil {
 		t.Fatalf("stat %v: %v", h, err)
 	}
-	mode, until, err := be.retentionOf(t.Context(), be.key(h), info)
+	mode, until, err := be.retentionOf(t.Context(), be.keys.Key(h), info)
 	if err != nil {
 		t.Fatalf("retention of %v: %v", h, err)
 	}
@@ -228,7 +219,7 @@ func retention(t *testing.T, be *Backend, h storage.Handle) (minio.RetentionMode
 }
 
 func TestObjectLock(t *testing.T) {
-	checkLeaks(t)
+	storagetest.CheckLeaks(t)
 	forEachServer(t, func(t *testing.T, srv *testsrv.S3Server) {
 		bucket := randomName(t, "lock-")
 		be := create(t, config(t, srv, bucket, "repo", "object-lock=true"))
@@ -253,7 +244,7 @@ func TestObjectLock(t *testing.T) {
 			t.Errorf("error %q does not name the location and the object", err)
 		}
 		mustLoad(t, be, locked, data)
-		if vs, err := be.versionsOf(t.Context(), be.key(locked)); err != nil || len(vs) != 1 || vs[0].IsDeleteMarker {
+		if vs, err := be.versionsOf(t.Context(), be.keys.Key(locked)); err != nil || len(vs) != 1 || vs[0].IsDeleteMarker {
 			t.Fatalf("versions after the refused Remove = %+v, %v; want the one version", vs, err)
 		}
 
@@ -283,11 +274,11 @@ func TestObjectLock(t *testing.T) {
 		}
 		// The new current version (the overwrite) was unlocked; it is
 		// locked now, so deleting it by version ID is refused.
-		vs, err := be.versionsOf(t.Context(), be.key(locked))
+		vs, err := be.versionsOf(t.Context(), be.keys.Key(locked))
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = be.client.RemoveObject(t.Context(), bucket, be.key(locked), minio.RemoveObjectOptions{VersionID: current(vs).VersionID})
+		err = be.client.RemoveObject(t.Context(), bucket, be.keys.Key(locked), minio.RemoveObjectOptions{VersionID: current(vs).VersionID})
 		if !errors.Is(mapErr(err), storage.ErrPermission) {
 			t.Fatalf("deleting the version ExtendRetention locked = %v, want ErrPermission", err)
 		}
@@ -310,7 +301,7 @@ func TestObjectLock(t *testing.T) {
 			t.Fatalf("Remove of an unlocked object: %v", err)
 		}
 		mustNotExist(t, be, free)
-		if vs, err := be.versionsOf(t.Context(), be.key(free)); err != nil || len(vs) != 0 {
+		if vs, err := be.versionsOf(t.Context(), be.keys.Key(free)); err != nil || len(vs) != 0 {
 			t.Fatalf("versions after Remove = %d, %v; want none", len(vs), err)
 		}
 
@@ -347,7 +338,7 @@ func enableVersioning(t *testing.T, be *Backend) *Backend {
 }
 
 func TestVersioning(t *testing.T) {
-	checkLeaks(t)
+	storagetest.CheckLeaks(t)
 	forEachServer(t, func(t *testing.T, srv *testsrv.S3Server) {
 		for _, lock := range []bool{false, true} {
 			name := "versioned"
@@ -400,7 +391,7 @@ func testVersioning(t *testing.T, be *Backend, lock bool) {
 	mustSave(t, be, a, []byte("a2"), storage.SaveOptions{})
 	mustSave(t, be, cfgH, []byte("config2"), storage.SaveOptions{})
 	// A plain delete (as by a stolen credential): a delete marker.
-	if err := be.client.RemoveObject(ctx, be.cfg.Bucket, be.key(b), minio.RemoveObjectOptions{}); err != nil {
+	if err := be.client.RemoveObject(ctx, be.cfg.Bucket, be.keys.Key(b), minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	mustSave(t, be, c, []byte("c2"), storage.SaveOptions{})
@@ -409,7 +400,7 @@ func testVersioning(t *testing.T, be *Backend, lock bool) {
 
 	// versitygw 1.8 reports the time a version was superseded (when it
 	// copied it aside) as its LastModified, so no time can select it.
-	if vs, err := be.versionsOf(ctx, be.key(a)); err != nil || len(vs) != 2 {
+	if vs, err := be.versionsOf(ctx, be.keys.Key(a)); err != nil || len(vs) != 2 {
 		t.Fatalf("versions of %v = %+v, %v; want 2", a, vs, err)
 	} else if vs[1].LastModified.After(before) {
 		t.Skipf("store bug: the old version of %v has LastModified %v, later than when it was written (before %v): AsOf and RollBack cannot work on this store",
@@ -482,17 +473,17 @@ func testVersioning(t *testing.T, be *Backend, lock bool) {
 	mustNotExist(t, be, c)
 	if lock {
 		// The restored copy of a keeps the retention of the old version.
-		vs, err := be.versionsOf(ctx, be.key(a))
+		vs, err := be.versionsOf(ctx, be.keys.Key(a))
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = be.client.RemoveObject(ctx, be.cfg.Bucket, be.key(a), minio.RemoveObjectOptions{VersionID: current(vs).VersionID})
+		err = be.client.RemoveObject(ctx, be.cfg.Bucket, be.keys.Key(a), minio.RemoveObjectOptions{VersionID: current(vs).VersionID})
 		if !errors.Is(mapErr(err), storage.ErrPermission) {
 			t.Errorf("deleting the restored copy of a locked version = %v, want ErrPermission", err)
 		}
 	}
 	// Older versions are kept.
-	if vs, err := be.versionsOf(ctx, be.key(a)); err != nil || len(vs) != 3 {
+	if vs, err := be.versionsOf(ctx, be.keys.Key(a)); err != nil || len(vs) != 3 {
 		t.Errorf("versions of %v after the rollback = %d, %v; want 3", a, len(vs), err)
 	}
 	// A second rollback to the same time changes nothing.
@@ -512,17 +503,17 @@ func testRemoveVersions(t *testing.T, be *Backend, c, d storage.Handle) {
 	if err := be.Remove(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if vs, err := be.versionsOf(ctx, be.key(d)); err != nil || len(vs) != 0 {
+	if vs, err := be.versionsOf(ctx, be.keys.Key(d)); err != nil || len(vs) != 0 {
 		t.Fatalf("versions of a removed object = %d, %v", len(vs), err)
 	}
-	if err := be.client.RemoveObject(ctx, be.cfg.Bucket, be.key(c), minio.RemoveObjectOptions{}); err != nil {
+	if err := be.client.RemoveObject(ctx, be.cfg.Bucket, be.keys.Key(c), minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	mustNotExist(t, be, c)
 	if err := be.Remove(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if vs, err := be.versionsOf(ctx, be.key(c)); err != nil || len(vs) != 0 {
+	if vs, err := be.versionsOf(ctx, be.keys.Key(c)); err != nil || len(vs) != 0 {
 		t.Fatalf("versions of removed %v = %d, %v", c, len(vs), err)
 	}
 }
@@ -539,7 +530,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestWrongCredentials(t *testing.T) {
-	checkLeaks(t)
+	storagetest.CheckLeaks(t)
 	forEachServer(t, func(t *testing.T, srv *testsrv.S3Server) {
 		bucket := randomName(t, "auth-")
 		good := create(t, config(t, srv, bucket, "repo", ""))
@@ -609,7 +600,7 @@ func TestWrongCredentials(t *testing.T) {
 }
 
 func TestServerKilled(t *testing.T) {
-	checkLeaks(t)
+	storagetest.CheckLeaks(t)
 	forEachServer(t, func(t *testing.T, srv *testsrv.S3Server) {
 		be := create(t, config(t, srv, randomName(t, "kill-"), "repo", ""))
 		h := storage.Handle{Type: storage.PackFile, Name: "p1"}
@@ -664,7 +655,7 @@ func TestServerKilled(t *testing.T) {
 // TestOpenMissing opens a repository in a bucket that does not exist:
 // the backend is returned and finds nothing.
 func TestOpenMissing(t *testing.T) {
-	checkLeaks(t)
+	storagetest.CheckLeaks(t)
 	forEachServer(t, func(t *testing.T, srv *testsrv.S3Server) {
 		be := open(t, config(t, srv, randomName(t, "none-"), "repo", ""))
 		mustNotExist(t, be, storage.Handle{Type: storage.ConfigFile})
@@ -682,7 +673,7 @@ func TestOpenMissing(t *testing.T) {
 
 // TestForeignKeys checks that keys outside the layout are not listed.
 func TestForeignKeys(t *testing.T) {
-	checkLeaks(t)
+	storagetest.CheckLeaks(t)
 	forEachServer(t, func(t *testing.T, srv *testsrv.S3Server) {
 		be := create(t, config(t, srv, randomName(t, "foreign-"), "repo", ""))
 		for _, key := range []string{

@@ -62,8 +62,8 @@ func changed(cur, old minio.ObjectInfo) bool {
 // newest first, by handle.
 func (b *Backend) allVersions(ctx context.Context, op string) (map[storage.Handle][]minio.ObjectInfo, error) {
 	all := make(map[storage.Handle][]minio.ObjectInfo)
-	err := b.listKeys(ctx, b.keyPrefix, true, func(obj minio.ObjectInfo) error {
-		if h, ok := b.handleOf(obj.Key); ok {
+	err := b.listKeys(ctx, b.keys.Root(), true, func(obj minio.ObjectInfo) error {
+		if h, ok := b.keys.HandleOf(obj.Key); ok {
 			all[h] = append(all[h], obj)
 		}
 		return nil
@@ -138,7 +138,7 @@ func (b *Backend) RollBack(ctx context.Context, t time.Time, report func(h stora
 		case !existed && cur.IsDeleteMarker:
 			continue
 		case !existed:
-			err := b.client.RemoveObject(ctx, b.cfg.Bucket, b.key(h), minio.RemoveObjectOptions{})
+			err := b.client.RemoveObject(ctx, b.cfg.Bucket, b.keys.Key(h), minio.RemoveObjectOptions{})
 			if err != nil {
 				return b.errorf("%s: remove %v: %w", op, h, mapErr(err))
 			}
@@ -162,7 +162,7 @@ func (b *Backend) RollBack(ctx context.Context, t time.Time, report func(h stora
 // restore copies version v of the object of h over it, as its new
 // current version.
 func (b *Backend) restore(ctx context.Context, h storage.Handle, v minio.ObjectInfo) error {
-	key := b.key(h)
+	key := b.keys.Key(h)
 	src := minio.CopySrcOptions{Bucket: b.cfg.Bucket, Object: key, VersionID: v.VersionID}
 	dst := minio.CopyDestOptions{Bucket: b.cfg.Bucket, Object: key, Encryption: b.sse}
 	if b.sse != nil && b.sse.Type() == encrypt.SSEC {
