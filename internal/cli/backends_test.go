@@ -247,3 +247,29 @@ func TestCheckBypassesCache(t *testing.T) {
 		t.Fatalf("check passed over a damaged tree pack (read from the cache?):\n%s", r)
 	}
 }
+
+// TestRemoteRestoreReadahead restores many small files, files that share
+// content, and a file spanning several packs from a remote repository,
+// whose restore reads ranges of packs ahead.
+func TestRemoteRestoreReadahead(t *testing.T) {
+	e := remoteEnv(t, restRemote(t))
+	e.mustRun("--insecure-kdf-for-tests", "init", "--pack-size", "1")
+	src := filepath.Join(t.TempDir(), "src")
+	for i := 0; i < 300; i++ {
+		writeFile(t, filepath.Join(src, "small", fmt.Sprintf("f%03d", i)), randBytes(uint64(1000+i), 100+i*37))
+	}
+	shared := randBytes(2000, 200<<10)
+	for i := 0; i < 5; i++ {
+		writeFile(t, filepath.Join(src, "dup", fmt.Sprintf("copy%d", i)), shared)
+	}
+	writeFile(t, filepath.Join(src, "big.bin"), randBytes(2001, 5<<20+3))
+	e.backupJSON(0, src)
+	want := treeDigest(t, src)
+	for _, sub := range []string{"", "/small", "/big.bin"} {
+		out := filepath.Join(t.TempDir(), "out")
+		e.mustRun("restore", "latest:"+src+sub, "--target", out, "--verify")
+		if sub == "" {
+			assertSameTree(t, want, treeDigest(t, out))
+		}
+	}
+}

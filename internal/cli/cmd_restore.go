@@ -8,6 +8,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/exclude"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/spf13/cobra"
 )
 
@@ -63,8 +64,16 @@ reads every restored file back and compares it with the snapshot.`,
 			}
 			var failedMu sync.Mutex
 			var failed []string
+			// On remote stores every request costs time (and money): read
+			// the blobs in few large ranges of packs, more of them at once.
+			remote := location.Remote(a.g.repo)
+			workers := 0
+			if remote {
+				workers = 8
+			}
 			res := restorer.New(r, restorer.Options{
 				Select: sel, Overwrite: o.overwrite, Delete: o.delete, NoOwner: o.noOwner, NoXattrs: o.noXattrs, Sync: o.sync, Verify: o.verify,
+				Readahead: remote, Workers: workers,
 				OnError: func(p string, err error) error { // called from several writers
 					failedMu.Lock()
 					failed = append(failed, p)

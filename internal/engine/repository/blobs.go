@@ -346,8 +346,39 @@ func (r *Repository) loadFrom(ctx context.Context, loc index.Location, buf []byt
 	return out, nil
 }
 
-// OpenSealed decodes a sealed blob read by the caller (restore reads whole
-// ranges of packs and splits them itself).
+// LookupBlob returns where a stored blob is, preferring a copy in a pack
+// that no deletion plan names.
+func (r *Repository) LookupBlob(t pack.BlobType, id ID) (index.Location, bool) {
+	locs := r.idx.LookupAll(id, t)
+	for _, l := range locs {
+		if !r.idx.Excluded(l.Pack) {
+			return l, true
+		}
+	}
+	if len(locs) > 0 {
+		return locs[0], true
+	}
+	return index.Location{}, false
+}
+
+// ReadPack reads length bytes of pack pk from offset into buf[:0].
+func (r *Repository) ReadPack(ctx context.Context, pk ID, offset int64, length int, buf []byte) ([]byte, error) {
+	if cap(buf) < length {
+		buf = make([]byte, length)
+	}
+	buf = buf[:length]
+	err := r.be.Load(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)}, length, offset, func(rd io.Reader) error {
+		_, err := io.ReadFull(rd, buf)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read pack %s at %d (%d bytes): %w", pk.Short(), offset, length, err)
+	}
+	return buf, nil
+}
+
+// OpenSealed decodes a sealed blob read by the caller (restore's
+// read-ahead reads ranges of packs and splits them itself).
 func (r *Repository) OpenSealed(loc index.Location, sealed, buf []byte) ([]byte, error) {
 	out, err := r.codec.OpenBlob(buf[:0], loc.Type, loc.ID, sealed, int(loc.RawLength))
 	if err != nil {

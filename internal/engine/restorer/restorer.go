@@ -63,6 +63,10 @@ type Options struct {
 	// Verify reads every written file back and compares it with the
 	// snapshot's blob IDs; mismatches are listed by VerifyFailures.
 	Verify bool
+	// Readahead reads the blobs a restore needs in few large reads of
+	// packs instead of one read per blob (when the repository is a
+	// PackReader): for stores where every request costs.
+	Readahead bool
 }
 
 // Stats are live counters.
@@ -79,6 +83,7 @@ type Restorer struct {
 	repo  Repo
 	opts  Options
 	meta  *fsmeta.Restorer
+	ra    *readahead
 	Stats Stats
 
 	jobs chan fileJob
@@ -114,7 +119,11 @@ func New(repo Repo, opts Options) *Restorer {
 	if opts.NoXattrs {
 		m.Xattrs = false
 	}
-	return &Restorer{repo: repo, opts: opts, meta: m, hardlinks: map[[2]uint64]hardlink{}}
+	r := &Restorer{repo: repo, opts: opts, meta: m, hardlinks: map[[2]uint64]hardlink{}}
+	if pr, ok := repo.(PackReader); ok && opts.Readahead {
+		r.ra = newReadahead(pr)
+	}
+	return r
 }
 
 func (r *Restorer) entryError(p string, err error) error {
@@ -300,6 +309,9 @@ func (r *Restorer) Restore(ctx context.Context, rootTree ID, snapPath string, ta
 		}
 		one := t.Find(path.Base(path.Clean("/" + snapPath)))
 		r.prescan(ctx, &tree.Tree{Nodes: []*tree.Node{one}}, singleParent)
+		if r.ra != nil {
+			r.ra.build()
+		}
 		return r.run(ctx, target, func(root *dirState) error {
 			return r.restoreNodes(ctx, root, []*tree.Node{one}, singleParent, true)
 		})
@@ -309,8 +321,11 @@ func (r *Restorer) Restore(ctx context.Context, rootTree ID, snapPath string, ta
 		return err
 	}
 	base := path.Clean("/" + snapPath)
-	if !r.haveTotals {
+	if !r.haveTotals || r.ra != nil {
 		r.prescan(ctx, t, base)
+	}
+	if r.ra != nil {
+		r.ra.build()
 	}
 	return r.run(ctx, target, func(root *dirState) error {
 		if base != "/" {
@@ -387,7 +402,7 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 		off := j.off
 		for i := j.first; i < j.end; i++ {
 			var err error
-			buf, err = r.repo.LoadBlob(j.ctx, pack.DataBlob, f.node.Content[i], buf)
+			buf, err = r.loadBlob(j.ctx, f.node.Content[i], buf)
 			if err == nil && off+int64(len(buf)) > int64(f.node.Size) {
 				err = fmt.Errorf("content is longer than the recorded size %d", f.node.Size)
 			}
@@ -410,6 +425,16 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 		buf = r.finishFile(j.ctx, f, buf)
 	}
 	return buf
+}
+
+// loadBlob reads a data blob, through read-ahead when it is on.
+func (r *Restorer) loadBlob(ctx context.Context, id ID, buf []byte) ([]byte, error) {
+	if r.ra != nil {
+		if out, ok, err := r.ra.load(ctx, id, buf); ok {
+			return out, err
+		}
+	}
+	return r.repo.LoadBlob(ctx, pack.DataBlob, id, buf)
 }
 
 // finishFile runs after the last part of a file: close, verify, metadata.
@@ -516,7 +541,8 @@ func splitPath(p string) []string {
 	return out
 }
 
-// prescan counts what will be restored, for progress and ETA.
+// prescan counts what will be restored, for progress and ETA (unless the
+// totals were given), and notes the blobs to read ahead.
 func (r *Restorer) prescan(ctx context.Context, t *tree.Tree, base string) {
 	var walk func(t *tree.Tree, p string, selected bool)
 	walk = func(t *tree.Tree, p string, selected bool) {
@@ -527,8 +553,15 @@ func (r *Restorer) prescan(ctx context.Context, t *tree.Tree, base string) {
 			np := path.Join(p, string(n.Name))
 			sel, desc := r.selectNode(np, n.Type == tree.TypeDir, selected)
 			if n.Type == tree.TypeFile && sel {
-				r.Stats.FilesTotal.Add(1)
-				r.Stats.BytesTotal.Add(int64(n.Size))
+				if !r.haveTotals {
+					r.Stats.FilesTotal.Add(1)
+					r.Stats.BytesTotal.Add(int64(n.Size))
+				}
+				if r.ra != nil {
+					for _, id := range n.Content {
+						r.ra.need(id)
+					}
+				}
 			}
 			if n.Type == tree.TypeDir && desc && n.Subtree != nil {
 				if st, err := r.loadTree(ctx, *n.Subtree); err == nil {

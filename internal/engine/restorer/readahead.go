@@ -1,0 +1,192 @@
+package restorer
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/bunkerbackup/bunker/internal/engine/index"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
+)
+
+// PackReader is what read-ahead needs of a repository besides Repo: where
+// a blob is, a range of a pack, and the decoding of a blob cut from it.
+type PackReader interface {
+	LookupBlob(t pack.BlobType, id ID) (index.Location, bool)
+	ReadPack(ctx context.Context, pk ID, offset int64, length int, buf []byte) ([]byte, error)
+	OpenSealed(loc index.Location, sealed, buf []byte) ([]byte, error)
+}
+
+// Read-ahead limits: one request reads at most maxWindow bytes of a pack
+// and skips at most maxGap bytes of blobs the restore does not need;
+// decoded blobs waiting for their file hold at most maxReady bytes.
+const (
+	maxWindow = 8 << 20
+	maxGap    = 512 << 10
+	maxReady  = 256 << 20
+)
+
+// readahead turns the restore's blob reads into few large reads of packs,
+// for stores where every request costs (object stores, REST, SFTP): when
+// a file needs a blob, the blobs that follow it in its pack and that the
+// restore needs too are read in the same request, decoded, and kept until
+// the files that need them ask. Blobs that several files share are read
+// once.
+type readahead struct {
+	pr PackReader
+
+	mu      sync.Mutex
+	uses    map[ID]int              // remaining reads of each needed blob
+	locs    map[ID]index.Location   // where each needed blob is
+	packs   map[ID][]index.Location // needed blobs per pack, by offset
+	where   map[ID]int              // a needed blob's position in its pack list
+	ready   map[ID][]byte           // decoded blobs not yet read by all users
+	bytes   int64                   // size of ready
+	pending map[ID]chan struct{}    // blobs a request in flight brings
+}
+
+func newReadahead(pr PackReader) *readahead {
+	return &readahead{pr: pr, uses: map[ID]int{}, ready: map[ID][]byte{}, pending: map[ID]chan struct{}{}, locs: map[ID]index.Location{}}
+}
+
+// need notes that the restore will read blob id once more.
+func (ra *readahead) need(id ID) {
+	ra.mu.Lock()
+	ra.uses[id]++
+	ra.mu.Unlock()
+}
+
+// build groups the needed blobs by pack once all are noted.
+func (ra *readahead) build() {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	ra.packs = map[ID][]index.Location{}
+	for id := range ra.uses {
+		if loc, ok := ra.pr.LookupBlob(pack.DataBlob, id); ok {
+			ra.locs[id] = loc
+			ra.packs[loc.Pack] = append(ra.packs[loc.Pack], loc)
+		}
+	}
+	ra.where = make(map[ID]int, len(ra.locs))
+	for pk, list := range ra.packs {
+		slices.SortFunc(list, func(a, b index.Location) int { return cmp.Compare(a.Offset, b.Offset) })
+		for i, l := range list {
+			ra.where[l.ID] = i
+		}
+		ra.packs[pk] = list
+	}
+}
+
+// consumeLocked counts one read of id and drops its decoded copy after
+// the last.
+func (ra *readahead) consumeLocked(id ID) {
+	if n := ra.uses[id] - 1; n > 0 {
+		ra.uses[id] = n
+		return
+	}
+	delete(ra.uses, id)
+	if b, ok := ra.ready[id]; ok {
+		ra.bytes -= int64(len(b))
+		delete(ra.ready, id)
+	}
+}
+
+// load returns the plaintext of data blob id in buf[:0], or ok false when
+// read-ahead does not know the blob (the caller loads it on its own).
+func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, ok bool, err error) {
+	ra.mu.Lock()
+	for {
+		if b, found := ra.ready[id]; found {
+			out = append(buf[:0], b...)
+			ra.consumeLocked(id)
+			ra.mu.Unlock()
+			return out, true, nil
+		}
+		ch, inflight := ra.pending[id]
+		if !inflight {
+			break
+		}
+		ra.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, true, ctx.Err()
+		}
+		ra.mu.Lock()
+		// Brought (and ready), or the request failed: look again; a
+		// failed blob is no longer pending and is read below.
+	}
+	loc, known := ra.locs[id]
+	if !known {
+		ra.mu.Unlock()
+		return nil, false, nil
+	}
+	// The window: id, then the needed blobs after it in the same pack that
+	// are neither ready nor on their way, while they are close and the
+	// budget lasts.
+	list := ra.packs[loc.Pack]
+	window := []index.Location{loc}
+	end := int64(loc.Offset) + int64(loc.Length)
+	budget := maxReady - ra.bytes
+	for i := ra.where[id] + 1; i < len(list); i++ {
+		next := list[i]
+		if _, r := ra.ready[next.ID]; r {
+			continue
+		}
+		if _, p := ra.pending[next.ID]; p {
+			break
+		}
+		nend := int64(next.Offset) + int64(next.Length)
+		if int64(next.Offset)-end > maxGap || nend-int64(loc.Offset) > maxWindow || budget < int64(next.RawLength) {
+			break
+		}
+		budget -= int64(next.RawLength)
+		window = append(window, next)
+		end = nend
+	}
+	done := make(chan struct{})
+	for _, l := range window {
+		ra.pending[l.ID] = done
+	}
+	ra.mu.Unlock()
+
+	start := int64(loc.Offset)
+	raw, err := ra.pr.ReadPack(ctx, loc.Pack, start, int(end-start), nil)
+	ra.mu.Lock()
+	defer func() {
+		for _, l := range window {
+			delete(ra.pending, l.ID)
+		}
+		close(done)
+		ra.mu.Unlock()
+	}()
+	if err != nil {
+		return nil, true, err
+	}
+	for i, l := range window {
+		sealed := raw[int64(l.Offset)-start : int64(l.Offset)-start+int64(l.Length)]
+		if i == 0 {
+			out, err = ra.pr.OpenSealed(l, sealed, buf)
+			if err != nil {
+				return nil, true, err
+			}
+			if ra.uses[id] > 1 && ra.bytes+int64(len(out)) <= maxReady {
+				ra.ready[id] = slices.Clone(out)
+				ra.bytes += int64(len(out))
+			}
+			ra.consumeLocked(id)
+			continue
+		}
+		if _, wanted := ra.uses[l.ID]; !wanted {
+			continue
+		}
+		plain, err := ra.pr.OpenSealed(l, sealed, nil)
+		if err != nil {
+			continue // its reader will load it on its own and see the error
+		}
+		ra.ready[l.ID] = plain
+		ra.bytes += int64(len(plain))
+	}
+	return out, true, nil
+}
