@@ -44,7 +44,8 @@ type Backend struct {
 	dir string
 
 	mu       sync.Mutex
-	metaPack map[string]struct{} // packs hinted as holding metadata
+	metaPack map[string]struct{}      // packs hinted as holding metadata
+	verified map[storage.Handle]int64 // entries checked whole by this process, and their sizes
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -56,7 +57,7 @@ func New(be storage.Backend, dir string) (*Backend, error) {
 			return nil, fmt.Errorf("cache %s: %w", dir, err)
 		}
 	}
-	return &Backend{be: be, dir: dir, metaPack: map[string]struct{}{}}, nil
+	return &Backend{be: be, dir: dir, metaPack: map[string]struct{}{}, verified: map[storage.Handle]int64{}}, nil
 }
 
 // Dir returns the cache directory.
@@ -120,7 +121,65 @@ func (b *Backend) get(h storage.Handle) []byte {
 		_ = os.Remove(b.path(h))
 		return nil
 	}
+	b.mu.Lock()
+	b.verified[h] = int64(len(data))
+	b.mu.Unlock()
 	return data
+}
+
+// rangeOf checks a range of length bytes (0: to the end) from offset of
+// an object of size bytes and returns its length.
+func rangeOf(h storage.Handle, size int64, length int, offset int64) (int64, error) {
+	n := int64(length)
+	if n == 0 {
+		n = size - offset
+	}
+	if length < 0 || offset < 0 || n < 0 || offset > size-n {
+		return 0, storage.Permanent(fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size))
+	}
+	return n, nil
+}
+
+// cachedRange returns a range of the cached copy of h; found is false when
+// there is no usable copy. The first read of an entry in this process
+// reads and verifies it whole; later reads read only the range.
+func (b *Backend) cachedRange(h storage.Handle, length int, offset int64) (data []byte, found bool, err error) {
+	b.mu.Lock()
+	size, verified := b.verified[h]
+	b.mu.Unlock()
+	if !verified {
+		whole := b.get(h)
+		if whole == nil {
+			return nil, false, nil
+		}
+		n, err := rangeOf(h, int64(len(whole)), length, offset)
+		if err != nil {
+			return nil, true, err
+		}
+		return whole[offset : offset+n], true, nil
+	}
+	n, err := rangeOf(h, size, length, offset)
+	if err != nil {
+		return nil, true, err
+	}
+	f, err := os.Open(b.path(h))
+	if err != nil {
+		b.forget(h)
+		return nil, false, nil
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, offset); err != nil {
+		b.forget(h)
+		return nil, false, nil
+	}
+	return buf, true, nil
+}
+
+func (b *Backend) forget(h storage.Handle) {
+	b.mu.Lock()
+	delete(b.verified, h)
+	b.mu.Unlock()
 }
 
 // put stores data as the cached content of h, best effort.
@@ -140,6 +199,7 @@ func (b *Backend) put(h storage.Handle, data []byte) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	b.forget(h)
 	if err == nil {
 		err = os.Rename(tmp, b.path(h))
 	}
@@ -165,24 +225,23 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 	if !b.cacheable(h) {
 		return b.be.Load(ctx, h, length, offset, fn)
 	}
-	data := b.get(h)
-	if data == nil {
-		var err error
-		data, err = storage.LoadAll(ctx, b.be, h)
+	data, found, err := b.cachedRange(h, length, offset)
+	if err != nil {
+		return err
+	}
+	if !found {
+		whole, err := storage.LoadAll(ctx, b.be, h)
 		if err != nil {
 			return err
 		}
-		b.put(h, data)
+		b.put(h, whole)
+		n, err := rangeOf(h, int64(len(whole)), length, offset)
+		if err != nil {
+			return err
+		}
+		data = whole[offset : offset+n]
 	}
-	size := int64(len(data))
-	n := int64(length)
-	if n == 0 {
-		n = size - offset
-	}
-	if length < 0 || offset < 0 || n < 0 || offset > size-n {
-		return storage.Permanent(fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size))
-	}
-	if err := fn(bytes.NewReader(data[offset : offset+n])); err != nil {
+	if err := fn(bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("load %v: %w", h, err)
 	}
 	return nil
@@ -236,6 +295,7 @@ func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 		return err
 	}
 	if h.Valid() == nil {
+		b.forget(h)
 		_ = os.Remove(b.path(h))
 	}
 	return nil
