@@ -87,6 +87,10 @@ type SaveOptions struct {
 	// IfNotExists makes Save fail with ErrExists when the object is
 	// already there, atomically (conditional create).
 	IfNotExists bool
+	// Metadata marks a pack that holds repository metadata (trees), which
+	// every listing and restore reads: stores keep it in the class or tier
+	// of metadata, not in the colder one configured for data packs.
+	Metadata bool
 }
 
 // LockMode is the kind of an object lock.

@@ -100,10 +100,12 @@ func (w *writer) startLocked() {
 func (w *writer) uploader(ctx context.Context) {
 	hinter, _ := storage.Find[storage.MetadataHinter](w.r.be)
 	for fp := range w.queue {
-		if hinter != nil && len(fp.entries) > 0 && fp.entries[0].Type == pack.TreeBlob {
-			hinter.HintMetadata(storage.Handle{Type: storage.PackFile, Name: pack.Name(fp.id)})
+		h := storage.Handle{Type: storage.PackFile, Name: pack.Name(fp.id)}
+		trees := len(fp.entries) > 0 && fp.entries[0].Type == pack.TreeBlob
+		if hinter != nil && trees {
+			hinter.HintMetadata(h)
 		}
-		err := w.r.be.Save(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(fp.id)}, fp.data, storage.SaveOptions{})
+		err := w.r.be.Save(ctx, h, fp.data, storage.SaveOptions{Metadata: trees})
 		w.mu.Lock()
 		if err != nil {
 			if w.err == nil {

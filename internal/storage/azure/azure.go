@@ -213,7 +213,7 @@ func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts 
 		access = &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to(azcore.ETagAny)}}
 	}
 	var tier *blob.AccessTier
-	if h.Type == storage.PackFile && b.cfg.AccessTierPacks != "" {
+	if h.Type == storage.PackFile && !opts.Metadata && b.cfg.AccessTierPacks != "" {
 		tier = to(b.cfg.AccessTierPacks)
 	}
 	bb := b.container.NewBlockBlobClient(b.keys.Key(h))

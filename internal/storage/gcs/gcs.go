@@ -264,7 +264,7 @@ func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts 
 	if b.cfg.ChunkSize > 0 && len(data) > b.cfg.ChunkSize {
 		w.ChunkSize = b.cfg.ChunkSize
 	}
-	if h.Type == storage.PackFile && b.cfg.StorageClassPacks != "" {
+	if h.Type == storage.PackFile && !opts.Metadata && b.cfg.StorageClassPacks != "" {
 		w.StorageClass = b.cfg.StorageClassPacks
 	}
 	_, err := io.Copy(w, bytes.NewReader(data))

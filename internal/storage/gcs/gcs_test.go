@@ -181,6 +181,14 @@ func TestStorageClass(t *testing.T) {
 	if attrs, err := be.object(idx).Attrs(t.Context()); err != nil || attrs.StorageClass == "NEARLINE" {
 		t.Errorf("storage class of an index = %q, %v; want the default", attrs.StorageClass, err)
 	}
+	// A pack of trees is metadata: it stays in the default class.
+	trees := storage.Handle{Type: storage.PackFile, Name: "trees"}
+	if err := be.Save(t.Context(), trees, []byte("pack"), storage.SaveOptions{Metadata: true}); err != nil {
+		t.Fatal(err)
+	}
+	if attrs, err := be.object(trees).Attrs(t.Context()); err != nil || attrs.StorageClass == "NEARLINE" {
+		t.Errorf("storage class of a tree pack = %q, %v; want the default", attrs.StorageClass, err)
+	}
 }
 
 func TestLoadEmptyRangeAtEnd(t *testing.T) {

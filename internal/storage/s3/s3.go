@@ -282,9 +282,10 @@ func (b *Backend) invalid(op string, err error) error {
 	return b.errorf("%s: %w", op, storage.Permanent(err))
 }
 
-// storageClass is the storage class objects of type t are written with.
-func (b *Backend) storageClass(t storage.FileType) string {
-	if t == storage.PackFile && b.cfg.StorageClassPacks != "" {
+// storageClass is the storage class objects of type t are written with
+// (data packs may go to a colder class than metadata).
+func (b *Backend) storageClass(t storage.FileType, metadata bool) string {
+	if t == storage.PackFile && !metadata && b.cfg.StorageClassPacks != "" {
 		return b.cfg.StorageClassPacks
 	}
 	return b.cfg.StorageClass
@@ -322,7 +323,7 @@ func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts 
 	}
 	put := minio.PutObjectOptions{
 		ContentType:          "application/octet-stream",
-		StorageClass:         b.storageClass(h.Type),
+		StorageClass:         b.storageClass(h.Type, opts.Metadata),
 		ServerSideEncryption: b.sse,
 		PartSize:             uint64(b.cfg.PartSize),
 		// Over plain http minio-go signs the payload in aws-chunked

@@ -168,7 +168,14 @@ func (b *Backend) restore(ctx context.Context, h storage.Handle, v minio.ObjectI
 	if b.sse != nil && b.sse.Type() == encrypt.SSEC {
 		src.Encryption = encrypt.SSECopy(b.sse)
 	}
-	if sc := b.storageClass(h.Type); sc != "" {
+	// With storage classes configured, the copy keeps the class the
+	// version had (a pack of trees stays in the metadata class), or gets
+	// that of its type when the listing does not say.
+	sc := b.storageClass(h.Type, false)
+	if sc != "" && v.StorageClass != "" {
+		sc = v.StorageClass
+	}
+	if sc != "" {
 		dst.ReplaceMetadata = true
 		dst.ContentType = "application/octet-stream"
 		dst.UserMetadata = map[string]string{"X-Amz-Storage-Class": sc}
