@@ -197,7 +197,7 @@ encrypted repositories, and restores them exactly.
 	f.IntVar(&a.g.connections, "connections", 0, "at most N operations on a remote store at once (default: unbounded beyond the engine's own)")
 	f.StringVar(&a.g.cacheDir, "cache-dir", "", "cache remote repositories' metadata here (default $BUNKER_CACHE_DIR, else $XDG_CACHE_HOME/bunker or ~/.cache/bunker)")
 	f.IntVar(&a.g.retryAttempts, "retry-attempts", 10, "try a failing operation on a remote store at most N times (backoff with jitter between tries)")
-	f.BoolVar(&a.g.noCache, "no-cache", false, "do not cache remote repositories' metadata locally")
+	f.BoolVar(&a.g.noCache, "no-cache", false, "keep no metadata cache of remote repositories (a temporary one, removed at the end, serves the command)")
 	f.StringVar(&a.g.repoAsOf, "repo-as-of", "", "read the repository as it was at TIME (RFC 3339 or 2006-01-02 15:04:05); versioned object stores only, read-only")
 	f.BoolVar(&a.weakKDF, "insecure-kdf-for-tests", false, "make new keys cheap to derive (tests only)")
 	_ = f.MarkHidden("insecure-kdf-for-tests")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
@@ -51,6 +52,16 @@ func (a *App) openBackend(ctx context.Context, loc string, opts location.Options
 	}
 	if !a.g.noCache {
 		opts.CacheDir = a.cacheRoot()
+	}
+	if opts.CacheDir == "" && location.Remote(loc) {
+		// Without a cache to keep, still cache for this command in a
+		// temporary directory: a tree pack is then read once, not once
+		// per tree.
+		tmp, err := os.MkdirTemp("", "bunker-cache-")
+		if err == nil {
+			opts.CacheDir = tmp
+			a.closers = append(a.closers, removeDir(tmp))
+		}
 	}
 	opts.Retry.Attempts = max(a.g.retryAttempts, 1)
 	opts.Retry.OnRetry = func(op string, h storage.Handle, attempt int, err error, wait time.Duration) {
@@ -214,3 +225,8 @@ func saveTree(ctx context.Context, r *repository.Repository, t *tree.Tree, dryRu
 		return id, err
 	})
 }
+
+// removeDir is an io.Closer that removes a directory tree.
+type removeDir string
+
+func (d removeDir) Close() error { return os.RemoveAll(string(d)) }

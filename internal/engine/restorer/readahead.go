@@ -8,6 +8,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/engine/index"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/engine/tree"
 )
 
 // PackReader is what read-ahead needs of a repository besides Repo: where
@@ -20,11 +21,14 @@ type PackReader interface {
 
 // Read-ahead limits: one request reads at most maxWindow bytes of a pack
 // and skips at most maxGap bytes of blobs the restore does not need;
-// decoded blobs waiting for their file hold at most maxReady bytes.
+// decoded blobs waiting for their first file hold at most maxReady bytes,
+// and blobs that more files will read (shared content) are kept, the
+// oldest dropped first, in at most maxKept bytes.
 const (
 	maxWindow = 8 << 20
 	maxGap    = 512 << 10
 	maxReady  = 256 << 20
+	maxKept   = 128 << 20
 )
 
 // readahead turns the restore's blob reads into few large reads of packs,
@@ -41,13 +45,53 @@ type readahead struct {
 	locs    map[ID]index.Location   // where each needed blob is
 	packs   map[ID][]index.Location // needed blobs per pack, by offset
 	where   map[ID]int              // a needed blob's position in its pack list
-	ready   map[ID][]byte           // decoded blobs not yet read by all users
+	ready   map[ID][]byte           // decoded blobs not yet read by any file
 	bytes   int64                   // size of ready
+	kept    map[ID][]byte           // read once, more reads to come
+	keptQ   []ID                    // kept, oldest first (may hold stale IDs)
+	kbytes  int64                   // size of kept
 	pending map[ID]chan struct{}    // blobs a request in flight brings
+
+	// Trees the prescan loaded, handed to the restore walk so that it
+	// does not load them again (each is a request on a store without a
+	// metadata cache); at most maxKeptNodes nodes.
+	trees map[ID]*tree.Tree
+	nodes int
+}
+
+// maxKeptNodes bounds the trees kept between the prescan and the walk.
+const maxKeptNodes = 200_000
+
+// keepTree keeps a tree the prescan loaded for the walk.
+func (ra *readahead) keepTree(id ID, t *tree.Tree) {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if ra.nodes+len(t.Nodes) > maxKeptNodes {
+		return
+	}
+	if ra.trees == nil {
+		ra.trees = map[ID]*tree.Tree{}
+	}
+	if _, ok := ra.trees[id]; !ok {
+		ra.trees[id] = t
+		ra.nodes += len(t.Nodes)
+	}
+}
+
+// takeTree returns a kept tree (once).
+func (ra *readahead) takeTree(id ID) *tree.Tree {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	t, ok := ra.trees[id]
+	if ok {
+		delete(ra.trees, id)
+		ra.nodes -= len(t.Nodes)
+	}
+	return t
 }
 
 func newReadahead(pr PackReader) *readahead {
-	return &readahead{pr: pr, uses: map[ID]int{}, ready: map[ID][]byte{}, pending: map[ID]chan struct{}{}, locs: map[ID]index.Location{}}
+	return &readahead{pr: pr, uses: map[ID]int{}, ready: map[ID][]byte{}, kept: map[ID][]byte{}, pending: map[ID]chan struct{}{}, locs: map[ID]index.Location{}}
 }
 
 // need notes that the restore will read blob id once more.
@@ -78,18 +122,38 @@ func (ra *readahead) build() {
 	}
 }
 
-// consumeLocked counts one read of id and drops its decoded copy after
-// the last.
-func (ra *readahead) consumeLocked(id ID) {
-	if n := ra.uses[id] - 1; n > 0 {
-		ra.uses[id] = n
-		return
-	}
-	delete(ra.uses, id)
+// consumeLocked counts one read of id, whose plaintext is plain: after
+// the last read its copy is dropped, before it the copy is kept (as long
+// as room in kept allows).
+func (ra *readahead) consumeLocked(id ID, plain []byte) {
 	if b, ok := ra.ready[id]; ok {
 		ra.bytes -= int64(len(b))
 		delete(ra.ready, id)
 	}
+	n := ra.uses[id] - 1
+	if n <= 0 {
+		delete(ra.uses, id)
+		if b, ok := ra.kept[id]; ok {
+			ra.kbytes -= int64(len(b))
+			delete(ra.kept, id)
+		}
+		return
+	}
+	ra.uses[id] = n
+	if _, ok := ra.kept[id]; ok || int64(len(plain)) > maxKept {
+		return
+	}
+	for ra.kbytes+int64(len(plain)) > maxKept && len(ra.keptQ) > 0 {
+		old := ra.keptQ[0]
+		ra.keptQ = ra.keptQ[1:]
+		if b, ok := ra.kept[old]; ok {
+			ra.kbytes -= int64(len(b))
+			delete(ra.kept, old)
+		}
+	}
+	ra.kept[id] = slices.Clone(plain)
+	ra.kbytes += int64(len(plain))
+	ra.keptQ = append(ra.keptQ, id)
 }
 
 // load returns the plaintext of data blob id in buf[:0], or ok false when
@@ -97,9 +161,13 @@ func (ra *readahead) consumeLocked(id ID) {
 func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, ok bool, err error) {
 	ra.mu.Lock()
 	for {
-		if b, found := ra.ready[id]; found {
+		b, found := ra.ready[id]
+		if !found {
+			b, found = ra.kept[id]
+		}
+		if found {
 			out = append(buf[:0], b...)
-			ra.consumeLocked(id)
+			ra.consumeLocked(id, b)
 			ra.mu.Unlock()
 			return out, true, nil
 		}
@@ -132,6 +200,9 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 	for i := ra.where[id] + 1; i < len(list); i++ {
 		next := list[i]
 		if _, r := ra.ready[next.ID]; r {
+			continue
+		}
+		if _, k := ra.kept[next.ID]; k {
 			continue
 		}
 		if _, p := ra.pending[next.ID]; p {
@@ -171,11 +242,7 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 			if err != nil {
 				return nil, true, err
 			}
-			if ra.uses[id] > 1 && ra.bytes+int64(len(out)) <= maxReady {
-				ra.ready[id] = slices.Clone(out)
-				ra.bytes += int64(len(out))
-			}
-			ra.consumeLocked(id)
+			ra.consumeLocked(id, out)
 			continue
 		}
 		if _, wanted := ra.uses[l.ID]; !wanted {

@@ -481,6 +481,11 @@ func (r *Restorer) finishFile(ctx context.Context, f *fileState, buf []byte) []b
 }
 
 func (r *Restorer) loadTree(ctx context.Context, id ID) (*tree.Tree, error) {
+	if r.ra != nil {
+		if t := r.ra.takeTree(id); t != nil {
+			return t, nil
+		}
+	}
 	return walker.LoadTree(ctx, r.repo, id)
 }
 
@@ -564,7 +569,10 @@ func (r *Restorer) prescan(ctx context.Context, t *tree.Tree, base string) {
 				}
 			}
 			if n.Type == tree.TypeDir && desc && n.Subtree != nil {
-				if st, err := r.loadTree(ctx, *n.Subtree); err == nil {
+				if st, err := walker.LoadTree(ctx, r.repo, *n.Subtree); err == nil {
+					if r.ra != nil {
+						r.ra.keepTree(*n.Subtree, st)
+					}
 					walk(st, np, sel)
 				}
 			}
