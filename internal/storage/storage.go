@@ -231,6 +231,13 @@ func LoadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
 	return buf, err
 }
 
+// TempCleaner is the optional capability of stores that write temporary
+// files (local directories, SFTP): remove those a killed writer left, if
+// older than olderThan, and say how many.
+type TempCleaner interface {
+	RemoveStaleTemp(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
 // MetadataHinter is implemented by caches: the engine names the packs that
 // hold repository metadata (trees), which are worth keeping locally.
 type MetadataHinter interface {

@@ -737,9 +737,7 @@ func cleanup(ctx context.Context, r *repository.Repository, res *Result) error {
 			}
 		}
 	}
-	if t, ok := r.Backend().(interface {
-		RemoveStaleTemp(context.Context, time.Duration) (int, error)
-	}); ok {
+	if t, ok := storage.Find[storage.TempCleaner](r.Backend()); ok {
 		n, err := t.RemoveStaleTemp(ctx, DeadSessionAge)
 		if err != nil {
 			return fmt.Errorf("remove stale temporary files: %w", err)

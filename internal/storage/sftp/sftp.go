@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -594,4 +595,51 @@ func (b *Backend) listDir(ctx context.Context, s *session, t storage.FileType, d
 		}
 	}
 	return nil
+}
+
+// RemoveStaleTemp removes the temporary files that Saves cut off by a lost
+// connection (or a killed process) left behind, if they are older than
+// olderThan by the server's clock, and returns how many it removed.
+func (b *Backend) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) (int, error) {
+	s, err := b.session(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%s: remove stale temporary files: %w", b.loc, err)
+	}
+	dirs := []string{b.cfg.Path}
+	for _, t := range storage.AllTypes {
+		if t != storage.ConfigFile {
+			dirs = append(dirs, path.Join(b.cfg.Path, string(t)))
+		}
+	}
+	packs := path.Join(b.cfg.Path, string(storage.PackFile))
+	entries, err := readDir(ctx, s, packs)
+	if err != nil {
+		return 0, fmt.Errorf("%s: remove stale temporary files: %w", b.loc, b.checkErr(s, err))
+	}
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			dirs = append(dirs, path.Join(packs, e.Name()))
+		}
+	}
+	cutoff := time.Now().Add(-olderThan)
+	n := 0
+	for _, dir := range dirs {
+		entries, err := readDir(ctx, s, dir)
+		if err != nil {
+			return n, fmt.Errorf("%s: remove stale temporary files: %w", b.loc, b.checkErr(s, err))
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), tempPrefix) || !e.Mode().IsRegular() || e.ModTime().After(cutoff) {
+				continue
+			}
+			err := s.sftp.Remove(path.Join(dir, e.Name()))
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return n, fmt.Errorf("%s: remove %s: %w", b.loc, path.Join(dir, e.Name()), b.checkErr(s, mapErr(err)))
+			}
+			if err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
 }

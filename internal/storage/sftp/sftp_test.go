@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/retry"
 	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
@@ -689,5 +690,51 @@ func TestClosed(t *testing.T) {
 	}
 	if err := be.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestRemoveStaleTemp(t *testing.T) {
+	srv := testsrv.SSHD(t)
+	cfg := testConfig(t, srv, nil)
+	be := create(t, cfg)
+	ctx := t.Context()
+	if err := be.Save(ctx, storage.Handle{Type: storage.PackFile, Name: "ab01"}, []byte("pack"), storage.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	files := map[string]bool{ // path below the repository: stale?
+		"index/.tmp-0001":      true,
+		"packs/ab/.tmp-0002":   true,
+		".tmp-0003":            true,
+		"snapshots/.tmp-0004":  false, // fresh: a Save may be writing it
+		"packs/ab/ab01":        false, // an object
+		"index/.not-temp-file": false,
+	}
+	for rel, stale := range files {
+		p := filepath.Join(cfg.Path, rel)
+		if rel == "packs/ab/ab01" {
+			continue // saved above
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if stale {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n, err := be.RemoveStaleTemp(ctx, time.Hour)
+	if err != nil || n != 3 {
+		t.Fatalf("RemoveStaleTemp = %d, %v; want 3", n, err)
+	}
+	for rel, stale := range files {
+		_, err := os.Stat(filepath.Join(cfg.Path, rel))
+		if gone := os.IsNotExist(err); gone != stale {
+			t.Errorf("%s: removed %v, want %v", rel, gone, stale)
+		}
+	}
+	if _, ok := storage.Find[storage.TempCleaner](retry.New(be, retry.Options{})); !ok {
+		t.Error("prune cannot find RemoveStaleTemp through the retry decorator")
 	}
 }
