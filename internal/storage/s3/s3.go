@@ -360,7 +360,18 @@ func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts 
 	}
 	_, err := b.client.PutObject(ctx, b.cfg.Bucket, b.keys.Key(h), bytes.NewReader(data), int64(len(data)), put)
 	if err != nil {
-		return b.errorf("save %v: %w", h, mapErr(err))
+		err = mapErr(err)
+		if opts.IfNotExists && !storage.IsPermanent(err) && ctx.Err() == nil {
+			// A store may answer 412 as soon as it has the headers and
+			// reset the connection while the body is still on its way;
+			// the client then sees only the reset. PUTs are atomic, so
+			// an object there now was there before (or is ours from an
+			// earlier attempt, which the retry decorator recognises).
+			if _, serr := b.Stat(ctx, h); serr == nil {
+				return b.errorf("save %v: %w (the store dropped the upload: %v)", h, storage.ErrExists, err)
+			}
+		}
+		return b.errorf("save %v: %w", h, err)
 	}
 	return nil
 }
