@@ -220,6 +220,31 @@ type Versioner interface {
 	RollBack(ctx context.Context, t time.Time, report func(h Handle, action string)) error
 }
 
+// PackShard is the subdirectory (or key prefix) a pack is stored under in
+// every layout: the first two characters of its name, so that no
+// directory holds more than 1/256 of the packs.
+func PackShard(name string) string {
+	if len(name) < 2 {
+		return name
+	}
+	return name[:2]
+}
+
+// RangeLength checks the range of a Load (length bytes from offset,
+// length 0 meaning to the end) against an object of size bytes and
+// returns the number of bytes it covers. A range outside the object is a
+// permanent error.
+func RangeLength(size int64, length int, offset int64) (int64, error) {
+	n := int64(length)
+	if n == 0 {
+		n = size - offset
+	}
+	if length < 0 || offset < 0 || n < 0 || offset > size-n {
+		return 0, Permanent(fmt.Errorf("range offset %d, length %d is past the end of the %d-byte object", offset, length, size))
+	}
+	return n, nil
+}
+
 // LoadAll reads a whole object into memory.
 func LoadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
 	var buf []byte

@@ -127,15 +127,11 @@ func (b *Backend) get(h storage.Handle) []byte {
 	return data
 }
 
-// rangeOf checks a range of length bytes (0: to the end) from offset of
-// an object of size bytes and returns its length.
-func rangeOf(h storage.Handle, size int64, length int, offset int64) (int64, error) {
-	n := int64(length)
-	if n == 0 {
-		n = size - offset
-	}
-	if length < 0 || offset < 0 || n < 0 || offset > size-n {
-		return 0, storage.Permanent(fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size))
+// rangedLength is storage.RangeLength with the object named in the error.
+func rangedLength(h storage.Handle, size int64, length int, offset int64) (int64, error) {
+	n, err := storage.RangeLength(size, length, offset)
+	if err != nil {
+		return 0, fmt.Errorf("load %v: %w", h, err)
 	}
 	return n, nil
 }
@@ -152,13 +148,13 @@ func (b *Backend) cachedRange(h storage.Handle, length int, offset int64) (data 
 		if whole == nil {
 			return nil, false, nil
 		}
-		n, err := rangeOf(h, int64(len(whole)), length, offset)
+		n, err := rangedLength(h, int64(len(whole)), length, offset)
 		if err != nil {
 			return nil, true, err
 		}
 		return whole[offset : offset+n], true, nil
 	}
-	n, err := rangeOf(h, size, length, offset)
+	n, err := rangedLength(h, size, length, offset)
 	if err != nil {
 		return nil, true, err
 	}
@@ -235,7 +231,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 			return err
 		}
 		b.put(h, whole)
-		n, err := rangeOf(h, int64(len(whole)), length, offset)
+		n, err := rangedLength(h, int64(len(whole)), length, offset)
 		if err != nil {
 			return err
 		}

@@ -99,21 +99,13 @@ func (b *Backend) Features() storage.Features {
 // Close does nothing: the backend holds no resources.
 func (b *Backend) Close() error { return nil }
 
-// shard is the pack subdirectory of a pack name.
-func shard(name string) string {
-	if len(name) < 2 {
-		return name
-	}
-	return name[:2]
-}
-
 // dirOf is the directory holding the object of a valid handle.
 func (b *Backend) dirOf(h storage.Handle) string {
 	switch h.Type {
 	case storage.ConfigFile:
 		return b.dir
 	case storage.PackFile:
-		return filepath.Join(b.dir, string(storage.PackFile), shard(h.Name))
+		return filepath.Join(b.dir, string(storage.PackFile), storage.PackShard(h.Name))
 	default:
 		return filepath.Join(b.dir, string(h.Type))
 	}
@@ -259,12 +251,9 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		}
 		defer func() { _ = f.Close() }()
 	}
-	n := int64(length)
-	if n == 0 {
-		n = size - offset
-	}
-	if n < 0 || offset > size-n {
-		return storage.Permanent(fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size))
+	n, err := storage.RangeLength(size, length, offset)
+	if err != nil {
+		return fmt.Errorf("load %v: %w", h, err)
 	}
 	if err := fn(io.NewSectionReader(f, offset, n)); err != nil {
 		return fmt.Errorf("load %v: %w", h, err)
@@ -324,7 +313,7 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 			return fmt.Errorf("list %s: %w", t, err)
 		}
 		for _, s := range shards {
-			err := b.listDir(ctx, t, filepath.Join(root, s), func(name string) bool { return shard(name) == s }, fn)
+			err := b.listDir(ctx, t, filepath.Join(root, s), func(name string) bool { return storage.PackShard(name) == s }, fn)
 			if err != nil {
 				return err
 			}

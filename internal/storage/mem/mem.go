@@ -104,12 +104,9 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 	if !ok {
 		return fmt.Errorf("load %v: %w", h, storage.ErrNotExist)
 	}
-	size, n := int64(len(obj.data)), int64(length)
-	if n == 0 {
-		n = size - offset
-	}
-	if n < 0 || offset > size-n {
-		return storage.Permanent(fmt.Errorf("load %v: range offset %d, length %d is past the end of the %d-byte object", h, offset, length, size))
+	n, err := storage.RangeLength(int64(len(obj.data)), length, offset)
+	if err != nil {
+		return fmt.Errorf("load %v: %w", h, err)
 	}
 	// Stored slices are never modified, only replaced, so copying outside
 	// the lock is safe.

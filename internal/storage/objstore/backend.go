@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
@@ -37,5 +36,6 @@ func LoadAtEnd(size int64, length int, offset int64, fn func(io.Reader) error) e
 	if length == 0 && offset == size {
 		return fn(bytes.NewReader(nil))
 	}
-	return storage.Permanent(fmt.Errorf("range offset %d, length %d is past the end of the %d-byte object", offset, length, size))
+	_, err := storage.RangeLength(size, length, offset)
+	return err
 }

@@ -46,7 +46,7 @@ func (l Layout) Key(h storage.Handle) string {
 	case storage.ConfigFile:
 		return l.root + configName
 	case storage.PackFile:
-		return l.Dir(h.Type) + Shard(h.Name) + "/" + h.Name
+		return l.Dir(h.Type) + storage.PackShard(h.Name) + "/" + h.Name
 	default:
 		return l.Dir(h.Type) + h.Name
 	}
@@ -83,7 +83,7 @@ func (l Layout) HandleOf(key string) (storage.Handle, bool) {
 	h := storage.Handle{Type: storage.FileType(t), Name: name}
 	if h.Type == storage.PackFile {
 		s, n, ok := strings.Cut(name, "/")
-		if !ok || s != Shard(n) {
+		if !ok || s != storage.PackShard(n) {
 			return storage.Handle{}, false
 		}
 		h.Name = n
@@ -92,15 +92,6 @@ func (l Layout) HandleOf(key string) (storage.Handle, bool) {
 		return storage.Handle{}, false
 	}
 	return h, true
-}
-
-// Shard is the pack "directory" of a pack name, its first two characters,
-// as in the local backend.
-func Shard(name string) string {
-	if len(name) < 2 {
-		return name
-	}
-	return name[:2]
 }
 
 // CleanPrefix trims the slashes around a key prefix and rejects empty,

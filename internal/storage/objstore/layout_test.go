@@ -123,8 +123,8 @@ func TestHandleOf(t *testing.T) {
 
 func TestShard(t *testing.T) {
 	for name, want := range map[string]string{"": "", "a": "a", "ab": "ab", "abcdef": "ab"} {
-		if got := Shard(name); got != want {
-			t.Errorf("Shard(%q) = %q, want %q", name, got, want)
+		if got := storage.PackShard(name); got != want {
+			t.Errorf("PackShard(%q) = %q, want %q", name, got, want)
 		}
 	}
 }

@@ -211,21 +211,13 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// shard is the pack subdirectory of a pack name.
-func shard(name string) string {
-	if len(name) < 2 {
-		return name
-	}
-	return name[:2]
-}
-
 // dirOf is the directory holding the object of a valid handle.
 func (b *Backend) dirOf(h storage.Handle) string {
 	switch h.Type {
 	case storage.ConfigFile:
 		return b.cfg.Path
 	case storage.PackFile:
-		return path.Join(b.cfg.Path, string(storage.PackFile), shard(h.Name))
+		return path.Join(b.cfg.Path, string(storage.PackFile), storage.PackShard(h.Name))
 	default:
 		return path.Join(b.cfg.Path, string(h.Type))
 	}
@@ -429,13 +421,9 @@ func (b *Backend) load(ctx context.Context, s *session, h storage.Handle, length
 	if !fi.Mode().IsRegular() {
 		return storage.Permanent(fmt.Errorf("%s is not a regular file", p))
 	}
-	size := fi.Size()
-	n := int64(length)
-	if n == 0 {
-		n = size - offset
-	}
-	if n < 0 || offset > size-n {
-		return storage.Permanent(fmt.Errorf("range offset %d, length %d is past the end of the %d-byte object", offset, length, size))
+	n, err := storage.RangeLength(fi.Size(), length, offset)
+	if err != nil {
+		return err
 	}
 	rd := &ctxReader{ctx: ctx, r: io.NewSectionReader(f, offset, n)}
 	return fn(bufio.NewReaderSize(rd, int(min(max(n, 16), readBuffer))))
@@ -551,7 +539,7 @@ func (b *Backend) list(ctx context.Context, s *session, t storage.FileType, fn f
 			if !e.IsDir() || strings.HasPrefix(name, ".") {
 				continue
 			}
-			err := b.listDir(ctx, s, t, path.Join(root, name), func(n string) bool { return shard(n) == name }, fn)
+			err := b.listDir(ctx, s, t, path.Join(root, name), func(n string) bool { return storage.PackShard(n) == name }, fn)
 			if err != nil {
 				return err
 			}
