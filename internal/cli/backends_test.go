@@ -222,7 +222,8 @@ func restRemote(t *testing.T) remote {
 }
 
 // TestCheckBypassesCache damages a tree pack in the store while the local
-// metadata cache holds a good copy: check must read the store and fail.
+// metadata cache holds a good copy: check must read the store and fail,
+// and must not use the persistent cache at all.
 func TestCheckBypassesCache(t *testing.T) {
 	dir := t.TempDir()
 	e := remoteEnv(t, startREST(t, false, dir).remote("repo"))
@@ -243,8 +244,14 @@ func TestCheckBypassesCache(t *testing.T) {
 		t.Fatal("no tree pack in the metadata cache")
 	}
 	modifyFile(t, filepath.Join(dir, "repo", "packs", cached[0][:2], cached[0]), flipByte(-1))
+	// check neither reads the persistent cache nor fills it: pointed at
+	// an empty cache directory, it leaves it empty.
+	e.env["BUNKER_CACHE_DIR"] = filepath.Join(t.TempDir(), "fresh-cache")
 	if r := e.run("check", "--read-data"); r.Code == 0 {
 		t.Fatalf("check passed over a damaged tree pack (read from the cache?):\n%s", r)
+	}
+	if _, err := os.Stat(e.env["BUNKER_CACHE_DIR"]); !os.IsNotExist(err) {
+		t.Errorf("check used the metadata cache directory (%v)", err)
 	}
 }
 
