@@ -692,15 +692,22 @@ func (b *Backend) RetainedUntil(ctx context.Context, h storage.Handle) (time.Tim
 	if !b.features.ObjectLock {
 		return time.Time{}, nil
 	}
-	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.keys.Key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
-	if err != nil {
-		return time.Time{}, b.errorf("retention of %v: %w", h, mapErr(err))
-	}
-	_, until, err := b.retentionOf(ctx, b.keys.Key(h), info)
+	_, _, until, err := b.currentRetention(ctx, h)
 	if err != nil {
 		return time.Time{}, b.errorf("retention of %v: %w", h, err)
 	}
 	return until, nil
+}
+
+// currentRetention returns the version ID and the retention of the
+// current version of the object of h.
+func (b *Backend) currentRetention(ctx context.Context, h storage.Handle) (versionID string, mode minio.RetentionMode, until time.Time, err error) {
+	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.keys.Key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
+	if err != nil {
+		return "", "", time.Time{}, mapErr(err)
+	}
+	mode, until, err = b.retentionOf(ctx, b.keys.Key(h), info)
+	return info.VersionID, mode, until, err
 }
 
 // ExtendRetention sets the retention of the current version of the
@@ -717,11 +724,7 @@ func (b *Backend) ExtendRetention(ctx context.Context, h storage.Handle, mode st
 	if !b.features.ObjectLock {
 		return b.errorf("extend retention of %v: %w", h, storage.Permanent(fmt.Errorf("bucket %s has no Object Lock", b.cfg.Bucket)))
 	}
-	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.keys.Key(h), minio.StatObjectOptions{ServerSideEncryption: b.readSSE()})
-	if err != nil {
-		return b.errorf("extend retention of %v: %w", h, mapErr(err))
-	}
-	curMode, curUntil, err := b.retentionOf(ctx, b.keys.Key(h), info)
+	versionID, curMode, curUntil, err := b.currentRetention(ctx, h)
 	if err != nil {
 		return b.errorf("extend retention of %v: %w", h, err)
 	}
@@ -733,7 +736,7 @@ func (b *Backend) ExtendRetention(ctx context.Context, h storage.Handle, mode st
 	}
 	until = until.UTC()
 	err = b.client.PutObjectRetention(ctx, b.cfg.Bucket, b.keys.Key(h), minio.PutObjectRetentionOptions{
-		Mode: &m, RetainUntilDate: &until, VersionID: info.VersionID,
+		Mode: &m, RetainUntilDate: &until, VersionID: versionID,
 	})
 	if err != nil {
 		return b.errorf("extend retention of %v: %w", h, mapErr(err))
