@@ -28,12 +28,18 @@ var bucketSeq int
 // s3Remote starts versitygw and names a fresh bucket on it.
 func s3Remote(t *testing.T) remote {
 	t.Helper()
-	s := testsrv.Versitygw(t)
+	r, _ := s3RemoteOn(testsrv.Versitygw(t), "bunker-e2e")
+	return r
+}
+
+// s3RemoteOn names a fresh bucket on s and returns it with the remote.
+func s3RemoteOn(s *testsrv.S3Server, name string) (remote, string) {
 	bucketSeq++
+	bucket := fmt.Sprintf("%s-%d", name, bucketSeq)
 	return remote{
-		loc: fmt.Sprintf("s3:%s/bunker-e2e-%d/repo", s.URL, bucketSeq),
+		loc: fmt.Sprintf("s3:%s/%s/repo", s.URL, bucket),
 		env: map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKey, "AWS_SECRET_ACCESS_KEY": s.SecretKey, "AWS_REGION": s.Region},
-	}
+	}, bucket
 }
 
 func sftpRemote(t *testing.T) remote {

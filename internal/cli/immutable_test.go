@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,13 +22,8 @@ import (
 // lockedS3 names a fresh bucket on s and returns a repoEnv for it.
 func lockedS3(t *testing.T, s *testsrv.S3Server) (*repoEnv, string) {
 	t.Helper()
-	bucketSeq++
-	bucket := fmt.Sprintf("bunker-locked-%d", bucketSeq)
-	e := remoteEnv(t, remote{
-		loc: fmt.Sprintf("s3:%s/%s/repo", s.URL, bucket),
-		env: map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKey, "AWS_SECRET_ACCESS_KEY": s.SecretKey, "AWS_REGION": s.Region},
-	})
-	return e, bucket
+	r, bucket := s3RemoteOn(s, "bunker-locked")
+	return remoteEnv(t, r), bucket
 }
 
 // minioClient is the attacker's (or the test's) own S3 client with the
