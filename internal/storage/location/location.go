@@ -137,56 +137,47 @@ func openRaw(ctx context.Context, loc string, opts Options) (storage.Backend, er
 		if err != nil {
 			return nil, err
 		}
+		do := local.New
 		if opts.Create {
-			return local.Create(dir)
+			do = local.Create
 		}
-		return local.New(dir)
+		be, err := do(dir)
+		if err != nil {
+			return nil, err
+		}
+		return be, nil
 	case "s3":
-		cfg, err := s3.ParseConfig(spec, opts.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		cfg.ObjectLock = opts.ObjectLock
-		if opts.Create {
-			return s3.Create(ctx, cfg)
-		}
-		return s3.Open(ctx, cfg)
+		return connect(ctx, spec, opts, s3.ParseConfig, s3.Open, s3.Create, func(c *s3.Config) { c.ObjectLock = opts.ObjectLock })
 	case "sftp":
-		cfg, err := sftp.ParseConfig(spec, opts.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		if opts.Create {
-			return sftp.Create(ctx, cfg)
-		}
-		return sftp.Open(ctx, cfg)
+		return connect(ctx, spec, opts, sftp.ParseConfig, sftp.Open, sftp.Create)
 	case "azure":
-		cfg, err := azure.ParseConfig(spec, opts.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		if opts.Create {
-			return azure.Create(ctx, cfg)
-		}
-		return azure.Open(ctx, cfg)
+		return connect(ctx, spec, opts, azure.ParseConfig, azure.Open, azure.Create)
 	case "gs":
-		cfg, err := gcs.ParseConfig(spec, opts.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		if opts.Create {
-			return gcs.Create(ctx, cfg)
-		}
-		return gcs.Open(ctx, cfg)
+		return connect(ctx, spec, opts, gcs.ParseConfig, gcs.Open, gcs.Create)
 	case "rest":
-		cfg, err := rest.ParseConfig(spec, opts.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		if opts.Create {
-			return rest.Create(ctx, cfg)
-		}
-		return rest.Open(ctx, cfg)
+		return connect(ctx, spec, opts, rest.ParseConfig, rest.Open, rest.Create)
 	}
 	return nil, fmt.Errorf("repository location %q: %w %q (known: local path, s3:, sftp:, azure:, gs:, rest:)", loc, ErrUnknownScheme, scheme)
+}
+
+// connect parses a backend's location spec, lets adjust amend the config,
+// and opens (or, with opts.Create, creates) the backend.
+func connect[C any, B storage.Backend](ctx context.Context, spec string, opts Options,
+	parse func(string, func(string) string) (C, error), open, create func(context.Context, C) (B, error), adjust ...func(*C)) (storage.Backend, error) {
+	cfg, err := parse(spec, opts.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	do := open
+	if opts.Create {
+		do = create
+	}
+	be, err := do(ctx, cfg)
+	if err != nil {
+		return nil, err // not a typed nil in an interface
+	}
+	return be, nil
 }
