@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -25,6 +26,9 @@ const (
 
 // AllTypes lists every FileType, in the order a full listing walks them.
 var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, SessionFile, MaintFile}
+
+// Known reports whether t is one of AllTypes.
+func (t FileType) Known() bool { return slices.Contains(AllTypes, t) }
 
 // Handle names one object.
 type Handle struct {

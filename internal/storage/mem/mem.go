@@ -137,7 +137,7 @@ func (b *Backend) Stat(ctx context.Context, h storage.Handle) (storage.FileInfo,
 // List calls fn for every object of type t. It works on a snapshot taken
 // when it starts, so fn may call the backend.
 func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.FileInfo) error) error {
-	if !knownType(t) {
+	if !t.Known() {
 		return storage.Permanent(fmt.Errorf("list %q: unknown file type", t))
 	}
 	if err := ctx.Err(); err != nil {
@@ -178,13 +178,4 @@ func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 	}
 	delete(b.objects, h)
 	return nil
-}
-
-func knownType(t storage.FileType) bool {
-	for _, k := range storage.AllTypes {
-		if t == k {
-			return true
-		}
-	}
-	return false
 }

@@ -93,7 +93,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // number of attempts when there was more than one.
 func (b *Backend) do(ctx context.Context, op string, h storage.Handle, fn func(attempt int) error) error {
 	if op == "list" {
-		if err := (storage.Handle{Type: h.Type, Name: "x"}).Valid(); err != nil && h.Type != storage.ConfigFile {
+		if !h.Type.Known() {
 			return storage.Permanent(fmt.Errorf("list %s: unknown type", h.Type))
 		}
 	} else if err := h.Valid(); err != nil {
