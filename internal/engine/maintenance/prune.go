@@ -309,7 +309,7 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 		// Never try to delete (or repack, which ends in a delete) a pack
 		// the store still keeps: leave it for a prune after its lock ends.
 		now := time.Now()
-		free := func(ids []ID, size func(ID) int64) ([]ID, error) {
+		free := func(ids []ID) ([]ID, error) {
 			var out []ID
 			for _, pk := range ids {
 				until, err := lockedUntil(ctx, r, storage.Handle{Type: storage.PackFile, Name: pack.Name(pk)}, now)
@@ -320,16 +320,16 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 					out = append(out, pk)
 					continue
 				}
-				res.noteLocked(size(pk), until)
-				res.BytesPlanned -= size(pk)
+				res.noteLocked(stored[pk], until)
+				res.BytesPlanned -= stored[pk]
 			}
 			return out, nil
 		}
 		progress("checking object locks")
-		if deletable, err = free(deletable, func(pk ID) int64 { return stored[pk] }); err != nil {
+		if deletable, err = free(deletable); err != nil {
 			return nil, err
 		}
-		if repack, err = free(repack, func(pk ID) int64 { return stored[pk] }); err != nil {
+		if repack, err = free(repack); err != nil {
 			return nil, err
 		}
 		if !opts.DryRun {
