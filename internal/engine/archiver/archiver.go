@@ -430,9 +430,21 @@ func (a *Archiver) readSmallFile(ctx context.Context, f *os.File, path string, n
 func (a *Archiver) SaveStream(ctx context.Context, rd io.Reader) ([]ID, int64, error) {
 	stop := a.start(ctx)
 	defer stop()
+	return a.SaveReader(ctx, rd)
+}
+
+// StartStreams starts the savers for SaveReader; stop waits for them. It
+// must not overlap with Snapshot or SaveStream.
+func (a *Archiver) StartStreams(ctx context.Context) (stop func()) {
+	return a.start(ctx)
+}
+
+// SaveReader stores the content of rd as one blob list. Between
+// StartStreams and its stop any number of goroutines may call it, each
+// with its own chunker; the savers are shared.
+func (a *Archiver) SaveReader(ctx context.Context, rd io.Reader) ([]ID, int64, error) {
 	ch := chunker.New(nil, a.opts.Chunker)
-	ids, n, err := a.saveChunks(ctx, ch, rd)
-	return ids, n, err
+	return a.saveChunks(ctx, ch, rd)
 }
 
 // SaveTree stores a tree blob.

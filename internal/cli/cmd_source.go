@@ -1,0 +1,263 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/archiver"
+	"github.com/bunkerbackup/bunker/internal/engine/chunker"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/spf13/cobra"
+)
+
+// sourceCommands are the commands of each database source: each source's
+// file adds its constructor in an init function.
+type sourceCommands struct {
+	backup  *cobra.Command   // "backup NAME"
+	restore *cobra.Command   // "restore NAME"
+	extra   []*cobra.Command // top-level commands, e.g. "pg"
+}
+
+var sources []func(a *App) sourceCommands
+
+// addSourceCommands adds every source's commands under backup, restore
+// and the root.
+func (a *App) addSourceCommands(root *cobra.Command) {
+	var backup, restore *cobra.Command
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "backup":
+			backup = c
+		case "restore":
+			restore = c
+		}
+	}
+	for _, mk := range sources {
+		sc := mk(a)
+		if sc.backup != nil {
+			backup.AddCommand(sc.backup)
+		}
+		if sc.restore != nil {
+			restore.AddCommand(sc.restore)
+		}
+		root.AddCommand(sc.extra...)
+	}
+}
+
+// sourceBackup describes one backup of a database (or any source that
+// produces named streams rather than reading a file tree).
+type sourceBackup struct {
+	source string   // "postgres", "mysql", "mongodb"; recorded as metadata "source"
+	paths  []string // the snapshot's paths, e.g. /postgres/127.0.0.1:5432
+	tags   []string
+	host   string
+	kind   string
+	// parent picks the parent and base among the snapshots of the same
+	// paths and host (newest last); nil means none.
+	parent func(all []*snapshot.Snapshot) (parent, base *snapshot.Snapshot)
+	// write produces the files and returns the snapshot metadata.
+	write func(ctx context.Context, w *source.Writer) (map[string]string, error)
+}
+
+// sourceFlags are the flags every database backup takes.
+type sourceFlags struct {
+	tags []string
+	host string
+	jobs int
+}
+
+func (f *sourceFlags) add(cmd *cobra.Command, jobsHelp string) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.tags, "tag", nil, "add a `tag` (repeatable, or comma separated)")
+	fl.StringVar(&f.host, "host", "", "record this host name (default: this machine's)")
+	if jobsHelp != "" {
+		fl.IntVarP(&f.jobs, "jobs", "j", 2, jobsHelp)
+	}
+}
+
+func (f *sourceFlags) hostname() string {
+	if f.host != "" {
+		return f.host
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// runSourceBackup streams a source into the repository and commits one
+// snapshot, or nothing at all when anything fails.
+func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Snapshot, error) {
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	sess, adopted, err := r.BeginWrite(ctx, "backup")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		endCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := sess.End(endCtx); err != nil {
+			a.out.warnf("could not remove session marker %s: %v (it expires by itself)", sess.Name, err)
+		}
+	}()
+	if adopted.Packs > 0 {
+		a.out.infof("resuming: reusing %d packs (%s) left by an interrupted backup", adopted.Packs, formatBytes(adopted.Bytes))
+	}
+	a.setMemoryBudget(r)
+
+	sn := snapshot.New(b.paths, splitTags(b.tags), b.host, start)
+	sn.Program = "bunker " + Version
+	sn.Kind = b.kind
+	if b.parent != nil {
+		all, _, err := snapshot.LoadAll(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		var same []*snapshot.Snapshot
+		for _, s := range all {
+			if s.Hostname == sn.Hostname && slices.Equal(s.Paths, sn.Paths) {
+				same = append(same, s)
+			}
+		}
+		if p, base := b.parent(same); p != nil {
+			sn.Parent = &p.ID
+			if base != nil {
+				sn.Base = &base.ID
+			}
+		}
+	}
+
+	cfg := r.Config()
+	var seed [32]byte
+	copy(seed[:], cfg.Chunker.Seed)
+	arch, err := archiver.New(r, archiver.Options{
+		Chunker: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max, Seed: seed},
+	})
+	if err != nil {
+		return nil, err
+	}
+	w := source.NewWriter(arch, start, sn.Username)
+	stopProgress := a.out.ticker(200*time.Millisecond, func(final bool) { a.sourceProgress(arch, w, start) })
+	stopSavers := arch.StartStreams(ctx)
+	meta, err := b.write(ctx, w)
+	var root archiver.ID
+	if err == nil {
+		root, err = w.Root(ctx)
+	}
+	stopSavers()
+	stopProgress()
+	if err == nil {
+		err = r.Flush(ctx)
+	} else {
+		// Keep what was uploaded findable for the next run.
+		fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_ = r.Flush(fctx)
+		cancel()
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("%s backup failed, no snapshot saved: %w", b.source, err)
+	}
+	if sn.Metadata == nil {
+		sn.Metadata = map[string]string{}
+	}
+	for k, v := range meta {
+		sn.Metadata[k] = v
+	}
+	sn.Metadata["source"] = b.source
+	st := &arch.Stats
+	ws := r.Stats()
+	sn.Tree = root
+	read := st.BytesRead.Load()
+	sn.Summary = &snapshot.Summary{
+		Start: start, End: time.Now(), Files: w.Files(), FilesNew: w.Files(), FilesRead: w.Files(),
+		BytesRead: read, TotalBytes: read,
+		BlobsAdded: int64(ws.Blobs), BytesAdded: ws.BlobBytes, BytesStored: ws.StoredBytes,
+	}
+	if err := sess.PrepareCommit(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := snapshot.Save(ctx, r, sn); err != nil {
+		return nil, fmt.Errorf("save snapshot: %w", err)
+	}
+	a.printSourceSummary(sn, ws)
+	return sn, nil
+}
+
+func (a *App) sourceProgress(arch *archiver.Archiver, w *source.Writer, start time.Time) {
+	st := &arch.Stats
+	elapsed := time.Since(start)
+	read := st.BytesRead.Load()
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "status", "seconds_elapsed": int(elapsed.Seconds()),
+			"files_done": w.Files(), "bytes_read": read, "bytes_added": st.BytesAdded.Load(), "current": w.Current()})
+		return
+	}
+	cur := w.Current()
+	if len(cur) > 40 {
+		cur = "…" + cur[len(cur)-39:]
+	}
+	a.out.status(fmt.Sprintf("[%s] %d files, %s read, %s added, %s  %s", formatDuration(elapsed), w.Files(),
+		formatBytes(read), formatBytes(st.BytesAdded.Load()), formatRate(read, elapsed), cur))
+}
+
+func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats) {
+	s := sn.Summary
+	dur := s.End.Sub(s.Start)
+	if a.g.json {
+		a.out.jsonLine(map[string]any{
+			"message_type": "summary", "snapshot_id": sn.ID.String(), "kind": sn.Kind, "source": sn.Metadata["source"],
+			"files": s.Files, "bytes_read": s.BytesRead, "bytes_added": s.BytesAdded, "bytes_stored": s.BytesStored,
+			"data_blobs_added": s.BlobsAdded, "packs_written": ws.Packs, "duration_seconds": dur.Seconds(),
+			"metadata": sn.Metadata,
+		})
+		return
+	}
+	a.out.textf("Files:       %d", s.Files)
+	a.out.textf("Added:       %s (%s stored)", formatBytes(s.BytesAdded), formatBytes(s.BytesStored))
+	a.out.textf("Processed:   %s in %s (%s)", formatBytes(s.BytesRead), formatDuration(dur), formatRate(s.BytesRead, dur))
+	a.out.textf("snapshot %s saved (%s %s)", sn.ShortID(), sn.Metadata["source"], sn.Kind)
+}
+
+// openSourceSnapshot opens the repository with its index and finds a
+// snapshot of the given source ("latest" is the newest of that source).
+func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, error) {
+	r, err := a.openRepoIndexed(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, errs, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, e := range errs {
+		a.out.warnf("snapshot %s: %v", short(name), e)
+	}
+	var mine []*snapshot.Snapshot
+	for _, s := range all {
+		if s.Metadata["source"] == src {
+			mine = append(mine, s)
+		}
+	}
+	if ref == "latest" {
+		all = mine
+	}
+	sn, err := snapshot.Find(all, ref, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sn.Metadata["source"] != src {
+		return nil, nil, fmt.Errorf("snapshot %s is not a %s backup (source %q)", sn.ShortID(), src, sn.Metadata["source"])
+	}
+	return r, sn, nil
+}

@@ -1,0 +1,186 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Command is an external program a source runs: a dump tool whose output
+// is streamed into the repository, or a restore tool fed from it.
+type Command struct {
+	Path  string   // program name or path
+	Args  []string // without the program
+	Env   []string // added to this process's environment
+	Dir   string
+	Stdin io.Reader
+	// Stderr, when set, also receives the tool's standard error as it
+	// comes (its last lines are always kept for the error message).
+	Stderr io.Writer
+	// Credential runs the program as another user (nil: this one).
+	Credential *syscall.Credential
+}
+
+// Name is the program's base name, for messages.
+func (c *Command) Name() string { return filepath.Base(c.Path) }
+
+func (c *Command) cmd(ctx context.Context) (*exec.Cmd, *tail) {
+	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
+	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.Dir = c.Dir
+	cmd.Stdin = c.Stdin
+	t := &tail{max: 4096}
+	cmd.Stderr = t
+	if c.Stderr != nil {
+		cmd.Stderr = io.MultiWriter(t, c.Stderr)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.Credential}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd, t
+}
+
+// ToolError is a failed external program, with the end of its standard
+// error.
+type ToolError struct {
+	Name   string
+	Err    error  // from exec: exit status or start failure
+	Stderr string // last lines
+}
+
+func (e *ToolError) Error() string {
+	var nf *exec.Error
+	if errors.As(e.Err, &nf) && errors.Is(nf.Err, exec.ErrNotFound) {
+		return fmt.Sprintf("%s not found: install it or give its directory (%v)", e.Name, e.Err)
+	}
+	if e.Stderr != "" {
+		return fmt.Sprintf("%s failed (%v): %s", e.Name, e.Err, e.Stderr)
+	}
+	return fmt.Sprintf("%s failed: %v", e.Name, e.Err)
+}
+
+func (e *ToolError) Unwrap() error { return e.Err }
+
+// Output runs the command and hands its standard output to consume. The
+// command fails when it exits non-zero, even if consume read everything:
+// a dump tool that dies half-way may have written a well-formed prefix.
+// When consume fails, the program is killed and consume's error returned
+// unless the program itself reported a failure first.
+func (c *Command) Output(ctx context.Context, consume func(io.Reader) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd, t := c.cmd(ctx)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return &ToolError{Name: c.Name(), Err: err}
+	}
+	cerr := consume(out)
+	if cerr != nil {
+		// Drain nothing more: kill it.
+		cancel()
+	} else {
+		// The consumer stopped at EOF; anything left is unread output.
+		_, _ = io.Copy(io.Discard, out)
+	}
+	werr := cmd.Wait()
+	if werr != nil && (cerr == nil || ctx.Err() == nil || !isKilled(werr)) {
+		return &ToolError{Name: c.Name(), Err: werr, Stderr: t.String()}
+	}
+	return cerr
+}
+
+// Run runs the command to completion.
+func (c *Command) Run(ctx context.Context) error {
+	cmd, t := c.cmd(ctx)
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &ToolError{Name: c.Name(), Err: err, Stderr: t.String()}
+	}
+	return nil
+}
+
+// CombinedOutput runs the command and returns its standard output.
+func (c *Command) CombinedOutput(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := c.Output(ctx, func(r io.Reader) error {
+		var err error
+		b, err = io.ReadAll(r)
+		return err
+	})
+	return b, err
+}
+
+func isKilled(err error) bool {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return true
+		}
+	}
+	return false
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(string(t.buf))
+	if len(t.buf) >= t.max {
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = "…" + s[i+1:]
+		}
+	}
+	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// LookTool finds a program: in dir when given, else in the first of
+// searchDirs that has it, else on PATH.
+func LookTool(name, dir string, searchDirs ...string) (string, error) {
+	if dir != "" {
+		p := filepath.Join(dir, name)
+		if _, err := exec.LookPath(p); err != nil {
+			return "", fmt.Errorf("%s not found in %s", name, dir)
+		}
+		return p, nil
+	}
+	for _, d := range searchDirs {
+		p := filepath.Join(d, name)
+		if _, err := exec.LookPath(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found on PATH: install it or give its directory", name)
+	}
+	return p, nil
+}
