@@ -12,19 +12,17 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/spf13/cobra"
 )
 
-// sourceCommands are the commands of each database source: each source's
-// file adds its constructor in an init function.
+// sourceCommands are the commands one database source adds.
 type sourceCommands struct {
 	backup  *cobra.Command   // "backup NAME"
 	restore *cobra.Command   // "restore NAME"
 	extra   []*cobra.Command // top-level commands, e.g. "pg"
 }
-
-var sources []func(a *App) sourceCommands
 
 // addSourceCommands adds every source's commands under backup, restore
 // and the root.
@@ -38,8 +36,7 @@ func (a *App) addSourceCommands(root *cobra.Command) {
 			restore = c
 		}
 	}
-	for _, mk := range sources {
-		sc := mk(a)
+	for _, sc := range []sourceCommands{a.postgresCommands(), a.mysqlCommands(), a.mongodbCommands()} {
 		if sc.backup != nil {
 			backup.AddCommand(sc.backup)
 		}
@@ -62,7 +59,7 @@ type sourceBackup struct {
 	// paths and host (newest last); nil means none.
 	parent func(all []*snapshot.Snapshot) (parent, base *snapshot.Snapshot)
 	// write produces the files and returns the snapshot metadata.
-	write func(ctx context.Context, w *source.Writer) (map[string]string, error)
+	write func(ctx context.Context, w source.Sink) (map[string]string, error)
 }
 
 // sourceFlags are the flags every database backup takes.
@@ -144,7 +141,7 @@ func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Sn
 	if err != nil {
 		return nil, err
 	}
-	w := source.NewWriter(arch, start, sn.Username)
+	w := streamtree.NewWriter(arch, start, sn.Username)
 	stopProgress := a.out.ticker(200*time.Millisecond, func(final bool) { a.sourceProgress(arch, w, start) })
 	stopSavers := arch.StartStreams(ctx)
 	meta, err := b.write(ctx, w)
@@ -194,7 +191,7 @@ func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Sn
 	return sn, nil
 }
 
-func (a *App) sourceProgress(arch *archiver.Archiver, w *source.Writer, start time.Time) {
+func (a *App) sourceProgress(arch *archiver.Archiver, w *streamtree.Writer, start time.Time) {
 	st := &arch.Stats
 	elapsed := time.Since(start)
 	read := st.BytesRead.Load()

@@ -1,22 +1,25 @@
-package source
+package streamtree
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/engine/walker"
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // Repo is what reading a backup tree needs of a repository.
 type Repo = restorer.Repo
 
-// Reader reads the files of a database backup back from a snapshot tree.
+// Reader is a source.Tree: it reads the files of a backup back from a
+// snapshot tree.
 type Reader struct {
 	repo Repo
 	root ID
@@ -28,8 +31,8 @@ func NewReader(repo Repo, root ID) *Reader { return &Reader{repo: repo, root: ro
 // ErrNotFound is returned for a path the backup does not have.
 var ErrNotFound = errors.New("not in the backup")
 
-// Stat returns the node at the slash-separated path p ("" is the root).
-func (r *Reader) Stat(ctx context.Context, p string) (*tree.Node, error) {
+// Node returns the node at the slash-separated path p.
+func (r *Reader) Node(ctx context.Context, p string) (*tree.Node, error) {
 	n, err := restorer.FindNode(ctx, r.repo, r.root, path.Clean("/"+p))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (%v)", p, ErrNotFound, err)
@@ -37,11 +40,31 @@ func (r *Reader) Stat(ctx context.Context, p string) (*tree.Node, error) {
 	return n, nil
 }
 
+// Stat returns the entry at p ("" is the root).
+func (r *Reader) Stat(ctx context.Context, p string) (source.Entry, error) {
+	if isRoot(p) {
+		return source.Entry{Type: source.TypeDir}, nil
+	}
+	n, err := r.Node(ctx, p)
+	if err != nil {
+		return source.Entry{}, err
+	}
+	return entry(n), nil
+}
+
+func isRoot(p string) bool { return p == "" || p == "/" || p == "." }
+
+func entry(n *tree.Node) source.Entry {
+	e := source.Entry{Name: string(n.Name), Type: source.EntryType(n.Type), Size: int64(n.Size), Target: string(n.LinkTarget),
+		Meta: source.Meta{Mode: fs.FileMode(n.Mode), ModTime: n.ModTime, UID: n.UID, GID: n.GID, User: n.User, Group: n.Group}}
+	return e
+}
+
 // List returns the entries of the directory p in name order.
-func (r *Reader) List(ctx context.Context, p string) ([]*tree.Node, error) {
+func (r *Reader) List(ctx context.Context, p string) ([]source.Entry, error) {
 	id := r.root
-	if p != "" && p != "/" && p != "." {
-		n, err := r.Stat(ctx, p)
+	if !isRoot(p) {
+		n, err := r.Node(ctx, p)
 		if err != nil {
 			return nil, err
 		}
@@ -54,29 +77,23 @@ func (r *Reader) List(ctx context.Context, p string) ([]*tree.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t.Nodes, nil
+	out := make([]source.Entry, len(t.Nodes))
+	for i, n := range t.Nodes {
+		out[i] = entry(n)
+	}
+	return out, nil
 }
 
 // Open returns a reader of the file at p.
-func (r *Reader) Open(ctx context.Context, p string) (io.ReadCloser, *tree.Node, error) {
-	n, err := r.Stat(ctx, p)
-	if err != nil {
-		return nil, nil, err
-	}
-	if n.Type != tree.TypeFile {
-		return nil, nil, fmt.Errorf("%s is a %s in the backup, not a file", p, n.Type)
-	}
-	return NewContentReader(ctx, r.repo, n), n, nil
-}
-
-// ReadFile returns the content of a small file at p.
-func (r *Reader) ReadFile(ctx context.Context, p string) ([]byte, error) {
-	rc, _, err := r.Open(ctx, p)
+func (r *Reader) Open(ctx context.Context, p string) (io.ReadCloser, error) {
+	n, err := r.Node(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	return io.ReadAll(rc)
+	if n.Type != tree.TypeFile {
+		return nil, fmt.Errorf("%s is a %s in the backup, not a file", p, n.Type)
+	}
+	return NewContentReader(ctx, r.repo, n), nil
 }
 
 // prefetch is how many blobs a content reader loads ahead of its reader.

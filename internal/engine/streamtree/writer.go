@@ -1,4 +1,4 @@
-package source
+package streamtree
 
 import (
 	"context"
@@ -14,24 +14,16 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // ID of a blob or tree.
 type ID = tree.ID
 
-// Meta is the metadata of one entry a source adds. A zero Mode means 0600
-// for files and 0700 for directories; a zero ModTime means the writer's
-// time.
-type Meta struct {
-	Mode    fs.FileMode
-	ModTime time.Time
-	UID     uint32
-	GID     uint32
-	User    string
-	Group   string
-}
+// Meta is the metadata of an entry.
+type Meta = source.Meta
 
-// Writer collects the files of a database backup into one snapshot tree.
+// Writer is a source.Sink: it collects the files of a database backup into one snapshot tree.
 // Every file is streamed into the repository as it is produced; only the
 // tree is kept in memory. Its methods may be called from several
 // goroutines between the archiver's StartStreams and stop.
@@ -200,12 +192,6 @@ func (w *Writer) WriteFile(ctx context.Context, p string, rd io.Reader, m *Meta)
 	}
 	w.files.Add(1)
 	return n, nil
-}
-
-// WriteBytes adds a small file.
-func (w *Writer) WriteBytes(ctx context.Context, p string, b []byte, m *Meta) error {
-	_, err := w.WriteFile(ctx, p, strings.NewReader(string(b)), m)
-	return err
 }
 
 // Root saves the trees, deepest first, and returns the root tree's ID.

@@ -1,0 +1,3 @@
+package cli
+
+func (a *App) mongodbCommands() sourceCommands { return sourceCommands{} }

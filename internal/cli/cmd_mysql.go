@@ -1,0 +1,3 @@
+package cli
+
+func (a *App) mysqlCommands() sourceCommands { return sourceCommands{} }

@@ -1,0 +1,3 @@
+package cli
+
+func (a *App) postgresCommands() sourceCommands { return sourceCommands{} }
