@@ -1,3 +1,964 @@
 package cli
 
-func (a *App) postgresCommands() sourceCommands { return sourceCommands{} }
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/restorer"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
+	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/source/postgres"
+	"github.com/spf13/cobra"
+)
+
+// kindContinuous marks snapshots of a log archive (WAL, binlog, oplog).
+const kindContinuous = "continuous"
+
+// pgConnFlags are how every PostgreSQL command reaches the server.
+type pgConnFlags struct {
+	dsn          string
+	passwordFile string
+	binDir       string
+}
+
+func (f *pgConnFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.dsn, "dsn", "", "libpq connection string or URI (default $BUNKER_POSTGRES_DSN, else libpq's PG* variables)")
+	fl.StringVar(&f.passwordFile, "db-password-file", "", "read the database password from this `file` (else the DSN, PGPASSWORD or ~/.pgpass)")
+	fl.StringVar(&f.binDir, "pg-bin", "", "`directory` of pg_dump, pg_restore, pg_basebackup… (default: newest /usr/lib/postgresql/*/bin, then PATH)")
+}
+
+// pgClient opens a client for the flags; the caller closes it.
+func (a *App) pgClient(f *pgConnFlags) (*postgres.Client, error) {
+	dsn := f.dsn
+	if dsn == "" {
+		dsn = a.Getenv("BUNKER_POSTGRES_DSN")
+	}
+	ci, err := postgres.ParseConnInfo(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if f.passwordFile != "" {
+		b, err := os.ReadFile(f.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--db-password-file: %w", err)
+		}
+		ci = ci.With("password", strings.TrimRight(string(b), "\r\n"))
+	}
+	var stderr io.Writer
+	if a.g.verbose > 0 {
+		stderr = a.Stderr
+	}
+	return postgres.Open(postgres.Config{Conn: ci, BinDir: f.binDir, Stderr: stderr, Getenv: a.Getenv})
+}
+
+func (a *App) postgresCommands() sourceCommands {
+	pg := &cobra.Command{
+		Use:   "pg",
+		Short: "PostgreSQL WAL archiving: wal-push, wal-fetch, wal-receive, wal-list, wal-expire",
+	}
+	pg.AddCommand(a.pgWALPushCommand(), a.pgWALFetchCommand(), a.pgWALReceiveCommand(), a.pgWALListCommand(), a.pgWALExpireCommand())
+	return sourceCommands{backup: a.pgBackupCommand(), restore: a.pgRestoreCommand(), extra: []*cobra.Command{pg}}
+}
+
+type pgBackupOptions struct {
+	conn      pgConnFlags
+	src       sourceFlags
+	databases []string
+	noGlobals bool
+	physical  bool
+	walMethod string
+	fast      bool
+	maxRate   string
+	full      bool
+	diff      bool
+}
+
+func (a *App) pgBackupCommand() *cobra.Command {
+	var o pgBackupOptions
+	cmd := &cobra.Command{
+		Use:     "postgres",
+		Aliases: []string{"postgresql", "pg"},
+		Short:   "Back up PostgreSQL: pg_dump per database, or a base backup with --physical",
+		Long: `Back up a PostgreSQL server into the repository, streamed: nothing is
+written to local disk.
+
+Logical (default): pg_dump --format=custom of every database (or each
+--database), at most --jobs at once, plus roles and tablespaces from
+pg_dumpall --globals-only, in one snapshot with a file per database.
+Dumps are uncompressed so that unchanged rows deduplicate between backups;
+the repository compresses them.
+
+Physical (--physical): a base backup by pg_basebackup, stored file by file
+under pgdata/ with its backup manifest. Every physical backup is
+deduplicated against the earlier ones (unchanged files cost nothing), so
+each is independent for restores and incremental in storage; --full and
+--differential only label the snapshot's kind and parent. With WAL
+archiving (bunker pg wal-push or wal-receive) use --wal-method none.
+
+The password never appears on a command line: it goes to the PostgreSQL
+programs through a temporary password file. Nothing is saved unless every
+dump succeeds.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runPGBackup(cmd.Context(), o)
+		},
+	}
+	o.conn.add(cmd)
+	o.src.add(cmd, "dump at most `N` databases at once")
+	f := cmd.Flags()
+	f.StringArrayVar(&o.databases, "database", nil, "back up only this `database` (repeatable)")
+	f.BoolVar(&o.noGlobals, "no-globals", false, "skip roles and tablespaces (pg_dumpall --globals-only)")
+	f.BoolVar(&o.physical, "physical", false, "take a base backup (pg_basebackup) instead of dumps")
+	f.StringVar(&o.walMethod, "wal-method", "fetch", "with --physical: fetch (include the WAL the backup needs) or none (rely on the WAL archive)")
+	f.BoolVar(&o.fast, "fast-checkpoint", true, "with --physical: start with an immediate checkpoint")
+	f.StringVar(&o.maxRate, "max-rate", "", "with --physical: limit the server's transfer `rate` (pg_basebackup --max-rate, e.g. 100M)")
+	f.BoolVar(&o.full, "full", false, "with --physical: record a full backup (no parent)")
+	f.BoolVar(&o.diff, "differential", false, "with --physical: record a differential backup against the last full one")
+	return cmd
+}
+
+func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
+	if !o.physical && (o.full || o.diff || o.maxRate != "") {
+		return errors.New("--full, --differential and --max-rate go with --physical")
+	}
+	if o.full && o.diff {
+		return errors.New("--full and --differential exclude each other")
+	}
+	c, err := a.pgClient(&o.conn)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	b := sourceBackup{source: "postgres", tags: o.src.tags, host: o.src.hostname(), kind: snapshot.KindFull}
+	if !o.physical {
+		b.paths = []string{"/postgres/" + c.Server() + "/logical"}
+		b.write = func(ctx context.Context, w source.Sink) (map[string]string, error) {
+			return c.BackupLogical(ctx, w, postgres.LogicalOptions{Databases: o.databases, Jobs: o.src.jobs, NoGlobals: o.noGlobals})
+		}
+		_, err = a.runSourceBackup(ctx, b)
+		return err
+	}
+	if len(o.databases) > 0 || o.noGlobals {
+		return errors.New("--database and --no-globals are for logical backups; a base backup holds the whole cluster")
+	}
+	b.paths = []string{"/postgres/" + c.Server() + "/physical"}
+	if !o.full {
+		b.parent = func(all []*snapshot.Snapshot) (*snapshot.Snapshot, *snapshot.Snapshot, string) {
+			var last, lastFull *snapshot.Snapshot
+			for _, s := range all {
+				if s.Metadata["type"] != "physical" {
+					continue
+				}
+				last = s
+				if s.Kind == snapshot.KindFull {
+					lastFull = s
+				}
+			}
+			switch {
+			case lastFull == nil:
+				return nil, nil, snapshot.KindFull
+			case o.diff:
+				return lastFull, lastFull, snapshot.KindDifferential
+			default:
+				return last, lastFull, snapshot.KindIncremental
+			}
+		}
+	}
+	b.write = func(ctx context.Context, w source.Sink) (map[string]string, error) {
+		return c.BackupPhysical(ctx, w, postgres.PhysicalOptions{WALMethod: o.walMethod, FastCheckpoint: o.fast, MaxRate: o.maxRate})
+	}
+	_, err = a.runSourceBackup(ctx, b)
+	return err
+}
+
+type pgRestoreOptions struct {
+	conn        pgConnFlags
+	databases   []string
+	jobs        int
+	clean       bool
+	noGlobals   bool
+	noOwner     bool
+	physical    bool
+	pgdata      string
+	walDir      string
+	owner       string
+	noVerify    bool
+	targetTime  string
+	targetLSN   string
+	targetXID   string
+	targetName  string
+	latest      bool
+	exclusive   bool
+	action      string
+	snapshotRef string
+}
+
+func (a *App) pgRestoreCommand() *cobra.Command {
+	var o pgRestoreOptions
+	cmd := &cobra.Command{
+		Use:     "postgres SNAPSHOT",
+		Aliases: []string{"postgresql", "pg"},
+		Short:   "Restore PostgreSQL databases, or a cluster to a point in time",
+		Long: `Restore a PostgreSQL backup. SNAPSHOT is an ID or "latest" (the newest
+backup of the kind asked for).
+
+Logical: recreates roles and tablespaces (errors for roles that exist are
+ignored), then every database (or each --database) with pg_restore
+--create, --jobs databases at once. A database that exists fails unless
+--clean drops it first. A failed database is reported and the others go
+on; the exit code is then 3.
+
+Physical (--physical --pgdata DIR): lays down the base backup in DIR
+(absent or empty), checks it with pg_verifybackup, and with
+--target-time, --target-lsn, --target-xid, --target-name or
+--target-latest fetches the archived WAL into --wal-dir and writes the
+recovery settings, so that starting the server replays WAL and stops
+exactly at the target (recovery_target_action, default promote). Start
+it with: pg_ctl -D DIR start.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.snapshotRef = args[0]
+			if o.physical {
+				return a.runPGRestorePhysical(cmd.Context(), o)
+			}
+			return a.runPGRestoreLogical(cmd.Context(), o)
+		},
+	}
+	o.conn.add(cmd)
+	f := cmd.Flags()
+	f.StringArrayVar(&o.databases, "database", nil, "restore only this `database` (repeatable)")
+	f.IntVarP(&o.jobs, "jobs", "j", 2, "restore at most `N` databases at once")
+	f.BoolVar(&o.clean, "clean", false, "drop each database before recreating it")
+	f.BoolVar(&o.noGlobals, "no-globals", false, "do not restore roles and tablespaces")
+	f.BoolVar(&o.noOwner, "no-owner", false, "do not restore object ownership (pg_restore --no-owner)")
+	f.BoolVar(&o.physical, "physical", false, "restore a base backup into --pgdata")
+	f.StringVar(&o.pgdata, "pgdata", "", "with --physical: the data `directory` to create")
+	f.StringVar(&o.walDir, "wal-dir", "", "with a target: where to put the archived WAL for recovery (default PGDATA.wal beside it)")
+	f.StringVar(&o.owner, "owner", "", "with --physical: make this `user` own the restored files (default: the owner the backup recorded)")
+	f.BoolVar(&o.noVerify, "no-verify", false, "with --physical: skip pg_verifybackup")
+	f.StringVar(&o.targetTime, "target-time", "", "recover to this `time` (RFC 3339 or 2006-01-02 15:04:05 local)")
+	f.StringVar(&o.targetLSN, "target-lsn", "", "recover to this `LSN` (e.g. 0/3000060)")
+	f.StringVar(&o.targetXID, "target-xid", "", "recover to this transaction `ID`")
+	f.StringVar(&o.targetName, "target-name", "", "recover to this named restore `point` (pg_create_restore_point)")
+	f.BoolVar(&o.latest, "target-latest", false, "recover to the end of the archived WAL")
+	f.BoolVar(&o.exclusive, "target-exclusive", false, "stop just before the target instead of just after it")
+	f.StringVar(&o.action, "target-action", "promote", "after reaching the target: promote, pause or shutdown")
+	return cmd
+}
+
+func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error {
+	if o.pgdata != "" || o.targetTime != "" || o.targetLSN != "" || o.targetXID != "" || o.targetName != "" || o.latest {
+		return errors.New("--pgdata and --target-* need --physical (point-in-time restores start from a base backup)")
+	}
+	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, "logical")
+	if err != nil {
+		return err
+	}
+	c, err := a.pgClient(&o.conn)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	t := streamtree.NewReader(r, sn.Tree)
+	start := time.Now()
+	var results []map[string]any
+	err = c.RestoreLogical(ctx, t, postgres.RestoreOptions{
+		Databases: o.databases, Jobs: o.jobs, Clean: o.clean, NoGlobals: o.noGlobals, NoOwner: o.noOwner,
+		Report: func(name string, err error) {
+			res := map[string]any{"message_type": "database", "name": name, "ok": err == nil}
+			if err != nil {
+				res["error"] = err.Error()
+				a.out.warnf("%s: %v", name, err)
+			} else {
+				a.out.infof("restored %s", name)
+			}
+			results = append(results, res)
+			if a.g.json {
+				a.out.jsonLine(res)
+			}
+		},
+	})
+	var pe *postgres.PartialError
+	if errors.As(err, &pe) {
+		return &partialError{msg: fmt.Sprintf("restore of snapshot %s: %v", sn.ShortID(), err)}
+	}
+	if err != nil {
+		return err
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "restored": len(results), "duration_seconds": time.Since(start).Seconds()})
+	} else {
+		a.out.textf("restored snapshot %s to %s in %s", sn.ShortID(), c.Server(), formatDuration(time.Since(start)))
+	}
+	return nil
+}
+
+// findPGSnapshot finds a postgres snapshot of the given type ("latest" is
+// the newest of that type).
+func (a *App) findPGSnapshot(ctx context.Context, ref, typ string) (*repository.Repository, *snapshot.Snapshot, error) {
+	r, err := a.openRepoIndexed(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, errs, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, e := range errs {
+		a.out.warnf("snapshot %s: %v", short(name), e)
+	}
+	if ref == "latest" {
+		var mine []*snapshot.Snapshot
+		for _, s := range all {
+			if s.Metadata["source"] == "postgres" && s.Metadata["type"] == typ {
+				mine = append(mine, s)
+			}
+		}
+		all = mine
+	}
+	sn, err := snapshot.Find(all, ref, snapshot.Filter{})
+	if err != nil {
+		if ref == "latest" {
+			return nil, nil, fmt.Errorf("no %s PostgreSQL backup in the repository", typ)
+		}
+		return nil, nil, err
+	}
+	if sn.Metadata["source"] != "postgres" || sn.Metadata["type"] != typ {
+		return nil, nil, fmt.Errorf("snapshot %s is not a %s PostgreSQL backup (source %q, type %q)", sn.ShortID(), typ, sn.Metadata["source"], sn.Metadata["type"])
+	}
+	return r, sn, nil
+}
+
+func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) error {
+	if o.pgdata == "" {
+		return errors.New("--physical needs --pgdata DIR")
+	}
+	if len(o.databases) > 0 || o.clean {
+		return errors.New("--database and --clean are for logical restores")
+	}
+	targets := 0
+	for _, t := range []bool{o.targetTime != "", o.targetLSN != "", o.targetXID != "", o.targetName != "", o.latest} {
+		if t {
+			targets++
+		}
+	}
+	if targets > 1 {
+		return errors.New("give at most one of --target-time, --target-lsn, --target-xid, --target-name, --target-latest")
+	}
+	if !slices.Contains([]string{"promote", "pause", "shutdown"}, o.action) {
+		return fmt.Errorf("--target-action %q: use promote, pause or shutdown", o.action)
+	}
+	var recovery []string
+	switch {
+	case o.targetTime != "":
+		t, err := parseTime(o.targetTime)
+		if err != nil {
+			return fmt.Errorf("--target-time: %w", err)
+		}
+		recovery = append(recovery, "recovery_target_time = "+pgQuote(t.UTC().Format("2006-01-02 15:04:05.999999+00")))
+	case o.targetLSN != "":
+		if _, err := postgres.ParseLSN(o.targetLSN); err != nil {
+			return fmt.Errorf("--target-lsn: %w", err)
+		}
+		recovery = append(recovery, "recovery_target_lsn = "+pgQuote(o.targetLSN))
+	case o.targetXID != "":
+		if _, err := strconv.ParseUint(o.targetXID, 10, 64); err != nil {
+			return fmt.Errorf("--target-xid %q is not a transaction ID", o.targetXID)
+		}
+		recovery = append(recovery, "recovery_target_xid = "+pgQuote(o.targetXID))
+	case o.targetName != "":
+		recovery = append(recovery, "recovery_target_name = "+pgQuote(o.targetName))
+	}
+	if targets > 0 && !o.latest {
+		recovery = append(recovery, "recovery_target_action = "+pgQuote(o.action), "recovery_target_inclusive = "+strconv.FormatBool(!o.exclusive))
+	}
+	pgdata, err := filepath.Abs(o.pgdata)
+	if err != nil {
+		return err
+	}
+	if ents, err := os.ReadDir(pgdata); err == nil && len(ents) > 0 {
+		return fmt.Errorf("--pgdata %s is not empty: restore into a new or empty directory", pgdata)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("--pgdata: %w", err)
+	}
+
+	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, "physical")
+	if err != nil {
+		return err
+	}
+	t := streamtree.NewReader(r, sn.Tree)
+	m, err := postgres.ReadPhysicalManifest(ctx, t)
+	if err != nil {
+		return err
+	}
+	// With WAL left to the archive, even "restore as it was" needs it.
+	if targets == 0 && m.WALMethod == "none" {
+		recovery = append(recovery, "recovery_target = 'immediate'", "recovery_target_action = "+pgQuote(o.action))
+		targets = 1
+	}
+	start := time.Now()
+	a.out.infof("restoring base backup %s (%s, system %s, start %s) into %s", sn.ShortID(), m.ServerVersion, m.SystemIdentifier, m.StartLSN, pgdata)
+	if err := os.MkdirAll(pgdata, 0o700); err != nil {
+		return err
+	}
+	res := restorer.New(r, restorer.Options{Sync: true, NoXattrs: true, OnError: func(p string, err error) error { return err }})
+	if err := res.Restore(ctx, sn.Tree, "/"+postgres.PGDataDir, pgdata); err != nil {
+		return fmt.Errorf("restore base backup: %w", err)
+	}
+	if err := os.Chmod(pgdata, 0o700); err != nil {
+		return err
+	}
+	uid, gid := -1, -1
+	if o.owner != "" {
+		u, err := user.Lookup(o.owner)
+		if err != nil {
+			return fmt.Errorf("--owner: %w", err)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+		if err := chownTree(pgdata, uid, gid); err != nil {
+			return fmt.Errorf("--owner: %w", err)
+		}
+	} else if fi, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil {
+		uid, gid = fileOwner(fi)
+		if os.Geteuid() == 0 {
+			// The directory itself was made here, not restored.
+			if err := os.Chown(pgdata, uid, gid); err != nil {
+				return err
+			}
+		}
+	}
+
+	var walDir string
+	if targets > 0 {
+		walDir = o.walDir
+		if walDir == "" {
+			walDir = pgdata + ".wal"
+		}
+		if walDir, err = filepath.Abs(walDir); err != nil {
+			return err
+		}
+		n, err := a.fetchRecoveryWAL(ctx, r, m, walDir, uid, gid)
+		if err != nil {
+			return err
+		}
+		a.out.infof("fetched %d WAL files into %s", n, walDir)
+	}
+	if !o.noVerify {
+		args := []string{"--quiet", pgdata}
+		if m.WALMethod == "none" {
+			if walDir != "" {
+				args = append(args, "--wal-directory="+walDir)
+			} else {
+				args = append(args, "--no-parse-wal")
+			}
+		}
+		c, err := a.pgClient(&o.conn)
+		if err != nil {
+			return err
+		}
+		cmd, err := c.Tool("pg_verifybackup", args...)
+		if err == nil {
+			err = cmd.Run(ctx)
+		}
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("the restored base backup does not verify (--no-verify skips this): %w", err)
+		}
+		a.out.textf("pg_verifybackup: backup successfully verified")
+	}
+	if targets > 0 {
+		// Quiet about the files recovery probes for that do not exist
+		// (later timelines' history files, the end of the archive).
+		src := shellQuotePath(walDir + "/%f")
+		settings := append([]string{"restore_command = " + pgQuote(fmt.Sprintf("test -f %s && cp %s %%p", src, src))}, recovery...)
+		if err := writeRecoveryConf(pgdata, settings, uid, gid); err != nil {
+			return err
+		}
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": walDir,
+			"recovery": recovery, "duration_seconds": time.Since(start).Seconds()})
+		return nil
+	}
+	a.out.textf("restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(time.Since(start)))
+	if targets > 0 {
+		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(recovery, ", "), pgdata)
+		a.out.textf("remove %s once recovery has finished", walDir)
+	} else {
+		a.out.textf("start it with: pg_ctl -D %s start", pgdata)
+	}
+	return nil
+}
+
+// pgQuote quotes a value for postgresql.conf.
+func pgQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// shellQuotePath quotes a path for restore_command (run by /bin/sh),
+// leaving %f and %p for PostgreSQL to substitute.
+func shellQuotePath(p string) string { return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'" }
+
+// writeRecoveryConf appends the recovery settings to postgresql.auto.conf
+// and creates recovery.signal.
+func writeRecoveryConf(pgdata string, settings []string, uid, gid int) error {
+	conf := filepath.Join(pgdata, "postgresql.auto.conf")
+	f, err := os.OpenFile(conf, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "# Recovery settings written by bunker restore postgres on %s\n%s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(settings, "\n"))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", conf, err)
+	}
+	signal := filepath.Join(pgdata, "recovery.signal")
+	if err := os.WriteFile(signal, nil, 0o600); err != nil {
+		return err
+	}
+	if uid >= 0 {
+		_ = os.Lchown(conf, uid, gid)
+		_ = os.Lchown(signal, uid, gid)
+	}
+	return nil
+}
+
+func chownTree(root string, uid, gid int) error {
+	return filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}
+
+// walArchive lists the archived WAL of one system: the newest copy of
+// each file name.
+type walRef struct {
+	sn   *snapshot.Snapshot
+	name string
+}
+
+func walSnapshots(all []*snapshot.Snapshot, sysid string) []*snapshot.Snapshot {
+	var out []*snapshot.Snapshot
+	for _, s := range all {
+		if s.Metadata["source"] == "postgres" && s.Metadata["type"] == "wal" && (sysid == "" || s.Metadata["system_identifier"] == sysid) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// walFiles lists the files of the WAL snapshots (oldest snapshot first,
+// so later copies of a name win).
+func walFiles(sns []*snapshot.Snapshot) []postgres.WALFile {
+	var out []postgres.WALFile
+	for _, s := range sns {
+		for _, name := range strings.Split(s.Metadata["wal_files"], ",") {
+			w, err := postgres.ParseWALName(name)
+			if err != nil {
+				continue
+			}
+			out = append(out, postgres.WALFile{WALName: w, Ref: walRef{sn: s, name: name}})
+		}
+	}
+	return out
+}
+
+// fetchRecoveryWAL writes the archived WAL a recovery from m needs into
+// dir.
+func (a *App) fetchRecoveryWAL(ctx context.Context, r *repository.Repository, m *postgres.PhysicalManifestData, dir string, uid, gid int) (int, error) {
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	files, err := postgres.SelectRecoveryWAL(walFiles(walSnapshots(all, m.SystemIdentifier)), m.StartWALFile)
+	if err != nil {
+		return 0, err
+	}
+	if m.WALMethod == "none" {
+		if err := postgres.CheckContinuity(files, m.StartWALFile, 0); err != nil {
+			return 0, err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	if uid >= 0 {
+		_ = os.Chown(dir, uid, gid)
+	}
+	for _, f := range files {
+		ref := f.Ref.(walRef)
+		if err := writeWALFile(ctx, r, ref, filepath.Join(dir, f.Name), uid, gid); err != nil {
+			return 0, err
+		}
+	}
+	return len(files), nil
+}
+
+func writeWALFile(ctx context.Context, r *repository.Repository, ref walRef, dest string, uid, gid int) error {
+	t := streamtree.NewReader(r, ref.sn.Tree)
+	rc, err := t.Open(ctx, postgres.WALDir+"/"+ref.name)
+	if err != nil {
+		return fmt.Errorf("WAL %s in snapshot %s: %w", ref.name, ref.sn.ShortID(), err)
+	}
+	defer rc.Close()
+	tmp := dest + ".bunker-tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, rc)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && uid >= 0 {
+		err = os.Chown(tmp, uid, gid)
+	}
+	if err == nil {
+		err = os.Rename(tmp, dest)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("WAL %s: %w", ref.name, err)
+	}
+	return nil
+}
+
+// ---- WAL archive commands ----
+
+func (a *App) pgWALPushCommand() *cobra.Command {
+	var sysid string
+	cmd := &cobra.Command{
+		Use:   "wal-push PATH...",
+		Short: "Archive WAL files (use as archive_command = 'bunker pg wal-push %p')",
+		Long: `Archive WAL segments (or history files) into the repository. Made for
+PostgreSQL's archive_command, which runs in the data directory:
+
+  archive_command = 'BUNKER_PASSWORD_FILE=/etc/bunker/pw bunker -r REPO pg wal-push %p'
+
+It exits 0 only once the files are durable in the repository (packs, index
+and the snapshot written), so PostgreSQL recycles nothing that is not
+safely archived. Pushing a file again is harmless. The system identifier
+comes from the segment's header, else from global/pg_control in the
+current directory, else --system-id.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.pushWAL(cmd.Context(), nil, args, sysid, false)
+		},
+	}
+	cmd.Flags().StringVar(&sysid, "system-id", "", "the cluster's system `identifier` (default: read from the WAL or pg_control)")
+	return cmd
+}
+
+// pushWAL stores WAL files as one continuous snapshot.
+func (a *App) pushWAL(ctx context.Context, r *repository.Repository, paths []string, sysid string, quiet bool) error {
+	var names []string
+	for _, p := range paths {
+		w, err := postgres.ParseWALName(filepath.Base(p))
+		if err != nil {
+			return err
+		}
+		names = append(names, w.Name)
+		if sysid == "" && (w.Kind == postgres.WALSegment || w.Kind == postgres.WALPartial) {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			hdr := make([]byte, 40)
+			_, err = io.ReadFull(f, hdr)
+			f.Close()
+			if err == nil {
+				sysid, _ = postgres.SegmentSystemID(hdr)
+			}
+		}
+	}
+	if sysid == "" {
+		b, err := os.ReadFile("global/pg_control")
+		if err != nil {
+			return errors.New("cannot tell the cluster's system identifier: no WAL segment header and no global/pg_control here; give --system-id")
+		}
+		if sysid, err = postgres.ControlSystemID(b); err != nil {
+			return err
+		}
+	}
+	if _, err := strconv.ParseUint(sysid, 10, 64); err != nil {
+		return fmt.Errorf("--system-id %q is not a number", sysid)
+	}
+	first, last := slices.Min(names), slices.Max(names)
+	w0, _ := postgres.ParseWALName(first)
+	b := sourceBackup{source: "postgres", paths: []string{"/postgres/" + sysid + "/wal"}, kind: kindContinuous, repo: r, quiet: quiet,
+		host: func() string { h, _ := os.Hostname(); return h }(),
+		write: func(ctx context.Context, s source.Sink) (map[string]string, error) {
+			for _, p := range paths {
+				f, err := os.Open(p)
+				if err != nil {
+					return nil, err
+				}
+				fi, err := f.Stat()
+				if err != nil {
+					f.Close()
+					return nil, err
+				}
+				n, err := s.WriteFile(ctx, postgres.WALDir+"/"+filepath.Base(p), f, &source.Meta{Mode: 0o600, ModTime: fi.ModTime()})
+				f.Close()
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", p, err)
+				}
+				if n != fi.Size() {
+					return nil, fmt.Errorf("%s: read %d bytes, expected %d (file changed while archived)", p, n, fi.Size())
+				}
+			}
+			return map[string]string{"type": "wal", "system_identifier": sysid, "timeline": strconv.FormatUint(uint64(w0.Timeline), 10),
+				"wal_first": first, "wal_last": last, "wal_files": strings.Join(names, ",")}, nil
+		}}
+	_, err := a.runSourceBackup(ctx, b)
+	return err
+}
+
+func (a *App) pgWALFetchCommand() *cobra.Command {
+	var sysid string
+	cmd := &cobra.Command{
+		Use:   "wal-fetch NAME DEST",
+		Short: "Fetch an archived WAL file (use as restore_command = 'bunker pg wal-fetch %f %p')",
+		Long: `Write the archived WAL file NAME to DEST (atomically: a temporary file,
+fsync, rename). Exit code 1 when the archive does not have it, which is
+what PostgreSQL expects at the end of the archive. A partial segment from
+wal-receive stands in when the full one was never archived.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.fetchWAL(cmd.Context(), args[0], args[1], sysid)
+		},
+	}
+	cmd.Flags().StringVar(&sysid, "system-id", "", "the cluster's system `identifier` (default: read from global/pg_control here)")
+	return cmd
+}
+
+func (a *App) fetchWAL(ctx context.Context, name, dest, sysid string) error {
+	w, err := postgres.ParseWALName(name)
+	if err != nil {
+		return err
+	}
+	if sysid == "" {
+		b, err := os.ReadFile("global/pg_control")
+		if err != nil {
+			return errors.New("cannot tell the cluster's system identifier (no global/pg_control here); give --system-id")
+		}
+		if sysid, err = postgres.ControlSystemID(b); err != nil {
+			return err
+		}
+	}
+	r, err := a.openRepoIndexed(ctx)
+	if err != nil {
+		return err
+	}
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return err
+	}
+	var found, partial *walRef
+	for _, f := range walFiles(walSnapshots(all, sysid)) {
+		ref := f.Ref.(walRef)
+		switch {
+		case f.Name == w.Name:
+			found = &ref
+		case f.Kind == postgres.WALPartial && f.Name == w.Name+".partial":
+			partial = &ref
+		}
+	}
+	if found == nil {
+		found = partial
+	}
+	if found == nil {
+		return fmt.Errorf("WAL file %s of system %s is not in the archive", name, sysid)
+	}
+	return writeWALFile(ctx, r, *found, dest, -1, -1)
+}
+
+func (a *App) pgWALReceiveCommand() *cobra.Command {
+	var conn pgConnFlags
+	var slot, spool string
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "wal-receive",
+		Short: "Stream WAL from the server into the repository (RPO of seconds)",
+		Long: `Run pg_receivewal --synchronous with a replication slot (created when
+missing) and archive completed segments as they close and the growing one
+every --interval, until interrupted. Needs a user with the REPLICATION
+attribute and a replication entry in pg_hba.conf. Run it as a service
+(see docs/POSTGRESQL.md); it resumes where it stopped.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := a.pgClient(&conn)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			if spool == "" {
+				spool = filepath.Join(a.cacheRoot(), "wal-spool", r.Config().ID[:16], slot)
+			}
+			a.out.infof("streaming WAL from %s (slot %s) through %s", c.Server(), slot, spool)
+			return c.ReceiveWAL(ctx, postgres.ReceiverOptions{Spool: spool, Slot: slot, Interval: interval,
+				Logf: func(format string, args ...any) { a.out.infof(format, args...) },
+				Push: func(ctx context.Context, paths []string) error { return a.pushWAL(ctx, r, paths, "", true) },
+			})
+		},
+	}
+	conn.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&slot, "slot", "bunker", "replication `slot` name")
+	f.StringVar(&spool, "spool", "", "`directory` for WAL on its way (default: in the cache directory)")
+	f.DurationVar(&interval, "interval", 10*time.Second, "archive the growing segment this often")
+	return cmd
+}
+
+func (a *App) pgWALListCommand() *cobra.Command {
+	var sysid string
+	cmd := &cobra.Command{
+		Use:   "wal-list",
+		Short: "List the archived WAL per system and timeline, with gaps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			all, _, err := snapshot.LoadAll(ctx, r)
+			if err != nil {
+				return err
+			}
+			type entry struct {
+				System   string `json:"system_identifier"`
+				Name     string `json:"name"`
+				Kind     string `json:"kind"`
+				Snapshot string `json:"snapshot"`
+				Time     string `json:"time"`
+			}
+			var out []entry
+			for _, f := range walFiles(walSnapshots(all, sysid)) {
+				ref := f.Ref.(walRef)
+				out = append(out, entry{ref.sn.Metadata["system_identifier"], f.Name, f.Kind, ref.sn.ID.String(), ref.sn.Time.UTC().Format(time.RFC3339)})
+			}
+			slices.SortFunc(out, func(x, y entry) int { return strings.Compare(x.System+x.Name, y.System+y.Name) })
+			if a.g.json {
+				b, _ := json.Marshal(out)
+				fmt.Fprintln(a.Stdout, string(b))
+				return nil
+			}
+			for _, e := range out {
+				a.out.textf("%s  %-28s %-14s %s  %s", e.System, e.Name, e.Kind, e.Snapshot[:8], e.Time)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&sysid, "system-id", "", "only this system `identifier`")
+	return cmd
+}
+
+func (a *App) pgWALExpireCommand() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "wal-expire",
+		Short: "Forget archived WAL that no kept base backup needs",
+		Long: `Forget the WAL archive snapshots that only hold WAL older than the
+oldest physical backup still in the repository, per system. Run it after
+forget (prune then reclaims the space). A system without any base backup
+keeps all of its WAL.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.expireWAL(cmd.Context(), dryRun)
+		},
+	}
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be forgotten")
+	return cmd
+}
+
+func (a *App) expireWAL(ctx context.Context, dryRun bool) error {
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return err
+	}
+	oldest := map[string]postgres.WALName{}
+	for _, s := range all {
+		if s.Metadata["source"] != "postgres" || s.Metadata["type"] != "physical" {
+			continue
+		}
+		w, err := postgres.ParseWALName(s.Metadata["start_wal_file"])
+		if err != nil {
+			continue
+		}
+		id := s.Metadata["system_identifier"]
+		if o, ok := oldest[id]; !ok || w.Segment < o.Segment {
+			oldest[id] = w
+		}
+	}
+	var forget []*snapshot.Snapshot
+	for _, s := range walSnapshots(all, "") {
+		start, ok := oldest[s.Metadata["system_identifier"]]
+		if !ok {
+			continue
+		}
+		last, err := postgres.ParseWALName(s.Metadata["wal_last"])
+		if err != nil || last.Kind == postgres.WALHistory {
+			continue
+		}
+		if last.Segment < start.Segment {
+			forget = append(forget, s)
+		}
+	}
+	for _, s := range forget {
+		if dryRun {
+			a.out.textf("would forget %s (WAL %s..%s)", s.ShortID(), s.Metadata["wal_first"], s.Metadata["wal_last"])
+			continue
+		}
+		if err := snapshot.Remove(ctx, r, s.ID); err != nil {
+			return err
+		}
+		a.out.infof("forgot %s (WAL %s..%s)", s.ShortID(), s.Metadata["wal_first"], s.Metadata["wal_last"])
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": len(forget), "dry_run": dryRun})
+	} else {
+		a.out.textf("%d WAL archive snapshot(s) %s", len(forget), map[bool]string{true: "would be forgotten", false: "forgotten"}[dryRun])
+	}
+	return nil
+}
+
+// fileOwner returns a file's uid and gid.
+func fileOwner(fi os.FileInfo) (int, int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return -1, -1
+}

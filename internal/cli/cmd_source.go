@@ -55,9 +55,15 @@ type sourceBackup struct {
 	tags   []string
 	host   string
 	kind   string
-	// parent picks the parent and base among the snapshots of the same
-	// paths and host (newest last); nil means none.
-	parent func(all []*snapshot.Snapshot) (parent, base *snapshot.Snapshot)
+	// parent picks the parent, the base and the kind among the snapshots
+	// of the same paths and host (newest last); nil means none. An empty
+	// kind keeps kind.
+	parent func(all []*snapshot.Snapshot) (parent, base *snapshot.Snapshot, kind string)
+	// repo, when set, is used instead of opening -r (long-running
+	// commands open it once).
+	repo *repository.Repository
+	// quiet prints no summary (a receiver's frequent small pushes).
+	quiet bool
 	// write produces the files and returns the snapshot metadata.
 	write func(ctx context.Context, w source.Sink) (map[string]string, error)
 }
@@ -89,11 +95,15 @@ func (f *sourceFlags) hostname() string {
 // runSourceBackup streams a source into the repository and commits one
 // snapshot, or nothing at all when anything fails.
 func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Snapshot, error) {
-	r, err := a.openRepo(ctx)
-	if err != nil {
-		return nil, err
+	r := b.repo
+	if r == nil {
+		var err error
+		if r, err = a.openRepo(ctx); err != nil {
+			return nil, err
+		}
 	}
 	start := time.Now()
+	before := r.Stats()
 	sess, adopted, err := r.BeginWrite(ctx, "backup")
 	if err != nil {
 		return nil, err
@@ -124,7 +134,11 @@ func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Sn
 				same = append(same, s)
 			}
 		}
-		if p, base := b.parent(same); p != nil {
+		p, base, kind := b.parent(same)
+		if kind != "" {
+			sn.Kind = kind
+		}
+		if p != nil {
 			sn.Parent = &p.ID
 			if base != nil {
 				sn.Base = &base.ID
@@ -142,7 +156,10 @@ func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Sn
 		return nil, err
 	}
 	w := streamtree.NewWriter(arch, start, sn.Username)
-	stopProgress := a.out.ticker(200*time.Millisecond, func(final bool) { a.sourceProgress(arch, w, start) })
+	stopProgress := func() {}
+	if !b.quiet {
+		stopProgress = a.out.ticker(200*time.Millisecond, func(final bool) { a.sourceProgress(arch, w, start) })
+	}
 	stopSavers := arch.StartStreams(ctx)
 	meta, err := b.write(ctx, w)
 	var root archiver.ID
@@ -174,6 +191,10 @@ func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Sn
 	sn.Metadata["source"] = b.source
 	st := &arch.Stats
 	ws := r.Stats()
+	ws.Blobs -= before.Blobs
+	ws.BlobBytes -= before.BlobBytes
+	ws.StoredBytes -= before.StoredBytes
+	ws.Packs -= before.Packs
 	sn.Tree = root
 	read := st.BytesRead.Load()
 	sn.Summary = &snapshot.Summary{
@@ -187,7 +208,9 @@ func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Sn
 	if _, err := snapshot.Save(ctx, r, sn); err != nil {
 		return nil, fmt.Errorf("save snapshot: %w", err)
 	}
-	a.printSourceSummary(sn, ws)
+	if !b.quiet {
+		a.printSourceSummary(sn, ws)
+	}
 	return sn, nil
 }
 

@@ -1,0 +1,311 @@
+package postgres
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/source"
+)
+
+// Layout of a physical backup in the snapshot tree: the data directory
+// under pgdata/, our facts beside it.
+const (
+	PGDataDir        = "pgdata"
+	PhysicalManifest = "postgres/physical.json"
+	physicalFormat   = "bunker-postgres-physical/1"
+)
+
+// PhysicalManifestData is postgres/physical.json.
+type PhysicalManifestData struct {
+	Format           string    `json:"format"`
+	ServerVersion    string    `json:"server_version,omitempty"`
+	SystemIdentifier string    `json:"system_identifier"`
+	Timeline         int       `json:"timeline"`
+	StartLSN         string    `json:"start_lsn"`
+	StopLSN          string    `json:"stop_lsn,omitempty"`
+	StartWALFile     string    `json:"start_wal_file"`
+	WALMethod        string    `json:"wal_method"` // fetch: pg_wal holds what the backup needs; none: the archive does
+	Started          time.Time `json:"started"`
+	Finished         time.Time `json:"finished"`
+	Files            int64     `json:"files"`
+	Bytes            int64     `json:"bytes"`
+}
+
+// PhysicalOptions configure a base backup.
+type PhysicalOptions struct {
+	// WALMethod is pg_basebackup's -X: "fetch" (default) makes the
+	// backup self-contained; "none" relies on the WAL archive
+	// (bunker pg wal-push or wal-receive).
+	WALMethod string
+	Label     string
+	// FastCheckpoint starts at once instead of waiting for the next
+	// spread checkpoint.
+	FastCheckpoint bool
+	MaxRate        string // pg_basebackup --max-rate, e.g. "100M"
+}
+
+// BackupPhysical takes a base backup with pg_basebackup as a tar stream
+// and stores every file of it under pgdata/ (so unchanged files
+// deduplicate against earlier backups), with the backup manifest that
+// pg_verifybackup checks on restore. It returns the snapshot metadata.
+func (c *Client) BackupPhysical(ctx context.Context, sink source.Sink, o PhysicalOptions) (map[string]string, error) {
+	method := o.WALMethod
+	if method == "" {
+		method = "fetch"
+	}
+	if method != "fetch" && method != "none" {
+		return nil, fmt.Errorf("WAL method %q: use fetch or none (stream needs a directory, not a stream)", method)
+	}
+	label := o.Label
+	if label == "" {
+		label = "bunker base backup"
+	}
+	args := []string{"--pgdata=-", "--format=tar", "--wal-method=" + method, "--manifest-checksums=SHA256",
+		"--label=" + label, "--no-password", "--dbname=" + c.DSN("")}
+	if o.FastCheckpoint {
+		args = append(args, "--checkpoint=fast")
+	}
+	if o.MaxRate != "" {
+		args = append(args, "--max-rate="+o.MaxRate)
+	}
+	cmd, err := c.Tool("pg_basebackup", args...)
+	if err != nil {
+		return nil, err
+	}
+	m := &PhysicalManifestData{Format: physicalFormat, WALMethod: method, Started: time.Now().UTC()}
+	var label_, manifest []byte
+	var version string
+	err = cmd.Output(ctx, func(r io.Reader) error {
+		return readBaseTar(ctx, r, sink, m, func(name string, b []byte) {
+			switch name {
+			case "backup_label":
+				label_ = b
+			case "backup_manifest":
+				manifest = b
+			case "PG_VERSION":
+				version = strings.TrimSpace(string(b))
+			case "global/pg_control":
+				if len(b) >= 8 {
+					m.SystemIdentifier = strconv.FormatUint(binary.LittleEndian.Uint64(b), 10)
+				}
+			}
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if label_ == nil || manifest == nil || m.SystemIdentifier == "" {
+		return nil, errors.New("pg_basebackup's output lacks backup_label, backup_manifest or global/pg_control")
+	}
+	if err := parseBackupLabel(label_, m); err != nil {
+		return nil, err
+	}
+	if stop, err := manifestStopLSN(manifest); err == nil {
+		m.StopLSN = stop
+	} else {
+		return nil, err
+	}
+	m.ServerVersion = version
+	if info, err := c.Info(ctx); err == nil {
+		m.ServerVersion = info.Version
+	}
+	m.Finished = time.Now().UTC()
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := source.WriteBytes(ctx, sink, PhysicalManifest, append(b, '\n'), nil); err != nil {
+		return nil, err
+	}
+	return map[string]string{
+		"type":              "physical",
+		"server":            c.Server(),
+		"server_version":    m.ServerVersion,
+		"system_identifier": m.SystemIdentifier,
+		"timeline":          strconv.Itoa(m.Timeline),
+		"start_lsn":         m.StartLSN,
+		"stop_lsn":          m.StopLSN,
+		"start_wal_file":    m.StartWALFile,
+		"wal_method":        method,
+	}, nil
+}
+
+// smallFiles are kept in memory as they stream past, for their facts.
+var smallFiles = map[string]bool{"backup_label": true, "backup_manifest": true, "PG_VERSION": true, "global/pg_control": true}
+
+// readBaseTar stores the entries of a pg_basebackup tar stream.
+func readBaseTar(ctx context.Context, r io.Reader, sink source.Sink, m *PhysicalManifestData, keep func(name string, b []byte)) error {
+	tr := tar.NewReader(bufio.NewReaderSize(r, 1<<20))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("base backup stream after %d files: %w", m.Files, err)
+		}
+		name, err := tarName(hdr.Name)
+		if err != nil {
+			return err
+		}
+		meta := &source.Meta{Mode: fs.FileMode(hdr.Mode).Perm(), ModTime: hdr.ModTime, UID: uint32(hdr.Uid), GID: uint32(hdr.Gid),
+			User: hdr.Uname, Group: hdr.Gname}
+		p := PGDataDir + "/" + name
+		if name == "" {
+			p = PGDataDir // "./": the data directory itself
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := sink.Mkdir(p, meta); err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if err := sink.Symlink(p, hdr.Linkname, meta); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			var rd io.Reader = tr
+			if smallFiles[name] && hdr.Size <= 64<<20 {
+				b, err := io.ReadAll(tr)
+				if err != nil {
+					return fmt.Errorf("base backup stream: %s: %w", name, err)
+				}
+				keep(name, b)
+				rd = bytes.NewReader(b)
+			}
+			n, err := sink.WriteFile(ctx, p, rd, meta)
+			if err != nil {
+				return fmt.Errorf("base backup stream: %s: %w", name, err)
+			}
+			if n != hdr.Size {
+				return fmt.Errorf("base backup stream: %s: got %d bytes, header says %d", name, n, hdr.Size)
+			}
+			m.Files++
+			m.Bytes += n
+		default:
+			return fmt.Errorf("base backup stream: %s: unexpected entry type %q", name, hdr.Typeflag)
+		}
+	}
+}
+
+// tarName cleans an entry name and refuses one that would leave the data
+// directory.
+func tarName(n string) (string, error) {
+	c := path.Clean(n)
+	if strings.Contains(n, "\x00") || path.IsAbs(c) || c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("base backup stream: entry %q leaves the data directory", n)
+	}
+	if c == "." {
+		return "", nil
+	}
+	return c, nil
+}
+
+// parseBackupLabel reads the start location and timeline from
+// backup_label.
+func parseBackupLabel(b []byte, m *PhysicalManifestData) error {
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "START WAL LOCATION":
+			// 0/2000028 (file 000000010000000000000002)
+			lsn, rest, _ := strings.Cut(v, " ")
+			if _, err := ParseLSN(lsn); err != nil {
+				return fmt.Errorf("backup_label: %w", err)
+			}
+			m.StartLSN = lsn
+			rest = strings.TrimSuffix(strings.TrimPrefix(rest, "(file "), ")")
+			if !IsSegmentName(rest) {
+				return fmt.Errorf("backup_label: start WAL file %q is not a segment name", rest)
+			}
+			m.StartWALFile = rest
+		case "START TIMELINE":
+			tli, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || tli <= 0 {
+				return fmt.Errorf("backup_label: timeline %q", v)
+			}
+			m.Timeline = tli
+		}
+	}
+	if m.StartLSN == "" || m.Timeline == 0 {
+		return errors.New("backup_label: no START WAL LOCATION or START TIMELINE")
+	}
+	return nil
+}
+
+// manifestStopLSN returns the end of the WAL range a backup manifest
+// says the backup needs.
+func manifestStopLSN(b []byte) (string, error) {
+	var m struct {
+		Version   int `json:"PostgreSQL-Backup-Manifest-Version"`
+		WALRanges []struct {
+			Timeline int    `json:"Timeline"`
+			Start    string `json:"Start-LSN"`
+			End      string `json:"End-LSN"`
+		} `json:"WAL-Ranges"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", fmt.Errorf("backup_manifest: %w", err)
+	}
+	if len(m.WALRanges) == 0 {
+		return "", errors.New("backup_manifest: no WAL-Ranges")
+	}
+	end := m.WALRanges[len(m.WALRanges)-1].End
+	if _, err := ParseLSN(end); err != nil {
+		return "", fmt.Errorf("backup_manifest: %w", err)
+	}
+	return end, nil
+}
+
+// ParseLSN parses "16/B374D848".
+func ParseLSN(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok || hi == "" || lo == "" || len(hi) > 8 || len(lo) > 8 {
+		return 0, fmt.Errorf("%q is not an LSN (like 16/B374D848)", s)
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("%q is not an LSN (like 16/B374D848)", s)
+	}
+	return h<<32 | l, nil
+}
+
+// ReadPhysicalManifest reads and checks postgres/physical.json.
+func ReadPhysicalManifest(ctx context.Context, t source.Tree) (*PhysicalManifestData, error) {
+	b, err := source.ReadFile(ctx, t, PhysicalManifest)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePhysicalManifest(b)
+}
+
+// ParsePhysicalManifest decodes postgres/physical.json.
+func ParsePhysicalManifest(b []byte) (*PhysicalManifestData, error) {
+	var m PhysicalManifestData
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", PhysicalManifest, err)
+	}
+	if m.Format != physicalFormat {
+		return nil, fmt.Errorf("%s: unknown format %q (want %s)", PhysicalManifest, m.Format, physicalFormat)
+	}
+	if !IsSegmentName(m.StartWALFile) || m.SystemIdentifier == "" {
+		return nil, fmt.Errorf("%s: bad start WAL file %q or system identifier %q", PhysicalManifest, m.StartWALFile, m.SystemIdentifier)
+	}
+	return &m, nil
+}
