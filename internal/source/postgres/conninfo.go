@@ -96,7 +96,7 @@ func parseKeywords(s string) (ConnInfo, error) {
 	ci := ConnInfo{}
 	i := 0
 	skip := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		for i < len(s) && isSpace(s[i]) {
 			i++
 		}
 	}
@@ -106,7 +106,7 @@ func parseKeywords(s string) (ConnInfo, error) {
 			return ci, nil
 		}
 		start := i
-		for i < len(s) && s[i] != '=' && s[i] != ' ' && s[i] != '\t' {
+		for i < len(s) && s[i] != '=' && !isSpace(s[i]) {
 			i++
 		}
 		key := s[start:i]
@@ -141,7 +141,7 @@ func parseKeywords(s string) (ConnInfo, error) {
 				return nil, fmt.Errorf("connection string: unterminated quoted value for %q", key)
 			}
 		} else {
-			for i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' {
+			for i < len(s) && !isSpace(s[i]) {
 				if s[i] == '\\' && i+1 < len(s) {
 					i++
 				}
@@ -152,6 +152,9 @@ func parseKeywords(s string) (ConnInfo, error) {
 		ci[key] = val.String()
 	}
 }
+
+// isSpace is C's isspace, as libpq uses it.
+func isSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 // String is the keyword form, sorted, with every value quoted; it
 // includes the password when there is one.
