@@ -117,7 +117,23 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 					remove = append(remove, sn)
 				}
 			} else {
-				keys, groups, err := snapshot.Group(ff.filter().Apply(all), groupBy)
+				// Log archives (WAL, binlogs) are not backups a count or
+				// age policy can thin out: a gap breaks every recovery
+				// through it. Their retention follows the base backups
+				// (pg wal-expire); name them to remove them by hand.
+				var backups []*snapshot.Snapshot
+				skipped := 0
+				for _, sn := range ff.filter().Apply(all) {
+					if sn.Kind == kindContinuous {
+						skipped++
+						continue
+					}
+					backups = append(backups, sn)
+				}
+				if skipped > 0 {
+					a.out.infof("%d log archive snapshot(s) (WAL, binlogs) are left to their own retention (e.g. bunker pg wal-expire)", skipped)
+				}
+				keys, groups, err := snapshot.Group(backups, groupBy)
 				if err != nil {
 					return err
 				}

@@ -423,3 +423,31 @@ func TestPostgresDumpDedup(t *testing.T) {
 		t.Errorf("second dump added %d bytes, first %d: not under 10%%", b, a)
 	}
 }
+
+// A retention policy never thins out the WAL archive: a gap would break
+// every recovery through it.
+func TestForgetPolicyKeepsLogArchives(t *testing.T) {
+	src := testsrv.Postgres(t, testsrv.PGOptions{})
+	r := initRepo(t)
+	r.env = append(r.env, "BUNKER_POSTGRES_DSN="+src.DSN("postgres"))
+	dir := t.TempDir()
+	for i := 0; i < 3; i++ {
+		seg := filepath.Join(dir, fmt.Sprintf("0000000100000000000000%02X", i+1))
+		must(t, os.WriteFile(seg, []byte("wal"), 0o600))
+		r.mustRun("pg", "wal-push", "--system-id", "42", seg)
+	}
+	r.mustRun("backup", "postgres")
+	r.mustRun("backup", "postgres")
+	r.mustRun("forget", "--keep-last", "1")
+	var list []struct {
+		Kind string `json:"kind"`
+	}
+	must(t, json.Unmarshal([]byte(r.mustRun("--json", "snapshots").Stdout), &list))
+	kinds := map[string]int{}
+	for _, s := range list {
+		kinds[s.Kind]++
+	}
+	if kinds["continuous"] != 3 || kinds["full"] != 1 {
+		t.Fatalf("after forget --keep-last 1: %v", kinds)
+	}
+}
