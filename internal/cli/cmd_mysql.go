@@ -1,3 +1,728 @@
 package cli
 
-func (a *App) mysqlCommands() sourceCommands { return sourceCommands{} }
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
+	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/source/mysql"
+	"github.com/spf13/cobra"
+)
+
+const mysqlConnHelp = `Connection: --dsn or $BUNKER_MYSQL_DSN, a URL
+  mysql://USER:PASSWORD@HOST:PORT/?socket=/run/mysqld/mysqld.sock&tls=true&ssl-ca=FILE
+(user and password percent-encoded; every part optional: without host and
+socket the local server's default socket, without user the current OS user).
+The password may instead come from --db-password-file or $MYSQL_PWD.
+tls= is true (verify the server), skip-verify, preferred or false; ssl-ca,
+ssl-cert and ssl-key name PEM files. The tools get the credentials in a
+temporary 0600 option file (--defaults-extra-file), never on their command
+line.`
+
+// mysqlConnFlags are the flags of every command that talks to a server.
+type mysqlConnFlags struct {
+	dsn          string
+	passwordFile string
+	toolDir      string
+}
+
+func (f *mysqlConnFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.dsn, "dsn", "", "server to connect to, mysql://user:password@host:port/?socket=PATH (default $BUNKER_MYSQL_DSN)")
+	// Not --password-file: that is the repository's.
+	fl.StringVar(&f.passwordFile, "db-password-file", "", "read the MySQL password from this `file` (else the DSN's, else $MYSQL_PWD)")
+	fl.StringVar(&f.toolDir, "tool-dir", "", "directory of mariadb-dump, mariadb, mariadb-binlog, mariadb-backup, mbstream (default: PATH; mysql* names work too)")
+}
+
+// conn builds the connection settings from the flags and environment.
+func (f *mysqlConnFlags) conn(a *App) (mysql.Conn, error) {
+	dsn := f.dsn
+	if dsn == "" {
+		dsn = a.Getenv("BUNKER_MYSQL_DSN")
+	}
+	var c mysql.Conn
+	if dsn != "" {
+		var err error
+		if c, err = mysql.ParseDSN(dsn); err != nil {
+			return c, err
+		}
+	}
+	switch {
+	case f.passwordFile != "":
+		b, err := os.ReadFile(f.passwordFile)
+		if err != nil {
+			return c, fmt.Errorf("read the MySQL password file: %w", err)
+		}
+		c.Password = strings.TrimRight(string(b), "\r\n")
+	case c.Password == "":
+		c.Password = a.Getenv("MYSQL_PWD")
+	}
+	return c, nil
+}
+
+// connect connects to the server of the flags.
+func (f *mysqlConnFlags) connect(ctx context.Context, a *App) (*mysql.Source, error) {
+	c, err := f.conn(a)
+	if err != nil {
+		return nil, err
+	}
+	return mysql.Connect(ctx, mysql.Options{Conn: c, ToolDir: f.toolDir, Warn: func(msg string) { a.out.warnf("%s", msg) }})
+}
+
+// mysqlPath is the snapshot path of a server's backups.
+func mysqlPath(server string) string { return path.Clean("/mysql/" + server) }
+
+// mysqlBinlogPath is the snapshot path of a server's binlog archive.
+func mysqlBinlogPath(server string) string { return mysqlPath(server) + "/binlog" }
+
+func (a *App) mysqlCommands() sourceCommands {
+	return sourceCommands{
+		backup:  a.mysqlBackupCommand(),
+		restore: a.mysqlRestoreCommand(),
+		extra:   []*cobra.Command{a.mysqlCommand()},
+	}
+}
+
+func (a *App) mysqlBackupCommand() *cobra.Command {
+	var sf sourceFlags
+	var cf mysqlConnFlags
+	var o mysql.BackupOptions
+	cmd := &cobra.Command{
+		Use:   "mysql [flags]",
+		Short: "Back up a MySQL or MariaDB server",
+		Long: `Back up a MySQL or MariaDB server into one snapshot (path /mysql/HOST:PORT,
+or /mysql/SOCKET).
+
+Logical (default): one mariadb-dump --single-transaction per database (all
+but information_schema, performance_schema, sys and mysql unless --database
+names them), --jobs at once, each streamed into mysql/<db>.sql with its
+routines, events and triggers; the accounts and grants into
+mysql/_users.sql (MariaDB); mysql/backup.json records each dump's binlog
+position. The databases are dumped at different moments: a point-in-time
+restore replays the binlogs for each from its own position.
+
+Physical (--physical): mariadb-backup --backup --stream=xbstream into
+mysql/backup.xbstream. It reads the data directory, so it must run on the
+database host.
+
+The snapshot metadata record flavour, server_version, binlog_file,
+binlog_pos, gtid, databases and physical.
+
+` + mysqlConnHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			o.Jobs = sf.jobs
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			src, err := cf.connect(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			_, err = a.runSourceBackup(ctx, sourceBackup{
+				source: "mysql", paths: []string{mysqlPath(src.Server())}, tags: sf.tags, host: sf.hostname(),
+				kind: snapshot.KindFull,
+				write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
+					m, err := src.Backup(ctx, w, o)
+					if err != nil {
+						return nil, err
+					}
+					return m.Metadata(), nil
+				},
+			})
+			return err
+		},
+	}
+	cf.add(cmd)
+	sf.add(cmd, "dump `N` databases at once (physical: mariadb-backup --parallel)")
+	fl := cmd.Flags()
+	fl.StringArrayVar(&o.Databases, "database", nil, "back up this `database` (repeatable; default: all user databases)")
+	fl.BoolVar(&o.NoUsers, "no-users", false, "leave out the accounts and grants")
+	fl.BoolVar(&o.Physical, "physical", false, "copy the data directory with mariadb-backup instead of dumping")
+	fl.StringVar(&o.DataDir, "datadir", "", "with --physical: the server's data `directory` (default: mariadb-backup asks the server)")
+	return cmd
+}
+
+func (a *App) mysqlRestoreCommand() *cobra.Command {
+	var ff snapshotFilterFlags
+	var cf mysqlConnFlags
+	var o mysql.RestoreOptions
+	var targetTime, targetPos, datadir, owner, binlogPath string
+	var physical bool
+	cmd := &cobra.Command{
+		Use:   "mysql SNAPSHOT [flags]",
+		Short: "Restore a MySQL or MariaDB backup, optionally to a point in time",
+		Long: `Restore a MySQL/MariaDB backup. SNAPSHOT is an ID, a prefix or "latest" (the
+newest MySQL backup passing --host/--tag/--path).
+
+Logical: every selected database's dump is fed to the mariadb client of the
+server of --dsn (--jobs at once; existing tables of those databases are
+replaced), then the accounts (unless --no-users; existing accounts are kept).
+
+Point in time: --target-time T (RFC 3339, or "2006-01-02 15:04:05" local
+time; second resolution: events logged in T's second are included) or
+--target-position FILE:POS (events that start before it) replays the
+binlogs archived by "bunker mysql binlog-archive" into each database, from
+that database's own dump position (mariadb-binlog --database=DB). The
+archive must cover the range; it is checked before anything is loaded.
+
+Physical (--physical --datadir DIR): extracts the xbstream into DIR (empty
+or new) with mbstream and prepares it with mariadb-backup --prepare, then
+gives it to --owner (default mysql when run as root). Start mariadbd on it.
+
+` + mysqlConnHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			start := time.Now()
+			if physical {
+				if targetTime != "" || targetPos != "" {
+					return errors.New("a physical restore prepares a data directory; roll it forward by hand (see the output) — leave out --target-time/--target-position")
+				}
+				if !cmd.Flags().Changed("owner") && os.Geteuid() == 0 {
+					if _, err := user.Lookup("mysql"); err == nil {
+						owner = "mysql"
+					}
+				}
+				return a.mysqlRestorePhysical(ctx, args[0], ff, mysql.PhysicalRestoreOptions{DataDir: datadir, Owner: owner, ToolDir: cf.toolDir}, start)
+			}
+			if datadir != "" {
+				return errors.New("--datadir goes with --physical")
+			}
+			if targetTime != "" && targetPos != "" {
+				return errors.New("give --target-time or --target-position, not both")
+			}
+			if targetTime != "" {
+				t, err := parseTime(targetTime)
+				if err != nil {
+					return err
+				}
+				o.Target = &mysql.Target{Time: t}
+			}
+			if targetPos != "" {
+				p, err := mysql.ParsePosition(targetPos)
+				if err != nil {
+					return err
+				}
+				o.Target = &mysql.Target{Position: p}
+			}
+			r, sn, all, err := a.mysqlSnapshot(ctx, args[0], ff.filter())
+			if err != nil {
+				return err
+			}
+			if o.Target != nil {
+				bp := binlogPath
+				if bp == "" {
+					bp = sn.Paths[0] + "/binlog"
+				}
+				if o.Binlogs, err = mysqlBinlogArchive(r, all, bp, sn.Hostname); err != nil {
+					return err
+				}
+			}
+			src, err := cf.connect(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			o.Progress = func(msg string) { a.out.infof("%s", msg) }
+			res, err := src.Restore(ctx, streamtree.NewReader(r, sn.Tree), o)
+			if err != nil {
+				return fmt.Errorf("restore of snapshot %s into %s failed: %w", sn.ShortID(), src.Server(), err)
+			}
+			a.mysqlRestoreSummary(sn, src.Server(), res, o.Target, start)
+			if len(res.UserErrors) > 0 {
+				for _, e := range res.UserErrors {
+					a.out.warnf("accounts: %s", e)
+				}
+				return &partialError{fmt.Sprintf("the data is restored, but %s of the accounts file failed (see the warnings)",
+					plural(int64(len(res.UserErrors)), "statement"))}
+			}
+			return nil
+		},
+	}
+	addFilterFlags(cmd, &ff)
+	cf.add(cmd)
+	fl := cmd.Flags()
+	fl.StringArrayVar(&o.Databases, "database", nil, "restore only this `database` (repeatable)")
+	fl.IntVarP(&o.Jobs, "jobs", "j", 2, "load `N` databases at once")
+	fl.BoolVar(&o.NoUsers, "no-users", false, "do not restore the accounts and grants")
+	fl.StringVar(&targetTime, "target-time", "", "roll forward to this `time` (RFC 3339, or 2006-01-02 15:04:05 local)")
+	fl.StringVar(&targetPos, "target-position", "", "roll forward to this binlog `FILE:POS`")
+	fl.StringVar(&binlogPath, "binlog-path", "", "the archive's snapshot `path` (default: the backup's path + /binlog)")
+	fl.BoolVar(&physical, "physical", false, "restore a physical backup into --datadir")
+	fl.StringVar(&datadir, "datadir", "", "with --physical: the data `directory` to create (empty or absent)")
+	fl.StringVar(&owner, "owner", "", "with --physical: give the files to this `user` (default: mysql when run as root)")
+	return cmd
+}
+
+// mysqlSnapshot opens the repository and finds a MySQL backup: "latest"
+// is the newest one passing the filter, binlog archives excluded. It also
+// returns every snapshot, for finding the binlog archive.
+func (a *App) mysqlSnapshot(ctx context.Context, ref string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, []*snapshot.Snapshot, error) {
+	r, err := a.openRepoIndexed(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	all, errs, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for name, e := range errs {
+		a.out.warnf("snapshot %s: %v", short(name), e)
+	}
+	cands := all
+	if ref == "latest" {
+		cands = nil
+		for _, s := range all {
+			if s.Metadata["source"] == "mysql" && s.Kind != kindContinuous {
+				cands = append(cands, s)
+			}
+		}
+	}
+	sn, err := snapshot.Find(cands, ref, f)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	switch {
+	case sn.Metadata["source"] != "mysql":
+		return nil, nil, nil, fmt.Errorf("snapshot %s is not a MySQL backup (source %q)", sn.ShortID(), sn.Metadata["source"])
+	case sn.Kind == kindContinuous:
+		return nil, nil, nil, fmt.Errorf("snapshot %s is part of a binlog archive, not a backup: restore a backup with --target-time or --target-position", sn.ShortID())
+	case len(sn.Paths) != 1:
+		return nil, nil, nil, fmt.Errorf("snapshot %s has %d paths, a MySQL backup has one", sn.ShortID(), len(sn.Paths))
+	}
+	return r, sn, all, nil
+}
+
+// mysqlArchived lists the binlog copies in the archive snapshots of one
+// server (path p, hostname host), oldest snapshot first.
+func mysqlArchived(all []*snapshot.Snapshot, p, host string) ([]mysql.BinlogFile, []*snapshot.Snapshot, error) {
+	var files []mysql.BinlogFile
+	var owners []*snapshot.Snapshot
+	for _, s := range all {
+		if s.Metadata["source"] != "mysql" || s.Kind != kindContinuous || s.Hostname != host || !slices.Equal(s.Paths, []string{p}) {
+			continue
+		}
+		fs, err := mysql.ArchivedFiles(s.Metadata)
+		if err != nil {
+			return nil, nil, fmt.Errorf("binlog archive snapshot %s: %w", s.ShortID(), err)
+		}
+		for i := range fs {
+			fs[i].Snapshot = s.ShortID()
+			files = append(files, fs[i])
+			owners = append(owners, s)
+		}
+	}
+	return files, owners, nil
+}
+
+// mysqlBinlogArchive collects what is archived for one server.
+func mysqlBinlogArchive(r *repository.Repository, all []*snapshot.Snapshot, p, host string) (*mysql.BinlogArchive, error) {
+	files, owners, err := mysqlArchived(all, p, host)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no binlogs are archived under %s from host %s: run bunker mysql binlog-archive (or give --binlog-path)", p, host)
+	}
+	for i := range files {
+		tree := owners[i].Tree
+		name := files[i].Name
+		files[i].Open = func(ctx context.Context) (io.ReadCloser, error) {
+			return streamtree.NewReader(r, tree).Open(ctx, "binlog/"+name)
+		}
+	}
+	arch := &mysql.BinlogArchive{Files: mysql.BestCopies(files)}
+	for _, s := range all {
+		if s.Metadata["source"] == "mysql" && s.Kind == kindContinuous && s.Hostname == host && slices.Equal(s.Paths, []string{p}) {
+			if u, err := time.Parse(time.RFC3339Nano, s.Metadata["until"]); err == nil && u.After(arch.Until) {
+				arch.Until = u
+			}
+		}
+	}
+	return arch, nil
+}
+
+func (a *App) mysqlRestoreSummary(sn *snapshot.Snapshot, server string, res *mysql.RestoreResult, target *mysql.Target, start time.Time) {
+	dur := time.Since(start)
+	if a.g.json {
+		m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "server": server,
+			"databases": res.Databases, "users": res.Users, "binlog_files": res.BinlogFiles, "duration_seconds": dur.Seconds()}
+		if target != nil {
+			m["target"] = target.String()
+		}
+		a.out.jsonLine(m)
+		return
+	}
+	a.out.textf("restored %s from snapshot %s into %s in %s", plural(int64(len(res.Databases)), "database"), sn.ShortID(), server, formatDuration(dur))
+	if res.Users {
+		a.out.textf("restored the accounts and grants")
+	}
+	if target != nil {
+		a.out.textf("rolled forward to %s with %s", target, plural(int64(len(res.BinlogFiles)), "binlog file"))
+	}
+}
+
+func (a *App) mysqlRestorePhysical(ctx context.Context, ref string, ff snapshotFilterFlags, o mysql.PhysicalRestoreOptions, start time.Time) error {
+	r, sn, _, err := a.mysqlSnapshot(ctx, ref, ff.filter())
+	if err != nil {
+		return err
+	}
+	o.Progress = func(msg string) { a.out.infof("%s", msg) }
+	m, err := mysql.RestorePhysical(ctx, streamtree.NewReader(r, sn.Tree), o)
+	if err != nil {
+		return fmt.Errorf("physical restore of snapshot %s failed: %w", sn.ShortID(), err)
+	}
+	dir, _ := filepath.Abs(o.DataDir)
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "datadir": dir,
+			"binlog_file": m.BinlogFile, "binlog_pos": m.BinlogPos, "gtid": m.GTID, "duration_seconds": time.Since(start).Seconds()})
+		return nil
+	}
+	a.out.textf("prepared a %s data directory in %s from snapshot %s (server %s)", m.Flavour, dir, sn.ShortID(), m.ServerVersion)
+	a.out.textf("next:")
+	a.out.textf("  1. stop the server, and put %s in place of its data directory (or start it with --datadir=%s)", dir, dir)
+	if o.Owner == "" {
+		a.out.textf("     it must belong to the server's user: chown -R mysql:mysql %s", dir)
+	}
+	a.out.textf("  2. start the server; it has the data and accounts of the moment the backup ended")
+	if m.BinlogFile != "" {
+		a.out.textf("  3. to roll forward from %s:%d (GTID %s), list the archived binlogs,", m.BinlogFile, m.BinlogPos, m.GTID)
+		a.out.textf("       bunker mysql binlogs --path %s", mysqlBinlogPath(m.Server))
+		a.out.textf("     fetch %s and the files after it (SNAPSHOT is the one listed for each),", m.BinlogFile)
+		a.out.textf("       bunker dump SNAPSHOT /binlog/NAME > NAME")
+		a.out.textf("     and replay them into the running server:")
+		a.out.textf("       mariadb-binlog --start-position=%d [--stop-datetime='YYYY-MM-DD HH:MM:SS'] %s NEXT... | mariadb", m.BinlogPos, m.BinlogFile)
+	}
+	return nil
+}
+
+func (a *App) mysqlCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mysql",
+		Short: "MySQL/MariaDB binlog archiving: binlog-archive, binlogs, binlog-expire",
+	}
+	cmd.AddCommand(a.mysqlBinlogArchiveCommand(), a.mysqlBinlogsCommand(), a.mysqlBinlogExpireCommand())
+	return cmd
+}
+
+func (a *App) mysqlBinlogArchiveCommand() *cobra.Command {
+	var cf mysqlConnFlags
+	var sf sourceFlags
+	var o mysql.ArchiveOptions
+	var serverID uint32
+	cmd := &cobra.Command{
+		Use:   "binlog-archive [flags]",
+		Short: "Archive a server's binary logs continuously, for point-in-time restores",
+		Long: `Copy the server's binary logs into the repository as they are written:
+mariadb-binlog --read-from-remote-server --raw --stop-never writes them into
+a spool directory; every file that is complete (the next one has begun) is
+committed as a snapshot (source mysql, kind continuous, path
+/mysql/SERVER/binlog, files binlog/NAME), and every --interval the growing
+active file as well (metadata partial=NAME), so the archive lags the server
+by seconds. It starts after the newest complete file already archived (else
+with the server's oldest binary log).
+
+--once archives everything up to now (FLUSH BINARY LOGS first, so the
+active file completes) and exits: for cron and for tests. SIGTERM or
+Ctrl-C pushes what is complete and exits cleanly; when the server goes away
+it exits with an error (run it under systemd with Restart=always).
+
+The account needs REPLICATION SLAVE and BINLOG MONITOR (MySQL: REPLICATION
+CLIENT), and RELOAD for --once. --server-id must differ from every
+replica's.
+
+` + mysqlConnHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ServerID = serverID
+			return a.runMysqlBinlogArchive(cmd.Context(), cf, sf, o)
+		},
+	}
+	cf.add(cmd)
+	sf.add(cmd, "")
+	fl := cmd.Flags()
+	fl.DurationVar(&o.Interval, "interval", 10*time.Second, "push the growing binlog this often")
+	fl.BoolVar(&o.Once, "once", false, "archive everything up to now and exit")
+	fl.Uint32Var(&serverID, "server-id", 0, "replica server `id` to present (default: the tool's, 65535 on MySQL)")
+	fl.StringVar(&o.SpoolDir, "spool-dir", "", "spool `directory` for the copies (default: under the cache directory, else a temporary one)")
+	return cmd
+}
+
+func (a *App) runMysqlBinlogArchive(ctx context.Context, cf mysqlConnFlags, sf sourceFlags, o mysql.ArchiveOptions) error {
+	src, err := cf.connect(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	binlogPath := mysqlBinlogPath(src.Server())
+	host := sf.hostname()
+	// The repository is opened once: the archiver commits many times.
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	// What is archived already.
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return err
+	}
+	if o.Archived, _, err = mysqlArchived(all, binlogPath, host); err != nil {
+		return err
+	}
+	spool := o.SpoolDir
+	if spool == "" {
+		if root := a.cacheRoot(); root != "" {
+			spool = filepath.Join(root, "mysql-binlog")
+		} else {
+			tmp, err := os.MkdirTemp("", "bunker-binlog-spool-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			spool = tmp
+		}
+	}
+	o.SpoolDir = filepath.Join(spool, mysql.SpoolSubdir(src.Server()))
+	o.Push = func(ctx context.Context, p mysql.Push) error {
+		return a.pushBinlogs(ctx, r, src, binlogPath, host, sf.tags, p)
+	}
+	return src.ArchiveBinlogs(ctx, o)
+}
+
+// pushBinlogs commits one snapshot of the archive.
+func (a *App) pushBinlogs(ctx context.Context, r *repository.Repository, src *mysql.Source, binlogPath, host string, tags []string, p mysql.Push) error {
+	_, err := a.runSourceBackup(ctx, sourceBackup{
+		source: "mysql", paths: []string{binlogPath}, tags: tags, host: host, kind: kindContinuous, repo: r, quiet: true,
+		write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
+			for _, f := range p.Files {
+				rc, err := f.Open()
+				if err != nil {
+					return nil, err
+				}
+				n, err := w.WriteFile(ctx, "binlog/"+f.Name, rc, nil)
+				_ = rc.Close()
+				if err != nil {
+					return nil, fmt.Errorf("store %s: %w", f.Name, err)
+				}
+				if n != f.Size {
+					return nil, fmt.Errorf("store %s: read %d bytes, want %d", f.Name, n, f.Size)
+				}
+			}
+			md := mysql.PushMetadata(p)
+			md["flavour"] = string(src.Info.Flavour)
+			md["server_version"] = src.Info.Version
+			return md, nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range p.Files {
+		state := "complete"
+		if f.Partial {
+			state = "partial"
+		}
+		a.out.infof("archived %s (%s, %s)", f.Name, state, formatBytes(f.Size))
+	}
+	return nil
+}
+
+func (a *App) mysqlBinlogsCommand() *cobra.Command {
+	var ff snapshotFilterFlags
+	cmd := &cobra.Command{
+		Use:   "binlogs [flags]",
+		Short: "List the archived binary logs",
+		Long: `List the binary log files archived by "bunker mysql binlog-archive": for
+every server (path) and host, each file with the copy a restore uses (the
+complete one, else the largest), its size, its snapshot and the times of
+its first and last events.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			all, errs, err := snapshot.LoadAll(ctx, r)
+			if err != nil {
+				return err
+			}
+			for name, e := range errs {
+				a.out.warnf("snapshot %s: %v", short(name), e)
+			}
+			type key struct{ path, host string }
+			var keys []key
+			for _, s := range ff.filter().Apply(all) {
+				if s.Metadata["source"] != "mysql" || s.Kind != kindContinuous || len(s.Paths) != 1 {
+					continue
+				}
+				if k := (key{s.Paths[0], s.Hostname}); !slices.Contains(keys, k) {
+					keys = append(keys, k)
+				}
+			}
+			type row struct {
+				Path       string `json:"path"`
+				Host       string `json:"host"`
+				File       string `json:"file"`
+				Size       int64  `json:"size"`
+				Complete   bool   `json:"complete"`
+				Snapshot   string `json:"snapshot"`
+				FirstEvent string `json:"first_event,omitempty"`
+				LastEvent  string `json:"last_event,omitempty"`
+			}
+			rows := []row{}
+			for _, k := range keys {
+				files, _, err := mysqlArchived(all, k.path, k.host)
+				if err != nil {
+					return err
+				}
+				for _, f := range mysql.BestCopies(files) {
+					rw := row{Path: k.path, Host: k.host, File: f.Name, Size: f.Size, Complete: f.Complete, Snapshot: f.Snapshot}
+					if !f.First.IsZero() {
+						rw.FirstEvent = f.First.Format(time.RFC3339)
+						rw.LastEvent = f.Last.Format(time.RFC3339)
+					}
+					rows = append(rows, rw)
+				}
+			}
+			if a.g.json {
+				a.out.jsonLine(rows)
+				return nil
+			}
+			var table2 [][]string
+			for _, rw := range rows {
+				state := "complete"
+				if !rw.Complete {
+					state = "partial"
+				}
+				events := ""
+				if rw.FirstEvent != "" {
+					events = rw.FirstEvent + " – " + rw.LastEvent
+				}
+				table2 = append(table2, []string{rw.Path, rw.Host, rw.File, strconv.FormatInt(rw.Size, 10), state, rw.Snapshot, events})
+			}
+			if !a.g.quiet {
+				table(a.Stdout, []string{"Path", "Host", "File", "Size", "State", "Snapshot", "Events"}, table2)
+			}
+			return nil
+		},
+	}
+	addFilterFlags(cmd, &ff)
+	return cmd
+}
+
+func (a *App) mysqlBinlogExpireCommand() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "binlog-expire",
+		Short: "Forget archived binlogs that no kept backup needs",
+		Long: `Forget the binlog archive snapshots a restore never reads: per server and
+host, those whose every file is older than the position the oldest MySQL
+backup still in the repository starts from, or has a better copy (complete,
+or larger) in another snapshot — the many copies of the growing active file
+the archiver commits. forget leaves binlog archives alone: run this after
+it, then prune to free the space. A server without a backup keeps all of its
+binlogs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.expireBinlogs(cmd.Context(), dryRun)
+		},
+	}
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be forgotten")
+	return cmd
+}
+
+func (a *App) expireBinlogs(ctx context.Context, dryRun bool) error {
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	all, errs, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return err
+	}
+	for name, e := range errs {
+		a.out.warnf("snapshot %s: %v", short(name), e)
+	}
+	type key struct{ path, host string }
+	// Where the oldest backup of every server starts.
+	oldest := map[key]string{}
+	for _, s := range all {
+		if s.Metadata["source"] != "mysql" || s.Kind == kindContinuous || len(s.Paths) != 1 {
+			continue
+		}
+		f := s.Metadata["binlog_file"]
+		if _, _, err := mysql.ParseBinlogName(f); err != nil {
+			continue
+		}
+		k := key{s.Paths[0] + "/binlog", s.Hostname}
+		if cur, ok := oldest[k]; !ok || (mysql.BinlogPos{File: f}).Before(mysql.BinlogPos{File: cur}) {
+			oldest[k] = f
+		}
+	}
+	archives := map[key][]mysql.ArchiveSnapshot{}
+	byID := map[string]*snapshot.Snapshot{}
+	var keys []key
+	for _, s := range all {
+		if s.Metadata["source"] != "mysql" || s.Kind != kindContinuous || len(s.Paths) != 1 {
+			continue
+		}
+		files, err := mysql.ArchivedFiles(s.Metadata)
+		if err != nil {
+			a.out.warnf("binlog archive snapshot %s: %v (kept)", s.ShortID(), err)
+			continue
+		}
+		k := key{s.Paths[0], s.Hostname}
+		if _, ok := archives[k]; !ok {
+			keys = append(keys, k)
+		}
+		as := mysql.ArchiveSnapshot{ID: s.ID.String(), Files: files}
+		as.Until, _ = time.Parse(time.RFC3339Nano, s.Metadata["until"])
+		archives[k] = append(archives[k], as)
+		byID[as.ID] = s
+	}
+	forgotten, total := 0, 0
+	for _, k := range keys {
+		total += len(archives[k])
+		if oldest[k] == "" {
+			a.out.infof("%s (host %s): no backup records a binlog position, all binlogs kept", k.path, k.host)
+			continue
+		}
+		for _, id := range mysql.ExpireBinlogs(archives[k], oldest[k]) {
+			s := byID[id]
+			if dryRun {
+				a.out.textf("would forget %s (%s, host %s)", s.ShortID(), k.path, k.host)
+				continue
+			}
+			if err := snapshot.Remove(ctx, r, s.ID); err != nil {
+				return fmt.Errorf("forget %s: %w", s.ShortID(), err)
+			}
+			forgotten++
+			a.out.infof("forgot %s (%s, host %s)", s.ShortID(), k.path, k.host)
+		}
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": forgotten, "archive_snapshots": total, "dry_run": dryRun})
+		return nil
+	}
+	if !dryRun {
+		a.out.textf("forgot %d of %s; run prune to free the space", forgotten, plural(int64(total), "binlog archive snapshot"))
+	}
+	return nil
+}

@@ -24,9 +24,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// kindContinuous marks snapshots of a log archive (WAL, binlog, oplog).
-const kindContinuous = "continuous"
-
 // pgConnFlags are how every PostgreSQL command reaches the server.
 type pgConnFlags struct {
 	dsn          string

@@ -17,6 +17,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// kindContinuous marks snapshots of a log archive (WAL, binlog, oplog).
+const kindContinuous = "continuous"
+
 // sourceCommands are the commands one database source adds.
 type sourceCommands struct {
 	backup  *cobra.Command   // "backup NAME"
@@ -265,7 +268,7 @@ func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapsho
 	}
 	var mine []*snapshot.Snapshot
 	for _, s := range all {
-		if s.Metadata["source"] == src {
+		if s.Metadata["source"] == src && s.Kind != kindContinuous {
 			mine = append(mine, s)
 		}
 	}
