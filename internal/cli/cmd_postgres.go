@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
@@ -950,12 +949,4 @@ func (a *App) expireWAL(ctx context.Context, dryRun bool) error {
 		a.out.textf("%d WAL archive snapshot(s) %s", len(forget), map[bool]string{true: "would be forgotten", false: "forgotten"}[dryRun])
 	}
 	return nil
-}
-
-// fileOwner returns a file's uid and gid.
-func fileOwner(fi os.FileInfo) (int, int) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid), int(st.Gid)
-	}
-	return -1, -1
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -25,8 +24,6 @@ type Command struct {
 	// Stderr, when set, also receives the tool's standard error as it
 	// comes (its last lines are always kept for the error message).
 	Stderr io.Writer
-	// Credential runs the program as another user (nil: this one).
-	Credential *syscall.Credential
 }
 
 // Name is the program's base name, for messages.
@@ -42,8 +39,7 @@ func (c *Command) cmd(ctx context.Context) (*exec.Cmd, *tail) {
 	if c.Stderr != nil {
 		cmd.Stderr = io.MultiWriter(t, c.Stderr)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.Credential}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	return cmd, t
 }
@@ -125,12 +121,7 @@ func (c *Command) CombinedOutput(ctx context.Context) ([]byte, error) {
 
 func isKilled(err error) bool {
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return true
-		}
-	}
-	return false
+	return errors.As(err, &ee) && killedBySignal(ee)
 }
 
 // tail keeps the last max bytes written to it.
