@@ -1,3 +1,798 @@
 package cli
 
-func (a *App) mongodbCommands() sourceCommands { return sourceCommands{} }
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
+	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/source/mongodb"
+	"github.com/spf13/cobra"
+)
+
+// Snapshot sources and kinds of the MongoDB commands.
+const (
+	mongoSource      = "mongodb"
+	mongoOplogSource = "mongodb-oplog"
+	// mongoChunkMax bounds one archived oplog chunk (held in memory).
+	mongoChunkMax = 64 << 20
+)
+
+func (a *App) mongodbCommands() sourceCommands {
+	top := &cobra.Command{
+		Use:   "mongodb",
+		Short: "MongoDB oplog archiving for point-in-time restores: oplog-archive, oplog-expire",
+	}
+	top.AddCommand(a.mongoOplogArchiveCommand(), a.mongoOplogExpireCommand())
+	return sourceCommands{backup: a.mongoBackupCommand(), restore: a.mongoRestoreCommand(), extra: []*cobra.Command{top}}
+}
+
+// mongoConnFlags are how every MongoDB command reaches the server.
+type mongoConnFlags struct {
+	uri          string
+	passwordFile string
+}
+
+func (f *mongoConnFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.uri, "uri", "", "MongoDB connection `URI`, mongodb:// or mongodb+srv://, with any driver option such as tls=true (default $BUNKER_MONGODB_URI)")
+	fl.StringVar(&f.passwordFile, "db-password-file", "", "read the MongoDB user's password from this `file` (default $BUNKER_MONGODB_PASSWORD_FILE; else the URI's)")
+}
+
+// mongoConfig builds the connection configuration; the password file's
+// content replaces the URI's password.
+func (a *App) mongoConfig(f *mongoConnFlags) (mongodb.Config, error) {
+	cfg := mongodb.Config{URI: f.uri}
+	if cfg.URI == "" {
+		cfg.URI = a.Getenv("BUNKER_MONGODB_URI")
+	}
+	pf := f.passwordFile
+	if pf == "" {
+		pf = a.Getenv("BUNKER_MONGODB_PASSWORD_FILE")
+	}
+	if pf != "" {
+		b, err := os.ReadFile(pf)
+		if err != nil {
+			return cfg, fmt.Errorf("--db-password-file: %w", err)
+		}
+		cfg.Password, cfg.PasswordSet = strings.TrimRight(string(b), "\r\n"), true
+	}
+	return cfg, cfg.Validate()
+}
+
+// mongoConnect connects; the connection is closed when the command ends.
+func (a *App) mongoConnect(ctx context.Context, cfg mongodb.Config) (*mongodb.Client, error) {
+	c, err := mongodb.Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, mongoCloser(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return c.Close(ctx)
+	}))
+	return c, nil
+}
+
+type mongoCloser func() error
+
+func (f mongoCloser) Close() error { return f() }
+
+// mongoPaths is the snapshot path of a deployment: /mongodb/<hosts>.
+func mongoPaths(cfg mongodb.Config) []string {
+	hosts := strings.Join(cfg.Hosts(), ",")
+	return []string{"/mongodb/" + strings.ReplaceAll(hosts, "/", "%2F")}
+}
+
+// mongoTools finds mongodump and mongorestore in dir or on the PATH of
+// this command's environment, which the programs also get.
+func (a *App) mongoTools(dir string, dump, restore bool) (mongodb.Tools, error) {
+	path := a.Getenv("PATH")
+	t := mongodb.Tools{Env: []string{"PATH=" + path}}
+	if a.g.verbose > 0 {
+		t.Stderr = a.Stderr
+	}
+	var err error
+	if dump {
+		if t.Mongodump, err = mongodb.LookPath("mongodump", dir, path); err != nil {
+			return t, err
+		}
+	}
+	if restore {
+		if t.Mongorestore, err = mongodb.LookPath("mongorestore", dir, path); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}
+
+func mongoPatterns(flag string, in []string) ([]*mongodb.Pattern, error) {
+	var out []*mongodb.Pattern
+	for _, s := range in {
+		p, err := mongodb.ParsePattern(s)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", flag, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+type mongoBackupOptions struct {
+	conn        mongoConnFlags
+	src         sourceFlags
+	databases   []string
+	collections []string
+	excludes    []string
+	oplog       bool
+	users       bool
+	tool        string
+	toolDir     string
+}
+
+func (a *App) mongoBackupCommand() *cobra.Command {
+	var o mongoBackupOptions
+	cmd := &cobra.Command{
+		Use:     "mongodb",
+		Aliases: []string{"mongo"},
+		Short:   "Back up MongoDB through the Go driver (or mongodump with --tool)",
+		Long: `Back up a MongoDB server, replica set or cluster into the repository,
+streamed: nothing is written to local disk.
+
+Every collection is read with the Go driver and stored as mongodump
+writes it (mongodb/<db>/<collection>.bson with its .metadata.json, plus
+mongodb/backup.json), at most --jobs collections at once, so a restored
+copy of the files also suits mongorestore. Documents are stored as the
+server sent them, never re-encoded: unchanged data deduplicates between
+backups. Views are recorded (definition only); system collections are
+skipped, except admin's users and roles with --users.
+
+On a replica set, --oplog (on by default there) records the oplog from
+the start of the dump to its end in mongodb/oplog.bson, for a consistent
+point (restore mongodb --oplog-replay), like mongodump --oplog.
+
+--tool mongodump runs mongodump --archive instead and stores its archive;
+restoring it needs mongorestore.
+
+The password (in the URI or from --db-password-file) never appears on a
+command line or in the snapshot: tools get it through a temporary 0600
+configuration file. Nothing is saved unless every collection is dumped.`,
+		Example: `  bunker backup mongodb --uri mongodb://backup@db1:27017,db2:27017/?replicaSet=rs0 --db-password-file /etc/bunker/mongo.pw
+  bunker backup mongodb --uri mongodb://127.0.0.1/ --db shop --exclude 'shop.cache*'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runMongoBackup(cmd.Context(), cmd, o)
+		},
+	}
+	o.conn.add(cmd)
+	o.src.add(cmd, "dump at most `N` collections at once (with --tool mongodump: its --numParallelCollections)")
+	fl := cmd.Flags()
+	fl.StringArrayVar(&o.databases, "db", nil, "back up only this `database` (repeatable; local and config only when named)")
+	fl.StringArrayVar(&o.collections, "collection", nil, "back up only this `DB.COLLECTION` (repeatable)")
+	fl.StringArrayVar(&o.excludes, "exclude", nil, "skip namespaces matching `GLOB` (DB.COLLECTION, * matches anything; a bare DB is DB.*)")
+	fl.BoolVar(&o.oplog, "oplog", false, "record the oplog during the dump for a consistent point (default: on for a replica set)")
+	fl.BoolVar(&o.users, "users", false, "also back up admin's users and roles (admin.system.users, system.roles) if permitted")
+	fl.StringVar(&o.tool, "tool", "", "dump with `TOOL` instead of the driver: mongodump")
+	fl.StringVar(&o.toolDir, "tool-dir", "", "`directory` of mongodump and mongorestore (default: PATH)")
+	return cmd
+}
+
+func (a *App) runMongoBackup(ctx context.Context, cmd *cobra.Command, o mongoBackupOptions) error {
+	cfg, err := a.mongoConfig(&o.conn)
+	if err != nil {
+		return err
+	}
+	excl, err := mongoPatterns("exclude", o.excludes)
+	if err != nil {
+		return err
+	}
+	opts := mongodb.DumpOptions{
+		Select: mongodb.Selector{Databases: o.databases, Collections: o.collections, Exclude: excl},
+		Jobs:   o.src.jobs, Users: o.users,
+		Log: a.out.infof, Warn: a.out.warnf,
+	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	var tools mongodb.Tools
+	switch o.tool {
+	case "", "driver":
+	case "mongodump":
+		if tools, err = a.mongoTools(o.toolDir, true, false); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--tool %q: the only tool is mongodump", o.tool)
+	}
+	c, err := a.mongoConnect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	opts.Oplog = c.Info.Topology == mongodb.ReplicaSet
+	if o.tool == "mongodump" && len(o.databases)+len(o.collections) > 0 {
+		// mongodump's --oplog is for whole-server dumps only.
+		opts.Oplog = false
+	}
+	if cmd.Flags().Changed("oplog") {
+		opts.Oplog = o.oplog
+	}
+	if c.Info.Topology == mongodb.Sharded {
+		a.out.warnf("%s is a sharded cluster (mongos): the backup has no consistent point across shards", strings.Join(cfg.Hosts(), ","))
+	}
+	a.out.infof("MongoDB %s (%s) at %s", c.Info.Version, c.Info.Topology, strings.Join(cfg.Hosts(), ","))
+	_, err = a.runSourceBackup(ctx, sourceBackup{
+		source: mongoSource, paths: mongoPaths(cfg), tags: o.src.tags, host: o.src.hostname(), kind: snapshot.KindFull,
+		write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
+			var info *mongodb.BackupInfo
+			var err error
+			if o.tool == "mongodump" {
+				info, err = c.DumpArchive(ctx, tools, w, opts)
+			} else {
+				info, err = c.Dump(ctx, w, opts)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return info.SnapshotMetadata(), nil
+		},
+	})
+	return err
+}
+
+type mongoRestoreOptions struct {
+	conn        mongoConnFlags
+	includes    []string
+	excludes    []string
+	from, to    []string
+	drop        bool
+	jobs        int
+	oplogReplay bool
+	oplogLimit  string
+	users       bool
+	toDir       string
+	toolDir     string
+	hosts       []string
+}
+
+func (a *App) mongoRestoreCommand() *cobra.Command {
+	var o mongoRestoreOptions
+	cmd := &cobra.Command{
+		Use:     "mongodb SNAPSHOT",
+		Aliases: []string{"mongo"},
+		Short:   "Restore a MongoDB backup into a server (or a directory for mongorestore)",
+		Long: `Restore a MongoDB backup ("latest" is the newest MongoDB backup) into the
+server of --uri: each collection is created with its options, its
+documents inserted in unordered batches (1000 documents or 16 MiB), its
+indexes built after the data; views come last. Each collection is
+reported; one that fails does not stop the others, and the exit code is
+then 3.
+
+Namespaces are chosen and renamed as with mongorestore: --ns-include and
+--ns-exclude take DB.COLLECTION patterns where * matches anything (a bare
+DB means DB.*), --ns-from/--ns-to pairs rename ('shop.*' to
+'shop_copy.*'). --drop drops each collection first.
+
+--oplog-replay applies the oplog entries recorded during the dump
+(consistent as of its end). --oplog-limit TS|TIME restores to a point in
+time: the entries of the backup and then those archived by
+"bunker mongodb oplog-archive" before TS (SECONDS[:ORDINAL]) or TIME
+(RFC 3339) are applied, the target excluded.
+
+A backup made with --tool mongodump is piped to mongorestore --archive.
+--to-dir writes the backup's files into a directory instead, in
+mongodump's layout, for mongorestore or inspection.`,
+		Example: `  bunker restore mongodb latest --uri mongodb://127.0.0.1:27017/ --drop
+  bunker restore mongodb 3fa9 --uri mongodb://127.0.0.1/ --ns-from 'shop.*' --ns-to 'shop_copy.*'
+  bunker restore mongodb latest --uri mongodb://127.0.0.1/ --oplog-limit 2026-05-01T10:00:00Z`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runMongoRestore(cmd.Context(), args[0], o)
+		},
+	}
+	o.conn.add(cmd)
+	fl := cmd.Flags()
+	fl.StringArrayVar(&o.includes, "ns-include", nil, "restore only namespaces matching `GLOB` (repeatable)")
+	fl.StringArrayVar(&o.excludes, "ns-exclude", nil, "do not restore namespaces matching `GLOB` (repeatable)")
+	fl.StringArrayVar(&o.from, "ns-from", nil, "rename namespaces matching `GLOB` (with --ns-to, repeatable in pairs)")
+	fl.StringArrayVar(&o.to, "ns-to", nil, "new name `GLOB` for the --ns-from of the same position")
+	fl.BoolVar(&o.drop, "drop", false, "drop each collection before restoring it")
+	fl.IntVarP(&o.jobs, "jobs", "j", 2, "restore at most `N` collections at once")
+	fl.BoolVar(&o.oplogReplay, "oplog-replay", false, "apply the oplog entries recorded during the dump")
+	fl.StringVar(&o.oplogLimit, "oplog-limit", "", "restore to this point: apply oplog entries (of the backup and the archive) before `TS|TIME`")
+	fl.BoolVar(&o.users, "users", false, "also restore admin's users and roles, when the backup has them")
+	fl.StringVar(&o.toDir, "to-dir", "", "write the backup's files (mongodump layout) into `DIR` instead of a server")
+	fl.StringVar(&o.toolDir, "tool-dir", "", "`directory` of mongorestore, for --tool mongodump backups (default: PATH)")
+	fl.StringArrayVar(&o.hosts, "host", nil, "with \"latest\": only snapshots of this `host`")
+	return cmd
+}
+
+func (a *App) runMongoRestore(ctx context.Context, ref string, o mongoRestoreOptions) error {
+	start := time.Now()
+	if len(o.from) != len(o.to) {
+		return errors.New("--ns-from and --ns-to must come in pairs")
+	}
+	incl, err := mongoPatterns("ns-include", o.includes)
+	if err != nil {
+		return err
+	}
+	excl, err := mongoPatterns("ns-exclude", o.excludes)
+	if err != nil {
+		return err
+	}
+	var renames []*mongodb.Rename
+	for i := range o.from {
+		rn, err := mongodb.ParseRename(o.from[i], o.to[i])
+		if err != nil {
+			return fmt.Errorf("--ns-from/--ns-to: %w", err)
+		}
+		renames = append(renames, rn)
+	}
+	var limit *mongodb.Timestamp
+	if o.oplogLimit != "" {
+		ts, err := mongodb.ParseLimit(o.oplogLimit)
+		if err != nil {
+			return fmt.Errorf("--oplog-limit: %w", err)
+		}
+		limit = &ts
+	}
+	opts := mongodb.RestoreOptions{
+		Select:  mongodb.Selector{Include: incl, Exclude: excl},
+		Renames: renames, Drop: o.drop, Jobs: o.jobs, Users: o.users,
+		OplogReplay: o.oplogReplay || limit != nil, OplogLimit: limit,
+		Done: a.printMongoCollection,
+	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+
+	r, sn, err := a.openSourceSnapshot(ctx, ref, mongoSource, snapshot.Filter{Hosts: o.hosts})
+	if err != nil {
+		return err
+	}
+	t := streamtree.NewReader(r, sn.Tree)
+	if o.toDir != "" {
+		return a.mongoRestoreToDir(ctx, t, sn, o.toDir)
+	}
+	info, err := mongodb.ReadBackupInfo(ctx, t)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", sn.ShortID(), err)
+	}
+	cfg, err := a.mongoConfig(&o.conn)
+	if err != nil {
+		return err
+	}
+	if info.Tool != "" {
+		tools, err := a.mongoTools(o.toolDir, false, true)
+		if err != nil {
+			return err
+		}
+		err = mongodb.RestoreArchive(ctx, tools, cfg, t, mongodb.ArchiveRestoreOptions{
+			Include: o.includes, Exclude: o.excludes, From: o.from, To: o.to, Drop: o.drop, Jobs: o.jobs,
+			OplogReplay: opts.OplogReplay, OplogLimit: limit,
+		})
+		if err != nil {
+			return err
+		}
+		a.printMongoRestoreSummary(sn, &mongodb.RestoreResult{}, start)
+		return nil
+	}
+	var chunks []mongodb.ChunkInfo
+	var chunkSnaps map[string]*snapshot.Snapshot
+	if limit != nil {
+		if info.OplogEnd == "" {
+			return fmt.Errorf("--oplog-limit: snapshot %s has no oplog position (taken without --oplog): it cannot start a point-in-time restore", sn.ShortID())
+		}
+		// The data is consistent only once every entry up to the end of
+		// the dump is applied: the target must come after it.
+		end, _ := mongodb.ParseTimestamp(info.OplogEnd)
+		if !limit.After(end) {
+			return fmt.Errorf("--oplog-limit %s is not after the end of snapshot %s's dump (%s): restore an older backup", o.oplogLimit, sn.ShortID(), info.OplogEnd)
+		}
+		if chunks, chunkSnaps, err = a.mongoOplogChunks(ctx, r, sn); err != nil {
+			return err
+		}
+		// Check the archive covers the target before touching the server.
+		if _, err := mongodb.PlanReplay(end, *limit, chunks); err != nil {
+			return fmt.Errorf("--oplog-limit: %w", err)
+		}
+	}
+	c, err := a.mongoConnect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res, err := c.Restore(ctx, t, info, opts)
+	if err != nil {
+		return err
+	}
+	if limit != nil && res.OplogPos.Before(*limit) {
+		rp, err := c.ReplayArchive(ctx, &opts.Select, res.OplogPos, *limit, chunks,
+			func(ctx context.Context, ch mongodb.ChunkInfo) (source.Tree, error) {
+				return streamtree.NewReader(r, chunkSnaps[ch.ID].Tree), nil
+			})
+		if rp != nil {
+			res.OplogApplied += rp.Applied
+			res.OplogPos = rp.Pos
+		}
+		if err != nil {
+			return err
+		}
+	}
+	a.printMongoRestoreSummary(sn, res, start)
+	if res.Failed > 0 {
+		return &partialError{msg: fmt.Sprintf("%d of %d collections could not be restored", res.Failed, len(res.Collections))}
+	}
+	return nil
+}
+
+// mongoOplogChunks returns the archived oplog chunks of the deployment
+// snapshot sn was taken of.
+func (a *App) mongoOplogChunks(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot) ([]mongodb.ChunkInfo, map[string]*snapshot.Snapshot, error) {
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	var chunks []mongodb.ChunkInfo
+	byID := map[string]*snapshot.Snapshot{}
+	for _, s := range all {
+		if s.Metadata["source"] != mongoOplogSource || !slices.Equal(s.Paths, sn.Paths) {
+			continue
+		}
+		ci, err := mongodb.ParseChunkInfo(s.ID.String(), s.Metadata)
+		if err != nil {
+			a.out.warnf("%v", err)
+			continue
+		}
+		chunks = append(chunks, ci)
+		byID[ci.ID] = s
+	}
+	return chunks, byID, nil
+}
+
+func (a *App) printMongoCollection(r mongodb.CollectionResult) {
+	if a.g.json {
+		m := map[string]any{"message_type": "collection", "source": r.Source, "target": r.Target, "type": r.Type,
+			"documents": r.Documents, "failed_documents": r.Failed, "indexes": r.Indexes}
+		if r.Err != nil {
+			m["error"] = r.Err.Error()
+		}
+		a.out.jsonLine(m)
+		return
+	}
+	name := r.Source
+	if r.Target != r.Source {
+		name += " → " + r.Target
+	}
+	if r.Err != nil {
+		a.out.warnf("%s: %v", name, r.Err)
+		return
+	}
+	if r.Type == mongodb.TypeView {
+		a.out.textf("restored view %s", name)
+		return
+	}
+	a.out.textf("restored %s: %d documents, %d indexes", name, r.Documents, r.Indexes)
+}
+
+func (a *App) printMongoRestoreSummary(sn *snapshot.Snapshot, res *mongodb.RestoreResult, start time.Time) {
+	var docs int64
+	for _, c := range res.Collections {
+		docs += c.Documents
+	}
+	dur := time.Since(start)
+	if a.g.json {
+		m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "collections": len(res.Collections),
+			"failed": res.Failed, "documents": docs, "oplog_applied": res.OplogApplied, "duration_seconds": dur.Seconds()}
+		if !res.OplogPos.IsZero() {
+			m["oplog_position"] = mongodb.FormatTimestamp(res.OplogPos)
+		}
+		a.out.jsonLine(m)
+		return
+	}
+	if len(res.Collections) > 0 {
+		a.out.textf("Restored %d collections (%d failed), %d documents from snapshot %s in %s",
+			len(res.Collections), res.Failed, docs, sn.ShortID(), formatDuration(dur))
+	} else {
+		a.out.textf("Restored snapshot %s in %s", sn.ShortID(), formatDuration(dur))
+	}
+	if res.OplogApplied > 0 {
+		a.out.textf("Oplog: %d entries applied, up to %s", res.OplogApplied, mongodb.FormatTimestamp(res.OplogPos))
+	}
+}
+
+// mongoRestoreToDir writes the files of the backup, mongodump's layout,
+// into dir (which must not hold them already).
+func (a *App) mongoRestoreToDir(ctx context.Context, t source.Tree, sn *snapshot.Snapshot, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var files int
+	var bytes int64
+	var walk func(rel, local string) error
+	walk = func(rel, local string) error {
+		entries, err := t.List(ctx, rel)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, `/\`) {
+				return fmt.Errorf("%s: invalid name %q in the backup", rel, e.Name)
+			}
+			src, dst := rel+"/"+e.Name, filepath.Join(local, e.Name)
+			switch e.Type {
+			case source.TypeDir:
+				if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+					return err
+				}
+				if err := walk(src, dst); err != nil {
+					return err
+				}
+			case source.TypeFile:
+				n, err := mongoCopyOut(ctx, t, src, dst)
+				if err != nil {
+					return err
+				}
+				files++
+				bytes += n
+			}
+		}
+		return nil
+	}
+	if err := walk(mongodb.Root, dir); err != nil {
+		return fmt.Errorf("restore to %s: %w", dir, err)
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "files": files, "bytes": bytes, "target": dir})
+		return nil
+	}
+	a.out.textf("Wrote %d files (%s) of snapshot %s to %s (mongorestore %s)", files, formatBytes(bytes), sn.ShortID(), dir, dir)
+	return nil
+}
+
+// mongoCopyOut writes the file src of the backup to dst, which must not exist.
+func mongoCopyOut(ctx context.Context, t source.Tree, src, dst string) (int64, error) {
+	rc, err := t.Open(ctx, src)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(dst)
+		return n, fmt.Errorf("%s: %w", dst, err)
+	}
+	return n, nil
+}
+
+type mongoArchiveOptions struct {
+	conn     mongoConnFlags
+	src      sourceFlags
+	interval time.Duration
+	once     bool
+}
+
+func (a *App) mongoOplogArchiveCommand() *cobra.Command {
+	var o mongoArchiveOptions
+	cmd := &cobra.Command{
+		Use:   "oplog-archive",
+		Short: "Archive a replica set's oplog continuously, for point-in-time restores",
+		Long: `Tail the oplog (local.oplog.rs) of a replica set and commit what it
+brings every --interval as a snapshot of kind "continuous" holding
+oplog/<ts>.bson, from where the last archive stopped (or from the end of
+the newest MongoDB backup of the same hosts, or else the oldest entry the
+oplog has). A gap (the oplog rolled over since) is an error: take a new
+backup. "bunker restore mongodb SNAPSHOT --oplog-limit TS|TIME" replays
+the archive after restoring a backup.
+
+Runs until interrupted; --once archives what the oplog has now and exits.
+
+Not tested against a real replica set (the test server has no oplog).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runMongoOplogArchive(cmd.Context(), o)
+		},
+	}
+	o.conn.add(cmd)
+	o.src.add(cmd, "")
+	cmd.Flags().DurationVar(&o.interval, "interval", 30*time.Second, "commit what arrived every `DURATION`")
+	cmd.Flags().BoolVar(&o.once, "once", false, "archive what the oplog has now and exit")
+	return cmd
+}
+
+func (a *App) runMongoOplogArchive(ctx context.Context, o mongoArchiveOptions) error {
+	if o.interval < time.Second {
+		return fmt.Errorf("--interval %v is too short (at least 1s)", o.interval)
+	}
+	cfg, err := a.mongoConfig(&o.conn)
+	if err != nil {
+		return err
+	}
+	c, err := a.mongoConnect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	paths, host := mongoPaths(cfg), o.src.hostname()
+	// The repository is opened once: the archiver commits many times.
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	chunkEnd, backupEnd, err := a.mongoArchiveResume(ctx, r, paths)
+	if err != nil {
+		return err
+	}
+	after := chunkEnd
+	if after == nil {
+		after = backupEnd
+	}
+	tail := func(after *mongodb.Timestamp) (*mongodb.Tailer, error) {
+		if after != nil {
+			a.out.infof("archiving the oplog after %s", mongodb.FormatTimestamp(*after))
+		} else {
+			a.out.infof("archiving the oplog from its oldest entry")
+		}
+		return c.TailOplog(after, !o.once)
+	}
+	tl, err := tail(after)
+	if err != nil {
+		return err
+	}
+	defer func() { tl.Close(context.WithoutCancel(ctx)) }()
+	for {
+		data, ci, err := tl.Collect(ctx, time.Now().Add(o.interval), mongoChunkMax)
+		if errors.Is(err, mongodb.ErrOplogGap) && after == chunkEnd && backupEnd != nil && backupEnd.After(*chunkEnd) {
+			// The archive cannot continue, but a newer backup can be
+			// continued from: point-in-time restores between the two
+			// are lost, later ones are not.
+			a.out.warnf("%v; continuing after the newest backup's end %s instead", err, mongodb.FormatTimestamp(*backupEnd))
+			tl.Close(ctx)
+			after = backupEnd
+			if tl, err = tail(after); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if data != nil {
+			_, err := a.runSourceBackup(ctx, sourceBackup{
+				source: mongoOplogSource, paths: paths, tags: o.src.tags, host: host, kind: kindContinuous, repo: r, quiet: true,
+				write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
+					if err := source.WriteBytes(ctx, w, mongodb.ChunkFile(ci.Start), data, nil); err != nil {
+						return nil, err
+					}
+					m := ci.Metadata()
+					m["topology"], m["replica_set"] = c.Info.Topology, c.Info.SetName
+					m["hosts"] = strings.Join(cfg.Hosts(), ",")
+					return m, nil
+				},
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if o.once && len(data) < mongoChunkMax {
+			return nil
+		}
+	}
+}
+
+// mongoArchiveResume finds where archiving may continue: after the newest
+// archived chunk of these paths, and after the end of the newest backup's
+// oplog (nil when there is none).
+func (a *App) mongoArchiveResume(ctx context.Context, r *repository.Repository, paths []string) (chunkEnd, backupEnd *mongodb.Timestamp, err error) {
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range all {
+		src := s.Metadata["source"]
+		if (src != mongoOplogSource && src != mongoSource) || !slices.Equal(s.Paths, paths) {
+			continue
+		}
+		ts, err := mongodb.ParseTimestamp(s.Metadata["oplog_end"])
+		if err != nil {
+			continue
+		}
+		p := &chunkEnd
+		if src == mongoSource {
+			p = &backupEnd
+		}
+		if *p == nil || ts.After(**p) {
+			*p = &ts
+		}
+	}
+	return chunkEnd, backupEnd, nil
+}
+
+func (a *App) mongoOplogExpireCommand() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "oplog-expire",
+		Short: "Forget archived oplog chunks that no kept backup needs",
+		Long: `Forget the oplog archive snapshots that only hold entries up to the end
+of the oldest MongoDB backup (taken with --oplog) still in the repository,
+per deployment (snapshot path). Run it after forget (prune then reclaims
+the space). A deployment without such a backup keeps its whole archive.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.expireOplog(cmd.Context(), dryRun)
+		},
+	}
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be forgotten")
+	return cmd
+}
+
+func (a *App) expireOplog(ctx context.Context, dryRun bool) error {
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return err
+	}
+	key := func(s *snapshot.Snapshot) string { return strings.Join(s.Paths, "\x00") }
+	oldest := map[string]mongodb.Timestamp{}
+	chunks := map[string][]mongodb.ChunkInfo{}
+	byID := map[string]*snapshot.Snapshot{}
+	for _, s := range all {
+		switch s.Metadata["source"] {
+		case mongoSource:
+			ts, err := mongodb.ParseTimestamp(s.Metadata["oplog_end"])
+			if err != nil {
+				continue
+			}
+			if o, ok := oldest[key(s)]; !ok || ts.Before(o) {
+				oldest[key(s)] = ts
+			}
+		case mongoOplogSource:
+			ci, err := mongodb.ParseChunkInfo(s.ID.String(), s.Metadata)
+			if err != nil {
+				a.out.warnf("%v", err)
+				continue
+			}
+			chunks[key(s)] = append(chunks[key(s)], ci)
+			byID[ci.ID] = s
+		}
+	}
+	var forget []*snapshot.Snapshot
+	for k, base := range oldest {
+		for _, ci := range mongodb.ExpiredChunks(base, chunks[k]) {
+			forget = append(forget, byID[ci.ID])
+		}
+	}
+	for _, s := range forget {
+		what := fmt.Sprintf("%s (oplog %s..%s)", s.ShortID(), s.Metadata["oplog_start"], s.Metadata["oplog_end"])
+		if dryRun {
+			a.out.textf("would forget %s", what)
+			continue
+		}
+		if err := snapshot.Remove(ctx, r, s.ID); err != nil {
+			return err
+		}
+		a.out.infof("forgot %s", what)
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": len(forget), "dry_run": dryRun})
+	} else {
+		a.out.textf("%d oplog archive snapshot(s) %s", len(forget), map[bool]string{true: "would be forgotten", false: "forgotten"}[dryRun])
+	}
+	return nil
+}
