@@ -157,10 +157,10 @@ bench_mariadb() {
 	trap 'mariadb-admin --no-defaults -S "$D/s.sock" -uroot shutdown 2>/dev/null || kill $pid; wait $pid 2>/dev/null || true' RETURN
 	for _ in $(seq 100); do mariadb-admin --no-defaults -S "$D/s.sock" -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done
 	local my=(mariadb --no-defaults -S "$D/s.sock" -uroot)
-	"${my[@]}" -e "ALTER USER root@localhost IDENTIFIED BY 'bench'; CREATE USER root@'127.0.0.1' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION"
+	"${my[@]}" -e "ALTER USER root@localhost IDENTIFIED BY 'bench'; CREATE USER IF NOT EXISTS root@'127.0.0.1'; ALTER USER root@'127.0.0.1' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION"
 	my=(mariadb --no-defaults -S "$D/s.sock" -uroot -pbench)
 	echo "== mariadb: $MY_ROWS rows"
-	"${my[@]}" -e "CREATE DATABASE bench; CREATE TABLE bench.t (id INT PRIMARY KEY, k INT, c CHAR(120), pad CHAR(60)) ENGINE=InnoDB;
+	"${my[@]}" -e "CREATE DATABASE bench; USE bench; CREATE TABLE bench.t (id INT PRIMARY KEY, k INT, c CHAR(120), pad CHAR(60)) ENGINE=InnoDB;
 		INSERT INTO bench.t SELECT seq, seq * 7 % 100003, md5(seq), sha1(seq) FROM seq_1_to_$MY_ROWS"
 	local dbsize
 	dbsize=$("${my[@]}" -Ne "SELECT SUM(data_length + index_length) FROM information_schema.tables WHERE table_schema = 'bench'")

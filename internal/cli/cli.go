@@ -221,6 +221,7 @@ encrypted repositories, and restores them exactly.
 		a.copyCommand(),
 		a.serveCommand(),
 		a.versionCommand(),
+		a.planCommand(),
 	)
 	a.addSourceCommands(root)
 	return root

@@ -1,0 +1,484 @@
+package plan
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Plan is a parsed and checked plan file.
+type Plan struct {
+	Repositories []*Repository `yaml:"repositories"`
+	Jobs         []*Job        `yaml:"jobs"`
+	Drills       []*Drill      `yaml:"drills"`
+	Notify       Notify        `yaml:"notify"`
+	Daemon       Daemon        `yaml:"daemon"`
+	Positions `json:"-"`
+
+	File string `yaml:"-"`
+}
+
+// Repository is a place backups go, with the traits the 3-2-1 rule
+// counts.
+type Repository struct {
+	Name     string `yaml:"name"`
+	Location string `yaml:"location"`
+	// Password is a secret reference: env:NAME, file:/path or
+	// command:CMD. Never a literal.
+	Password  string `yaml:"password"`
+	Site      string `yaml:"site"`   // onsite | offsite
+	Medium    string `yaml:"medium"` // disk | object | tape | …
+	Immutable bool   `yaml:"immutable"`
+	Region    string `yaml:"region"`
+	// Airgapped repositories are attached only for copy windows: jobs
+	// copy to them when they are reachable, status reports how stale
+	// they are.
+	Airgapped bool `yaml:"airgapped"`
+	Positions `json:"-"`
+}
+
+// Job is one dataset backed up on a schedule.
+type Job struct {
+	Name        string        `yaml:"name"`
+	Source      Source        `yaml:"source"`
+	Schedule    string        `yaml:"schedule"` // cron expression or "every 15m"
+	Jitter      time.Duration `yaml:"jitter"`
+	Repository  string        `yaml:"repository"`
+	Copies      []*Copy       `yaml:"copies"`
+	Retention   Retention     `yaml:"retention"`
+	Hooks       Hooks         `yaml:"hooks"`
+	RPO         time.Duration `yaml:"rpo"`
+	RTO         time.Duration `yaml:"rto"`
+	Concurrency int           `yaml:"concurrency"`
+	Timeout     time.Duration `yaml:"timeout"`
+	Retries     Retries       `yaml:"retries"`
+	Tags        []string      `yaml:"tags"`
+	Positions `json:"-"`
+
+	schedule Schedule
+}
+
+// Source says what a job backs up.
+type Source struct {
+	Type     string   `yaml:"type"` // files | stdin | postgres | mysql | mongodb
+	Paths    []string `yaml:"paths"`
+	Exclude  []string `yaml:"exclude"`
+	Command  []string `yaml:"command"`  // stdin: the command whose output is backed up
+	Filename string   `yaml:"filename"` // stdin: the file name in the snapshot
+	// DSN is a secret reference (env:, file:, command:) for database
+	// sources: connection strings carry passwords.
+	DSN       string   `yaml:"dsn"`
+	Databases []string `yaml:"databases"`
+	Physical  bool     `yaml:"physical"`
+	Jobs      int      `yaml:"jobs"`
+	Positions `json:"-"`
+}
+
+// Copy is a copy of a job's snapshots in another repository.
+type Copy struct {
+	Repository string    `yaml:"repository"`
+	Retention  Retention `yaml:"retention"`
+	Positions `json:"-"`
+}
+
+// Retention is a keep policy.
+type Retention struct {
+	KeepLast    int           `yaml:"keep_last"`
+	KeepHourly  int           `yaml:"keep_hourly"`
+	KeepDaily   int           `yaml:"keep_daily"`
+	KeepWeekly  int           `yaml:"keep_weekly"`
+	KeepMonthly int           `yaml:"keep_monthly"`
+	KeepYearly  int           `yaml:"keep_yearly"`
+	KeepWithin  time.Duration `yaml:"keep_within"`
+	Prune       bool          `yaml:"prune"`
+	Positions `json:"-"`
+}
+
+// Empty reports whether the policy keeps everything (none is set).
+func (r Retention) Empty() bool {
+	return r.KeepLast == 0 && r.KeepHourly == 0 && r.KeepDaily == 0 && r.KeepWeekly == 0 && r.KeepMonthly == 0 && r.KeepYearly == 0 && r.KeepWithin == 0
+}
+
+// Hooks run around a job.
+type Hooks struct {
+	Before    []*Hook `yaml:"before"`
+	After     []*Hook `yaml:"after"`
+	OnFailure []*Hook `yaml:"on_failure"`
+}
+
+// Hook is a command with a timeout (default 5m), run by /bin/sh -c.
+type Hook struct {
+	Command string        `yaml:"command"`
+	Timeout time.Duration `yaml:"timeout"`
+	Positions `json:"-"`
+}
+
+// Retries retry a failed run with exponential backoff.
+type Retries struct {
+	Attempts int           `yaml:"attempts"`
+	Backoff  time.Duration `yaml:"backoff"`
+}
+
+// Drill restores a job's backup into a sandbox and checks it.
+type Drill struct {
+	Name     string   `yaml:"name"`
+	Job      string   `yaml:"job"`
+	Schedule string   `yaml:"schedule"`
+	Pick     string   `yaml:"pick"` // latest | random
+	Validate Validate `yaml:"validate"`
+	Positions `json:"-"`
+
+	schedule Schedule
+}
+
+// Validate says how a drill checks a restore.
+type Validate struct {
+	// Hashes compares every restored file with the snapshot (default).
+	Hashes *bool    `yaml:"hashes"`
+	Checks []*Check `yaml:"checks"`
+}
+
+// Check is a query (databases) or command (files) whose output must
+// equal Expect.
+type Check struct {
+	SQL     string `yaml:"sql"`
+	Command string `yaml:"command"`
+	Expect  string `yaml:"expect"`
+	Positions `json:"-"`
+}
+
+// Notify are where alerts go.
+type Notify struct {
+	Webhooks     []*Webhook     `yaml:"webhooks"`
+	Healthchecks []*Healthcheck `yaml:"healthchecks"`
+	Email        *Email         `yaml:"email"`
+}
+
+// Webhook receives a JSON body (or a Slack-compatible one) per event.
+type Webhook struct {
+	URL    string   `yaml:"url"`
+	Format string   `yaml:"format"` // json | slack
+	Events []string `yaml:"events"` // failure, rpo, drill, recovery; default all
+	Positions `json:"-"`
+}
+
+// Healthcheck pings URL/start, URL (success) and URL/fail for a job.
+type Healthcheck struct {
+	Job string `yaml:"job"`
+	URL string `yaml:"url"`
+	Positions `json:"-"`
+}
+
+// Email sends alerts through SMTP.
+type Email struct {
+	SMTP     string   `yaml:"smtp"` // host:port
+	From     string   `yaml:"from"`
+	To       []string `yaml:"to"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"` // secret reference
+	StartTLS *bool    `yaml:"starttls"`
+	Positions `json:"-"`
+}
+
+// Daemon configures bunker daemon.
+type Daemon struct {
+	Listen           string `yaml:"listen"`    // HTTP address for /metrics, the API and the dashboard
+	StateDir         string `yaml:"state_dir"` // run history database
+	APIToken         string `yaml:"api_token"` // secret reference; without it the API is read-only
+	MaxPerRepository int    `yaml:"max_per_repository"`
+	Positions `json:"-"`
+}
+
+// Load reads and checks a plan file. ${NAME} in values is replaced by
+// getenv(NAME) (an unset variable is an error); secrets stay references
+// until they are used.
+func Load(path string, getenv func(string) string) (*Plan, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, b, getenv)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Parse parses and checks a plan; file names it in errors.
+func Parse(file string, b []byte, getenv func(string) string) (*Plan, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&root); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, Errors{{Pos: Pos{File: file}, Msg: strings.Join(te.Errors, "; ")}}
+		}
+		return nil, &Error{Pos: Pos{File: file, Line: yamlLine(err)}, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	d := &decoder{file: file}
+	expandEnv(d, &root, getenv)
+	p := &Plan{File: file}
+	d.decode(&root, reflect.ValueOf(p).Elem())
+	if len(d.errs) == 0 {
+		p.check(d)
+	}
+	if len(d.errs) > 0 {
+		sort.SliceStable(d.errs, func(i, j int) bool {
+			a, b := d.errs[i].Pos, d.errs[j].Pos
+			return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
+		})
+		return nil, d.errs
+	}
+	return p, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+
+func yamlLine(err error) int {
+	m := yamlLineRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	var n int
+	fmt.Sscanf(m[1], "%d", &n)
+	return n
+}
+
+func expandEnv(d *decoder, n *yaml.Node, getenv func(string) string) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := m[2 : len(m)-1]
+			v := getenv(name)
+			if v == "" {
+				d.errorf(n, "set it in the environment of bunker, or use a secret reference like env:NAME for passwords", "environment variable %s is not set", name)
+			}
+			return v
+		})
+	}
+	for _, c := range n.Content {
+		expandEnv(d, c, getenv)
+	}
+}
+
+// at returns the position of a field (or the struct).
+func (p Positions) at(field string) Pos {
+	if pos, ok := p[field]; ok {
+		return pos
+	}
+	return p[""]
+}
+
+func (d *decoder) fail(p Positions, field, hint, format string, args ...any) {
+	d.errs = append(d.errs, &Error{Pos: p.at(field), Msg: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// check validates references and values after decoding.
+func (p *Plan) check(d *decoder) {
+	repos := map[string]*Repository{}
+	var repoNames []string
+	for _, r := range p.Repositories {
+		switch {
+		case !nameRe.MatchString(r.Name):
+			d.fail(r.Positions, "name", "letters, digits, . _ -", "repository name %q is not valid", r.Name)
+		case repos[r.Name] != nil:
+			d.fail(r.Positions, "name", "", "repository %q is defined twice", r.Name)
+		}
+		repos[r.Name] = r
+		repoNames = append(repoNames, r.Name)
+		if r.Location == "" {
+			d.fail(r.Positions, "", "e.g. location: /srv/backup/repo or s3:https://host/bucket", "repository %q has no location", r.Name)
+		}
+		checkSecret(d, r.Positions, "password", r.Password, true)
+		if r.Site != "" && r.Site != "onsite" && r.Site != "offsite" {
+			d.fail(r.Positions, "site", "onsite or offsite", "site %q is not known", r.Site)
+		}
+	}
+	jobs := map[string]*Job{}
+	var jobNames []string
+	for _, j := range p.Jobs {
+		switch {
+		case !nameRe.MatchString(j.Name):
+			d.fail(j.Positions, "name", "letters, digits, . _ -", "job name %q is not valid", j.Name)
+		case jobs[j.Name] != nil:
+			d.fail(j.Positions, "name", "", "job %q is defined twice", j.Name)
+		}
+		jobs[j.Name] = j
+		jobNames = append(jobNames, j.Name)
+		checkRef(d, j.Positions, "repository", j.Repository, repoNames, "repository")
+		if j.Schedule == "" {
+			d.fail(j.Positions, "", `e.g. schedule: "every 1h" or "30 2 * * *"`, "job %q has no schedule", j.Name)
+		} else if s, err := ParseSchedule(j.Schedule); err != nil {
+			d.fail(j.Positions, "schedule", `cron (minute hour day month weekday), @daily, or "every 15m"`, "%v", err)
+		} else {
+			j.schedule = s
+		}
+		j.Source.check(d)
+		for _, c := range j.Copies {
+			checkRef(d, c.Positions, "repository", c.Repository, repoNames, "repository")
+			if c.Repository == j.Repository && c.Repository != "" {
+				d.fail(c.Positions, "repository", "a copy must go to another repository", "job %q copies to its own repository", j.Name)
+			}
+		}
+		for _, h := range slices.Concat(j.Hooks.Before, j.Hooks.After, j.Hooks.OnFailure) {
+			if strings.TrimSpace(h.Command) == "" {
+				d.fail(h.Positions, "", "", "hook without a command")
+			}
+		}
+		if j.Concurrency < 0 || j.Retries.Attempts < 0 {
+			d.fail(j.Positions, "", "", "job %q: concurrency and retries must not be negative", j.Name)
+		}
+	}
+	for _, dr := range p.Drills {
+		if !nameRe.MatchString(dr.Name) {
+			d.fail(dr.Positions, "name", "letters, digits, . _ -", "drill name %q is not valid", dr.Name)
+		}
+		checkRef(d, dr.Positions, "job", dr.Job, jobNames, "job")
+		if dr.Schedule != "" {
+			if s, err := ParseSchedule(dr.Schedule); err != nil {
+				d.fail(dr.Positions, "schedule", `cron, @weekly, or "every 7d"`, "%v", err)
+			} else {
+				dr.schedule = s
+			}
+		}
+		if dr.Pick != "" && dr.Pick != "latest" && dr.Pick != "random" {
+			d.fail(dr.Positions, "pick", "latest or random", "pick %q is not known", dr.Pick)
+		}
+		for _, c := range dr.Validate.Checks {
+			if (c.SQL == "") == (c.Command == "") {
+				d.fail(c.Positions, "", "", "a check has either sql or command")
+			}
+		}
+	}
+	for _, w := range p.Notify.Webhooks {
+		if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {
+			d.fail(w.Positions, "url", "", "webhook URL %q is not http(s)", w.URL)
+		}
+		if w.Format != "" && w.Format != "json" && w.Format != "slack" {
+			d.fail(w.Positions, "format", "json or slack", "webhook format %q is not known", w.Format)
+		}
+	}
+	for _, h := range p.Notify.Healthchecks {
+		checkRef(d, h.Positions, "job", h.Job, jobNames, "job")
+	}
+	if e := p.Notify.Email; e != nil {
+		if e.SMTP == "" || e.From == "" || len(e.To) == 0 {
+			d.fail(e.Positions, "", "", "email needs smtp, from and to")
+		}
+		checkSecret(d, e.Positions, "password", e.Password, false)
+	}
+	checkSecret(d, p.Daemon.Positions, "api_token", p.Daemon.APIToken, false)
+}
+
+var sourceTypes = []string{"files", "stdin", "postgres", "mysql", "mongodb"}
+
+func (s *Source) check(d *decoder) {
+	switch s.Type {
+	case "files":
+		if len(s.Paths) == 0 {
+			d.fail(s.Positions, "", "", "a files source needs paths")
+		}
+	case "stdin":
+		if len(s.Command) == 0 {
+			d.fail(s.Positions, "", "", "a stdin source needs a command")
+		}
+	case "postgres", "mysql", "mongodb":
+		checkSecret(d, s.Positions, "dsn", s.DSN, false)
+	case "":
+		d.fail(s.Positions, "", "one of "+strings.Join(sourceTypes, ", "), "the source has no type")
+	default:
+		hint := "one of " + strings.Join(sourceTypes, ", ")
+		if c := closest(s.Type, sourceTypes); c != "" {
+			hint = "did you mean " + c + "?"
+		}
+		d.fail(s.Positions, "type", hint, "source type %q is not known", s.Type)
+	}
+}
+
+func checkRef(d *decoder, p Positions, field, name string, known []string, what string) {
+	if name == "" {
+		d.fail(p, "", "", "no %s given", what)
+		return
+	}
+	if slices.Contains(known, name) {
+		return
+	}
+	hint := "defined: " + strings.Join(known, ", ")
+	if c := closest(name, known); c != "" {
+		hint = "did you mean " + c + "?"
+	}
+	if len(known) == 0 {
+		hint = "none is defined"
+	}
+	d.fail(p, field, hint, "%s %q is not defined", what, name)
+}
+
+// checkSecret accepts env:NAME, file:/path and command:CMD.
+func checkSecret(d *decoder, p Positions, field, ref string, required bool) {
+	if ref == "" {
+		if required {
+			d.fail(p, "", "e.g. "+field+": env:BUNKER_PASSWORD or file:/etc/bunker/pw", "no %s given", field)
+		}
+		return
+	}
+	kind, val, ok := strings.Cut(ref, ":")
+	if !ok || val == "" || (kind != "env" && kind != "file" && kind != "command") {
+		d.fail(p, field, "write env:NAME, file:/path or command:CMD, never the secret itself", "%s is not a secret reference", field)
+	}
+}
+
+// ResolveSecret returns the secret a reference points to.
+func ResolveSecret(ref string, getenv func(string) string, run func(cmd string) (string, error)) (string, error) {
+	kind, val, _ := strings.Cut(ref, ":")
+	switch kind {
+	case "env":
+		v := getenv(val)
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is not set", val)
+		}
+		return v, nil
+	case "file":
+		b, err := os.ReadFile(val)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case "command":
+		return run(val)
+	}
+	return "", fmt.Errorf("not a secret reference")
+}
+
+// Job returns the job with the given name.
+func (p *Plan) Job(name string) *Job {
+	for _, j := range p.Jobs {
+		if j.Name == name {
+			return j
+		}
+	}
+	return nil
+}
+
+// Repository returns the repository with the given name.
+func (p *Plan) Repository(name string) *Repository {
+	for _, r := range p.Repositories {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// ScheduleOf returns the job's parsed schedule.
+func (j *Job) ScheduleOf() Schedule { return j.schedule }
+
+// ScheduleOf returns the drill's parsed schedule (nil: on demand only).
+func (d *Drill) ScheduleOf() Schedule { return d.schedule }

@@ -1,0 +1,121 @@
+package plan
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) string { return "" }
+
+func TestExample(t *testing.T) {
+	p, err := Load("testdata/example.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Repositories) != 2 || len(p.Jobs) != 2 || len(p.Drills) != 1 {
+		t.Fatalf("%+v", p)
+	}
+	home := p.Job("home")
+	if home.RPO != 2*time.Hour || home.Jitter != 5*time.Minute || home.Copies[0].Retention.KeepMonthly != 12 || !home.Retention.Prune {
+		t.Errorf("home: %+v", home)
+	}
+	if home.Hooks.Before[0].Timeout != time.Minute || home.Source.Exclude[1] != "/home/*/.cache" {
+		t.Errorf("hooks/source: %+v %+v", home.Hooks, home.Source)
+	}
+	now := time.Date(2026, 11, 26, 10, 17, 0, 0, time.UTC)
+	if next := home.ScheduleOf().Next(now); !next.Equal(time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)) {
+		t.Errorf("every 1h after 10:17: %v", next)
+	}
+	if next := p.Job("shop-db").ScheduleOf().Next(now.In(time.Local)); next.Hour() != 2 || next.Minute() != 30 {
+		t.Errorf("cron: %v", next)
+	}
+	if pos := home.Positions.at("rpo"); pos.Line != 30 || pos.Column != 10 {
+		t.Errorf("rpo position %v", pos)
+	}
+	if !p.Repository("offsite").Immutable || p.Daemon.Listen != "127.0.0.1:9876" {
+		t.Errorf("%+v %+v", p.Repository("offsite"), p.Daemon)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	base, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, from, to, want string
+	}{
+		{"unknown key with hint", "    jitter: 5m", "    jiter: 5m", `example.yaml:24:5: unknown key "jiter" in job (did you mean jitter?)`},
+		{"bad duration", "    rpo: 2h", "    rpo: two hours", `example.yaml:30:10: "two hours" is not a duration`},
+		{"dangling repository", "    repository: local\n    copies", "    repository: locale\n    copies", `example.yaml:25:17: repository "locale" is not defined (did you mean local?)`},
+		{"secret in clear", "password: env:BUNKER_PASSWORD", "password: hunter2", `example.yaml:6:15: password is not a secret reference (write env:NAME, file:/path or command:CMD, never the secret itself)`},
+		{"bad schedule", `schedule: "30 2 * * *"`, `schedule: "30 25 * * *"`, `example.yaml:44:15: schedule "30 25 * * *"`},
+		{"wrong type", "prune: true", "prune: maybe", `expected a true or false, found "maybe"`},
+		{"bad source type", "type: postgres", "type: postgress", `source type "postgress" is not known (did you mean postgres?)`},
+		{"copy to itself", "      - repository: offsite\n", "      - repository: local\n", `job "home" copies to its own repository`},
+		{"drill job", "    job: shop-db", "    job: shop", `job "shop" is not defined`},
+		{"duplicate job", "  - name: shop-db", "  - name: home", `job "home" is defined twice`},
+		{"yaml syntax", "    pick: random", "    pick: [random", `example.yaml:`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(string(base), tc.from, tc.to, 1)
+			if src == string(base) {
+				t.Fatalf("%q not found in the example", tc.from)
+			}
+			_, err := Parse("example.yaml", []byte(src), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	src := "repositories:\n  - name: r\n    location: ${REPO_DIR}/repo\n    password: env:PW\n"
+	p, err := Parse("p.yaml", []byte(src), func(k string) string { return map[string]string{"REPO_DIR": "/data"}[k] })
+	if err != nil || p.Repositories[0].Location != "/data/repo" {
+		t.Fatalf("%v %+v", err, p)
+	}
+	_, err = Parse("p.yaml", []byte(src), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "p.yaml:3:15: environment variable REPO_DIR is not set") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestParseSchedule(t *testing.T) {
+	at := time.Date(2026, 11, 26, 10, 17, 30, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		next time.Time
+	}{
+		{"every 15m", time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC)},
+		{"every 1d", time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)},
+		{"CRON_TZ=UTC 0 3 * * *", time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)},
+		{"CRON_TZ=UTC @hourly", time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)},
+	} {
+		s, err := ParseSchedule(tc.in)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if got := s.Next(at); !got.Equal(tc.next) {
+			t.Errorf("%s: next %v, want %v", tc.in, got, tc.next)
+		}
+	}
+	for _, bad := range []string{"", "every", "every 10s", "every -5m", "61 * * * *", "* * *"} {
+		if _, err := ParseSchedule(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := os.ReadFile("testdata/example.yaml")
+	f.Add(b)
+	f.Add([]byte("jobs: [{name: a, schedule: every 1h}]"))
+	f.Add([]byte("a: &x [*x]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = Parse("fuzz.yaml", b, noEnv)
+	})
+}
