@@ -22,7 +22,7 @@ type Plan struct {
 	Drills       []*Drill      `yaml:"drills"`
 	Notify       Notify        `yaml:"notify"`
 	Daemon       Daemon        `yaml:"daemon"`
-	Positions `json:"-"`
+	Positions    `json:"-"`
 
 	File string `yaml:"-"`
 }
@@ -62,7 +62,7 @@ type Job struct {
 	Timeout     time.Duration `yaml:"timeout"`
 	Retries     Retries       `yaml:"retries"`
 	Tags        []string      `yaml:"tags"`
-	Positions `json:"-"`
+	Positions   `json:"-"`
 
 	schedule Schedule
 }
@@ -87,7 +87,7 @@ type Source struct {
 type Copy struct {
 	Repository string    `yaml:"repository"`
 	Retention  Retention `yaml:"retention"`
-	Positions `json:"-"`
+	Positions  `json:"-"`
 }
 
 // Retention is a keep policy.
@@ -100,7 +100,7 @@ type Retention struct {
 	KeepYearly  int           `yaml:"keep_yearly"`
 	KeepWithin  time.Duration `yaml:"keep_within"`
 	Prune       bool          `yaml:"prune"`
-	Positions `json:"-"`
+	Positions   `json:"-"`
 }
 
 // Empty reports whether the policy keeps everything (none is set).
@@ -117,8 +117,8 @@ type Hooks struct {
 
 // Hook is a command with a timeout (default 5m), run by /bin/sh -c.
 type Hook struct {
-	Command string        `yaml:"command"`
-	Timeout time.Duration `yaml:"timeout"`
+	Command   string        `yaml:"command"`
+	Timeout   time.Duration `yaml:"timeout"`
 	Positions `json:"-"`
 }
 
@@ -130,11 +130,11 @@ type Retries struct {
 
 // Drill restores a job's backup into a sandbox and checks it.
 type Drill struct {
-	Name     string   `yaml:"name"`
-	Job      string   `yaml:"job"`
-	Schedule string   `yaml:"schedule"`
-	Pick     string   `yaml:"pick"` // latest | random
-	Validate Validate `yaml:"validate"`
+	Name      string   `yaml:"name"`
+	Job       string   `yaml:"job"`
+	Schedule  string   `yaml:"schedule"`
+	Pick      string   `yaml:"pick"` // latest | random
+	Validate  Validate `yaml:"validate"`
 	Positions `json:"-"`
 
 	schedule Schedule
@@ -150,9 +150,9 @@ type Validate struct {
 // Check is a query (databases) or command (files) whose output must
 // equal Expect.
 type Check struct {
-	SQL     string `yaml:"sql"`
-	Command string `yaml:"command"`
-	Expect  string `yaml:"expect"`
+	SQL       string `yaml:"sql"`
+	Command   string `yaml:"command"`
+	Expect    string `yaml:"expect"`
 	Positions `json:"-"`
 }
 
@@ -165,27 +165,27 @@ type Notify struct {
 
 // Webhook receives a JSON body (or a Slack-compatible one) per event.
 type Webhook struct {
-	URL    string   `yaml:"url"`
-	Format string   `yaml:"format"` // json | slack
-	Events []string `yaml:"events"` // failure, rpo, drill, recovery; default all
+	URL       string   `yaml:"url"`
+	Format    string   `yaml:"format"` // json | slack
+	Events    []string `yaml:"events"` // failure, rpo, drill, recovery; default all
 	Positions `json:"-"`
 }
 
 // Healthcheck pings URL/start, URL (success) and URL/fail for a job.
 type Healthcheck struct {
-	Job string `yaml:"job"`
-	URL string `yaml:"url"`
+	Job       string `yaml:"job"`
+	URL       string `yaml:"url"`
 	Positions `json:"-"`
 }
 
 // Email sends alerts through SMTP.
 type Email struct {
-	SMTP     string   `yaml:"smtp"` // host:port
-	From     string   `yaml:"from"`
-	To       []string `yaml:"to"`
-	Username string   `yaml:"username"`
-	Password string   `yaml:"password"` // secret reference
-	StartTLS *bool    `yaml:"starttls"`
+	SMTP      string   `yaml:"smtp"` // host:port
+	From      string   `yaml:"from"`
+	To        []string `yaml:"to"`
+	Username  string   `yaml:"username"`
+	Password  string   `yaml:"password"` // secret reference
+	StartTLS  *bool    `yaml:"starttls"`
 	Positions `json:"-"`
 }
 
@@ -195,7 +195,7 @@ type Daemon struct {
 	StateDir         string `yaml:"state_dir"` // run history database
 	APIToken         string `yaml:"api_token"` // secret reference; without it the API is read-only
 	MaxPerRepository int    `yaml:"max_per_repository"`
-	Positions `json:"-"`
+	Positions        `json:"-"`
 }
 
 // Load reads and checks a plan file. ${NAME} in values is replaced by
