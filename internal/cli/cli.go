@@ -222,6 +222,7 @@ encrypted repositories, and restores them exactly.
 		a.serveCommand(),
 		a.versionCommand(),
 		a.planCommand(),
+		a.runCommand(),
 	)
 	a.addSourceCommands(root)
 	return root

@@ -226,9 +226,8 @@ func Parse(file string, b []byte, getenv func(string) string) (*Plan, error) {
 	expandEnv(d, &root, getenv)
 	p := &Plan{File: file}
 	d.decode(&root, reflect.ValueOf(p).Elem())
-	if len(d.errs) == 0 {
-		p.check(d)
-	}
+	// Check what decoded even after errors: all problems at once.
+	p.check(d)
 	if len(d.errs) > 0 {
 		sort.SliceStable(d.errs, func(i, j int) bool {
 			a, b := d.errs[i].Pos, d.errs[j].Pos

@@ -1,0 +1,449 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/spf13/cobra"
+)
+
+// jobTag marks the snapshots of a plan job, in every repository.
+func jobTag(job string) string { return "job=" + job }
+
+// jobResult is the outcome of one run of a plan job.
+type jobResult struct {
+	Job        string            `json:"job"`
+	Snapshot   string            `json:"snapshot_id,omitempty"`
+	Repository string            `json:"repository"`
+	BytesRead  int64             `json:"bytes_read"`
+	BytesAdded int64             `json:"bytes_added"`
+	Copies     map[string]string `json:"copies,omitempty"` // repository → "ok", "skipped: …" or the error
+	Attempts   int               `json:"attempts"`
+	Started    time.Time         `json:"started"`
+	Finished   time.Time         `json:"finished"`
+	Error      string            `json:"error,omitempty"`
+}
+
+func (a *App) runCommand() *cobra.Command {
+	var planFile string
+	cmd := &cobra.Command{
+		Use:   "run JOB",
+		Short: "Run a plan's job now: hooks, backup, copies, retention",
+		Long: `Run one job of a plan file now: its before hooks, the backup into its
+repository, a copy to each of its copy repositories, retention (forget,
+and prune when the policy says so) in each, then its after hooks — or its
+on_failure hooks when anything failed. A failed run is retried as the
+job's retries say. Snapshots get the tag job=JOB, which status and
+retention use.
+
+Exit code 0 when everything succeeded, 1 when the backup failed, 3 when
+the backup succeeded but a copy or retention did not.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := a.loadPlan(planFile)
+			if err != nil {
+				return err
+			}
+			j := p.Job(args[0])
+			if j == nil {
+				var names []string
+				for _, j := range p.Jobs {
+					names = append(names, j.Name)
+				}
+				return fmt.Errorf("plan %s has no job %q (jobs: %s)", p.File, args[0], strings.Join(names, ", "))
+			}
+			var log io.Writer = io.Discard
+			if a.g.verbose > 0 && !a.g.json {
+				log = a.Stderr
+			}
+			res, err := a.runJob(cmd.Context(), p, j, log)
+			if a.g.json {
+				m := map[string]any{"message_type": "summary"}
+				b, _ := json.Marshal(res)
+				_ = json.Unmarshal(b, &m)
+				a.out.jsonLine(m)
+			} else {
+				a.printJobResult(res)
+			}
+			if err != nil {
+				return err
+			}
+			for repo, st := range res.Copies {
+				if st != "ok" && !strings.HasPrefix(st, "skipped") {
+					return &partialError{msg: fmt.Sprintf("job %s: backup %s saved, but the copy to %s failed", j.Name, short(res.Snapshot), repo)}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
+	return cmd
+}
+
+func (a *App) printJobResult(r *jobResult) {
+	if r.Error != "" {
+		a.out.textf("job %s failed after %d attempt(s): %s", r.Job, r.Attempts, r.Error)
+		return
+	}
+	a.out.textf("job %s: snapshot %s in %s (%s read, %s added) in %s", r.Job, short(r.Snapshot), r.Repository,
+		formatBytes(r.BytesRead), formatBytes(r.BytesAdded), formatDuration(r.Finished.Sub(r.Started)))
+	for repo, st := range r.Copies {
+		a.out.textf("  copy to %s: %s", repo, st)
+	}
+}
+
+// runJob runs a job with its retries; the log receives every step's
+// output.
+func (a *App) runJob(ctx context.Context, p *plan.Plan, j *plan.Job, log io.Writer) (*jobResult, error) {
+	res := &jobResult{Job: j.Name, Repository: j.Repository, Started: time.Now()}
+	attempts := max(j.Retries.Attempts, 0) + 1
+	backoff := j.Retries.Backoff
+	if backoff <= 0 {
+		backoff = 30 * time.Second
+	}
+	var err error
+	for res.Attempts = 1; ; res.Attempts++ {
+		err = a.runJobOnce(ctx, p, j, res, log)
+		if err == nil || res.Attempts >= attempts || ctx.Err() != nil {
+			break
+		}
+		wait := backoff << (res.Attempts - 1)
+		fmt.Fprintf(log, "attempt %d failed: %v; retrying in %s\n", res.Attempts, err, wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+	res.Finished = time.Now()
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res, err
+}
+
+func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jobResult, log io.Writer) (err error) {
+	if j.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, j.Timeout, fmt.Errorf("job %s: timeout %s", j.Name, j.Timeout))
+		defer cancel()
+	}
+	hookEnv := []string{"BUNKER_JOB=" + j.Name}
+	defer func() {
+		if err != nil {
+			env := append(hookEnv, "BUNKER_RESULT=failed", "BUNKER_ERROR="+err.Error())
+			for _, h := range j.Hooks.OnFailure {
+				if herr := runHook(context.WithoutCancel(ctx), h, env, log); herr != nil {
+					fmt.Fprintf(log, "on_failure hook: %v\n", herr)
+				}
+			}
+		}
+	}()
+	for _, h := range j.Hooks.Before {
+		if err := runHook(ctx, h, hookEnv, log); err != nil {
+			return fmt.Errorf("before hook: %w", err)
+		}
+	}
+	main := p.Repository(j.Repository)
+	mainPw, err := a.planSecret(ctx, main.Password)
+	if err != nil {
+		return fmt.Errorf("repository %s password: %w", main.Name, err)
+	}
+	args, env, err := a.backupArgs(ctx, j)
+	if err != nil {
+		return err
+	}
+	env["BUNKER_PASSWORD"] = mainPw
+	out, code := a.sub(ctx, env, log, append([]string{"-r", main.Location, "--json"}, args...)...)
+	if code != 0 && code != 3 {
+		return fmt.Errorf("backup into %s failed (exit %d): %s", main.Name, code, lastLine(out.stderr))
+	}
+	sum := lastJSON(out.stdout, "summary")
+	res.Snapshot, _ = sum["snapshot_id"].(string)
+	res.BytesRead = jsonInt(sum["bytes_read"])
+	res.BytesAdded = jsonInt(sum["bytes_added"])
+	if v, ok := sum["data_added"]; ok && res.BytesAdded == 0 {
+		res.BytesAdded = jsonInt(v)
+	}
+
+	res.Copies = map[string]string{}
+	var copyErrs []error
+	for _, c := range j.Copies {
+		st := a.copyJob(ctx, p, j, main, mainPw, c, log)
+		res.Copies[c.Repository] = st
+		if st != "ok" && !strings.HasPrefix(st, "skipped") {
+			copyErrs = append(copyErrs, fmt.Errorf("copy to %s: %s", c.Repository, st))
+		}
+	}
+	if err := a.applyRetention(ctx, j, main, mainPw, j.Retention, log); err != nil {
+		copyErrs = append(copyErrs, err)
+	}
+	for _, h := range j.Hooks.After {
+		if err := runHook(ctx, h, append(hookEnv, "BUNKER_RESULT=success", "BUNKER_SNAPSHOT="+res.Snapshot), log); err != nil {
+			fmt.Fprintf(log, "after hook: %v\n", err)
+		}
+	}
+	for _, e := range copyErrs {
+		fmt.Fprintf(log, "%v\n", e)
+	}
+	return nil
+}
+
+// copyJob copies the job's snapshots to one copy repository and applies
+// the copy's retention there. It returns "ok", "skipped: …" for an
+// air-gapped repository that is not attached, or what failed.
+func (a *App) copyJob(ctx context.Context, p *plan.Plan, j *plan.Job, main *plan.Repository, mainPw string, c *plan.Copy, log io.Writer) string {
+	dst := p.Repository(c.Repository)
+	pw, err := a.planSecret(ctx, dst.Password)
+	if err != nil {
+		return fmt.Sprintf("password: %v", err)
+	}
+	env := map[string]string{"BUNKER_PASSWORD": pw, "BUNKER_FROM_PASSWORD": mainPw}
+	out, code := a.sub(ctx, env, log, "-r", dst.Location, "copy", "--from-repo", main.Location, "--tag", jobTag(j.Name))
+	if code != 0 {
+		msg := lastLine(out.stderr)
+		if dst.Airgapped {
+			return "skipped: not attached (" + msg + ")"
+		}
+		return fmt.Sprintf("failed (exit %d): %s", code, msg)
+	}
+	if err := a.applyRetention(ctx, j, dst, pw, c.Retention, log); err != nil {
+		return err.Error()
+	}
+	return "ok"
+}
+
+// applyRetention forgets the job's snapshots in one repository by its
+// policy (and prunes when asked).
+func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Repository, pw string, r plan.Retention, log io.Writer) error {
+	if r.Empty() {
+		return nil
+	}
+	args := []string{"-r", repo.Location, "forget", "--tag", jobTag(j.Name), "--group-by", "tags"}
+	for _, k := range []struct {
+		flag string
+		n    int
+	}{{"--keep-last", r.KeepLast}, {"--keep-hourly", r.KeepHourly}, {"--keep-daily", r.KeepDaily},
+		{"--keep-weekly", r.KeepWeekly}, {"--keep-monthly", r.KeepMonthly}, {"--keep-yearly", r.KeepYearly}} {
+		if k.n != 0 {
+			args = append(args, k.flag, strconv.Itoa(k.n))
+		}
+	}
+	if r.KeepWithin > 0 {
+		args = append(args, "--keep-within", fmt.Sprintf("%dh", int(r.KeepWithin.Hours()+0.999)))
+	}
+	if r.Prune {
+		args = append(args, "--prune")
+	}
+	out, code := a.sub(ctx, map[string]string{"BUNKER_PASSWORD": pw}, log, args...)
+	if code != 0 {
+		return fmt.Errorf("retention in %s failed (exit %d): %s", repo.Name, code, lastLine(out.stderr))
+	}
+	return nil
+}
+
+// backupArgs turns a job's source into backup arguments and the
+// environment (database DSNs) the backup needs.
+func (a *App) backupArgs(ctx context.Context, j *plan.Job) ([]string, map[string]string, error) {
+	s := j.Source
+	env := map[string]string{}
+	tags := []string{"--tag", jobTag(j.Name)}
+	for _, t := range j.Tags {
+		tags = append(tags, "--tag", t)
+	}
+	var dsnVar string
+	var args []string
+	switch s.Type {
+	case "files":
+		args = append([]string{"backup"}, tags...)
+		for _, e := range s.Exclude {
+			args = append(args, "--exclude", e)
+		}
+		args = append(args, s.Paths...)
+		return args, env, nil
+	case "stdin":
+		name := s.Filename
+		if name == "" {
+			name = j.Name
+		}
+		args = append([]string{"backup"}, tags...)
+		args = append(args, "--stdin-from-command", "--stdin-filename", name, "--")
+		return append(args, s.Command...), env, nil
+	case "postgres":
+		dsnVar = "BUNKER_POSTGRES_DSN"
+		args = append([]string{"backup", "postgres"}, tags...)
+		for _, d := range s.Databases {
+			args = append(args, "--database", d)
+		}
+		if s.Physical {
+			args = append(args, "--physical")
+		}
+	case "mysql":
+		dsnVar = "BUNKER_MYSQL_DSN"
+		args = append([]string{"backup", "mysql"}, tags...)
+		for _, d := range s.Databases {
+			args = append(args, "--database", d)
+		}
+		if s.Physical {
+			args = append(args, "--physical")
+		}
+	case "mongodb":
+		dsnVar = "BUNKER_MONGODB_URI"
+		args = append([]string{"backup", "mongodb"}, tags...)
+		for _, d := range s.Databases {
+			args = append(args, "--db", d)
+		}
+	default:
+		return nil, nil, fmt.Errorf("source type %q cannot be run", s.Type)
+	}
+	if s.Jobs > 0 {
+		args = append(args, "--jobs", strconv.Itoa(s.Jobs))
+	}
+	if s.DSN != "" {
+		dsn, err := a.planSecret(ctx, s.DSN)
+		if err != nil {
+			return nil, nil, fmt.Errorf("source dsn: %w", err)
+		}
+		env[dsnVar] = dsn
+	}
+	return args, env, nil
+}
+
+// planSecret resolves a plan's secret reference.
+func (a *App) planSecret(ctx context.Context, ref string) (string, error) {
+	return plan.ResolveSecret(ref, a.Getenv, func(c string) (string, error) {
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("secret command failed: %v: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		return strings.TrimRight(string(out), "\r\n"), nil
+	})
+}
+
+// subOutput is what a sub-command printed.
+type subOutput struct{ stdout, stderr string }
+
+// sub runs bunker in-process with extra environment (an empty value
+// unsets a variable) and returns its output and exit code. Its standard
+// error also goes to log.
+func (a *App) sub(ctx context.Context, env map[string]string, log io.Writer, args ...string) (subOutput, int) {
+	// The password of a sub-command comes from env only.
+	for _, k := range []string{"BUNKER_PASSWORD_FILE", "BUNKER_PASSWORD_COMMAND"} {
+		if _, ok := env[k]; !ok {
+			env[k] = ""
+		}
+	}
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return a.Getenv(k)
+	}
+	var stdout, stderr bytes.Buffer
+	child := &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.MultiWriter(&stderr, lockedWriter(log)), Getenv: getenv, IsTerminal: func(uintptr) bool { return false }}
+	fmt.Fprintf(log, "$ bunker %s\n", strings.Join(redactArgs(args), " "))
+	code := child.Run(ctx, args)
+	return subOutput{stdout.String(), stderr.String()}, code
+}
+
+// redactArgs hides nothing today (secrets travel in the environment), but
+// keeps locations' user information out of logs.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, s := range args {
+		if at := strings.Index(s, "@"); at > 0 && strings.Contains(s[:at], "://") && strings.Contains(s[:at], ":") {
+			scheme := s[:strings.Index(s, "://")+3]
+			s = scheme + "***@" + s[at+1:]
+		}
+		out[i] = s
+	}
+	return out
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func lockedWriter(w io.Writer) io.Writer {
+	if _, ok := w.(*syncWriter); ok {
+		return w
+	}
+	return &syncWriter{w: w}
+}
+
+// runHook runs a hook command with its timeout (default 5 minutes),
+// killing its process group when the time is up.
+func runHook(ctx context.Context, h *plan.Hook, env []string, log io.Writer) error {
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.Command)
+	cmd.Env = append(os.Environ(), env...)
+	w := lockedWriter(log)
+	cmd.Stdout, cmd.Stderr = w, w
+	hookProcessGroup(cmd)
+	cmd.WaitDelay = 2 * time.Second
+	fmt.Fprintf(log, "$ %s\n", h.Command)
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("%q killed after its timeout of %s", h.Command, timeout)
+	}
+	if err != nil {
+		return fmt.Errorf("%q: %w", h.Command, err)
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimPrefix(s, "bunker: ")
+}
+
+// lastJSON returns the last JSON line of the given message type.
+func lastJSON(out, typ string) map[string]any {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var m map[string]any
+		if json.Unmarshal([]byte(lines[i]), &m) == nil && m["message_type"] == typ {
+			return m
+		}
+	}
+	return map[string]any{}
+}
+
+func jsonInt(v any) int64 {
+	switch n := v.(type) {
+	case float64:
+		return int64(n)
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	}
+	return 0
+}
+

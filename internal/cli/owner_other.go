@@ -1,8 +1,0 @@
-//go:build !unix
-
-package cli
-
-import "os"
-
-// fileOwner: no owners to keep here.
-func fileOwner(fi os.FileInfo) (int, int) { return -1, -1 }

@@ -1,0 +1,180 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
+)
+
+// planEnv is a plan with two local repositories (main and copy) and a
+// source tree, run in-process.
+type planEnv struct {
+	t          *testing.T
+	dir        string
+	plan       string
+	src        string
+	main, copy *repoEnv
+	env        map[string]string
+}
+
+func newPlanEnv(t *testing.T, jobs string) *planEnv {
+	t.Helper()
+	dir := t.TempDir()
+	pe := &planEnv{t: t, dir: dir, src: filepath.Join(dir, "src")}
+	writeFiles(t, pe.src, map[string]string{"a.txt": "alpha", "sub/b.txt": "bravo"})
+	pe.main = initRepo(t)
+	pe.copy = initRepo(t)
+	pe.env = map[string]string{"MAIN_PW": testPassword, "COPY_PW": testPassword, "SRC": pe.src, "DIR": dir,
+		"MAIN": pe.main.repo, "COPY": pe.copy.repo}
+	pe.plan = filepath.Join(dir, "plan.yaml")
+	content := `repositories:
+  - name: main
+    location: ${MAIN}
+    password: env:MAIN_PW
+    site: onsite
+    medium: disk
+  - name: copy
+    location: ${COPY}
+    password: env:COPY_PW
+    site: offsite
+    medium: object
+jobs:
+` + jobs
+	if err := os.WriteFile(pe.plan, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pe
+}
+
+func writeFiles(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (pe *planEnv) run(args ...string) result {
+	pe.t.Helper()
+	return runApp(pe.t, strings.NewReader(""), func(k string) string { return pe.env[k] }, args...)
+}
+
+func (pe *planEnv) snapshotsTagged(r *repoEnv, tag string) int {
+	pe.t.Helper()
+	n := 0
+	for _, s := range r.snapshots() {
+		tags, _ := s["tags"].([]any)
+		for _, x := range tags {
+			if x == tag {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func TestRunJob(t *testing.T) {
+	pe := newPlanEnv(t, `  - name: home
+    source: {type: files, paths: ["${SRC}"], exclude: ["*.tmp"]}
+    schedule: every 1h
+    repository: main
+    copies:
+      - repository: copy
+        retention: {keep_last: 1}
+    retention: {keep_last: 2, prune: true}
+    hooks:
+      before: [{command: "echo before >> ${DIR}/hooks.log"}]
+      after: [{command: "echo after $BUNKER_RESULT >> ${DIR}/hooks.log"}]
+      on_failure: [{command: "echo failure >> ${DIR}/hooks.log"}]
+  - name: broken
+    source: {type: files, paths: ["${DIR}/missing"]}
+    schedule: every 1h
+    repository: main
+    retries: {attempts: 1, backoff: 10ms}
+    hooks:
+      on_failure: [{command: "echo failure $BUNKER_JOB >> ${DIR}/hooks.log"}]
+  - name: slow-hook
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+    hooks:
+      before: [{command: "sleep 30", timeout: 300ms}]
+`)
+	testutil.Expect(t, pe.run("plan", "validate", pe.plan), 0)
+	for i := 0; i < 3; i++ {
+		writeFiles(t, pe.src, map[string]string{"c.txt": fmt.Sprint("round ", i)})
+		res := testutil.Expect(t, pe.run("--json", "run", "--plan", pe.plan, "home"), 0)
+		sum := res.Message(t, "summary")
+		if sum["snapshot_id"] == "" || sum["copies"].(map[string]any)["copy"] != "ok" {
+			t.Fatalf("run %d: %v", i, sum)
+		}
+	}
+	if n := pe.snapshotsTagged(pe.main, "job=home"); n != 2 {
+		t.Errorf("main keeps %d snapshots of home, want 2 (keep_last 2)", n)
+	}
+	if n := pe.snapshotsTagged(pe.copy, "job=home"); n != 1 {
+		t.Errorf("copy keeps %d snapshots of home, want 1", n)
+	}
+	pe.copy.mustRun("check", "--read-data")
+
+	start := time.Now()
+	res := testutil.Expect(t, pe.run("run", "--plan", pe.plan, "broken"), 1)
+	if !strings.Contains(res.Stdout+res.Stderr, "failed after 2 attempt(s)") {
+		t.Errorf("broken job: %s", res)
+	}
+	res = testutil.Expect(t, pe.run("run", "--plan", pe.plan, "slow-hook"), 1)
+	if !strings.Contains(res.Stdout+res.Stderr, "killed after its timeout") || time.Since(start) > 20*time.Second {
+		t.Errorf("a hanging hook was not killed at its timeout: %s", res)
+	}
+	hooks, _ := os.ReadFile(filepath.Join(pe.dir, "hooks.log"))
+	want := strings.Repeat("before\nafter success\n", 3) + "failure broken\nfailure broken\n"
+	if string(hooks) != want {
+		t.Errorf("hooks ran:\n%s\nwant:\n%s", hooks, want)
+	}
+	res = testutil.Expect(t, pe.run("run", "--plan", pe.plan, "nope"), 1)
+	if !strings.Contains(res.Stderr, `no job "nope"`) {
+		t.Errorf("unknown job: %s", res)
+	}
+}
+
+func TestPlanValidateErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(p, []byte("repositories:\n  - name: r\n    locaton: /x\n    password: hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := testutil.Expect(t, runApp(t, strings.NewReader(""), func(string) string { return "" }, "plan", "validate", p), 1)
+	for _, want := range []string{p + `:3:5: unknown key "locaton" in repository (did you mean location?)`, p + ":4:15: password is not a secret reference"} {
+		if !strings.Contains(res.Stderr, want) {
+			t.Errorf("missing %q in:\n%s", want, res.Stderr)
+		}
+	}
+	if strings.Contains(res.Stderr, "hunter2") {
+		t.Errorf("the secret was printed:\n%s", res.Stderr)
+	}
+	res = testutil.Expect(t, runApp(t, strings.NewReader(""), func(string) string { return "" }, "--json", "plan", "validate", p), 1)
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("--json line %q: %v", line, err)
+		}
+		if m["message_type"] == "plan_error" && m["line"] == float64(3) && m["column"] == float64(5) && m["hint"] == "did you mean location?" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("--json lacks the unknown key error: %s", res.Stdout)
+	}
+}
