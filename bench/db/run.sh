@@ -173,7 +173,7 @@ bench_mariadb() {
 		dumpsize=$(size "$WORK/native.sql")
 		rm -rf "$WORK/repo" && "$BUNKER" -r "$WORK/repo" init >/dev/null
 		sync
-		t0=$(now); "$BUNKER" -r "$WORK/repo" -q backup mysql --database bench; bunker+=("$(elapsed "$t0" "$(now)")")
+		t0=$(now); "$BUNKER" -r "$WORK/repo" -q backup mysql --database bench --no-users; bunker+=("$(elapsed "$t0" "$(now)")")
 		repo=$(size "$WORK/repo")
 		echo "   round $i: mariadb-dump ${native[-1]} s, bunker ${bunker[-1]} s"
 	done
@@ -181,9 +181,9 @@ bench_mariadb() {
 	local mn mb first second
 	mn=$(printf '%s\n' "${native[@]}" | median)
 	mb=$(printf '%s\n' "${bunker[@]}" | median)
-	first=$("$BUNKER" -r "$WORK/repo" --json backup mysql --database bench | json_field bytes_added)
+	first=$("$BUNKER" -r "$WORK/repo" --json backup mysql --database bench --no-users | json_field bytes_added)
 	"${my[@]}" -e "UPDATE bench.t SET k = k + 1 WHERE id <= $((MY_ROWS / 100))"
-	second=$("$BUNKER" -r "$WORK/repo" --json backup mysql --database bench | json_field bytes_added)
+	second=$("$BUNKER" -r "$WORK/repo" --json backup mysql --database bench --no-users | json_field bytes_added)
 	{
 		echo "## MariaDB $("${my[@]}" -Ne 'SELECT VERSION()'): one InnoDB table, $MY_ROWS rows, $(mib "$dbsize") MiB"
 		echo

@@ -446,4 +446,3 @@ func jsonInt(v any) int64 {
 	}
 	return 0
 }
-
