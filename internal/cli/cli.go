@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/format"
@@ -24,6 +25,7 @@ const (
 	ExitOK            = 0
 	ExitError         = 1
 	ExitPartial       = 3
+	ExitViolation     = 4
 	ExitNoRepository  = 10
 	ExitNewerFormat   = 11
 	ExitWrongPassword = 12
@@ -33,7 +35,9 @@ const (
 const exitCodeHelp = `Exit codes:
   0    success
   1    error
-  3    backup finished, but some source files could not be read
+  3    finished, but part of it failed (unreadable source files, a database
+       that did not restore, a copy that did not go)
+  4    status: an objective is violated (RPO, 3-2-1, RTO, drill)
   10   repository does not exist
   11   repository uses a newer format than this bunker
   12   wrong password
@@ -70,7 +74,8 @@ type App struct {
 	out *printer
 	// closers (backends, then the repositories on them) are closed in
 	// reverse order when the command ends.
-	closers []io.Closer
+	closers   []io.Closer
+	closersMu sync.Mutex // status opens repositories concurrently
 
 	// weakKDF makes new keys cheap; only for tests (hidden flag).
 	weakKDF bool
@@ -110,6 +115,13 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// addCloser registers something to close when the command ends.
+func (a *App) addCloser(c io.Closer) {
+	a.closersMu.Lock()
+	defer a.closersMu.Unlock()
+	a.closers = append(a.closers, c)
+}
 
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -223,6 +235,7 @@ encrypted repositories, and restores them exactly.
 		a.versionCommand(),
 		a.planCommand(),
 		a.runCommand(),
+		a.statusCommand(),
 	)
 	a.addSourceCommands(root)
 	return root

@@ -77,7 +77,7 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 			if err != nil {
 				return err
 			}
-			a.closers = append(a.closers, r)
+			a.addCloser(r)
 			cfg := r.Config()
 			if a.g.json {
 				a.out.jsonLine(map[string]any{"message_type": "initialized", "id": cfg.ID, "repository": be.Location(), "key": r.KeyName()})

@@ -75,7 +75,7 @@ func (a *App) mongoConnect(ctx context.Context, cfg mongodb.Config) (*mongodb.Cl
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, mongoCloser(func() error {
+	a.addCloser(mongoCloser(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return c.Close(ctx)

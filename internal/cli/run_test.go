@@ -178,3 +178,85 @@ func TestPlanValidateErrors(t *testing.T) {
 		t.Errorf("--json lacks the unknown key error: %s", res.Stdout)
 	}
 }
+
+// TestStatus321 and RPO: datasets with 1, 2 and 3 copies (the live data
+// plus 0, 1 and 2 backups) get exactly the missing rules reported; an
+// RPO turns at risk and then violated as time passes.
+func TestStatus321(t *testing.T) {
+	pe := newPlanEnv(t, `  - name: none
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+    rpo: 1h
+  - name: one
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+    rpo: 1h
+  - name: two
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+    copies: [{repository: copy}]
+    rpo: 1h
+`)
+	testutil.Expect(t, pe.run("run", "--plan", pe.plan, "one"), 0)
+	testutil.Expect(t, pe.run("run", "--plan", pe.plan, "two"), 0)
+	res := testutil.Expect(t, pe.run("--json", "status", "--plan", pe.plan), 4)
+	var st struct {
+		Jobs []struct {
+			Name     string `json:"name"`
+			RPOState string `json:"rpo_state"`
+		} `json:"jobs"`
+		Datasets []struct {
+			Job     string   `json:"job"`
+			Copies  int      `json:"copies"`
+			Missing []string `json:"missing"`
+			OK      bool     `json:"ok"`
+		} `json:"datasets"`
+		Violations []string `json:"violations"`
+	}
+	line := strings.SplitN(strings.TrimSpace(res.Stdout), "\n", 2)[0]
+	if err := json.Unmarshal([]byte(line), &st); err != nil {
+		t.Fatalf("%v: %s", err, res.Stdout)
+	}
+	want := map[string][]string{
+		"none": {"3 copies: have 1 (the live data and 0 backup(s))", "2 media: none recorded", "1 offsite: have 0"},
+		"one":  {"3 copies: have 2 (the live data and 1 backup(s))", "2 media: only disk", "1 offsite: have 0"},
+		"two":  nil,
+	}
+	for _, d := range st.Datasets {
+		if strings.Join(d.Missing, "|") != strings.Join(want[d.Job], "|") || d.OK != (want[d.Job] == nil) {
+			t.Errorf("dataset %s: copies %d, missing %q, want %q", d.Job, d.Copies, d.Missing, want[d.Job])
+		}
+	}
+	states := map[string]string{}
+	for _, j := range st.Jobs {
+		states[j.Name] = j.RPOState
+	}
+	if states["none"] != "violated" || states["one"] != "ok" || states["two"] != "ok" {
+		t.Errorf("RPO states now: %v", states)
+	}
+	// 50 minutes on: at risk; 2 hours on: violated.
+	for _, c := range []struct {
+		after time.Duration
+		state string
+	}{{50 * time.Minute, "at_risk"}, {2 * time.Hour, "violated"}} {
+		at := time.Now().Add(c.after).UTC().Format(time.RFC3339)
+		res := pe.run("--json", "status", "--plan", pe.plan, "--at", at)
+		if !strings.Contains(res.Stdout, `"name":"two"`) || !strings.Contains(res.Stdout, `"rpo_state":"`+c.state+`"`) {
+			t.Errorf("after %s: %s", c.after, res.Stdout)
+		}
+	}
+	// Text output names the missing rules; the exit code gates checks.
+	res = testutil.Expect(t, pe.run("status", "--plan", pe.plan), 4)
+	if !strings.Contains(res.Stdout, "missing 3 copies: have 2") || !strings.Contains(res.Stdout, "VIOLATED") {
+		t.Errorf("text status:\n%s", res.Stdout)
+	}
+	// An unreachable repository: the job is at risk, not ok.
+	pe.env["MAIN"] = filepath.Join(pe.dir, "gone")
+	res = testutil.Expect(t, pe.run("--json", "status", "--plan", pe.plan), 4)
+	if !strings.Contains(res.Stdout, `"reachable":false`) || !strings.Contains(res.Stdout, `"rpo_state":"at_risk"`) {
+		t.Errorf("unreachable repository: %s", res.Stdout)
+	}
+}

@@ -22,6 +22,7 @@ type Plan struct {
 	Drills       []*Drill      `yaml:"drills"`
 	Notify       Notify        `yaml:"notify"`
 	Daemon       Daemon        `yaml:"daemon"`
+	Policy       Policy        `yaml:"policy"`
 	Positions    `json:"-"`
 
 	File string `yaml:"-"`
@@ -187,6 +188,32 @@ type Email struct {
 	Password  string   `yaml:"password"` // secret reference
 	StartTLS  *bool    `yaml:"starttls"`
 	Positions `json:"-"`
+}
+
+// Policy is the copy rule every job's dataset is held to (the 3-2-1
+// rule by default): at least Copies copies counting the live data, on
+// at least Media different media, Offsite of them off site, Immutable of
+// them immutable. Zero values take the defaults 3, 2, 1 and 0.
+type Policy struct {
+	Copies    int `yaml:"copies"`
+	Media     int `yaml:"media"`
+	Offsite   int `yaml:"offsite"`
+	Immutable int `yaml:"immutable"`
+	Positions `json:"-"`
+}
+
+// Rule returns the policy with defaults applied.
+func (p Policy) Rule() Policy {
+	if p.Copies == 0 {
+		p.Copies = 3
+	}
+	if p.Media == 0 {
+		p.Media = 2
+	}
+	if p.Offsite == 0 {
+		p.Offsite = 1
+	}
+	return p
 }
 
 // Daemon configures bunker daemon.
