@@ -3,90 +3,15 @@ package cli
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/spf13/cobra"
 )
-
-// RPO states.
-const (
-	rpoOK       = "ok"
-	rpoAtRisk   = "at_risk"
-	rpoViolated = "violated"
-	rpoNever    = "never" // no backup yet
-	rpoNone     = "no_objective"
-)
-
-// atRiskShare is the share of the RPO after which a dataset is at risk.
-const atRiskShare = 0.75
-
-// repoView is what status measured in one repository.
-type repoView struct {
-	Name      string    `json:"name"`
-	Site      string    `json:"site,omitempty"`
-	Medium    string    `json:"medium,omitempty"`
-	Immutable bool      `json:"immutable"`
-	Airgapped bool      `json:"airgapped,omitempty"`
-	Reachable bool      `json:"reachable"`
-	Error     string    `json:"error,omitempty"`
-	Snapshots int       `json:"snapshots"`
-	Checked   time.Time `json:"checked"`
-
-	newest map[string]*snapshot.Snapshot // job → newest snapshot
-}
-
-// jobStatus is one job's state against its RPO.
-type jobStatus struct {
-	Name         string     `json:"name"`
-	Source       string     `json:"source"`
-	Schedule     string     `json:"schedule"`
-	Repository   string     `json:"repository"`
-	LastSuccess  *time.Time `json:"last_success,omitempty"`
-	LastSnapshot string     `json:"last_snapshot,omitempty"`
-	AgeSeconds   float64    `json:"age_seconds,omitempty"`
-	RPOSeconds   float64    `json:"rpo_seconds,omitempty"`
-	RPOState     string     `json:"rpo_state"`
-	NextRun      time.Time  `json:"next_run"`
-	Note         string     `json:"note,omitempty"`
-}
-
-// datasetStatus is one job's data against the copy rule.
-type datasetStatus struct {
-	Job       string       `json:"job"`
-	Copies    int          `json:"copies"` // the live data plus backups
-	Backups   []copyStatus `json:"backups"`
-	Media     []string     `json:"media"`
-	Offsite   int          `json:"offsite"`
-	Immutable int          `json:"immutable"`
-	Rule      plan.Policy  `json:"rule"`
-	OK        bool         `json:"ok"`
-	Missing   []string     `json:"missing,omitempty"`
-	Stale     []copyStatus `json:"stale,omitempty"` // copies older than the RPO
-}
-
-// copyStatus is one repository's copy of a dataset.
-type copyStatus struct {
-	Repository string    `json:"repository"`
-	Snapshot   string    `json:"snapshot"`
-	Time       time.Time `json:"time"`
-	AgeSeconds float64   `json:"age_seconds"`
-}
-
-// planStatus is everything status reports.
-type planStatus struct {
-	Time         time.Time       `json:"time"`
-	Plan         string          `json:"plan"`
-	Jobs         []jobStatus     `json:"jobs"`
-	Datasets     []datasetStatus `json:"datasets"`
-	Repositories []*repoView     `json:"repositories"`
-	Violations   []string        `json:"violations"`
-}
 
 func (a *App) statusCommand() *cobra.Command {
 	var planFile, at string
@@ -131,15 +56,14 @@ can gate a monitoring check; 0 when all is well.`,
 	return cmd
 }
 
-// measure reads every repository of the plan (at once) and computes the
-// status at now.
-func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time) *planStatus {
-	st := &planStatus{Time: now, Plan: p.File, Violations: []string{}}
-	views := make([]*repoView, len(p.Repositories))
+// measure reads every repository of the plan (at once) and judges the
+// plan at now.
+func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time) *monitor.Status {
+	views := make([]*monitor.RepoState, len(p.Repositories))
 	var wg sync.WaitGroup
 	for i, r := range p.Repositories {
-		views[i] = &repoView{Name: r.Name, Site: r.Site, Medium: r.Medium, Immutable: r.Immutable, Airgapped: r.Airgapped, Checked: now,
-			newest: map[string]*snapshot.Snapshot{}}
+		views[i] = &monitor.RepoState{Name: r.Name, Site: r.Site, Medium: r.Medium, Immutable: r.Immutable, Airgapped: r.Airgapped, Checked: now,
+			Newest: map[string]monitor.SnapshotRef{}}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -147,111 +71,11 @@ func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time) *planSta
 		}()
 	}
 	wg.Wait()
-	st.Repositories = views
-	byName := map[string]*repoView{}
-	for _, v := range views {
-		byName[v.Name] = v
-	}
-	rule := p.Policy.Rule()
-	for _, j := range p.Jobs {
-		js := jobStatus{Name: j.Name, Source: j.Source.Type, Schedule: j.Schedule, Repository: j.Repository,
-			RPOSeconds: j.RPO.Seconds(), NextRun: j.ScheduleOf().Next(now)}
-		main := byName[j.Repository]
-		if sn := main.newest[j.Name]; sn != nil {
-			t := sn.Time
-			js.LastSuccess, js.LastSnapshot, js.AgeSeconds = &t, sn.ID.String(), now.Sub(t).Seconds()
-		}
-		js.RPOState = rpoState(j.RPO, js.LastSuccess, now, main.Reachable)
-		if !main.Reachable {
-			js.Note = "repository " + main.Name + " cannot be read: " + main.Error
-		}
-		if js.RPOState == rpoViolated {
-			age := "no backup yet"
-			if js.LastSuccess != nil {
-				age = "last backup " + formatAge(now.Sub(*js.LastSuccess)) + " ago"
-			}
-			st.Violations = append(st.Violations, fmt.Sprintf("job %s: RPO %s violated (%s)", j.Name, formatAge(j.RPO), age))
-		}
-		st.Jobs = append(st.Jobs, js)
-
-		ds := datasetStatus{Job: j.Name, Rule: rule, Copies: 1, Media: []string{}}
-		repos := append([]string{j.Repository}, func() []string {
-			var c []string
-			for _, cp := range j.Copies {
-				c = append(c, cp.Repository)
-			}
-			return c
-		}()...)
-		for _, name := range repos {
-			v := byName[name]
-			sn := v.newest[j.Name]
-			if sn == nil {
-				continue
-			}
-			cs := copyStatus{Repository: name, Snapshot: sn.ID.String(), Time: sn.Time, AgeSeconds: now.Sub(sn.Time).Seconds()}
-			ds.Backups = append(ds.Backups, cs)
-			if j.RPO > 0 && now.Sub(sn.Time) > j.RPO {
-				ds.Stale = append(ds.Stale, cs)
-			}
-			ds.Copies++
-			r := p.Repository(name)
-			if r.Medium != "" && !slices.Contains(ds.Media, r.Medium) {
-				ds.Media = append(ds.Media, r.Medium)
-			}
-			if r.Site == "offsite" {
-				ds.Offsite++
-			}
-			if r.Immutable {
-				ds.Immutable++
-			}
-		}
-		sort.Strings(ds.Media)
-		if ds.Copies < rule.Copies {
-			ds.Missing = append(ds.Missing, fmt.Sprintf("%d copies: have %d (the live data and %d backup(s))", rule.Copies, ds.Copies, ds.Copies-1))
-		}
-		if len(ds.Media) < rule.Media {
-			have := "none recorded"
-			if len(ds.Media) > 0 {
-				have = "only " + strings.Join(ds.Media, ", ")
-			}
-			ds.Missing = append(ds.Missing, fmt.Sprintf("%d media: %s", rule.Media, have))
-		}
-		if ds.Offsite < rule.Offsite {
-			ds.Missing = append(ds.Missing, fmt.Sprintf("%d offsite: have %d", rule.Offsite, ds.Offsite))
-		}
-		if ds.Immutable < rule.Immutable {
-			ds.Missing = append(ds.Missing, fmt.Sprintf("%d immutable: have %d", rule.Immutable, ds.Immutable))
-		}
-		ds.OK = len(ds.Missing) == 0
-		if !ds.OK {
-			st.Violations = append(st.Violations, fmt.Sprintf("dataset %s: %s", j.Name, strings.Join(ds.Missing, ", ")))
-		}
-		st.Datasets = append(st.Datasets, ds)
-	}
-	return st
-}
-
-func rpoState(rpo time.Duration, last *time.Time, now time.Time, reachable bool) string {
-	switch {
-	case rpo <= 0:
-		return rpoNone
-	case last == nil && !reachable:
-		return rpoAtRisk
-	case last == nil:
-		return rpoViolated
-	}
-	age := now.Sub(*last)
-	switch {
-	case age > rpo:
-		return rpoViolated
-	case !reachable || float64(age) > atRiskShare*float64(rpo):
-		return rpoAtRisk
-	}
-	return rpoOK
+	return monitor.Evaluate(p, views, now)
 }
 
 // readRepoView opens one repository and finds each job's newest snapshot.
-func (a *App) readRepoView(ctx context.Context, r *plan.Repository, v *repoView) {
+func (a *App) readRepoView(ctx context.Context, r *plan.Repository, v *monitor.RepoState) {
 	pw, err := a.planSecret(ctx, r.Password)
 	if err != nil {
 		v.Error = "password: " + err.Error()
@@ -275,35 +99,23 @@ func (a *App) readRepoView(ctx context.Context, r *plan.Repository, v *repoView)
 			if !ok {
 				continue
 			}
-			if cur := v.newest[job]; cur == nil || sn.Time.After(cur.Time) {
-				v.newest[job] = sn
+			if cur, ok := v.Newest[job]; !ok || sn.Time.After(cur.Time) {
+				v.Newest[job] = monitor.SnapshotRef{ID: sn.ID.String(), Time: sn.Time}
 			}
 		}
 	}
 }
 
-func formatAge(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%.1fd", d.Hours()/24)
-	case d >= time.Hour:
-		return fmt.Sprintf("%.1fh", d.Hours())
-	case d >= time.Minute:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	}
-	return fmt.Sprintf("%ds", int(d.Seconds()))
-}
-
-func (a *App) printStatus(st *planStatus) {
+func (a *App) printStatus(st *monitor.Status) {
 	rows := [][]string{{"JOB", "SOURCE", "LAST BACKUP", "AGE", "RPO", "STATE", "NEXT RUN"}}
 	for _, j := range st.Jobs {
 		last, age, rpo := "never", "-", "-"
 		if j.LastSuccess != nil {
 			last = j.LastSuccess.Local().Format("2006-01-02 15:04")
-			age = formatAge(time.Duration(j.AgeSeconds * float64(time.Second)))
+			age = monitor.FormatAge(time.Duration(j.AgeSeconds * float64(time.Second)))
 		}
 		if j.RPOSeconds > 0 {
-			rpo = formatAge(time.Duration(j.RPOSeconds * float64(time.Second)))
+			rpo = monitor.FormatAge(time.Duration(j.RPOSeconds * float64(time.Second)))
 		}
 		rows = append(rows, []string{j.Name, j.Source, last, age, rpo, strings.ToUpper(strings.ReplaceAll(j.RPOState, "_", " ")), j.NextRun.Local().Format("2006-01-02 15:04")})
 	}
