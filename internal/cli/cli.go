@@ -74,6 +74,9 @@ type App struct {
 	out *printer
 	// closers (backends, then the repositories on them) are closed in
 	// reverse order when the command ends.
+	// Daemon lets in-process tests drive bunker daemon (nil: normal).
+	Daemon *DaemonHooks
+
 	closers   []io.Closer
 	closersMu sync.Mutex // status opens repositories concurrently
 
@@ -121,6 +124,41 @@ func (a *App) addCloser(c io.Closer) {
 	a.closersMu.Lock()
 	defer a.closersMu.Unlock()
 	a.closers = append(a.closers, c)
+}
+
+// closerScope collects what commands open under one context, for
+// long-running commands (the daemon) that open repositories again and
+// again and must close them each time, not at exit.
+type closerScope struct {
+	mu sync.Mutex
+	cs []io.Closer
+}
+
+type closerScopeKey struct{}
+
+// withCloserScope returns a context under which opened repositories and
+// backends are closed by the returned function instead of at exit.
+func withCloserScope(ctx context.Context) (context.Context, func()) {
+	sc := &closerScope{}
+	return context.WithValue(ctx, closerScopeKey{}, sc), func() {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		for i := len(sc.cs) - 1; i >= 0; i-- {
+			_ = sc.cs[i].Close()
+		}
+		sc.cs = nil
+	}
+}
+
+// addCloserCtx registers c in ctx's scope, else with the app.
+func (a *App) addCloserCtx(ctx context.Context, c io.Closer) {
+	if sc, ok := ctx.Value(closerScopeKey{}).(*closerScope); ok {
+		sc.mu.Lock()
+		sc.cs = append(sc.cs, c)
+		sc.mu.Unlock()
+		return
+	}
+	a.addCloser(c)
 }
 
 // Main runs the command line and returns the exit code.
@@ -236,6 +274,7 @@ encrypted repositories, and restores them exactly.
 		a.planCommand(),
 		a.runCommand(),
 		a.statusCommand(),
+		a.daemonCommand(),
 	)
 	a.addSourceCommands(root)
 	return root

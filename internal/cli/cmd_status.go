@@ -10,6 +10,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/spf13/cobra"
 )
 
@@ -39,7 +40,7 @@ can gate a monitoring check; 0 when all is well.`,
 					return fmt.Errorf("--at: %w", err)
 				}
 			}
-			st := a.measure(cmd.Context(), p, now)
+			st := a.measure(cmd.Context(), p, now, nil)
 			if a.g.json {
 				a.out.jsonLine(st)
 			} else {
@@ -58,7 +59,7 @@ can gate a monitoring check; 0 when all is well.`,
 
 // measure reads every repository of the plan (at once) and judges the
 // plan at now.
-func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time) *monitor.Status {
+func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time, known map[string]monitor.SnapshotRef) *monitor.Status {
 	views := make([]*monitor.RepoState, len(p.Repositories))
 	var wg sync.WaitGroup
 	for i, r := range p.Repositories {
@@ -71,7 +72,7 @@ func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time) *monitor
 		}()
 	}
 	wg.Wait()
-	return monitor.Evaluate(p, views, now)
+	return monitor.Evaluate(p, views, now, known)
 }
 
 // readRepoView opens one repository and finds each job's newest snapshot.
@@ -93,6 +94,15 @@ func (a *App) readRepoView(ctx context.Context, r *plan.Repository, v *monitor.R
 	}
 	v.Reachable = true
 	v.Snapshots = len(all)
+	for _, t := range []storage.FileType{storage.PackFile, storage.IndexFile, storage.SnapshotFile} {
+		infos, err := rp.List(ctx, t)
+		if err != nil {
+			break
+		}
+		for _, fi := range infos {
+			v.SizeBytes += fi.Size
+		}
+	}
 	for _, sn := range all {
 		for _, t := range sn.Tags {
 			job, ok := strings.CutPrefix(t, "job=")

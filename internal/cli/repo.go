@@ -60,7 +60,7 @@ func (a *App) openBackend(ctx context.Context, loc string, opts location.Options
 		tmp, err := os.MkdirTemp("", "bunker-cache-")
 		if err == nil {
 			opts.CacheDir = tmp
-			a.addCloser(removeDir(tmp))
+			a.addCloserCtx(ctx, removeDir(tmp))
 		}
 	}
 	opts.Retry.Attempts = max(a.g.retryAttempts, 1)
@@ -74,7 +74,7 @@ func (a *App) openBackend(ctx context.Context, loc string, opts location.Options
 		}
 		return nil, err
 	}
-	a.addCloser(be)
+	a.addCloserCtx(ctx, be)
 	return be, nil
 }
 
@@ -152,7 +152,7 @@ func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string)
 	if err != nil {
 		return nil, err
 	}
-	a.addCloser(r)
+	a.addCloserCtx(ctx, r)
 	r.SetLogger(a.log)
 	return r, nil
 }

@@ -97,8 +97,11 @@ type Status struct {
 }
 
 // Evaluate judges the plan at now from the measured repositories (one
-// per plan repository, by name).
-func Evaluate(p *plan.Plan, repos []*RepoState, now time.Time) *Status {
+// per plan repository, by name). known holds each job's last backup as
+// known otherwise (the daemon's run history): it stands in when the job's
+// repository cannot be read, so an outage still turns into a violation
+// once the RPO has passed.
+func Evaluate(p *plan.Plan, repos []*RepoState, now time.Time, known map[string]SnapshotRef) *Status {
 	st := &Status{Time: now, Plan: p.File, Violations: []string{}, Repositories: repos}
 	byName := map[string]*RepoState{}
 	for _, v := range repos {
@@ -115,7 +118,11 @@ func Evaluate(p *plan.Plan, repos []*RepoState, now time.Time) *Status {
 		if main == nil {
 			main = &RepoState{Name: j.Repository, Error: "not measured"}
 		}
-		if sn, ok := main.Newest[j.Name]; ok {
+		sn, ok := main.Newest[j.Name]
+		if !ok && !main.Reachable {
+			sn, ok = known[j.Name]
+		}
+		if ok {
 			t := sn.Time
 			js.LastSuccess, js.LastSnapshot, js.AgeSeconds = &t, sn.ID, now.Sub(t).Seconds()
 		}

@@ -48,7 +48,7 @@ policy: {copies: 4, immutable: 2}
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	snap := map[string]SnapshotRef{"j": {ID: "1", Time: now.Add(-2 * time.Hour)}}
 	repos := []*RepoState{{Name: "a", Reachable: true, Newest: snap}, {Name: "b", Reachable: true, Newest: snap}, {Name: "c", Reachable: false, Error: "gone"}}
-	st := Evaluate(p, repos, now)
+	st := Evaluate(p, repos, now, nil)
 	d := st.Datasets[0]
 	if d.Copies != 3 || d.Offsite != 1 || d.Immutable != 1 || len(d.Stale) != 2 ||
 		strings.Join(d.Missing, "|") != "4 copies: have 3 (the live data and 2 backup(s))|2 immutable: have 1" {
@@ -56,5 +56,29 @@ policy: {copies: 4, immutable: 2}
 	}
 	if st.Jobs[0].RPOState != RPOViolated || len(st.Violations) != 2 {
 		t.Fatalf("%+v %v", st.Jobs[0], st.Violations)
+	}
+}
+
+func TestEvaluateUnreachableUsesKnown(t *testing.T) {
+	src := `repositories:
+  - {name: a, location: /a, password: env:P}
+jobs:
+  - {name: j, source: {type: files, paths: [/x]}, schedule: every 1h, repository: a, rpo: 1h}
+`
+	p, err := plan.Parse("p.yaml", []byte(src), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	down := []*RepoState{{Name: "a", Error: "connection refused"}}
+	if st := Evaluate(p, down, now, nil); st.Jobs[0].RPOState != RPOAtRisk {
+		t.Errorf("unknown last backup, repository down: %s", st.Jobs[0].RPOState)
+	}
+	known := map[string]SnapshotRef{"j": {ID: "x", Time: now.Add(-30 * time.Minute)}}
+	if st := Evaluate(p, down, now, known); st.Jobs[0].RPOState != RPOAtRisk {
+		t.Errorf("recent backup, repository down: %s", st.Jobs[0].RPOState)
+	}
+	if st := Evaluate(p, down, now.Add(time.Hour), known); st.Jobs[0].RPOState != RPOViolated {
+		t.Errorf("RPO passed, repository down: %s", st.Jobs[0].RPOState)
 	}
 }

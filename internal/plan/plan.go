@@ -391,9 +391,21 @@ func (p *Plan) check(d *decoder) {
 		if w.Format != "" && w.Format != "json" && w.Format != "slack" {
 			d.fail(w.Positions, "format", "json or slack", "webhook format %q is not known", w.Format)
 		}
+		for _, ev := range w.Events {
+			if !slices.Contains(eventKinds, ev) {
+				hint := "one of " + strings.Join(eventKinds, ", ")
+				if c := closest(ev, eventKinds); c != "" {
+					hint = "did you mean " + c + "?"
+				}
+				d.fail(w.Positions, "events", hint, "event %q is not known", ev)
+			}
+		}
 	}
 	for _, h := range p.Notify.Healthchecks {
 		checkRef(d, h.Positions, "job", h.Job, jobNames, "job")
+		if !strings.HasPrefix(h.URL, "http://") && !strings.HasPrefix(h.URL, "https://") {
+			d.fail(h.Positions, "url", "", "healthcheck URL %q is not http(s)", h.URL)
+		}
 	}
 	if e := p.Notify.Email; e != nil {
 		if e.SMTP == "" || e.From == "" || len(e.To) == 0 {
@@ -403,6 +415,9 @@ func (p *Plan) check(d *decoder) {
 	}
 	checkSecret(d, p.Daemon.Positions, "api_token", p.Daemon.APIToken, false)
 }
+
+// eventKinds are the notification events a webhook may ask for.
+var eventKinds = []string{"failure", "rpo", "rto", "drill", "recovery", "321"}
 
 var sourceTypes = []string{"files", "stdin", "postgres", "mysql", "mongodb"}
 

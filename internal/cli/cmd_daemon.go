@@ -1,0 +1,335 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/daemon"
+	"github.com/bunkerbackup/bunker/internal/engine/restorer"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/monitor"
+	"github.com/bunkerbackup/bunker/internal/notify"
+	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/state"
+	"github.com/spf13/cobra"
+)
+
+// DaemonHooks let in-process tests drive bunker daemon: a fake clock, and
+// a way to learn the listening address and the daemon itself.
+type DaemonHooks struct {
+	Clock   daemon.Clock
+	Started func(d *daemon.Daemon, addr string)
+	// Reload, when set, receives a function that reloads the plan (what
+	// SIGHUP does).
+	Reload func(reload func() error)
+}
+
+func (a *App) daemonCommand() *cobra.Command {
+	var planFile, listen, stateDir string
+	var measureEvery, grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run a plan's schedules: backups, copies, retention, drills, RPO watch, metrics",
+		Long: `Run every job and drill of a plan on its schedule until interrupted.
+
+- Missed runs after downtime are caught up once; a job never runs twice at
+  once; runs per repository are bounded (daemon.max_per_repository).
+- Every --measure-every the repositories are read and RPO and 3-2-1 judged;
+  a violation, a failed job or a failed drill is notified once, and its
+  recovery once (plan notify section).
+- Run history, drill results and alerts live in a database in the state
+  directory and survive restarts; runs cut off by a crash are recorded as
+  interrupted, never run twice for the same slot.
+- HTTP on daemon.listen (or --listen): /metrics (Prometheus), /healthz,
+  the JSON API under /api/v1/ (read-only unless daemon.api_token is set)
+  and the dashboard.
+- SIGHUP reloads the plan; an invalid plan is refused and the old one kept.
+  SIGTERM stops scheduling, lets running jobs finish for --shutdown-grace,
+  then cancels them (recorded as cancelled with the reason).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runDaemon(cmd.Context(), planFile, listen, stateDir, measureEvery, grace)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
+	f.StringVar(&listen, "listen", "", "HTTP `address` (default: the plan's daemon.listen; none: no HTTP)")
+	f.StringVar(&stateDir, "state-dir", "", "`directory` of the run history (default: the plan's daemon.state_dir, else ~/.local/state/bunker)")
+	f.DurationVar(&measureEvery, "measure-every", time.Minute, "read the repositories and judge RPO and 3-2-1 this often")
+	f.DurationVar(&grace, "shutdown-grace", 30*time.Second, "on shutdown, let running jobs finish for this long before cancelling them")
+	return cmd
+}
+
+func (a *App) stateDir(p *plan.Plan, flag string) string {
+	switch {
+	case flag != "":
+		return flag
+	case p.Daemon.StateDir != "":
+		return p.Daemon.StateDir
+	case a.Getenv("XDG_STATE_HOME") != "":
+		return filepath.Join(a.Getenv("XDG_STATE_HOME"), "bunker")
+	}
+	home := a.Getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return filepath.Join(home, ".local", "state", "bunker")
+}
+
+func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, measureEvery, grace time.Duration) error {
+	if planFile == "" {
+		planFile = a.Getenv("BUNKER_PLAN")
+	}
+	p, err := a.loadPlan(planFile)
+	if err != nil {
+		return err
+	}
+	planFile = p.File
+	dir := a.stateDir(p, stateDir)
+	clock := daemon.Clock(daemon.RealClock{})
+	if a.Daemon != nil && a.Daemon.Clock != nil {
+		clock = a.Daemon.Clock
+	}
+	store, err := state.Open(filepath.Join(dir, "state.db"), state.Options{Clock: clock.Now})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	logger := slog.New(slog.NewJSONHandler(a.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if !a.g.json {
+		logger = slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	newNotifier := func(p *plan.Plan) *notify.Notifier {
+		host, _ := os.Hostname()
+		return notify.New(p.Notify, notify.Options{Getenv: a.Getenv, Logger: logger, Hostname: host,
+			RunSecretCommand: func(ctx context.Context, c string) (string, error) { return a.planSecret(ctx, "command:"+c) }})
+	}
+	metrics := daemon.NewMetrics()
+	notifier := &swappableNotifier{n: newNotifier(p)}
+	var d *daemon.Daemon
+	var addr string
+	d, err = daemon.New(daemon.Options{Plan: p, Runner: &appRunner{a: a}, Store: store, Notifier: notifier, Clock: clock,
+		Logger: logger, MeasureEvery: measureEvery, ShutdownGrace: grace, Metrics: metrics,
+		Ready: func() {
+			if a.Daemon != nil && a.Daemon.Started != nil {
+				a.Daemon.Started(d, addr)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	reload := func() error {
+		np, err := a.loadPlan(planFile)
+		if err != nil {
+			logger.Error("plan reload refused: keeping the running plan", "err", err)
+			return err
+		}
+		notifier.set(newNotifier(np))
+		d.SetPlan(np)
+		logger.Info("plan reloaded", "jobs", len(np.Jobs), "drills", len(np.Drills))
+		return nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			_ = reload()
+		}
+	}()
+	if a.Daemon != nil && a.Daemon.Reload != nil {
+		a.Daemon.Reload(reload)
+	}
+
+	if listen == "" {
+		listen = p.Daemon.Listen
+	}
+	if listen != "" {
+		token := ""
+		if p.Daemon.APIToken != "" {
+			if token, err = a.planSecret(ctx, p.Daemon.APIToken); err != nil {
+				return fmt.Errorf("daemon.api_token: %w", err)
+			}
+		}
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", listen, err)
+		}
+		addr = ln.Addr().String()
+		srv := &http.Server{Handler: d.Handler(daemon.HandlerOptions{Token: token, Extra: a.dashboardHandler(d)}), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		logger.Info("serving", "addr", addr)
+	}
+	logger.Info("daemon started", "plan", planFile, "state", dir, "jobs", len(p.Jobs), "drills", len(p.Drills))
+	err = d.Run(ctx)
+	logger.Info("daemon stopped")
+	return err
+}
+
+// swappableNotifier lets a reload replace the notifier.
+type swappableNotifier struct {
+	mu sync.Mutex
+	n  *notify.Notifier
+}
+
+func (s *swappableNotifier) get() *notify.Notifier {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+func (s *swappableNotifier) set(n *notify.Notifier) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n = n
+}
+
+func (s *swappableNotifier) Notify(ctx context.Context, ev notify.Event) error {
+	return s.get().Notify(ctx, ev)
+}
+
+func (s *swappableNotifier) Ping(ctx context.Context, job, stage, body string) error {
+	return s.get().Ping(ctx, job, stage, body)
+}
+
+// appRunner does the daemon's work with the CLI's code.
+type appRunner struct{ a *App }
+
+func (r *appRunner) RunJob(ctx context.Context, p *plan.Plan, j *plan.Job, log io.Writer) (daemon.JobOutcome, error) {
+	res, err := r.a.runJob(ctx, p, j, log)
+	if res == nil {
+		return daemon.JobOutcome{}, err
+	}
+	return daemon.JobOutcome{Snapshot: res.Snapshot, Repository: res.Repository, BytesRead: res.BytesRead, BytesAdded: res.BytesAdded, Copies: res.Copies}, err
+}
+
+func (r *appRunner) RunDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.Writer) (daemon.DrillOutcome, error) {
+	ctx, done := withCloserScope(ctx)
+	defer done()
+	return r.a.runDrill(ctx, p, d, log)
+}
+
+func (r *appRunner) Measure(ctx context.Context, p *plan.Plan, now time.Time, known map[string]monitor.SnapshotRef) *monitor.Status {
+	ctx, done := withCloserScope(ctx)
+	defer done()
+	return r.a.measure(ctx, p, now, known)
+}
+
+// runDrill restores a job's snapshot (the newest, or a random one) into
+// a temporary directory, verifying every file against the snapshot, runs
+// the drill's checks, and reports the restore time.
+func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.Writer) (daemon.DrillOutcome, error) {
+	var out daemon.DrillOutcome
+	j := p.Job(d.Job)
+	if j == nil {
+		return out, fmt.Errorf("drill %s: no job %q", d.Name, d.Job)
+	}
+	if j.Source.Type != "files" && j.Source.Type != "stdin" {
+		return out, fmt.Errorf("drill %s: drills of %s jobs are not supported yet (files and stdin jobs are)", d.Name, j.Source.Type)
+	}
+	repo := p.Repository(j.Repository)
+	pw, err := a.planSecret(ctx, repo.Password)
+	if err != nil {
+		return out, fmt.Errorf("repository %s password: %w", repo.Name, err)
+	}
+	r, err := a.openRepoAt(ctx, repo.Location, pw)
+	if err != nil {
+		return out, fmt.Errorf("drill %s: open %s: %w", d.Name, repo.Name, err)
+	}
+	if err := r.LoadIndex(ctx, false); err != nil {
+		return out, fmt.Errorf("drill %s: load index: %w", d.Name, err)
+	}
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return out, err
+	}
+	var mine []*snapshot.Snapshot
+	for _, sn := range all {
+		for _, t := range sn.Tags {
+			if t == jobTag(j.Name) {
+				mine = append(mine, sn)
+				break
+			}
+		}
+	}
+	if len(mine) == 0 {
+		return out, fmt.Errorf("drill %s: job %s has no snapshot in %s to restore", d.Name, j.Name, repo.Name)
+	}
+	sn := mine[len(mine)-1]
+	if d.Pick == "random" {
+		sn = mine[rand.IntN(len(mine))]
+	}
+	out.Snapshot = sn.ID.String()
+	tmp, err := os.MkdirTemp("", "bunker-drill-")
+	if err != nil {
+		return out, err
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintf(log, "drill %s: restoring snapshot %s of %s into a sandbox\n", d.Name, sn.ShortID(), j.Name)
+	start := time.Now()
+	verify := d.Validate.Hashes == nil || *d.Validate.Hashes
+	var failed []string
+	res := restorer.New(r, restorer.Options{Verify: verify, NoOwner: true, OnError: func(p string, err error) error {
+		failed = append(failed, p+": "+err.Error())
+		return nil
+	}})
+	if err := res.Restore(ctx, sn.Tree, "/", tmp); err != nil {
+		return out, fmt.Errorf("drill %s: restore of %s failed: %w", d.Name, sn.ShortID(), err)
+	}
+	out.RestoreSeconds = time.Since(start).Seconds()
+	if len(failed) > 0 {
+		return out, fmt.Errorf("drill %s: %d file(s) did not restore: %s", d.Name, len(failed), strings.Join(failed[:min(len(failed), 5)], "; "))
+	}
+	if bad := res.VerifyFailures(); len(bad) > 0 {
+		return out, fmt.Errorf("drill %s: %d restored file(s) differ from the snapshot: %s", d.Name, len(bad), strings.Join(bad[:min(len(bad), 5)], ", "))
+	}
+	for _, c := range d.Validate.Checks {
+		if c.Command == "" {
+			return out, fmt.Errorf("drill %s: SQL checks need a database drill, which is not supported yet", d.Name)
+		}
+		if err := drillCheck(ctx, c, tmp, log); err != nil {
+			return out, fmt.Errorf("drill %s: %w", d.Name, err)
+		}
+	}
+	fmt.Fprintf(log, "drill %s: restored and verified in %.2fs\n", d.Name, out.RestoreSeconds)
+	return out, nil
+}
+
+// drillCheck runs a check command in the restored tree; its trimmed
+// output must equal Expect.
+func drillCheck(ctx context.Context, c *plan.Check, dir string, log io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Command)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "BUNKER_RESTORE_DIR="+dir)
+	cmd.Stderr = lockedWriter(log)
+	hookProcessGroup(cmd)
+	fmt.Fprintf(log, "$ %s\n", c.Command)
+	b, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("check %q: %w", c.Command, err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strings.TrimSpace(c.Expect) {
+		return fmt.Errorf("check %q printed %q, want %q", c.Command, got, c.Expect)
+	}
+	return nil
+}

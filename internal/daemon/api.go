@@ -1,0 +1,201 @@
+package daemon
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/monitor"
+	"github.com/bunkerbackup/bunker/internal/state"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// APIStatus is GET /api/v1/status.
+type APIStatus struct {
+	Time    time.Time        `json:"time"`
+	Status  *monitor.Status  `json:"status,omitempty"`
+	Jobs    []APIJob         `json:"jobs"`
+	Drills  []APIDrill       `json:"drills"`
+	Running []string         `json:"running"`
+	Alerts  map[string]int64 `json:"alerts"` // active alert → since (Unix seconds)
+}
+
+// APIJob is a job with its last runs.
+type APIJob struct {
+	Name        string     `json:"name"`
+	Schedule    string     `json:"schedule"`
+	NextRun     time.Time  `json:"next_run"`
+	Repository  string     `json:"repository"`
+	Copies      []string   `json:"copies"`
+	RPOSeconds  float64    `json:"rpo_seconds,omitempty"`
+	RTOSeconds  float64    `json:"rto_seconds,omitempty"`
+	LastRun     *state.Run `json:"last_run,omitempty"`
+	LastSuccess *state.Run `json:"last_success,omitempty"`
+}
+
+// APIDrill is a drill with its last runs.
+type APIDrill struct {
+	Name        string          `json:"name"`
+	Job         string          `json:"job"`
+	Schedule    string          `json:"schedule,omitempty"`
+	RTOSeconds  float64         `json:"rto_seconds,omitempty"`
+	LastRun     *state.Run      `json:"last_run,omitempty"`
+	LastSuccess *state.Run      `json:"last_success,omitempty"`
+	History     []APIDrillPoint `json:"history"`
+}
+
+// APIDrillPoint is one drill run for the RTO chart.
+type APIDrillPoint struct {
+	Time           time.Time `json:"time"`
+	Result         string    `json:"result"`
+	RestoreSeconds float64   `json:"restore_seconds"`
+}
+
+// HandlerOptions configure the HTTP API.
+type HandlerOptions struct {
+	// Token allows POST requests (runs) with "Authorization: Bearer
+	// TOKEN"; empty makes the API read-only.
+	Token string
+	// Extra serves everything else (the dashboard, snapshot listings).
+	Extra http.Handler
+}
+
+// Handler serves /metrics, /healthz and the JSON API.
+func (d *Daemon) Handler(o HandlerOptions) http.Handler {
+	mux := http.NewServeMux()
+	if m := d.o.Metrics; m != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.apiStatus())
+	})
+	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		if limit <= 0 || limit > 1000 {
+			limit = 100
+		}
+		runs, err := d.o.Store.Runs(r.URL.Query().Get("job"), limit)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		for _, run := range runs {
+			run.Log = ""
+		}
+		if runs == nil {
+			runs = []*state.Run{}
+		}
+		writeJSON(w, http.StatusOK, runs)
+	})
+	mux.HandleFunc("GET /api/v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		run, err := d.o.Store.Run(r.PathValue("id"))
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, run)
+	})
+	mux.HandleFunc("GET /api/v1/sizes/{repo}", func(w http.ResponseWriter, r *http.Request) {
+		pts, err := d.o.Store.Sizes(r.PathValue("repo"), time.Time{})
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		if pts == nil {
+			pts = []state.SizePoint{}
+		}
+		writeJSON(w, http.StatusOK, pts)
+	})
+	run := func(trigger func(string) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if o.Token == "" {
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": "the API is read-only: set daemon.api_token in the plan to allow runs"})
+				return
+			}
+			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if subtle.ConstantTimeCompare([]byte(got), []byte(o.Token)) != 1 {
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong or missing token"})
+				return
+			}
+			if err := trigger(r.PathValue("name")); err != nil {
+				writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusAccepted, map[string]string{"started": r.PathValue("name")})
+		}
+	}
+	mux.HandleFunc("POST /api/v1/jobs/{name}/run", run(d.Trigger))
+	mux.HandleFunc("POST /api/v1/drills/{name}/run", run(d.TriggerDrill))
+	if o.Extra != nil {
+		mux.Handle("/", o.Extra)
+	}
+	return mux
+}
+
+func (d *Daemon) apiStatus() *APIStatus {
+	p := d.Plan()
+	now := d.clock.Now()
+	st := &APIStatus{Time: now, Status: d.Status(), Jobs: []APIJob{}, Drills: []APIDrill{}, Running: d.Running(), Alerts: map[string]int64{}}
+	slices.Sort(st.Running)
+	if st.Running == nil {
+		st.Running = []string{}
+	}
+	for _, j := range p.Jobs {
+		aj := APIJob{Name: j.Name, Schedule: j.Schedule, Repository: j.Repository, RPOSeconds: j.RPO.Seconds(), RTOSeconds: j.RTO.Seconds(), Copies: []string{}}
+		if s := j.ScheduleOf(); s != nil {
+			aj.NextRun = s.Next(now)
+		}
+		for _, c := range j.Copies {
+			aj.Copies = append(aj.Copies, c.Repository)
+		}
+		aj.LastRun, _ = d.o.Store.LastRun(j.Name, state.KindBackup)
+		aj.LastSuccess, _ = d.o.Store.LastSuccess(j.Name, state.KindBackup)
+		clearLog(aj.LastRun, aj.LastSuccess)
+		st.Jobs = append(st.Jobs, aj)
+	}
+	for _, dr := range p.Drills {
+		ad := APIDrill{Name: dr.Name, Job: dr.Job, Schedule: dr.Schedule, History: []APIDrillPoint{}}
+		if j := p.Job(dr.Job); j != nil {
+			ad.RTOSeconds = j.RTO.Seconds()
+		}
+		ad.LastRun, _ = d.o.Store.LastRun(dr.Name, state.KindDrill)
+		ad.LastSuccess, _ = d.o.Store.LastSuccess(dr.Name, state.KindDrill)
+		clearLog(ad.LastRun, ad.LastSuccess)
+		if runs, err := d.o.Store.Runs(dr.Name, 50); err == nil {
+			for i := len(runs) - 1; i >= 0; i-- {
+				if runs[i].Kind == state.KindDrill && runs[i].Result != state.ResultRunning {
+					ad.History = append(ad.History, APIDrillPoint{Time: runs[i].Started, Result: runs[i].Result, RestoreSeconds: runs[i].RestoreSeconds})
+				}
+			}
+		}
+		st.Drills = append(st.Drills, ad)
+	}
+	if alerts, err := d.o.Store.Alerts(); err == nil {
+		for k, t := range alerts {
+			st.Alerts[k] = t.Unix()
+		}
+	}
+	return st
+}
+
+func clearLog(runs ...*state.Run) {
+	for _, r := range runs {
+		if r != nil {
+			r.Log = ""
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	_ = enc.Encode(v)
+}
