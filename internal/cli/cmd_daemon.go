@@ -233,6 +233,37 @@ func (r *appRunner) Measure(ctx context.Context, p *plan.Plan, now time.Time, kn
 	return r.a.measure(ctx, p, now, known)
 }
 
+func (r *appRunner) Snapshots(ctx context.Context, p *plan.Plan, name string) ([]daemon.SnapshotInfo, error) {
+	ctx, done := withCloserScope(ctx)
+	defer done()
+	repo := p.Repository(name)
+	pw, err := r.a.planSecret(ctx, repo.Password)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s password: %w", name, err)
+	}
+	rp, err := r.a.openRepoAt(ctx, repo.Location, pw)
+	if err != nil {
+		return nil, err
+	}
+	all, _, err := snapshot.LoadAll(ctx, rp)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]daemon.SnapshotInfo, 0, len(all))
+	for i := len(all) - 1; i >= 0; i-- {
+		sn := all[i]
+		si := daemon.SnapshotInfo{ID: sn.ID.String(), Time: sn.Time, Host: sn.Hostname, Paths: sn.Paths, Tags: sn.Tags, Kind: sn.Kind, Source: sn.Metadata["source"]}
+		if si.Tags == nil {
+			si.Tags = []string{}
+		}
+		if sn.Summary != nil {
+			si.TotalBytes, si.BytesAdded = sn.Summary.TotalBytes, sn.Summary.BytesAdded
+		}
+		out = append(out, si)
+	}
+	return out, nil
+}
+
 // runDrill restores a job's snapshot (the newest, or a random one) into
 // a temporary directory, verifying every file against the snapshot, runs
 // the drill's checks, and reports the restore time.

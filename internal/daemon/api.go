@@ -100,6 +100,23 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, run)
 	})
+	mux.HandleFunc("GET /api/v1/snapshots", func(w http.ResponseWriter, r *http.Request) {
+		repo := r.URL.Query().Get("repository")
+		p := d.Plan()
+		if p.Repository(repo) == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no repository " + strconv.Quote(repo) + " in the plan"})
+			return
+		}
+		list, err := d.o.Runner.Snapshots(r.Context(), p, repo)
+		if err != nil {
+			writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+			return
+		}
+		if list == nil {
+			list = []SnapshotInfo{}
+		}
+		writeJSON(w, http.StatusOK, list)
+	})
 	mux.HandleFunc("GET /api/v1/sizes/{repo}", func(w http.ResponseWriter, r *http.Request) {
 		pts, err := d.o.Store.Sizes(r.PathValue("repo"), time.Time{})
 		if err != nil {

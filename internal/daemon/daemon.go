@@ -25,6 +25,21 @@ type Runner interface {
 	// Measure reads the repositories; known is each job's last backup
 	// from the run history, for repositories that cannot be read.
 	Measure(ctx context.Context, p *plan.Plan, now time.Time, known map[string]monitor.SnapshotRef) *monitor.Status
+	// Snapshots lists a repository's snapshots, newest first.
+	Snapshots(ctx context.Context, p *plan.Plan, repo string) ([]SnapshotInfo, error)
+}
+
+// SnapshotInfo is one snapshot in the API's listing.
+type SnapshotInfo struct {
+	ID         string    `json:"id"`
+	Time       time.Time `json:"time"`
+	Host       string    `json:"host"`
+	Paths      []string  `json:"paths"`
+	Tags       []string  `json:"tags"`
+	Kind       string    `json:"kind"`
+	Source     string    `json:"source,omitempty"`
+	TotalBytes int64     `json:"total_bytes"`
+	BytesAdded int64     `json:"bytes_added"`
 }
 
 // JobOutcome is what a successful job run made.
