@@ -17,6 +17,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/cli"
 	"github.com/bunkerbackup/bunker/internal/daemon"
+	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
 
 // daemonEnv runs bunker daemon in-process on a fake clock.
@@ -394,4 +395,46 @@ func mustRead(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDaemonPostgresJob: a PostgreSQL job runs on schedule under the
+// daemon, its dump is copied to the second repository and retention
+// applies.
+func TestDaemonPostgresJob(t *testing.T) {
+	pg := testsrv.Postgres(t, testsrv.PGOptions{})
+	pg.PSQL(t, "postgres", "CREATE DATABASE app")
+	pg.PSQL(t, "app", "CREATE TABLE t AS SELECT generate_series(1, 1000) AS id")
+	pe := newPlanEnv(t, `  - name: db
+    source: {type: postgres, dsn: env:PGDSN, databases: [app]}
+    schedule: every 1h
+    repository: main
+    copies: [{repository: copy}]
+    retention: {keep_last: 1}
+    rpo: 2h
+`)
+	pe.env["PGDSN"] = pg.DSN("postgres")
+	clock := daemon.NewFakeClock(time.Now().Truncate(time.Hour))
+	de := startDaemon(t, pe, clock)
+	de.advance(time.Hour)
+	de.waitRuns("db", 1)
+	de.advance(time.Hour)
+	runs := de.waitRuns("db", 2)
+	for _, r := range runs {
+		if r.Result != "success" {
+			t.Fatalf("run %+v\n%s", r, de.stderr.String())
+		}
+	}
+	if n := pe.snapshotsTagged(pe.main, "job=db"); n != 1 {
+		t.Errorf("main holds %d snapshots of db, want 1", n)
+	}
+	if n := pe.snapshotsTagged(pe.copy, "job=db"); n != 2 {
+		t.Errorf("copy holds %d snapshots of db, want 2", n)
+	}
+	var full struct {
+		Log string `json:"log"`
+	}
+	de.get("/api/v1/runs/"+runs[0].ID, &full)
+	if !strings.Contains(full.Log, "backup postgres") || strings.Contains(full.Log, pg.Password) {
+		t.Errorf("run log (password must not appear):\n%s", full.Log)
+	}
 }

@@ -81,14 +81,18 @@ func (c *Command) Output(ctx context.Context, consume func(io.Reader) error) err
 	if err := cmd.Start(); err != nil {
 		return &ToolError{Name: c.Name(), Err: err}
 	}
-	cerr := consume(out)
+	ra := newReadAhead(out)
+	cerr := consume(ra)
 	if cerr != nil {
-		// Drain nothing more: kill it.
+		// Read nothing more: kill it.
+		ra.stopReading()
 		cancel()
 	} else {
 		// The consumer stopped at EOF; anything left is unread output.
-		_, _ = io.Copy(io.Discard, out)
+		_, _ = io.Copy(io.Discard, ra)
 	}
+	// Wait may close the pipe only once nothing reads it any more.
+	ra.wait()
 	werr := cmd.Wait()
 	if werr != nil && (cerr == nil || ctx.Err() == nil || !isKilled(werr)) {
 		return &ToolError{Name: c.Name(), Err: werr, Stderr: t.String()}

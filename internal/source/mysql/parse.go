@@ -177,7 +177,9 @@ func (s *dumpScanner) line(b []byte, truncated bool) {
 			}
 		}
 	}
-	if !truncated {
+	// Only comment and SET lines can carry the GTID; the data lines
+	// (most of the stream) are not converted or parsed.
+	if !truncated && (t[0] == '-' || t[0] == 'S' || t[0] == 's') {
 		if g, ok := parseGTIDLine(string(t)); ok {
 			s.GTID = g
 		}
