@@ -18,11 +18,14 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/daemon"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/notify"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/source/postgres"
 	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/spf13/cobra"
 )
@@ -273,8 +276,15 @@ func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.
 	if j == nil {
 		return out, fmt.Errorf("drill %s: no job %q", d.Name, d.Job)
 	}
-	if j.Source.Type != "files" && j.Source.Type != "stdin" {
-		return out, fmt.Errorf("drill %s: drills of %s jobs are not supported yet (files and stdin jobs are)", d.Name, j.Source.Type)
+	switch {
+	case j.Source.Type == "postgres" && !j.Source.Physical:
+	case j.Source.Type == "files" || j.Source.Type == "stdin":
+	default:
+		kind := j.Source.Type
+		if j.Source.Physical {
+			kind = "physical " + kind
+		}
+		return out, fmt.Errorf("drill %s: drills of %s jobs are not supported yet (files, stdin and logical postgres jobs are)", d.Name, kind)
 	}
 	repo := p.Repository(j.Repository)
 	pw, err := a.planSecret(ctx, repo.Password)
@@ -309,6 +319,9 @@ func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.
 		sn = mine[rand.IntN(len(mine))]
 	}
 	out.Snapshot = sn.ID.String()
+	if j.Source.Type == "postgres" {
+		return a.drillPostgres(ctx, r, sn, d, out, log)
+	}
 	tmp, err := os.MkdirTemp("", "bunker-drill-")
 	if err != nil {
 		return out, err
@@ -341,6 +354,48 @@ func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.
 		}
 	}
 	fmt.Fprintf(log, "drill %s: restored and verified in %.2fs\n", d.Name, out.RestoreSeconds)
+	return out, nil
+}
+
+// drillPostgres restores a logical PostgreSQL backup into a scratch
+// cluster, runs the drill's SQL checks and stops the cluster.
+func (a *App) drillPostgres(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, d *plan.Drill, out daemon.DrillOutcome, log io.Writer) (daemon.DrillOutcome, error) {
+	fmt.Fprintf(log, "drill %s: starting a scratch PostgreSQL server\n", d.Name)
+	sc, err := postgres.StartScratch(ctx, "")
+	if err != nil {
+		return out, fmt.Errorf("drill %s: %w", d.Name, err)
+	}
+	defer sc.Stop()
+	fmt.Fprintf(log, "drill %s: restoring snapshot %s\n", d.Name, sn.ShortID())
+	start := time.Now()
+	var failed []string
+	err = sc.Client.RestoreLogical(ctx, streamtree.NewReader(r, sn.Tree), postgres.RestoreOptions{Jobs: 2, Report: func(name string, err error) {
+		if err != nil {
+			failed = append(failed, name+": "+err.Error())
+		}
+	}})
+	out.RestoreSeconds = time.Since(start).Seconds()
+	if err != nil {
+		return out, fmt.Errorf("drill %s: restore of %s failed: %v %s", d.Name, sn.ShortID(), err, strings.Join(failed, "; "))
+	}
+	for _, c := range d.Validate.Checks {
+		if c.SQL == "" {
+			return out, fmt.Errorf("drill %s: a PostgreSQL drill takes sql checks", d.Name)
+		}
+		db := c.Database
+		if db == "" {
+			db = "postgres"
+		}
+		got, err := sc.Query(ctx, db, c.SQL)
+		fmt.Fprintf(log, "%s> %s\n%s\n", db, c.SQL, got)
+		if err != nil {
+			return out, fmt.Errorf("drill %s: check %q: %w", d.Name, c.SQL, err)
+		}
+		if got != strings.TrimSpace(c.Expect) {
+			return out, fmt.Errorf("drill %s: check %q returned %q, want %q", d.Name, c.SQL, got, c.Expect)
+		}
+	}
+	fmt.Fprintf(log, "drill %s: restored and checked in %.2fs\n", d.Name, out.RestoreSeconds)
 	return out, nil
 }
 

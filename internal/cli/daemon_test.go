@@ -411,6 +411,17 @@ func TestDaemonPostgresJob(t *testing.T) {
     copies: [{repository: copy}]
     retention: {keep_last: 1}
     rpo: 2h
+drills:
+  - name: db-drill
+    job: db
+    schedule: every 2h
+    validate:
+      checks: [{sql: "SELECT count(*) FROM t", database: app, expect: "1000"}]
+  - name: db-drill-wrong
+    job: db
+    schedule: every 2h
+    validate:
+      checks: [{sql: "SELECT count(*) FROM t", database: app, expect: "999"}]
 `)
 	pe.env["PGDSN"] = pg.DSN("postgres")
 	clock := daemon.NewFakeClock(time.Now().Truncate(time.Hour))
@@ -436,5 +447,21 @@ func TestDaemonPostgresJob(t *testing.T) {
 	de.get("/api/v1/runs/"+runs[0].ID, &full)
 	if !strings.Contains(full.Log, "backup postgres") || strings.Contains(full.Log, pg.Password) {
 		t.Errorf("run log (password must not appear):\n%s", full.Log)
+	}
+	// The drills restored the dump into a scratch server and ran their
+	// checks: one passes, the one expecting the wrong count fails.
+	finished := func(job string) apiRun {
+		for _, r := range de.waitRuns(job, 1) {
+			if r.Result != "running" {
+				return r
+			}
+		}
+		return apiRun{}
+	}
+	if r := finished("db-drill"); r.Result != "success" || r.RestoreSeconds <= 0 {
+		t.Errorf("drill: %+v\n%s", r, de.stderr.String())
+	}
+	if r := finished("db-drill-wrong"); r.Result != "failed" || !strings.Contains(r.Error, `returned "1000", want "999"`) {
+		t.Errorf("wrong drill: %+v", r)
 	}
 }

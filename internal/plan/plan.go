@@ -152,6 +152,7 @@ type Validate struct {
 // equal Expect.
 type Check struct {
 	SQL       string `yaml:"sql"`
+	Database  string `yaml:"database"` // for sql: the database (default postgres)
 	Command   string `yaml:"command"`
 	Expect    string `yaml:"expect"`
 	Positions `json:"-"`
