@@ -2,20 +2,26 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/daemon"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/spf13/cobra"
 )
 
 func (a *App) statusCommand() *cobra.Command {
-	var planFile, at string
+	var planFile, at, stateDir string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show every job's RPO state and every dataset's 3-2-1 state, measured",
@@ -26,8 +32,12 @@ violated past it), and per dataset how many copies exist (the live data
 plus each repository holding a backup), on how many media, how many off
 site and immutable — with the rule that is missing.
 
-Exit code 4 when any objective is violated or a rule is missing, so it
-can gate a monitoring check; 0 when all is well.`,
+Drills: the last result of each and its restore time against the job's
+RTO, from the running daemon's API (daemon.listen) or, when no daemon
+runs, its state directory.
+
+Exit code 4 when any objective is violated, a rule is missing or the
+last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.loadPlan(planFile)
@@ -41,6 +51,8 @@ can gate a monitoring check; 0 when all is well.`,
 				}
 			}
 			st := a.measure(cmd.Context(), p, now, nil)
+			runs, known := a.drillHistory(cmd.Context(), p, stateDir)
+			monitor.JudgeDrills(st, p, runs, known)
 			if a.g.json {
 				a.out.jsonLine(st)
 			} else {
@@ -53,6 +65,7 @@ can gate a monitoring check; 0 when all is well.`,
 		},
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the daemon's state `directory`, for drill results when no daemon API answers (default: as bunker daemon)")
 	cmd.Flags().StringVar(&at, "at", "", "judge ages as of this `time` (for what-if checks and tests)")
 	return cmd
 }
@@ -73,6 +86,49 @@ func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time, known ma
 	}
 	wg.Wait()
 	return monitor.Evaluate(p, views, now, known)
+}
+
+// drillHistory reads the drills' last runs: from the running daemon's
+// API when the plan has daemon.listen, else from its state database
+// when no daemon holds it. known is false when neither could be read.
+func (a *App) drillHistory(ctx context.Context, p *plan.Plan, stateDir string) (map[string]monitor.DrillRun, bool) {
+	if len(p.Drills) == 0 {
+		return nil, true
+	}
+	if addr := p.Daemon.Listen; addr != "" {
+		if strings.HasPrefix(addr, ":") {
+			addr = "127.0.0.1" + addr
+		}
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/api/v1/status", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			defer resp.Body.Close()
+			var st daemon.APIStatus
+			if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil {
+				out := map[string]monitor.DrillRun{}
+				for _, d := range st.Drills {
+					if r := d.LastRun; r != nil && r.Result != state.ResultRunning {
+						out[d.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds, Error: r.Error}
+					} else if r := d.LastSuccess; r != nil {
+						out[d.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds}
+					}
+				}
+				return out, true
+			}
+		}
+	}
+	path := filepath.Join(a.stateDir(p, stateDir), "state.db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, false
+	}
+	store, err := state.Open(path, state.Options{LockTimeout: 500 * time.Millisecond})
+	if err != nil {
+		a.out.warnf("drill history: %v", err)
+		return nil, false
+	}
+	defer store.Close()
+	return daemon.LastDrillRuns(store, p), true
 }
 
 // readRepoView opens one repository and finds each job's newest snapshot.
@@ -141,6 +197,22 @@ func (a *App) printStatus(st *monitor.Status) {
 			fmt.Sprintf("%d/%d", d.Offsite, d.Rule.Offsite), fmt.Sprintf("%d/%d", d.Immutable, d.Rule.Immutable), verdict})
 	}
 	a.printTable(rows)
+	if len(st.Drills) > 0 {
+		a.out.textf("")
+		rows = [][]string{{"DRILL", "JOB", "LAST RUN", "RESULT", "RESTORE", "RTO", "RTO STATE"}}
+		for _, d := range st.Drills {
+			last, restore, rto := "-", "-", "-"
+			if d.LastRun != nil {
+				last = d.LastRun.Local().Format("2006-01-02 15:04")
+				restore = fmt.Sprintf("%.1fs", d.RestoreSeconds)
+			}
+			if d.RTOSeconds > 0 {
+				rto = monitor.FormatAge(time.Duration(d.RTOSeconds * float64(time.Second)))
+			}
+			rows = append(rows, []string{d.Name, d.Job, last, strings.ToUpper(d.LastResult), restore, rto, strings.ToUpper(strings.ReplaceAll(d.RTOState, "_", " "))})
+		}
+		a.printTable(rows)
+	}
 	for _, r := range st.Repositories {
 		if !r.Reachable {
 			a.out.textf("repository %s cannot be read: %s", r.Name, r.Error)

@@ -464,4 +464,12 @@ drills:
 	if r := finished("db-drill-wrong"); r.Result != "failed" || !strings.Contains(r.Error, `returned "1000", want "999"`) {
 		t.Errorf("wrong drill: %+v", r)
 	}
+	// bunker status reads the drill results from the state directory
+	// once the daemon is gone, and the failed drill is a violation.
+	de.stop()
+	res := pe.run("--json", "status", "--plan", pe.plan, "--state-dir", filepath.Join(pe.dir, "state"))
+	if res.Code != 4 || !strings.Contains(res.Stdout, `"name":"db-drill","job":"db","last_result":"success"`) ||
+		!strings.Contains(res.Stdout, `"last_result":"failed"`) || !strings.Contains(res.Stdout, "drill db-drill-wrong failed") {
+		t.Errorf("status with drills:\n%s", res)
+	}
 }

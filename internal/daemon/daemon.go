@@ -532,6 +532,7 @@ func (d *Daemon) measure(ctx context.Context) {
 	if st == nil {
 		return
 	}
+	monitor.JudgeDrills(st, p, LastDrillRuns(d.o.Store, p), true)
 	d.mu.Lock()
 	d.status = st
 	d.mu.Unlock()
@@ -573,6 +574,24 @@ func (d *Daemon) measure(ctx context.Context) {
 		}
 		d.alert(ctx, "321:"+ds.Job, !ds.OK, ev)
 	}
+}
+
+// LastDrillRuns reads each drill's last finished run from the history.
+func LastDrillRuns(store *state.Store, p *plan.Plan) map[string]monitor.DrillRun {
+	out := map[string]monitor.DrillRun{}
+	for _, dr := range p.Drills {
+		runs, err := store.Runs(dr.Name, 10)
+		if err != nil {
+			continue
+		}
+		for _, r := range runs {
+			if r.Kind == state.KindDrill && r.Result != state.ResultRunning {
+				out[dr.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds, Error: r.Error}
+				break
+			}
+		}
+	}
+	return out
 }
 
 // alert records an alert's state and notifies when it changes: once when

@@ -86,12 +86,66 @@ type CopyStatus struct {
 	AgeSeconds float64   `json:"age_seconds"`
 }
 
+// DrillStatus is a drill's last result against the job's RTO.
+type DrillStatus struct {
+	Name           string     `json:"name"`
+	Job            string     `json:"job"`
+	LastResult     string     `json:"last_result"` // success, failed, … or "never"
+	LastRun        *time.Time `json:"last_run,omitempty"`
+	RestoreSeconds float64    `json:"restore_seconds,omitempty"`
+	RTOSeconds     float64    `json:"rto_seconds,omitempty"`
+	RTOState       string     `json:"rto_state"` // ok, violated, no_objective, unknown
+	Error          string     `json:"error,omitempty"`
+}
+
+// DrillRun is what the run history says of a drill's last run.
+type DrillRun struct {
+	Result         string
+	Time           time.Time
+	RestoreSeconds float64
+	Error          string
+}
+
+// JudgeDrills adds the drills' state to st: a failed last drill and a
+// restore slower than the RTO are violations. runs maps a drill name to
+// its last finished run; a missing drill is "never" (not a violation:
+// it may not have been due yet). known reports whether the history could
+// be read at all.
+func JudgeDrills(st *Status, p *plan.Plan, runs map[string]DrillRun, known bool) {
+	for _, d := range p.Drills {
+		ds := DrillStatus{Name: d.Name, Job: d.Job, LastResult: "never", RTOState: RPONone}
+		if j := p.Job(d.Job); j != nil && j.RTO > 0 {
+			ds.RTOSeconds = j.RTO.Seconds()
+			ds.RTOState = "unknown"
+		}
+		if !known {
+			ds.LastResult = "unknown"
+		}
+		if r, ok := runs[d.Name]; ok {
+			t := r.Time
+			ds.LastResult, ds.LastRun, ds.RestoreSeconds, ds.Error = r.Result, &t, r.RestoreSeconds, r.Error
+			if ds.RTOSeconds > 0 && r.Result == "success" {
+				ds.RTOState = RPOOK
+				if r.RestoreSeconds > ds.RTOSeconds {
+					ds.RTOState = RPOViolated
+					st.Violations = append(st.Violations, fmt.Sprintf("drill %s: restore took %.0fs, RTO %s", d.Name, r.RestoreSeconds, FormatAge(time.Duration(ds.RTOSeconds*float64(time.Second)))))
+				}
+			}
+			if r.Result == "failed" {
+				st.Violations = append(st.Violations, fmt.Sprintf("drill %s failed: %s", d.Name, r.Error))
+			}
+		}
+		st.Drills = append(st.Drills, ds)
+	}
+}
+
 // Status is the whole judgement.
 type Status struct {
 	Time         time.Time       `json:"time"`
 	Plan         string          `json:"plan"`
 	Jobs         []JobStatus     `json:"jobs"`
 	Datasets     []DatasetStatus `json:"datasets"`
+	Drills       []DrillStatus   `json:"drills"`
 	Repositories []*RepoState    `json:"repositories"`
 	Violations   []string        `json:"violations"`
 }
@@ -102,7 +156,7 @@ type Status struct {
 // repository cannot be read, so an outage still turns into a violation
 // once the RPO has passed.
 func Evaluate(p *plan.Plan, repos []*RepoState, now time.Time, known map[string]SnapshotRef) *Status {
-	st := &Status{Time: now, Plan: p.File, Violations: []string{}, Repositories: repos}
+	st := &Status{Time: now, Plan: p.File, Violations: []string{}, Repositories: repos, Drills: []DrillStatus{}}
 	byName := map[string]*RepoState{}
 	for _, v := range repos {
 		byName[v.Name] = v
