@@ -196,10 +196,10 @@ type Email struct {
 // at least Media different media, Offsite of them off site, Immutable of
 // them immutable. Zero values take the defaults 3, 2, 1 and 0.
 type Policy struct {
-	Copies    int `yaml:"copies"`
-	Media     int `yaml:"media"`
-	Offsite   int `yaml:"offsite"`
-	Immutable int `yaml:"immutable"`
+	Copies    int `yaml:"copies" json:"copies"`
+	Media     int `yaml:"media" json:"media"`
+	Offsite   int `yaml:"offsite" json:"offsite"`
+	Immutable int `yaml:"immutable" json:"immutable"`
 	Positions `json:"-"`
 }
 
