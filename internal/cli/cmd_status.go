@@ -34,7 +34,9 @@ site and immutable — with the rule that is missing.
 
 Drills: the last result of each and its restore time against the job's
 RTO, from the running daemon's API (daemon.listen) or, when no daemon
-runs, its state directory.
+runs, its state directory. The same history stands in for a repository
+that cannot be read: its job's last known backup still ages into a
+violation.
 
 Exit code 4 when any objective is violated, a rule is missing or the
 last drill failed, so it can gate a monitoring check; 0 when all is well.`,
@@ -50,9 +52,9 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 					return fmt.Errorf("--at: %w", err)
 				}
 			}
-			st := a.measure(cmd.Context(), p, now, nil)
-			runs, known := a.drillHistory(cmd.Context(), p, stateDir)
-			monitor.JudgeDrills(st, p, runs, known)
+			h := a.daemonHistory(cmd.Context(), p, stateDir)
+			st := a.measure(cmd.Context(), p, now, h.jobs)
+			monitor.JudgeDrills(st, p, h.drills, h.known)
 			if a.g.json {
 				a.out.jsonLine(st)
 			} else {
@@ -88,13 +90,19 @@ func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time, known ma
 	return monitor.Evaluate(p, views, now, known)
 }
 
-// drillHistory reads the drills' last runs: from the running daemon's
-// API when the plan has daemon.listen, else from its state database
-// when no daemon holds it. known is false when neither could be read.
-func (a *App) drillHistory(ctx context.Context, p *plan.Plan, stateDir string) (map[string]monitor.DrillRun, bool) {
-	if len(p.Drills) == 0 {
-		return nil, true
-	}
+// history is what the daemon's run history says: each drill's last
+// finished run and each job's last successful backup.
+type history struct {
+	drills map[string]monitor.DrillRun
+	jobs   map[string]monitor.SnapshotRef
+	known  bool // false when neither the API nor the state could be read
+}
+
+// daemonHistory reads the run history from the running daemon's API when
+// the plan has daemon.listen, else from its state database when no
+// daemon holds it.
+func (a *App) daemonHistory(ctx context.Context, p *plan.Plan, stateDir string) history {
+	h := history{drills: map[string]monitor.DrillRun{}, jobs: map[string]monitor.SnapshotRef{}}
 	if addr := p.Daemon.Listen; addr != "" {
 		if strings.HasPrefix(addr, ":") {
 			addr = "127.0.0.1" + addr
@@ -106,29 +114,41 @@ func (a *App) drillHistory(ctx context.Context, p *plan.Plan, stateDir string) (
 			defer resp.Body.Close()
 			var st daemon.APIStatus
 			if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil {
-				out := map[string]monitor.DrillRun{}
 				for _, d := range st.Drills {
 					if r := d.LastRun; r != nil && r.Result != state.ResultRunning {
-						out[d.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds, Error: r.Error}
+						h.drills[d.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds, Error: r.Error}
 					} else if r := d.LastSuccess; r != nil {
-						out[d.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds}
+						h.drills[d.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds}
 					}
 				}
-				return out, true
+				for _, j := range st.Jobs {
+					if r := j.LastSuccess; r != nil {
+						h.jobs[j.Name] = monitor.SnapshotRef{ID: r.Snapshot, Time: r.Started}
+					}
+				}
+				h.known = true
+				return h
 			}
 		}
 	}
 	path := filepath.Join(a.stateDir(p, stateDir), "state.db")
 	if _, err := os.Stat(path); err != nil {
-		return nil, false
+		return h
 	}
 	store, err := state.Open(path, state.Options{LockTimeout: 500 * time.Millisecond})
 	if err != nil {
-		a.out.warnf("drill history: %v", err)
-		return nil, false
+		a.out.warnf("run history: %v", err)
+		return h
 	}
 	defer store.Close()
-	return daemon.LastDrillRuns(store, p), true
+	h.drills = daemon.LastDrillRuns(store, p)
+	for _, j := range p.Jobs {
+		if r, err := store.LastSuccess(j.Name, state.KindBackup); err == nil && r != nil {
+			h.jobs[j.Name] = monitor.SnapshotRef{ID: r.Snapshot, Time: r.Started}
+		}
+	}
+	h.known = true
+	return h
 }
 
 // readRepoView opens one repository and finds each job's newest snapshot.

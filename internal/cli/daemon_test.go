@@ -275,6 +275,13 @@ notify:
 	if n != 1 {
 		t.Errorf("RPO alert sent %d times: %v", n, hooks.kinds())
 	}
+	// bunker status, with the daemon gone and the repository still
+	// unreachable, judges from the run history: violated, exit 4.
+	de.stop()
+	res := pe.run("--json", "status", "--plan", pe.plan, "--state-dir", filepath.Join(pe.dir, "state"), "--at", clock.Now().UTC().Format(time.RFC3339))
+	if res.Code != 4 || !strings.Contains(res.Stdout, `"rpo_state":"violated"`) || !strings.Contains(res.Stdout, `"reachable":false`) {
+		t.Errorf("status after the outage:\n%s", res)
+	}
 }
 
 // TestDaemonRestart: a daemon stopped in the middle of a run records it

@@ -260,3 +260,34 @@ func TestStatus321(t *testing.T) {
 		t.Errorf("unreachable repository: %s", res.Stdout)
 	}
 }
+
+func TestDrillCommand(t *testing.T) {
+	pe := newPlanEnv(t, `  - name: home
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+    rto: 1h
+drills:
+  - name: good
+    job: home
+    validate:
+      checks: [{command: "find . -name a.txt -exec cat {} +", expect: alpha}]
+  - name: bad
+    job: home
+    validate:
+      checks: [{command: "find . -name a.txt -exec cat {} +", expect: omega}]
+`)
+	res := testutil.Expect(t, pe.run("drill", "--plan", pe.plan, "good"), 1)
+	if !strings.Contains(res.Stdout, "drill good FAILED") || !strings.Contains(res.Stdout, "no snapshot") {
+		t.Errorf("drill before any backup: %s", res)
+	}
+	testutil.Expect(t, pe.run("run", "--plan", pe.plan, "home"), 0)
+	res = testutil.Expect(t, pe.run("drill", "--plan", pe.plan, "good"), 0)
+	if !strings.Contains(res.Stdout, "drill good passed") || !strings.Contains(res.Stdout, "RTO 1h0m0s: met") {
+		t.Errorf("good drill: %s", res)
+	}
+	res = testutil.Expect(t, pe.run("--json", "drill", "--plan", pe.plan, "home"), 1)
+	if !strings.Contains(res.Stdout, `"drill":"good"`) || !strings.Contains(res.Stdout, `printed \"alpha\", want \"omega\"`) {
+		t.Errorf("drills of a job: %s", res)
+	}
+}
