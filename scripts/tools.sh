@@ -26,6 +26,33 @@ install_go() {
 	rm -rf "$dir"; mv "$tmp" "$dir"
 }
 
+# apt_install NAME PACKAGE...: install Debian packages for a test tool,
+# without starting any service they bring (policy-rc.d 101). Needs root;
+# otherwise it says what to install and fails.
+apt_install() {
+	local name=$1
+	shift
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "$name: missing; install $* (apt-get install $*)" >&2
+		return 1
+	fi
+	echo "== installing $* (apt)"
+	apt-get update -qq
+	local policy=/usr/sbin/policy-rc.d made_policy=
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		made_policy=1
+	fi
+	local rc=0
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+	if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+	if [ "$rc" -ne 0 ]; then
+		echo "$name: installing $* failed (apt-get exit $rc)" >&2
+		return 1
+	fi
+}
+
 if [ $# -eq 0 ]; then
 	set -- $(cd scripts/tools && ls *.sh | sed 's/\.sh$//')
 fi

@@ -722,36 +722,20 @@ func (a *App) mongoArchiveResume(ctx context.Context, r *repository.Repository, 
 }
 
 func (a *App) mongoOplogExpireCommand() *cobra.Command {
-	var dryRun bool
-	cmd := &cobra.Command{
-		Use:   "oplog-expire",
-		Short: "Forget archived oplog chunks that no kept backup needs",
-		Long: `Forget the oplog archive snapshots that only hold entries up to the end
+	return a.expireCommand("oplog-expire", "Forget archived oplog chunks that no kept backup needs",
+		`Forget the oplog archive snapshots that only hold entries up to the end
 of the oldest MongoDB backup (taken with --oplog) still in the repository,
 per deployment (snapshot path). Run it after forget (prune then reclaims
-the space). A deployment without such a backup keeps its whole archive.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.expireOplog(cmd.Context(), dryRun)
-		},
-	}
-	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be forgotten")
-	return cmd
+the space). A deployment without such a backup keeps its whole archive.`, "oplog archive", a.expiredOplog)
 }
 
-func (a *App) expireOplog(ctx context.Context, dryRun bool) error {
-	r, err := a.openRepo(ctx)
-	if err != nil {
-		return err
-	}
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return err
-	}
+// expiredOplog picks the oplog chunks older than every backup's oplog.
+func (a *App) expiredOplog(all []*snapshot.Snapshot) ([]expired, int) {
 	key := func(s *snapshot.Snapshot) string { return strings.Join(s.Paths, "\x00") }
 	oldest := map[string]mongodb.Timestamp{}
 	chunks := map[string][]mongodb.ChunkInfo{}
 	byID := map[string]*snapshot.Snapshot{}
+	total := 0
 	for _, s := range all {
 		switch s.Metadata["source"] {
 		case mongoSource:
@@ -763,6 +747,7 @@ func (a *App) expireOplog(ctx context.Context, dryRun bool) error {
 				oldest[key(s)] = ts
 			}
 		case mongoOplogSource:
+			total++
 			ci, err := mongodb.ParseChunkInfo(s.ID.String(), s.Metadata)
 			if err != nil {
 				a.out.warnf("%v", err)
@@ -772,27 +757,12 @@ func (a *App) expireOplog(ctx context.Context, dryRun bool) error {
 			byID[ci.ID] = s
 		}
 	}
-	var forget []*snapshot.Snapshot
+	var out []expired
 	for k, base := range oldest {
 		for _, ci := range mongodb.ExpiredChunks(base, chunks[k]) {
-			forget = append(forget, byID[ci.ID])
+			s := byID[ci.ID]
+			out = append(out, expired{s, fmt.Sprintf("(oplog %s..%s)", s.Metadata["oplog_start"], s.Metadata["oplog_end"])})
 		}
 	}
-	for _, s := range forget {
-		what := fmt.Sprintf("%s (oplog %s..%s)", s.ShortID(), s.Metadata["oplog_start"], s.Metadata["oplog_end"])
-		if dryRun {
-			a.out.textf("would forget %s", what)
-			continue
-		}
-		if err := snapshot.Remove(ctx, r, s.ID); err != nil {
-			return err
-		}
-		a.out.infof("forgot %s", what)
-	}
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": len(forget), "dry_run": dryRun})
-	} else {
-		a.out.textf("%d oplog archive snapshot(s) %s", len(forget), map[bool]string{true: "would be forgotten", false: "forgotten"}[dryRun])
-	}
-	return nil
+	return out, total
 }

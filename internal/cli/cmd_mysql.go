@@ -628,38 +628,18 @@ its first and last events.`,
 }
 
 func (a *App) mysqlBinlogExpireCommand() *cobra.Command {
-	var dryRun bool
-	cmd := &cobra.Command{
-		Use:   "binlog-expire",
-		Short: "Forget archived binlogs that no kept backup needs",
-		Long: `Forget the binlog archive snapshots a restore never reads: per server and
+	return a.expireCommand("binlog-expire", "Forget archived binlogs that no kept backup needs",
+		`Forget the binlog archive snapshots a restore never reads: per server and
 host, those whose every file is older than the position the oldest MySQL
 backup still in the repository starts from, or has a better copy (complete,
 or larger) in another snapshot — the many copies of the growing active file
 the archiver commits. forget leaves binlog archives alone: run this after
 it, then prune to free the space. A server without a backup keeps all of its
-binlogs.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.expireBinlogs(cmd.Context(), dryRun)
-		},
-	}
-	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be forgotten")
-	return cmd
+binlogs.`, "binlog archive", a.expiredBinlogs)
 }
 
-func (a *App) expireBinlogs(ctx context.Context, dryRun bool) error {
-	r, err := a.openRepo(ctx)
-	if err != nil {
-		return err
-	}
-	all, errs, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return err
-	}
-	for name, e := range errs {
-		a.out.warnf("snapshot %s: %v", short(name), e)
-	}
+// expiredBinlogs picks the binlog archive snapshots no restore reads.
+func (a *App) expiredBinlogs(all []*snapshot.Snapshot) ([]expired, int) {
 	type key struct{ path, host string }
 	// Where the oldest backup of every server starts.
 	oldest := map[key]string{}
@@ -697,7 +677,8 @@ func (a *App) expireBinlogs(ctx context.Context, dryRun bool) error {
 		archives[k] = append(archives[k], as)
 		byID[as.ID] = s
 	}
-	forgotten, total := 0, 0
+	var out []expired
+	total := 0
 	for _, k := range keys {
 		total += len(archives[k])
 		if oldest[k] == "" {
@@ -705,24 +686,8 @@ func (a *App) expireBinlogs(ctx context.Context, dryRun bool) error {
 			continue
 		}
 		for _, id := range mysql.ExpireBinlogs(archives[k], oldest[k]) {
-			s := byID[id]
-			if dryRun {
-				a.out.textf("would forget %s (%s, host %s)", s.ShortID(), k.path, k.host)
-				continue
-			}
-			if err := snapshot.Remove(ctx, r, s.ID); err != nil {
-				return fmt.Errorf("forget %s: %w", s.ShortID(), err)
-			}
-			forgotten++
-			a.out.infof("forgot %s (%s, host %s)", s.ShortID(), k.path, k.host)
+			out = append(out, expired{byID[id], fmt.Sprintf("(%s, host %s)", k.path, k.host)})
 		}
 	}
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": forgotten, "archive_snapshots": total, "dry_run": dryRun})
-		return nil
-	}
-	if !dryRun {
-		a.out.textf("forgot %d of %s; run prune to free the space", forgotten, plural(int64(total), "binlog archive snapshot"))
-	}
-	return nil
+	return out, total
 }

@@ -879,32 +879,16 @@ func (a *App) pgWALListCommand() *cobra.Command {
 }
 
 func (a *App) pgWALExpireCommand() *cobra.Command {
-	var dryRun bool
-	cmd := &cobra.Command{
-		Use:   "wal-expire",
-		Short: "Forget archived WAL that no kept base backup needs",
-		Long: `Forget the WAL archive snapshots that only hold WAL older than the
+	return a.expireCommand("wal-expire", "Forget archived WAL that no kept base backup needs",
+		`Forget the WAL archive snapshots that only hold WAL older than the
 oldest physical backup still in the repository, per system. Run it after
 forget (prune then reclaims the space). A system without any base backup
-keeps all of its WAL.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.expireWAL(cmd.Context(), dryRun)
-		},
-	}
-	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be forgotten")
-	return cmd
+keeps all of its WAL.`, "WAL archive", expiredWAL)
 }
 
-func (a *App) expireWAL(ctx context.Context, dryRun bool) error {
-	r, err := a.openRepo(ctx)
-	if err != nil {
-		return err
-	}
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return err
-	}
+// expiredWAL picks the WAL archive snapshots older than every base
+// backup of their system.
+func expiredWAL(all []*snapshot.Snapshot) ([]expired, int) {
 	oldest := map[string]postgres.WALName{}
 	for _, s := range all {
 		if s.Metadata["source"] != "postgres" || s.Metadata["type"] != "physical" {
@@ -919,8 +903,9 @@ func (a *App) expireWAL(ctx context.Context, dryRun bool) error {
 			oldest[id] = w
 		}
 	}
-	var forget []*snapshot.Snapshot
-	for _, s := range walSnapshots(all, "") {
+	archive := walSnapshots(all, "")
+	var out []expired
+	for _, s := range archive {
 		start, ok := oldest[s.Metadata["system_identifier"]]
 		if !ok {
 			continue
@@ -930,23 +915,8 @@ func (a *App) expireWAL(ctx context.Context, dryRun bool) error {
 			continue
 		}
 		if last.Segment < start.Segment {
-			forget = append(forget, s)
+			out = append(out, expired{s, fmt.Sprintf("(WAL %s..%s)", s.Metadata["wal_first"], s.Metadata["wal_last"])})
 		}
 	}
-	for _, s := range forget {
-		if dryRun {
-			a.out.textf("would forget %s (WAL %s..%s)", s.ShortID(), s.Metadata["wal_first"], s.Metadata["wal_last"])
-			continue
-		}
-		if err := snapshot.Remove(ctx, r, s.ID); err != nil {
-			return err
-		}
-		a.out.infof("forgot %s (WAL %s..%s)", s.ShortID(), s.Metadata["wal_first"], s.Metadata["wal_last"])
-	}
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": len(forget), "dry_run": dryRun})
-	} else {
-		a.out.textf("%d WAL archive snapshot(s) %s", len(forget), map[bool]string{true: "would be forgotten", false: "forgotten"}[dryRun])
-	}
-	return nil
+	return out, len(archive)
 }

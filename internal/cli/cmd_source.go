@@ -284,3 +284,61 @@ func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapsho
 	}
 	return r, sn, nil
 }
+
+// expired is a log archive snapshot to forget, with how to name it.
+type expired struct {
+	sn   *snapshot.Snapshot
+	desc string
+}
+
+// expireCommand is the "forget what no kept backup needs" command of a
+// log archive (WAL, binlogs, oplog): pick chooses, from all snapshots, the
+// archive snapshots to forget and says how many archive snapshots there
+// are.
+func (a *App) expireCommand(use, shortHelp, long, what string, pick func(all []*snapshot.Snapshot) ([]expired, int)) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: shortHelp,
+		Long:  long,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			all, errs, err := snapshot.LoadAll(ctx, r)
+			if err != nil {
+				return err
+			}
+			for name, e := range errs {
+				a.out.warnf("snapshot %s: %v", short(name), e)
+			}
+			list, total := pick(all)
+			forgotten := 0
+			for _, x := range list {
+				if dryRun {
+					a.out.textf("would forget %s %s", x.sn.ShortID(), x.desc)
+					continue
+				}
+				if err := snapshot.Remove(ctx, r, x.sn.ID); err != nil {
+					return fmt.Errorf("forget %s: %w", x.sn.ShortID(), err)
+				}
+				forgotten++
+				a.out.infof("forgot %s %s", x.sn.ShortID(), x.desc)
+			}
+			if a.g.json {
+				a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": forgotten, "would_forget": len(list) - forgotten,
+					"archive_snapshots": total, "dry_run": dryRun})
+			} else if dryRun {
+				a.out.textf("%d of %s would be forgotten", len(list), plural(int64(total), what+" snapshot"))
+			} else {
+				a.out.textf("forgot %d of %s; run prune to free the space", forgotten, plural(int64(total), what+" snapshot"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be forgotten")
+	return cmd
+}

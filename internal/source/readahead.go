@@ -33,12 +33,12 @@ const (
 
 func newReadAhead(r io.Reader) *readAhead {
 	ra := &readAhead{ch: make(chan raChunk, readAheadBlocks), stop: make(chan struct{}), done: make(chan struct{})}
-	ra.pool.New = func() any { return make([]byte, readAheadBlockSize) }
+	ra.pool.New = func() any { b := make([]byte, readAheadBlockSize); return &b }
 	go func() {
 		defer close(ra.done)
 		defer close(ra.ch)
 		for {
-			b := ra.pool.Get().([]byte)
+			b := *ra.pool.Get().(*[]byte)
 			n, err := io.ReadFull(r, b)
 			if err == io.ErrUnexpectedEOF {
 				err = io.EOF
@@ -59,7 +59,8 @@ func newReadAhead(r io.Reader) *readAhead {
 func (ra *readAhead) Read(p []byte) (int, error) {
 	for len(ra.cur) == 0 {
 		if ra.blk != nil {
-			ra.pool.Put(ra.blk[:cap(ra.blk)])
+			b := ra.blk[:cap(ra.blk)]
+			ra.pool.Put(&b)
 			ra.blk = nil
 		}
 		if ra.err != nil {

@@ -5,24 +5,7 @@
 # run initdb in temporary directories. Sourced by scripts/tools.sh.
 install_postgres() {
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "postgres: no /usr/lib/postgresql/*/bin/initdb; install postgresql (apt-get install postgresql)" >&2
-		return 1
-	fi
-	echo "== installing postgresql (apt)"
-	apt-get update -qq
-	local policy=/usr/sbin/policy-rc.d made_policy=
-	if [ ! -e "$policy" ]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		made_policy=1
-	fi
-	local rc=0
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql postgresql-contrib >/dev/null || rc=$?
-	if [ -n "$made_policy" ]; then rm -f "$policy"; fi
-	if [ "$rc" -ne 0 ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-		echo "postgres: installing postgresql failed (apt-get exit $rc)" >&2
-		return 1
-	fi
+	apt_install postgres postgresql postgresql-contrib || return 1
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "postgres: initdb still missing" >&2; return 1; }
 }
 install_postgres
