@@ -25,6 +25,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/notify"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/source/mysql"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
 	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/spf13/cobra"
@@ -277,14 +278,14 @@ func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.
 		return out, fmt.Errorf("drill %s: no job %q", d.Name, d.Job)
 	}
 	switch {
-	case j.Source.Type == "postgres" && !j.Source.Physical:
+	case (j.Source.Type == "postgres" || j.Source.Type == "mysql") && !j.Source.Physical:
 	case j.Source.Type == "files" || j.Source.Type == "stdin":
 	default:
 		kind := j.Source.Type
 		if j.Source.Physical {
 			kind = "physical " + kind
 		}
-		return out, fmt.Errorf("drill %s: drills of %s jobs are not supported yet (files, stdin and logical postgres jobs are)", d.Name, kind)
+		return out, fmt.Errorf("drill %s: drills of %s jobs are not supported yet (files, stdin and logical postgres and mysql jobs are)", d.Name, kind)
 	}
 	repo := p.Repository(j.Repository)
 	pw, err := a.planSecret(ctx, repo.Password)
@@ -319,8 +320,11 @@ func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.
 		sn = mine[rand.IntN(len(mine))]
 	}
 	out.Snapshot = sn.ID.String()
-	if j.Source.Type == "postgres" {
+	switch j.Source.Type {
+	case "postgres":
 		return a.drillPostgres(ctx, r, sn, d, out, log)
+	case "mysql":
+		return a.drillMySQL(ctx, r, sn, d, out, log)
 	}
 	tmp, err := os.MkdirTemp("", "bunker-drill-")
 	if err != nil {
@@ -378,25 +382,50 @@ func (a *App) drillPostgres(ctx context.Context, r *repository.Repository, sn *s
 	if err != nil {
 		return out, fmt.Errorf("drill %s: restore of %s failed: %v %s", d.Name, sn.ShortID(), err, strings.Join(failed, "; "))
 	}
+	return out, a.sqlChecks(ctx, d, out, log, "postgres", sc.Query)
+}
+
+// drillMySQL restores a logical MySQL/MariaDB backup into a scratch
+// server, runs the drill's SQL checks and stops the server.
+func (a *App) drillMySQL(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, d *plan.Drill, out daemon.DrillOutcome, log io.Writer) (daemon.DrillOutcome, error) {
+	fmt.Fprintf(log, "drill %s: starting a scratch MariaDB/MySQL server\n", d.Name)
+	sc, err := mysql.StartScratch(ctx, "")
+	if err != nil {
+		return out, fmt.Errorf("drill %s: %w", d.Name, err)
+	}
+	defer sc.Stop()
+	fmt.Fprintf(log, "drill %s: restoring snapshot %s\n", d.Name, sn.ShortID())
+	start := time.Now()
+	_, err = sc.Source.Restore(ctx, streamtree.NewReader(r, sn.Tree), mysql.RestoreOptions{Jobs: 2,
+		Progress: func(msg string) { fmt.Fprintln(log, msg) }})
+	out.RestoreSeconds = time.Since(start).Seconds()
+	if err != nil {
+		return out, fmt.Errorf("drill %s: restore of %s failed: %w", d.Name, sn.ShortID(), err)
+	}
+	return out, a.sqlChecks(ctx, d, out, log, "", sc.Query)
+}
+
+// sqlChecks runs a database drill's checks with query.
+func (a *App) sqlChecks(ctx context.Context, d *plan.Drill, out daemon.DrillOutcome, log io.Writer, defaultDB string, query func(ctx context.Context, db, sql string) (string, error)) error {
 	for _, c := range d.Validate.Checks {
 		if c.SQL == "" {
-			return out, fmt.Errorf("drill %s: a PostgreSQL drill takes sql checks", d.Name)
+			return fmt.Errorf("drill %s: a database drill takes sql checks", d.Name)
 		}
 		db := c.Database
 		if db == "" {
-			db = "postgres"
+			db = defaultDB
 		}
-		got, err := sc.Query(ctx, db, c.SQL)
+		got, err := query(ctx, db, c.SQL)
 		fmt.Fprintf(log, "%s> %s\n%s\n", db, c.SQL, got)
 		if err != nil {
-			return out, fmt.Errorf("drill %s: check %q: %w", d.Name, c.SQL, err)
+			return fmt.Errorf("drill %s: check %q: %w", d.Name, c.SQL, err)
 		}
 		if got != strings.TrimSpace(c.Expect) {
-			return out, fmt.Errorf("drill %s: check %q returned %q, want %q", d.Name, c.SQL, got, c.Expect)
+			return fmt.Errorf("drill %s: check %q returned %q, want %q", d.Name, c.SQL, got, c.Expect)
 		}
 	}
 	fmt.Fprintf(log, "drill %s: restored and checked in %.2fs\n", d.Name, out.RestoreSeconds)
-	return out, nil
+	return nil
 }
 
 // drillCheck runs a check command in the restored tree; its trimmed

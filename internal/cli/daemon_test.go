@@ -18,6 +18,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/cli"
 	"github.com/bunkerbackup/bunker/internal/daemon"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // daemonEnv runs bunker daemon in-process on a fake clock.
@@ -478,5 +479,29 @@ drills:
 	if res.Code != 4 || !strings.Contains(res.Stdout, `"name":"db-drill","job":"db","last_result":"success"`) ||
 		!strings.Contains(res.Stdout, `"last_result":"failed"`) || !strings.Contains(res.Stdout, "drill db-drill-wrong failed") {
 		t.Errorf("status with drills:\n%s", res)
+	}
+}
+
+// TestDrillMySQL: a drill of a MariaDB job restores the dump into a
+// scratch server and runs its SQL checks.
+func TestDrillMySQL(t *testing.T) {
+	my := testsrv.MariaDB(t)
+	my.Exec(t, "CREATE DATABASE shop", "CREATE TABLE shop.orders (id INT PRIMARY KEY, total DECIMAL(10,2))",
+		"INSERT INTO shop.orders VALUES (1, 9.50), (2, 12.25), (3, 100.00)")
+	pe := newPlanEnv(t, `  - name: shop
+    source: {type: mysql, dsn: env:MYDSN, databases: [shop]}
+    schedule: every 1h
+    repository: main
+drills:
+  - name: shop-drill
+    job: shop
+    validate:
+      checks: [{sql: "SELECT COUNT(*), SUM(total) FROM orders", database: shop, expect: "3\t121.75"}]
+`)
+	pe.env["MYDSN"] = my.DSN()
+	testutil.Expect(t, pe.run("run", "--plan", pe.plan, "shop"), 0)
+	res := testutil.Expect(t, pe.run("-v", "drill", "--plan", pe.plan, "shop-drill"), 0)
+	if !strings.Contains(res.Stdout, "drill shop-drill passed") {
+		t.Errorf("drill: %s", res)
 	}
 }
