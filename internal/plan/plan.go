@@ -363,6 +363,9 @@ func (p *Plan) check(d *decoder) {
 		if j.Concurrency < 0 || j.Retries.Attempts < 0 {
 			d.fail(j.Positions, "", "", "job %q: concurrency and retries must not be negative", j.Name)
 		}
+		if j.Concurrency > 1 {
+			d.fail(j.Positions, "concurrency", "a job runs one instance at a time; a slot that comes while it runs is skipped", "concurrency %d is not supported", j.Concurrency)
+		}
 	}
 	for _, dr := range p.Drills {
 		if !nameRe.MatchString(dr.Name) {
