@@ -206,6 +206,7 @@ for db in $DBS; do
 	*) echo "unknown database $db" >&2; exit 2 ;;
 	esac
 done
-rm -rf "$WORK/repo"
+# The servers' data directories and the repositories are gigabytes.
+rm -rf "$WORK"
 echo "results: $OUT"
 cat "$OUT"
