@@ -24,9 +24,14 @@ func (a *App) snapshotsCommand() *cobra.Command {
 	var ff snapshotFilterFlags
 	var groupBy string
 	var latest int
+	var archives bool
 	cmd := &cobra.Command{
 		Use:   "snapshots [ID...]",
 		Short: "List snapshots",
+		Long: `List snapshots. The pieces of log archives (PostgreSQL WAL, MySQL
+binlogs, MongoDB oplog: kind continuous) can number thousands; the text
+listing counts them in one line unless --archives is given. --json lists
+everything.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			r, err := a.openRepo(ctx)
@@ -51,6 +56,18 @@ func (a *App) snapshotsCommand() *cobra.Command {
 					sel = append(sel, sn)
 				}
 				list = sel
+			}
+			hidden := 0
+			if !archives && !a.g.json && len(args) == 0 {
+				var keep []*snapshot.Snapshot
+				for _, sn := range list {
+					if sn.Kind == kindContinuous {
+						hidden++
+						continue
+					}
+					keep = append(keep, sn)
+				}
+				list = keep
 			}
 			keys, groups, err := snapshot.Group(list, groupBy)
 			if err != nil {
@@ -101,12 +118,16 @@ func (a *App) snapshotsCommand() *cobra.Command {
 			if len(keys) == 0 {
 				fmt.Fprintln(a.Stdout, "no snapshots")
 			}
+			if hidden > 0 {
+				fmt.Fprintf(a.Stdout, "(and %s of log archives; --archives lists them, pg wal-list and mysql binlogs show what they hold)\n", plural(int64(hidden), "snapshot"))
+			}
 			return nil
 		},
 	}
 	addFilterFlags(cmd, &ff)
 	cmd.Flags().StringVarP(&groupBy, "group-by", "g", "", "group by `fields`: host, paths, tags (comma separated)")
 	cmd.Flags().IntVar(&latest, "latest", 0, "show only the last `n` snapshots of each group")
+	cmd.Flags().BoolVar(&archives, "archives", false, "also list the snapshots of log archives (WAL, binlogs, oplog) in the text listing")
 	return cmd
 }
 
