@@ -92,9 +92,17 @@ func (de *daemonEnv) settle() {
 	}
 }
 
-// advance moves the fake clock and lets the scheduler act.
+// advance moves the fake clock and lets the scheduler act, once every
+// job has finished (a slot that comes while its job runs is skipped).
 func (de *daemonEnv) advance(d time.Duration) {
 	de.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for len(de.d.Running()) > 0 {
+		if time.Now().After(deadline) {
+			de.t.Fatalf("still running: %v\n%s", de.d.Running(), de.stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	de.settle()
 	de.clock.Advance(d)
 }
