@@ -100,12 +100,9 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 			if err != nil {
 				return err
 			}
-			all, errs, err := snapshot.LoadAll(ctx, r)
+			all, err := a.loadSnapshots(ctx, r)
 			if err != nil {
 				return err
-			}
-			for name, e := range errs {
-				a.out.warnf("snapshot %s: %v", short(name), e)
 			}
 			var remove []*snapshot.Snapshot
 			if len(args) > 0 {

@@ -278,12 +278,9 @@ func (a *App) mysqlSnapshot(ctx context.Context, ref string, f snapshot.Filter) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	all, errs, err := snapshot.LoadAll(ctx, r)
+	all, err := a.loadSnapshots(ctx, r)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	for name, e := range errs {
-		a.out.warnf("snapshot %s: %v", short(name), e)
 	}
 	cands := all
 	if ref == "latest" {
@@ -559,12 +556,9 @@ its first and last events.`,
 			if err != nil {
 				return err
 			}
-			all, errs, err := snapshot.LoadAll(ctx, r)
+			all, err := a.loadSnapshots(ctx, r)
 			if err != nil {
 				return err
-			}
-			for name, e := range errs {
-				a.out.warnf("snapshot %s: %v", short(name), e)
 			}
 			type key struct{ path, host string }
 			var keys []key

@@ -310,12 +310,9 @@ func (a *App) findPGSnapshot(ctx context.Context, ref, typ string) (*repository.
 	if err != nil {
 		return nil, nil, err
 	}
-	all, errs, err := snapshot.LoadAll(ctx, r)
+	all, err := a.loadSnapshots(ctx, r)
 	if err != nil {
 		return nil, nil, err
-	}
-	for name, e := range errs {
-		a.out.warnf("snapshot %s: %v", short(name), e)
 	}
 	if ref == "latest" {
 		var mine []*snapshot.Snapshot

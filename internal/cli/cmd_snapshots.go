@@ -38,12 +38,9 @@ everything.`,
 			if err != nil {
 				return err
 			}
-			all, errs, err := snapshot.LoadAll(ctx, r)
+			all, err := a.loadSnapshots(ctx, r)
 			if err != nil {
 				return err
-			}
-			for name, e := range errs {
-				a.out.warnf("snapshot %s: %v", short(name), e)
 			}
 			list := ff.filter().Apply(all)
 			if len(args) > 0 {

@@ -259,12 +259,9 @@ func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapsho
 	if err != nil {
 		return nil, nil, err
 	}
-	all, errs, err := snapshot.LoadAll(ctx, r)
+	all, err := a.loadSnapshots(ctx, r)
 	if err != nil {
 		return nil, nil, err
-	}
-	for name, e := range errs {
-		a.out.warnf("snapshot %s: %v", short(name), e)
 	}
 	var mine []*snapshot.Snapshot
 	for _, s := range all {
@@ -308,12 +305,9 @@ func (a *App) expireCommand(use, shortHelp, long, what string, pick func(all []*
 			if err != nil {
 				return err
 			}
-			all, errs, err := snapshot.LoadAll(ctx, r)
+			all, err := a.loadSnapshots(ctx, r)
 			if err != nil {
 				return err
-			}
-			for name, e := range errs {
-				a.out.warnf("snapshot %s: %v", short(name), e)
 			}
 			list, total := pick(all)
 			forgotten := 0

@@ -182,6 +182,16 @@ func (f *snapshotFilterFlags) filter() snapshot.Filter {
 
 // findSnapshot resolves "latest", an ID or a prefix.
 func (a *App) findSnapshot(ctx context.Context, r *repository.Repository, ref string, f snapshot.Filter) (*snapshot.Snapshot, error) {
+	all, err := a.loadSnapshots(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return snapshot.Find(all, ref, f)
+}
+
+// loadSnapshots loads every snapshot, warning about those that cannot be
+// read.
+func (a *App) loadSnapshots(ctx context.Context, r *repository.Repository) ([]*snapshot.Snapshot, error) {
 	all, errs, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
 		return nil, err
@@ -189,7 +199,7 @@ func (a *App) findSnapshot(ctx context.Context, r *repository.Repository, ref st
 	for name, e := range errs {
 		a.out.warnf("snapshot %s: %v", short(name), e)
 	}
-	return snapshot.Find(all, ref, f)
+	return all, nil
 }
 
 // splitSnapshotPath splits "ID:path/in/snapshot".

@@ -366,6 +366,19 @@ func (s *Store) recoverTo(op string, err *error) {
 }
 
 // bucket returns a top-level bucket, which initLayout made sure exists.
+// buckets fetches several buckets, in order.
+func buckets(tx *bbolt.Tx, names ...[]byte) ([]*bbolt.Bucket, error) {
+	out := make([]*bbolt.Bucket, len(names))
+	for i, n := range names {
+		b, err := bucket(tx, n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
 func bucket(tx *bbolt.Tx, name []byte) (*bbolt.Bucket, error) {
 	b := tx.Bucket(name)
 	if b == nil {
@@ -629,26 +642,11 @@ func putRun(tx *bbolt.Tx, old *runRecord, r *Run) error {
 		return fmt.Errorf("encode run %s: %w", r.ID, err)
 	}
 	id := []byte(r.ID)
-	runs, err := bucket(tx, bucketRuns)
+	bs, err := buckets(tx, bucketRuns, bucketLogs, bucketOrder, bucketJobs, bucketRunning)
 	if err != nil {
 		return err
 	}
-	logs, err := bucket(tx, bucketLogs)
-	if err != nil {
-		return err
-	}
-	order, err := bucket(tx, bucketOrder)
-	if err != nil {
-		return err
-	}
-	jobs, err := bucket(tx, bucketJobs)
-	if err != nil {
-		return err
-	}
-	running, err := bucket(tx, bucketRunning)
-	if err != nil {
-		return err
-	}
+	runs, logs, order, jobs, running := bs[0], bs[1], bs[2], bs[3], bs[4]
 	if err := runs.Put(id, data); err != nil {
 		return fmt.Errorf("put runs/%s: %w", r.ID, err)
 	}
@@ -729,18 +727,11 @@ func (s *Store) prune(tx *bbolt.Tx, job string) error {
 	if len(drop) == 0 {
 		return nil
 	}
-	runs, err := bucket(tx, bucketRuns)
+	bs, err := buckets(tx, bucketRuns, bucketLogs, bucketOrder)
 	if err != nil {
 		return err
 	}
-	logs, err := bucket(tx, bucketLogs)
-	if err != nil {
-		return err
-	}
-	order, err := bucket(tx, bucketOrder)
-	if err != nil {
-		return err
-	}
+	runs, logs, order := bs[0], bs[1], bs[2]
 	for _, k := range drop {
 		id := k[timeKeyLen:]
 		if err := jb.Delete(k); err != nil {
