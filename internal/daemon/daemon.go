@@ -449,9 +449,25 @@ func (d *Daemon) startDrill(ctx context.Context, p *plan.Plan, dr *plan.Drill, t
 	}
 	go func() {
 		defer end()
+		// A drill checks the newest backup: when its job is running
+		// (often both are due at the same slot), wait for that backup.
+		for d.isRunning(jobKey(dr.Job)) {
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-rctx.Done():
+				return
+			}
+		}
 		d.runDrill(rctx, p, dr, trigger, slot)
 	}()
 	return true
+}
+
+func (d *Daemon) isRunning(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.running[key]
+	return ok
 }
 
 // TriggerDrill runs a drill now.
