@@ -835,7 +835,7 @@ func (a *App) pgWALListCommand() *cobra.Command {
 	var sysid string
 	cmd := &cobra.Command{
 		Use:   "wal-list",
-		Short: "List the archived WAL per system and timeline, with gaps",
+		Short: "List the archived WAL files per system, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

@@ -251,6 +251,18 @@ func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Reposi
 	return nil
 }
 
+// dbSources are how a plan's database sources become backup arguments:
+// the variable the DSN goes in, the flag naming a database, and whether
+// there is a physical backup.
+var dbSources = map[string]struct {
+	dsnVar, dbFlag string
+	physical       bool
+}{
+	"postgres": {"BUNKER_POSTGRES_DSN", "--database", true},
+	"mysql":    {"BUNKER_MYSQL_DSN", "--database", true},
+	"mongodb":  {"BUNKER_MONGODB_URI", "--db", false},
+}
+
 // backupArgs turns a job's source into backup arguments and the
 // environment (database DSNs) the backup needs.
 func (a *App) backupArgs(ctx context.Context, j *plan.Job) ([]string, map[string]string, error) {
@@ -278,29 +290,15 @@ func (a *App) backupArgs(ctx context.Context, j *plan.Job) ([]string, map[string
 		args = append([]string{"backup"}, tags...)
 		args = append(args, "--stdin-from-command", "--stdin-filename", name, "--")
 		return append(args, s.Command...), env, nil
-	case "postgres":
-		dsnVar = "BUNKER_POSTGRES_DSN"
-		args = append([]string{"backup", "postgres"}, tags...)
+	case "postgres", "mysql", "mongodb":
+		db := dbSources[s.Type]
+		dsnVar = db.dsnVar
+		args = append([]string{"backup", s.Type}, tags...)
 		for _, d := range s.Databases {
-			args = append(args, "--database", d)
+			args = append(args, db.dbFlag, d)
 		}
-		if s.Physical {
+		if s.Physical && db.physical {
 			args = append(args, "--physical")
-		}
-	case "mysql":
-		dsnVar = "BUNKER_MYSQL_DSN"
-		args = append([]string{"backup", "mysql"}, tags...)
-		for _, d := range s.Databases {
-			args = append(args, "--database", d)
-		}
-		if s.Physical {
-			args = append(args, "--physical")
-		}
-	case "mongodb":
-		dsnVar = "BUNKER_MONGODB_URI"
-		args = append([]string{"backup", "mongodb"}, tags...)
-		for _, d := range s.Databases {
-			args = append(args, "--db", d)
 		}
 	default:
 		return nil, nil, fmt.Errorf("source type %q cannot be run", s.Type)

@@ -205,7 +205,7 @@ func (a *App) printStatus(st *monitor.Status) {
 		}
 		rows = append(rows, []string{j.Name, j.Source, last, age, rpo, strings.ToUpper(strings.ReplaceAll(j.RPOState, "_", " ")), j.NextRun.Local().Format("2006-01-02 15:04")})
 	}
-	a.printTable(rows)
+	table(a.Stdout, rows[0], rows[1:])
 	a.out.textf("")
 	rows = [][]string{{"DATASET", "COPIES", "MEDIA", "OFFSITE", "IMMUTABLE", "3-2-1"}}
 	for _, d := range st.Datasets {
@@ -216,7 +216,7 @@ func (a *App) printStatus(st *monitor.Status) {
 		rows = append(rows, []string{d.Job, fmt.Sprintf("%d/%d", d.Copies, d.Rule.Copies), fmt.Sprintf("%d/%d", len(d.Media), d.Rule.Media),
 			fmt.Sprintf("%d/%d", d.Offsite, d.Rule.Offsite), fmt.Sprintf("%d/%d", d.Immutable, d.Rule.Immutable), verdict})
 	}
-	a.printTable(rows)
+	table(a.Stdout, rows[0], rows[1:])
 	if len(st.Drills) > 0 {
 		a.out.textf("")
 		rows = [][]string{{"DRILL", "JOB", "LAST RUN", "RESULT", "RESTORE", "RTO", "RTO STATE"}}
@@ -231,7 +231,7 @@ func (a *App) printStatus(st *monitor.Status) {
 			}
 			rows = append(rows, []string{d.Name, d.Job, last, strings.ToUpper(d.LastResult), restore, rto, strings.ToUpper(strings.ReplaceAll(d.RTOState, "_", " "))})
 		}
-		a.printTable(rows)
+		table(a.Stdout, rows[0], rows[1:])
 	}
 	for _, r := range st.Repositories {
 		if !r.Reachable {
@@ -240,26 +240,5 @@ func (a *App) printStatus(st *monitor.Status) {
 	}
 	if len(st.Violations) == 0 {
 		a.out.textf("\nall objectives met")
-	}
-}
-
-// printTable prints aligned columns.
-func (a *App) printTable(rows [][]string) {
-	widths := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], len(c))
-		}
-	}
-	for _, r := range rows {
-		var b strings.Builder
-		for i, c := range r {
-			if i == len(r)-1 {
-				b.WriteString(c)
-				break
-			}
-			fmt.Fprintf(&b, "%-*s  ", widths[i], c)
-		}
-		a.out.textf("%s", strings.TrimRight(b.String(), " "))
 	}
 }
