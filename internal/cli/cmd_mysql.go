@@ -274,36 +274,17 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 // is the newest one passing the filter, binlog archives excluded. It also
 // returns every snapshot, for finding the binlog archive.
 func (a *App) mysqlSnapshot(ctx context.Context, ref string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, []*snapshot.Snapshot, error) {
-	r, err := a.openRepoIndexed(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	all, err := a.loadSnapshots(ctx, r)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cands := all
-	if ref == "latest" {
-		cands = nil
-		for _, s := range all {
-			if s.Metadata["source"] == "mysql" && s.Kind != kindContinuous {
-				cands = append(cands, s)
-			}
+	return a.findBackup(ctx, ref, f, func(sn *snapshot.Snapshot) error {
+		switch {
+		case sn.Metadata["source"] != "mysql":
+			return fmt.Errorf("snapshot %s is not a MySQL backup (source %q)", sn.ShortID(), sn.Metadata["source"])
+		case sn.Kind == kindContinuous:
+			return fmt.Errorf("snapshot %s is part of a binlog archive, not a backup: restore a backup with --target-time or --target-position", sn.ShortID())
+		case len(sn.Paths) != 1:
+			return fmt.Errorf("snapshot %s has %d paths, a MySQL backup has one", sn.ShortID(), len(sn.Paths))
 		}
-	}
-	sn, err := snapshot.Find(cands, ref, f)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	switch {
-	case sn.Metadata["source"] != "mysql":
-		return nil, nil, nil, fmt.Errorf("snapshot %s is not a MySQL backup (source %q)", sn.ShortID(), sn.Metadata["source"])
-	case sn.Kind == kindContinuous:
-		return nil, nil, nil, fmt.Errorf("snapshot %s is part of a binlog archive, not a backup: restore a backup with --target-time or --target-position", sn.ShortID())
-	case len(sn.Paths) != 1:
-		return nil, nil, nil, fmt.Errorf("snapshot %s has %d paths, a MySQL backup has one", sn.ShortID(), len(sn.Paths))
-	}
-	return r, sn, all, nil
+		return nil
+	})
 }
 
 // mysqlArchived lists the binlog copies in the archive snapshots of one

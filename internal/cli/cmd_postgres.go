@@ -306,34 +306,16 @@ func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error
 // findPGSnapshot finds a postgres snapshot of the given type ("latest" is
 // the newest of that type).
 func (a *App) findPGSnapshot(ctx context.Context, ref, typ string) (*repository.Repository, *snapshot.Snapshot, error) {
-	r, err := a.openRepoIndexed(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	all, err := a.loadSnapshots(ctx, r)
-	if err != nil {
-		return nil, nil, err
-	}
-	if ref == "latest" {
-		var mine []*snapshot.Snapshot
-		for _, s := range all {
-			if s.Metadata["source"] == "postgres" && s.Metadata["type"] == typ {
-				mine = append(mine, s)
-			}
+	r, sn, _, err := a.findBackup(ctx, ref, snapshot.Filter{}, func(s *snapshot.Snapshot) error {
+		if s.Metadata["source"] != "postgres" || s.Metadata["type"] != typ {
+			return fmt.Errorf("snapshot %s is not a %s PostgreSQL backup (source %q, type %q)", s.ShortID(), typ, s.Metadata["source"], s.Metadata["type"])
 		}
-		all = mine
+		return nil
+	})
+	if ref == "latest" && errors.Is(err, snapshot.ErrNotFound) {
+		return nil, nil, fmt.Errorf("no %s PostgreSQL backup in the repository", typ)
 	}
-	sn, err := snapshot.Find(all, ref, snapshot.Filter{})
-	if err != nil {
-		if ref == "latest" {
-			return nil, nil, fmt.Errorf("no %s PostgreSQL backup in the repository", typ)
-		}
-		return nil, nil, err
-	}
-	if sn.Metadata["source"] != "postgres" || sn.Metadata["type"] != typ {
-		return nil, nil, fmt.Errorf("snapshot %s is not a %s PostgreSQL backup (source %q, type %q)", sn.ShortID(), typ, sn.Metadata["source"], sn.Metadata["type"])
-	}
-	return r, sn, nil
+	return r, sn, err
 }
 
 func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) error {

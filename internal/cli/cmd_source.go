@@ -252,34 +252,48 @@ func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats
 	a.out.textf("snapshot %s saved (%s %s)", sn.ShortID(), sn.Metadata["source"], sn.Kind)
 }
 
-// openSourceSnapshot opens the repository with its index and finds a
-// snapshot of the given source ("latest" is the newest of that source).
-func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, error) {
+// findBackup opens the repository with its index and finds the snapshot
+// ref among those that check accepts (nil error): "latest" is the newest
+// accepted one passing f; a snapshot named by ID that check refuses is
+// an error saying why. It also returns every snapshot.
+func (a *App) findBackup(ctx context.Context, ref string, f snapshot.Filter, check func(*snapshot.Snapshot) error) (*repository.Repository, *snapshot.Snapshot, []*snapshot.Snapshot, error) {
 	r, err := a.openRepoIndexed(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	all, err := a.loadSnapshots(ctx, r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	var mine []*snapshot.Snapshot
-	for _, s := range all {
-		if s.Metadata["source"] == src && s.Kind != kindContinuous {
-			mine = append(mine, s)
+	cands := all
+	if ref == "latest" {
+		cands = nil
+		for _, s := range all {
+			if check(s) == nil {
+				cands = append(cands, s)
+			}
 		}
 	}
-	if ref == "latest" {
-		all = mine
-	}
-	sn, err := snapshot.Find(all, ref, f)
+	sn, err := snapshot.Find(cands, ref, f)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if sn.Metadata["source"] != src {
-		return nil, nil, fmt.Errorf("snapshot %s is not a %s backup (source %q)", sn.ShortID(), src, sn.Metadata["source"])
+	if err := check(sn); err != nil {
+		return nil, nil, nil, err
 	}
-	return r, sn, nil
+	return r, sn, all, nil
+}
+
+// openSourceSnapshot finds a backup of the given source ("latest" is the
+// newest of that source, log archives excluded).
+func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, error) {
+	r, sn, _, err := a.findBackup(ctx, ref, f, func(s *snapshot.Snapshot) error {
+		if s.Metadata["source"] != src || s.Kind == kindContinuous {
+			return fmt.Errorf("snapshot %s is not a %s backup (source %q, kind %s)", s.ShortID(), src, s.Metadata["source"], s.Kind)
+		}
+		return nil
+	})
+	return r, sn, err
 }
 
 // expired is a log archive snapshot to forget, with how to name it.
