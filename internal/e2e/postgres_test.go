@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -260,7 +261,6 @@ func TestPostgresPITRArchiveCommand(t *testing.T) {
 	times := insertTimed(t, src, 8, 400*time.Millisecond)
 	lsn := src.PSQL(t, "postgres", "SELECT pg_current_wal_lsn()")
 	src.WaitArchived(t)
-	// Pushing a segment again is harmless.
 	list := r.mustRun("--json", "pg", "wal-list")
 	var wal []struct {
 		Name string `json:"name"`
@@ -294,7 +294,9 @@ func TestPostgresPITRArchiveCommand(t *testing.T) {
 
 	// wal-fetch as restore_command, run in the restored data directory.
 	seg := wal[len(wal)-1].Name
-	out := filepath.Join(dir, "fetched")
+	out := filepath.Join(dir, "fetched", seg)
+	must(t, os.MkdirAll(filepath.Dir(out), 0o777))
+	must(t, os.Chmod(filepath.Dir(out), 0o777))
 	cmd := r.command(context.Background(), "pg", "wal-fetch", seg, out)
 	cmd.Dir = dst2.DataDir
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -302,6 +304,20 @@ func TestPostgresPITRArchiveCommand(t *testing.T) {
 	}
 	if fi, err := os.Stat(out); err != nil || fi.Size() != 16<<20 {
 		t.Fatalf("fetched segment: %v %v", fi, err)
+	}
+	// Pushing a segment again (archive_command retried after a crash)
+	// is harmless: it stays fetchable, with the same content.
+	r.mustRun("pg", "wal-push", out)
+	again := filepath.Join(dir, "again")
+	cmd = r.command(context.Background(), "pg", "wal-fetch", seg, again)
+	cmd.Dir = dst2.DataDir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("wal-fetch after a second push: %v\n%s", err, b)
+	}
+	a1, _ := os.ReadFile(out)
+	a2, _ := os.ReadFile(again)
+	if !bytes.Equal(a1, a2) {
+		t.Error("the segment pushed twice reads back different")
 	}
 	cmd = r.command(context.Background(), "pg", "wal-fetch", "00000001000000FF000000FF", out)
 	cmd.Dir = dst2.DataDir
