@@ -39,7 +39,7 @@ func (a *App) addSourceCommands(root *cobra.Command) {
 			restore = c
 		}
 	}
-	for _, sc := range []sourceCommands{a.postgresCommands(), a.mysqlCommands(), a.mongodbCommands()} {
+	for _, sc := range []sourceCommands{a.postgresCommands(), a.mysqlCommands(), a.mongodbCommands(), a.kubernetesCommands()} {
 		if sc.backup != nil {
 			backup.AddCommand(sc.backup)
 		}
