@@ -87,7 +87,7 @@ func Kube(t testing.TB) *KubeServer {
 		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
 		"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
 		"--authorization-mode=RBAC",
-		"--service-cluster-ip-range=10.96.0.0/24",
+		"--service-cluster-ip-range=10.96.0.0/16",
 		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
 		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
