@@ -522,3 +522,38 @@ func kubeActions(t *testing.T, r result) map[string]string {
 	}
 	return out
 }
+
+// TestKubernetesRestoreIntoAnotherCluster backs up a whole cluster and
+// restores it into a second, empty one: every object comes back, and the
+// objects the new cluster made for itself are left alone, not failed.
+func TestKubernetesRestoreIntoAnotherCluster(t *testing.T) {
+	src, dst := testsrv.Kube(t), testsrv.Kube(t)
+	srcDyn, err := dynamic.NewForConfig(src.Config())
+	must(t, err)
+	dstDyn, err := dynamic.NewForConfig(dst.Config())
+	must(t, err)
+	fixtures := decodeYAMLDocs(t, kubeFixtures)
+	(&kubeClient{t: t, dyn: srcDyn}).apply(fixtures)
+	from, to := &kubeClient{t: t, dyn: srcDyn}, &kubeClient{t: t, dyn: dstDyn}
+
+	e := initRepo(t)
+	e.env["KUBECONFIG"] = src.Kubeconfig
+	e.mustRun("backup", "kubernetes")
+	r := e.mustRun("--json", "restore", "kubernetes", "latest", "--kubeconfig", dst.Kubeconfig)
+	s := r.Message(t, "summary")
+	if num(s["failed"]) != 0 || num(s["created"]) == 0 {
+		t.Fatalf("summary = %v\n%s", s, r)
+	}
+	for _, o := range namespacedFixtures(fixtures) {
+		want, got := comparable(from.get(o[0], "shop", o[1])), comparable(to.get(o[0], "shop", o[1]))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s %s differs in the new cluster:\n got %v\nwant %v", o[0], o[1], got, want)
+		}
+	}
+	// Restoring again changes nothing.
+	r = e.mustRun("--json", "restore", "kubernetes", "latest", "--kubeconfig", dst.Kubeconfig)
+	s = r.Message(t, "summary")
+	if num(s["created"]) != 0 || num(s["failed"]) != 0 || num(s["updated"]) != 0 {
+		t.Errorf("second restore: %v\n%s", s, r.Stdout)
+	}
+}

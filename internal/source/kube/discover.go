@@ -16,11 +16,13 @@ import (
 
 // defaultExcluded are resources left out unless named in
 // IncludeResources: they describe the cluster's running state (events,
-// nodes, leases), are rebuilt by controllers, or would start work again
-// when restored (Bunker's own Backup and Restore requests).
+// nodes, leases, IP address allocations), are rebuilt by controllers, or
+// would start work again when restored (Bunker's own Backup and Restore
+// requests).
 var defaultExcluded = []string{
 	"events", "events.events.k8s.io", "nodes", "componentstatuses",
 	"leases.coordination.k8s.io", "csinodes.storage.k8s.io", "volumeattachments.storage.k8s.io",
+	"ipaddresses.networking.k8s.io", "servicecidrs.networking.k8s.io",
 	"backups.bunker.dev", "restores.bunker.dev",
 }
 

@@ -643,6 +643,9 @@ func (rs *restore) prepare(it *item) (map[string]any, string, error) {
 		}
 	}
 	gr := it.gr()
+	if reason := clusterOwned(gr, it.namespace, it.name); reason != "" {
+		return nil, reason, nil
+	}
 	switch gr {
 	case "secrets":
 		if t, _, _ := unstructuredString(u.Object, "type"); t == "kubernetes.io/service-account-token" {
@@ -692,6 +695,19 @@ func (rs *restore) prepare(it *item) (map[string]any, string, error) {
 		u.Object = out
 	}
 	return u.Object, "", nil
+}
+
+// clusterOwned says why an object that every cluster makes for itself
+// is not restored, or "".
+func clusterOwned(gr, ns, name string) string {
+	switch {
+	case ns == "default" && name == "kubernetes" &&
+		(gr == "services" || gr == "endpoints" || gr == "endpointslices.discovery.k8s.io"):
+		return "the API server's own service, kept by the target cluster"
+	case gr == "configmaps" && name == "kube-root-ca.crt":
+		return "the cluster's CA bundle, published by the target cluster"
+	}
+	return ""
 }
 
 // waitCRDs waits until the CRDs just created are established, then
