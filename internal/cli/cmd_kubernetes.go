@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
+	"github.com/bunkerbackup/bunker/internal/source/postgres"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -114,6 +117,9 @@ type kubeBackupRequest struct {
 	host    string
 	repo    *repository.Repository // nil: open -r
 	quiet   bool
+	// databases are backed up through their Services first, each into
+	// databases/<ns>/<service>/.
+	databases []kube.Database
 }
 
 func kubePaths(cluster string) []string { return []string{"/kubernetes/" + cluster} }
@@ -135,10 +141,18 @@ func (a *App) kubeBackup(ctx context.Context, req kubeBackupRequest) (*snapshot.
 		source: kubeSource, paths: kubePaths(req.cluster), tags: req.tags, host: req.host,
 		kind: snapshot.KindFull, repo: req.repo, quiet: req.quiet,
 		write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
+			var dbs []string
+			for _, d := range req.databases {
+				if err := a.kubeDatabaseBackup(ctx, clients, w, d); err != nil {
+					return nil, err
+				}
+				dbs = append(dbs, d.Namespace+"/"+d.Service)
+			}
 			m, err := kube.Backup(ctx, clients, w, req.opts)
 			if err != nil {
 				return nil, err
 			}
+			m.Databases = dbs
 			if err := kube.WriteManifest(ctx, w, m); err != nil {
 				return nil, err
 			}
@@ -152,8 +166,44 @@ func (a *App) kubeBackup(ctx context.Context, req kubeBackupRequest) (*snapshot.
 	return sn, man, err
 }
 
+// kubeDatabaseBackup takes a logical backup of a database in the cluster,
+// reached through its Service, with the password from a Secret.
+func (a *App) kubeDatabaseBackup(ctx context.Context, c *kube.Clients, w source.Sink, d kube.Database) error {
+	addr, err := kube.ResolveService(ctx, c, d.Namespace, d.Service, d.Port)
+	if err != nil {
+		return fmt.Errorf("database %s/%s: %w", d.Namespace, d.Service, err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	ci := postgres.ConnInfo{"host": host, "port": port}
+	if d.User != "" {
+		ci = ci.With("user", d.User)
+	}
+	if d.Secret != "" {
+		pw, err := kube.SecretValue(ctx, c, d.Namespace, d.Secret, d.Key)
+		if err != nil {
+			return fmt.Errorf("database %s/%s: password: %w", d.Namespace, d.Service, err)
+		}
+		ci = ci.With("password", pw)
+	}
+	var stderr io.Writer
+	if a.g.verbose > 0 {
+		stderr = a.Stderr
+	}
+	pc, err := postgres.Open(postgres.Config{Conn: ci, Stderr: stderr, Getenv: a.Getenv})
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	a.out.infof("backing up PostgreSQL %s/%s at %s", d.Namespace, d.Service, addr)
+	if _, err := pc.BackupLogical(ctx, source.PrefixSink(w, d.Dir()), postgres.LogicalOptions{Databases: d.Databases}); err != nil {
+		return fmt.Errorf("database %s/%s: %w", d.Namespace, d.Service, err)
+	}
+	return nil
+}
+
 func (a *App) kubeBackupCommand() *cobra.Command {
 	var (
+		dbSpecs []string
 		conn    kubeConnFlags
 		filt    kubeFilterFlags
 		sf      sourceFlags
@@ -189,8 +239,16 @@ Exit codes: 0 saved, 1 failed (no snapshot saved).`,
 			if name != "" {
 				cluster = name
 			}
+			var dbs []kube.Database
+			for _, s := range dbSpecs {
+				d, err := kube.ParseDatabase(s)
+				if err != nil {
+					return fmt.Errorf("--database: %w", err)
+				}
+				dbs = append(dbs, d)
+			}
 			_, _, err = a.kubeBackup(cmd.Context(), kubeBackupRequest{
-				cfg: cfg, cluster: cluster, tags: sf.tags, host: sf.hostname(),
+				cfg: cfg, cluster: cluster, tags: sf.tags, host: sf.hostname(), databases: dbs,
 				opts: kube.BackupOptions{Filter: filt.filter(), LabelSelector: filt.selector,
 					ClusterResources: filt.cluster, Concurrency: workers},
 			})
@@ -202,6 +260,7 @@ Exit codes: 0 saved, 1 failed (no snapshot saved).`,
 	sf.add(cmd, "")
 	cmd.Flags().StringVar(&name, "cluster-name", "", "name the cluster in the snapshot path (default: the kubeconfig's cluster name)")
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 8, "list this many resources at once")
+	cmd.Flags().StringArrayVar(&dbSpecs, "database", nil, "first take a consistent logical backup of a database in the cluster through its Service: `postgres:NS/SERVICE[:PORT][,user=U][,secret=NAME][,key=KEY][,db=NAME]` (password from that Secret; repeatable)")
 	return cmd
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
 	"github.com/spf13/cobra"
 )
@@ -183,6 +184,7 @@ func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
 
 type pgRestoreOptions struct {
 	conn        pgConnFlags
+	fromKube    string
 	databases   []string
 	jobs        int
 	clean       bool
@@ -237,6 +239,7 @@ it with: pg_ctl -D DIR start.`,
 	o.conn.add(cmd)
 	f := cmd.Flags()
 	f.StringArrayVar(&o.databases, "database", nil, "restore only this `database` (repeatable)")
+	f.StringVar(&o.fromKube, "from-kubernetes", "", "SNAPSHOT is a Kubernetes backup: restore the database it took of this `namespace/service` (backup kubernetes --database)")
 	f.IntVarP(&o.jobs, "jobs", "j", 2, "restore at most `N` databases at once")
 	f.BoolVar(&o.clean, "clean", false, "drop each database before recreating it")
 	f.BoolVar(&o.noGlobals, "no-globals", false, "do not restore roles and tablespaces")
@@ -260,16 +263,37 @@ func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error
 	if o.pgdata != "" || o.targetTime != "" || o.targetLSN != "" || o.targetXID != "" || o.targetName != "" || o.latest {
 		return errors.New("--pgdata and --target-* need --physical (point-in-time restores start from a base backup)")
 	}
-	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, "logical")
-	if err != nil {
-		return err
+	var t source.Tree
+	var sn *snapshot.Snapshot
+	if o.fromKube != "" {
+		// A database backed up with a Kubernetes backup, under
+		// databases/<ns>/<service>/ of that snapshot.
+		ns, svc, ok := strings.Cut(o.fromKube, "/")
+		if !ok || ns == "" || svc == "" || strings.Contains(svc, "/") {
+			return fmt.Errorf("--from-kubernetes %q: want NAMESPACE/SERVICE", o.fromKube)
+		}
+		r, s, err := a.openSourceSnapshot(ctx, o.snapshotRef, kubeSource, snapshot.Filter{})
+		if err != nil {
+			return err
+		}
+		sn = s
+		t = source.PrefixTree(streamtree.NewReader(r, sn.Tree), kube.Database{Namespace: ns, Service: svc}.Dir())
+		if _, err := t.Stat(ctx, ""); err != nil {
+			return fmt.Errorf("snapshot %s holds no database backup of service %s: %w", sn.ShortID(), o.fromKube, err)
+		}
+	} else {
+		r, s, err := a.findPGSnapshot(ctx, o.snapshotRef, "logical")
+		if err != nil {
+			return err
+		}
+		sn = s
+		t = streamtree.NewReader(r, sn.Tree)
 	}
 	c, err := a.pgClient(&o.conn)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	t := streamtree.NewReader(r, sn.Tree)
 	start := time.Now()
 	var results []map[string]any
 	err = c.RestoreLogical(ctx, t, postgres.RestoreOptions{

@@ -557,3 +557,84 @@ func TestKubernetesRestoreIntoAnotherCluster(t *testing.T) {
 		t.Errorf("second restore: %v\n%s", s, r.Stdout)
 	}
 }
+
+// TestKubernetesDatabaseThroughService: a PostgreSQL reached through a
+// Service of the cluster is backed up with the cluster's objects, its
+// password read from a Secret, and restored from that snapshot. The API
+// server refuses loopback endpoints, so the tested service is an
+// ExternalName one naming localhost; how an EndpointSlice resolves is
+// checked without connecting.
+func TestKubernetesDatabaseThroughService(t *testing.T) {
+	pg := testsrv.Postgres(t, testsrv.PGOptions{})
+	pg.PSQL(t, "postgres", "CREATE DATABASE app")
+	pg.PSQL(t, "app", "CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 500) g")
+	k := testsrv.Kube(t)
+	dyn, err := dynamic.NewForConfig(k.Config())
+	must(t, err)
+	kc := &kubeClient{t: t, dyn: dyn}
+	kubeGVR["EndpointSlice"] = schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
+	kc.apply(decodeYAMLDocs(t, fmt.Sprintf(`
+apiVersion: v1
+kind: Namespace
+metadata: {name: data}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: pg-creds, namespace: data}
+stringData: {password: %q}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pg, namespace: data}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{name: pg, port: %d}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pg-pods, namespace: data}
+spec:
+  ports: [{name: pg, port: 5432, targetPort: 15432}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: pg-pods-1, namespace: data, labels: {kubernetes.io/service-name: pg-pods}}
+addressType: IPv4
+ports: [{name: pg, port: 15432}]
+endpoints:
+- {addresses: [10.1.2.2], conditions: {ready: false}}
+- {addresses: [10.1.2.3], conditions: {ready: true}}
+`, pg.Password, pg.Port)))
+	clients, err := kube.NewClients(k.Config())
+	must(t, err)
+	if addr, err := kube.ResolveService(context.Background(), clients, "data", "pg-pods", "pg"); err != nil || addr != "10.1.2.3:15432" {
+		t.Errorf("pg-pods resolves to %q, %v; want the ready endpoint 10.1.2.3:15432", addr, err)
+	}
+
+	e := initRepo(t)
+	e.env["KUBECONFIG"] = k.Kubeconfig
+	r := e.mustRun("backup", "kubernetes", "--include-namespaces", "data",
+		"--database", "postgres:data/pg:pg,user=postgres,secret=pg-creds,db=app")
+	if strings.Contains(r.Stdout+r.Stderr, pg.Password) {
+		t.Fatalf("the database password was printed:\n%s", r)
+	}
+	ls := e.mustRun("ls", "latest").Stdout
+	if !strings.Contains(ls, "/databases/data/pg/") || !strings.Contains(ls, "/namespaces/data/core/services/pg.json") {
+		t.Fatalf("snapshot lacks the database or the service:\n%s", ls)
+	}
+	pg.PSQL(t, "postgres", "DROP DATABASE app")
+	e.env["BUNKER_POSTGRES_DSN"] = pg.DSN("postgres")
+	e.mustRun("restore", "postgres", "latest", "--from-kubernetes", "data/pg", "--no-globals")
+	if got := strings.TrimSpace(pg.PSQL(t, "app", "SELECT count(*) FROM orders")); got != "500" {
+		t.Fatalf("restored %s rows, want 500", got)
+	}
+
+	// A service without endpoints fails the backup, and no snapshot is
+	// saved.
+	before := len(e.snapshots())
+	r = e.expect(1, "backup", "kubernetes", "--database", "postgres:data/missing")
+	if !strings.Contains(r.Stderr, "data/missing") || len(e.snapshots()) != before {
+		t.Errorf("missing service:\n%s", r)
+	}
+}

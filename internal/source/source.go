@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"path"
 	"time"
 )
 
@@ -76,4 +77,39 @@ func ReadFile(ctx context.Context, t Tree, p string) ([]byte, error) {
 func WriteBytes(ctx context.Context, s Sink, p string, b []byte, m *Meta) error {
 	_, err := s.WriteFile(ctx, p, bytes.NewReader(b), m)
 	return err
+}
+
+// PrefixSink returns a Sink that adds every path under dir (a relative,
+// slash-separated path) of s, so one backup can hold several sources.
+func PrefixSink(s Sink, dir string) Sink { return prefixSink{s, dir} }
+
+type prefixSink struct {
+	s   Sink
+	dir string
+}
+
+func (p prefixSink) WriteFile(ctx context.Context, name string, rd io.Reader, m *Meta) (int64, error) {
+	return p.s.WriteFile(ctx, path.Join(p.dir, name), rd, m)
+}
+func (p prefixSink) Mkdir(name string, m *Meta) error { return p.s.Mkdir(path.Join(p.dir, name), m) }
+func (p prefixSink) Symlink(name, target string, m *Meta) error {
+	return p.s.Symlink(path.Join(p.dir, name), target, m)
+}
+
+// PrefixTree returns the Tree of the directory dir of t.
+func PrefixTree(t Tree, dir string) Tree { return prefixTree{t, dir} }
+
+type prefixTree struct {
+	t   Tree
+	dir string
+}
+
+func (p prefixTree) Stat(ctx context.Context, name string) (Entry, error) {
+	return p.t.Stat(ctx, path.Join(p.dir, name))
+}
+func (p prefixTree) List(ctx context.Context, name string) ([]Entry, error) {
+	return p.t.List(ctx, path.Join(p.dir, name))
+}
+func (p prefixTree) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return p.t.Open(ctx, path.Join(p.dir, name))
 }

@@ -38,9 +38,11 @@ type Manifest struct {
 	Resources  []Resource `json:"resources"`        // with objects
 	Namespaces []string   `json:"namespaces"`
 	Objects    int        `json:"objects"`
-	// Volumes lists the claims whose files are under volumes/, added by
-	// the caller.
-	Volumes []string `json:"volumes,omitempty"`
+	// Volumes lists the claims whose files are under volumes/ and
+	// Databases the services whose databases are under databases/
+	// ("<ns>/<name>"), both added by the caller.
+	Volumes   []string `json:"volumes,omitempty"`
+	Databases []string `json:"databases,omitempty"`
 }
 
 // Cluster-scoped selection modes.

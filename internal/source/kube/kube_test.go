@@ -311,3 +311,32 @@ func FuzzParseMapping(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDatabase(t *testing.T) {
+	d, err := ParseDatabase("postgres:shop/pg:5432,user=app,secret=pg,db=a,db=b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Kind != "postgres" || d.Namespace != "shop" || d.Service != "pg" || d.Port != "5432" || d.User != "app" ||
+		d.Secret != "pg" || d.Key != "password" || len(d.Databases) != 2 || d.Dir() != "databases/shop/pg" {
+		t.Errorf("%+v", d)
+	}
+	for _, bad := range []string{"", "postgres", "mysql:a/b", "postgres:a", "postgres:A/b", "postgres:a/b,x=1", "postgres:a/b,user", "postgres:a/../b"} {
+		if _, err := ParseDatabase(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzParseDatabase(f *testing.F) {
+	f.Add("postgres:shop/pg:5432,user=app,secret=pg,key=pw,db=a")
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDatabase(s)
+		if err != nil {
+			return
+		}
+		if validName(d.Namespace) != nil || validName(d.Service) != nil || strings.Contains(d.Dir(), "..") {
+			t.Fatalf("accepted %q as %+v", s, d)
+		}
+	})
+}
