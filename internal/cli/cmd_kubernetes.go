@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
+	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -120,6 +122,9 @@ type kubeBackupRequest struct {
 	// databases are backed up through their Services first, each into
 	// databases/<ns>/<service>/.
 	databases []kube.Database
+	// volumes, when set, backs up the files of this node's volumes.
+	volumes *kubeVolumeFlags
+	hooks   kubeHooks
 }
 
 func kubePaths(cluster string) []string { return []string{"/kubernetes/" + cluster} }
@@ -140,7 +145,22 @@ func (a *App) kubeBackup(ctx context.Context, req kubeBackupRequest) (*snapshot.
 	sn, err := a.runSourceBackup(ctx, sourceBackup{
 		source: kubeSource, paths: kubePaths(req.cluster), tags: req.tags, host: req.host,
 		kind: snapshot.KindFull, repo: req.repo, quiet: req.quiet,
-		write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
+		write: func(ctx context.Context, w source.Sink) (_ map[string]string, err error) {
+			var vw *kubeVolumeWork
+			if req.volumes != nil || len(req.hooks.flags) > 0 || req.hooks.annotations {
+				vf := kubeVolumeFlags{}
+				if req.volumes != nil {
+					vf = *req.volumes
+				}
+				if vw, err = a.newKubeVolumeWork(req.cfg, clients, vf, req.hooks, &req.opts.Filter); err != nil {
+					return nil, err
+				}
+				post, err := a.kubePreHooks(ctx, vw, req.hooks.annotations, req.opts.Filter.Namespace)
+				if err != nil {
+					return nil, err
+				}
+				defer a.kubePostHooks(vw, post)
+			}
 			var dbs []string
 			for _, d := range req.databases {
 				if err := a.kubeDatabaseBackup(ctx, clients, w, d); err != nil {
@@ -153,6 +173,11 @@ func (a *App) kubeBackup(ctx context.Context, req kubeBackupRequest) (*snapshot.
 				return nil, err
 			}
 			m.Databases = dbs
+			if req.volumes != nil && req.volumes.volumes {
+				if m.Volumes, err = a.kubeBackupVolumes(ctx, vw, w); err != nil {
+					return nil, err
+				}
+			}
 			if err := kube.WriteManifest(ctx, w, m); err != nil {
 				return nil, err
 			}
@@ -204,6 +229,8 @@ func (a *App) kubeDatabaseBackup(ctx context.Context, c *kube.Clients, w source.
 func (a *App) kubeBackupCommand() *cobra.Command {
 	var (
 		dbSpecs []string
+		vf      kubeVolumeFlags
+		hooks   kubeHooks
 		conn    kubeConnFlags
 		filt    kubeFilterFlags
 		sf      sourceFlags
@@ -248,7 +275,7 @@ Exit codes: 0 saved, 1 failed (no snapshot saved).`,
 				dbs = append(dbs, d)
 			}
 			_, _, err = a.kubeBackup(cmd.Context(), kubeBackupRequest{
-				cfg: cfg, cluster: cluster, tags: sf.tags, host: sf.hostname(), databases: dbs,
+				cfg: cfg, cluster: cluster, tags: sf.tags, host: sf.hostname(), databases: dbs, volumes: &vf, hooks: hooks,
 				opts: kube.BackupOptions{Filter: filt.filter(), LabelSelector: filt.selector,
 					ClusterResources: filt.cluster, Concurrency: workers},
 			})
@@ -260,21 +287,26 @@ Exit codes: 0 saved, 1 failed (no snapshot saved).`,
 	sf.add(cmd, "")
 	cmd.Flags().StringVar(&name, "cluster-name", "", "name the cluster in the snapshot path (default: the kubeconfig's cluster name)")
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 8, "list this many resources at once")
+	vf.add(cmd, true)
+	cmd.Flags().StringArrayVar(&hooks.flags, "exec-hook", nil, "run a command in a pod before the backup: `ns/pod[:container]=command args` (repeatable; pods' "+volume.HookAnnotation(volume.PhasePre, "command")+" annotations run too)")
+	cmd.Flags().BoolVar(&hooks.annotations, "annotation-hooks", true, "run the pre and post hooks that pods of the selected namespaces declare in annotations")
 	cmd.Flags().StringArrayVar(&dbSpecs, "database", nil, "first take a consistent logical backup of a database in the cluster through its Service: `postgres:NS/SERVICE[:PORT][,user=U][,secret=NAME][,key=KEY][,db=NAME]` (password from that Secret; repeatable)")
 	return cmd
 }
 
 func (a *App) kubeRestoreCommand() *cobra.Command {
 	var (
-		conn     kubeConnFlags
-		filt     kubeFilterFlags
-		mapping  []string
-		existing string
-		modFile  string
-		dryRun   bool
-		workers  int
-		hosts    []string
-		crdWait  time.Duration
+		conn        kubeConnFlags
+		filt        kubeFilterFlags
+		mapping     []string
+		existing    string
+		modFile     string
+		dryRun      bool
+		workers     int
+		hosts       []string
+		crdWait     time.Duration
+		vf          kubeVolumeFlags
+		volumesOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "kubernetes SNAPSHOT",
@@ -329,12 +361,12 @@ could not run, 3 some objects failed (each is listed).`,
 			if err != nil {
 				return err
 			}
-			sum, err := a.kubeRestore(ctx, r, sn, cfg, opts)
+			sum, err := a.kubeRestore(ctx, r, sn, cfg, opts, &vf, volumesOnly)
 			if err != nil {
 				return err
 			}
 			if sum.Partial() {
-				return &partialError{msg: fmt.Sprintf("%d objects could not be restored (listed above)", sum.Failed)}
+				return &partialError{msg: fmt.Sprintf("%d objects or volumes could not be restored (listed above)", sum.Failed)}
 			}
 			return nil
 		},
@@ -349,18 +381,41 @@ could not run, 3 some objects failed (each is listed).`,
 	fl.IntVarP(&workers, "jobs", "j", 8, "apply this many objects at once")
 	fl.StringArrayVar(&hosts, "host", nil, "with latest: only snapshots of this `host`")
 	fl.DurationVar(&crdWait, "crd-timeout", time.Minute, "how long to wait for restored CustomResourceDefinitions to be served")
+	vf.add(cmd, false)
+	fl.BoolVar(&volumesOnly, "volumes-only", false, "restore no objects, only write the volume files back into the claims' volumes on this node (e.g. once CSI volumes are mounted)")
 	return cmd
 }
 
 // kubeRestore restores snapshot sn into the cluster of cfg and prints
 // each object's outcome and a summary.
-func (a *App) kubeRestore(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, cfg *rest.Config, o kube.RestoreOptions) (*kube.Summary, error) {
+//
+// With vf.volumes, the volume files are written back after the claims are
+// restored and before workloads; with volumesOnly, only that is done.
+// Volumes whose data could not be written count as failed objects.
+func (a *App) kubeRestore(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, cfg *rest.Config, o kube.RestoreOptions, vf *kubeVolumeFlags, volumesOnly bool) (*kube.Summary, error) {
 	clients, err := kube.NewClients(cfg)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
 	tree := streamtree.NewReader(r, sn.Tree)
+	volFailed := 0
+	if vf != nil && (vf.volumes || volumesOnly) {
+		if o.DryRun {
+			return nil, errors.New("--volumes cannot be combined with --dry-run")
+		}
+		o.BeforeWorkloads = func(ctx context.Context) error {
+			var err error
+			volFailed, err = a.kubeRestoreVolumes(ctx, tree, cfg, *vf, o.NamespaceMapping, &o.Filter)
+			return err
+		}
+	}
+	if volumesOnly {
+		if err := o.BeforeWorkloads(ctx); err != nil {
+			return nil, err
+		}
+		return &kube.Summary{Failed: volFailed}, nil
+	}
 	user := o.Report
 	o.Report = func(res kube.Result) {
 		if user != nil {
@@ -372,6 +427,7 @@ func (a *App) kubeRestore(ctx context.Context, r *repository.Repository, sn *sna
 	if err != nil {
 		return sum, fmt.Errorf("restore snapshot %s: %w", sn.ShortID(), err)
 	}
+	sum.Failed += volFailed
 	a.printKubeSummary(sn, sum, o.DryRun, time.Since(start))
 	return sum, nil
 }

@@ -1,9 +1,11 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 )
@@ -493,6 +496,17 @@ resourceModifierRules:
 	})
 }
 
+// forceDelete deletes an object and drops its finalizers.
+func (c *kubeClient) forceDelete(kind, ns, name string) {
+	c.t.Helper()
+	c.delete(kind, ns, name)
+	_, err := c.res(kind, ns).Patch(context.Background(), name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		c.t.Fatalf("drop finalizers of %s %s: %v", kind, name, err)
+	}
+	waitGone(c.t, c, kind, ns, name)
+}
+
 func waitGone(t *testing.T, kc *kubeClient, kind, ns, name string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -636,5 +650,121 @@ endpoints:
 	r = e.expect(1, "backup", "kubernetes", "--database", "postgres:data/missing")
 	if !strings.Contains(r.Stderr, "data/missing") || len(e.snapshots()) != before {
 		t.Errorf("missing service:\n%s", r)
+	}
+}
+
+// TestKubernetesVolumes backs up the files of a hostPath volume with the
+// objects, then restores claim, volume and files into a wiped directory,
+// the files written before the workload that uses them is created.
+func TestKubernetesVolumes(t *testing.T) {
+	k := testsrv.Kube(t)
+	dyn, err := dynamic.NewForConfig(k.Config())
+	must(t, err)
+	kc := &kubeClient{t: t, dyn: dyn}
+	kubeGVR["PersistentVolume"] = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumes"}
+	kubeGVR["PersistentVolumeClaim"] = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
+	dir := filepath.Join(t.TempDir(), "vol")
+	files := map[string][]byte{
+		"db/data.bin":        randBytes(21, 3<<20+17),
+		"db/config file.txt": []byte("max_connections = 100\n"),
+		"empty":              nil,
+	}
+	for name, data := range files {
+		writeFile(t, filepath.Join(dir, name), data)
+	}
+	must(t, os.Symlink("db/data.bin", filepath.Join(dir, "current")))
+	kc.apply(decodeYAMLDocs(t, fmt.Sprintf(`
+apiVersion: v1
+kind: Namespace
+metadata: {name: vol}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-data}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: manual
+  hostPath: {path: %q}
+  claimRef: {namespace: vol, name: data}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: vol}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: manual
+  volumeName: pv-data
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db, namespace: vol}
+spec:
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: registry.example/db:1, volumeMounts: [{name: data, mountPath: /data}]}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+`, dir)))
+	// Bind the claim, as the volume controller would.
+	pvc := kc.get("PersistentVolumeClaim", "vol", "data")
+	must(t, unstructured.SetNestedField(pvc.Object, "Bound", "status", "phase"))
+	_, err = kc.res("PersistentVolumeClaim", "vol").UpdateStatus(context.Background(), pvc, metav1.UpdateOptions{})
+	must(t, err)
+
+	e := initRepo(t)
+	e.env["KUBECONFIG"] = k.Kubeconfig
+	sum := e.mustRun("--json", "backup", "kubernetes", "--include-namespaces", "vol", "--volumes").Message(t, "summary")
+	id := str(sum["snapshot_id"])
+	ls := e.mustRun("ls", id).Stdout
+	for _, p := range []string{"/volumes/vol/data/db/data.bin", "/volumes/vol/data/current", "/cluster/core/persistentvolumes/pv-data.json"} {
+		if !strings.Contains(ls, p+"\n") {
+			t.Errorf("snapshot lacks %s:\n%s", p, ls)
+		}
+	}
+	man := e.mustRun("dump", id, "/kubernetes.json").Stdout
+	if !strings.Contains(man, `"vol/data"`) {
+		t.Errorf("manifest does not list the volume:\n%s", man)
+	}
+
+	// Lose everything: objects and files.
+	kc.delete("Deployment", "vol", "db")
+	// Protection finalizers wait for a controller there is none of.
+	kc.forceDelete("PersistentVolumeClaim", "vol", "data")
+	kc.forceDelete("PersistentVolume", "", "pv-data")
+	must(t, os.RemoveAll(dir))
+
+	r := e.mustRun("restore", "kubernetes", id, "--volumes", "-v")
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s not restored (%v)", name, err)
+		}
+	}
+	if target, err := os.Readlink(filepath.Join(dir, "current")); err != nil || target != "db/data.bin" {
+		t.Errorf("link = %q, %v", target, err)
+	}
+	// Volume data before workloads.
+	vi := strings.Index(r.Stdout, "volume vol/data restored")
+	di := strings.Index(r.Stdout, "deployments.apps vol/db")
+	if vi < 0 || di < 0 || vi > di {
+		t.Errorf("volume data was not written before the deployment was created:\n%s", r.Stdout)
+	}
+	if !kc.exists("Deployment", "vol", "db") || !kc.exists("PersistentVolumeClaim", "vol", "data") {
+		t.Errorf("objects not restored")
+	}
+
+	// A claim whose volume is not on this node fails its data, not the
+	// objects: exit 3.
+	must(t, os.RemoveAll(dir))
+	r = e.expect(3, "restore", "kubernetes", id, "--volumes", "--namespace-mapping", "vol=vol2")
+	if !strings.Contains(r.Stderr, "vol2/data not restored") {
+		t.Errorf("missing volume not reported:\n%s", r)
+	}
+	e.mustRun("restore", "kubernetes", id, "--volumes-only")
+	if _, err := os.Stat(filepath.Join(dir, "db", "data.bin")); err != nil {
+		t.Errorf("--volumes-only: %v", err)
 	}
 }

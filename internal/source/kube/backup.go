@@ -27,6 +27,11 @@ import (
 // backup.
 const ManifestName = "kubernetes.json"
 
+// TemporaryLabel marks objects Bunker makes for the length of one backup
+// (VolumeSnapshots, their clones and mover pods); they are never backed
+// up.
+const TemporaryLabel = "backup.bunker.dev/temporary"
+
 // ManifestVersion is the version of the tree layout this package writes.
 const ManifestVersion = 1
 
@@ -328,6 +333,9 @@ func ObjectPath(group, resource, namespace, name string) string {
 
 func (b *backup) writeObject(ctx context.Context, r Resource, obj map[string]any) error {
 	u := unstructured.Unstructured{Object: obj}
+	if u.GetLabels()[TemporaryLabel] == "true" {
+		return nil
+	}
 	name, ns := u.GetName(), u.GetNamespace()
 	if !r.Namespaced {
 		ns = ""

@@ -50,7 +50,7 @@ func ParseDatabase(s string) (Database, error) {
 	}
 	ns, svc, ok := strings.Cut(target, "/")
 	if !ok {
-		return d, fmt.Errorf("database %q: want NAMESPACE/SERVICE after %s:", s, kind)
+		return d, fmt.Errorf("database %q: want NAMESPACE/SERVICE after \"%s:\"", s, kind)
 	}
 	svc, d.Port, _ = strings.Cut(svc, ":")
 	d.Namespace, d.Service = ns, svc

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -257,7 +258,10 @@ func (f *finder) resolve(ctx context.Context, pvc *corev1.PersistentVolumeClaim,
 			return Volume{}, reason, err
 		}
 		v.Path = f.o.local(nodePath)
-		if fi, err := os.Stat(v.Path); err != nil || !fi.IsDir() {
+		fi, err := os.Stat(v.Path)
+		// A restore creates a directory that is missing (a new node).
+		missingOK := f.o.PreBound && errors.Is(err, fs.ErrNotExist)
+		if !missingOK && (err != nil || !fi.IsDir()) {
 			return Volume{}, fmt.Sprintf("%s: %s is not a directory on this node", v.Kind, nodePath), nil
 		}
 	case pv.Spec.CSI != nil:
