@@ -275,6 +275,7 @@ encrypted repositories, and restores them exactly.
 		a.runCommand(),
 		a.statusCommand(),
 		a.daemonCommand(),
+		a.operatorCommand(),
 		a.drillCommand(),
 	)
 	a.addSourceCommands(root)

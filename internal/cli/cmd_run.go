@@ -290,6 +290,27 @@ func (a *App) backupArgs(ctx context.Context, j *plan.Job) ([]string, map[string
 		args = append([]string{"backup"}, tags...)
 		args = append(args, "--stdin-from-command", "--stdin-filename", name, "--")
 		return append(args, s.Command...), env, nil
+	case "kubernetes":
+		args = append([]string{"backup", "kubernetes"}, tags...)
+		if s.Context != "" {
+			args = append(args, "--context", s.Context)
+		}
+		for _, ns := range s.IncludeNamespaces {
+			args = append(args, "--include-namespaces", ns)
+		}
+		for _, ns := range s.ExcludeNamespaces {
+			args = append(args, "--exclude-namespaces", ns)
+		}
+		if s.Volumes {
+			args = append(args, "--volumes")
+		}
+		if s.NodeRoot != "" {
+			args = append(args, "--node-root", s.NodeRoot)
+		}
+		if s.Jobs > 0 {
+			args = append(args, "--jobs", strconv.Itoa(s.Jobs))
+		}
+		return args, env, nil
 	case "postgres", "mysql", "mongodb":
 		db := dbSources[s.Type]
 		dsnVar = db.dsnVar

@@ -70,7 +70,7 @@ type Job struct {
 
 // Source says what a job backs up.
 type Source struct {
-	Type     string   `yaml:"type"` // files | stdin | postgres | mysql | mongodb
+	Type     string   `yaml:"type"` // files | stdin | postgres | mysql | mongodb | kubernetes
 	Paths    []string `yaml:"paths"`
 	Exclude  []string `yaml:"exclude"`
 	Command  []string `yaml:"command"`  // stdin: the command whose output is backed up
@@ -81,7 +81,16 @@ type Source struct {
 	Databases []string `yaml:"databases"`
 	Physical  bool     `yaml:"physical"`
 	Jobs      int      `yaml:"jobs"`
-	Positions `json:"-"`
+	// Kubernetes sources: the kubeconfig context ("" = current, or the
+	// pod's service account), namespace globs, and the volume files of
+	// the claims on this node (the node agent: node_root is where the
+	// node's filesystem is mounted, /host in deploy/kubernetes).
+	Context           string   `yaml:"context"`
+	IncludeNamespaces []string `yaml:"include_namespaces"`
+	ExcludeNamespaces []string `yaml:"exclude_namespaces"`
+	Volumes           bool     `yaml:"volumes"`
+	NodeRoot          string   `yaml:"node_root"`
+	Positions         `json:"-"`
 }
 
 // Copy is a copy of a job's snapshots in another repository.
@@ -423,7 +432,7 @@ func (p *Plan) check(d *decoder) {
 // eventKinds are the notification events a webhook may ask for.
 var eventKinds = []string{"failure", "rpo", "rto", "drill", "recovery", "321"}
 
-var sourceTypes = []string{"files", "stdin", "postgres", "mysql", "mongodb"}
+var sourceTypes = []string{"files", "stdin", "postgres", "mysql", "mongodb", "kubernetes"}
 
 func (s *Source) check(d *decoder) {
 	switch s.Type {
@@ -437,6 +446,10 @@ func (s *Source) check(d *decoder) {
 		}
 	case "postgres", "mysql", "mongodb":
 		checkSecret(d, s.Positions, "dsn", s.DSN, false)
+	case "kubernetes":
+		if s.NodeRoot != "" && !strings.HasPrefix(s.NodeRoot, "/") {
+			d.fail(s.Positions, "node_root", "", "node_root %q is not an absolute path", s.NodeRoot)
+		}
 	case "":
 		d.fail(s.Positions, "", "one of "+strings.Join(sourceTypes, ", "), "the source has no type")
 	default:

@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/operator"
+	"github.com/spf13/cobra"
+)
+
+func (a *App) operatorCommand() *cobra.Command {
+	var (
+		conn        kubeConnFlags
+		namespace   string
+		metrics     string
+		health      string
+		leader      bool
+		leaderNS    string
+		concurrency int
+		mode        string
+		image       string
+		sa          string
+		installCRDs bool
+		checkEvery  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "operator",
+		Short: "Run the Kubernetes operator: reconcile BackupRepository, Backup, Schedule and Restore objects",
+		Long: `Run the Bunker operator, a controller for the bunker.dev/v1alpha1 custom
+resources BackupRepository, Backup, Schedule and Restore (docs/OPERATOR.md,
+manifests in deploy/kubernetes/).
+
+A Backup or Restore runs in this process (--mode inprocess, the default:
+the same code as "bunker backup kubernetes" and "bunker restore
+kubernetes") or as a Kubernetes Job running the bunker image (--mode job).
+Results go to the objects' status and to Prometheus metrics on
+--metrics-addr. The operator survives restarts: a Backup that was running
+when it stopped is finished (or found already saved) on the next start,
+never repeated once completed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, _, err := a.kubeConfig(&conn)
+			if err != nil {
+				return err
+			}
+			if installCRDs {
+				if err := operator.InstallCRDs(ctx, cfg, time.Minute); err != nil {
+					return fmt.Errorf("install CRDs: %w", err)
+				}
+			}
+			level := slog.LevelInfo
+			if a.g.verbose > 0 {
+				level = slog.LevelDebug
+			}
+			var h slog.Handler = slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: level})
+			if a.g.json {
+				h = slog.NewJSONHandler(a.Stderr, &slog.HandlerOptions{Level: level})
+			}
+			op, err := operator.New(cfg, operator.Options{
+				Namespace: namespace, MetricsAddr: metrics, HealthAddr: health,
+				LeaderElection: leader, LeaderElectionNamespace: leaderNS,
+				Runner:      &cliRunner{parent: a, conn: conn},
+				Concurrency: concurrency, Mode: operator.Mode(mode), Image: image, ServiceAccount: sa,
+				CheckInterval: checkEvery, Logger: slog.New(h),
+			})
+			if err != nil {
+				return err
+			}
+			return op.Start(ctx)
+		},
+	}
+	conn.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&namespace, "namespace", "", "watch only this `namespace` (default: all)")
+	fl.StringVar(&metrics, "metrics-addr", ":8080", "serve Prometheus /metrics on this `address` (0 for none)")
+	fl.StringVar(&health, "health-addr", ":8081", "serve /healthz and /readyz on this `address` (0 for none)")
+	fl.BoolVar(&leader, "leader-elect", false, "with several replicas, let one work at a time (a Lease named bunker-operator)")
+	fl.StringVar(&leaderNS, "leader-election-namespace", "", "the Lease's `namespace` (default: the operator's own)")
+	fl.IntVar(&concurrency, "concurrency", 2, "run at most `N` backups and restores at once")
+	fl.StringVar(&mode, "mode", string(operator.ModeInProcess), "run backups and restores in this process (inprocess) or as Jobs (job)")
+	fl.StringVar(&image, "image", "", "with --mode job: the bunker container `image` the Jobs run")
+	fl.StringVar(&sa, "job-service-account", "bunker-job", "with --mode job: the Jobs' service account (in each namespace with Backups)")
+	fl.BoolVar(&installCRDs, "install-crds", false, "create or update the bunker.dev CRDs before starting")
+	fl.DurationVar(&checkEvery, "check-interval", 10*time.Minute, "check each BackupRepository this often")
+	return cmd
+}
+
+// cliRunner runs the operator's backups and restores as in-process bunker
+// commands, each with the repository and credentials in its own
+// environment (never on a command line).
+type cliRunner struct {
+	parent *App
+	conn   kubeConnFlags
+}
+
+// child returns an App whose environment holds the repository's
+// password and backend credentials (taking nothing of that kind from the
+// operator's own environment), with its output captured.
+func (r *cliRunner) child(repo operator.Repo) (*App, *bytes.Buffer, *bytes.Buffer) {
+	env := map[string]string{"BUNKER_PASSWORD": repo.Password}
+	for k, v := range repo.Env {
+		env[k] = v
+	}
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		switch k {
+		case "BUNKER_PASSWORD_FILE", "BUNKER_PASSWORD_COMMAND", "BUNKER_REPOSITORY":
+			return ""
+		}
+		return r.parent.Getenv(k)
+	}
+	var stdout, stderr bytes.Buffer
+	return &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: getenv}, &stdout, &stderr
+}
+
+// run runs one bunker command line against repo with --json and returns
+// its output and exit code (0 or 3). The error carries the command's own
+// error message.
+func (r *cliRunner) run(ctx context.Context, repo operator.Repo, args ...string) (string, int, error) {
+	full := []string{"--json", "-r", repo.URL}
+	full = append(full, args...)
+	if len(args) >= 2 && args[1] == "kubernetes" {
+		// The operator's own cluster access, before any "--".
+		var conn []string
+		if r.conn.kubeconfig != "" {
+			conn = append(conn, "--kubeconfig", r.conn.kubeconfig)
+		}
+		if r.conn.context != "" {
+			conn = append(conn, "--context", r.conn.context)
+		}
+		full = append(append(append([]string{}, full[:5]...), conn...), full[5:]...)
+	}
+	child, stdout, stderr := r.child(repo)
+	code := child.Run(ctx, full)
+	out := stdout.String()
+	if code != 0 && code != 3 {
+		if ctx.Err() != nil {
+			return out, code, ctx.Err()
+		}
+		msg, _ := lastJSON(out, "error")["error"].(string)
+		if msg == "" {
+			msg = lastLine(stderr.String())
+		}
+		return out, code, fmt.Errorf("bunker %s: %s (exit %d)", strings.Join(args[:min(2, len(args))], " "), msg, code)
+	}
+	return out, code, nil
+}
+
+func intOf(v any) int64 {
+	f, _ := v.(float64)
+	return int64(f)
+}
+
+func (r *cliRunner) Check(ctx context.Context, repo operator.Repo) error {
+	_, _, err := r.run(ctx, repo, "cat", "config")
+	return err
+}
+
+func (r *cliRunner) Backup(ctx context.Context, req operator.BackupRequest) (operator.BackupResult, error) {
+	out, _, err := r.run(ctx, req.Repo, operator.BackupArgs(req.Spec, req.Tags)...)
+	if err != nil {
+		return operator.BackupResult{}, err
+	}
+	sum := lastJSON(out, "summary")
+	if sum == nil {
+		return operator.BackupResult{}, errors.New("backup kubernetes printed no summary")
+	}
+	res := operator.BackupResult{BytesAdded: intOf(sum["bytes_added"])}
+	res.SnapshotID, _ = sum["snapshot_id"].(string)
+	if md, ok := sum["metadata"].(map[string]any); ok {
+		fmt.Sscan(fmt.Sprint(md["kubernetes_objects"]), &res.Objects)
+	}
+	return res, nil
+}
+
+// FindBackup reads "snapshots --json --tag TAG" (one JSON array).
+func (r *cliRunner) FindBackup(ctx context.Context, repo operator.Repo, tag string) (operator.BackupResult, bool, error) {
+	child, stdout, stderr := r.child(repo)
+	if code := child.Run(ctx, []string{"--json", "-r", repo.URL, "snapshots", "--tag", tag}); code != 0 {
+		if ctx.Err() != nil {
+			return operator.BackupResult{}, false, ctx.Err()
+		}
+		return operator.BackupResult{}, false, fmt.Errorf("list snapshots: %s (exit %d)", lastLine(stderr.String()), code)
+	}
+	var list []struct {
+		ID       string            `json:"id"`
+		Metadata map[string]string `json:"metadata"`
+		Summary  *struct {
+			BytesAdded int64 `json:"bytes_added"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &list); err != nil {
+		return operator.BackupResult{}, false, fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(list) == 0 {
+		return operator.BackupResult{}, false, nil
+	}
+	s := list[len(list)-1]
+	res := operator.BackupResult{SnapshotID: s.ID}
+	fmt.Sscan(s.Metadata["kubernetes_objects"], &res.Objects)
+	if s.Summary != nil {
+		res.BytesAdded = s.Summary.BytesAdded
+	}
+	return res, true, nil
+}
+
+func (r *cliRunner) Restore(ctx context.Context, req operator.RestoreRequest) (operator.RestoreResult, error) {
+	out, code, err := r.run(ctx, req.Repo, operator.RestoreArgs(req.Spec, req.Snapshot)...)
+	if err != nil {
+		return operator.RestoreResult{}, err
+	}
+	sum := lastJSON(out, "summary")
+	if sum == nil {
+		return operator.RestoreResult{}, errors.New("restore kubernetes printed no summary")
+	}
+	return operator.RestoreResult{
+		Restored: int(intOf(sum["created"]) + intOf(sum["updated"])),
+		Skipped:  int(intOf(sum["skipped"]) + intOf(sum["unchanged"])),
+		Failed:   int(intOf(sum["failed"])),
+		Partial:  code == 3,
+	}, nil
+}
