@@ -276,6 +276,7 @@ encrypted repositories, and restores them exactly.
 		a.statusCommand(),
 		a.daemonCommand(),
 		a.operatorCommand(),
+		a.agentCommand(),
 		a.drillCommand(),
 	)
 	a.addSourceCommands(root)

@@ -185,6 +185,7 @@ func (a *App) kubeBackup(ctx context.Context, req kubeBackupRequest) (*snapshot.
 			return map[string]string{
 				"kubernetes_cluster": req.cluster, "kubernetes_server": m.Server,
 				"kubernetes_objects": strconv.Itoa(m.Objects), "kubernetes_namespaces": strconv.Itoa(len(m.Namespaces)),
+				"kubernetes_volumes": strconv.Itoa(len(m.Volumes)),
 			}, nil
 		},
 	})

@@ -28,6 +28,7 @@ func (a *App) operatorCommand() *cobra.Command {
 		sa          string
 		installCRDs bool
 		checkEvery  time.Duration
+		nodeVolumes bool
 	)
 	cmd := &cobra.Command{
 		Use:   "operator",
@@ -66,7 +67,7 @@ never repeated once completed.`,
 			op, err := operator.New(cfg, operator.Options{
 				Namespace: namespace, MetricsAddr: metrics, HealthAddr: health,
 				LeaderElection: leader, LeaderElectionNamespace: leaderNS,
-				Runner:      &cliRunner{parent: a, conn: conn},
+				Runner:      &cliRunner{parent: a, conn: conn, nodeVolumes: nodeVolumes},
 				Concurrency: concurrency, Mode: operator.Mode(mode), Image: image, ServiceAccount: sa,
 				CheckInterval: checkEvery, Logger: slog.New(h),
 			})
@@ -89,6 +90,7 @@ never repeated once completed.`,
 	fl.StringVar(&sa, "job-service-account", "bunker-job", "with --mode job: the Jobs' service account (in each namespace with Backups)")
 	fl.BoolVar(&installCRDs, "install-crds", false, "create or update the bunker.dev CRDs before starting")
 	fl.DurationVar(&checkEvery, "check-interval", 10*time.Minute, "check each BackupRepository this often")
+	fl.BoolVar(&nodeVolumes, "node-volumes", true, "back up the volume files of Backups with volumes: true in this process (a single-node cluster, or the operator outside the cluster); false leaves them to the node agents (bunker agent)")
 	return cmd
 }
 
@@ -98,6 +100,9 @@ never repeated once completed.`,
 type cliRunner struct {
 	parent *App
 	conn   kubeConnFlags
+	// nodeVolumes backs up the volume files this process can reach; off,
+	// Backups with volumes: true leave them to the node agents.
+	nodeVolumes bool
 }
 
 // child returns an App whose environment holds the repository's
@@ -166,7 +171,11 @@ func (r *cliRunner) Check(ctx context.Context, repo operator.Repo) error {
 }
 
 func (r *cliRunner) Backup(ctx context.Context, req operator.BackupRequest) (operator.BackupResult, error) {
-	out, _, err := r.run(ctx, req.Repo, operator.BackupArgs(req.Spec, req.Tags)...)
+	spec := req.Spec
+	if !r.nodeVolumes {
+		spec.Volumes = false
+	}
+	out, _, err := r.run(ctx, req.Repo, operator.BackupArgs(spec, req.Tags)...)
 	if err != nil {
 		return operator.BackupResult{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/operator"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -766,5 +767,102 @@ spec:
 	e.mustRun("restore", "kubernetes", id, "--volumes-only")
 	if _, err := os.Stat(filepath.Join(dir, "db", "data.bin")); err != nil {
 		t.Errorf("--volumes-only: %v", err)
+	}
+}
+
+// TestKubernetesAgent: the node agent backs up the volume files of a
+// completed Backup with volumes: true for the volumes on its node, records
+// the snapshot on the Backup, and does not do it twice.
+func TestKubernetesAgent(t *testing.T) {
+	k := testsrv.Kube(t)
+	must(t, operator.InstallCRDs(context.Background(), k.Config(), time.Minute))
+	dyn, err := dynamic.NewForConfig(k.Config())
+	must(t, err)
+	kc := &kubeClient{t: t, dyn: dyn}
+	for kind, gvr := range map[string]schema.GroupVersionResource{
+		"PersistentVolume":      {Version: "v1", Resource: "persistentvolumes"},
+		"PersistentVolumeClaim": {Version: "v1", Resource: "persistentvolumeclaims"},
+		"BackupRepository":      {Group: "bunker.dev", Version: "v1alpha1", Resource: "backuprepositories"},
+		"Backup":                {Group: "bunker.dev", Version: "v1alpha1", Resource: "backups"},
+	} {
+		kubeGVR[kind] = gvr
+	}
+	e := initRepo(t)
+	e.env["KUBECONFIG"] = k.Kubeconfig
+	dir := filepath.Join(t.TempDir(), "vol")
+	writeFile(t, filepath.Join(dir, "data.txt"), []byte("on node n1\n"))
+	kc.apply(decodeYAMLDocs(t, fmt.Sprintf(`
+apiVersion: v1
+kind: Namespace
+metadata: {name: app}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: repo, namespace: app}
+stringData: {password: %q}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-n1}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: local
+  local: {path: %q}
+  claimRef: {namespace: app, name: data}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [n1]}]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: app}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: local
+  volumeName: pv-n1
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: bunker.dev/v1alpha1
+kind: BackupRepository
+metadata: {name: main, namespace: app}
+spec:
+  url: %q
+  passwordSecretRef: {name: repo, key: password}
+---
+apiVersion: bunker.dev/v1alpha1
+kind: Backup
+metadata: {name: nightly, namespace: app}
+spec: {repository: main, includeNamespaces: [app], volumes: true}
+`, testPassword, dir, e.repo)))
+	for kind, name := range map[string]string{"PersistentVolumeClaim": "data", "Backup": "nightly"} {
+		o := kc.get(kind, "app", name)
+		phase := "Bound"
+		if kind == "Backup" {
+			phase = "Completed" // as the operator leaves it
+		}
+		must(t, unstructured.SetNestedField(o.Object, phase, "status", "phase"))
+		_, err := kc.res(kind, "app").UpdateStatus(context.Background(), o, metav1.UpdateOptions{})
+		must(t, err)
+	}
+
+	// Node n2 has none of the volumes: it records "none".
+	e.mustRun("agent", "--once", "--node", "n2")
+	if got := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n2"]; got != "none" {
+		t.Errorf("n2 annotation = %q, want none", got)
+	}
+	e.mustRun("agent", "--once", "--node", "n1")
+	id := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n1"]
+	if len(id) != 64 {
+		t.Fatalf("n1 annotation = %q, want a snapshot ID", id)
+	}
+	if got := e.mustRun("dump", id, "/volumes/app/data/data.txt").Stdout; got != "on node n1\n" {
+		t.Errorf("volume file = %q", got)
+	}
+	n := len(e.snapshots())
+	e.mustRun("agent", "--once", "--node", "n1")
+	if len(e.snapshots()) != n {
+		t.Errorf("the agent backed up the same Backup twice")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
 )
@@ -40,13 +41,30 @@ func (o *Operator) repository(ctx context.Context, ns, name string) (*v1alpha1.B
 // resolve reads the repository's Secrets (uncached: the operator keeps
 // no copy of them) and returns what the Runner needs.
 func (o *Operator) resolve(ctx context.Context, r *v1alpha1.BackupRepository) (Repo, error) {
+	return resolveWith(ctx, o.reader, r)
+}
+
+// ResolveRepository reads the BackupRepository ns/name and its Secrets
+// through c and returns what a Runner needs (the node agent's way in).
+func ResolveRepository(ctx context.Context, c client.Reader, ns, name string) (Repo, error) {
+	var r v1alpha1.BackupRepository
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &r); err != nil {
+		if apierrors.IsNotFound(err) {
+			return Repo{}, &missingError{what: fmt.Sprintf("BackupRepository %s/%s", ns, name)}
+		}
+		return Repo{}, fmt.Errorf("get BackupRepository %s/%s: %w", ns, name, err)
+	}
+	return resolveWith(ctx, c, &r)
+}
+
+func resolveWith(ctx context.Context, reader client.Reader, r *v1alpha1.BackupRepository) (Repo, error) {
 	repo := Repo{URL: r.Spec.URL}
 	ref := r.Spec.PasswordSecretRef
 	key := ref.Key
 	if key == "" {
 		key = "password"
 	}
-	sec, err := o.secret(ctx, r.Namespace, ref.Name)
+	sec, err := getSecret(ctx, reader, r.Namespace, ref.Name)
 	if err != nil {
 		return Repo{}, err
 	}
@@ -59,7 +77,7 @@ func (o *Operator) resolve(ctx context.Context, r *v1alpha1.BackupRepository) (R
 		return Repo{}, fmt.Errorf("key %q of Secret %s/%s is empty", key, r.Namespace, ref.Name)
 	}
 	if r.Spec.EnvSecretRef != nil {
-		env, err := o.secret(ctx, r.Namespace, r.Spec.EnvSecretRef.Name)
+		env, err := getSecret(ctx, reader, r.Namespace, r.Spec.EnvSecretRef.Name)
 		if err != nil {
 			return Repo{}, err
 		}
@@ -71,9 +89,9 @@ func (o *Operator) resolve(ctx context.Context, r *v1alpha1.BackupRepository) (R
 	return repo, nil
 }
 
-func (o *Operator) secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+func getSecret(ctx context.Context, reader client.Reader, ns, name string) (*corev1.Secret, error) {
 	var s corev1.Secret
-	if err := o.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &missingError{what: fmt.Sprintf("Secret %s/%s", ns, name)}
 		}
@@ -118,3 +136,6 @@ func truncate(s string, n int) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// Redact replaces the repository's secrets in msg with "[redacted]".
+func (repo Repo) Redact(msg string) string { return repo.redact(msg) }

@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/operator"
+	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// agentAnnotationPrefix marks, per node, that the node agent has backed up
+// its volumes for a Backup: the value is the snapshot ID, or "none".
+const agentAnnotationPrefix = "volumes.bunker.dev/"
+
+func (a *App) agentCommand() *cobra.Command {
+	var (
+		conn      kubeConnFlags
+		vf        kubeVolumeFlags
+		namespace string
+		interval  time.Duration
+		once      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent: back up this node's volume files for Backups with volumes: true",
+		Long: `Run the node agent (one per node, the DaemonSet in deploy/kubernetes/agent.yaml).
+
+Every --interval it looks for Backup objects with spec.volumes true that
+the operator has completed and that this node has not served yet. For each,
+it backs up the files of the claims in the Backup's namespaces whose
+volumes are on this node (hostPath, local, CSI through the kubelet's pod
+directories) into the Backup's repository: one snapshot per node, tagged
+like the Backup and bunker.dev/node=<node>, holding volumes/<ns>/<claim>/
+and the claims. It then records the snapshot on the Backup as the
+annotation volumes.bunker.dev/<node> ("none" when the node had none).
+
+The node is $NODE_NAME (--node), its root filesystem is mounted at
+$BUNKER_NODE_ROOT (--node-root). Restore a node's volume data on that node
+with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if vf.node == "" {
+				vf.node = a.Getenv("NODE_NAME")
+			}
+			if vf.nodeRoot == "" {
+				vf.nodeRoot = a.Getenv("BUNKER_NODE_ROOT")
+			}
+			if vf.node == "" {
+				return fmt.Errorf("agent: the node's name is unknown: set --node or $NODE_NAME")
+			}
+			cfg, _, err := a.kubeConfig(&conn)
+			if err != nil {
+				return err
+			}
+			c, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+			if err != nil {
+				return fmt.Errorf("kubernetes client: %w", err)
+			}
+			runner := &cliRunner{parent: a, conn: conn, nodeVolumes: true}
+			for {
+				if err := a.agentPass(ctx, c, runner, &vf, namespace); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					a.out.warnf("agent: %v", err)
+				}
+				if once {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(interval):
+				}
+			}
+		},
+	}
+	conn.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&vf.node, "node", "", "this node's `name` (default $NODE_NAME)")
+	fl.StringVar(&vf.nodeRoot, "node-root", "", "where the node's root filesystem is mounted (default $BUNKER_NODE_ROOT, else /)")
+	fl.StringVar(&vf.kubeletDir, "kubelet-dir", "/var/lib/kubelet", "the kubelet's directory on the node")
+	fl.StringVar(&namespace, "namespace", "", "serve Backups of this `namespace` only (default: all)")
+	fl.DurationVar(&interval, "interval", 15*time.Second, "look for work this often")
+	fl.BoolVar(&once, "once", false, "one pass, then exit")
+	return cmd
+}
+
+// agentPass serves every completed volume Backup this node has not
+// served yet.
+func (a *App) agentPass(ctx context.Context, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string) error {
+	var list v1alpha1.BackupList
+	var opts []client.ListOption
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	if err := c.List(ctx, &list, opts...); err != nil {
+		return fmt.Errorf("list Backups: %w", err)
+	}
+	key := agentAnnotationPrefix + vf.node
+	for i := range list.Items {
+		b := &list.Items[i]
+		if !b.Spec.Volumes || b.Status.Phase != v1alpha1.BackupCompleted || b.Annotations[key] != "" {
+			continue
+		}
+		repo, err := operator.ResolveRepository(ctx, c, b.Namespace, b.Spec.Repository)
+		if err != nil {
+			a.out.warnf("agent: Backup %s/%s: %v", b.Namespace, b.Name, err)
+			continue
+		}
+		args := []string{"backup", "kubernetes", "--volumes", "--node", vf.node, "--kubelet-dir", vf.kubeletDir,
+			"--include-resources", "persistentvolumeclaims", "--cluster-resources", "off",
+			"--tag", fmt.Sprintf("%s=%s/%s/%s", v1alpha1.TagBackup, b.Namespace, b.Name, b.UID),
+			"--tag", "bunker.dev/node=" + vf.node}
+		if vf.nodeRoot != "" {
+			args = append(args, "--node-root", vf.nodeRoot)
+		}
+		for _, ns := range b.Spec.IncludeNamespaces {
+			args = append(args, "--include-namespaces", ns)
+		}
+		for _, ns := range b.Spec.ExcludeNamespaces {
+			args = append(args, "--exclude-namespaces", ns)
+		}
+		out, _, err := runner.run(ctx, repo, args...)
+		if err != nil {
+			a.out.warnf("agent: Backup %s/%s: %s", b.Namespace, b.Name, repo.Redact(err.Error()))
+			continue
+		}
+		value := "none"
+		if sum := lastJSON(out, "summary"); sum != nil {
+			if md, ok := sum["metadata"].(map[string]any); ok && md["kubernetes_volumes"] != "0" {
+				value, _ = sum["snapshot_id"].(string)
+			}
+		}
+		patch := client.MergeFrom(b.DeepCopy())
+		if b.Annotations == nil {
+			b.Annotations = map[string]string{}
+		}
+		b.Annotations[key] = value
+		if err := c.Patch(ctx, b, patch); err != nil {
+			return fmt.Errorf("annotate Backup %s/%s: %w", b.Namespace, b.Name, err)
+		}
+		a.out.textf("Backup %s/%s: volumes of node %s: %s", b.Namespace, b.Name, vf.node, value)
+	}
+	return nil
+}
