@@ -78,16 +78,21 @@ type BackupOptions struct {
 
 // Validate checks the options.
 func (o *BackupOptions) Validate() error {
-	if err := o.Filter.Validate(); err != nil {
+	return validateSelection(&o.Filter, o.LabelSelector, o.ClusterResources)
+}
+
+// validateSelection checks what backups and restores select by.
+func validateSelection(f *Filter, selector, cluster string) error {
+	if err := f.Validate(); err != nil {
 		return err
 	}
-	if _, err := labels.Parse(o.LabelSelector); err != nil {
-		return fmt.Errorf("label selector %q: %w", o.LabelSelector, err)
+	if _, err := labels.Parse(selector); err != nil {
+		return fmt.Errorf("label selector %q: %w", selector, err)
 	}
-	switch o.ClusterResources {
+	switch cluster {
 	case "", ClusterAuto, ClusterOn, ClusterOff:
 	default:
-		return fmt.Errorf("cluster resources %q: want auto, on or off", o.ClusterResources)
+		return fmt.Errorf("cluster resources %q: want auto, on or off", cluster)
 	}
 	return nil
 }

@@ -76,16 +76,8 @@ type RestoreOptions struct {
 
 // Validate checks the options.
 func (o *RestoreOptions) Validate() error {
-	if err := o.Filter.Validate(); err != nil {
+	if err := validateSelection(&o.Filter, o.LabelSelector, o.ClusterResources); err != nil {
 		return err
-	}
-	if _, err := labels.Parse(o.LabelSelector); err != nil {
-		return fmt.Errorf("label selector %q: %w", o.LabelSelector, err)
-	}
-	switch o.ClusterResources {
-	case "", ClusterAuto, ClusterOn, ClusterOff:
-	default:
-		return fmt.Errorf("cluster resources %q: want auto, on or off", o.ClusterResources)
 	}
 	switch o.Existing {
 	case "", ExistingSkip, ExistingUpdate:
