@@ -2,12 +2,17 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/operator"
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
+	"github.com/bunkerbackup/bunker/internal/source/kube"
+	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -62,7 +67,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 			}
 			runner := &cliRunner{parent: a, conn: conn, nodeVolumes: true}
 			for {
-				if err := a.agentPass(ctx, c, runner, &vf, namespace); err != nil {
+				if err := a.agentPass(ctx, cfg, c, runner, &vf, namespace); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
@@ -92,7 +97,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 
 // agentPass serves every completed volume Backup this node has not
 // served yet.
-func (a *App) agentPass(ctx context.Context, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string) error {
+func (a *App) agentPass(ctx context.Context, cfg *rest.Config, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string) error {
 	var list v1alpha1.BackupList
 	var opts []client.ListOption
 	if namespace != "" {
@@ -101,39 +106,26 @@ func (a *App) agentPass(ctx context.Context, c client.Client, runner *cliRunner,
 	if err := c.List(ctx, &list, opts...); err != nil {
 		return fmt.Errorf("list Backups: %w", err)
 	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
 	key := agentAnnotationPrefix + vf.node
 	for i := range list.Items {
 		b := &list.Items[i]
 		if !b.Spec.Volumes || b.Status.Phase != v1alpha1.BackupCompleted || b.Annotations[key] != "" {
 			continue
 		}
-		repo, err := operator.ResolveRepository(ctx, c, b.Namespace, b.Spec.Repository)
-		if err != nil {
-			a.out.warnf("agent: Backup %s/%s: %v", b.Namespace, b.Name, err)
-			continue
-		}
-		args := []string{"backup", "kubernetes", "--volumes", "--node", vf.node, "--kubelet-dir", vf.kubeletDir,
-			"--include-resources", "persistentvolumeclaims", "--cluster-resources", "off",
-			"--tag", fmt.Sprintf("%s=%s/%s/%s", v1alpha1.TagBackup, b.Namespace, b.Name, b.UID),
-			"--tag", "bunker.dev/node=" + vf.node}
-		if vf.nodeRoot != "" {
-			args = append(args, "--node-root", vf.nodeRoot)
-		}
-		for _, ns := range b.Spec.IncludeNamespaces {
-			args = append(args, "--include-namespaces", ns)
-		}
-		for _, ns := range b.Spec.ExcludeNamespaces {
-			args = append(args, "--exclude-namespaces", ns)
-		}
-		out, _, err := runner.run(ctx, repo, args...)
-		if err != nil {
-			a.out.warnf("agent: Backup %s/%s: %s", b.Namespace, b.Name, repo.Redact(err.Error()))
-			continue
-		}
 		value := "none"
-		if sum := lastJSON(out, "summary"); sum != nil {
-			if md, ok := sum["metadata"].(map[string]any); ok && md["kubernetes_volumes"] != "0" {
-				value, _ = sum["snapshot_id"].(string)
+		filter := kube.Filter{IncludeNamespaces: b.Spec.IncludeNamespaces, ExcludeNamespaces: b.Spec.ExcludeNamespaces}
+		vols, _, err := volume.Find(ctx, cs, a.findOptions(vf, filter.Namespace))
+		if err != nil {
+			return fmt.Errorf("Backup %s/%s: %w", b.Namespace, b.Name, err)
+		}
+		if len(vols) > 0 {
+			if value, err = a.agentBackup(ctx, c, runner, vf, b); err != nil {
+				a.out.warnf("agent: Backup %s/%s: %v", b.Namespace, b.Name, err)
+				continue
 			}
 		}
 		patch := client.MergeFrom(b.DeepCopy())
@@ -147,4 +139,35 @@ func (a *App) agentPass(ctx context.Context, c client.Client, runner *cliRunner,
 		a.out.textf("Backup %s/%s: volumes of node %s: %s", b.Namespace, b.Name, vf.node, value)
 	}
 	return nil
+}
+
+// agentBackup backs up this node's volumes for b and returns the
+// snapshot ID.
+func (a *App) agentBackup(ctx context.Context, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, b *v1alpha1.Backup) (string, error) {
+	repo, err := operator.ResolveRepository(ctx, c, b.Namespace, b.Spec.Repository)
+	if err != nil {
+		return "", err
+	}
+	args := []string{"backup", "kubernetes", "--volumes", "--node", vf.node, "--kubelet-dir", vf.kubeletDir,
+		"--include-resources", "persistentvolumeclaims", "--cluster-resources", "off",
+		"--tag", fmt.Sprintf("%s=%s/%s/%s", v1alpha1.TagBackup, b.Namespace, b.Name, b.UID),
+		"--tag", "bunker.dev/node=" + vf.node}
+	if vf.nodeRoot != "" {
+		args = append(args, "--node-root", vf.nodeRoot)
+	}
+	for _, ns := range b.Spec.IncludeNamespaces {
+		args = append(args, "--include-namespaces", ns)
+	}
+	for _, ns := range b.Spec.ExcludeNamespaces {
+		args = append(args, "--exclude-namespaces", ns)
+	}
+	out, _, err := runner.run(ctx, repo, args...)
+	if err != nil {
+		return "", errors.New(repo.Redact(err.Error()))
+	}
+	id, _ := lastJSON(out, "summary")["snapshot_id"].(string)
+	if id == "" {
+		return "", errors.New("backup kubernetes printed no snapshot ID")
+	}
+	return id, nil
 }

@@ -847,10 +847,14 @@ spec: {repository: main, includeNamespaces: [app], volumes: true}
 		must(t, err)
 	}
 
-	// Node n2 has none of the volumes: it records "none".
+	// Node n2 has none of the volumes: it records "none" and saves
+	// nothing.
 	e.mustRun("agent", "--once", "--node", "n2")
 	if got := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n2"]; got != "none" {
 		t.Errorf("n2 annotation = %q, want none", got)
+	}
+	if n := len(e.snapshots()); n != 0 {
+		t.Errorf("node n2 saved %d snapshots", n)
 	}
 	e.mustRun("agent", "--once", "--node", "n1")
 	id := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n1"]
