@@ -119,3 +119,28 @@ func FuzzParse(f *testing.F) {
 		_, _ = Parse("fuzz.yaml", b, noEnv)
 	})
 }
+
+func TestKubernetesSource(t *testing.T) {
+	base, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := "      type: files\n      paths: [/home, /etc]\n      exclude: [\"*.tmp\", /home/*/.cache]\n"
+	to := "      type: kubernetes\n      context: prod\n      include_namespaces: [shop, \"team-*\"]\n      volumes: true\n      node_root: /host\n"
+	src := strings.Replace(string(base), from, to, 1)
+	if src == string(base) {
+		t.Fatal("files source not found in the example")
+	}
+	p, err := Parse("example.yaml", []byte(src), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Jobs[0].Source
+	if s.Type != "kubernetes" || s.Context != "prod" || len(s.IncludeNamespaces) != 2 || !s.Volumes || s.NodeRoot != "/host" {
+		t.Errorf("source = %+v", s)
+	}
+	bad := strings.Replace(src, "node_root: /host", "node_root: host", 1)
+	if _, err := Parse("example.yaml", []byte(bad), noEnv); err == nil || !strings.Contains(err.Error(), "not an absolute path") {
+		t.Errorf("relative node_root: %v", err)
+	}
+}
