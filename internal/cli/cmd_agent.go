@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/operator"
@@ -61,6 +62,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 			if err != nil {
 				return err
 			}
+			operator.SetGlobalLogger(slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 			c, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
 			if err != nil {
 				return fmt.Errorf("kubernetes client: %w", err)

@@ -468,7 +468,7 @@ resourceModifierRules:
 		_, err := kc.res("CustomResourceDefinition", "").Update(context.Background(), crd, metav1.UpdateOptions{})
 		must(t, err)
 		r := e.expect(3, "restore", "kubernetes", first, "--namespace-mapping", "shop=shop-strict")
-		if !strings.Contains(r.Stderr, "widgets.example.com shop-strict/huge") || !strings.Contains(r.Stderr, "1 objects could not be restored") {
+		if !strings.Contains(r.Stderr, "widgets.example.com shop-strict/huge") || !strings.Contains(r.Stderr, "1 objects or volumes could not be restored") {
 			t.Errorf("the refused object is not reported:\n%s", r)
 		}
 		for _, o := range objs {

@@ -51,6 +51,15 @@ type Clock interface {
 
 var setGlobalLogger sync.Once
 
+// SetGlobalLogger gives controller-runtime's global logger a handler, once
+// per process (later calls do nothing): parts of controller-runtime log
+// through it and print a stack trace to stderr when none was set. The
+// operator calls it with its own logger; so does anything else that uses a
+// controller-runtime client.
+func SetGlobalLogger(l *slog.Logger) {
+	setGlobalLogger.Do(func() { ctrllog.SetLogger(logr.FromSlogHandler(l.Handler())) })
+}
+
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
@@ -184,7 +193,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	// Parts of controller-runtime log through its global logger, and
 	// print a stack trace to stderr when none was set: the first
 	// operator's logger becomes it.
-	setGlobalLogger.Do(func() { ctrllog.SetLogger(logr.FromSlogHandler(opts.Logger.Handler())) })
+	SetGlobalLogger(opts.Logger)
 	m, err := newMetrics(opts.Registry)
 	if err != nil {
 		return nil, err
