@@ -35,11 +35,10 @@
 //     input with an error and are fuzzed. Errors about a hook name its
 //     pod and program, never its arguments (which may hold a password).
 //
-// Hooks run through the API server's pods/exec endpoint over WebSocket
-// (the v5/v4.channel.k8s.io protocol kubectl speaks), with a small client
-// in this package: client-go's remotecommand needs modules this module
-// does not require. A hook that times out is reported, but Kubernetes
-// cannot stop the command in the container.
+// Hooks run through the API server's pods/exec endpoint with client-go's
+// remotecommand, as kubectl does: WebSocket (v5/v4.channel.k8s.io), and
+// SPDY for API servers that cannot upgrade to it. A hook that times out
+// is reported, but Kubernetes cannot stop the command in the container.
 //
 // Save and Load need Linux; everything else builds everywhere.
 package volume

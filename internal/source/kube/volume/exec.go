@@ -68,13 +68,8 @@ func Exec(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface, h Hook
 	// under api/v1 of it.
 	u = u.JoinPath("api/v1/namespaces", h.Namespace, "pods", h.Pod, "exec")
 	u.RawQuery = q.Encode()
-	rt, closeIdle, err := execRoundTripper(cfg)
-	if err != nil {
-		return "", "", fmt.Errorf("hook %s: %w", h, err)
-	}
-	defer closeIdle()
 	out, errOut := &tailWriter{max: outputTail}, &tailWriter{max: outputTail}
-	err = streamExec(ctx, rt, u, out, errOut)
+	err = streamExec(ctx, cfg, u, out, errOut)
 	stdout, stderr = out.String(), errOut.String()
 	if err == nil {
 		return stdout, stderr, nil

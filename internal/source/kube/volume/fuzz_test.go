@@ -1,10 +1,6 @@
 package volume
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
-	"io"
 	"strings"
 	"testing"
 )
@@ -70,46 +66,6 @@ func FuzzHooksFromAnnotations(f *testing.F) {
 			if err := h.Validate(); err != nil || h.Timeout < 0 {
 				t.Fatalf("invalid hook %+v from %v: %v", h, ann, err)
 			}
-		}
-	})
-}
-
-// FuzzExecStream: whatever an API server sends on an exec stream is
-// read without a panic or an outsized allocation, and ends in a result.
-func FuzzExecStream(f *testing.F) {
-	frame := func(fin bool, op byte, p string) string {
-		b := op
-		if fin {
-			b |= 0x80
-		}
-		return string([]byte{b, byte(len(p))}) + p
-	}
-	f.Add(frame(true, 2, "\x01hello") + frame(true, 2, "\x03{\"status\":\"Success\"}") + frame(true, 8, "\x03\xe8"))
-	f.Add(frame(false, 2, "\x01he") + frame(true, 9, "ping") + frame(true, 0, "llo") + frame(true, 8, ""))
-	f.Add(frame(true, 2, `{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}`))
-	f.Add("\x82\x7f\x00\x00\x01\x00\x00\x00\x00\x00")
-	f.Add("\x82\x7e\x00\x05\x01abcd")
-	f.Fuzz(func(t *testing.T, stream string) {
-		c := &wsConn{r: bufio.NewReader(strings.NewReader(stream)), w: io.Discard}
-		var status []byte
-		total := 0
-		for {
-			msg, err := c.readMessage()
-			if err != nil {
-				break
-			}
-			total += len(msg)
-			if total > len(stream) {
-				t.Fatalf("read %d bytes of messages from a %d-byte stream", total, len(stream))
-			}
-			if len(msg) > 0 && msg[0] == chanError {
-				status = append(status, msg[1:]...)
-			}
-		}
-		err := execStatus(status)
-		var ee *ExitError
-		if errors.As(err, &ee) && !bytes.Contains(status, []byte("NonZeroExitCode")) {
-			t.Fatalf("an exit code from %q", status)
 		}
 	})
 }
