@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
@@ -21,7 +22,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
-	"github.com/spf13/cobra"
 )
 
 // pgConnFlags are how every PostgreSQL command reaches the server.
@@ -423,12 +423,10 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 	}
 	uid, gid := -1, -1
 	if o.owner != "" {
-		u, err := user.Lookup(o.owner)
-		if err != nil {
+		var err error
+		if uid, gid, err = source.LookupUser(o.owner); err != nil {
 			return fmt.Errorf("--owner: %w", err)
 		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
 		if err := chownTree(pgdata, uid, gid); err != nil {
 			return fmt.Errorf("--owner: %w", err)
 		}

@@ -8,15 +8,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/bunkerbackup/bunker/internal/source"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // BinlogFile is one archived binary log file.
@@ -526,12 +526,9 @@ func RestorePhysical(ctx context.Context, t source.Tree, o PhysicalRestoreOption
 	}
 	var uid, gid int = -1, -1
 	if o.Owner != "" {
-		u, err := user.Lookup(o.Owner)
-		if err != nil {
+		if uid, gid, err = source.LookupUser(o.Owner); err != nil {
 			return nil, fmt.Errorf("owner: %w", err)
 		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
 	}
 	dir, err := filepath.Abs(o.DataDir)
 	if err != nil {

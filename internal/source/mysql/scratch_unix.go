@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // Scratch is a throw-away MariaDB/MySQL server for restore drills: a
@@ -63,13 +63,11 @@ func StartScratch(ctx context.Context, toolDir string) (*Scratch, error) {
 	}
 	s := &Scratch{Dir: dir, exited: make(chan struct{})}
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("mysql")
+		uid, gid, err := source.LookupUser("mysql")
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("a database drill as root runs the scratch server as the mysql user: %w", err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
 		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		if err := os.Chown(dir, uid, gid); err != nil {
 			os.RemoveAll(dir)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // Scratch is a throw-away PostgreSQL cluster for restore drills: initdb
@@ -45,13 +47,11 @@ func StartScratch(ctx context.Context, binDir string) (*Scratch, error) {
 	}
 	s.Dir = dir
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
+		uid, gid, err := source.LookupUser("postgres")
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("a database drill as root runs the scratch server as the postgres user: %w", err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
 		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		if err := os.Chown(dir, uid, gid); err != nil {
 			os.RemoveAll(dir)
