@@ -112,14 +112,6 @@ func (k *KubeServer) startAPIServer(t testing.TB) {
 	})
 }
 
-// RestartAPIServer stops kube-apiserver (SIGKILL) and starts it again on
-// the same port and etcd: every object survives.
-func (k *KubeServer) RestartAPIServer(t testing.TB) {
-	t.Helper()
-	k.APIServer.Kill()
-	k.startAPIServer(t)
-}
-
 // Config returns a client configuration for the server, without
 // client-side rate limits.
 func (k *KubeServer) Config() *rest.Config {

@@ -347,7 +347,7 @@ func (b *backup) writeObject(ctx context.Context, r Resource, obj map[string]any
 	}
 	gr := r.GroupResource()
 	if gr == "persistentvolumeclaims" {
-		if v, _, _ := unstructuredString(obj, "spec", "volumeName"); v != "" {
+		if v := nestedString(obj, "spec", "volumeName"); v != "" {
 			b.mu.Lock()
 			b.pvs[v] = true
 			b.mu.Unlock()

@@ -94,8 +94,8 @@ func statusSubresources(ctx context.Context, dyn dynamic.Interface) map[string]b
 	}
 	out := map[string]bool{}
 	for _, crd := range list.Items {
-		group, _, _ := unstructuredString(crd.Object, "spec", "group")
-		plural, _, _ := unstructuredString(crd.Object, "spec", "names", "plural")
+		group := nestedString(crd.Object, "spec", "group")
+		plural := nestedString(crd.Object, "spec", "names", "plural")
 		versions, _ := nested(crd.Object, "spec", "versions").([]any)
 		status := false
 		for _, v := range versions {
@@ -121,14 +121,8 @@ func nested(obj map[string]any, keys ...string) any {
 	return cur
 }
 
-func unstructuredString(obj map[string]any, keys ...string) (string, bool, error) {
-	v := nested(obj, keys...)
-	if v == nil {
-		return "", false, nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", true, fmt.Errorf("%s is %T, not a string", strings.Join(keys, "."), v)
-	}
-	return s, true, nil
+// nestedString returns obj[k1][k2]… when it is a string, else "".
+func nestedString(obj map[string]any, keys ...string) string {
+	s, _ := nested(obj, keys...).(string)
+	return s
 }

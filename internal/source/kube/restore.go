@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -330,16 +331,16 @@ func readItems(ctx context.Context, tree source.Tree, workers int) ([]*item, err
 		}
 		return nil
 	}
-	if ok, err := exists(ctx, tree, "cluster"); err != nil {
+	top, err := listDirs(ctx, tree, "")
+	if err != nil {
 		return nil, err
-	} else if ok {
+	}
+	if slices.Contains(top, "cluster") {
 		if err := walkGroups("cluster", ""); err != nil {
 			return nil, err
 		}
 	}
-	if ok, err := exists(ctx, tree, "namespaces"); err != nil {
-		return nil, err
-	} else if ok {
+	if slices.Contains(top, "namespaces") {
 		nss, err := listDirs(ctx, tree, "namespaces")
 		if err != nil {
 			return nil, err
@@ -403,19 +404,6 @@ func decodeObject(b []byte, it *item) (map[string]any, error) {
 	return obj, nil
 }
 
-func exists(ctx context.Context, tree source.Tree, p string) (bool, error) {
-	root, err := tree.List(ctx, "")
-	if err != nil {
-		return false, fmt.Errorf("read backup: %w", err)
-	}
-	for _, e := range root {
-		if e.Name == p && e.Type == source.TypeDir {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 func listDirs(ctx context.Context, tree source.Tree, p string) ([]string, error) {
 	entries, err := tree.List(ctx, p)
 	if err != nil {
@@ -453,7 +441,7 @@ func (rs *restore) selectItems(items []*item) []*item {
 			needCRD[it.gr()] = true
 		}
 		if it.gr() == "persistentvolumeclaims" && it.obj != nil {
-			if v, _, _ := unstructuredString(it.obj, "spec", "volumeName"); v != "" {
+			if v := nestedString(it.obj, "spec", "volumeName"); v != "" {
 				needPV[v] = true
 			}
 		}
@@ -640,7 +628,7 @@ func (rs *restore) prepare(it *item) (map[string]any, string, error) {
 	}
 	switch gr {
 	case "secrets":
-		if t, _, _ := unstructuredString(u.Object, "type"); t == "kubernetes.io/service-account-token" {
+		if t := nestedString(u.Object, "type"); t == "kubernetes.io/service-account-token" {
 			return nil, "a service account token; the cluster issues its own", nil
 		}
 	case "namespaces":

@@ -115,8 +115,8 @@ func ResolveService(ctx context.Context, c *Clients, ns, name, port string) (str
 	if svcPort == 0 {
 		return "", fmt.Errorf("service %s/%s has no port %q", ns, name, port)
 	}
-	if t, _ := nested(svc.Object, "spec", "type").(string); t == "ExternalName" {
-		ext, _ := nested(svc.Object, "spec", "externalName").(string)
+	if nestedString(svc.Object, "spec", "type") == "ExternalName" {
+		ext := nestedString(svc.Object, "spec", "externalName")
 		if ext == "" {
 			return "", fmt.Errorf("service %s/%s is ExternalName without a name", ns, name)
 		}
@@ -152,7 +152,7 @@ func ResolveService(ctx context.Context, c *Clients, ns, name, port string) (str
 			}
 		}
 	}
-	if ip, _ := nested(svc.Object, "spec", "clusterIP").(string); ip != "" && ip != "None" {
+	if ip := nestedString(svc.Object, "spec", "clusterIP"); ip != "" && ip != "None" {
 		return net.JoinHostPort(ip, strconv.FormatInt(svcPort, 10)), nil
 	}
 	return "", fmt.Errorf("service %s/%s has no ready endpoint and no cluster IP", ns, name)
