@@ -13,7 +13,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -67,9 +66,13 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 			if err != nil {
 				return fmt.Errorf("kubernetes client: %w", err)
 			}
+			cs, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("kubernetes client: %w", err)
+			}
 			runner := &cliRunner{parent: a, conn: conn, nodeVolumes: true}
 			for {
-				if err := a.agentPass(ctx, cfg, c, runner, &vf, namespace); err != nil {
+				if err := a.agentPass(ctx, cs, c, runner, &vf, namespace); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
@@ -99,7 +102,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 
 // agentPass serves every completed volume Backup this node has not
 // served yet.
-func (a *App) agentPass(ctx context.Context, cfg *rest.Config, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string) error {
+func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string) error {
 	var list v1alpha1.BackupList
 	var opts []client.ListOption
 	if namespace != "" {
@@ -107,10 +110,6 @@ func (a *App) agentPass(ctx context.Context, cfg *rest.Config, c client.Client, 
 	}
 	if err := c.List(ctx, &list, opts...); err != nil {
 		return fmt.Errorf("list Backups: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
 	}
 	key := agentAnnotationPrefix + vf.node
 	for i := range list.Items {

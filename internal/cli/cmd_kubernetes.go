@@ -155,7 +155,7 @@ func (a *App) kubeBackup(ctx context.Context, req kubeBackupRequest) (*snapshot.
 				if vw, err = a.newKubeVolumeWork(req.cfg, clients, vf, req.hooks, &req.opts.Filter); err != nil {
 					return nil, err
 				}
-				post, err := a.kubePreHooks(ctx, vw, req.hooks.annotations, req.opts.Filter.Namespace)
+				post, err := a.kubePreHooks(ctx, vw)
 				if err != nil {
 					return nil, err
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -65,10 +66,12 @@ type kubeHooks struct {
 type kubeVolumeWork struct {
 	cfg   *rest.Config
 	cs    kubernetes.Interface
-	dyn   *kube.Clients
+	dyn   dynamic.Interface
 	find  volume.FindOptions
 	flags kubeVolumeFlags
-	hooks []volume.Hook // pre and post
+	hooks []volume.Hook // pre and post, from flags
+	// annotations adds the hooks pods declare.
+	annotations bool
 }
 
 func (a *App) newKubeVolumeWork(cfg *rest.Config, clients *kube.Clients, f kubeVolumeFlags, h kubeHooks, filter *kube.Filter) (*kubeVolumeWork, error) {
@@ -76,7 +79,7 @@ func (a *App) newKubeVolumeWork(cfg *rest.Config, clients *kube.Clients, f kubeV
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	w := &kubeVolumeWork{cfg: cfg, cs: cs, dyn: clients, flags: f, find: a.findOptions(&f, filter.Namespace)}
+	w := &kubeVolumeWork{cfg: cfg, cs: cs, dyn: clients.Dynamic, flags: f, find: a.findOptions(&f, filter.Namespace), annotations: h.annotations}
 	if err := w.find.Validate(); err != nil {
 		return nil, err
 	}
@@ -93,12 +96,12 @@ func (a *App) newKubeVolumeWork(cfg *rest.Config, clients *kube.Clients, f kubeV
 	return w, nil
 }
 
-// preHooks runs the pre hooks (flags, then pod annotations) and returns
+// kubePreHooks runs the pre hooks (flags, then pod annotations) and returns
 // the post hooks to run whatever happens next.
-func (a *App) kubePreHooks(ctx context.Context, w *kubeVolumeWork, annotations bool, ns func(string) bool) ([]volume.Hook, error) {
+func (a *App) kubePreHooks(ctx context.Context, w *kubeVolumeWork) ([]volume.Hook, error) {
 	hooks := w.hooks
-	if annotations {
-		ann, err := volume.HooksFromPods(ctx, w.cs, ns)
+	if w.annotations {
+		ann, err := volume.HooksFromPods(ctx, w.cs, w.find.Namespace)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +157,7 @@ func (a *App) kubeBackupVolumes(ctx context.Context, w *kubeVolumeWork, sink sou
 		src := v
 		var clone *volume.Clone
 		if w.flags.csiSnapshots && v.Kind == volume.KindCSI {
-			c, err := volume.SnapshotClone(ctx, w.cs, w.dyn.Dynamic, v.Namespace, v.PVC, volume.SnapshotOptions{
+			c, err := volume.SnapshotClone(ctx, w.cs, w.dyn, v.Namespace, v.PVC, volume.SnapshotOptions{
 				Class: w.flags.snapClass, Node: w.find.Node, Image: w.flags.moverImage, Timeout: w.flags.snapTimeout, Warn: warn,
 			}, w.find)
 			if err != nil {
