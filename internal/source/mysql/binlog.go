@@ -172,12 +172,8 @@ func (s *Source) showRows(ctx context.Context, q string) ([]map[string]string, e
 	}
 	var out []map[string]string
 	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanStrings(rows, len(cols))
+		if err != nil {
 			return nil, err
 		}
 		m := map[string]string{}
@@ -190,6 +186,17 @@ func (s *Source) showRows(ctx context.Context, q string) ([]map[string]string, e
 		return nil, fmt.Errorf("%s: %s: %w", s.Server(), q, s.conn.redact(err))
 	}
 	return out, nil
+}
+
+// scanStrings reads the current row's n columns as strings (NULL is not
+// Valid).
+func scanStrings(rows *sql.Rows, n int) ([]sql.NullString, error) {
+	vals := make([]sql.NullString, n)
+	ptrs := make([]any, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	return vals, rows.Scan(ptrs...)
 }
 
 // firstToArchive picks the file the copy starts with: the one after the

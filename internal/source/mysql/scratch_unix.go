@@ -4,7 +4,6 @@ package mysql
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -153,12 +152,8 @@ func (s *Scratch) Query(ctx context.Context, db, query string) (string, error) {
 	}
 	var out []string
 	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanStrings(rows, len(cols))
+		if err != nil {
 			return "", err
 		}
 		fields := make([]string, len(vals))
