@@ -145,15 +145,20 @@ func (c *Client) Dump(ctx context.Context, sink source.Sink, o DumpOptions) (*Ba
 		info.OplogStart, info.OplogEnd, info.OplogEntries = FormatTimestamp(oplogStart), FormatTimestamp(end), n
 		o.logf("oplog: %d entries from %s to %s", n, info.OplogStart, info.OplogEnd)
 	}
-	info.End = time.Now().UTC()
-	data, err := info.Encode()
-	if err != nil {
-		return nil, err
-	}
-	if err := source.WriteBytes(ctx, sink, Root+"/"+InfoFile, data, nil); err != nil {
+	if err := writeInfo(ctx, sink, info); err != nil {
 		return nil, err
 	}
 	return info, nil
+}
+
+// writeInfo stamps the backup's end and writes its info file, last.
+func writeInfo(ctx context.Context, sink source.Sink, info *BackupInfo) error {
+	info.End = time.Now().UTC()
+	data, err := info.Encode()
+	if err != nil {
+		return err
+	}
+	return source.WriteBytes(ctx, sink, Root+"/"+InfoFile, data, nil)
 }
 
 // systemKept are the system collections a dump keeps like user data.

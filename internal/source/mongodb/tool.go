@@ -158,12 +158,7 @@ func (c *Client) DumpArchive(ctx context.Context, tools Tools, sink source.Sink,
 	if size == 0 {
 		return nil, errors.New("mongodump wrote nothing")
 	}
-	info.End = time.Now().UTC()
-	data, err := info.Encode()
-	if err != nil {
-		return nil, err
-	}
-	if err := source.WriteBytes(ctx, sink, Root+"/"+InfoFile, data, nil); err != nil {
+	if err := writeInfo(ctx, sink, info); err != nil {
 		return nil, err
 	}
 	return info, nil
