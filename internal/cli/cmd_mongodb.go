@@ -60,11 +60,11 @@ func (a *App) mongoConfig(f *mongoConnFlags) (mongodb.Config, error) {
 		pf = a.Getenv("BUNKER_MONGODB_PASSWORD_FILE")
 	}
 	if pf != "" {
-		b, err := os.ReadFile(pf)
+		pw, err := readSecretFile(pf)
 		if err != nil {
 			return cfg, fmt.Errorf("--db-password-file: %w", err)
 		}
-		cfg.Password, cfg.PasswordSet = strings.TrimRight(string(b), "\r\n"), true
+		cfg.Password, cfg.PasswordSet = pw, true
 	}
 	return cfg, cfg.Validate()
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
@@ -62,11 +61,11 @@ func (f *mysqlConnFlags) conn(a *App) (mysql.Conn, error) {
 	}
 	switch {
 	case f.passwordFile != "":
-		b, err := os.ReadFile(f.passwordFile)
+		pw, err := readSecretFile(f.passwordFile)
 		if err != nil {
 			return c, fmt.Errorf("read the MySQL password file: %w", err)
 		}
-		c.Password = strings.TrimRight(string(b), "\r\n")
+		c.Password = pw
 	case c.Password == "":
 		c.Password = a.Getenv("MYSQL_PWD")
 	}

@@ -49,11 +49,11 @@ func (a *App) pgClient(f *pgConnFlags) (*postgres.Client, error) {
 		return nil, err
 	}
 	if f.passwordFile != "" {
-		b, err := os.ReadFile(f.passwordFile)
+		pw, err := readSecretFile(f.passwordFile)
 		if err != nil {
 			return nil, fmt.Errorf("--db-password-file: %w", err)
 		}
-		ci = ci.With("password", strings.TrimRight(string(b), "\r\n"))
+		ci = ci.With("password", pw)
 	}
 	var stderr io.Writer
 	if a.g.verbose > 0 {
