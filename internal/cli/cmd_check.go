@@ -78,9 +78,14 @@ The exit code is non-zero when anything harmful is found.`,
 				a.out.jsonLine(map[string]any{"message_type": "summary", "ok": res.OK(), "result": res, "duration_seconds": time.Since(start).Seconds()})
 			} else {
 				for _, p := range res.Problems {
-					if p.Harmless {
+					switch {
+					case p.Harmless && (p.Kind == "maint" || p.Kind == "sessions"):
+						// Ignored by every command, but a sign that someone
+						// writes to the store without the rules: always shown.
+						a.out.warnf("%s", p)
+					case p.Harmless:
 						a.out.infof("note: %s", p)
-					} else {
+					default:
 						fmt.Fprintf(a.Stdout, "error: %s\n", p)
 					}
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/format"
@@ -50,8 +51,67 @@ read and verified (use it after check --read-data reported damaged packs).`,
 	snaps.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only report what would change")
 	snaps.Flags().BoolVar(&keep, "keep-original", false, "keep the damaged original snapshots")
 	snaps.Flags().BoolVar(&readData, "read-data", false, "also read every data blob and treat damaged ones as lost")
-	cmd.AddCommand(idx, snaps, a.rollbackCommand())
+	var maintDry bool
+	maint := &cobra.Command{
+		Use:   "maint",
+		Short: "Remove unreadable maintenance and session objects",
+		Long: `Remove the objects in maint/ and sessions/ that no bunker wrote with this
+repository's key: damaged or planted plans, leases and sessions, and names no
+bunker uses. Every command already ignores them ('bunker check' names them);
+this deletes them, so it needs the credential that may delete.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.repairMaint(cmd.Context(), maintDry)
+		},
+	}
+	maint.Flags().BoolVarP(&maintDry, "dry-run", "n", false, "only list what would be removed")
+	cmd.AddCommand(idx, snaps, maint, a.rollbackCommand())
 	return cmd
+}
+
+func (a *App) repairMaint(ctx context.Context, dryRun bool) error {
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	_, damaged, err := r.PlansChecked(ctx)
+	if err != nil {
+		return err
+	}
+	bad, err := repository.UnreadableObjects(ctx, r)
+	if err != nil {
+		return err
+	}
+	for name, e := range damaged {
+		bad = append(bad, repository.Unreadable{Type: storage.MaintFile, Name: name, Reason: fmt.Sprintf("unreadable maintenance plan (%v)", e)})
+	}
+	slices.SortFunc(bad, func(x, y repository.Unreadable) int {
+		return strings.Compare(string(x.Type)+"/"+x.Name, string(y.Type)+"/"+y.Name)
+	})
+	removed := 0
+	for _, u := range bad {
+		if !dryRun {
+			if err := r.Backend().Remove(ctx, storage.Handle{Type: u.Type, Name: u.Name}); err != nil && !errors.Is(err, storage.ErrNotExist) {
+				return fmt.Errorf("remove %s/%s: %w", u.Type, u.Name, err)
+			}
+			removed++
+		}
+		if a.g.json {
+			a.out.jsonLine(map[string]any{"message_type": "object", "type": u.Type, "name": u.Name, "reason": u.Reason, "removed": !dryRun})
+		} else {
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			a.out.textf("%s %s/%s: %s", verb, u.Type, u.Name, u.Reason)
+		}
+	}
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "found": len(bad), "removed": removed, "dry_run": dryRun})
+	} else {
+		a.out.textf("%d unreadable objects found, %d removed", len(bad), removed)
+	}
+	return nil
 }
 
 func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {

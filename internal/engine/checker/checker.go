@@ -25,7 +25,7 @@ type ID = format.ID
 
 // Problem is one finding.
 type Problem struct {
-	Kind    string `json:"kind"` // index, pack, snapshot, tree, blob
+	Kind    string `json:"kind"` // index, pack, snapshot, tree, blob, maint, session
 	Object  string `json:"object"`
 	Message string `json:"message"`
 	// Harmless problems (unreferenced packs left by an interrupted backup)
@@ -113,12 +113,14 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 	for name, e := range errs {
 		c.add(Problem{Kind: "index", Object: name, Message: e.Error()})
 	}
-	var current []*index.File
-	for _, f := range index.Current(files) {
-		current = append(current, f)
+	// Every index file counts, superseded or not (a supersede claim comes
+	// from whoever wrote the file): a blob any of them locates is found.
+	var all []*index.File
+	for _, f := range files {
+		all = append(all, f)
 	}
-	r.Index().AddFiles(current)
-	plans, err := r.Plans(ctx)
+	r.Index().AddFiles(all)
+	plans, err := c.maintObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -440,4 +442,31 @@ func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pac
 		buf = plain
 	}
 	return bad, int64(len(data)), probs
+}
+
+// maintObjects loads the maintenance plans and names every object in
+// maint/ and sessions/ that no bunker wrote with this repository's key
+// (damaged or planted). Such objects are ignored by every command, so
+// they are harmless, but they are a sign that someone with write access
+// to the store is not playing by the rules; 'bunker repair maint' removes
+// them.
+func (c *Checker) maintObjects(ctx context.Context) ([]*repository.Plan, error) {
+	r := c.r
+	plans, damaged, err := r.PlansChecked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for name, e := range damaged {
+		c.add(Problem{Kind: "maint", Object: name, Harmless: true,
+			Message: fmt.Sprintf("unreadable maintenance plan, ignored (%v); 'bunker repair maint' removes it", e)})
+	}
+	bad, err := repository.UnreadableObjects(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range bad {
+		c.add(Problem{Kind: string(u.Type), Object: u.Name, Harmless: true,
+			Message: fmt.Sprintf("%s, ignored; 'bunker repair maint' removes it", u.Reason)})
+	}
+	return plans, nil
 }

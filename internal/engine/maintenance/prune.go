@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -38,15 +39,21 @@ type Options struct {
 
 // Result reports what prune did.
 type Result struct {
-	Snapshots       int      `json:"snapshots"`
-	PacksTotal      int      `json:"packs_total"`
-	PacksPlanned    int      `json:"packs_planned"`
-	BytesPlanned    int64    `json:"bytes_planned"`
-	PacksRepacked   int      `json:"packs_repacked"`
-	BlobsRepacked   int      `json:"blobs_repacked"`
-	PacksDeleted    int      `json:"packs_deleted"`
-	BytesDeleted    int64    `json:"bytes_deleted"`
-	PacksKept       int      `json:"packs_resurrected"`
+	Snapshots     int   `json:"snapshots"`
+	PacksTotal    int   `json:"packs_total"`
+	PacksPlanned  int   `json:"packs_planned"`
+	BytesPlanned  int64 `json:"bytes_planned"`
+	PacksRepacked int   `json:"packs_repacked"`
+	BlobsRepacked int   `json:"blobs_repacked"`
+	PacksDeleted  int   `json:"packs_deleted"`
+	BytesDeleted  int64 `json:"bytes_deleted"`
+	PacksKept     int   `json:"packs_resurrected"`
+	// UnreadablePlanned counts planned packs whose trailer could not be
+	// authenticated; only the index spoke for them.
+	UnreadablePlanned int `json:"planned_packs_unreadable,omitempty"`
+	// UnreadablePlans names maintenance plans that could not be read
+	// (damaged or planted): ignored; 'bunker repair maint' removes them.
+	UnreadablePlans []string `json:"unreadable_plans,omitempty"`
 	IndexCompacted  bool     `json:"index_compacted"`
 	IndexFilesGone  int      `json:"index_files_removed"`
 	PlansSwept      int      `json:"plans_swept"`
@@ -156,6 +163,17 @@ func acquireLease(ctx context.Context, r *repository.Repository) (*lease, error)
 				continue
 			}
 			return nil, serr
+		}
+		var held repository.SessionInfo
+		if lerr := r.LoadJSON(ctx, storage.MaintFile, leaseName, &held); lerr != nil && isBadBytes(lerr) {
+			// Not a lease any prune wrote (those are sealed with the
+			// key): damaged or planted. It must not keep maintenance
+			// away; take it over.
+			r.Logger().Warn("replacing an unreadable maintenance lease", "object", "maint/"+leaseName, "err", lerr)
+			if err := r.Backend().Remove(ctx, h); err != nil {
+				return nil, fmt.Errorf("remove unreadable maintenance lease: %w", err)
+			}
+			continue
 		}
 		now, nerr := storeNow(ctx, r)
 		if nerr != nil {
@@ -448,9 +466,17 @@ func repackBlobs(ctx context.Context, r *repository.Repository, packs []ID, cont
 
 // sweep carries out every plan that is due.
 func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Result, progress func(string)) error {
-	plans, err := r.Plans(ctx)
-	if err != nil || len(plans) == 0 {
+	plans, damaged, err := r.PlansChecked(ctx)
+	if err != nil {
 		return err
+	}
+	res.UnreadablePlans = res.UnreadablePlans[:0]
+	for name := range damaged {
+		res.UnreadablePlans = append(res.UnreadablePlans, name)
+	}
+	slices.Sort(res.UnreadablePlans)
+	if len(plans) == 0 {
+		return nil
 	}
 	sessions, err := r.Sessions(ctx)
 	if err != nil {
@@ -491,21 +517,21 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	}
 	progress("sweeping")
 	// Re-mark against the snapshots that exist now, with a fresh index
-	// that includes whatever writers committed meanwhile.
+	// that includes whatever writers committed meanwhile. Every index file
+	// counts as evidence, superseded or not: a claim to supersede is only
+	// as trustworthy as whoever wrote it.
 	fresh := index.New()
 	files, _, err := r.IndexFiles(ctx)
 	if err != nil {
 		return err
 	}
 	var loaded []ID
-	for id := range files {
+	var all []*index.File
+	for id, f := range files {
 		loaded = append(loaded, id)
+		all = append(all, f)
 	}
-	var current []*index.File
-	for _, f := range index.Current(files) {
-		current = append(current, f)
-	}
-	fresh.AddFiles(current)
+	fresh.AddFiles(all)
 	reach, _, err := reachable(ctx, r)
 	if err != nil {
 		return err
@@ -516,31 +542,31 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 			doomed[pk] = true
 		}
 	}
-	// Resurrect planned packs holding a reachable blob with no copy outside
-	// the doomed packs.
-	contents := fresh.PackContents()
-	for pk := range doomed {
-		for _, e := range contents[pk] {
-			if !reach.has(e.ID, e.Type) {
-				continue
-			}
-			other := false
-			for _, l := range fresh.LookupAll(e.ID, e.Type) {
-				if !doomed[l.Pack] {
-					other = true
-					break
-				}
-			}
-			if !other {
-				delete(doomed, pk)
-				res.PacksKept++
-				break
-			}
-		}
-	}
 	stored, err := storedPacks(ctx, r)
 	if err != nil {
 		return err
+	}
+	// Resurrect planned packs that hold a reachable blob, by their own
+	// trailer or by any index file, with no proven copy outside the doomed
+	// packs.
+	contents := fresh.PackContents()
+	prover := &copyProver{r: r, idx: fresh, doomed: maps.Clone(doomed), stored: stored, proven: map[[33]byte]bool{}}
+	verdicts, err := prover.judgeAll(ctx, contents, reach)
+	if err != nil {
+		return err
+	}
+	for pk, v := range verdicts {
+		if v.unreadable != nil {
+			res.UnreadablePlanned++
+		}
+		if !v.keep {
+			continue
+		}
+		delete(doomed, pk)
+		res.PacksKept++
+		if len(v.unindexed) > 0 {
+			fresh.AddPack(pk, v.unindexed)
+		}
 	}
 	planned := map[ID]bool{}
 	for _, p := range plans {

@@ -94,8 +94,17 @@ func (r *Repository) ExtensionDue(ctx context.Context, now time.Time) (bool, err
 	switch {
 	case errors.Is(err, storage.ErrNotExist):
 		l.Until = r.cfg.Created.Add(lc.Retention)
+	case err != nil && isDecodeError(err):
+		// Damaged or planted: extending again is the safe side.
+		r.log.Warn("unreadable retention ledger; extending retention now", "object", "maint/"+ledgerName, "err", err)
+		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("load retention ledger: %w", err)
+	}
+	if l.Until.After(now.Add(lc.Retention)) {
+		// No extension reaches that far: the ledger lies.
+		r.log.Warn("retention ledger claims an extension beyond the retention period; extending retention now", "until", l.Until)
+		return true, nil
 	}
 	return l.Until.Sub(now) < lc.Retention/2, nil
 }

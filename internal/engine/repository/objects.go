@@ -158,8 +158,9 @@ func (r *Repository) IndexFiles(ctx context.Context) (map[ID]*index.File, map[st
 	return files, errs, nil
 }
 
-// LoadIndex reads the index files that no other file supersedes into the
-// in-memory index and excludes the packs that maintenance plans tombstone.
+// LoadIndex reads every index file into the in-memory index and excludes
+// the packs that maintenance plans tombstone and the packs that only
+// superseded index files name.
 // Damaged index files are skipped with a warning (their packs are found
 // again by `repair index`), unless strict is set. Calling it again loads
 // only index files that appeared since (RefreshIndex).
@@ -180,14 +181,39 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 	if r.loaded == nil {
 		r.loaded = map[ID]bool{}
 	}
+	// Every index file is loaded, superseded or not: a file's claim to
+	// supersede others comes from whoever wrote it (any writer holds the
+	// key), so it may hide nothing from readers. It only decides which
+	// copies writers may deduplicate against: packs that only superseded
+	// files name are excluded (compaction dropped them because prune
+	// deleted or is deleting them), and read as a last resort.
+	current := index.Current(files)
+	named := map[ID]bool{}
+	for _, f := range current {
+		for _, pk := range f.Packs {
+			named[pk] = true
+		}
+	}
 	var batch []*index.File
-	for id, f := range index.Current(files) {
-		if !r.loaded[id] {
-			batch = append(batch, f)
-			r.loaded[id] = true
+	var shadow []ID
+	for id, f := range files {
+		if r.loaded[id] {
+			continue
+		}
+		batch = append(batch, f)
+		r.loaded[id] = true
+		if _, ok := current[id]; !ok {
+			for _, pk := range f.Packs {
+				if !named[pk] {
+					shadow = append(shadow, pk)
+				}
+			}
 		}
 	}
 	r.idx.AddFiles(batch)
+	for _, pk := range shadow {
+		r.idx.ExcludePack(pk)
+	}
 	r.loadedMu.Unlock()
 	if hinter, ok := storage.Find[storage.MetadataHinter](r.be); ok {
 		for _, f := range batch {

@@ -207,6 +207,9 @@ func (r *Repository) setup() error {
 // SetLogger sets the logger for background events.
 func (r *Repository) SetLogger(l *slog.Logger) { r.log = l }
 
+// Logger returns the logger warnings go to.
+func (r *Repository) Logger() *slog.Logger { return r.log }
+
 // Backend returns the storage backend.
 func (r *Repository) Backend() storage.Backend { return r.be }
 
