@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -182,9 +183,24 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 		return err
 	}
 	defer sess.End(context.Background())
-	all, _, err := snapshot.LoadAll(ctx, r)
+	all, unreadable, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
 		return err
+	}
+	if len(refs) == 0 {
+		// Snapshot objects that cannot be read (damaged, or planted by
+		// someone who may write to the store) name no data anyone can
+		// restore, and they keep prune from running: remove them.
+		names := slices.Sorted(maps.Keys(unreadable))
+		for _, name := range names {
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			} else if err := r.Backend().Remove(ctx, storage.Handle{Type: storage.SnapshotFile, Name: name}); err != nil && !errors.Is(err, storage.ErrNotExist) {
+				return fmt.Errorf("remove unreadable snapshot %s: %w", short(name), err)
+			}
+			a.out.textf("snapshot object %s is unreadable (%v): %s", short(name), unreadable[name], verb)
+		}
 	}
 	list := all
 	if len(refs) > 0 {

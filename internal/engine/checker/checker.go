@@ -141,14 +141,12 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 	}
 	c.res.Packs = len(stored)
 	contents := r.Index().PackContents()
-	missingPacks := map[ID]bool{}
 	for pk, entries := range contents {
 		size, ok := stored[pk]
 		if !ok {
 			if planned[pk] {
 				continue // swept by prune; its index entries go at the next compaction
 			}
-			missingPacks[pk] = true
 			// Harmful only if a snapshot needs a blob from it; that is
 			// reported below as a lost blob.
 			c.add(Problem{Kind: "pack", Object: pk.String(), Harmless: true,
@@ -160,7 +158,6 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 			end = max(end, int64(e.Offset)+int64(e.Length))
 		}
 		if end > size {
-			missingPacks[pk] = true
 			c.add(Problem{Kind: "pack", Object: pk.String(), Message: fmt.Sprintf("pack is %d bytes but the index needs %d: truncated", size, end)})
 		}
 	}
@@ -178,12 +175,12 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 		c.add(Problem{Kind: "snapshot", Object: name, Message: e.Error()})
 	}
 	c.res.Snapshots = len(snaps)
+	// A copy is usable when its pack is stored and long enough for it; an
+	// index entry that lies about one blob does not condemn the others.
 	usable := func(id ID, t pack.BlobType) bool {
 		for _, l := range r.Index().LookupAll(id, t) {
-			if !missingPacks[l.Pack] {
-				if _, ok := stored[l.Pack]; ok {
-					return true
-				}
+			if size, ok := stored[l.Pack]; ok && int64(l.Offset)+int64(l.Length) <= size {
+				return true
 			}
 		}
 		return false
@@ -328,7 +325,12 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents m
 			sel = append(sel, id)
 		}
 	}
+	// A blob is damaged when no copy of it reads back right: an index
+	// entry that lies (or a forged copy in a planted pack) is reported as a
+	// pack problem, but does not hurt a snapshot whose blob has a good
+	// copy elsewhere.
 	damaged := map[ID]bool{}
+	good := map[ID]bool{}
 	var mu sync.Mutex
 	var done int
 	var bytes int64
@@ -339,10 +341,16 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents m
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				bad, n, probs := c.readPack(ctx, id, stored[id], contents[id])
+				bad, ok, n, probs := c.readPack(ctx, id, stored[id], contents[id])
 				mu.Lock()
 				for _, b := range bad {
-					damaged[b] = true
+					if !good[b] {
+						damaged[b] = true
+					}
+				}
+				for _, g := range ok {
+					good[g] = true
+					delete(damaged, g)
 				}
 				if len(probs) > 0 {
 					c.res.DamagedPacks = append(c.res.DamagedPacks, id.String())
@@ -374,8 +382,8 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents m
 }
 
 // readPack verifies one pack: hash, trailer, and every blob. It returns the
-// damaged blob IDs (from the index's view of the pack).
-func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pack.Entry) ([]ID, int64, []Problem) {
+// damaged and the good blob IDs (from the index's view of the pack).
+func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pack.Entry) (bad, good []ID, n int64, probs []Problem) {
 	h := storage.Handle{Type: storage.PackFile, Name: pack.Name(id)}
 	// Read into a buffer of the listed size: io.ReadAll's doubling costs
 	// more than the decryption on multi-MiB packs.
@@ -386,17 +394,12 @@ func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pac
 		data = buf.Bytes()
 		return err
 	})
-	allBad := func(msg string) ([]ID, int64, []Problem) {
-		var ids []ID
-		for _, e := range indexed {
-			ids = append(ids, e.ID)
-		}
-		return ids, int64(len(data)), []Problem{{Kind: "pack", Object: id.String(), Message: msg}}
-	}
 	if err != nil {
-		return allBad("cannot be read: " + err.Error())
+		for _, e := range indexed {
+			bad = append(bad, e.ID)
+		}
+		return bad, nil, int64(len(data)), []Problem{{Kind: "pack", Object: id.String(), Message: "cannot be read: " + err.Error()}}
 	}
-	var probs []Problem
 	if got := pack.Hash(data); got != id {
 		probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("content hash is %s: the pack is damaged", got.Short())})
 	}
@@ -421,7 +424,6 @@ func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pac
 	if len(check) == 0 {
 		check = entries
 	}
-	var bad []ID
 	var buf []byte
 	for _, e := range check {
 		if int64(e.Offset)+int64(e.Length) > int64(len(data)) {
@@ -430,18 +432,16 @@ func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pac
 			continue
 		}
 		sealed := data[e.Offset : e.Offset+e.Length]
-		plain, err := c.r.OpenSealed(index.Location{Pack: id, Entry: e}, sealed, buf)
-		if err == nil && c.r.Hash(plain) != e.ID {
-			err = fmt.Errorf("plaintext hashes to %s", c.r.Hash(plain).Short())
-		}
+		plain, err := c.r.OpenSealed(index.Location{Pack: id, Entry: e}, sealed, buf) // checks the hash too
 		if err != nil {
 			bad = append(bad, e.ID)
 			probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("%s blob %s at offset %d: %v", e.Type, e.ID.Short(), e.Offset, err)})
 			continue
 		}
+		good = append(good, e.ID)
 		buf = plain
 	}
-	return bad, int64(len(data)), probs
+	return bad, good, int64(len(data)), probs
 }
 
 // maintObjects loads the maintenance plans and names every object in

@@ -54,6 +54,9 @@ type Result struct {
 	// UnreadablePlans names maintenance plans that could not be read
 	// (damaged or planted): ignored; 'bunker repair maint' removes them.
 	UnreadablePlans []string `json:"unreadable_plans,omitempty"`
+	// RepackFailed counts packs left alone because a reachable blob in
+	// them could not be read back (check names it).
+	RepackFailed    int      `json:"repack_failed,omitempty"`
 	IndexCompacted  bool     `json:"index_compacted"`
 	IndexFilesGone  int      `json:"index_files_removed"`
 	PlansSwept      int      `json:"plans_swept"`
@@ -364,11 +367,17 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	}
 	if len(repack) > 0 {
 		progress("repacking")
-		n, err := repackBlobs(ctx, r, repack, contents, reach)
+		n, failed, err := repackBlobs(ctx, r, repack, contents, reach)
 		if err != nil {
 			return nil, err
 		}
 		res.BlobsRepacked = n
+		if len(failed) > 0 {
+			repack = slices.DeleteFunc(repack, func(pk ID) bool { return failed[pk] })
+			res.PacksRepacked = len(repack)
+			res.PacksPlanned = len(deletable) + len(repack)
+			res.RepackFailed = len(failed)
+		}
 	}
 	plan := &repository.Plan{Created: time.Now().UTC(), Packs: append(deletable, repack...), Bytes: res.BytesPlanned}
 	now, err := storeNow(ctx, r)
@@ -435,12 +444,15 @@ func storedPacks(ctx context.Context, r *repository.Repository) (map[ID]int64, e
 }
 
 // repackBlobs copies the reachable blobs of the given packs into new packs
-// and saves their index. It returns how many blobs were copied.
-func repackBlobs(ctx context.Context, r *repository.Repository, packs []ID, contents map[ID][]pack.Entry, reach *blobSet) (int, error) {
+// and saves their index. It returns how many blobs were copied and the
+// packs whose reachable blobs could not all be read back: those must not
+// be planned (the sweep would keep them anyway).
+func repackBlobs(ctx context.Context, r *repository.Repository, packs []ID, contents map[ID][]pack.Entry, reach *blobSet) (int, map[ID]bool, error) {
 	for _, pk := range packs {
 		r.Index().ExcludePack(pk) // so SaveBlob stores fresh copies
 	}
 	n := 0
+	failed := map[ID]bool{}
 	var buf []byte
 	for _, pk := range packs {
 		for _, e := range contents[pk] {
@@ -450,18 +462,25 @@ func repackBlobs(ctx context.Context, r *repository.Repository, packs []ID, cont
 			var err error
 			buf, err = r.LoadBlob(ctx, e.Type, e.ID, buf)
 			if err != nil {
-				return n, fmt.Errorf("repack: %w", err)
+				if ctx.Err() != nil {
+					return n, nil, err
+				}
+				// No copy reads back right (damaged, or the index lies):
+				// leave the pack alone; check reports the blob.
+				r.Logger().Warn("repack: blob cannot be read, its pack stays", "pack", pk.Short(), "blob", e.ID.Short(), "err", err)
+				failed[pk] = true
+				continue
 			}
 			if _, _, err := r.SaveBlobWithID(ctx, e.Type, e.ID, buf); err != nil {
-				return n, fmt.Errorf("repack: %w", err)
+				return n, nil, fmt.Errorf("repack: %w", err)
 			}
 			n++
 		}
 	}
 	if err := r.Flush(ctx); err != nil {
-		return n, fmt.Errorf("repack: %w", err)
+		return n, nil, fmt.Errorf("repack: %w", err)
 	}
-	return n, nil
+	return n, failed, nil
 }
 
 // sweep carries out every plan that is due.
@@ -487,20 +506,36 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		return err
 	}
 	alive := map[string]bool{}
+	began := map[string]time.Time{} // zero: unknown
 	for _, s := range sessions {
 		if now.Sub(s.ModTime) < repository.SessionTTL {
 			alive[s.Name] = true
+			if began[s.Name], err = r.FirstSeen(ctx, s.Name); err != nil {
+				return err
+			}
 		}
 	}
 	var due []*repository.Plan
 	for _, p := range plans {
 		waiting := false
+		wait := func(s string) {
+			waiting = true
+			if !slices.Contains(res.WaitingSessions, s) {
+				res.WaitingSessions = append(res.WaitingSessions, s)
+			}
+		}
 		for _, s := range p.Sessions {
 			if alive[s] {
-				waiting = true
-				if !slices.Contains(res.WaitingSessions, s) {
-					res.WaitingSessions = append(res.WaitingSessions, s)
-				}
+				wait(s)
+			}
+		}
+		// A plan's session list is only as honest as whoever wrote the
+		// plan: also wait for every live writer that may have begun before
+		// the plan was visible (and so does not honour its tombstones).
+		// Store times have a granularity of up to a second.
+		for s := range alive {
+			if b := began[s]; b.IsZero() || !b.After(p.ModTime.Add(time.Second)) {
+				wait(s)
 			}
 		}
 		if now.Sub(p.ModTime) < opts.SafetyWindow {

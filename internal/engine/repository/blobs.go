@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/index"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/storage"
@@ -341,11 +342,7 @@ func (r *Repository) loadFrom(ctx context.Context, loc index.Location, buf []byt
 	if err != nil {
 		return nil, fmt.Errorf("load %s blob %s from pack %s at %d: %w", loc.Type, loc.ID.Short(), loc.Pack.Short(), loc.Offset, err)
 	}
-	out, err := r.codec.OpenBlob(buf[:0], loc.Type, loc.ID, sealed, int(loc.RawLength))
-	if err != nil {
-		return nil, fmt.Errorf("pack %s offset %d: %w", loc.Pack.Short(), loc.Offset, err)
-	}
-	return out, nil
+	return r.OpenSealed(loc, sealed, buf)
 }
 
 // LookupBlob returns where a stored blob is, preferring a copy in a pack
@@ -380,11 +377,18 @@ func (r *Repository) ReadPack(ctx context.Context, pk ID, offset int64, length i
 }
 
 // OpenSealed decodes a sealed blob read by the caller (restore's
-// read-ahead reads ranges of packs and splits them itself).
+// read-ahead reads ranges of packs and splits them itself) and checks that
+// the plaintext hashes to the blob's ID. Authentication alone does not
+// prove that: anyone with the key can seal any bytes under any ID, so a
+// planted pack could otherwise pass off forged content for a blob that
+// exists elsewhere.
 func (r *Repository) OpenSealed(loc index.Location, sealed, buf []byte) ([]byte, error) {
 	out, err := r.codec.OpenBlob(buf[:0], loc.Type, loc.ID, sealed, int(loc.RawLength))
 	if err != nil {
 		return nil, fmt.Errorf("pack %s offset %d: %w", loc.Pack.Short(), loc.Offset, err)
+	}
+	if got := r.Hash(out); got != loc.ID {
+		return nil, fmt.Errorf("pack %s offset %d: %w: %s blob %s: plaintext hashes to %s", loc.Pack.Short(), loc.Offset, format.ErrCorrupt, loc.Type, loc.ID.Short(), got.Short())
 	}
 	return out, nil
 }

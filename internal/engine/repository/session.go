@@ -31,6 +31,13 @@ type SessionInfo struct {
 	PID     int       `json:"pid"`
 	Command string    `json:"command"`
 	Started time.Time `json:"started"`
+	// FirstSeen is the store's time of the session object's first write,
+	// read back by the writer and written into every later refresh. A
+	// sweep uses it to tell writers that began before a plan was visible
+	// (and must be waited for) from those that read the plan. Plans list
+	// sessions too, but a plan may be planted by anyone who can write the
+	// store; a writer's own session object cannot be altered by others.
+	FirstSeen time.Time `json:"first_seen,omitzero"`
 }
 
 // Session marks a writer as in progress so that maintenance does not
@@ -59,6 +66,14 @@ func (r *Repository) StartSession(ctx context.Context, command string) (*Session
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	if err := s.write(ctx); err != nil {
+		return nil, err
+	}
+	fi, err := r.be.Stat(ctx, storage.Handle{Type: storage.SessionFile, Name: s.Name})
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	s.info.FirstSeen = fi.ModTime.UTC()
 	if err := s.write(ctx); err != nil {
 		return nil, err
 	}
@@ -136,6 +151,22 @@ func (s *Session) End(ctx context.Context) error {
 type LiveSession struct {
 	Name    string
 	ModTime time.Time // store time of the last refresh
+}
+
+// FirstSeen returns the store time at which the session's writer began,
+// as recorded in the session object; zero if the object does not say
+// (written by an older bunker, not yet refreshed, or unreadable), which a
+// caller must treat as "maybe before anything".
+func (r *Repository) FirstSeen(ctx context.Context, name string) (time.Time, error) {
+	var info SessionInfo
+	err := r.LoadJSON(ctx, storage.SessionFile, name, &info)
+	switch {
+	case err == nil:
+		return info.FirstSeen, nil
+	case errors.Is(err, storage.ErrNotExist) || isDecodeError(err):
+		return time.Time{}, nil
+	}
+	return time.Time{}, err
 }
 
 // Sessions lists session objects.

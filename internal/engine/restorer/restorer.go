@@ -430,9 +430,12 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 // loadBlob reads a data blob, through read-ahead when it is on.
 func (r *Restorer) loadBlob(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if r.ra != nil {
-		if out, ok, err := r.ra.load(ctx, id, buf); ok {
+		out, ok, err := r.ra.load(ctx, id, buf)
+		if ok && (err == nil || ctx.Err() != nil) {
 			return out, err
 		}
+		// Not read ahead, or that copy failed: LoadBlob tries every
+		// indexed copy (a planted pack may hold a forged one).
 	}
 	return r.repo.LoadBlob(ctx, pack.DataBlob, id, buf)
 }
