@@ -9,9 +9,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -308,5 +311,111 @@ func TestUploadMemoryShares(t *testing.T) {
 				t.Fatalf("Validate = %v: upload memory %d, per user %d; want %d, %d", err, tc.o.UploadMemory, tc.o.UserUploadMemory, tc.wantAll, tc.wantUser)
 			}
 		})
+	}
+}
+
+// hashName is the content address of b.
+func hashName(b []byte) string {
+	sum := blake3.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestAppendOnlyRefusesWhatBackupsDoNotWrite plays a backup host with an
+// append-only credential that tries to plant what maintenance or other
+// hosts would trust: maint/ plans and leases, objects under names that
+// are not their content's hash, malformed names, overwrites. The
+// original server accepted any valid name.
+func TestAppendOnlyRefusesWhatBackupsDoNotWrite(t *testing.T) {
+	ls := startLive(t, Options{AppendOnly: true, PrivateRepos: true})
+	be := ls.client(t, "/alice/r", "alice")
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	t.Cleanup(c.CloseIdleConnections)
+	do := func(method, path string, body []byte) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, "https://"+ls.addr+"/alice/r/"+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("alice", tenants["alice"])
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		msg, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(msg))
+	}
+	snap := []byte("BNKR\x01\x05\x00\x00 a sealed snapshot")
+	other := []byte("BNKR\x01\x04\x00\x00 an index that lists nothing")
+	session := "s-" + strings.Repeat("0a", 12)
+	for _, tc := range []struct {
+		method, path string
+		body         []byte
+		want         int
+		msg          string
+	}{
+		// maint/ belongs to prune with a maintenance credential.
+		{"POST", "maint/plan-" + strings.Repeat("ab", 12), []byte("plan"), 403, "maintenance credential"},
+		{"POST", "maint/lease", []byte("lease"), 403, "maintenance credential"},
+		{"POST", "maint/clock-0123456789abcdef", []byte("clock"), 403, "maintenance credential"},
+		{"POST", "maint/retention", []byte("{}"), 403, "maintenance credential"},
+		{"DELETE", "maint/lease", nil, 403, "may not be deleted"},
+		// Content-addressed objects: malformed names and names that are
+		// not the hash of the body.
+		{"POST", "snapshots/s1", snap, 400, "BLAKE3-256"},
+		{"POST", "keys/k", []byte("key"), 400, "BLAKE3-256"},
+		{"POST", "index/" + strings.Repeat("0", 63), other, 400, "BLAKE3-256"},
+		{"POST", "snapshots/" + hashName(other), snap, 403, "not the BLAKE3-256 of the body"},
+		{"POST", "index/" + hashName(snap), other, 403, "not the BLAKE3-256 of the body"},
+		{"POST", "packs/" + hashName(snap), other, 403, "not the BLAKE3-256 of the body"},
+		{"POST", "keys/" + hashName(snap), other, 403, "not the BLAKE3-256 of the body"},
+		// What backups write is accepted.
+		{"POST", "snapshots/" + hashName(snap), snap, 200, ""},
+		{"POST", "index/" + hashName(other), other, 200, ""},
+		// Re-uploading identical bytes is harmless (a retried save).
+		{"POST", "snapshots/" + hashName(snap), snap, 200, ""},
+		// Overwrites and deletes of data are refused.
+		{"POST", "config", []byte("config one"), 200, ""},
+		{"POST", "config", []byte("config two"), 403, "may not be overwritten"},
+		{"DELETE", "config", nil, 403, "may not be deleted"},
+		{"DELETE", "snapshots/" + hashName(snap), nil, 403, "may not be deleted"},
+		{"DELETE", "index/" + hashName(other), nil, 403, "may not be deleted"},
+		// Sessions: well-formed names only; writers refresh and remove them.
+		{"POST", "sessions/writer-1", []byte("s"), 400, "session name"},
+		{"POST", "sessions/s-0A0A0A0A0A0A0A0A0A0A0A0A", []byte("s"), 400, ""},
+		{"POST", "sessions/" + session, []byte("s"), 200, ""},
+		{"POST", "sessions/" + session, []byte("s, refreshed"), 200, ""},
+		{"DELETE", "sessions/" + session, nil, 200, ""},
+	} {
+		code, msg := do(tc.method, tc.path, tc.body)
+		if code != tc.want || !strings.Contains(msg, tc.msg) {
+			t.Errorf("%s %s = %d %q, want %d with %q", tc.method, tc.path, code, msg, tc.want, tc.msg)
+		}
+	}
+	// Nothing was planted under maint/, and what was accepted is intact.
+	dir := filepath.Join(ls.s.dir, "alice", "r")
+	if ents, _ := os.ReadDir(filepath.Join(dir, "maint")); len(ents) != 0 {
+		t.Errorf("maint/ holds %d objects after the attack", len(ents))
+	}
+	got, err := storage.LoadAll(t.Context(), be, storage.Handle{Type: storage.SnapshotFile, Name: hashName(snap)})
+	if err != nil || !bytes.Equal(got, snap) {
+		t.Errorf("snapshot after the attack: %q, %v", got, err)
+	}
+	got, err = storage.LoadAll(t.Context(), be, storage.Handle{Type: storage.ConfigFile})
+	if err != nil || string(got) != "config one" {
+		t.Errorf("config after the attack: %q, %v", got, err)
+	}
+
+	// The maintenance credential (a server without --append-only on the
+	// same directory) may write maint/ and any valid name.
+	maint := startLive(t, Options{Dir: ls.s.dir, PrivateRepos: true})
+	mbe := maint.client(t, "/alice/m", "alice")
+	for _, h := range []storage.Handle{{Type: storage.MaintFile, Name: "lease"}, {Type: storage.SnapshotFile, Name: "s1"}} {
+		if err := mbe.Save(t.Context(), h, []byte("x"), storage.SaveOptions{}); err != nil {
+			t.Errorf("maintenance save of %v: %v", h, err)
+		}
+		if err := mbe.Remove(t.Context(), h); err != nil {
+			t.Errorf("maintenance remove of %v: %v", h, err)
+		}
 	}
 }

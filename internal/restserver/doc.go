@@ -37,8 +37,9 @@
 // Every reply carries "Bunker-Features: conditional-create" (plus
 // ", append-only" when the server runs with it). Status codes: 400 bad
 // path, name, range or header; 401 missing or wrong credentials; 403
-// refused (another user's repository with private repositories, or
-// delete/overwrite when append-only, or a store that refuses); 404 no such object
+// refused (another user's repository with private repositories, or, when
+// append-only, a delete, an overwrite, a maint/ write or a name that is
+// not the hash of the body, or a store that refuses); 404 no such object
 // or repository; 408 a body slower than the minimum transfer rate;
 // 409/412 exists; 413 too large; 503 overloaded (Retry-After) or shutting
 // down; 507 store full; 500 other failures (details only in the server
@@ -53,11 +54,25 @@
 // remembered for a minute (as an HMAC under a key made at start, never in
 // clear). With private repositories user U reaches only /U/….
 //
-// In append-only mode nothing can be deleted or replaced, except objects
-// under sessions/ (in-progress writer markers, which hold no data and
-// which writers refresh and remove) and the re-upload of byte-identical
-// content, which changes nothing and lets a client retry a save whose
-// reply was lost.
+// In append-only mode (the credential of a backup host, which holds the
+// repository password, so whatever it writes is untrusted input to
+// maintenance and to other hosts' restores) a client may write only what
+// a backup writes, in the shape docs/FORMAT.md gives it:
+//
+//	config                    created once; re-uploading the same bytes is fine
+//	keys/ packs/ index/ snapshots/
+//	                          named by the lower-case hex BLAKE3-256 of the
+//	                          body, which the server checks (403 otherwise)
+//	sessions/s-<24 hex>       writer sessions: refreshed and removed freely
+//	maint/                    nothing (403): plans, the lease, clock probes
+//	                          and the retention ledger are prune's, and prune
+//	                          needs a maintenance credential
+//
+// Other names get 400. Nothing can be deleted except sessions, and nothing
+// replaced except by the same bytes (which changes nothing and lets a
+// client retry a save whose reply was lost). The maintenance credential is
+// a server without --append-only on the same directory (or the directory
+// itself); it may write and delete any valid name.
 //
 // Without --tls-cert/--tls-key the server makes a self-signed ECDSA P-256
 // certificate on first start and keeps it in <dir>/.bunker-serve/, so its

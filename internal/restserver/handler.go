@@ -566,10 +566,11 @@ func (s *Server) serveStat(w http.ResponseWriter, r *http.Request, t target) {
 }
 
 // serveSave stores the body. "If-None-Match: *" makes it a conditional
-// create (412 if the object exists). In append-only mode an existing
-// object may only be "overwritten" with identical bytes (which changes
-// nothing and lets a client retry a save whose reply it lost), except
-// sessions/ objects, which writers refresh.
+// create (412 if the object exists). In append-only mode the name must
+// fit the object type (appendOnlyName, appendOnlyContent), and an
+// existing object may only be "overwritten" with identical bytes (which
+// changes nothing and lets a client retry a save whose reply it lost),
+// except sessions/ objects, which writers refresh.
 func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, user string) {
 	ifNoneMatch := false
 	switch v := r.Header.Get("If-None-Match"); v {
@@ -588,6 +589,12 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, use
 	if size > s.opts.MaxRequestSize {
 		http.Error(w, fmt.Sprintf("request body of %d bytes exceeds the limit of %d", size, s.opts.MaxRequestSize), http.StatusRequestEntityTooLarge)
 		return
+	}
+	if s.opts.AppendOnly {
+		if code, msg := appendOnlyName(t.h); code != 0 {
+			http.Error(w, msg, code)
+			return
+		}
 	}
 	be, err := s.repo(t.repo)
 	if err != nil {
@@ -620,6 +627,10 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, use
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if code, msg := appendOnlyContent(t.h, data); code != 0 {
+		http.Error(w, msg, code)
+		return
+	}
 	// Append-only: every save is a conditional create, so that nothing
 	// is replaced between a check and the save.
 	err = be.Save(r.Context(), t.h, data, storage.SaveOptions{IfNotExists: true})
@@ -645,9 +656,11 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, use
 // serveRemove deletes an object; a missing one is fine. In append-only
 // mode only sessions/ objects may be deleted.
 func (s *Server) serveRemove(w http.ResponseWriter, r *http.Request, t target) {
-	if s.opts.AppendOnly && t.h.Type != storage.SessionFile {
-		http.Error(w, "append-only: "+t.h.String()+" may not be deleted", http.StatusForbidden)
-		return
+	if s.opts.AppendOnly {
+		if code, msg := appendOnlyRemove(t.h); code != 0 {
+			http.Error(w, msg, code)
+			return
+		}
 	}
 	be, err := s.repo(t.repo)
 	if errors.Is(err, errNoRepo) {

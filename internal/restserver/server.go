@@ -43,8 +43,11 @@ type Options struct {
 	NoAuth bool
 	// PrivateRepos lets user U reach only the repositories under /U/.
 	PrivateRepos bool
-	// AppendOnly refuses DELETE (except of sessions/ objects) and
-	// overwriting an object with different content, with 403.
+	// AppendOnly refuses DELETE (except of sessions/ objects), overwriting
+	// an object with different content and writing maint/, with 403, and
+	// checks object names per type: content-addressed objects must be
+	// named by the BLAKE3-256 of their bytes (403), sessions s-<24 hex>,
+	// anything else is 400 (see the package documentation).
 	AppendOnly bool
 	// MaxRequestSize is the largest object a POST may carry (default
 	// 256 MiB); larger ones get 413.
