@@ -140,6 +140,13 @@ func TestServeRefusesUnsafeSetups(t *testing.T) {
 		{[]string{"serve", "--path", dir, "--no-auth", "--private-repos"}, "--private-repos"},
 		{[]string{"serve", "--path", dir, "--no-auth", "--max-request-size", "lots"}, "--max-request-size"},
 		{[]string{"serve", "--no-auth"}, "--path"},
+		// One user's share of upload memory must fit one largest body
+		// while it grows, and may not be all of the budget.
+		{[]string{"serve", "--path", dir, "--no-auth", "--max-upload-memory-per-user", "300MiB"}, "twice the largest request"},
+		{[]string{"serve", "--path", dir, "--no-auth", "--max-upload-memory", "1GiB", "--max-upload-memory-per-user", "768MiB"}, "no user can take all"},
+		{[]string{"serve", "--path", dir, "--no-auth", "--min-transfer-rate", "-5"}, "--min-transfer-rate"},
+		{[]string{"serve", "--path", dir, "--no-auth", "--transfer-window", "-1s"}, "--transfer-window"},
+		{[]string{"serve", "--path", dir, "--no-auth", "--max-concurrent", "-1"}, "--max-concurrent"},
 	} {
 		r := runApp(t, strings.NewReader(""), func(string) string { return "" }, tc.args...)
 		if r.Code != cli.ExitError || !strings.Contains(r.Stderr, tc.want) {
