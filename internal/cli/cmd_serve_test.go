@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bunkerbackup/bunker/internal/cli"
@@ -82,7 +84,13 @@ func TestServe(t *testing.T) {
 	if f := be.Features(); !f.AppendOnly {
 		t.Errorf("Features() = %+v, want append-only", f)
 	}
-	h := storage.Handle{Type: storage.SnapshotFile, Name: "s1"}
+	// An append-only server takes a snapshot only under the BLAKE3-256
+	// of its bytes.
+	sum := blake3.Sum256([]byte("snapshot"))
+	h := storage.Handle{Type: storage.SnapshotFile, Name: hex.EncodeToString(sum[:])}
+	if err := be.Save(t.Context(), storage.Handle{Type: storage.SnapshotFile, Name: "s1"}, []byte("snapshot"), storage.SaveOptions{}); err == nil {
+		t.Error("save of a snapshot under a name that is not its hash succeeded on an append-only server")
+	}
 	must(t, be.Save(t.Context(), h, []byte("snapshot"), storage.SaveOptions{}))
 	got, err := storage.LoadAll(t.Context(), be, h)
 	if err != nil || string(got) != "snapshot" {
@@ -114,7 +122,7 @@ func TestServe(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop after cancellation")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "alice", "repo", "snapshots", "s1")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "alice", "repo", "snapshots", h.Name)); err != nil {
 		t.Errorf("object not in the served directory: %v", err)
 	}
 }
@@ -132,6 +140,13 @@ func TestServeRefusesUnsafeSetups(t *testing.T) {
 		{[]string{"serve", "--path", dir, "--no-auth", "--private-repos"}, "--private-repos"},
 		{[]string{"serve", "--path", dir, "--no-auth", "--max-request-size", "lots"}, "--max-request-size"},
 		{[]string{"serve", "--no-auth"}, "--path"},
+		// One user's share of upload memory must fit one largest body
+		// while it grows, and may not be all of the budget.
+		{[]string{"serve", "--path", dir, "--no-auth", "--max-upload-memory-per-user", "300MiB"}, "twice the largest request"},
+		{[]string{"serve", "--path", dir, "--no-auth", "--max-upload-memory", "1GiB", "--max-upload-memory-per-user", "768MiB"}, "no user can take all"},
+		{[]string{"serve", "--path", dir, "--no-auth", "--min-transfer-rate", "-5"}, "--min-transfer-rate"},
+		{[]string{"serve", "--path", dir, "--no-auth", "--transfer-window", "-1s"}, "--transfer-window"},
+		{[]string{"serve", "--path", dir, "--no-auth", "--max-concurrent", "-1"}, "--max-concurrent"},
 	} {
 		r := runApp(t, strings.NewReader(""), func(string) string { return "" }, tc.args...)
 		if r.Code != cli.ExitError || !strings.Contains(r.Stderr, tc.want) {

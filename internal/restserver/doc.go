@@ -37,11 +37,13 @@
 // Every reply carries "Bunker-Features: conditional-create" (plus
 // ", append-only" when the server runs with it). Status codes: 400 bad
 // path, name, range or header; 401 missing or wrong credentials; 403
-// refused (another user's repository with private repositories, or
-// delete/overwrite when append-only, or a store that refuses); 404 no
-// such object or repository; 409/412 exists; 413 too large; 503
-// overloaded (Retry-After) or shutting down; 507 store full; 500 other
-// failures (details only in the server log). Clients retry 5xx only.
+// refused (another user's repository with private repositories, or, when
+// append-only, a delete, an overwrite, a maint/ write or a name that is
+// not the hash of the body, or a store that refuses); 404 no such object
+// or repository; 408 a body slower than the minimum transfer rate;
+// 409/412 exists; 413 too large; 503 overloaded (Retry-After) or shutting
+// down; 507 store full; 500 other failures (details only in the server
+// log). Clients retry 5xx (and 408) only.
 //
 // # Security
 //
@@ -50,12 +52,27 @@
 // directory ("..", "%2e%2e", "a%2fb" and the like get 400). Users come
 // from an htpasswd file with bcrypt hashes; a verified password is
 // remembered for a minute (as an HMAC under a key made at start, never in
-// clear). With private repositories user U reaches only /U/…. In
-// append-only mode nothing can be deleted or replaced, except objects
-// under sessions/ (in-progress writer markers, which hold no data and
-// which writers refresh and remove) and
-// the re-upload of byte-identical content, which changes nothing and lets
-// a client retry a save whose reply was lost.
+// clear). With private repositories user U reaches only /U/….
+//
+// In append-only mode (the credential of a backup host, which holds the
+// repository password, so whatever it writes is untrusted input to
+// maintenance and to other hosts' restores) a client may write only what
+// a backup writes, in the shape docs/FORMAT.md gives it:
+//
+//	config                    created once; re-uploading the same bytes is fine
+//	keys/ packs/ index/ snapshots/
+//	                          named by the lower-case hex BLAKE3-256 of the
+//	                          body, which the server checks (403 otherwise)
+//	sessions/s-<24 hex>       writer sessions: refreshed and removed freely
+//	maint/                    nothing (403): plans, the lease, clock probes
+//	                          and the retention ledger are prune's, and prune
+//	                          needs a maintenance credential
+//
+// Other names get 400. Nothing can be deleted except sessions, and nothing
+// replaced except by the same bytes (which changes nothing and lets a
+// client retry a save whose reply was lost). The maintenance credential is
+// a server without --append-only on the same directory (or the directory
+// itself); it may write and delete any valid name.
 //
 // Without --tls-cert/--tls-key the server makes a self-signed ECDSA P-256
 // certificate on first start and keeps it in <dir>/.bunker-serve/, so its
@@ -64,10 +81,28 @@
 //
 // # Limits
 //
-// Request bodies are held in memory while they are saved (the local
-// backend takes a byte slice); at most Options.UploadMemory bytes of
-// them at once. At most Options.MaxConcurrent requests are served at
-// once. An upload or download slower than 64 KiB/s (after a minute of
-// grace) is cut off, so a stalled client cannot hold a slot for ever. Shutdown stops accepting connections and lets requests in flight
+// One tenant must not be able to stall the others. Request bodies are
+// held in memory while they are saved (the local backend takes a byte
+// slice), and memory is taken as body bytes arrive, never reserved for a
+// claimed Content-Length: a body's buffer starts at 64 KiB and doubles up
+// to its Content-Length, the old and the new buffer both counted while it
+// grows (so a body of n bytes holds less than 2n). At most
+// Options.UploadMemory bytes are held at once, and the requests of one
+// user hold at most Options.UserUploadMemory of them (default: the larger
+// of a quarter of the budget and twice the largest request; never more
+// than half the budget), so no user can take it all. A request that gets
+// no memory for 10 s is answered 503 with Retry-After. At most
+// Options.MaxConcurrent requests are served at once, and with users one
+// user holds at most half of them; its requests beyond get 503 at once.
+//
+// A transfer slower than Options.MinTransferRate (default 8 KiB/s),
+// measured over a sliding window of Options.TransferWindow (default
+// 30 s) and checked first when the transfer is a window old, is cut off:
+// an upload is answered 408, a download's connection or stream is
+// reset. So a client that sends headers and a few bytes and then stalls
+// holds a slot and 64 KiB for about one window. Time the server spends
+// waiting for upload memory does not count against the client.
+//
+// Shutdown stops accepting connections and lets requests in flight
 // finish, for at most Options.ShutdownTimeout.
 package restserver

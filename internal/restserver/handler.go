@@ -191,6 +191,13 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (user, label stri
 	if !ok {
 		return user, "unauthenticated"
 	}
+	if !s.takeUserSlot(user) {
+		s.m.rejected.Inc()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests in flight for this user", http.StatusServiceUnavailable)
+		return user, "overload"
+	}
+	defer s.giveUserSlot(user)
 	t, err := parsePath(r.URL.Path)
 	if err != nil {
 		http.Error(w, "bad request path: "+err.Error(), http.StatusBadRequest)
@@ -216,7 +223,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (user, label stri
 		case http.MethodHead:
 			s.serveStat(w, r, t)
 		case http.MethodPost:
-			s.serveSave(w, r, t)
+			s.serveSave(w, r, t, user)
 		case http.MethodDelete:
 			s.serveRemove(w, r, t)
 		default:
@@ -247,6 +254,33 @@ func (s *Server) acquire(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "request canceled", http.StatusServiceUnavailable)
 	}
 	return false
+}
+
+// takeUserSlot counts a slot for user; it reports false when the user
+// already holds half of the MaxConcurrent slots (rounded up), so that
+// one user cannot hold them all. Without users there is nothing to share.
+func (s *Server) takeUserSlot(user string) bool {
+	if s.opts.Users == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.userSlots[user] >= (s.opts.MaxConcurrent+1)/2 {
+		return false
+	}
+	s.userSlots[user]++
+	return true
+}
+
+func (s *Server) giveUserSlot(user string) {
+	if s.opts.Users == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.userSlots[user]--; s.userSlots[user] <= 0 {
+		delete(s.userSlots, user)
+	}
 }
 
 // authenticate checks the basic credentials; on failure it replies 401.
@@ -409,13 +443,16 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, t target) {
 	_ = bw.Flush()
 }
 
-// minTransferRate is the slowest a client may send or receive an object
-// (after a minute of grace) before the server gives up on it.
-const minTransferRate = 64 << 10 // bytes per second
+// guardedWriter counts the bytes of a reply for its rate guard.
+type guardedWriter struct {
+	w io.Writer
+	g *rateGuard
+}
 
-// transferDeadline is when a transfer of n bytes starting now must end.
-func transferDeadline(n int64) time.Time {
-	return time.Now().Add(time.Minute + time.Duration(n/minTransferRate)*time.Second)
+func (gw guardedWriter) Write(p []byte) (int, error) {
+	n, err := gw.w.Write(p)
+	gw.g.n.Add(int64(n))
+	return n, err
 }
 
 // parseRange parses "bytes=FIRST-LAST" or "bytes=FIRST-" (a single
@@ -490,14 +527,16 @@ func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request, t target) {
 		setInfoHeaders(hd, fi)
 		started = true
 		// A reader that stops reading would hold a slot for ever.
-		_ = http.NewResponseController(w).SetWriteDeadline(transferDeadline(n))
+		rc := http.NewResponseController(w)
+		g := s.guardRate(func() { _ = rc.SetWriteDeadline(past) })
+		defer g.end()
 		if rng != "" {
 			hd.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", offset, offset+n-1, fi.Size))
 			w.WriteHeader(http.StatusPartialContent)
 		} else {
 			w.WriteHeader(http.StatusOK)
 		}
-		_, err := io.Copy(w, rd)
+		_, err := io.Copy(guardedWriter{w, g}, rd)
 		return err
 	})
 	if err != nil && !started {
@@ -527,11 +566,12 @@ func (s *Server) serveStat(w http.ResponseWriter, r *http.Request, t target) {
 }
 
 // serveSave stores the body. "If-None-Match: *" makes it a conditional
-// create (412 if the object exists). In append-only mode an existing
-// object may only be "overwritten" with identical bytes (which changes
-// nothing and lets a client retry a save whose reply it lost), except
-// sessions/ objects, which writers refresh.
-func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target) {
+// create (412 if the object exists). In append-only mode the name must
+// fit the object type (appendOnlyName, appendOnlyContent), and an
+// existing object may only be "overwritten" with identical bytes (which
+// changes nothing and lets a client retry a save whose reply it lost),
+// except sessions/ objects, which writers refresh.
+func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, user string) {
 	ifNoneMatch := false
 	switch v := r.Header.Get("If-None-Match"); v {
 	case "":
@@ -550,20 +590,29 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target) {
 		http.Error(w, fmt.Sprintf("request body of %d bytes exceeds the limit of %d", size, s.opts.MaxRequestSize), http.StatusRequestEntityTooLarge)
 		return
 	}
+	if s.opts.AppendOnly {
+		if code, msg := appendOnlyName(t.h); code != 0 {
+			http.Error(w, msg, code)
+			return
+		}
+	}
 	be, err := s.repo(t.repo)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.mem.Acquire(r.Context(), size); err != nil {
-		http.Error(w, "request canceled", http.StatusServiceUnavailable)
+	data, release, err := s.readBody(w, r, user, size)
+	defer release()
+	switch {
+	case errors.Is(err, errNoMemory):
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "upload memory exhausted, try again", http.StatusServiceUnavailable)
 		return
-	}
-	defer s.mem.Release(size)
-	// A body that trickles in would hold a slot and memory for ever.
-	_ = http.NewResponseController(w).SetReadDeadline(transferDeadline(size))
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r.Body, data); err != nil {
+	case errors.Is(err, errTooSlow):
+		s.log.Info("upload cut off", "path", r.URL.Path, "user", user, "error", err)
+		http.Error(w, err.Error(), http.StatusRequestTimeout)
+		return
+	case err != nil:
 		http.Error(w, fmt.Sprintf("read request body: %v", err), http.StatusBadRequest)
 		return
 	}
@@ -576,6 +625,10 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target) {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if code, msg := appendOnlyContent(t.h, data); code != 0 {
+		http.Error(w, msg, code)
 		return
 	}
 	// Append-only: every save is a conditional create, so that nothing
@@ -603,9 +656,11 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target) {
 // serveRemove deletes an object; a missing one is fine. In append-only
 // mode only sessions/ objects may be deleted.
 func (s *Server) serveRemove(w http.ResponseWriter, r *http.Request, t target) {
-	if s.opts.AppendOnly && t.h.Type != storage.SessionFile {
-		http.Error(w, "append-only: "+t.h.String()+" may not be deleted", http.StatusForbidden)
-		return
+	if s.opts.AppendOnly {
+		if code, msg := appendOnlyRemove(t.h); code != 0 {
+			http.Error(w, msg, code)
+			return
+		}
 	}
 	be, err := s.repo(t.repo)
 	if errors.Is(err, errNoRepo) {

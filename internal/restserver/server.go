@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/bunkerbackup/bunker/internal/storage/local"
 )
@@ -24,6 +23,8 @@ const (
 	DefaultMaxRequestSize  = 256 << 20
 	DefaultMaxConcurrent   = 64
 	DefaultUploadMemory    = 1 << 30
+	DefaultMinTransferRate = 8 << 10
+	DefaultTransferWindow  = 30 * time.Second
 	DefaultHeaderTimeout   = 30 * time.Second
 	DefaultIdleTimeout     = 2 * time.Minute
 	DefaultShutdownTimeout = 30 * time.Second
@@ -42,18 +43,40 @@ type Options struct {
 	NoAuth bool
 	// PrivateRepos lets user U reach only the repositories under /U/.
 	PrivateRepos bool
-	// AppendOnly refuses DELETE (except of sessions/ objects) and
-	// overwriting an object with different content, with 403.
+	// AppendOnly refuses DELETE (except of sessions/ objects), overwriting
+	// an object with different content and writing maint/, with 403, and
+	// checks object names per type: content-addressed objects must be
+	// named by the BLAKE3-256 of their bytes (403), sessions s-<24 hex>,
+	// anything else is 400 (see the package documentation).
 	AppendOnly bool
 	// MaxRequestSize is the largest object a POST may carry (default
 	// 256 MiB); larger ones get 413.
 	MaxRequestSize int64
 	// MaxConcurrent caps the requests served at once (default 64);
-	// requests beyond wait up to 10 s, then get 503.
+	// requests beyond wait up to 10 s, then get 503. With users, one user
+	// holds at most half of them (rounded up); its requests beyond get
+	// 503 at once.
 	MaxConcurrent int
 	// UploadMemory caps the bytes of request bodies held in memory at
-	// once (default 1 GiB, at least MaxRequestSize).
+	// once (default the larger of 1 GiB and 4 × MaxRequestSize). Memory
+	// is taken as body bytes arrive: a buffer starts at 64 KiB and
+	// doubles up to the Content-Length, the old and new buffer both
+	// counted while it grows, so a body of n bytes holds less than 2n.
 	UploadMemory int64
+	// UserUploadMemory caps the share of UploadMemory that the requests
+	// of one user hold at once (default the larger of UploadMemory/4 and
+	// 2 × MaxRequestSize). It must be at least 2 × MaxRequestSize (room for
+	// one largest body while it grows) and at most UploadMemory/2, so no
+	// user can take all of it. Without users (NoAuth) every client is the
+	// same user. A request that cannot get memory for 10 s gets 503.
+	UserUploadMemory int64
+	// MinTransferRate is the slowest a request body or a reply may move,
+	// in bytes per second (default 8 KiB/s), measured over a sliding
+	// TransferWindow (default 30 s), first when the transfer is one window
+	// old: a slower transfer is cut off (an upload with 408). Time the
+	// server waits for upload memory does not count.
+	MinTransferRate int64
+	TransferWindow  time.Duration
 	// MetricsNoAuth serves /metrics without credentials.
 	MetricsNoAuth bool
 
@@ -94,7 +117,8 @@ func (o *Options) Validate() error {
 		return errors.New("--no-tls excludes --tls-cert and --tls-key")
 	case (o.TLSCert == "") != (o.TLSKey == ""):
 		return errors.New("--tls-cert and --tls-key go together")
-	case o.MaxRequestSize < 0 || o.MaxConcurrent < 0 || o.UploadMemory < 0 ||
+	case o.MaxRequestSize < 0 || o.MaxConcurrent < 0 || o.UploadMemory < 0 || o.UserUploadMemory < 0 ||
+		o.MinTransferRate < 0 || o.TransferWindow < 0 ||
 		o.HeaderTimeout < 0 || o.IdleTimeout < 0 || o.ShutdownTimeout < 0:
 		return errors.New("negative limit")
 	}
@@ -104,10 +128,27 @@ func (o *Options) Validate() error {
 	if o.MaxConcurrent == 0 {
 		o.MaxConcurrent = DefaultMaxConcurrent
 	}
-	if o.UploadMemory == 0 {
-		o.UploadMemory = DefaultUploadMemory
+	if o.MaxRequestSize > 1<<40 {
+		return fmt.Errorf("max request size %d is above 1 TiB", o.MaxRequestSize)
 	}
-	o.UploadMemory = max(o.UploadMemory, o.MaxRequestSize)
+	if o.UploadMemory == 0 {
+		o.UploadMemory = max(DefaultUploadMemory, 4*o.MaxRequestSize)
+	}
+	if o.UserUploadMemory == 0 {
+		o.UserUploadMemory = max(o.UploadMemory/4, 2*o.MaxRequestSize)
+	}
+	switch {
+	case o.UserUploadMemory < 2*o.MaxRequestSize:
+		return fmt.Errorf("upload memory per user (%d bytes) must be at least twice the largest request (%d bytes): a body's buffer doubles as it grows", o.UserUploadMemory, o.MaxRequestSize)
+	case o.UserUploadMemory > o.UploadMemory/2:
+		return fmt.Errorf("upload memory (%d bytes) must be at least twice the share of one user (%d bytes; at least twice the largest request, %d bytes), so that no user can take all of it", o.UploadMemory, o.UserUploadMemory, o.MaxRequestSize)
+	}
+	if o.MinTransferRate == 0 {
+		o.MinTransferRate = DefaultMinTransferRate
+	}
+	if o.TransferWindow == 0 {
+		o.TransferWindow = DefaultTransferWindow
+	}
 	if o.HeaderTimeout == 0 {
 		o.HeaderTimeout = DefaultHeaderTimeout
 	}
@@ -135,13 +176,14 @@ type Server struct {
 	m           *metrics
 	metricsH    http.Handler
 	slots       chan struct{}
-	mem         *semaphore.Weighted
+	mem         *uploadMemory
 	cert        *tls.Certificate
 	fingerprint string
 	newCert     bool
 
-	mu    sync.Mutex
-	repos map[string]*local.Backend
+	mu        sync.Mutex
+	repos     map[string]*local.Backend
+	userSlots map[string]int // slots held per user
 }
 
 // New checks the options, creates Dir if missing and loads (or makes)
@@ -158,13 +200,14 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("serve %s: %w", opts.Dir, err)
 	}
 	s := &Server{
-		opts:  opts,
-		dir:   dir,
-		log:   opts.Logger,
-		m:     newMetrics(),
-		slots: make(chan struct{}, opts.MaxConcurrent),
-		mem:   semaphore.NewWeighted(opts.UploadMemory),
-		repos: map[string]*local.Backend{},
+		opts:      opts,
+		dir:       dir,
+		log:       opts.Logger,
+		m:         newMetrics(),
+		slots:     make(chan struct{}, opts.MaxConcurrent),
+		mem:       newUploadMemory(opts.UploadMemory, opts.UserUploadMemory),
+		repos:     map[string]*local.Backend{},
+		userSlots: map[string]int{},
 	}
 	s.metricsH = promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{})
 	if !opts.NoTLS {

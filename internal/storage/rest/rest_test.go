@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeebo/blake3"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
@@ -303,9 +305,15 @@ func TestAppendOnly(t *testing.T) {
 	if f := be.Features(); !f.AppendOnly || !f.ConditionalCreate {
 		t.Fatalf("Features() = %+v, want append-only and conditional create", f)
 	}
-	for _, h := range []storage.Handle{{Type: storage.ConfigFile}, {Type: storage.PackFile, Name: "p1"}, {Type: storage.SnapshotFile, Name: "s1"}} {
-		t.Run(h.String(), func(t *testing.T) {
-			v1 := []byte("version one of " + h.String())
+	// Content-addressed objects are named by the BLAKE3-256 of their bytes:
+	// an append-only server checks that.
+	contentName := func(t storage.FileType) string {
+		sum := blake3.Sum256([]byte("version one of " + string(t)))
+		return hex.EncodeToString(sum[:])
+	}
+	for _, h := range []storage.Handle{{Type: storage.ConfigFile}, {Type: storage.PackFile, Name: contentName(storage.PackFile)}, {Type: storage.SnapshotFile, Name: contentName(storage.SnapshotFile)}} {
+		t.Run(string(h.Type), func(t *testing.T) {
+			v1 := []byte("version one of " + string(h.Type))
 			if err := be.Save(ctx, h, v1, storage.SaveOptions{}); err != nil {
 				t.Fatalf("Save new: %v", err)
 			}
@@ -327,7 +335,7 @@ func TestAppendOnly(t *testing.T) {
 		})
 	}
 	t.Run("sessions", func(t *testing.T) {
-		h := storage.Handle{Type: storage.SessionFile, Name: "writer-1"}
+		h := storage.Handle{Type: storage.SessionFile, Name: "s-0123456789abcdef01234567"}
 		if err := be.Save(ctx, h, []byte("session"), storage.SaveOptions{}); err != nil {
 			t.Fatal(err)
 		}
