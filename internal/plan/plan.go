@@ -232,7 +232,11 @@ type Daemon struct {
 	StateDir         string `yaml:"state_dir"` // run history database
 	APIToken         string `yaml:"api_token"` // secret reference; without it the API is read-only
 	MaxPerRepository int    `yaml:"max_per_repository"`
-	Positions        `json:"-"`
+	// AllowedHosts are the host names ("name", any port, or "name:port")
+	// the HTTP server answers to besides IP addresses and localhost; a
+	// request with another Host header is refused (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	Positions    `json:"-"`
 }
 
 // Load reads and checks a plan file. ${NAME} in values is replaced by
@@ -427,7 +431,15 @@ func (p *Plan) check(d *decoder) {
 		checkSecret(d, e.Positions, "password", e.Password, false)
 	}
 	checkSecret(d, p.Daemon.Positions, "api_token", p.Daemon.APIToken, false)
+	for _, h := range p.Daemon.AllowedHosts {
+		if !hostRe.MatchString(h) {
+			d.fail(p.Daemon.Positions, "allowed_hosts", "a host name as browsers send it, e.g. bunker.example.com or bunker.example.com:8080, without scheme or path", "allowed host %q is not a host name", h)
+		}
+	}
 }
+
+// hostRe is a host name with an optional port.
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$`)
 
 // eventKinds are the notification events a webhook may ask for.
 var eventKinds = []string{"failure", "rpo", "rto", "drill", "recovery", "321"}

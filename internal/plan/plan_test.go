@@ -144,3 +144,19 @@ func TestKubernetesSource(t *testing.T) {
 		t.Errorf("relative node_root: %v", err)
 	}
 }
+
+// TestAllowedHosts: daemon.allowed_hosts takes host names with an
+// optional port, never URLs.
+func TestAllowedHosts(t *testing.T) {
+	src := "daemon:\n  allowed_hosts: [bunker.example.com, \"ops.example.com:8443\"]\n"
+	p, err := Parse("p.yaml", []byte(src), noEnv)
+	if err != nil || len(p.Daemon.AllowedHosts) != 2 {
+		t.Fatalf("%v %+v", err, p)
+	}
+	for _, bad := range []string{"http://bunker.example.com", "bunker.example.com/", "*.example.com", "a b", ""} {
+		_, err := Parse("p.yaml", []byte("daemon:\n  allowed_hosts: [\""+bad+"\"]\n"), noEnv)
+		if err == nil || !strings.Contains(err.Error(), "is not a host name") {
+			t.Errorf("allowed host %q: %v", bad, err)
+		}
+	}
+}
