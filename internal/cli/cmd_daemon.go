@@ -131,7 +131,7 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 	var d *daemon.Daemon
 	var addr string
 	d, err = daemon.New(daemon.Options{Plan: p, Runner: &appRunner{a: a}, Store: store, Notifier: notifier, Clock: clock,
-		Logger: logger, MeasureEvery: measureEvery, ShutdownGrace: grace, Metrics: metrics,
+		Logger: logger, MeasureEvery: measureEvery, ShutdownGrace: grace, Metrics: metrics, Secrets: a.planSecrets,
 		Ready: func() {
 			if a.Daemon != nil && a.Daemon.Started != nil {
 				a.Daemon.Started(d, addr)
@@ -363,7 +363,7 @@ func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.
 		if c.Command == "" {
 			return out, fmt.Errorf("drill %s: SQL checks need a database drill, which is not supported yet", d.Name)
 		}
-		if err := drillCheck(ctx, c, tmp, log); err != nil {
+		if err := a.drillCheck(ctx, c, tmp, log); err != nil {
 			return out, fmt.Errorf("drill %s: %w", d.Name, err)
 		}
 	}
@@ -438,14 +438,14 @@ func (a *App) sqlChecks(ctx context.Context, d *plan.Drill, out daemon.DrillOutc
 	return nil
 }
 
-// drillCheck runs a check command in the restored tree; its trimmed
-// output must equal Expect.
-func drillCheck(ctx context.Context, c *plan.Check, dir string, log io.Writer) error {
+// drillCheck runs a check command in the restored tree, with a hook's
+// environment; its trimmed output must equal Expect.
+func (a *App) drillCheck(ctx context.Context, c *plan.Check, dir string, log io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Command)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "BUNKER_RESTORE_DIR="+dir)
+	cmd.Env = a.hookEnv(c.Env, "BUNKER_RESTORE_DIR="+dir)
 	cmd.Stderr = lockedWriter(log)
 	hookProcessGroup(cmd)
 	fmt.Fprintf(log, "$ %s\n", c.Command)

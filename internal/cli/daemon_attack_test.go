@@ -1,9 +1,11 @@
 package cli_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +81,132 @@ daemon:
 	// /healthz says nothing but ok, to any probe.
 	if code, body := do(http.MethodGet, "/healthz", "evil.example:"+port); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("healthz: %d %q", code, body)
+	}
+}
+
+// TestDaemonHookSecrets: the daemon runs with the repository password,
+// the API token and cloud and libpq secrets in its environment. Its
+// hooks get none of them unless the plan names one, yet get the
+// documented variables; and whatever a hook prints — its environment, a
+// secrets file — reaches the run history, the API, the notifications
+// and the daemon's log only masked.
+func TestDaemonHookSecrets(t *testing.T) {
+	secrets := map[string]string{
+		"BUNKER_PASSWORD":       "proc-bunker-password-1",
+		"API_TOKEN":             "api-token-secret-2",
+		"AWS_SECRET_ACCESS_KEY": "aws-secret-key-3",
+		"AZURE_STORAGE_KEY":     "azure-storage-key-4",
+		"PGPASSWORD":            "pg-password-5",
+		"MAIN_PW":               testPassword,
+	}
+	hooks := newHookReceiver(t)
+	pe := newPlanEnv(t, `  - name: home
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+    hooks:
+      before:
+        - command: "env > ${DIR}/before.env; env; echo pw=$BUNKER_PASSWORD; cat ${DIR}/secrets.txt"
+          env: [EXTRA_OK, "LITERAL=one", UNSET_VAR]
+      after:
+        - command: "env > ${DIR}/after.env; echo pg=$PGPASSWORD"
+          env: [PGPASSWORD]
+  - name: broken
+    source: {type: files, paths: ["${DIR}/missing"]}
+    schedule: every 1h
+    repository: main
+    hooks:
+      on_failure:
+        - command: "env > ${DIR}/failure.env; env; cat ${DIR}/secrets.txt >&2; exit 3"
+notify:
+  webhooks: [{url: "${HOOK}"}]
+daemon:
+  api_token: env:API_TOKEN
+`)
+	pe.env["HOOK"] = hooks.srv.URL
+	pe.env["EXTRA_OK"] = "extra-value"
+	for k, v := range secrets {
+		pe.env[k] = v
+		t.Setenv(k, v) // the daemon's process environment too
+	}
+	var all []string
+	for _, v := range secrets {
+		all = append(all, v)
+	}
+	writeFiles(t, pe.dir, map[string]string{"secrets.txt": strings.Join(all, "\n") + "\n"})
+	de := startDaemon(t, pe, daemon.NewFakeClock(time.Now()))
+	must(t, de.d.Trigger("home"))
+	must(t, de.d.Trigger("broken"))
+	home, broken := de.waitRuns("home", 1)[0], de.waitRuns("broken", 1)[0]
+	if home.Result != "success" || broken.Result != "failed" {
+		t.Fatalf("runs: %+v %+v\n%s", home, broken, de.stderr.String())
+	}
+
+	// What the hooks really got.
+	env := func(name string) map[string]string {
+		m := map[string]string{}
+		for _, l := range strings.Split(mustRead(t, filepath.Join(pe.dir, name)), "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	before, after, failure := env("before.env"), env("after.env"), env("failure.env")
+	for name, m := range map[string]map[string]string{"before": before, "after": after, "on_failure": failure} {
+		for k, v := range m {
+			for sk, sv := range secrets {
+				if strings.Contains(v, sv) && !(name == "after" && k == "PGPASSWORD") {
+					t.Errorf("%s hook got %s (%s) in %s", name, sk, sv, k)
+				}
+			}
+			if k == "BUNKER_PASSWORD" || k == "API_TOKEN" || k == "AWS_SECRET_ACCESS_KEY" || k == "MAIN_PW" {
+				t.Errorf("%s hook got %s", name, k)
+			}
+		}
+		if m["PATH"] == "" || m["BUNKER_JOB"] == "" {
+			t.Errorf("%s hook lacks PATH or BUNKER_JOB: %v", name, m)
+		}
+	}
+	if before["EXTRA_OK"] != "extra-value" || before["LITERAL"] != "one" {
+		t.Errorf("before hook lacks what the plan passes: %v", before)
+	}
+	if _, ok := before["UNSET_VAR"]; ok {
+		t.Errorf("an unset variable was passed as empty: %v", before)
+	}
+	if after["PGPASSWORD"] != secrets["PGPASSWORD"] || after["BUNKER_RESULT"] != "success" || after["BUNKER_SNAPSHOT"] == "" {
+		t.Errorf("after hook: want the PGPASSWORD it names, BUNKER_RESULT and BUNKER_SNAPSHOT: %v", after)
+	}
+	if failure["BUNKER_JOB"] != "broken" || failure["BUNKER_RESULT"] != "failed" || failure["BUNKER_ERROR"] == "" {
+		t.Errorf("on_failure hook lacks its variables: %v", failure)
+	}
+
+	// What was kept and shown.
+	var shown []string
+	for _, id := range []string{home.ID, broken.ID} {
+		var s string
+		de.get("/api/v1/runs/"+id, &s)
+		shown = append(shown, s)
+		if !strings.Contains(s, "[redacted]") || !strings.Contains(s, "BUNKER_JOB=") {
+			t.Errorf("run %s: want its hook output, masked:\n%s", id, s)
+		}
+	}
+	var status, runs string
+	de.get("/api/v1/status", &status)
+	de.get("/api/v1/runs", &runs)
+	if !strings.Contains(shown[0], "pg=[redacted]") || !strings.Contains(shown[0], "pw=\\n") {
+		t.Errorf("home run log:\n%s", shown[0])
+	}
+	de.stop()
+	hooks.mu.Lock()
+	events := fmt.Sprint(hooks.events)
+	hooks.mu.Unlock()
+	shown = append(shown, status, runs, events, de.stderr.String())
+	for _, s := range shown {
+		for k, v := range secrets {
+			if strings.Contains(s, v) {
+				t.Errorf("%s (%s) leaked:\n%s", k, v, s)
+			}
+		}
 	}
 }

@@ -160,3 +160,16 @@ func TestAllowedHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestHookEnv: a hook's env takes NAME and NAME=VALUE entries.
+func TestHookEnv(t *testing.T) {
+	src := "repositories: [{name: r, location: /r, password: env:P}]\njobs:\n  - name: j\n    source: {type: files, paths: [/a]}\n    schedule: every 1h\n    repository: r\n    hooks:\n      before: [{command: x, env: [PGPASSWORD, \"A=b=c\"]}]\n"
+	p, err := Parse("p.yaml", []byte(src), noEnv)
+	if err != nil || len(p.Jobs[0].Hooks.Before[0].Env) != 2 {
+		t.Fatalf("%v %+v", err, p)
+	}
+	bad := strings.Replace(src, `"A=b=c"`, `"1A=b"`, 1)
+	if _, err := Parse("p.yaml", []byte(bad), noEnv); err == nil || !strings.Contains(err.Error(), `env entry "1A" does not start with a variable name`) {
+		t.Errorf("bad env entry: %v", err)
+	}
+}
