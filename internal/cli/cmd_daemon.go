@@ -43,6 +43,7 @@ type DaemonHooks struct {
 
 func (a *App) daemonCommand() *cobra.Command {
 	var planFile, listen, stateDir string
+	var allowedHosts []string
 	var measureEvery, grace time.Duration
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -59,18 +60,22 @@ func (a *App) daemonCommand() *cobra.Command {
   interrupted, never run twice for the same slot.
 - HTTP on daemon.listen (or --listen): /metrics (Prometheus), /healthz,
   the JSON API under /api/v1/ (read-only unless daemon.api_token is set)
-  and the dashboard.
+  and the dashboard. Requests are answered only when their Host header is
+  an IP address, localhost, the --listen host or a name in
+  daemon.allowed_hosts or --allowed-host; others get 421 (a defence
+  against DNS rebinding by web pages).
 - SIGHUP reloads the plan; an invalid plan is refused and the old one kept.
   SIGTERM stops scheduling, lets running jobs finish for --shutdown-grace,
   then cancels them (recorded as cancelled with the reason).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runDaemon(cmd.Context(), planFile, listen, stateDir, measureEvery, grace)
+			return a.runDaemon(cmd.Context(), planFile, listen, stateDir, allowedHosts, measureEvery, grace)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
 	f.StringVar(&listen, "listen", "", "HTTP `address` (default: the plan's daemon.listen; none: no HTTP)")
+	f.StringArrayVar(&allowedHosts, "allowed-host", nil, "a host `name` (or name:port) the HTTP server answers to besides IP addresses and localhost, added to daemon.allowed_hosts (repeatable)")
 	f.StringVar(&stateDir, "state-dir", "", "`directory` of the run history (default: the plan's daemon.state_dir, else ~/.local/state/bunker)")
 	f.DurationVar(&measureEvery, "measure-every", time.Minute, "read the repositories and judge RPO and 3-2-1 this often")
 	f.DurationVar(&grace, "shutdown-grace", 30*time.Second, "on shutdown, let running jobs finish for this long before cancelling them")
@@ -93,7 +98,7 @@ func (a *App) stateDir(p *plan.Plan, flag string) string {
 	return filepath.Join(home, ".local", "state", "bunker")
 }
 
-func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, measureEvery, grace time.Duration) error {
+func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, allowedHosts []string, measureEvery, grace time.Duration) error {
 	if planFile == "" {
 		planFile = a.Getenv("BUNKER_PLAN")
 	}
@@ -126,7 +131,7 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 	var d *daemon.Daemon
 	var addr string
 	d, err = daemon.New(daemon.Options{Plan: p, Runner: &appRunner{a: a}, Store: store, Notifier: notifier, Clock: clock,
-		Logger: logger, MeasureEvery: measureEvery, ShutdownGrace: grace, Metrics: metrics,
+		Logger: logger, MeasureEvery: measureEvery, ShutdownGrace: grace, Metrics: metrics, Secrets: a.planSecrets,
 		Ready: func() {
 			if a.Daemon != nil && a.Daemon.Started != nil {
 				a.Daemon.Started(d, addr)
@@ -173,7 +178,12 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 			return fmt.Errorf("listen %s: %w", listen, err)
 		}
 		addr = ln.Addr().String()
-		srv := &http.Server{Handler: d.Handler(daemon.HandlerOptions{Token: token, Extra: a.dashboardHandler(d)}), ReadHeaderTimeout: 10 * time.Second}
+		// A name in --listen is a name the daemon answers to.
+		if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+			allowedHosts = append(allowedHosts, h)
+		}
+		srv := &http.Server{Handler: d.Handler(daemon.HandlerOptions{Token: token, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}),
+			ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -353,7 +363,7 @@ func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.
 		if c.Command == "" {
 			return out, fmt.Errorf("drill %s: SQL checks need a database drill, which is not supported yet", d.Name)
 		}
-		if err := drillCheck(ctx, c, tmp, log); err != nil {
+		if err := a.drillCheck(ctx, c, tmp, log); err != nil {
 			return out, fmt.Errorf("drill %s: %w", d.Name, err)
 		}
 	}
@@ -428,14 +438,14 @@ func (a *App) sqlChecks(ctx context.Context, d *plan.Drill, out daemon.DrillOutc
 	return nil
 }
 
-// drillCheck runs a check command in the restored tree; its trimmed
-// output must equal Expect.
-func drillCheck(ctx context.Context, c *plan.Check, dir string, log io.Writer) error {
+// drillCheck runs a check command in the restored tree, with a hook's
+// environment; its trimmed output must equal Expect.
+func (a *App) drillCheck(ctx context.Context, c *plan.Check, dir string, log io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Command)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "BUNKER_RESTORE_DIR="+dir)
+	cmd.Env = a.hookEnv(c.Env, "BUNKER_RESTORE_DIR="+dir)
 	cmd.Stderr = lockedWriter(log)
 	hookProcessGroup(cmd)
 	fmt.Fprintf(log, "$ %s\n", c.Command)

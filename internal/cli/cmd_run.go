@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/redact"
 	"github.com/spf13/cobra"
 )
 
@@ -64,7 +64,11 @@ the backup succeeded but a copy or retention did not.`,
 			}
 			var log io.Writer = io.Discard
 			if a.g.verbose > 0 && !a.g.json {
-				log = a.Stderr
+				// Hooks and tools may print secrets; the log may be a
+				// journal or a cron mail.
+				rw := redact.NewWriter(a.Stderr, redact.New(a.planSecrets(cmd.Context(), p)...))
+				defer rw.Flush()
+				log = rw
 			}
 			res, err := a.runJob(cmd.Context(), p, j, log)
 			if a.g.json {
@@ -142,14 +146,14 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 		if err != nil {
 			env := append(hookEnv, "BUNKER_RESULT=failed", "BUNKER_ERROR="+err.Error())
 			for _, h := range j.Hooks.OnFailure {
-				if herr := runHook(context.WithoutCancel(ctx), h, env, log); herr != nil {
+				if herr := a.runHook(context.WithoutCancel(ctx), h, env, log); herr != nil {
 					fmt.Fprintf(log, "on_failure hook: %v\n", herr)
 				}
 			}
 		}
 	}()
 	for _, h := range j.Hooks.Before {
-		if err := runHook(ctx, h, hookEnv, log); err != nil {
+		if err := a.runHook(ctx, h, hookEnv, log); err != nil {
 			return fmt.Errorf("before hook: %w", err)
 		}
 	}
@@ -188,7 +192,7 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 		copyErrs = append(copyErrs, err)
 	}
 	for _, h := range j.Hooks.After {
-		if err := runHook(ctx, h, append(hookEnv, "BUNKER_RESULT=success", "BUNKER_SNAPSHOT="+res.Snapshot), log); err != nil {
+		if err := a.runHook(ctx, h, append(hookEnv, "BUNKER_RESULT=success", "BUNKER_SNAPSHOT="+res.Snapshot), log); err != nil {
 			fmt.Fprintf(log, "after hook: %v\n", err)
 		}
 	}
@@ -410,8 +414,9 @@ func lockedWriter(w io.Writer) io.Writer {
 }
 
 // runHook runs a hook command with its timeout (default 5 minutes),
-// killing its process group when the time is up.
-func runHook(ctx context.Context, h *plan.Hook, env []string, log io.Writer) error {
+// killing its process group when the time is up. The hook's environment
+// is hookEnv's: the basics, what the plan passes, and vars.
+func (a *App) runHook(ctx context.Context, h *plan.Hook, vars []string, log io.Writer) error {
 	timeout := h.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
@@ -419,7 +424,7 @@ func runHook(ctx context.Context, h *plan.Hook, env []string, log io.Writer) err
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.Command)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = a.hookEnv(h.Env, vars...)
 	w := lockedWriter(log)
 	cmd.Stdout, cmd.Stderr = w, w
 	hookProcessGroup(cmd)

@@ -62,9 +62,15 @@ type HandlerOptions struct {
 	Token string
 	// Extra serves everything else (the dashboard, snapshot listings).
 	Extra http.Handler
+	// AllowedHosts are host names (any port) or name:port the daemon
+	// answers to besides IP addresses and localhost, on top of the
+	// plan's daemon.allowed_hosts. A request for any other Host gets 421:
+	// see hostGuard.
+	AllowedHosts []string
 }
 
-// Handler serves /metrics, /healthz and the JSON API.
+// Handler serves /metrics, /healthz and the JSON API, and o.Extra, to
+// requests whose Host header the daemon answers to (hostGuard).
 func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 	mux := http.NewServeMux()
 	if m := d.o.Metrics; m != nil {
@@ -151,7 +157,7 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 	if o.Extra != nil {
 		mux.Handle("/", o.Extra)
 	}
-	return mux
+	return d.hostGuard(o.AllowedHosts, mux)
 }
 
 func (d *Daemon) apiStatus() *APIStatus {

@@ -14,6 +14,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/notify"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/redact"
 	"github.com/bunkerbackup/bunker/internal/state"
 )
 
@@ -83,6 +84,12 @@ type Options struct {
 	// Ready, when set, is called once Run has recovered the history and
 	// accepts triggers.
 	Ready func()
+	// Secrets, when set, returns the secret values of plan p (repository
+	// passwords, the API token, DSNs, cloud keys in the environment). The
+	// daemon masks each in what it keeps or sends of a run — its log,
+	// error and reason in the history and the API, notifications and
+	// healthcheck pings — since hooks and tools may print them.
+	Secrets func(ctx context.Context, p *plan.Plan) []string
 }
 
 // Validate checks the options.
@@ -413,6 +420,7 @@ func (d *Daemon) runJob(ctx context.Context, p *plan.Plan, j *plan.Job, trigger 
 	default:
 		r.Result, r.Error = state.ResultFailed, err.Error()
 	}
+	d.redactRun(ctx, p, r)
 	if ferr := d.o.Store.FinishRun(r); ferr != nil {
 		log.Error("record run end", "err", ferr)
 	}
@@ -421,10 +429,10 @@ func (d *Daemon) runJob(ctx context.Context, p *plan.Plan, j *plan.Job, trigger 
 	}
 	actx := context.WithoutCancel(ctx)
 	if err != nil {
-		log.Error("job failed", "err", err)
-		d.ping(actx, j.Name, "fail", err.Error())
+		log.Error("job failed", "err", r.Error)
+		d.ping(actx, j.Name, "fail", r.Error)
 		d.alert(actx, "job:"+j.Name, true, notify.Event{Kind: "failure", Severity: "critical", Job: j.Name, RunID: r.ID,
-			Title: fmt.Sprintf("job %s failed", j.Name), Message: err.Error()})
+			Title: fmt.Sprintf("job %s failed", j.Name), Message: r.Error})
 		return
 	}
 	log.Info("job finished", "snapshot", out.Snapshot)
@@ -433,6 +441,16 @@ func (d *Daemon) runJob(ctx context.Context, p *plan.Plan, j *plan.Job, trigger 
 		Title: fmt.Sprintf("job %s succeeds again", j.Name)})
 	// A new backup changes the RPO state: measure soon.
 	d.kickMeasure()
+}
+
+// redactRun masks the plan's secrets in a finished run's log, error and
+// reason: what the history keeps, the API shows and notifications send.
+func (d *Daemon) redactRun(ctx context.Context, p *plan.Plan, r *state.Run) {
+	if d.o.Secrets == nil {
+		return
+	}
+	red := redact.New(d.o.Secrets(context.WithoutCancel(ctx), p)...)
+	r.Log, r.Error, r.Reason = red.String(r.Log), red.String(r.Error), red.String(r.Reason)
 }
 
 func (d *Daemon) kickMeasure() {
@@ -510,6 +528,7 @@ func (d *Daemon) runDrill(ctx context.Context, p *plan.Plan, dr *plan.Drill, tri
 	default:
 		r.Result, r.Error = state.ResultFailed, err.Error()
 	}
+	d.redactRun(ctx, p, r)
 	if ferr := d.o.Store.FinishRun(r); ferr != nil {
 		d.log.Error("record drill end", "drill", dr.Name, "err", ferr)
 	}
@@ -518,9 +537,9 @@ func (d *Daemon) runDrill(ctx context.Context, p *plan.Plan, dr *plan.Drill, tri
 	}
 	actx := context.WithoutCancel(ctx)
 	if err != nil {
-		d.log.Error("drill failed", "drill", dr.Name, "err", err)
+		d.log.Error("drill failed", "drill", dr.Name, "err", r.Error)
 		d.alert(actx, "drill:"+dr.Name, true, notify.Event{Kind: "drill", Severity: "critical", Job: dr.Name, RunID: r.ID,
-			Title: fmt.Sprintf("restore drill %s failed: the backup of %s did not restore", dr.Name, dr.Job), Message: err.Error()})
+			Title: fmt.Sprintf("restore drill %s failed: the backup of %s did not restore", dr.Name, dr.Job), Message: r.Error})
 		return
 	}
 	d.alert(actx, "drill:"+dr.Name, false, notify.Event{Kind: "recovery", Severity: "info", Job: dr.Name, RunID: r.ID,

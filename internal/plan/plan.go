@@ -127,8 +127,12 @@ type Hooks struct {
 
 // Hook is a command with a timeout (default 5m), run by /bin/sh -c.
 type Hook struct {
-	Command   string        `yaml:"command"`
-	Timeout   time.Duration `yaml:"timeout"`
+	Command string        `yaml:"command"`
+	Timeout time.Duration `yaml:"timeout"`
+	// Env is what the hook gets of the environment besides the basics
+	// (PATH, HOME, locale…) and the run's BUNKER_* variables: NAME
+	// passes bunker's own NAME through, NAME=VALUE sets it.
+	Env       []string `yaml:"env"`
 	Positions `json:"-"`
 }
 
@@ -160,10 +164,11 @@ type Validate struct {
 // Check is a query (databases) or command (files) whose output must
 // equal Expect.
 type Check struct {
-	SQL       string `yaml:"sql"`
-	Database  string `yaml:"database"` // for sql: the database (default postgres)
-	Command   string `yaml:"command"`
-	Expect    string `yaml:"expect"`
+	SQL       string   `yaml:"sql"`
+	Database  string   `yaml:"database"` // for sql: the database (default postgres)
+	Command   string   `yaml:"command"`
+	Expect    string   `yaml:"expect"`
+	Env       []string `yaml:"env"` // for command: as Hook.Env
 	Positions `json:"-"`
 }
 
@@ -232,7 +237,11 @@ type Daemon struct {
 	StateDir         string `yaml:"state_dir"` // run history database
 	APIToken         string `yaml:"api_token"` // secret reference; without it the API is read-only
 	MaxPerRepository int    `yaml:"max_per_repository"`
-	Positions        `json:"-"`
+	// AllowedHosts are the host names ("name", any port, or "name:port")
+	// the HTTP server answers to besides IP addresses and localhost; a
+	// request with another Host header is refused (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	Positions    `json:"-"`
 }
 
 // Load reads and checks a plan file. ${NAME} in values is replaced by
@@ -368,6 +377,7 @@ func (p *Plan) check(d *decoder) {
 			if strings.TrimSpace(h.Command) == "" {
 				d.fail(h.Positions, "", "", "hook without a command")
 			}
+			checkEnv(d, h.Positions, h.Env)
 		}
 		if j.Concurrency < 0 || j.Retries.Attempts < 0 {
 			d.fail(j.Positions, "", "", "job %q: concurrency and retries must not be negative", j.Name)
@@ -395,6 +405,7 @@ func (p *Plan) check(d *decoder) {
 			if (c.SQL == "") == (c.Command == "") {
 				d.fail(c.Positions, "", "", "a check has either sql or command")
 			}
+			checkEnv(d, c.Positions, c.Env)
 		}
 	}
 	for _, w := range p.Notify.Webhooks {
@@ -427,7 +438,15 @@ func (p *Plan) check(d *decoder) {
 		checkSecret(d, e.Positions, "password", e.Password, false)
 	}
 	checkSecret(d, p.Daemon.Positions, "api_token", p.Daemon.APIToken, false)
+	for _, h := range p.Daemon.AllowedHosts {
+		if !hostRe.MatchString(h) {
+			d.fail(p.Daemon.Positions, "allowed_hosts", "a host name as browsers send it, e.g. bunker.example.com or bunker.example.com:8080, without scheme or path", "allowed host %q is not a host name", h)
+		}
+	}
 }
+
+// hostRe is a host name with an optional port.
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$`)
 
 // eventKinds are the notification events a webhook may ask for.
 var eventKinds = []string{"failure", "rpo", "rto", "drill", "recovery", "321"}
@@ -477,6 +496,18 @@ func checkRef(d *decoder, p Positions, field, name string, known []string, what 
 		hint = "none is defined"
 	}
 	d.fail(p, field, hint, "%s %q is not defined", what, name)
+}
+
+var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkEnv accepts NAME and NAME=VALUE.
+func checkEnv(d *decoder, p Positions, env []string) {
+	for _, e := range env {
+		name, _, _ := strings.Cut(e, "=")
+		if !envNameRe.MatchString(name) {
+			d.fail(p, "env", "NAME to pass bunker's NAME through, or NAME=VALUE", "env entry %q does not start with a variable name", name)
+		}
+	}
 }
 
 // checkSecret accepts env:NAME, file:/path and command:CMD.

@@ -144,3 +144,32 @@ func TestKubernetesSource(t *testing.T) {
 		t.Errorf("relative node_root: %v", err)
 	}
 }
+
+// TestAllowedHosts: daemon.allowed_hosts takes host names with an
+// optional port, never URLs.
+func TestAllowedHosts(t *testing.T) {
+	src := "daemon:\n  allowed_hosts: [bunker.example.com, \"ops.example.com:8443\"]\n"
+	p, err := Parse("p.yaml", []byte(src), noEnv)
+	if err != nil || len(p.Daemon.AllowedHosts) != 2 {
+		t.Fatalf("%v %+v", err, p)
+	}
+	for _, bad := range []string{"http://bunker.example.com", "bunker.example.com/", "*.example.com", "a b", ""} {
+		_, err := Parse("p.yaml", []byte("daemon:\n  allowed_hosts: [\""+bad+"\"]\n"), noEnv)
+		if err == nil || !strings.Contains(err.Error(), "is not a host name") {
+			t.Errorf("allowed host %q: %v", bad, err)
+		}
+	}
+}
+
+// TestHookEnv: a hook's env takes NAME and NAME=VALUE entries.
+func TestHookEnv(t *testing.T) {
+	src := "repositories: [{name: r, location: /r, password: env:P}]\njobs:\n  - name: j\n    source: {type: files, paths: [/a]}\n    schedule: every 1h\n    repository: r\n    hooks:\n      before: [{command: x, env: [PGPASSWORD, \"A=b=c\"]}]\n"
+	p, err := Parse("p.yaml", []byte(src), noEnv)
+	if err != nil || len(p.Jobs[0].Hooks.Before[0].Env) != 2 {
+		t.Fatalf("%v %+v", err, p)
+	}
+	bad := strings.Replace(src, `"A=b=c"`, `"1A=b"`, 1)
+	if _, err := Parse("p.yaml", []byte(bad), noEnv); err == nil || !strings.Contains(err.Error(), `env entry "1A" does not start with a variable name`) {
+		t.Errorf("bad env entry: %v", err)
+	}
+}

@@ -2,6 +2,9 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/jackc/pgx/v5"
@@ -16,8 +20,12 @@ import (
 
 // Config says how to reach a server and where its programs are.
 type Config struct {
-	// Conn is the connection (ParseConnInfo); its password, if any, is
-	// handed to the programs through a temporary password file.
+	// Conn is the connection (ParseConnInfo). Its secrets never go on a
+	// program's command line, where any local user reads them in
+	// /proc/PID/cmdline: the password goes through a temporary password
+	// file (PGPASSFILE), the other SecretKeys (sslpassword, which has no
+	// environment variable) through a temporary service file
+	// (PGSERVICEFILE) that the command line names with service=.
 	Conn ConnInfo
 	// BinDir holds pg_dump, pg_restore, pg_basebackup, psql…; empty
 	// means the newest /usr/lib/postgresql/*/bin, then PATH.
@@ -36,34 +44,89 @@ type Config struct {
 type Client struct {
 	cfg      Config
 	passfile string
-	env      []string
+	// servicefile holds the secrets other than the password under
+	// [service]; empty when there are none.
+	servicefile, service string
+	env                  []string
 }
 
-// Open prepares a client: with a password it writes a 0600 password file
-// that only the programs it starts see (PGPASSFILE). Close removes it.
+// Open prepares a client. With a password it writes a 0600 password file
+// that only the programs it starts see (PGPASSFILE); with another secret
+// (sslpassword) a 0600 service file (PGSERVICEFILE) with it under a
+// random service name. Close removes them.
 func Open(cfg Config) (*Client, error) {
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
 	c := &Client{cfg: cfg}
 	if pw, ok := cfg.Conn["password"]; ok {
-		f, err := os.CreateTemp(cfg.TempDir, "bunker-pgpass-")
+		esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(pw)
+		name, err := writeSecretFile(cfg.TempDir, "bunker-pgpass-", "*:*:*:*:"+esc+"\n")
 		if err != nil {
 			return nil, fmt.Errorf("password file: %w", err)
 		}
-		esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(pw)
-		_, werr := fmt.Fprintf(f, "*:*:*:*:%s\n", esc)
-		cerr := f.Close()
-		if werr != nil || cerr != nil {
-			os.Remove(f.Name())
-			return nil, fmt.Errorf("password file: %v", firstErr(werr, cerr))
-		}
-		c.passfile = f.Name()
+		c.passfile = name
 		c.env = append(c.env, "PGPASSFILE="+c.passfile)
+	}
+	var lines []string
+	for _, k := range SecretKeys[1:] {
+		v, ok := cfg.Conn[k]
+		if !ok {
+			continue
+		}
+		// libpq reads a service file line by line and drops trailing
+		// white space: such a value cannot travel there.
+		if strings.ContainsAny(v, "\r\n") || strings.TrimRightFunc(v, unicode.IsSpace) != v {
+			c.Close()
+			return nil, fmt.Errorf("connection string: %s holds a line break or ends with white space, which libpq cannot read from a service file", k)
+		}
+		lines = append(lines, k+"="+v)
+	}
+	if len(lines) > 0 {
+		if svc := cfg.Conn["service"]; svc != "" {
+			c.Close()
+			keys := strings.Join(keysOf(lines), ", ")
+			return nil, fmt.Errorf("connection string: service=%s cannot be combined with %s, which bunker hands to the PostgreSQL programs in a service file of its own (libpq reads one service): put %s in the entry of service %s instead",
+				svc, keys, keys, svc)
+		}
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		c.service = "bunker-" + hex.EncodeToString(rnd[:])
+		name, err := writeSecretFile(cfg.TempDir, "bunker-pgservice-", "["+c.service+"]\n"+strings.Join(lines, "\n")+"\n")
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("service file: %w", err)
+		}
+		c.servicefile = name
+		c.env = append(c.env, "PGSERVICEFILE="+c.servicefile)
 	}
 	// The programs must not prompt: no terminal is theirs.
 	c.env = append(c.env, "PGCONNECT_TIMEOUT="+orDefault(cfg.Conn["connect_timeout"], "30"))
 	return c, nil
+}
+
+// writeSecretFile writes content to a new 0600 file in dir.
+func writeSecretFile(dir, pattern, content string) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	_, werr := f.WriteString(content)
+	cerr := f.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %v", f.Name(), firstErr(werr, cerr))
+	}
+	return f.Name(), nil
+}
+
+// keysOf returns the keywords of key=value lines.
+func keysOf(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i], _, _ = strings.Cut(l, "=")
+	}
+	return out
 }
 
 func firstErr(errs ...error) error {
@@ -82,12 +145,16 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// Close removes the password file.
+// Close removes the password and service files.
 func (c *Client) Close() error {
-	if c.passfile != "" {
-		return os.Remove(c.passfile)
+	var errs []error
+	for _, f := range []string{c.passfile, c.servicefile} {
+		if f != "" {
+			errs = append(errs, os.Remove(f))
+		}
 	}
-	return nil
+	c.passfile, c.servicefile = "", ""
+	return errors.Join(errs...)
 }
 
 // Server names the server: host:port, never credentials.
@@ -108,8 +175,9 @@ func BinDir(name string) string {
 }
 
 // Tool returns a command for one of PostgreSQL's programs with the
-// password file in its environment. The connection string, without the
-// password, goes on the command line by the caller (--dbname).
+// password and service files in its environment. The connection string,
+// without secrets (DSN), goes on the command line by the caller
+// (--dbname).
 func (c *Client) Tool(name string, args ...string) (*source.Command, error) {
 	dir := c.cfg.BinDir
 	var search []string
@@ -125,14 +193,18 @@ func (c *Client) Tool(name string, args ...string) (*source.Command, error) {
 	return &source.Command{Path: p, Args: args, Env: c.env, Stderr: c.cfg.Stderr}, nil
 }
 
-// DSN is the public connection string for database db ("" keeps the
-// configured one).
+// DSN is the connection string for database db ("" keeps the
+// configured one) without its secrets, for command lines: a program
+// started by Tool finds them in its password and service files.
 func (c *Client) DSN(db string) string {
-	ci := c.cfg.Conn
+	ci := c.cfg.Conn.WithoutSecrets()
 	if db != "" {
 		ci = ci.With("dbname", db)
 	}
-	return ci.Public()
+	if c.service != "" {
+		ci = ci.With("service", c.service)
+	}
+	return ci.String()
 }
 
 // Connect opens a SQL connection to database db ("" keeps the
@@ -144,21 +216,23 @@ func (c *Client) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	}
 	cfg, err := pgx.ParseConfig(ci.String())
 	if err != nil {
-		return nil, fmt.Errorf("connection settings: %s", redact(err.Error(), ci["password"]))
+		return nil, fmt.Errorf("connection settings: %s", redact(err.Error(), ci))
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %s", c.Server(), redact(err.Error(), ci["password"]))
+		return nil, fmt.Errorf("connect to %s: %s", c.Server(), redact(err.Error(), ci))
 	}
 	return conn, nil
 }
 
-// redact removes a secret from a message.
-func redact(msg, secret string) string {
-	if secret == "" {
-		return msg
+// redact removes the connection's secrets from a message.
+func redact(msg string, ci ConnInfo) string {
+	for _, k := range SecretKeys {
+		if v := ci[k]; v != "" {
+			msg = strings.ReplaceAll(msg, v, "***")
+		}
 	}
-	return strings.ReplaceAll(msg, secret, "***")
+	return msg
 }
 
 // ServerInfo are the facts a snapshot records about the server.

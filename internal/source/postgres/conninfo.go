@@ -191,9 +191,23 @@ func (ci ConnInfo) With(key, value string) ConnInfo {
 	return c
 }
 
-// Public is the connection string without the password: what may appear
+// SecretKeys are the libpq keywords whose values are secrets: the
+// password, the passphrase of the client key (sslpassword) and, from
+// PostgreSQL 18, the OAuth client secret.
+var SecretKeys = []string{"password", "sslpassword", "oauth_client_secret"}
+
+// WithoutSecrets returns a copy without SecretKeys.
+func (ci ConnInfo) WithoutSecrets() ConnInfo {
+	c := ci.With("password", "")
+	for _, k := range SecretKeys {
+		delete(c, k)
+	}
+	return c
+}
+
+// Public is the connection string without any secret: what may appear
 // on a command line or in a message.
-func (ci ConnInfo) Public() string { return ci.With("password", "").String() }
+func (ci ConnInfo) Public() string { return ci.WithoutSecrets().String() }
 
 // Server names the server for snapshot paths and messages: host:port
 // (or the socket directory), never credentials.
