@@ -40,7 +40,7 @@ const exitCodeHelp = `Exit codes:
   4    status: an objective is violated (RPO, 3-2-1, RTO, drill)
   10   repository does not exist
   11   repository uses a newer format than this bunker
-  12   wrong password
+  12   wrong password (a damaged key object is an error, 1, that names it)
   130  interrupted
 
 Environment:

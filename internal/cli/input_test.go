@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,5 +150,74 @@ func TestRunRetentionLongKeepWithin(t *testing.T) {
 	}
 	if n := pe.snapshotsTagged(pe.main, "job=home"); n != 2 {
 		t.Errorf("main keeps %d snapshots of home, want 2 (keep_within about 292 years)", n)
+	}
+}
+
+// TestDamagedKeyObjects: a damaged key object is named and skipped with a
+// warning when another key opens the repository, stays a wrong password
+// (exit 12) only when well-formed keys were tried, and is its own error
+// (exit 1) naming the object when no well-formed key is left (finding 8
+// of issue 14). A key with absurd argon2 parameters is refused before any
+// derivation.
+func TestDamagedKeyObjects(t *testing.T) {
+	e := snapshotRepo(t, 1)
+	keyDir := filepath.Join(e.repo, "keys")
+	goodKeys := listRepoFiles(t, e.repo, "keys")
+	if len(goodKeys) != 1 {
+		t.Fatalf("%d keys after init", len(goodKeys))
+	}
+	good, err := os.ReadFile(goodKeys[0])
+	must(t, err)
+	// Names after any hex name: an old bunker met the good key first.
+	plant := map[string][]byte{
+		"zz-garbage":   []byte("not a key object at all"),
+		"zz-truncated": good[:len(good)*2/3],
+		"zz-memory": append(append([]byte(nil), good[:8]...),
+			`{"kdf":{"alg":"argon2id","time":100,"memory":4194304,"threads":1,"salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},"data":""}`...),
+	}
+	for name, b := range plant {
+		must(t, os.WriteFile(filepath.Join(keyDir, name), b, 0o444))
+	}
+
+	res := e.mustRun("snapshots")
+	for name := range plant {
+		if !strings.Contains(res.Stderr, "keys/"+name) || !strings.Contains(res.Stderr, "damaged key object") {
+			// Fatal: the steps below try every key, and a bunker that
+			// accepted zz-memory would run argon2id over 4 GiB.
+			t.Fatalf("no warning naming keys/%s:\n%s", name, res.Stderr)
+		}
+	}
+	res = e.mustRun("key", "list")
+	if strings.Count(res.Stdout, "DAMAGED") != len(plant) {
+		t.Errorf("key list does not show %d damaged keys:\n%s", len(plant), res.Stdout)
+	}
+
+	wrong := newRepoEnv(t, e.repo)
+	wrong.env["BUNKER_PASSWORD"] = "not the password"
+	res = wrong.expect(12, "snapshots")
+	if !strings.Contains(res.Stderr, "wrong password") || !strings.Contains(res.Stderr, "keys/zz-garbage") {
+		t.Errorf("wrong password beside damaged keys:\n%s", res.Stderr)
+	}
+
+	// The absurd key is refused by name before any derivation (a hint
+	// makes it the only key tried).
+	res = e.expect(1, "--key-hint", "zz-memory", "snapshots")
+	if !strings.Contains(res.Stderr, "keys/zz-memory") || !strings.Contains(res.Stderr, "memory") || strings.Contains(res.Stderr, "wrong password") {
+		t.Errorf("hint on the absurd key:\n%s", res.Stderr)
+	}
+
+	// Only damaged keys left: not a wrong password.
+	e.mustRun("key", "remove", "zz-memory")
+	if _, err := os.Stat(filepath.Join(keyDir, "zz-memory")); !os.IsNotExist(err) {
+		t.Errorf("key remove left the damaged key: %v", err)
+	}
+	must(t, os.Chmod(goodKeys[0], 0o644))
+	must(t, os.Remove(goodKeys[0]))
+	for _, env := range []*repoEnv{e, wrong} {
+		res = env.expect(1, "snapshots")
+		if strings.Contains(res.Stderr, "wrong password") || !strings.Contains(res.Stderr, "damaged key object") ||
+			!strings.Contains(res.Stderr, "keys/zz-garbage") || !strings.Contains(res.Stderr, "keys/zz-truncated") {
+			t.Errorf("only damaged keys:\n%s", res.Stderr)
+		}
 	}
 }

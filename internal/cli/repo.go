@@ -153,6 +153,9 @@ func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string)
 	}
 	a.addCloserCtx(ctx, r)
 	r.SetLogger(a.log)
+	for _, err := range r.DamagedKeys() {
+		a.out.warnf("skipped %v (another key opened the repository; 'bunker key list' shows it, 'bunker key remove' removes it)", err)
+	}
 	return r, nil
 }
 
