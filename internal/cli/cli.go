@@ -40,7 +40,7 @@ const exitCodeHelp = `Exit codes:
   4    status: an objective is violated (RPO, 3-2-1, RTO, drill)
   10   repository does not exist
   11   repository uses a newer format than this bunker
-  12   wrong password
+  12   wrong password (a damaged key object is an error, 1, that names it)
   130  interrupted
 
 Environment:
@@ -229,7 +229,7 @@ encrypted repositories, and restores them exactly.
 		Version:       Version,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			a.setup()
-			return nil
+			return checkFlagRanges(cmd)
 		},
 	}
 	root.SetVersionTemplate("bunker {{.Version}}\n")
@@ -249,6 +249,8 @@ encrypted repositories, and restores them exactly.
 	f.IntVar(&a.g.retryAttempts, "retry-attempts", 10, "try a failing operation on a remote store at most N times (backoff with jitter between tries)")
 	f.BoolVar(&a.g.noCache, "no-cache", false, "keep no metadata cache of remote repositories (a temporary one, removed at the end, serves the command)")
 	f.StringVar(&a.g.repoAsOf, "repo-as-of", "", "read the repository as it was at TIME (RFC 3339 or 2006-01-02 15:04:05); versioned object stores only, read-only")
+	flagRange(f, 0, 1024, "connections")
+	flagRange(f, 0, 1000, "retry-attempts")
 	f.BoolVar(&a.weakKDF, "insecure-kdf-for-tests", false, "make new keys cheap to derive (tests only)")
 	_ = f.MarkHidden("insecure-kdf-for-tests")
 

@@ -96,6 +96,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 	fl.StringVar(&vf.kubeletDir, "kubelet-dir", "/var/lib/kubelet", "the kubelet's directory on the node")
 	fl.StringVar(&namespace, "namespace", "", "serve Backups of this `namespace` only (default: all)")
 	fl.DurationVar(&interval, "interval", 15*time.Second, "look for work this often")
+	flagRange(fl, 1, unbounded, "interval")
 	fl.BoolVar(&once, "once", false, "one pass, then exit")
 	return cmd
 }

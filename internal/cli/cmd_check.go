@@ -33,8 +33,8 @@ The exit code is non-zero when anything harmful is found.`,
 			if subset != "" {
 				opts.ReadData = true
 				if strings.HasSuffix(subset, "%") {
-					p, err := strconv.ParseFloat(strings.TrimSuffix(subset, "%"), 64)
-					if err != nil || p <= 0 || p > 100 {
+					p, ok := parseFraction(strings.TrimSuffix(subset, "%"), 0, 100)
+					if !ok || p == 0 {
 						return fmt.Errorf("--read-data-subset %q: want a percentage in (0,100]", subset)
 					}
 					opts.SubsetPercent = p

@@ -78,6 +78,7 @@ func (a *App) daemonCommand() *cobra.Command {
 	f.StringArrayVar(&allowedHosts, "allowed-host", nil, "a host `name` (or name:port) the HTTP server answers to besides IP addresses and localhost, added to daemon.allowed_hosts (repeatable)")
 	f.StringVar(&stateDir, "state-dir", "", "`directory` of the run history (default: the plan's daemon.state_dir, else ~/.local/state/bunker)")
 	f.DurationVar(&measureEvery, "measure-every", time.Minute, "read the repositories and judge RPO and 3-2-1 this often")
+	flagRange(f, 1, unbounded, "measure-every")
 	f.DurationVar(&grace, "shutdown-grace", 30*time.Second, "on shutdown, let running jobs finish for this long before cancelling them")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -32,19 +33,26 @@ func (p *pruneFlags) options(dryRun bool) (maintenance.Options, error) {
 	case s == "unlimited":
 		o.MaxUnused = -1
 	default:
-		v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-		if err != nil || v < 0 || v > 100 {
-			return o, fmt.Errorf("--max-unused %q: want a percentage like 5%% or 'unlimited'", s)
+		v, ok := parseFraction(strings.TrimSuffix(s, "%"), 0, 100)
+		if !ok {
+			return o, fmt.Errorf("--max-unused %q: want a percentage from 0%% to 100%%, or 'unlimited'", s)
 		}
 		o.MaxUnused = v / 100
 	}
 	return o, nil
 }
 
-// parseWithin parses durations like 7d, 2w, 3m (months), 1y, 36h.
+// parseWithin parses durations like 7d, 2w, 3m (months), 1y, 36h. A
+// duration longer than a time.Duration holds (about 292 years) is
+// clamped to the longest one, never wrapped: as --keep-within it keeps
+// every snapshot (snapshot.Policy compares ages with saturating
+// arithmetic); callers that need an exact value bound it themselves.
 func parseWithin(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
+	}
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("duration %q must not be negative", s)
 	}
 	var total time.Duration
 	num := ""
@@ -53,15 +61,18 @@ func parseWithin(s string) (time.Duration, error) {
 			num += string(c)
 			continue
 		}
-		n, err := strconv.Atoi(num)
-		if err != nil {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
 		unit := map[rune]time.Duration{'y': 365 * 24 * time.Hour, 'm': 30 * 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'd': 24 * time.Hour, 'h': time.Hour}[c]
 		if unit == 0 {
 			return 0, fmt.Errorf("bad duration %q: unit %q (use y, m, w, d, h)", s, c)
 		}
-		total += time.Duration(n) * unit
+		if num == "" {
+			return 0, fmt.Errorf("bad duration %q: unit %q without a number", s, c)
+		}
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		total = addDuration(total, n, unit)
 		num = ""
 	}
 	if num != "" {
@@ -70,23 +81,42 @@ func parseWithin(s string) (time.Duration, error) {
 	return total, nil
 }
 
+// addDuration returns total + n*unit (all non-negative, n possibly
+// math.MaxInt64 from a number out of range), clamped to the longest
+// time.Duration.
+func addDuration(total time.Duration, n int64, unit time.Duration) time.Duration {
+	const longest = time.Duration(math.MaxInt64)
+	if n > int64(longest/unit) {
+		return longest
+	}
+	if d := time.Duration(n) * unit; d <= longest-total {
+		return total + d
+	}
+	return longest
+}
+
 func (a *App) forgetCommand() *cobra.Command {
 	var ff snapshotFilterFlags
 	var pol snapshot.Policy
 	var within, groupBy string
-	var dryRun, prune bool
+	var dryRun, prune, allowRemoveAll bool
 	var pf pruneFlags
 	cmd := &cobra.Command{
 		Use:   "forget [flags] [SNAPSHOT...]",
 		Short: "Remove snapshots by ID or by a retention policy",
 		Long: `Remove the named snapshots, or apply a retention policy to every group of
 snapshots (grouped by host and paths by default). Data is freed by prune
-(--prune runs it right after).`,
+(--prune runs it right after).
+
+A policy that would remove every snapshot of a group is refused, and
+nothing is removed, unless --unsafe-allow-remove-all is given (a typo in
+--keep-tag, say, must not empty the repository). Snapshots named by ID
+are removed as asked.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			w, err := parseWithin(within)
 			if err != nil {
-				return err
+				return fmt.Errorf("--keep-within: %w", err)
 			}
 			pol.Within = w
 			if len(args) == 0 && pol.Empty() {
@@ -140,6 +170,7 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 					Remove []snapshot.Decision `json:"remove"`
 				}
 				var out []groupOut
+				var emptied []string
 				for _, k := range keys {
 					g := groupOut{Key: k, Keep: []snapshot.Decision{}, Remove: []snapshot.Decision{}}
 					decisions := pol.Apply(groups[k.String()])
@@ -156,6 +187,9 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 						rows = append(rows, []string{d.Snapshot.ShortID(), d.Snapshot.Time.Local().Format("2006-01-02 15:04:05"), verdict})
 					}
 					out = append(out, g)
+					if len(g.Keep) == 0 && len(g.Remove) > 0 {
+						emptied = append(emptied, fmt.Sprintf("host %q paths %v tags %v", k.Hostname, k.Paths, k.Tags))
+					}
 					if !a.g.json && !a.g.quiet {
 						fmt.Fprintf(a.Stdout, "host %q paths %v tags %v — %s:\n", k.Hostname, k.Paths, k.Tags, pol)
 						table(a.Stdout, []string{"ID", "Time", "Decision"}, rows)
@@ -164,6 +198,10 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 				}
 				if a.g.json {
 					a.out.jsonLine(map[string]any{"message_type": "forget", "groups": out, "dry_run": dryRun})
+				}
+				if len(emptied) > 0 && !allowRemoveAll {
+					return fmt.Errorf("refusing to forget: the policy (%s) would remove every snapshot of %s; nothing was removed (check the --keep-* flags, or give --unsafe-allow-remove-all if that is meant)",
+						pol, strings.Join(emptied, ", "))
 				}
 			}
 			if dryRun {
@@ -203,16 +241,18 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 	addFilterFlags(cmd, &ff)
 	f := cmd.Flags()
 	f.IntVarP(&pol.Last, "keep-last", "l", 0, "keep the last `n` snapshots (-1: all)")
-	f.IntVarP(&pol.Hourly, "keep-hourly", "H", 0, "keep the last `n` hourly snapshots")
-	f.IntVarP(&pol.Daily, "keep-daily", "d", 0, "keep the last `n` daily snapshots")
-	f.IntVarP(&pol.Weekly, "keep-weekly", "w", 0, "keep the last `n` weekly snapshots")
-	f.IntVarP(&pol.Monthly, "keep-monthly", "m", 0, "keep the last `n` monthly snapshots")
-	f.IntVarP(&pol.Yearly, "keep-yearly", "y", 0, "keep the last `n` yearly snapshots")
-	f.StringVar(&within, "keep-within", "", "keep snapshots within `duration` of the newest (e.g. 7d, 2w, 1y2m)")
+	f.IntVarP(&pol.Hourly, "keep-hourly", "H", 0, "keep the last `n` hourly snapshots (-1: all)")
+	f.IntVarP(&pol.Daily, "keep-daily", "d", 0, "keep the last `n` daily snapshots (-1: all)")
+	f.IntVarP(&pol.Weekly, "keep-weekly", "w", 0, "keep the last `n` weekly snapshots (-1: all)")
+	f.IntVarP(&pol.Monthly, "keep-monthly", "m", 0, "keep the last `n` monthly snapshots (-1: all)")
+	f.IntVarP(&pol.Yearly, "keep-yearly", "y", 0, "keep the last `n` yearly snapshots (-1: all)")
+	flagRange(f, -1, unbounded, "keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly")
+	f.StringVar(&within, "keep-within", "", "keep snapshots within `duration` of the newest (e.g. 7d, 2w, 1y2m; m is months)")
 	f.StringArrayVar(&pol.Tags, "keep-tag", nil, "keep snapshots with this `tag`")
 	f.StringVarP(&groupBy, "group-by", "g", "host,paths", "group snapshots by `fields` before applying the policy")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be removed")
 	f.BoolVar(&prune, "prune", false, "prune unreferenced data afterwards")
+	f.BoolVar(&allowRemoveAll, "unsafe-allow-remove-all", false, "let the policy remove every snapshot of a group")
 	pf.add(cmd)
 	return cmd
 }

@@ -90,6 +90,7 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 	}
 	cmd.Flags().StringVar(&opts.compression, "compression", "zstd-fastest", "compression: zstd-fastest, zstd-default, zstd-better, zstd-best or none")
 	cmd.Flags().IntVar(&opts.packSizeMiB, "pack-size", 16, "target pack size in MiB")
+	flagRange(cmd.Flags(), 1, 512, "pack-size")
 	cmd.Flags().StringVar(&opts.objectLock, "object-lock", "", "write every data object with an Object Lock retention: compliance or governance (S3 with Object Lock; creates the bucket with it)")
 	cmd.Flags().StringVar(&opts.retention, "retention", "", "how long each object stays locked after it is written, with --object-lock (default 30d; e.g. 12w, 1y); prune extends it for objects still needed")
 	cmd.Flags().StringVar(&opts.copyFrom, "copy-chunker-params-from", "", "share chunker and blob-ID keys with this repository")

@@ -61,6 +61,10 @@ func (a *App) keyCommand() *cobra.Command {
 				if k.Current {
 					cur = "*"
 				}
+				if k.Damaged != "" {
+					rows = append(rows, []string{cur + short(k.Name), "", "", "", "DAMAGED (key remove " + short(k.Name) + ")"})
+					continue
+				}
 				rows = append(rows, []string{cur + short(k.Name), k.User, k.Host, k.Created.Local().Format("2006-01-02 15:04:05"), k.KDF})
 			}
 			table(a.Stdout, []string{" ID", "User", "Host", "Created", "KDF"}, rows)

@@ -39,6 +39,7 @@ func (f *kubeVolumeFlags) add(cmd *cobra.Command, backup bool) {
 		fl.StringVar(&f.snapClass, "snapshot-class", "", "with --csi-snapshots: the VolumeSnapshotClass (default: the driver's default class)")
 		fl.StringVar(&f.moverImage, "mover-image", "", "with --csi-snapshots: the image of the pod that mounts the clone (default "+volume.DefaultMoverImage+")")
 		fl.DurationVar(&f.snapTimeout, "snapshot-timeout", volume.DefaultSnapshotTimeout, "with --csi-snapshots: how long to wait for the snapshot, the clone and its pod")
+		flagRange(fl, 1, unbounded, "snapshot-timeout")
 	} else {
 		fl.BoolVar(&f.volumes, "volumes", false, "also write the volume files in the snapshot back into the restored claims' volumes on this node, before workloads are created")
 	}
@@ -46,6 +47,7 @@ func (f *kubeVolumeFlags) add(cmd *cobra.Command, backup bool) {
 	fl.StringVar(&f.nodeRoot, "node-root", "", "where the node's root filesystem is mounted here (the agent DaemonSet mounts it at /host; default /)")
 	fl.StringVar(&f.kubeletDir, "kubelet-dir", volume.DefaultKubeletDir, "the kubelet's directory on the node (CSI volumes are under its pods/)")
 	fl.IntVar(&f.jobs, "volume-jobs", volume.DefaultJobs, "read or write this many files of a volume at once")
+	flagRange(fl, 1, 1000, "volume-jobs")
 }
 
 func (a *App) findOptions(f *kubeVolumeFlags, ns func(string) bool) volume.FindOptions {

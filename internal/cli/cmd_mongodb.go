@@ -306,6 +306,7 @@ mongodump's layout, for mongorestore or inspection.`,
 	fl.StringArrayVar(&o.to, "ns-to", nil, "new name `GLOB` for the --ns-from of the same position")
 	fl.BoolVar(&o.drop, "drop", false, "drop each collection before restoring it")
 	fl.IntVarP(&o.jobs, "jobs", "j", 2, "restore at most `N` collections at once")
+	flagRange(fl, 1, 1000, "jobs")
 	fl.BoolVar(&o.oplogReplay, "oplog-replay", false, "apply the oplog entries recorded during the dump")
 	fl.StringVar(&o.oplogLimit, "oplog-limit", "", "restore to this point: apply oplog entries (of the backup and the archive) before `TS|TIME`")
 	fl.BoolVar(&o.users, "users", false, "also restore admin's users and roles, when the backup has them")
@@ -610,6 +611,7 @@ Not tested against a real replica set (the test server has no oplog).`,
 	o.conn.add(cmd)
 	o.src.add(cmd, "")
 	cmd.Flags().DurationVar(&o.interval, "interval", 30*time.Second, "commit what arrived every `DURATION`")
+	flagRange(cmd.Flags(), 1, unbounded, "interval")
 	cmd.Flags().BoolVar(&o.once, "once", false, "archive what the oplog has now and exit")
 	return cmd
 }

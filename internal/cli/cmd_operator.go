@@ -85,11 +85,13 @@ never repeated once completed.`,
 	fl.BoolVar(&leader, "leader-elect", false, "with several replicas, let one work at a time (a Lease named bunker-operator)")
 	fl.StringVar(&leaderNS, "leader-election-namespace", "", "the Lease's `namespace` (default: the operator's own)")
 	fl.IntVar(&concurrency, "concurrency", 2, "run at most `N` backups and restores at once")
+	flagRange(fl, 1, 1000, "concurrency")
 	fl.StringVar(&mode, "mode", string(operator.ModeInProcess), "run backups and restores in this process (inprocess) or as Jobs (job)")
 	fl.StringVar(&image, "image", "", "with --mode job: the bunker container `image` the Jobs run")
 	fl.StringVar(&sa, "job-service-account", "bunker-job", "with --mode job: the Jobs' service account (in each namespace with Backups)")
 	fl.BoolVar(&installCRDs, "install-crds", false, "create or update the bunker.dev CRDs before starting")
 	fl.DurationVar(&checkEvery, "check-interval", 10*time.Minute, "check each BackupRepository this often")
+	flagRange(fl, 1, unbounded, "check-interval")
 	fl.BoolVar(&nodeVolumes, "node-volumes", true, "back up the volume files of Backups with volumes: true in this process (a single-node cluster, or the operator outside the cluster); false leaves them to the node agents (bunker agent)")
 	return cmd
 }

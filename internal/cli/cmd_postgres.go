@@ -241,6 +241,7 @@ it with: pg_ctl -D DIR start.`,
 	f.StringArrayVar(&o.databases, "database", nil, "restore only this `database` (repeatable)")
 	f.StringVar(&o.fromKube, "from-kubernetes", "", "SNAPSHOT is a Kubernetes backup: restore the database it took of this `namespace/service` (backup kubernetes --database)")
 	f.IntVarP(&o.jobs, "jobs", "j", 2, "restore at most `N` databases at once")
+	flagRange(f, 1, 1000, "jobs")
 	f.BoolVar(&o.clean, "clean", false, "drop each database before recreating it")
 	f.BoolVar(&o.noGlobals, "no-globals", false, "do not restore roles and tablespaces")
 	f.BoolVar(&o.noOwner, "no-owner", false, "do not restore object ownership (pg_restore --no-owner)")
@@ -832,6 +833,7 @@ attribute and a replication entry in pg_hba.conf. Run it as a service
 	f.StringVar(&slot, "slot", "bunker", "replication `slot` name")
 	f.StringVar(&spool, "spool", "", "`directory` for WAL on its way (default: in the cache directory)")
 	f.DurationVar(&interval, "interval", 10*time.Second, "archive the growing segment this often")
+	flagRange(f, 1, unbounded, "interval")
 	return cmd
 }
 

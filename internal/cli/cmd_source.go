@@ -84,6 +84,7 @@ func (f *sourceFlags) add(cmd *cobra.Command, jobsHelp string) {
 	fl.StringVar(&f.host, "host", "", "record this host name (default: this machine's)")
 	if jobsHelp != "" {
 		fl.IntVarP(&f.jobs, "jobs", "j", 2, jobsHelp)
+		flagRange(fl, 1, 1000, "jobs")
 	}
 }
 

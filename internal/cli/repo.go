@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -111,8 +110,8 @@ func parseRate(s string) (int64, error) {
 	case strings.HasSuffix(t, "G"):
 		mult, t = 1<<30, t[:len(t)-1]
 	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || v*float64(mult) > 1<<50 {
+	v, ok := parseFraction(t, 0, float64(int64(1)<<50)/float64(mult))
+	if !ok {
 		return 0, fmt.Errorf("%q is not a rate (examples: 800K, 5M, 1.5G, or a number of KiB)", s)
 	}
 	return int64(v * float64(mult)), nil
@@ -154,6 +153,9 @@ func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string)
 	}
 	a.addCloserCtx(ctx, r)
 	r.SetLogger(a.log)
+	for _, err := range r.DamagedKeys() {
+		a.out.warnf("skipped %v (another key opened the repository; 'bunker key list' shows it, 'bunker key remove' removes it)", err)
+	}
 	return r, nil
 }
 

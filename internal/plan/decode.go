@@ -3,8 +3,10 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -164,6 +166,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 		}
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			d.errorf(n, "", "expected a %s, found %q", typeName(v.Type()), n.Value)
+			return
+		}
+		// Every number in a plan is a count (retention, jobs, copies,
+		// retries): none means anything when negative.
+		if v.CanInt() && v.Int() < 0 {
+			d.errorf(n, "0 or more", "%s must not be negative", n.Value)
 		}
 	}
 }
@@ -283,12 +291,18 @@ func editDistance(a, b string) int {
 }
 
 // ParseDuration parses Go durations plus d (days) and w (weeks):
-// "90s", "15m", "1h30m", "2d", "1w".
+// "90s", "15m", "1h30m", "2d", "1w". A negative duration, or one longer
+// than a time.Duration holds (about 292 years), is an error, never a
+// wrapped value.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, errors.New("empty duration")
 	}
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	tooLong := fmt.Errorf("%q is too long (at most %v, about 292 years)", s, time.Duration(math.MaxInt64).Truncate(time.Hour))
 	var total time.Duration
 	rest := s
 	for rest != "" {
@@ -305,27 +319,50 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		num, unit := rest[:i], rest[i:j]
 		rest = rest[j:]
+		if strings.Count(num, ".") > 1 || strings.Trim(num, ".") == "" {
+			return 0, fmt.Errorf("%q is not a duration", s)
+		}
+		var d time.Duration
 		switch unit {
 		case "d", "w":
-			var n float64
-			if _, err := fmt.Sscanf(num, "%g", &n); err != nil {
+			n, err := strconv.ParseFloat(num, 64)
+			if err != nil && !errors.Is(err, strconv.ErrRange) {
 				return 0, fmt.Errorf("%q is not a duration", s)
 			}
 			day := 24 * time.Hour
 			if unit == "w" {
 				day *= 7
 			}
-			total += time.Duration(n * float64(day))
+			// Compare as floats before converting: a float out of the
+			// int64 range converts to an unspecified value.
+			f := n * float64(day)
+			if !(f < math.MaxInt64) {
+				return 0, tooLong
+			}
+			d = time.Duration(f)
 		default:
-			d, err := time.ParseDuration(num + unit)
-			if err != nil {
+			var err error
+			if d, err = time.ParseDuration(num + unit); err != nil {
+				if strings.Contains(err.Error(), "invalid duration") && unitKnown(unit) {
+					return 0, tooLong
+				}
 				return 0, fmt.Errorf("%q is not a duration", s)
 			}
-			total += d
 		}
-	}
-	if total < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
+		if d > math.MaxInt64-total {
+			return 0, tooLong
+		}
+		total += d
 	}
 	return total, nil
+}
+
+// unitKnown reports whether time.ParseDuration knows unit, so that its
+// "invalid duration" for a known unit means a number out of range.
+func unitKnown(unit string) bool {
+	switch unit {
+	case "ns", "us", "µs", "μs", "ms", "s", "m", "h":
+		return true
+	}
+	return false
 }

@@ -161,6 +161,41 @@ func TestAllowedHosts(t *testing.T) {
 	}
 }
 
+// TestParseDurationRange: plan durations never wrap. A value beyond what
+// a time.Duration holds was converted to an unspecified (on amd64, the
+// most negative) value, and sums of parts could wrap past the "is
+// negative" check.
+func TestParseDurationRange(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{in: "90s", want: 90 * time.Second},
+		{in: "1.5d", want: 36 * time.Hour},
+		{in: "2w1d", want: 15 * 24 * time.Hour},
+		{in: "106751d", want: 106751 * 24 * time.Hour},
+		{in: "2562047h47m", want: 2562047*time.Hour + 47*time.Minute},
+		{in: "110000d", err: "too long"},
+		{in: "15300w", err: "too long"},
+		{in: "99999999999999999999999999999999d", err: "too long"},
+		{in: "9999999999h", err: "too long"},
+		{in: "2562047h48m", err: "too long"},
+		{in: "100000d100000d", err: "too long"},
+		{in: "-5m", err: "negative"},
+		{in: "1.2.3h", err: "not a duration"},
+		{in: ".d", err: "not a duration"},
+	} {
+		got, err := ParseDuration(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseDuration(%q) = %v, %v; want an error saying %q", tc.in, got, err, tc.err)
+		}
+	}
+}
+
 // TestHookEnv: a hook's env takes NAME and NAME=VALUE entries.
 func TestHookEnv(t *testing.T) {
 	src := "repositories: [{name: r, location: /r, password: env:P}]\njobs:\n  - name: j\n    source: {type: files, paths: [/a]}\n    schedule: every 1h\n    repository: r\n    hooks:\n      before: [{command: x, env: [PGPASSWORD, \"A=b=c\"]}]\n"
@@ -171,5 +206,29 @@ func TestHookEnv(t *testing.T) {
 	bad := strings.Replace(src, `"A=b=c"`, `"1A=b"`, 1)
 	if _, err := Parse("p.yaml", []byte(bad), noEnv); err == nil || !strings.Contains(err.Error(), `env entry "1A" does not start with a variable name`) {
 		t.Errorf("bad env entry: %v", err)
+	}
+}
+
+// TestNegativeCountsRefused: no count in a plan means anything when
+// negative; keep_last: -5 used to reach forget as --keep-last -5.
+func TestNegativeCountsRefused(t *testing.T) {
+	base, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ from, to string }{
+		{"keep_hourly: 24", "keep_hourly: -5"},
+		{"keep_daily: 30", "keep_daily: -1"},
+		{"rpo: 2h", "rpo: -2h"},
+		{"rpo: 2h", "rpo: 110000d"},
+	} {
+		src := strings.Replace(string(base), tc.from, tc.to, 1)
+		if src == string(base) {
+			t.Fatalf("%q not found in the example", tc.from)
+		}
+		_, err := Parse("example.yaml", []byte(src), noEnv)
+		if err == nil || !strings.Contains(err.Error(), "example.yaml:") {
+			t.Errorf("%s: error %v, want one with its position", tc.to, err)
+		}
 	}
 }

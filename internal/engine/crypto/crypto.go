@@ -111,17 +111,26 @@ func WeakKDF() KDFParams {
 	return KDFParams{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1, Salt: Random(32)}
 }
 
+// The most a key object may ask of argon2id. Bunker writes keys of 3
+// passes over 64 MiB; the bounds leave room for stronger keys while a
+// planted key costs at most 1 GiB and 10 passes (a few seconds), not the
+// memory of a small backup host.
+const (
+	MaxKDFTime      = 10
+	MaxKDFMemoryKiB = 1 << 20
+)
+
 // Validate refuses unknown algorithms and parameters that would let a
 // hostile key file exhaust memory or time.
 func (p KDFParams) Validate() error {
 	if p.Algorithm != "argon2id" {
 		return fmt.Errorf("unsupported key derivation %q (want argon2id)", p.Algorithm)
 	}
-	if p.Time < 1 || p.Time > 100 {
-		return fmt.Errorf("argon2id time %d out of range 1..100", p.Time)
+	if p.Time < 1 || p.Time > MaxKDFTime {
+		return fmt.Errorf("argon2id time %d out of range 1..%d", p.Time, MaxKDFTime)
 	}
-	if p.MemoryKiB < 8 || p.MemoryKiB > 4*1024*1024 {
-		return fmt.Errorf("argon2id memory %d KiB out of range 8..4194304", p.MemoryKiB)
+	if p.MemoryKiB < 8 || p.MemoryKiB > MaxKDFMemoryKiB {
+		return fmt.Errorf("argon2id memory %d KiB out of range 8..%d", p.MemoryKiB, MaxKDFMemoryKiB)
 	}
 	if p.Threads < 1 {
 		return fmt.Errorf("argon2id threads must be at least 1")

@@ -64,4 +64,21 @@ func TestKDF(t *testing.T) {
 			t.Errorf("case %d: bad params accepted", i)
 		}
 	}
+	// Costly parameters a planted key object may ask for (the old
+	// bounds accepted 4 GiB and 100 passes): Validate only, so that a
+	// regression does not run them.
+	costly := []KDFParams{
+		{Algorithm: "argon2id", Time: 100, MemoryKiB: 64, Threads: 1, Salt: Random(32)},
+		{Algorithm: "argon2id", Time: MaxKDFTime + 1, MemoryKiB: 64, Threads: 1, Salt: Random(32)},
+		{Algorithm: "argon2id", Time: 1, MemoryKiB: 4 << 20, Threads: 1, Salt: Random(32)},
+		{Algorithm: "argon2id", Time: 1, MemoryKiB: MaxKDFMemoryKiB + 1, Threads: 1, Salt: Random(32)},
+	}
+	for i, p := range costly {
+		if err := p.Validate(); err == nil {
+			t.Errorf("costly case %d (t=%d m=%dKiB): accepted", i, p.Time, p.MemoryKiB)
+		}
+	}
+	if err := DefaultKDF().Validate(); err != nil {
+		t.Errorf("the default parameters are refused: %v", err)
+	}
 }

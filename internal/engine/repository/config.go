@@ -14,7 +14,11 @@ import (
 var (
 	ErrNoRepository  = errors.New("repository does not exist")
 	ErrWrongPassword = errors.New("wrong password or no key found")
-	ErrNewerFormat   = format.ErrNewerFormat
+	// ErrDamagedKey marks a key object that cannot be decoded (garbage,
+	// truncated, or KDF parameters out of range): the password is not
+	// to blame.
+	ErrDamagedKey  = errors.New("damaged key object")
+	ErrNewerFormat = format.ErrNewerFormat
 )
 
 // ChunkerConfig are the content-defined chunking parameters.

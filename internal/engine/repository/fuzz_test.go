@@ -2,9 +2,11 @@ package repository
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bunkerbackup/bunker/internal/engine/chunker"
@@ -12,6 +14,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/mem"
 )
 
 func FuzzParseKeyFile(f *testing.F) {
@@ -38,6 +41,52 @@ func FuzzParseKeyFile(f *testing.F) {
 			if err == nil && len(m) != crypto.KeySize {
 				t.Fatalf("opened a master key of %d bytes", len(m))
 			}
+		}
+	})
+}
+
+// FuzzFindKey plants the fuzz input as a key object beside the golden
+// key: opening with the golden password must still work and yield the
+// golden master key, whatever the planted object holds; one that cannot
+// be decoded is reported as damaged, never as a wrong password. Keys are
+// tried cheapest KDF first, so a planted key with costly (in-range)
+// parameters is never derived here; were it, this target would crawl.
+func FuzzFindKey(f *testing.F) {
+	good := readVector(f, "key-test.bin")
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	hdr := format.NewHeader(format.TypeKey, 0).Bytes()
+	f.Add(append(slices.Clone(hdr), `{"kdf":{"alg":"argon2id","time":10,"memory":1048576,"threads":1,"salt":"AAAAAAAAAAAAAAAAAAAAAA=="},"data":""}`...))
+	f.Add(append(slices.Clone(hdr), `{"kdf":{"alg":"argon2id","time":100,"memory":4194304,"threads":1,"salt":"AAAAAAAAAAAAAAAAAAAAAA=="},"data":""}`...))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ctx := context.Background()
+		be := mem.New()
+		for name, data := range map[string][]byte{"1good": good, "0planted": b} {
+			if err := be.Save(ctx, storage.Handle{Type: storage.KeyFile, Name: name}, data, storage.SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		master, _, damaged, err := findKey(ctx, be, vecPassword, "")
+		if err != nil {
+			t.Fatalf("the golden key beside a planted one does not open: %v", err)
+		}
+		if !bytes.Equal(master, vecMasterKey) {
+			t.Fatalf("opened master key %x", master)
+		}
+		for _, e := range damaged {
+			if !errors.Is(e, ErrDamagedKey) || !strings.Contains(e.Error(), "keys/0planted") {
+				t.Fatalf("damaged key reported as %v", e)
+			}
+		}
+		// A wrong password tries every key: only when the planted one is
+		// cheap to derive.
+		if kf, err := parseKeyFile(b); err == nil && (kf.KDF.Time > 2 || kf.KDF.MemoryKiB > 256) {
+			return
+		}
+		_, _, _, err = findKey(ctx, be, "wrong", "")
+		if !errors.Is(err, ErrWrongPassword) && !errors.Is(err, format.ErrNewerFormat) {
+			t.Fatalf("wrong password: %v", err)
 		}
 	})
 }

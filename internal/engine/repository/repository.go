@@ -46,10 +46,12 @@ type Repository struct {
 	cfg     *Config
 	master  []byte
 	keyName string
-	key     *crypto.Key
-	codec   *pack.Codec
-	idx     *index.Index
-	log     *slog.Logger
+	// damagedKeys are the key objects Open skipped as undecodable.
+	damagedKeys []error
+	key         *crypto.Key
+	codec       *pack.Codec
+	idx         *index.Index
+	log         *slog.Logger
 
 	hasherPool sync.Pool
 	clock      func() time.Time
@@ -148,7 +150,7 @@ func Open(ctx context.Context, be storage.Backend, password, keyHint string) (*R
 	if _, err := format.ParseHeader(cb, format.TypeConfig); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", be.Location(), err)
 	}
-	master, name, err := findKey(ctx, be, password, keyHint)
+	master, name, damagedKeys, err := findKey(ctx, be, password, keyHint)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +165,7 @@ func Open(ctx context.Context, be storage.Backend, password, keyHint string) (*R
 		}
 		return nil, err
 	}
-	r := &Repository{be: be, cfg: cfg, master: master, key: key, keyName: name}
+	r := &Repository{be: be, cfg: cfg, master: master, key: key, keyName: name, damagedKeys: damagedKeys}
 	if err := r.setup(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -10,8 +11,8 @@ import (
 // keeps the newest snapshot of each of the N most recent periods that
 // have one; a snapshot is kept if any rule keeps it.
 type Policy struct {
-	Last, Hourly, Daily, Weekly, Monthly, Yearly int // -1 means unlimited
-	Within                                       time.Duration
+	Last, Hourly, Daily, Weekly, Monthly, Yearly int           // -1 means unlimited
+	Within                                       time.Duration // math.MaxInt64: all
 	Tags                                         []string
 }
 
@@ -37,7 +38,10 @@ func (p Policy) String() string {
 	add("weekly", p.Weekly)
 	add("monthly", p.Monthly)
 	add("yearly", p.Yearly)
-	if p.Within > 0 {
+	switch {
+	case p.Within == math.MaxInt64:
+		parts = append(parts, "all within any time")
+	case p.Within > 0:
 		parts = append(parts, "all within "+p.Within.String())
 	}
 	if len(p.Tags) > 0 {
@@ -112,7 +116,9 @@ func (p Policy) Apply(group []*Snapshot) []Decision {
 				}
 			}
 		}
-		if p.Within > 0 && !sn.Time.Before(newest.Add(-p.Within)) {
+		// Sub saturates: a Within as long as a Duration holds keeps every
+		// snapshot, whatever times the snapshots claim.
+		if p.Within > 0 && newest.Sub(sn.Time) <= p.Within {
 			d.Keep = true
 			d.Reasons = append(d.Reasons, "within "+p.Within.String())
 		}

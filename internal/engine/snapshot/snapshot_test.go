@@ -373,3 +373,25 @@ func TestKeepTagAllOf(t *testing.T) {
 		t.Fatalf("--keep-tag a,b kept a=%v ab=%v, want false true", keep[a], keep[ab])
 	}
 }
+
+// TestPolicyWithinLongest: the longest Within (what --keep-within clamps
+// an overlong duration to) keeps every snapshot, whatever times they
+// claim; comparing against newest.Add(-Within) dropped those more than
+// about 292 years older than the newest.
+func TestPolicyWithinLongest(t *testing.T) {
+	group := []*Snapshot{
+		snap(1, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), "h", nil, nil),
+		snap(2, time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), "h", nil, nil),
+		snap(3, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), "h", nil, nil),
+		snap(4, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), "h", nil, nil),
+	}
+	p := Policy{Within: time.Duration(1<<63 - 1)}
+	for _, d := range p.Apply(group) {
+		if !d.Keep {
+			t.Errorf("snapshot of %s removed by %s", d.Snapshot.Time, p)
+		}
+	}
+	if s := p.String(); !strings.Contains(s, "any time") {
+		t.Errorf("String() = %q", s)
+	}
+}

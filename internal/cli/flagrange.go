@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Every count and duration flag is range-checked in one place, before any
+// command runs (checkFlagRanges, from the root's PersistentPreRunE): a
+// negative value is refused unless the flag says otherwise with
+// flagRange. Overflow is refused by the flag parsers themselves
+// (strconv.ParseInt and time.ParseDuration report out-of-range values),
+// and their errors name the flag too.
+
+// Annotation keys holding a flag's accepted range, in its own unit: a
+// count, or nanoseconds for a duration.
+const (
+	annMin = "bunker-min"
+	annMax = "bunker-max"
+)
+
+// unbounded is the max of flagRange for a flag with no upper bound.
+const unbounded = math.MaxInt64
+
+// flagRange sets the accepted range of the int or duration flags names of
+// fs: min and max are counts, or nanoseconds for durations (so min 1 on
+// a duration means "longer than zero"). A name fs lacks is a programming
+// error, found by any test that builds the commands.
+func flagRange(fs *pflag.FlagSet, min, max int64, names ...string) {
+	for _, name := range names {
+		if err := fs.SetAnnotation(name, annMin, []string{strconv.FormatInt(min, 10)}); err != nil {
+			panic(fmt.Sprintf("flagRange: %v", err))
+		}
+		if err := fs.SetAnnotation(name, annMax, []string{strconv.FormatInt(max, 10)}); err != nil {
+			panic(fmt.Sprintf("flagRange: %v", err))
+		}
+	}
+}
+
+// checkFlagRanges refuses a count or duration flag given a value out of
+// its range (by default: a negative one).
+func checkFlagRanges(cmd *cobra.Command) error {
+	var first error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if first != nil || !f.Changed {
+			return
+		}
+		if err := checkFlagRange(f); err != nil {
+			first = err
+		}
+	})
+	return first
+}
+
+func checkFlagRange(f *pflag.Flag) error {
+	var v int64
+	duration := false
+	switch f.Value.Type() {
+	case "int", "int8", "int16", "int32", "int64":
+		n, err := strconv.ParseInt(f.Value.String(), 0, 64)
+		if err != nil {
+			return fmt.Errorf("--%s %s: %w", f.Name, f.Value, err)
+		}
+		v = n
+	case "duration":
+		d, err := time.ParseDuration(f.Value.String())
+		if err != nil {
+			return fmt.Errorf("--%s %s: %w", f.Name, f.Value, err)
+		}
+		v, duration = int64(d), true
+	default:
+		return nil
+	}
+	lo, hi := int64(0), int64(unbounded)
+	if s := f.Annotations[annMin]; len(s) == 1 {
+		lo, _ = strconv.ParseInt(s[0], 10, 64)
+	}
+	if s := f.Annotations[annMax]; len(s) == 1 {
+		hi, _ = strconv.ParseInt(s[0], 10, 64)
+	}
+	switch {
+	case v < lo && lo == 0:
+		return fmt.Errorf("--%s %s: must not be negative", f.Name, f.Value)
+	case v < lo && lo == -1:
+		return fmt.Errorf("--%s %s: want a count, or -1 for all", f.Name, f.Value)
+	case v < lo && duration && lo == 1:
+		return fmt.Errorf("--%s %s: must be longer than zero", f.Name, f.Value)
+	case v < lo && duration:
+		return fmt.Errorf("--%s %s: must be at least %s", f.Name, f.Value, time.Duration(lo))
+	case v < lo:
+		return fmt.Errorf("--%s %s: must be at least %d", f.Name, f.Value, lo)
+	case v > hi && duration:
+		return fmt.Errorf("--%s %s: must be at most %s", f.Name, f.Value, time.Duration(hi))
+	case v > hi:
+		return fmt.Errorf("--%s %s: must be at most %d", f.Name, f.Value, hi)
+	}
+	return nil
+}
+
+// parseFraction reads a finite number in [lo, hi] (a percentage with or
+// without its % sign); NaN and infinities are not numbers here.
+func parseFraction(s string, lo, hi float64) (float64, bool) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < lo || v > hi {
+		return 0, false
+	}
+	return v, true
+}
