@@ -402,7 +402,7 @@ func readDir(ctx context.Context, dir string, fn func(fs.DirEntry) error) error 
 		return nil
 	}
 	if err != nil {
-		return mapErr(err)
+		return denied("open", dir, dir, err)
 	}
 	defer func() { _ = d.Close() }()
 	for {

@@ -139,6 +139,7 @@ type childResult struct {
 	NewShard   string // error of a Save into a shard root created: "" is success
 	RootShard  string // error of a Save into a shard a root process made 0700 before
 	Permission bool   // whether that error matches storage.ErrPermission
+	List       string // error of listing the packs
 }
 
 // TestDeniedNamesOwner: the error for a directory the user may not write
@@ -222,6 +223,7 @@ func TestDeniedNamesOwner(t *testing.T) {
 	}
 	checkDenied(t, res.RootShard, rootShard, "directory owned by root:root (uid 0, gid 0), mode 0700",
 		"bunker runs as nobody:nogroup (uid 65534, gid 65534)")
+	checkDenied(t, res.List, rootShard, "directory owned by root:root (uid 0, gid 0), mode 0700")
 	if !res.Permission {
 		t.Errorf("error %q does not match storage.ErrPermission", res.RootShard)
 	}
@@ -241,7 +243,8 @@ func checkDenied(t *testing.T, msg string, want ...string) {
 
 // deniedChild runs as the repository's owner: it saves a pack into the
 // shard root created through the backend and one into the shard root made
-// by hand, and prints the outcome as JSON on the first line.
+// by hand, lists the packs, and prints the outcomes as JSON on the first
+// line.
 func deniedChild(repo string) {
 	var res childResult
 	be, err := New(repo)
@@ -255,6 +258,11 @@ func deniedChild(repo string) {
 	if err != nil {
 		res.RootShard = err.Error()
 		res.Permission = errors.Is(err, storage.ErrPermission)
+	}
+	if be != nil {
+		if err := be.List(context.Background(), storage.PackFile, func(storage.FileInfo) error { return nil }); err != nil {
+			res.List = err.Error()
+		}
 	}
 	b, _ := json.Marshal(res)
 	os.Stdout.Write(append(b, '\n'))
