@@ -21,6 +21,16 @@ func TestPostgresPhysicalArchiveTimeout(t *testing.T) {
 		"archive_mode":    "on",
 		"archive_command": "echo 'bunker test: archiving refused' >&2; exit 1",
 	}})
+	// A first failure before the backup, so that pg_stat_archiver has one
+	// to name however slowly the archiver runs on a loaded machine.
+	pg.PSQL(t, "postgres", "CREATE TABLE t AS SELECT 1 AS x; SELECT pg_switch_wal()")
+	deadline := time.Now().Add(60 * time.Second)
+	for pg.PSQL(t, "postgres", "SELECT failed_count FROM pg_stat_archiver") == "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("archive_command never ran; log:\n%s", pg.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	e := initRepo(t)
 	e.env["BUNKER_POSTGRES_DSN"] = pg.DSN("postgres")
 	res := e.expect(1, "backup", "postgres", "--physical", "--wal-method", "none", "--archive-timeout", "5s")
@@ -39,7 +49,7 @@ func TestPostgresPhysicalArchiveTimeout(t *testing.T) {
 	}
 	// The server is not left waiting for the client that gave up (its
 	// process ends soon after it is told to).
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for pg.PSQL(t, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'BackupWaitWalArchive'") != "0" {
 		if time.Now().After(deadline) {
 			t.Fatal("the server still waits for the archive on behalf of the backup that gave up")

@@ -443,6 +443,9 @@ func (c *Client) watchArchive(ctx context.Context, appName string, timeout time.
 			continue
 		}
 		if w.Waited >= timeout {
+			if report != nil && reported.IsZero() {
+				report(w) // however late this watcher ran, the wait is told
+			}
 			// The server would go on waiting for a client that is gone.
 			_, _ = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", appName)
 			cancel(&ArchiveTimeoutError{Timeout: timeout, Archiver: w.Archiver})
