@@ -82,6 +82,8 @@ type pgBackupOptions struct {
 	maxRate   string
 	full      bool
 	diff      bool
+	// archiveTimeout bounds the server's wait for WAL archiving.
+	archiveTimeout time.Duration
 }
 
 func (a *App) pgBackupCommand() *cobra.Command {
@@ -104,7 +106,10 @@ under pgdata/ with its backup manifest. Every physical backup is
 deduplicated against the earlier ones (unchanged files cost nothing), so
 each is independent for restores and incremental in storage; --full and
 --differential only label the snapshot's kind and parent. With WAL
-archiving (bunker pg wal-push or wal-receive) use --wal-method none.
+archiving (bunker pg wal-push or wal-receive) use --wal-method none: the
+server then waits at the end until the WAL the backup needs is archived;
+bunker reports the wait and gives up after --archive-timeout, naming
+pg_stat_archiver's last failure.
 
 The password never appears on a command line: it goes to the PostgreSQL
 programs through a temporary password file. Nothing is saved unless every
@@ -125,6 +130,7 @@ dump succeeds.`,
 	f.StringVar(&o.maxRate, "max-rate", "", "with --physical: limit the server's transfer `rate` (pg_basebackup --max-rate, e.g. 100M)")
 	f.BoolVar(&o.full, "full", false, "with --physical: record a full backup (no parent)")
 	f.BoolVar(&o.diff, "differential", false, "with --physical: record a differential backup against the last full one")
+	f.DurationVar(&o.archiveTimeout, "archive-timeout", postgres.DefaultArchiveTimeout, "with --physical --wal-method none: give up when the server waits longer than this for WAL archiving")
 	return cmd
 }
 
@@ -134,6 +140,9 @@ func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
 	}
 	if o.full && o.diff {
 		return errors.New("--full and --differential exclude each other")
+	}
+	if o.archiveTimeout <= 0 {
+		return fmt.Errorf("--archive-timeout %v: must be positive", o.archiveTimeout)
 	}
 	c, err := a.pgClient(&o.conn)
 	if err != nil {
@@ -176,10 +185,18 @@ func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
 		}
 	}
 	b.write = func(ctx context.Context, w source.Sink) (map[string]string, error) {
-		return c.BackupPhysical(ctx, w, postgres.PhysicalOptions{WALMethod: o.walMethod, FastCheckpoint: o.fast, MaxRate: o.maxRate})
+		return c.BackupPhysical(ctx, w, postgres.PhysicalOptions{WALMethod: o.walMethod, FastCheckpoint: o.fast, MaxRate: o.maxRate,
+			ArchiveTimeout: o.archiveTimeout, OnArchiveWait: a.reportArchiveWait})
 	}
 	_, err = a.runSourceBackup(ctx, b)
 	return err
+}
+
+// reportArchiveWait says that a base backup waits for WAL archiving, and
+// what the archiver last did: a failing archive_command otherwise looks
+// like a hung backup.
+func (a *App) reportArchiveWait(w postgres.ArchiveWait) {
+	a.out.warnf("the server waits for WAL archiving (%v of --archive-timeout %v); %v", w.Waited.Round(time.Second), w.Timeout, w.Archiver)
 }
 
 type pgRestoreOptions struct {

@@ -25,6 +25,10 @@ var bunkerBin string
 const testPassword = "e2e password"
 
 func TestMain(m *testing.M) {
+	// The binary, the servers and the archive_commands they run must see
+	// only what each test sets: no BUNKER_PASSWORD or PGHOST of the
+	// caller's shell.
+	testutil.CleanEnv()
 	dir, err := os.MkdirTemp("", "bunker-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

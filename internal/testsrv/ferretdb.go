@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // FerretDBServer is a FerretDB v1 (a MongoDB-compatible server on SQLite)
@@ -77,7 +79,7 @@ func startFerretDB(t testing.TB, bin string, o FerretDBOptions) *FerretDBServer 
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(testutil.CleanEnviron(), env...)
 	s.Process = Start(t, "ferretdb", cmd)
 	s.Process.WaitTCP(t, addr, 30*time.Second)
 	return s

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // KubeServer is an etcd and a kube-apiserver started by Kube. There is no
@@ -64,7 +66,7 @@ func Kube(t testing.TB) *KubeServer {
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
 		"--initial-cluster=default="+peerURL, "--log-level=error",
 		"--quota-backend-bytes=4294967296", "--unsafe-no-fsync")
-	etcd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+runtime.GOARCH)
+	etcd.Env = append(testutil.CleanEnviron(), "ETCD_UNSUPPORTED_ARCH="+runtime.GOARCH)
 	k.Etcd = Start(t, "etcd", etcd)
 	k.Etcd.WaitFor(t, 30*time.Second, func(ctx context.Context) bool {
 		return httpOK(ctx, nil, k.etcdURL+"/health", "")

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // MariaDBPassword is the root password of the test servers: it has the
@@ -97,6 +99,7 @@ func MariaDBWith(t testing.TB, o MariaDBOptions) *MariaDBServer {
 		cmd := exec.Command(install, "--no-defaults", "--datadir="+s.DataDir, "--auth-root-authentication-method=normal",
 			"--skip-test-db", "--skip-name-resolve")
 		cmd.Dir = s.Dir
+		cmd.Env = testutil.CleanEnviron()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("mariadb-install-db: %v\n%s", err, out)

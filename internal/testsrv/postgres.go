@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // PGServer is a PostgreSQL cluster started by Postgres, listening on a
@@ -137,7 +139,7 @@ func (s *PGServer) cmd(name string, args ...string) *exec.Cmd {
 	c := exec.Command(filepath.Join(s.Bin, name), args...)
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	c.Dir = s.Dir
-	c.Env = append(os.Environ(), "PGHOST="+s.Dir, "PGPORT="+strconv.Itoa(s.Port), "PGUSER=postgres")
+	c.Env = append(testutil.CleanEnviron(), "PGHOST="+s.Dir, "PGPORT="+strconv.Itoa(s.Port), "PGUSER=postgres")
 	return c
 }
 

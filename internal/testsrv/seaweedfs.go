@@ -4,11 +4,12 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // SeaweedFS starts a single-process SeaweedFS cluster ("weed mini":
@@ -43,7 +44,7 @@ func SeaweedFS(t testing.TB) *S3Server {
 		"-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
 	)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+s.SecretKey)
+	cmd.Env = append(testutil.CleanEnviron(), "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+s.SecretKey)
 	s.Process = Start(t, "seaweedfs", cmd)
 	// The S3 port opens before the filer behind it is ready: wait for an
 	// S3 reply (any status but 5xx).

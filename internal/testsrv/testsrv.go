@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // Missing skips the test (or fails it under BUNKER_REQUIRE_SERVERS=1)
@@ -117,9 +119,15 @@ type Process struct {
 }
 
 // Start runs cmd in its own process group, collecting its output, and
-// stops it (SIGTERM, then SIGKILL after 5 s) when the test ends.
+// stops it (SIGTERM, then SIGKILL after 5 s) when the test ends. A cmd
+// without an environment of its own gets testutil.CleanEnviron(): no
+// server inherits a developer's BUNKER_PASSWORD, PGHOST or AWS_PROFILE,
+// nor hands it to what it runs (an archive_command, an ssh session).
 func Start(t testing.TB, name string, cmd *exec.Cmd) *Process {
 	t.Helper()
+	if cmd.Env == nil {
+		cmd.Env = testutil.CleanEnviron()
+	}
 	p := &Process{Cmd: cmd, Name: name, log: &syncBuffer{}, done: make(chan struct{})}
 	if cmd.Stdout == nil {
 		cmd.Stdout = p.log

@@ -5,7 +5,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/jackc/pgx/v5"
 )
 
 // Layout of a physical backup in the snapshot tree: the data directory
@@ -54,6 +57,68 @@ type PhysicalOptions struct {
 	// spread checkpoint.
 	FastCheckpoint bool
 	MaxRate        string // pg_basebackup --max-rate, e.g. "100M"
+	// ArchiveTimeout bounds how long the server may wait, at the end of
+	// a backup with WALMethod "none", for the WAL the backup needs to be
+	// archived; a failing archive_command makes it wait forever. 0 means
+	// DefaultArchiveTimeout.
+	ArchiveTimeout time.Duration
+	// OnArchiveWait, when set, is called when the server starts waiting
+	// for WAL archiving and then every ArchiveWaitReport while it waits.
+	OnArchiveWait func(ArchiveWait)
+}
+
+// DefaultArchiveTimeout is the default PhysicalOptions.ArchiveTimeout
+// (pgBackRest's archive-timeout).
+const DefaultArchiveTimeout = 60 * time.Second
+
+// ArchiveWaitReport is how often OnArchiveWait hears of a continuing wait.
+const ArchiveWaitReport = 10 * time.Second
+
+// archivePoll is how often a backup relying on the archive checks whether
+// the server waits for it.
+const archivePoll = time.Second
+
+// ArchiveWait is the state of a base backup waiting for WAL archiving.
+type ArchiveWait struct {
+	Waited, Timeout time.Duration
+	Archiver        ArchiverStatus
+}
+
+// ArchiverStatus is the server's pg_stat_archiver.
+type ArchiverStatus struct {
+	ArchivedCount, FailedCount int64
+	LastArchivedWAL            string
+	LastArchivedTime           time.Time
+	LastFailedWAL              string
+	LastFailedTime             time.Time
+}
+
+// String says what the archiver last did, for messages.
+func (s ArchiverStatus) String() string {
+	var b strings.Builder
+	b.WriteString("pg_stat_archiver: ")
+	if s.LastFailedWAL != "" {
+		fmt.Fprintf(&b, "last failed WAL %s at %s (%d failures), ", s.LastFailedWAL, s.LastFailedTime.UTC().Format(time.RFC3339), s.FailedCount)
+	} else {
+		b.WriteString("no failure, ")
+	}
+	if s.LastArchivedWAL != "" {
+		fmt.Fprintf(&b, "last archived WAL %s at %s", s.LastArchivedWAL, s.LastArchivedTime.UTC().Format(time.RFC3339))
+	} else {
+		b.WriteString("nothing archived yet")
+	}
+	return b.String()
+}
+
+// ArchiveTimeoutError ends a base backup whose WAL the server did not
+// archive within the archive timeout.
+type ArchiveTimeoutError struct {
+	Timeout  time.Duration
+	Archiver ArchiverStatus
+}
+
+func (e *ArchiveTimeoutError) Error() string {
+	return fmt.Sprintf("base backup: the server's WAL archiving did not complete within the archive timeout (%v); %v; see archive_command and the server log", e.Timeout, e.Archiver)
 }
 
 // BackupPhysical takes a base backup with pg_basebackup as a tar stream
@@ -72,8 +137,21 @@ func (c *Client) BackupPhysical(ctx context.Context, sink source.Sink, o Physica
 	if label == "" {
 		label = "bunker base backup"
 	}
+	timeout := o.ArchiveTimeout
+	if timeout == 0 {
+		timeout = DefaultArchiveTimeout
+	}
+	if timeout < 0 {
+		return nil, fmt.Errorf("archive timeout %v: must be positive", timeout)
+	}
+	// The server's process for this backup is found by its application
+	// name, to watch it wait for the archive.
+	var tag [8]byte
+	_, _ = rand.Read(tag[:])
+	appName := "bunker-basebackup-" + hex.EncodeToString(tag[:])
+	dsn := c.cfg.Conn.With("application_name", appName).Public()
 	args := []string{"--pgdata=-", "--format=tar", "--wal-method=" + method, "--manifest-checksums=SHA256",
-		"--label=" + label, "--no-password", "--dbname=" + c.DSN("")}
+		"--label=" + label, "--no-password", "--dbname=" + dsn}
 	if o.FastCheckpoint {
 		args = append(args, "--checkpoint=fast")
 	}
@@ -87,7 +165,20 @@ func (c *Client) BackupPhysical(ctx context.Context, sink source.Sink, o Physica
 	m := &PhysicalManifestData{Format: physicalFormat, WALMethod: method, Started: time.Now().UTC()}
 	var label_, manifest []byte
 	var version string
-	err = cmd.Output(ctx, func(r io.Reader) error {
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watched := make(chan struct{})
+	if method == "none" {
+		// Only then does the server wait for the archive (pg_basebackup
+		// asks for no wait when it fetches the WAL itself).
+		go func() {
+			defer close(watched)
+			c.watchArchive(bctx, appName, timeout, o.OnArchiveWait, cancel)
+		}()
+	} else {
+		close(watched)
+	}
+	err = cmd.Output(bctx, func(r io.Reader) error {
 		return readBaseTar(ctx, r, sink, m, func(name string, b []byte) {
 			switch name {
 			case "backup_label":
@@ -103,6 +194,12 @@ func (c *Client) BackupPhysical(ctx context.Context, sink source.Sink, o Physica
 			}
 		})
 	})
+	var timedOut *ArchiveTimeoutError
+	if errors.As(context.Cause(bctx), &timedOut) {
+		err = timedOut
+	}
+	cancel(nil)
+	<-watched
 	if err != nil {
 		return nil, err
 	}
@@ -308,4 +405,74 @@ func ParsePhysicalManifest(b []byte) (*PhysicalManifestData, error) {
 		return nil, fmt.Errorf("%s: bad start WAL file %q or system identifier %q", PhysicalManifest, m.StartWALFile, m.SystemIdentifier)
 	}
 	return &m, nil
+}
+
+// watchArchive watches the server's process of the base backup named
+// appName: once it waits for WAL archiving (wait event
+// BackupWaitWalArchive, PostgreSQL 13 and later) it reports the wait to
+// report, and after timeout ends that process and cancels the backup with
+// an *ArchiveTimeoutError. It returns when ctx ends, or quietly when it
+// cannot watch (the backup then behaves as without it).
+func (c *Client) watchArchive(ctx context.Context, appName string, timeout time.Duration, report func(ArchiveWait), cancel context.CancelCauseFunc) {
+	conn, err := c.Connect(ctx, "")
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	tick := time.NewTicker(archivePoll)
+	defer tick.Stop()
+	var since, reported time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if since.IsZero() {
+			var waiting bool
+			err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+				WHERE application_name = $1 AND wait_event = 'BackupWaitWalArchive')`, appName).Scan(&waiting)
+			if err != nil || !waiting {
+				continue
+			}
+			since = time.Now()
+		}
+		w := ArchiveWait{Waited: time.Since(since), Timeout: timeout}
+		w.Archiver, err = archiverStatus(ctx, conn)
+		if err != nil {
+			continue
+		}
+		if w.Waited >= timeout {
+			if report != nil && reported.IsZero() {
+				report(w) // however late this watcher ran, the wait is told
+			}
+			// The server would go on waiting for a client that is gone.
+			_, _ = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", appName)
+			cancel(&ArchiveTimeoutError{Timeout: timeout, Archiver: w.Archiver})
+			return
+		}
+		if report != nil && (reported.IsZero() || time.Since(reported) >= ArchiveWaitReport) {
+			report(w)
+			reported = time.Now()
+		}
+	}
+}
+
+// archiverStatus reads pg_stat_archiver.
+func archiverStatus(ctx context.Context, conn *pgx.Conn) (ArchiverStatus, error) {
+	var s ArchiverStatus
+	var archived, failed *time.Time
+	err := conn.QueryRow(ctx, `SELECT archived_count, failed_count, coalesce(last_archived_wal, ''), last_archived_time,
+		coalesce(last_failed_wal, ''), last_failed_time FROM pg_stat_archiver`).Scan(
+		&s.ArchivedCount, &s.FailedCount, &s.LastArchivedWAL, &archived, &s.LastFailedWAL, &failed)
+	if err != nil {
+		return s, fmt.Errorf("query pg_stat_archiver: %w", err)
+	}
+	if archived != nil {
+		s.LastArchivedTime = *archived
+	}
+	if failed != nil {
+		s.LastFailedTime = *failed
+	}
+	return s, nil
 }

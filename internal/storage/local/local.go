@@ -20,8 +20,10 @@ const (
 	// for an object.
 	tempPrefix = ".tmp-"
 	configName = "config"
-	dirMode    = 0o700
-	fileMode   = 0o444
+	// dirMode and fileMode are the modes of a private repository; a
+	// group-accessible one adds group bits (see perms).
+	dirMode  = 0o700
+	fileMode = 0o400
 	// readDirBatch is how many directory entries List reads at a time.
 	readDirBatch = 1024
 )
@@ -30,6 +32,7 @@ const (
 // state and is safe for concurrent use, also by several processes.
 type Backend struct {
 	dir   string
+	perm  perms    // of new files and directories, read when opened
 	packs *fdCache // open pack files for Load
 }
 
@@ -49,13 +52,14 @@ func New(dir string) (*Backend, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("open repository %s: not a directory", dir)
 	}
-	return &Backend{dir: abs, packs: newFDCache(64)}, nil
+	return &Backend{dir: abs, perm: repoPerms(abs), packs: newFDCache(64)}, nil
 }
 
 // Create makes the repository directory dir (and its parents) with the
 // subdirectory of every object type, and opens it. An existing empty
 // directory is fine; one that already holds a config fails with an error
-// wrapping storage.ErrExists.
+// wrapping storage.ErrExists. The subdirectories take the owner of an
+// existing dir when root creates them (see perms).
 func Create(dir string) (*Backend, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -71,12 +75,13 @@ func Create(dir string) (*Backend, error) {
 	if err := os.MkdirAll(abs, dirMode); err != nil {
 		return nil, fmt.Errorf("create repository %s: %w", dir, mapErr(err))
 	}
+	b := &Backend{dir: abs, perm: repoPerms(abs), packs: newFDCache(64)}
 	for _, t := range storage.AllTypes {
 		if t == storage.ConfigFile {
 			continue
 		}
-		if err := os.MkdirAll(filepath.Join(abs, string(t)), dirMode); err != nil {
-			return nil, fmt.Errorf("create repository %s: %w", dir, mapErr(err))
+		if err := b.mkdir(filepath.Join(abs, string(t))); err != nil {
+			return nil, fmt.Errorf("create repository %s: %w", dir, err)
 		}
 	}
 	for _, d := range []string{abs, filepath.Dir(abs)} {
@@ -84,7 +89,7 @@ func Create(dir string) (*Backend, error) {
 			return nil, fmt.Errorf("create repository %s: sync %s: %w", dir, d, mapErr(err))
 		}
 	}
-	return &Backend{dir: abs, packs: newFDCache(64)}, nil
+	return b, nil
 }
 
 // Location returns "local:" and the absolute repository path.
@@ -154,11 +159,11 @@ func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts 
 			return fmt.Errorf("save %v: %w", h, storage.ErrExists)
 		}
 		if err != nil {
-			return fmt.Errorf("save %v: %w", h, mapErr(err))
+			return fmt.Errorf("save %v: %w", h, denied("link", final, dir, err))
 		}
 	} else if err := replaceFile(tmp, final); err != nil {
 		_ = removeFile(tmp)
-		return fmt.Errorf("save %v: %w", h, mapErr(err))
+		return fmt.Errorf("save %v: %w", h, denied("rename to", final, dir, err))
 	}
 	if err := fsyncDir(dir); err != nil {
 		return fmt.Errorf("save %v: sync directory: %w", h, mapErr(err))
@@ -167,7 +172,8 @@ func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts 
 }
 
 // writeTemp writes data to a new synced, read-only temporary file in dir,
-// creating dir if needed, and returns its path.
+// creating dir if needed, and returns its path. The file has the
+// repository's owner and file mode.
 func (b *Backend) writeTemp(dir, base string, data []byte) (string, error) {
 	pattern := tempPrefix + base + "-*"
 	f, err := os.CreateTemp(dir, pattern)
@@ -178,10 +184,13 @@ func (b *Backend) writeTemp(dir, base string, data []byte) (string, error) {
 		f, err = os.CreateTemp(dir, pattern)
 	}
 	if err != nil {
-		return "", mapErr(err)
+		return "", denied("create a file in", dir, dir, err)
 	}
 	name := f.Name()
 	_, err = f.Write(data)
+	if err == nil {
+		err = b.perm.chown(f, name)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -192,7 +201,7 @@ func (b *Backend) writeTemp(dir, base string, data []byte) (string, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(name, fileMode)
+		err = os.Chmod(name, b.perm.file)
 	}
 	if err != nil {
 		_ = removeFile(name)
@@ -211,12 +220,36 @@ func (b *Backend) mkdirAll(dir string) error {
 		}
 		missing = append(missing, d)
 	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return mapErr(err)
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := b.mkdir(missing[i]); err != nil {
+			return err
+		}
 	}
 	for _, d := range missing {
 		if err := fsyncDir(filepath.Dir(d)); err != nil {
 			return fmt.Errorf("sync %s: %w", filepath.Dir(d), mapErr(err))
+		}
+	}
+	return nil
+}
+
+// mkdir creates the directory d, whose parent exists, with the
+// repository's owner and directory mode (whatever the umask). One that
+// exists already (another writer made it) is left as it is.
+func (b *Backend) mkdir(d string) error {
+	err := os.Mkdir(d, dirMode)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return denied("create directory", d, filepath.Dir(d), err)
+	}
+	if err := b.perm.chown(nil, d); err != nil {
+		return err
+	}
+	if b.perm.dir != dirMode {
+		if err := os.Chmod(d, b.perm.dir); err != nil {
+			return mapErr(err)
 		}
 	}
 	return nil
@@ -369,7 +402,7 @@ func readDir(ctx context.Context, dir string, fn func(fs.DirEntry) error) error 
 		return nil
 	}
 	if err != nil {
-		return mapErr(err)
+		return denied("open", dir, dir, err)
 	}
 	defer func() { _ = d.Close() }()
 	for {
@@ -407,7 +440,7 @@ func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("remove %v: %w", h, mapErr(err))
+		return fmt.Errorf("remove %v: %w", h, denied("remove", b.path(h), b.dirOf(h), err))
 	}
 	if err := fsyncDir(b.dirOf(h)); err != nil {
 		return fmt.Errorf("remove %v: sync directory: %w", h, mapErr(err))
@@ -489,7 +522,7 @@ func (b *Backend) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) 
 func openRegular(path string) (*os.File, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, mapErr(err)
+		return nil, 0, denied("open", path, path, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {

@@ -27,9 +27,12 @@ import (
 	"github.com/bunkerbackup/bunker/internal/storage/retry"
 	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
+	// sshd and its sessions see no caller's SSH_AUTH_SOCK or BUNKER_*.
+	testutil.CleanEnv()
 	goleak.VerifyTestMain(m)
 }
 
