@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
+	"github.com/bunkerbackup/bunker/internal/safefs"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
@@ -448,12 +450,18 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 		if err := chownTree(pgdata, uid, gid); err != nil {
 			return fmt.Errorf("--owner: %w", err)
 		}
-	} else if fi, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil {
-		uid, gid = fileOwner(fi)
-		if os.Geteuid() == 0 {
-			// The directory itself was made here, not restored.
-			if err := os.Chown(pgdata, uid, gid); err != nil {
-				return err
+	} else {
+		fi, err := restoredOwner(pgdata)
+		if err != nil {
+			return err
+		}
+		if fi != nil {
+			uid, gid = fileOwner(fi)
+			if os.Geteuid() == 0 {
+				// The directory itself was made here, not restored.
+				if err := os.Chown(pgdata, uid, gid); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -527,33 +535,84 @@ func pgQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + 
 // leaving %f and %p for PostgreSQL to substitute.
 func shellQuotePath(p string) string { return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'" }
 
+// restoredOwner returns the metadata of pgdata/PG_VERSION, whose owner
+// the restored files should get, or nil when there is none. The base
+// backup is untrusted: a PG_VERSION that is a link or not a regular file
+// is refused rather than followed (its target's owner is not the
+// cluster's).
+func restoredOwner(pgdata string) (os.FileInfo, error) {
+	root, err := safefs.Open(pgdata)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile("PG_VERSION", os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the restored base backup is not a plain data directory: %w", err)
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
+// Recovery files written into a restored data directory.
+const (
+	pgAutoConf       = "postgresql.auto.conf"
+	pgRecoverySignal = "recovery.signal"
+)
+
 // writeRecoveryConf appends the recovery settings to postgresql.auto.conf
-// and creates recovery.signal.
+// and creates recovery.signal. The data directory comes from a snapshot,
+// untrusted input: neither file is written through a symbolic link or
+// when it is anything but a regular file — the restore stops with an
+// error naming it instead, before either is written, and the user can
+// look at what the backup holds there. (Replacing it would hide the
+// planted entry, and PostgreSQL itself never makes either a link.)
 func writeRecoveryConf(pgdata string, settings []string, uid, gid int) error {
-	conf := filepath.Join(pgdata, "postgresql.auto.conf")
-	f, err := os.OpenFile(conf, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	root, err := safefs.Open(pgdata)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "# Recovery settings written by bunker restore postgres on %s\n%s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(settings, "\n"))
-	if err == nil {
-		err = f.Sync()
+	defer root.Close()
+	// Check both before writing either (opening for reading checks the
+	// type without changing anything).
+	for _, name := range []string{pgAutoConf, pgRecoverySignal} {
+		f, err := root.OpenFile(name, os.O_RDONLY, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write the recovery settings: %w (as restored from the base backup; refusing to write through it)", err)
+		}
+		f.Close()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	write := func(name string, flag int, data string) error {
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|flag, 0o600)
+		if err != nil {
+			return fmt.Errorf("write the recovery settings: %w", err)
+		}
+		_, err = f.WriteString(data)
+		if err == nil && uid >= 0 {
+			err = f.Chown(uid, gid)
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", root.Join(name), err)
+		}
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", conf, err)
-	}
-	signal := filepath.Join(pgdata, "recovery.signal")
-	if err := os.WriteFile(signal, nil, 0o600); err != nil {
+	conf := fmt.Sprintf("# Recovery settings written by bunker restore postgres on %s\n%s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(settings, "\n"))
+	if err := write(pgAutoConf, os.O_APPEND, conf); err != nil {
 		return err
 	}
-	if uid >= 0 {
-		_ = os.Lchown(conf, uid, gid)
-		_ = os.Lchown(signal, uid, gid)
-	}
-	return nil
+	return write(pgRecoverySignal, os.O_TRUNC, "")
 }
 
 func chownTree(root string, uid, gid int) error {

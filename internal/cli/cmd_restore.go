@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -108,7 +109,7 @@ reads every restored file back and compares it with the snapshot.`,
 			}
 			bad := res.VerifyFailures()
 			for _, p := range bad {
-				a.out.warnf("verify: %s differs from the snapshot", p)
+				a.out.warnf("verify: %s differs from the snapshot; left as %s", p, filepath.Join(filepath.Dir(p), restorer.PartialName(filepath.Base(p))))
 			}
 			st := &res.Stats
 			el := time.Since(start)

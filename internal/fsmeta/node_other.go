@@ -254,3 +254,20 @@ func LinkAt(olddir *os.File, oldname string, newdir *os.File, newname string) er
 	}
 	return Link(op, np)
 }
+
+// RenameAt renames oldname in olddir to newname in newdir, replacing a
+// file there.
+func RenameAt(olddir *os.File, oldname string, newdir *os.File, newname string) error {
+	op, err := atPath(olddir, oldname)
+	if err != nil {
+		return err
+	}
+	np, err := atPath(newdir, newname)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(op, np); err != nil {
+		return fmt.Errorf("rename %q to %q: %w", op, np, err)
+	}
+	return nil
+}

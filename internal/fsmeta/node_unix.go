@@ -354,3 +354,16 @@ func CreateFileWriterAt(dir *os.File, name string, size int64) (*FileWriter, err
 func isNotSupported(err error) bool {
 	return errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)
 }
+
+// RenameAt renames oldname in olddir to newname in newdir, replacing a
+// file or link there (never following one).
+func RenameAt(olddir *os.File, oldname string, newdir *os.File, newname string) error {
+	return withDir(olddir, oldname, func(ol loc) error {
+		return withDir(newdir, newname, func(nl loc) error {
+			if err := unix.Renameat(ol.dirfd, ol.name, nl.dirfd, nl.name); err != nil {
+				return fmt.Errorf("rename %q to %q: %w", ol.disp, nl.disp, err)
+			}
+			return nil
+		})
+	})
+}

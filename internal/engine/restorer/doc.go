@@ -6,4 +6,15 @@
 // to a pool of writers, and applies each directory's metadata only after
 // every entry inside it is written, so directory mtimes come out exact.
 // All-zero chunks are skipped, which restores sparse files sparse.
+//
+// A file is written under a marked name in its directory (PartialName)
+// and renamed to its real name only when it is complete, verified (with
+// Options.Verify) and has its metadata; an existing file of that name
+// stays whole until then. A file that fails is removed and reported by
+// name; one that fails verification, or whose restore is interrupted,
+// stays only under the marked name. Later names of a hard-linked file are
+// linked once the first is complete. Nothing is created through a
+// symbolic link: every entry is made relative to a directory descriptor
+// opened with O_NOFOLLOW, and names come from trees that hold only single
+// path components, each name once.
 package restorer

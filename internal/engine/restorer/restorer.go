@@ -2,6 +2,8 @@ package restorer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +92,7 @@ type Restorer struct {
 
 	mu         sync.Mutex
 	first      firstError
-	hardlinks  map[[2]uint64]hardlink // (device, inode) -> first restored link
+	hardlinks  map[[2]uint64]*hardlink // (device, inode) -> first restored link
 	haveTotals bool
 	verifyBad  []string
 	written    int
@@ -98,10 +100,39 @@ type Restorer struct {
 
 // hardlink is the first restored name of an inode. Its directory is held
 // open (a pending reference) until the restore ends, so later links can
-// be made with LinkAt at any depth.
+// be made with LinkAt at any depth. Later links are made only once the
+// first file is complete (until then they wait, their directories held
+// open too), so no name shows a file being written.
 type hardlink struct {
 	d    *dirState
 	name string
+	path string
+
+	// Guarded by Restorer.mu.
+	finished bool
+	err      error      // of the first file, when finished
+	waiting  []linkWait // later links to make when finished
+}
+
+// linkWait is a later name of a hard-linked file still being written.
+type linkWait struct {
+	d    *dirState
+	name string
+	path string
+}
+
+// PartialName is the name under which a file is written in its
+// directory until it is complete (and verified, with Options.Verify):
+// only then is it renamed to name. A file that fails to restore is
+// removed; one whose content fails verification, or whose restore was
+// interrupted, stays under this name, never under its real one.
+func PartialName(name string) string {
+	const suffix = ".bunker-partial"
+	if p := "." + name + suffix; len(p) <= 255 {
+		return p
+	}
+	h := sha256.Sum256([]byte(name))
+	return ".bunker-" + hex.EncodeToString(h[:16]) + suffix
 }
 
 // New returns a restorer.
@@ -119,7 +150,7 @@ func New(repo Repo, opts Options) *Restorer {
 	if opts.NoXattrs {
 		m.Xattrs = false
 	}
-	r := &Restorer{repo: repo, opts: opts, meta: m, hardlinks: map[[2]uint64]hardlink{}}
+	r := &Restorer{repo: repo, opts: opts, meta: m, hardlinks: map[[2]uint64]*hardlink{}}
 	if pr, ok := repo.(PackReader); ok && opts.Readahead {
 		r.ra = newReadahead(pr)
 	}
@@ -262,7 +293,8 @@ type fileState struct {
 	node *tree.Node
 
 	create sync.Once
-	w      *fsmeta.FileWriter // set by the walker (hard links) or the first part
+	w      *fsmeta.FileWriter // of the partial file, set by the first part
+	hl     *hardlink          // when this is the first name of hard links
 	first  firstError         // of any part
 	mu     sync.Mutex
 	lens   []int        // plaintext length of every blob, for verify
@@ -391,7 +423,15 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 		if f.w != nil {
 			return
 		}
-		w, err := fsmeta.CreateFileWriterAt(f.dir.fd, f.name, int64(f.node.Size))
+		partial := PartialName(f.name)
+		if !f.dir.fresh {
+			// A leftover of an earlier interrupted restore.
+			if err := fsmeta.RemoveAllAt(f.dir.fd, partial); err != nil {
+				f.fail(err)
+				return
+			}
+		}
+		w, err := fsmeta.CreateFileWriterAt(f.dir.fd, partial, int64(f.node.Size))
 		if err != nil {
 			f.fail(err)
 			return
@@ -440,7 +480,8 @@ func (r *Restorer) loadBlob(ctx context.Context, id ID, buf []byte) ([]byte, err
 	return r.repo.LoadBlob(ctx, pack.DataBlob, id, buf)
 }
 
-// finishFile runs after the last part of a file: close, verify, metadata.
+// finishFile runs after the last part of a file: close, verify,
+// metadata, then the rename from the partial name to the real one.
 func (r *Restorer) finishFile(ctx context.Context, f *fileState, buf []byte) []byte {
 	defer f.dir.done()
 	err := f.failed()
@@ -455,23 +496,44 @@ func (r *Restorer) finishFile(ctx context.Context, f *fileState, buf []byte) []b
 			err = cerr
 		}
 	}
+	partial := PartialName(f.name)
 	if r.err() != nil || ctx.Err() != nil {
+		// The restore is ending with an error: what was written stays
+		// under the partial name.
+		r.finishLinks(f, errors.New("the restore was interrupted"), false)
 		return buf
 	}
 	if err == nil && r.opts.Verify {
 		var ok bool
-		ok, buf = r.verifyFile(f, buf)
+		ok, buf = r.verifyFile(f, partial, buf)
 		if !ok {
 			r.mu.Lock()
 			r.verifyBad = append(r.verifyBad, f.path)
 			r.mu.Unlock()
+			r.finishLinks(f, fmt.Errorf("its content differs from the snapshot (left as %s)", partial), true)
+			return buf
 		}
 	}
+	var metaErr error
 	if err == nil {
-		err = r.meta.ApplyAt(f.dir.fd, f.name, f.node)
+		metaErr = r.meta.ApplyAt(f.dir.fd, partial, f.node)
+		err = fsmeta.RenameAt(f.dir.fd, partial, f.dir.fd, f.name)
 	}
 	if err != nil {
+		if f.w != nil {
+			if rerr := fsmeta.RemoveAllAt(f.dir.fd, partial); rerr != nil {
+				err = fmt.Errorf("%w (and removing the partial file: %v)", err, rerr)
+			}
+		}
 		if e := r.entryError(f.path, fmt.Errorf("restore %s: %w", f.path, err)); e != nil {
+			r.setErr(e)
+		}
+		r.finishLinks(f, err, true)
+		return buf
+	}
+	r.finishLinks(f, nil, true)
+	if metaErr != nil {
+		if e := r.entryError(f.path, fmt.Errorf("restore %s: %w", f.path, metaErr)); e != nil {
 			r.setErr(e)
 		}
 		return buf
@@ -481,6 +543,57 @@ func (r *Restorer) finishFile(ctx context.Context, f *fileState, buf []byte) []b
 	r.written++
 	r.mu.Unlock()
 	return buf
+}
+
+// finishLinks makes the later names of a hard-linked file once its first
+// name is finished; when it failed (err), they fail too, reported when
+// report is set.
+func (r *Restorer) finishLinks(f *fileState, err error, report bool) {
+	hl := f.hl
+	if hl == nil {
+		return
+	}
+	r.mu.Lock()
+	hl.finished, hl.err = true, err
+	ws := hl.waiting
+	hl.waiting = nil
+	r.mu.Unlock()
+	for _, w := range ws {
+		r.makeLink(hl, w.d, w.name, w.path, report)
+		w.d.done()
+	}
+}
+
+// makeLink makes name in d a hard link to the finished first name hl.
+func (r *Restorer) makeLink(hl *hardlink, d *dirState, name, tp string, report bool) {
+	err := hl.err
+	if err == nil {
+		// Linked under the partial name and renamed over what is
+		// there, so an older file stays whole until then.
+		partial := PartialName(name)
+		if err = fsmeta.RemoveAllAt(d.fd, partial); err == nil {
+			err = fsmeta.LinkAt(hl.d.fd, hl.name, d.fd, partial)
+		}
+		if err == nil {
+			err = fsmeta.RenameAt(d.fd, partial, d.fd, name)
+			// rename(2) does nothing when both names are already links
+			// to one file; the partial name must go all the same.
+			if rerr := fsmeta.RemoveAllAt(d.fd, partial); err == nil {
+				err = rerr
+			}
+		}
+	}
+	if err == nil {
+		r.Stats.Links.Add(1)
+		r.Stats.FilesDone.Add(1)
+		return
+	}
+	if !report {
+		return
+	}
+	if e := r.entryError(tp, fmt.Errorf("restore %s: hard link to %s: %w", tp, hl.path, err)); e != nil {
+		r.setErr(e)
+	}
 }
 
 func (r *Restorer) loadTree(ctx context.Context, id ID) (*tree.Tree, error) {
@@ -693,6 +806,11 @@ func (r *Restorer) prepare(d *dirState, name, tp string, n *tree.Node) (existed 
 			return true, errSkip
 		}
 	}
+	if n.Type == tree.TypeFile && (fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0) {
+		// The finished file is renamed over it: until then the old
+		// one stays whole, and stays if the new one fails.
+		return true, nil
+	}
 	if err := fsmeta.RemoveAllAt(d.fd, name); err != nil {
 		return true, fmt.Errorf("replace %s: %w", tp, err)
 	}
@@ -724,23 +842,20 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 		first, seen := r.hardlinks[key]
 		if !seen {
 			d.addPending() // keep d open for later links; released at the end
-			r.hardlinks[key] = hardlink{d: d, name: name}
+			f.hl = &hardlink{d: d, name: name, path: tp}
+			r.hardlinks[key] = f.hl
+		} else if !first.finished {
+			// Linked when the first name is complete.
+			d.addPending()
+			first.waiting = append(first.waiting, linkWait{d: d, name: name, path: tp})
 		}
 		r.mu.Unlock()
 		if seen {
-			if err := fsmeta.LinkAt(first.d.fd, first.name, d.fd, name); err != nil {
-				return fail(err)
+			if first.finished {
+				r.makeLink(first, d, name, tp, true)
 			}
-			r.Stats.Links.Add(1)
-			r.Stats.FilesDone.Add(1)
-			return nil
+			return r.err()
 		}
-		// Later links need the file to exist now.
-		w, err := fsmeta.CreateFileWriterAt(d.fd, name, int64(n.Size))
-		if err != nil {
-			return fail(err)
-		}
-		f.w = w
 	}
 	if n.Type != tree.TypeFile {
 		if err := r.meta.CreateAt(d.fd, name, n); err != nil {
@@ -812,8 +927,12 @@ func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
 		}
 		return
 	}
+	inFlight := make(map[string]bool, len(keep))
+	for k := range keep {
+		inFlight[PartialName(k)] = true // a file of the snapshot being written
+	}
 	for _, name := range names {
-		if keep[name] {
+		if keep[name] || inFlight[name] {
 			continue
 		}
 		p := filepath.Join(d.path, name)
@@ -827,10 +946,11 @@ func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
 	}
 }
 
-// verifyFile re-reads a restored file through its directory handle and
+// verifyFile re-reads a restored file (name in its directory: the
+// partial one) through its directory handle and
 // compares every chunk with its blob ID.
-func (r *Restorer) verifyFile(fst *fileState, buf []byte) (bool, []byte) {
-	f, err := fsmeta.OpenFileAt(fst.dir.fd, fst.name)
+func (r *Restorer) verifyFile(fst *fileState, name string, buf []byte) (bool, []byte) {
+	f, err := fsmeta.OpenFileAt(fst.dir.fd, name)
 	if err != nil {
 		return false, buf
 	}

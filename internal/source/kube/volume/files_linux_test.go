@@ -490,3 +490,42 @@ func TestSaveStaysOnFilesystem(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLoadHostileTreeLinkThenDirectory: a hostile backup lists a link out
+// of the target and then a directory and a file under the same name (the
+// engine's trees cannot hold one name twice; a Tree from elsewhere can).
+// Load writes nothing through the link it made.
+func TestLoadHostileTreeLinkThenDirectory(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	outside := filepath.Join(base, "outside")
+	must(t, os.MkdirAll(outside, 0o700))
+	dst := filepath.Join(base, "dst")
+	link := func(name string) source.Entry {
+		return source.Entry{Name: name, Type: source.TypeSymlink, Target: outside, Meta: source.Meta{Mode: fs.ModeSymlink | 0o777}}
+	}
+	tree := fakeTree{
+		"v": {
+			link("d"), {Name: "d", Type: source.TypeDir, Meta: source.Meta{Mode: fs.ModeDir | 0o755}},
+			link("f"), {Name: "f", Type: source.TypeFile, Size: 1, Meta: source.Meta{Mode: 0o644}},
+		},
+		"v/d": {{Name: "evil", Type: source.TypeFile, Size: 1, Meta: source.Meta{Mode: 0o644}}},
+	}
+	var w warnings
+	if _, err := volume.Load(ctx, tree, "v", dst, volume.FileOptions{Warn: w.add}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("Load wrote through a link it made: %v", ents)
+	}
+	if fi, err := os.Lstat(filepath.Join(dst, "d")); err != nil || !fi.IsDir() {
+		t.Errorf("d: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "d", "evil")); err != nil || string(b) != "x" {
+		t.Errorf("d/evil: %q %v", b, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dst, "f")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("f: %v %v", fi, err)
+	}
+	assertNoTemp(t, dst)
+}

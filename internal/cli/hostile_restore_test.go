@@ -1,0 +1,150 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/archiver"
+	"github.com/bunkerbackup/bunker/internal/engine/chunker"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
+	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/storage/local"
+)
+
+// plantSnapshot commits a snapshot whose tree build writes, with the
+// engine's own writer: what anyone holding the repository password (a
+// backup host, a hostile database server feeding a source) can store.
+func plantSnapshot(t *testing.T, e *repoEnv, meta map[string]string, build func(ctx context.Context, sink source.Sink) error) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := local.New(e.repo)
+	must(t, err)
+	r, err := repository.Open(ctx, be, testPassword, "")
+	must(t, err)
+	defer r.Close()
+	must(t, r.LoadIndex(ctx, false))
+	cfg := r.Config()
+	var seed [32]byte
+	copy(seed[:], cfg.Chunker.Seed)
+	arch, err := archiver.New(r, archiver.Options{Chunker: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max, Seed: seed}})
+	must(t, err)
+	now := time.Now()
+	w := streamtree.NewWriter(arch, now, "attacker")
+	stop := arch.StartStreams(ctx)
+	err = build(ctx, w)
+	var root archiver.ID
+	if err == nil {
+		root, err = w.Root(ctx)
+	}
+	stop()
+	must(t, err)
+	must(t, r.Flush(ctx))
+	sn := snapshot.New([]string{"/planted"}, nil, "attacker", now)
+	sn.Metadata = meta
+	sn.Tree = root
+	_, err = snapshot.Save(ctx, r, sn)
+	must(t, err)
+}
+
+func plantFile(ctx context.Context, sink source.Sink, p, body string) error {
+	return source.WriteBytes(ctx, sink, p, []byte(body), &source.Meta{Mode: 0o600, ModTime: time.Now()})
+}
+
+// plantPhysicalPG commits a PostgreSQL base backup laid out as backup
+// postgres --physical stores one (pgdata/ and postgres/physical.json),
+// with extra entries added by plant (and a regular PG_VERSION unless
+// plant makes one).
+func plantPhysicalPG(t *testing.T, e *repoEnv, plant func(ctx context.Context, sink source.Sink) error) {
+	t.Helper()
+	manifest, err := json.Marshal(map[string]any{
+		"format": "bunker-postgres-physical/1", "server_version": "16.4", "system_identifier": "7300000000000000099",
+		"timeline": 1, "start_lsn": "0/2000028", "start_wal_file": "000000010000000000000002", "wal_method": "fetch",
+	})
+	must(t, err)
+	plantSnapshot(t, e, map[string]string{"source": "postgres", "type": "physical", "system_identifier": "7300000000000000099",
+		"start_wal_file": "000000010000000000000002", "wal_method": "fetch"},
+		func(ctx context.Context, sink source.Sink) error {
+			if err := sink.Mkdir("pgdata", &source.Meta{Mode: 0o700, ModTime: time.Now()}); err != nil {
+				return err
+			}
+			if err := plant(ctx, sink); err != nil {
+				return err
+			}
+			if err := plantFile(ctx, sink, "pgdata/PG_VERSION", "16\n"); err != nil && !strings.Contains(err.Error(), "PG_VERSION") {
+				return err
+			}
+			return plantFile(ctx, sink, "postgres/physical.json", string(manifest))
+		})
+}
+
+// TestRestorePostgresPhysicalNeverWritesThroughPlantedLinks (issue 14,
+// finding 2): a base backup whose postgresql.auto.conf, recovery.signal
+// or PG_VERSION is a symbolic link out of the data directory, restored
+// with a recovery target. The restore must fail naming the file, and the
+// files the links point to must stay as they were (not appended to, not
+// truncated, not created).
+func TestRestorePostgresPhysicalNeverWritesThroughPlantedLinks(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links in restores are a Unix matter")
+	}
+	cases := []struct {
+		name  string
+		links map[string]string // in pgdata -> file in outside
+		regs  map[string]string // regular files planted in pgdata
+		want  string            // in the error
+	}{
+		{"auto.conf", map[string]string{"postgresql.auto.conf": "conf"}, nil, "postgresql.auto.conf: is a symbolic link"},
+		{"recovery.signal", map[string]string{"recovery.signal": "signal"}, map[string]string{"postgresql.auto.conf": "# mine\n"}, "recovery.signal: is a symbolic link"},
+		{"both", map[string]string{"postgresql.auto.conf": "conf", "recovery.signal": "signal"}, nil, "postgresql.auto.conf: is a symbolic link"},
+		{"PG_VERSION", map[string]string{"PG_VERSION": "conf"}, nil, "PG_VERSION: is a symbolic link"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := initRepo(t)
+			base := t.TempDir()
+			outside := filepath.Join(base, "outside")
+			writeFile(t, filepath.Join(outside, "conf"), []byte("precious\n"))
+			plantPhysicalPG(t, e, func(ctx context.Context, sink source.Sink) error {
+				for name, target := range tc.links {
+					if err := sink.Symlink("pgdata/"+name, filepath.Join(outside, target), &source.Meta{Mode: 0o777}); err != nil {
+						return err
+					}
+				}
+				for name, body := range tc.regs {
+					if err := plantFile(ctx, sink, "pgdata/"+name, body); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			pgdata := filepath.Join(base, "pgdata")
+			res := e.run("restore", "postgres", "latest", "--physical", "--pgdata", pgdata,
+				"--target-time", "2030-01-01T00:00:00Z", "--no-verify", "--wal-dir", filepath.Join(base, "wal"))
+			if b, err := os.ReadFile(filepath.Join(outside, "conf")); err != nil || string(b) != "precious\n" {
+				t.Errorf("the link target outside --pgdata was changed: %q, %v", b, err)
+			}
+			if _, err := os.Lstat(filepath.Join(outside, "signal")); err == nil {
+				t.Error("recovery.signal was created through the link, outside --pgdata")
+			}
+			if body, ok := tc.regs["postgresql.auto.conf"]; ok {
+				// Nothing is written before both files are checked.
+				if b, _ := os.ReadFile(filepath.Join(pgdata, "postgresql.auto.conf")); string(b) != body {
+					t.Errorf("postgresql.auto.conf was written before the restore gave up: %q", b)
+				}
+			}
+			if res.Code == 0 {
+				t.Errorf("restore succeeded:\n%s%s", res.Stdout, res.Stderr)
+			} else if !strings.Contains(res.Stderr, tc.want) || !strings.Contains(res.Stderr, pgdata) {
+				t.Errorf("error does not say %q in %s:\n%s", tc.want, pgdata, res.Stderr)
+			}
+		})
+	}
+}

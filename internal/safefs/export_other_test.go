@@ -1,0 +1,7 @@
+//go:build !linux
+
+package safefs
+
+const HaveOpenat2Switch = false
+
+func ForceWalk() func() { return func() {} }

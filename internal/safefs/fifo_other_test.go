@@ -1,0 +1,5 @@
+//go:build !unix
+
+package safefs_test
+
+var mkfifo func(string) error
