@@ -187,3 +187,45 @@ func FuzzOpenJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlantedMaintObjects plants arbitrary bytes as a plan, the lease, the
+// retention ledger and a session: every reader of maintenance objects must
+// skip or name them, never fail or panic (docs/SECURITY.md).
+func FuzzPlantedMaintObjects(f *testing.F) {
+	for _, n := range []string{"session.bin", "plan.bin"} {
+		f.Add(readVector(f, n))
+	}
+	f.Add([]byte("garbage"))
+	f.Add(format.NewHeader(format.TypeMaint, 0).Bytes())
+	f.Add(append(format.NewHeader(format.TypeMaint, 0).Bytes(), 0xff, 0xfe))
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		store := mem.New()
+		r, err := Init(ctx, store, "pw", Options{KDF: crypto.WeakKDF()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []storage.Handle{
+			{Type: storage.MaintFile, Name: "plan-000000000000000000000000"},
+			{Type: storage.MaintFile, Name: "lease"},
+			{Type: storage.MaintFile, Name: ledgerName},
+			{Type: storage.SessionFile, Name: "s-000000000000000000000000"},
+		} {
+			if err := store.Save(ctx, h, b, storage.SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := r.PlansChecked(ctx); err != nil {
+			t.Fatalf("PlansChecked: %v", err)
+		}
+		if _, err := UnreadableObjects(ctx, r); err != nil {
+			t.Fatalf("UnreadableObjects: %v", err)
+		}
+		if _, err := r.FirstSeen(ctx, "s-000000000000000000000000"); err != nil {
+			t.Fatalf("FirstSeen: %v", err)
+		}
+		if err := r.LoadIndex(ctx, false); err != nil {
+			t.Fatalf("LoadIndex: %v", err)
+		}
+	})
+}
