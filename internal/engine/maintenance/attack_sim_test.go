@@ -20,7 +20,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/storage"
-	"github.com/bunkerbackup/bunker/internal/storage/mem"
 )
 
 // The attacker simulation: honest backups and the administrator's forget
@@ -84,29 +83,11 @@ type attackStats struct{ deleted, kept int }
 func runAttackSim(seed uint64, moves map[string]int) (attackStats, error) {
 	var st attackStats
 	ctx := context.Background()
-	clock := &simClock{}
-	clock.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	store := mem.NewWithClock(clock.Now)
-	const pw = "sim"
-	if _, err := repository.Init(ctx, store, pw, repository.Options{KDF: crypto.WeakKDF(), ChunkMin: 64, ChunkAvg: 256, ChunkMax: 1024, PackSize: 1 << 20}); err != nil {
+	clock, store, pool, open, err := newSimWorld(ctx, seed, 11)
+	if err != nil {
 		return st, err
 	}
-	rng := rand.New(rand.NewPCG(seed, 11))
-	pool := make([][]byte, 60)
-	for i := range pool {
-		pool[i] = make([]byte, 200+rng.IntN(600))
-		for j := range pool[i] {
-			pool[i][j] = byte(rng.IntN(256))
-		}
-	}
-	open := func(be storage.Backend) (*repository.Repository, error) {
-		r, err := repository.Open(ctx, be, pw, "")
-		if err != nil {
-			return nil, err
-		}
-		r.SetClock(clock.Now)
-		return r, nil
-	}
+	rng := rand.New(rand.NewPCG(seed, 12))
 	att := &attacker{rng: rand.New(rand.NewPCG(seed, 13)), be: appendOnly{store}, open: open, seen: map[storage.Handle][]byte{}, moves: moves}
 	var parents [3][]*tree.Node
 	forgotten := map[format.ID]bool{}
@@ -187,30 +168,15 @@ func runAttackSim(seed uint64, moves map[string]int) (attackStats, error) {
 		if att.preForge != nil && !att.preForge[sn.ID] {
 			// Committed after a forgery: it may depend on a forged blob,
 			// but never restores wrong bytes.
-			if err := restoresOrDetects(ctx, r, pool, sn, att.forged); err != nil {
+			excused := func(id format.ID) bool { return att.forged[id] }
+			if err := verifySnapshot(ctx, r, pool, sn, excused); err != nil {
 				return st, err
 			}
 			continue
 		}
 		honest[sn.ID.String()] = true
-		tb, err := r.LoadBlob(ctx, pack.TreeBlob, sn.Tree, nil)
-		if err != nil {
-			return st, fmt.Errorf("snapshot %s: tree lost: %w", sn.ID.Short(), err)
-		}
-		tr, err := tree.Decode(tb)
-		if err != nil {
+		if err := verifySnapshot(ctx, r, pool, sn, nil); err != nil {
 			return st, err
-		}
-		for _, n := range tr.Nodes {
-			for _, id := range n.Content {
-				b, err := r.LoadBlob(ctx, pack.DataBlob, id, nil)
-				if err != nil {
-					return st, fmt.Errorf("snapshot %s file %s: blob %s lost: %w", sn.ID.Short(), n.Name, id.Short(), err)
-				}
-				if want := contentOf(r, pool, id); string(b) != string(want) {
-					return st, fmt.Errorf("snapshot %s file %s: blob %s restores wrong content", sn.ID.Short(), n.Name, id.Short())
-				}
-			}
 		}
 	}
 	// check --read-data: no honest snapshot is affected and no blob it
@@ -234,34 +200,6 @@ func runAttackSim(seed uint64, moves map[string]int) (attackStats, error) {
 		}
 	}
 	return st, nil
-}
-
-// restoresOrDetects loads every blob of a snapshot: each either has its
-// right content or fails with a corruption error.
-func restoresOrDetects(ctx context.Context, r *repository.Repository, pool [][]byte, sn *snapshot.Snapshot, forged map[format.ID]bool) error {
-	tb, err := r.LoadBlob(ctx, pack.TreeBlob, sn.Tree, nil)
-	if err != nil {
-		return fmt.Errorf("snapshot %s: tree lost: %w", sn.ID.Short(), err)
-	}
-	tr, err := tree.Decode(tb)
-	if err != nil {
-		return err
-	}
-	for _, n := range tr.Nodes {
-		for _, id := range n.Content {
-			b, err := r.LoadBlob(ctx, pack.DataBlob, id, nil)
-			if err != nil {
-				if forged[id] {
-					continue // the backup deduplicated against a forgery: detected, not restored wrong
-				}
-				return fmt.Errorf("snapshot %s file %s: blob %s: %w", sn.ID.Short(), n.Name, id.Short(), err)
-			}
-			if want := contentOf(r, pool, id); string(b) != string(want) {
-				return fmt.Errorf("snapshot %s file %s: blob %s restores wrong content", sn.ID.Short(), n.Name, id.Short())
-			}
-		}
-	}
-	return nil
 }
 
 // adminPrune is what the administrator does: prune, and when prune
