@@ -128,7 +128,9 @@ reads every restored file back and compares it with the snapshot.`,
 				}
 			}
 			if len(failed) > 0 || len(bad) > 0 {
-				return fmt.Errorf("%d entries could not be restored, %d failed verification", len(failed), len(bad))
+				// The rest was restored: a partial result (exit 3), like a
+				// backup with unreadable sources.
+				return &partialError{msg: fmt.Sprintf("%d entries could not be restored, %d failed verification", len(failed), len(bad))}
 			}
 			return nil
 		},

@@ -184,8 +184,7 @@ func TestCorruptDataPack(t *testing.T) {
 
 	// Restoring everything fails and names the damaged file(s).
 	dstAll := filepath.Join(t.TempDir(), "all")
-	r = e.run("restore", "latest", "--target", dstAll)
-	requireFailure(t, r)
+	r = e.expect(3, "restore", "latest", "--target", dstAll) // partial: the rest is restored
 	for _, p := range damaged {
 		if !strings.Contains(r.Stderr, p) {
 			t.Errorf("restore does not name the damaged file %s:\n%s", p, r)
