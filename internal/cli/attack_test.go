@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
 )
 
 // Tests written from the side of a backup host that holds the repository
@@ -162,5 +164,25 @@ func TestGarbageMaintenanceObjectsAreIgnored(t *testing.T) {
 	chk = e.mustRun("check")
 	if strings.Contains(chk.Stdout, "repair maint") {
 		t.Errorf("check still reports unreadable objects after repair maint:\n%s", chk)
+	}
+}
+
+// An index file or snapshot that claims a newer format than the config
+// declares is planted or damaged (writers write only the config's
+// version): it must not stop backup or restore.
+func TestPlantedNewerFormatObjectsDoNotStopReaders(t *testing.T) {
+	e, src, _, id2, _ := twoSnapshots(t)
+	second := treeDigest(t, src)
+	for _, kind := range []string{"index", "snapshots"} {
+		b := []byte("BNKR\x02\x03\x00\x00" + kind + " from the future")
+		writeFile(t, filepath.Join(e.repo, kind, pack.Name(pack.Hash(b))), b)
+	}
+	e.mustRun("backup", src)
+	dst := filepath.Join(t.TempDir(), "restore")
+	e.mustRun("restore", id2, "--target", dst)
+	assertSameTree(t, second, treeDigest(t, filepath.Join(dst, strings.TrimPrefix(src, "/"))))
+	chk := e.run("check")
+	if !strings.Contains(chk.Stdout+chk.Stderr, "newer") {
+		t.Errorf("check does not name the planted objects:\n%s", chk)
 	}
 }

@@ -3,7 +3,6 @@ package repository
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -171,9 +170,13 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 	}
 	if len(errs) > 0 {
 		for name, e := range errs {
-			if strict || errors.Is(e, format.ErrNewerFormat) {
+			if strict {
 				return fmt.Errorf("index %s: %w", shortName(name), e)
 			}
+			// An index file claiming a newer format than the config (which
+			// is authenticated) declares was not written by a conforming
+			// writer: writers write only the config's version. Like any
+			// damaged file it must not stop a reader.
 			r.log.Warn("skipping damaged index file", "index", shortName(name), "err", e)
 		}
 	}
