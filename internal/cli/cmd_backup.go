@@ -22,6 +22,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/exclude"
+	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/spf13/cobra"
 )
 
@@ -374,6 +375,10 @@ func (a *App) backupStream(ctx context.Context, arch *archiver.Archiver, o backu
 	var stderr bytes.Buffer
 	if command != nil {
 		cmd = exec.CommandContext(ctx, command[0], command[1:]...)
+		// The command's output is stored in the repository: it must not
+		// be able to print the repository's password or bunker's other
+		// secrets (the user passes one on the command line if needed).
+		cmd.Env = source.ChildEnv()
 		cmd.Stderr = io.MultiWriter(&stderr, a.Stderr)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
