@@ -77,7 +77,7 @@ Exit code 3 means the snapshot was saved, but some files could not be read.`,
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "read and chunk everything, write nothing")
 	f.BoolVar(&o.stdin, "stdin", false, "back up standard input")
 	f.StringVar(&o.stdinFilename, "stdin-filename", "stdin", "file name for --stdin / --stdin-from-command")
-	f.BoolVar(&o.stdinCommand, "stdin-from-command", false, "back up the output of the command after --; fail if it exits non-zero")
+	f.BoolVar(&o.stdinCommand, "stdin-from-command", false, "back up the output of the command after --; fail if it exits non-zero (it gets the environment without bunker's secrets)")
 	f.BoolVar(&o.full, "full", false, "read every file again (full backup)")
 	f.BoolVar(&o.differential, "differential", false, "compare against the last full backup")
 	f.StringVar(&o.parent, "parent", "", "use this snapshot as the parent")
