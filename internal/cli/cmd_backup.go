@@ -22,6 +22,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/exclude"
+	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/spf13/cobra"
 )
 
@@ -76,7 +77,7 @@ Exit code 3 means the snapshot was saved, but some files could not be read.`,
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "read and chunk everything, write nothing")
 	f.BoolVar(&o.stdin, "stdin", false, "back up standard input")
 	f.StringVar(&o.stdinFilename, "stdin-filename", "stdin", "file name for --stdin / --stdin-from-command")
-	f.BoolVar(&o.stdinCommand, "stdin-from-command", false, "back up the output of the command after --; fail if it exits non-zero")
+	f.BoolVar(&o.stdinCommand, "stdin-from-command", false, "back up the output of the command after --; fail if it exits non-zero (it gets the environment without bunker's secrets)")
 	f.BoolVar(&o.full, "full", false, "read every file again (full backup)")
 	f.BoolVar(&o.differential, "differential", false, "compare against the last full backup")
 	f.StringVar(&o.parent, "parent", "", "use this snapshot as the parent")
@@ -374,6 +375,10 @@ func (a *App) backupStream(ctx context.Context, arch *archiver.Archiver, o backu
 	var stderr bytes.Buffer
 	if command != nil {
 		cmd = exec.CommandContext(ctx, command[0], command[1:]...)
+		// The command's output is stored in the repository: it must not
+		// be able to print the repository's password or bunker's other
+		// secrets (the user passes one on the command line if needed).
+		cmd.Env = source.ChildEnv()
 		cmd.Stderr = io.MultiWriter(&stderr, a.Stderr)
 		out, err := cmd.StdoutPipe()
 		if err != nil {

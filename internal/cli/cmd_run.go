@@ -14,6 +14,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/redact"
+	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/spf13/cobra"
 )
 
@@ -345,6 +346,7 @@ func (a *App) backupArgs(ctx context.Context, j *plan.Job) ([]string, map[string
 func (a *App) planSecret(ctx context.Context, ref string) (string, error) {
 	return plan.ResolveSecret(ref, a.Getenv, func(c string) (string, error) {
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c)
+		cmd.Env = source.ChildEnv() // one secret's command sees no other
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/bunkerbackup/bunker/internal/source"
 	"golang.org/x/term"
 )
 
@@ -113,6 +114,9 @@ func runPasswordCommand(ctx context.Context, command string) (string, error) {
 	} else {
 		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	}
+	// It computes one password: it needs the user's environment (a
+	// keyring's, a vault's variables), not bunker's other secrets.
+	cmd.Env = source.ChildEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

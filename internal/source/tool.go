@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,7 @@ import (
 type Command struct {
 	Path  string   // program name or path
 	Args  []string // without the program
-	Env   []string // added to this process's environment
+	Env   []string // added to ChildEnv's: this process's environment without bunker's secrets
 	Dir   string
 	Stdin io.Reader
 	// Stderr, when set, also receives the tool's standard error as it
@@ -31,7 +30,7 @@ func (c *Command) Name() string { return filepath.Base(c.Path) }
 
 func (c *Command) cmd(ctx context.Context) (*exec.Cmd, *tail) {
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
-	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.Env = ChildEnv(c.Env...)
 	cmd.Dir = c.Dir
 	cmd.Stdin = c.Stdin
 	t := &tail{max: 4096}

@@ -76,6 +76,7 @@ func StartScratch(ctx context.Context, toolDir string) (*Scratch, error) {
 	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "s.sock")
 	install := exec.CommandContext(ctx, installDB, "--no-defaults", "--datadir="+data, "--auth-root-authentication-method=normal",
 		"--skip-test-db", "--skip-name-resolve")
+	install.Env = source.ChildEnv()
 	install.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	if out, err := install.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
@@ -84,6 +85,8 @@ func StartScratch(ctx context.Context, toolDir string) (*Scratch, error) {
 	s.proc = exec.Command(server, "--no-defaults", "--datadir="+data, "--socket="+sock, "--skip-networking",
 		"--pid-file="+filepath.Join(dir, "pid"), "--log-error="+filepath.Join(dir, "err.log"),
 		"--innodb-buffer-pool-size=128M", "--skip-name-resolve", "--skip-log-bin")
+	// The server runs the SQL a drill restores: it holds no secret.
+	s.proc.Env = source.ChildEnv()
 	s.proc.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
 	if err := s.proc.Start(); err != nil {
 		os.RemoveAll(dir)

@@ -90,6 +90,9 @@ func StartScratch(ctx context.Context, binDir string) (*Scratch, error) {
 func (s *Scratch) run(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, name), args...)
 	cmd.Dir = s.Dir
+	// pg_ctl's environment is the server's: SQL a drill restores runs
+	// there as superuser (COPY FROM PROGRAM), so it holds no secret.
+	cmd.Env = source.ChildEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
