@@ -2,10 +2,14 @@ package cli_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/storage/local"
+	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
 
 // plantSnapshot commits a snapshot whose tree build writes, with the
@@ -144,6 +149,96 @@ func TestRestorePostgresPhysicalNeverWritesThroughPlantedLinks(t *testing.T) {
 				t.Errorf("restore succeeded:\n%s%s", res.Stdout, res.Stderr)
 			} else if !strings.Contains(res.Stderr, tc.want) || !strings.Contains(res.Stderr, pgdata) {
 				t.Errorf("error does not say %q in %s:\n%s", tc.want, pgdata, res.Stderr)
+			}
+		})
+	}
+}
+
+// xbChunk is one xbstream chunk, framed as mariadb-backup writes it:
+// magic, flags, type, path length and path, then (all but an end chunk)
+// payload length, offset, CRC-32 of the payload and the payload.
+func xbChunk(typ byte, name string, offset uint64, payload []byte) []byte {
+	b := append([]byte("XBSTCK01"), 0, typ)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(name)))
+	b = append(b, name...)
+	if typ == 'E' {
+		return b
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(payload)))
+	b = binary.LittleEndian.AppendUint64(b, offset)
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(payload))
+	return append(b, payload...)
+}
+
+// xbFile is the chunks of one whole file: its content, then its end.
+func xbFile(name, body string) []byte {
+	return append(xbChunk('P', name, 0, []byte(body)), xbChunk('E', name, 0, nil)...)
+}
+
+// plantPhysicalMySQL commits a MariaDB physical backup laid out as backup
+// mysql --physical stores one, whose xbstream is stream.
+func plantPhysicalMySQL(t *testing.T, e *repoEnv, stream []byte) {
+	t.Helper()
+	manifest, err := json.Marshal(map[string]any{"version": 1, "flavour": "mariadb", "server_version": "11.4.2-MariaDB",
+		"server": "db1:3306", "physical": true, "file": "mysql/backup.xbstream", "binlog_file": "binlog.000002", "binlog_pos": 9})
+	must(t, err)
+	plantSnapshot(t, e, map[string]string{"source": "mysql", "flavour": "mariadb", "physical": "true"},
+		func(ctx context.Context, sink source.Sink) error {
+			if err := plantFile(ctx, sink, "mysql/backup.json", string(manifest)); err != nil {
+				return err
+			}
+			return plantFile(ctx, sink, "mysql/backup.xbstream", string(stream))
+		})
+}
+
+// TestRestoreMySQLPhysicalStaysInDatadir (issue 14, restore confinement):
+// a physical backup whose xbstream names a file outside the data
+// directory — through "..", by an absolute path — restored with
+// --physical. mbstream extracts whatever names it is given; the restore
+// must refuse the entry by name before mbstream sees it, and nothing may
+// appear outside --datadir.
+func TestRestoreMySQLPhysicalStaysInDatadir(t *testing.T) {
+	testsrv.Tool(t, "mbstream", "")
+	cases := []struct {
+		name string
+		evil func(base string) string // entry name, given the test's directory
+	}{
+		{"dotdot", func(string) string { return "../../escaped/evil" }},
+		{"dotdot-inside", func(string) string { return "db/../../../escaped/evil" }},
+		{"absolute", func(base string) string { return filepath.Join(base, "escaped", "evil") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := initRepo(t)
+			base := t.TempDir()
+			evil := tc.evil(base)
+			var stream []byte
+			stream = append(stream, xbFile("backup-my.cnf", "[mysqld]\n")...)
+			stream = append(stream, xbFile(evil, "pwned\n")...)
+			stream = append(stream, xbFile("ibdata1", "data")...)
+			plantPhysicalMySQL(t, e, stream)
+			datadir := filepath.Join(base, "a", "data")
+			must(t, os.Mkdir(filepath.Join(base, "a"), 0o700))
+			res := e.run("restore", "mysql", "latest", "--physical", "--datadir", datadir)
+			// Nothing exists in base but the data directory's parents.
+			err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				switch rel, _ := filepath.Rel(base, p); {
+				case rel == "." || rel == "a":
+				case rel == filepath.Join("a", "data") || strings.HasPrefix(rel, filepath.Join("a", "data")+string(filepath.Separator)):
+				default:
+					t.Errorf("the restore wrote %s, outside --datadir", p)
+				}
+				return nil
+			})
+			must(t, err)
+			if res.Code == 0 {
+				t.Fatalf("restore succeeded:\n%s%s", res.Stdout, res.Stderr)
+			}
+			if !strings.Contains(res.Stderr, strconv.Quote(evil)) {
+				t.Errorf("error does not name the entry %q:\n%s", evil, res.Stderr)
 			}
 		})
 	}

@@ -551,8 +551,16 @@ func RestorePhysical(ctx context.Context, t source.Tree, o PhysicalRestoreOption
 	}
 	defer rc.Close()
 	progress("extracting %s into %s", m.File, dir)
-	x := &source.Command{Path: stream, Args: []string{"-x", "-C", dir}, Stdin: rc}
-	if err := x.Run(ctx); err != nil {
+	// mbstream writes wherever an entry's name points (recent versions
+	// refuse some names, but then stop and exit 0), so every name is
+	// checked on the way in, before mbstream sees its chunk.
+	guard := newXbstreamGuard(rc)
+	x := &source.Command{Path: stream, Args: []string{"-x", "-C", dir}, Stdin: guard}
+	err = x.Run(ctx)
+	if gerr := guard.Err(); gerr != nil {
+		return nil, fmt.Errorf("extract %s into %s: %w", m.File, dir, gerr)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("extract the backup: %w", err)
 	}
 	progress("preparing %s", dir)
