@@ -243,3 +243,57 @@ func TestRestoreMySQLPhysicalStaysInDatadir(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreMongoToDirNeverWritesThroughPlantedLinks (issue 14, restore
+// confinement): restore mongodb --to-dir DIR into a directory where a
+// link already stands in the way of the backup's files — DIR/shop to a
+// directory outside, DIR/backup.json to a file outside. The restore must
+// fail naming the link, and nothing may be created or changed through
+// it.
+func TestRestoreMongoToDirNeverWritesThroughPlantedLinks(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links in restores are a Unix matter")
+	}
+	cases := []struct{ name, link, target string }{
+		{"directory", "shop", "outdir"},
+		{"file", "backup.json", "precious"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := initRepo(t)
+			plantSnapshot(t, e, map[string]string{"source": "mongodb"}, func(ctx context.Context, sink source.Sink) error {
+				for p, body := range map[string]string{
+					"mongodb/backup.json":               `{"version":1}`,
+					"mongodb/shop/orders.bson":          "\x05\x00\x00\x00\x00",
+					"mongodb/shop/orders.metadata.json": `{"indexes":[]}`,
+				} {
+					if err := plantFile(ctx, sink, p, body); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			base := t.TempDir()
+			outside := filepath.Join(base, "outside")
+			must(t, os.MkdirAll(filepath.Join(outside, "outdir"), 0o700))
+			writeFile(t, filepath.Join(outside, "precious"), []byte("precious\n"))
+			dir := filepath.Join(base, "dump")
+			must(t, os.Mkdir(dir, 0o700))
+			must(t, os.Symlink(filepath.Join(outside, tc.target), filepath.Join(dir, tc.link)))
+
+			res := e.run("restore", "mongodb", "latest", "--to-dir", dir)
+			if ents, err := os.ReadDir(filepath.Join(outside, "outdir")); err != nil || len(ents) > 0 {
+				t.Errorf("the restore wrote through DIR/shop into the directory outside: %v %v", ents, err)
+			}
+			if b, err := os.ReadFile(filepath.Join(outside, "precious")); err != nil || string(b) != "precious\n" {
+				t.Errorf("the file outside was changed: %q, %v", b, err)
+			}
+			if res.Code == 0 {
+				t.Fatalf("restore succeeded:\n%s%s", res.Stdout, res.Stderr)
+			}
+			if want := filepath.Join(dir, tc.link); !strings.Contains(res.Stderr, want) || !strings.Contains(res.Stderr, "symbolic link") {
+				t.Errorf("error does not say %s is a symbolic link:\n%s", want, res.Stderr)
+			}
+		})
+	}
+}
