@@ -193,40 +193,54 @@ func plantPhysicalMySQL(t *testing.T, e *repoEnv, stream []byte) {
 
 // TestRestoreMySQLPhysicalStaysInDatadir (issue 14, restore confinement):
 // a physical backup whose xbstream names a file outside the data
-// directory — through "..", by an absolute path — restored with
-// --physical. mbstream extracts whatever names it is given; the restore
-// must refuse the entry by name before mbstream sees it, and nothing may
-// appear outside --datadir.
+// directory — through "..", by an absolute path — or whose backup-my.cnf
+// points mariadb-backup --prepare at a system tablespace outside it (a
+// prepare applies the redo log to that file: a live server's ibdata1),
+// restored with --physical. mbstream extracts whatever names it is given;
+// the restore must refuse the entry or option by name before mbstream or
+// the prepare acts on it, and nothing outside --datadir may change.
 func TestRestoreMySQLPhysicalStaysInDatadir(t *testing.T) {
 	testsrv.Tool(t, "mbstream", "")
 	cases := []struct {
 		name string
-		evil func(base string) string // entry name, given the test's directory
+		// evil is the entry name or backup-my.cnf line, given the
+		// test's directory; cnf says which.
+		evil func(base string) string
+		cnf  bool
 	}{
-		{"dotdot", func(string) string { return "../../escaped/evil" }},
-		{"dotdot-inside", func(string) string { return "db/../../../escaped/evil" }},
-		{"absolute", func(base string) string { return filepath.Join(base, "escaped", "evil") }},
+		{"dotdot", func(string) string { return "../../escaped/evil" }, false},
+		{"dotdot-inside", func(string) string { return "db/../../../escaped/evil" }, false},
+		{"absolute", func(base string) string { return filepath.Join(base, "escaped", "evil") }, false},
+		{"cnf-data-file", func(base string) string {
+			return "innodb_data_file_path=" + filepath.Join(base, "live", "ibdata1") + ":12M:autoextend"
+		}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := initRepo(t)
 			base := t.TempDir()
-			evil := tc.evil(base)
+			writeFile(t, filepath.Join(base, "live", "ibdata1"), []byte("live tablespace\n"))
+			evil, cnf := tc.evil(base), "[mysqld]\ninnodb_page_size=16384\n"
 			var stream []byte
-			stream = append(stream, xbFile("backup-my.cnf", "[mysqld]\n")...)
-			stream = append(stream, xbFile(evil, "pwned\n")...)
+			if tc.cnf {
+				stream = append(stream, xbFile("backup-my.cnf", cnf+evil+"\n")...)
+			} else {
+				stream = append(stream, xbFile("backup-my.cnf", cnf)...)
+				stream = append(stream, xbFile(evil, "pwned\n")...)
+			}
 			stream = append(stream, xbFile("ibdata1", "data")...)
 			plantPhysicalMySQL(t, e, stream)
 			datadir := filepath.Join(base, "a", "data")
 			must(t, os.Mkdir(filepath.Join(base, "a"), 0o700))
 			res := e.run("restore", "mysql", "latest", "--physical", "--datadir", datadir)
-			// Nothing exists in base but the data directory's parents.
+			// Nothing exists in base but the data directory, its parent
+			// and the live file, unchanged.
 			err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
 				if err != nil {
 					return err
 				}
 				switch rel, _ := filepath.Rel(base, p); {
-				case rel == "." || rel == "a":
+				case rel == "." || rel == "a" || rel == "live" || rel == filepath.Join("live", "ibdata1"):
 				case rel == filepath.Join("a", "data") || strings.HasPrefix(rel, filepath.Join("a", "data")+string(filepath.Separator)):
 				default:
 					t.Errorf("the restore wrote %s, outside --datadir", p)
@@ -234,11 +248,18 @@ func TestRestoreMySQLPhysicalStaysInDatadir(t *testing.T) {
 				return nil
 			})
 			must(t, err)
+			if b, err := os.ReadFile(filepath.Join(base, "live", "ibdata1")); err != nil || string(b) != "live tablespace\n" {
+				t.Errorf("the file outside --datadir was changed: %q, %v", b, err)
+			}
 			if res.Code == 0 {
 				t.Fatalf("restore succeeded:\n%s%s", res.Stdout, res.Stderr)
 			}
-			if !strings.Contains(res.Stderr, strconv.Quote(evil)) {
-				t.Errorf("error does not name the entry %q:\n%s", evil, res.Stderr)
+			want := strconv.Quote(evil)
+			if tc.cnf {
+				want = evil + " refused"
+			}
+			if !strings.Contains(res.Stderr, want) {
+				t.Errorf("error does not say %s:\n%s", want, res.Stderr)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -189,6 +190,72 @@ func checkXbstreamName(name string) error {
 			return bad("has an empty component")
 		case ".", "..":
 			return bad(fmt.Sprintf("has a %q component", c))
+		}
+	}
+	return nil
+}
+
+// backupCnf is the options file mariadb-backup --prepare reads from the
+// data directory it prepares; it comes with the backup.
+const backupCnf = "backup-my.cnf"
+
+// cnfPathOptions are the options that make the server or mariadb-backup
+// --prepare open, create or write files where their value points (a
+// prepare opens the system tablespace named by innodb_data_file_path and
+// applies the redo log to it, wherever it is), or load code from there.
+var cnfPathOptions = []string{
+	"innodb_data_file_path", "innodb_data_home_dir", "innodb_log_group_home_dir", "innodb_undo_directory",
+	"innodb_temp_data_file_path", "innodb_tmpdir", "innodb_log_arch_dir", "innodb_doublewrite_file",
+	"aria_log_dir_path", "datadir", "tmpdir", "plugin_dir", "log_bin", "log_bin_index", "log_basename",
+	"general_log_file", "slow_query_log_file", "log_error", "pid_file", "socket",
+}
+
+// checkBackupCnf refuses a backup-my.cnf that would make mariadb-backup
+// --prepare reach outside the data directory: an !include directive, or
+// one of cnfPathOptions (or an abbreviation of one, which the option
+// parser accepts) whose value — or, for the *_file_path lists, a file in
+// it — is absolute or climbs with "..". plugin_dir is refused whatever
+// its value: it would load code from the backup.
+func checkBackupCnf(b []byte) error {
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+		if line == "" || line[0] == '#' || line[0] == ';' || line[0] == '[' {
+			continue
+		}
+		at := fmt.Sprintf("%s line %d", backupCnf, i+1)
+		if line[0] == '!' {
+			return fmt.Errorf("%s: directive %q refused: the backup's options must not come from elsewhere", at, line)
+		}
+		key, val, _ := strings.Cut(line, "=")
+		key = strings.ReplaceAll(strings.ToLower(strings.TrimSpace(key)), "-", "_")
+		for _, p := range []string{"loose_", "enable_", "maximum_"} {
+			key = strings.TrimPrefix(key, p)
+		}
+		val = strings.Trim(strings.TrimSpace(val), `"'`)
+		for _, opt := range cnfPathOptions {
+			if key == "" || !strings.HasPrefix(opt, key) {
+				continue
+			}
+			if opt == "plugin_dir" {
+				return fmt.Errorf("%s: %s refused: a restore loads no plugin from a directory the backup names", at, key)
+			}
+			paths := []string{val}
+			if strings.HasSuffix(opt, "_file_path") {
+				paths = nil
+				for _, f := range strings.Split(val, ";") {
+					name, _, _ := strings.Cut(f, ":")
+					paths = append(paths, name)
+				}
+			}
+			for _, p := range paths {
+				if p == "" {
+					continue
+				}
+				if strings.HasPrefix(p, "/") || strings.HasPrefix(p, `\`) || len(p) >= 2 && p[1] == ':' ||
+					slices.Contains(strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }), "..") {
+					return fmt.Errorf("%s: %s=%s refused: it points outside the data directory", at, key, val)
+				}
+			}
 		}
 	}
 	return nil
