@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +14,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
+	"github.com/bunkerbackup/bunker/internal/safefs"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/mongodb"
 	"github.com/spf13/cobra"
@@ -510,13 +511,24 @@ func (a *App) printMongoRestoreSummary(sn *snapshot.Snapshot, res *mongodb.Resto
 }
 
 // mongoRestoreToDir writes the files of the backup, mongodump's layout,
-// into dir (which must not hold them already).
+// into dir (which must not hold them already). Names come from the
+// snapshot and links may already be in dir, so everything is created
+// beneath dir through safefs: a link in the way (dir/shop -> /etc) is
+// refused by name and nothing is written through it; dir itself is the
+// user's choice and may be a link.
 func (a *App) mongoRestoreToDir(ctx context.Context, t source.Tree, sn *snapshot.Snapshot, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	root, err := safefs.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	var files int
 	var bytes int64
+	// walk copies the backup's directory rel into the directory local
+	// beneath root ("" is root itself).
 	var walk func(rel, local string) error
 	walk = func(rel, local string) error {
 		entries, err := t.List(ctx, rel)
@@ -524,20 +536,20 @@ func (a *App) mongoRestoreToDir(ctx context.Context, t source.Tree, sn *snapshot
 			return err
 		}
 		for _, e := range entries {
-			if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, `/\`) {
+			if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\\\x00") {
 				return fmt.Errorf("%s: invalid name %q in the backup", rel, e.Name)
 			}
-			src, dst := rel+"/"+e.Name, filepath.Join(local, e.Name)
+			src, dst := rel+"/"+e.Name, path.Join(local, e.Name)
 			switch e.Type {
 			case source.TypeDir:
-				if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				if err := root.MkdirAll(dst, 0o700); err != nil {
 					return err
 				}
 				if err := walk(src, dst); err != nil {
 					return err
 				}
 			case source.TypeFile:
-				n, err := mongoCopyOut(ctx, t, src, dst)
+				n, err := mongoCopyOut(ctx, t, src, root, dst)
 				if err != nil {
 					return err
 				}
@@ -547,7 +559,7 @@ func (a *App) mongoRestoreToDir(ctx context.Context, t source.Tree, sn *snapshot
 		}
 		return nil
 	}
-	if err := walk(mongodb.Root, dir); err != nil {
+	if err := walk(mongodb.Root, ""); err != nil {
 		return fmt.Errorf("restore to %s: %w", dir, err)
 	}
 	if a.g.json {
@@ -558,14 +570,15 @@ func (a *App) mongoRestoreToDir(ctx context.Context, t source.Tree, sn *snapshot
 	return nil
 }
 
-// mongoCopyOut writes the file src of the backup to dst, which must not exist.
-func mongoCopyOut(ctx context.Context, t source.Tree, src, dst string) (int64, error) {
+// mongoCopyOut writes the file src of the backup to dst beneath root,
+// which must not exist; a file it could not finish is removed.
+func mongoCopyOut(ctx context.Context, t source.Tree, src string, root *safefs.Root, dst string) (int64, error) {
 	rc, err := t.Open(ctx, src)
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, err
 	}
@@ -574,8 +587,8 @@ func mongoCopyOut(ctx context.Context, t source.Tree, src, dst string) (int64, e
 		err = cerr
 	}
 	if err != nil {
-		_ = os.Remove(dst)
-		return n, fmt.Errorf("%s: %w", dst, err)
+		_ = root.Remove(dst)
+		return n, fmt.Errorf("%s: %w", root.Join(dst), err)
 	}
 	return n, nil
 }

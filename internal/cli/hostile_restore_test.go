@@ -2,10 +2,14 @@ package cli_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/storage/local"
+	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
 
 // plantSnapshot commits a snapshot whose tree build writes, with the
@@ -144,6 +149,171 @@ func TestRestorePostgresPhysicalNeverWritesThroughPlantedLinks(t *testing.T) {
 				t.Errorf("restore succeeded:\n%s%s", res.Stdout, res.Stderr)
 			} else if !strings.Contains(res.Stderr, tc.want) || !strings.Contains(res.Stderr, pgdata) {
 				t.Errorf("error does not say %q in %s:\n%s", tc.want, pgdata, res.Stderr)
+			}
+		})
+	}
+}
+
+// xbChunk is one xbstream chunk, framed as mariadb-backup writes it:
+// magic, flags, type, path length and path, then (all but an end chunk)
+// payload length, offset, CRC-32 of the payload and the payload.
+func xbChunk(typ byte, name string, offset uint64, payload []byte) []byte {
+	b := append([]byte("XBSTCK01"), 0, typ)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(name)))
+	b = append(b, name...)
+	if typ == 'E' {
+		return b
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(payload)))
+	b = binary.LittleEndian.AppendUint64(b, offset)
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(payload))
+	return append(b, payload...)
+}
+
+// xbFile is the chunks of one whole file: its content, then its end.
+func xbFile(name, body string) []byte {
+	return append(xbChunk('P', name, 0, []byte(body)), xbChunk('E', name, 0, nil)...)
+}
+
+// plantPhysicalMySQL commits a MariaDB physical backup laid out as backup
+// mysql --physical stores one, whose xbstream is stream.
+func plantPhysicalMySQL(t *testing.T, e *repoEnv, stream []byte) {
+	t.Helper()
+	manifest, err := json.Marshal(map[string]any{"version": 1, "flavour": "mariadb", "server_version": "11.4.2-MariaDB",
+		"server": "db1:3306", "physical": true, "file": "mysql/backup.xbstream", "binlog_file": "binlog.000002", "binlog_pos": 9})
+	must(t, err)
+	plantSnapshot(t, e, map[string]string{"source": "mysql", "flavour": "mariadb", "physical": "true"},
+		func(ctx context.Context, sink source.Sink) error {
+			if err := plantFile(ctx, sink, "mysql/backup.json", string(manifest)); err != nil {
+				return err
+			}
+			return plantFile(ctx, sink, "mysql/backup.xbstream", string(stream))
+		})
+}
+
+// TestRestoreMySQLPhysicalStaysInDatadir (issue 14, restore confinement):
+// a physical backup whose xbstream names a file outside the data
+// directory — through "..", by an absolute path — or whose backup-my.cnf
+// points mariadb-backup --prepare at a system tablespace outside it (a
+// prepare applies the redo log to that file: a live server's ibdata1),
+// restored with --physical. mbstream extracts whatever names it is given;
+// the restore must refuse the entry or option by name before mbstream or
+// the prepare acts on it, and nothing outside --datadir may change.
+func TestRestoreMySQLPhysicalStaysInDatadir(t *testing.T) {
+	testsrv.Tool(t, "mbstream", "")
+	cases := []struct {
+		name string
+		// evil is the entry name or backup-my.cnf line, given the
+		// test's directory; cnf says which.
+		evil func(base string) string
+		cnf  bool
+	}{
+		{"dotdot", func(string) string { return "../../escaped/evil" }, false},
+		{"dotdot-inside", func(string) string { return "db/../../../escaped/evil" }, false},
+		{"absolute", func(base string) string { return filepath.Join(base, "escaped", "evil") }, false},
+		{"cnf-data-file", func(base string) string {
+			return "innodb_data_file_path=" + filepath.Join(base, "live", "ibdata1") + ":12M:autoextend"
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := initRepo(t)
+			base := t.TempDir()
+			writeFile(t, filepath.Join(base, "live", "ibdata1"), []byte("live tablespace\n"))
+			evil, cnf := tc.evil(base), "[mysqld]\ninnodb_page_size=16384\n"
+			var stream []byte
+			if tc.cnf {
+				stream = append(stream, xbFile("backup-my.cnf", cnf+evil+"\n")...)
+			} else {
+				stream = append(stream, xbFile("backup-my.cnf", cnf)...)
+				stream = append(stream, xbFile(evil, "pwned\n")...)
+			}
+			stream = append(stream, xbFile("ibdata1", "data")...)
+			plantPhysicalMySQL(t, e, stream)
+			datadir := filepath.Join(base, "a", "data")
+			must(t, os.Mkdir(filepath.Join(base, "a"), 0o700))
+			res := e.run("restore", "mysql", "latest", "--physical", "--datadir", datadir)
+			// Nothing exists in base but the data directory, its parent
+			// and the live file, unchanged.
+			err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				switch rel, _ := filepath.Rel(base, p); {
+				case rel == "." || rel == "a" || rel == "live" || rel == filepath.Join("live", "ibdata1"):
+				case rel == filepath.Join("a", "data") || strings.HasPrefix(rel, filepath.Join("a", "data")+string(filepath.Separator)):
+				default:
+					t.Errorf("the restore wrote %s, outside --datadir", p)
+				}
+				return nil
+			})
+			must(t, err)
+			if b, err := os.ReadFile(filepath.Join(base, "live", "ibdata1")); err != nil || string(b) != "live tablespace\n" {
+				t.Errorf("the file outside --datadir was changed: %q, %v", b, err)
+			}
+			if res.Code == 0 {
+				t.Fatalf("restore succeeded:\n%s%s", res.Stdout, res.Stderr)
+			}
+			want := strconv.Quote(evil)
+			if tc.cnf {
+				want = evil + " refused"
+			}
+			if !strings.Contains(res.Stderr, want) {
+				t.Errorf("error does not say %s:\n%s", want, res.Stderr)
+			}
+		})
+	}
+}
+
+// TestRestoreMongoToDirNeverWritesThroughPlantedLinks (issue 14, restore
+// confinement): restore mongodb --to-dir DIR into a directory where a
+// link already stands in the way of the backup's files — DIR/shop to a
+// directory outside, DIR/backup.json to a file outside. The restore must
+// fail naming the link, and nothing may be created or changed through
+// it.
+func TestRestoreMongoToDirNeverWritesThroughPlantedLinks(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links in restores are a Unix matter")
+	}
+	cases := []struct{ name, link, target string }{
+		{"directory", "shop", "outdir"},
+		{"file", "backup.json", "precious"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := initRepo(t)
+			plantSnapshot(t, e, map[string]string{"source": "mongodb"}, func(ctx context.Context, sink source.Sink) error {
+				for p, body := range map[string]string{
+					"mongodb/backup.json":               `{"version":1}`,
+					"mongodb/shop/orders.bson":          "\x05\x00\x00\x00\x00",
+					"mongodb/shop/orders.metadata.json": `{"indexes":[]}`,
+				} {
+					if err := plantFile(ctx, sink, p, body); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			base := t.TempDir()
+			outside := filepath.Join(base, "outside")
+			must(t, os.MkdirAll(filepath.Join(outside, "outdir"), 0o700))
+			writeFile(t, filepath.Join(outside, "precious"), []byte("precious\n"))
+			dir := filepath.Join(base, "dump")
+			must(t, os.Mkdir(dir, 0o700))
+			must(t, os.Symlink(filepath.Join(outside, tc.target), filepath.Join(dir, tc.link)))
+
+			res := e.run("restore", "mongodb", "latest", "--to-dir", dir)
+			if ents, err := os.ReadDir(filepath.Join(outside, "outdir")); err != nil || len(ents) > 0 {
+				t.Errorf("the restore wrote through DIR/shop into the directory outside: %v %v", ents, err)
+			}
+			if b, err := os.ReadFile(filepath.Join(outside, "precious")); err != nil || string(b) != "precious\n" {
+				t.Errorf("the file outside was changed: %q, %v", b, err)
+			}
+			if res.Code == 0 {
+				t.Fatalf("restore succeeded:\n%s%s", res.Stdout, res.Stderr)
+			}
+			if want := filepath.Join(dir, tc.link); !strings.Contains(res.Stderr, want) || !strings.Contains(res.Stderr, "symbolic link") {
+				t.Errorf("error does not say %s is a symbolic link:\n%s", want, res.Stderr)
 			}
 		})
 	}

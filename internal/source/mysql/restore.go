@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bunkerbackup/bunker/internal/safefs"
 	"github.com/bunkerbackup/bunker/internal/source"
 )
 
@@ -551,9 +552,20 @@ func RestorePhysical(ctx context.Context, t source.Tree, o PhysicalRestoreOption
 	}
 	defer rc.Close()
 	progress("extracting %s into %s", m.File, dir)
-	x := &source.Command{Path: stream, Args: []string{"-x", "-C", dir}, Stdin: rc}
-	if err := x.Run(ctx); err != nil {
+	// mbstream writes wherever an entry's name points (recent versions
+	// refuse some names, but then stop and exit 0), so every name is
+	// checked on the way in, before mbstream sees its chunk.
+	guard := newXbstreamGuard(rc)
+	x := &source.Command{Path: stream, Args: []string{"-x", "-C", dir}, Stdin: guard}
+	err = x.Run(ctx)
+	if gerr := guard.Err(); gerr != nil {
+		return nil, fmt.Errorf("extract %s into %s: %w", m.File, dir, gerr)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("extract the backup: %w", err)
+	}
+	if err := checkPrepareOptions(dir); err != nil {
+		return nil, err
 	}
 	progress("preparing %s", dir)
 	prep := &source.Command{Path: backup, Args: []string{"--prepare", "--target-dir=" + dir}}
@@ -572,4 +584,35 @@ func RestorePhysical(ctx context.Context, t source.Tree, o PhysicalRestoreOption
 		}
 	}
 	return m, nil
+}
+
+// checkPrepareOptions reads the backup's backup-my.cnf in dir (a regular
+// file, reached without following a link) and refuses the options that
+// would make mariadb-backup --prepare write outside dir. A missing file
+// is left to the prepare to report.
+func checkPrepareOptions(dir string) error {
+	root, err := safefs.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(backupCnf, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", root.Join(backupCnf), err)
+	}
+	if len(b) > 1<<20 {
+		return fmt.Errorf("%s is larger than 1 MiB: not a mariadb-backup options file", root.Join(backupCnf))
+	}
+	if err := checkBackupCnf(b); err != nil {
+		return fmt.Errorf("in %s: %w", dir, err)
+	}
+	return nil
 }
