@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
@@ -85,48 +87,35 @@ func (p *copyProver) proveCopy(ctx context.Context, id ID, t pack.BlobType) (boo
 	return ok, nil
 }
 
+// trailerOf is what a planned pack's own trailer says.
+type trailerOf struct {
+	entries    []pack.Entry
+	unreadable error // the trailer did not open: only the index speaks
+}
+
 // judge decides whether a planned pack must be kept: it holds a reachable
 // blob (by its trailer or by any index file) with no proven copy elsewhere.
-func (p *copyProver) judge(ctx context.Context, pk ID, indexed []pack.Entry, reach *blobSet) (verdict, error) {
-	var v verdict
-	trailer, _, err := p.r.ReadTrailer(ctx, pk, p.stored[pk])
-	if err != nil {
-		if !isBadBytes(err) {
-			return v, err
-		}
-		// Only the index speaks for this pack now.
-		v.unreadable = err
-		trailer = nil
-	}
+func (p *copyProver) judge(ctx context.Context, tr trailerOf, indexed []pack.Entry, reach *blobSet) (verdict, error) {
+	v := verdict{unreadable: tr.unreadable}
 	inIndex := map[[33]byte]bool{}
 	for _, e := range indexed {
 		inIndex[key(e.ID, e.Type)] = true
 	}
-	check := func(e pack.Entry) error {
-		if v.keep || !reach.has(e.ID, e.Type) {
-			return nil
+	for _, e := range slices.Concat(tr.entries, indexed) {
+		if !reach.has(e.ID, e.Type) {
+			continue
 		}
 		ok, err := p.proveCopy(ctx, e.ID, e.Type)
 		if err != nil {
-			return err
+			return v, err
 		}
 		if !ok {
 			v.keep = true
-		}
-		return nil
-	}
-	for _, e := range trailer {
-		if err := check(e); err != nil {
-			return v, err
-		}
-	}
-	for _, e := range indexed {
-		if err := check(e); err != nil {
-			return v, err
+			break
 		}
 	}
 	if v.keep {
-		for _, e := range trailer {
+		for _, e := range tr.entries {
 			if !inIndex[key(e.ID, e.Type)] {
 				v.unindexed = append(v.unindexed, e)
 			}
@@ -135,55 +124,144 @@ func (p *copyProver) judge(ctx context.Context, pk ID, indexed []pack.Entry, rea
 	return v, nil
 }
 
-// isBadBytes reports whether err says stored bytes are damaged or forged,
-// rather than that the store failed to deliver them.
-func isBadBytes(err error) bool {
-	return errors.Is(err, format.ErrCorrupt) || errors.Is(err, crypto.ErrUnauthenticated) || errors.Is(err, format.ErrNewerFormat)
+// prefetch proves, for many blobs at once, the first candidate copy of
+// each: copies in one pack are read in a few large ranges instead of one
+// request per blob (repacked blobs sit together in their new packs).
+// Blobs it cannot prove are left for proveCopy to try every copy.
+func (p *copyProver) prefetch(ctx context.Context, need map[[33]byte]pack.Entry) error {
+	byPack := map[ID][]index.Location{}
+	for _, e := range need {
+		for _, l := range p.idx.LookupAll(e.ID, e.Type) {
+			size, stored := p.stored[l.Pack]
+			if !p.doomed[l.Pack] && stored && int64(l.Offset)+int64(l.Length) <= size {
+				byPack[l.Pack] = append(byPack[l.Pack], l)
+				break
+			}
+		}
+	}
+	packs := slices.Collect(maps.Keys(byPack))
+	const maxGap, maxRange = 1 << 20, 32 << 20
+	return forEach(ctx, packs, func(ctx context.Context, pk ID) error {
+		locs := byPack[pk]
+		slices.SortFunc(locs, func(a, b index.Location) int { return int(a.Offset) - int(b.Offset) })
+		var buf []byte
+		for i := 0; i < len(locs); {
+			start, end := int64(locs[i].Offset), int64(locs[i].Offset)+int64(locs[i].Length)
+			j := i + 1
+			for j < len(locs) && int64(locs[j].Offset)-end <= maxGap && int64(locs[j].Offset)+int64(locs[j].Length)-start <= maxRange {
+				end = max(end, int64(locs[j].Offset)+int64(locs[j].Length))
+				j++
+			}
+			raw, err := p.r.ReadPack(ctx, pk, start, int(end-start), nil)
+			if err != nil {
+				return err
+			}
+			for _, l := range locs[i:j] {
+				off := int64(l.Offset) - start
+				plain, err := p.r.OpenSealed(l, raw[off:off+int64(l.Length)], buf[:0]) // checks the hash
+				if err != nil {
+					continue
+				}
+				buf = plain
+				p.mu.Lock()
+				p.proven[key(l.ID, l.Type)] = true
+				p.mu.Unlock()
+			}
+			i = j
+		}
+		return nil
+	})
 }
 
-// judgeAll judges the stored doomed packs with a few workers.
+// judgeAll judges the stored doomed packs: their trailers first, then one
+// batch of reads proving the copies of the reachable blobs they hold, then
+// each pack.
 func (p *copyProver) judgeAll(ctx context.Context, contents map[ID][]pack.Entry, reach *blobSet) (map[ID]verdict, error) {
-	jobs := make(chan ID)
-	out := map[ID]verdict{}
+	var packs []ID
+	for pk := range p.doomed {
+		if _, ok := p.stored[pk]; ok {
+			packs = append(packs, pk)
+		}
+	}
 	var mu sync.Mutex
-	var firstErr error
-	var wg sync.WaitGroup
+	trailers := map[ID]trailerOf{}
+	err := forEach(ctx, packs, func(ctx context.Context, pk ID) error {
+		entries, _, err := p.r.ReadTrailer(ctx, pk, p.stored[pk])
+		tr := trailerOf{entries: entries}
+		if err != nil {
+			if !isBadBytes(err) {
+				return fmt.Errorf("check planned pack %s: %w", pk.Short(), err)
+			}
+			tr = trailerOf{unreadable: err}
+		}
+		mu.Lock()
+		trailers[pk] = tr
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	need := map[[33]byte]pack.Entry{}
+	for _, pk := range packs {
+		for _, e := range slices.Concat(trailers[pk].entries, contents[pk]) {
+			if reach.has(e.ID, e.Type) {
+				need[key(e.ID, e.Type)] = e
+			}
+		}
+	}
+	if err := p.prefetch(ctx, need); err != nil {
+		return nil, err
+	}
+	out := map[ID]verdict{}
+	for _, pk := range packs {
+		v, err := p.judge(ctx, trailers[pk], contents[pk], reach)
+		if err != nil {
+			return nil, fmt.Errorf("check planned pack %s: %w", pk.Short(), err)
+		}
+		out[pk] = v
+	}
+	return out, nil
+}
+
+// forEach calls fn for every item with a few workers and returns the first
+// error, after which the rest is skipped.
+func forEach[T any](ctx context.Context, items []T, fn func(context.Context, T) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for w := 0; w < 8; w++ {
+	work := make(chan T)
+	var once sync.Once
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < min(8, len(items)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for pk := range jobs {
-				v, err := p.judge(ctx, pk, contents[pk], reach)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("check planned pack %s: %w", pk.Short(), err)
-					cancel()
+			for it := range work {
+				if err := fn(ctx, it); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
 				}
-				out[pk] = v
-				mu.Unlock()
 			}
 		}()
 	}
 feed:
-	for pk := range p.doomed {
-		if _, ok := p.stored[pk]; !ok {
-			continue
-		}
+	for _, it := range items {
 		select {
-		case jobs <- pk:
+		case work <- it:
 		case <-ctx.Done():
 			break feed
 		}
 	}
-	close(jobs)
+	close(work)
 	wg.Wait()
 	if firstErr != nil {
-		return nil, firstErr
+		return firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return ctx.Err()
+}
+
+// isBadBytes reports whether err says stored bytes are damaged or forged,
+// rather than that the store failed to deliver them.
+func isBadBytes(err error) bool {
+	return errors.Is(err, format.ErrCorrupt) || errors.Is(err, crypto.ErrUnauthenticated) || errors.Is(err, format.ErrNewerFormat)
 }
