@@ -21,7 +21,7 @@ import (
 )
 
 func (a *App) repairCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "repair", Short: "Repair the index or snapshots"}
+	cmd := &cobra.Command{Use: "repair", Short: "Repair the index, snapshots or maintenance objects, or roll the repository back"}
 	idx := &cobra.Command{
 		Use:   "index",
 		Short: "Rebuild the index from the packs",
