@@ -5,6 +5,7 @@ package fsmeta
 import (
 	"errors"
 	"fmt"
+	"github.com/bunkerbackup/bunker/internal/safefs"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,36 +30,7 @@ type statInfo struct {
 
 // fileModeFromUnix converts a raw st_mode to a Go file mode, the way
 // os.Lstat does.
-func fileModeFromUnix(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFREG:
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	default:
-		mode |= fs.ModeIrregular
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
-}
+func fileModeFromUnix(m uint32) fs.FileMode { return safefs.ModeFromUnix(m) }
 
 // loc names one directory entry for the *at system calls: either a path
 // (dirfd is AT_FDCWD) or a single name inside the directory dirfd.

@@ -58,7 +58,7 @@ func classify(dirfd int, name, comp string, wantDir bool, err error) error {
 		case wantDir && t != unix.S_IFDIR:
 			why = ErrNotDir
 		case !wantDir && t != unix.S_IFREG:
-			why = fmt.Errorf("%w (%v)", ErrNotRegular, fileMode(uint32(st.Mode)).Type())
+			why = fmt.Errorf("%w (%v)", ErrNotRegular, ModeFromUnix(uint32(st.Mode)).Type())
 		}
 		if why != nil {
 			if comp != "" {
@@ -137,7 +137,7 @@ func (s rootSys) openFile(parts []string, flag int, perm fs.FileMode) (*os.File,
 		if t := st.Mode & unix.S_IFMT; t == unix.S_IFLNK {
 			return nil, ErrSymlink
 		} else if t != unix.S_IFREG {
-			return nil, fmt.Errorf("%w (%v)", ErrNotRegular, fileMode(uint32(st.Mode)).Type())
+			return nil, fmt.Errorf("%w (%v)", ErrNotRegular, ModeFromUnix(uint32(st.Mode)).Type())
 		}
 	case errors.Is(err, unix.ENOENT) && flag&os.O_CREATE != 0:
 	default:
@@ -153,7 +153,7 @@ func (s rootSys) openFile(parts []string, flag int, perm fs.FileMode) (*os.File,
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%w (%v)", ErrNotRegular, fileMode(uint32(st.Mode)).Type())
+		return nil, fmt.Errorf("%w (%v)", ErrNotRegular, ModeFromUnix(uint32(st.Mode)).Type())
 	}
 	if flag&unix.O_NONBLOCK == 0 {
 		if err := unix.SetNonblock(fd, false); err != nil {
@@ -215,13 +215,14 @@ type fileInfo struct {
 
 func (fi *fileInfo) Name() string       { return fi.name }
 func (fi *fileInfo) Size() int64        { return fi.st.Size }
-func (fi *fileInfo) Mode() fs.FileMode  { return fileMode(uint32(fi.st.Mode)) }
+func (fi *fileInfo) Mode() fs.FileMode  { return ModeFromUnix(uint32(fi.st.Mode)) }
 func (fi *fileInfo) ModTime() time.Time { return time.Unix(fi.st.Mtim.Unix()) }
 func (fi *fileInfo) IsDir() bool        { return fi.Mode().IsDir() }
 func (fi *fileInfo) Sys() any           { return &fi.st }
 
-// fileMode converts a Unix st_mode.
-func fileMode(m uint32) fs.FileMode {
+// ModeFromUnix converts a raw st_mode to a Go file mode, the way os.Lstat
+// does.
+func ModeFromUnix(m uint32) fs.FileMode {
 	mode := fs.FileMode(m & 0o777)
 	switch m & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -236,6 +237,9 @@ func fileMode(m uint32) fs.FileMode {
 		mode |= fs.ModeDevice
 	case unix.S_IFCHR:
 		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFREG:
+	default:
+		mode |= fs.ModeIrregular
 	}
 	if m&unix.S_ISUID != 0 {
 		mode |= fs.ModeSetuid
