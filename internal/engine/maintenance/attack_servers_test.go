@@ -3,13 +3,11 @@ package maintenance
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/restserver"
 	"github.com/bunkerbackup/bunker/internal/storage"
@@ -34,25 +32,9 @@ var attackServerSeeds = 4
 func realWorld(ctx context.Context, seed uint64, honest storage.Backend, lock *repository.LockConfig) (*attackWorld, error) {
 	clock := &simClock{}
 	clock.ns.Store(time.Now().UnixNano())
-	const pw = "sim"
-	if _, err := repository.Init(ctx, honest, pw, repository.Options{KDF: crypto.WeakKDF(), ChunkMin: 64, ChunkAvg: 256, ChunkMax: 1024, PackSize: 1 << 20, ObjectLock: lock}); err != nil {
+	pool, open, err := initSimRepo(ctx, seed, 11, clock, honest, lock)
+	if err != nil {
 		return nil, err
-	}
-	rng := rand.New(rand.NewPCG(seed, 11))
-	pool := make([][]byte, 60)
-	for i := range pool {
-		pool[i] = make([]byte, 200+rng.IntN(600))
-		for j := range pool[i] {
-			pool[i][j] = byte(rng.IntN(256))
-		}
-	}
-	open := func(be storage.Backend) (*repository.Repository, error) {
-		r, err := repository.Open(ctx, be, pw, "")
-		if err != nil {
-			return nil, err
-		}
-		r.SetClock(clock.Now)
-		return r, nil
 	}
 	return &attackWorld{clock: clock, store: honest, pool: pool, open: open}, nil
 }

@@ -238,9 +238,20 @@ func newSimWorld(ctx context.Context, seed, stream uint64) (*simClock, *mem.Back
 	clock := &simClock{}
 	clock.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	store := mem.NewWithClock(clock.Now)
-	const pw = "sim"
-	if _, err := repository.Init(ctx, store, pw, repository.Options{KDF: crypto.WeakKDF(), ChunkMin: 64, ChunkAvg: 256, ChunkMax: 1024, PackSize: 1 << 20}); err != nil {
+	pool, open, err := initSimRepo(ctx, seed, stream, clock, store, nil)
+	if err != nil {
 		return nil, nil, nil, nil, err
+	}
+	return clock, store, pool, open, nil
+}
+
+// initSimRepo creates the simulation's repository on be (with Object Lock
+// when lock is set) and returns the content pool and the function that
+// opens the repository on a view of the store.
+func initSimRepo(ctx context.Context, seed, stream uint64, clock *simClock, be storage.Backend, lock *repository.LockConfig) ([][]byte, func(storage.Backend) (*repository.Repository, error), error) {
+	const pw = "sim"
+	if _, err := repository.Init(ctx, be, pw, repository.Options{KDF: crypto.WeakKDF(), ChunkMin: 64, ChunkAvg: 256, ChunkMax: 1024, PackSize: 1 << 20, ObjectLock: lock}); err != nil {
+		return nil, nil, err
 	}
 	rng := rand.New(rand.NewPCG(seed, stream))
 	pool := make([][]byte, 60)
@@ -258,7 +269,7 @@ func newSimWorld(ctx context.Context, seed, stream uint64) (*simClock, *mem.Back
 		r.SetClock(clock.Now)
 		return r, nil
 	}
-	return clock, store, pool, open, nil
+	return pool, open, nil
 }
 
 // verifySnapshot loads every blob of a snapshot and compares it with the
