@@ -840,18 +840,19 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 		key := [2]uint64{n.DeviceID, n.Inode}
 		r.mu.Lock()
 		first, seen := r.hardlinks[key]
+		finished := seen && first.finished // read under the lock: finishLinks sets it
 		if !seen {
 			d.addPending() // keep d open for later links; released at the end
 			f.hl = &hardlink{d: d, name: name, path: tp}
 			r.hardlinks[key] = f.hl
-		} else if !first.finished {
+		} else if !finished {
 			// Linked when the first name is complete.
 			d.addPending()
 			first.waiting = append(first.waiting, linkWait{d: d, name: name, path: tp})
 		}
 		r.mu.Unlock()
 		if seen {
-			if first.finished {
+			if finished {
 				r.makeLink(first, d, name, tp, true)
 			}
 			return r.err()
