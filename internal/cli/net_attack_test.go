@@ -1,12 +1,21 @@
 package cli_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
+	"io/fs"
+	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -272,5 +281,335 @@ func TestNetworkAttackerSeeds(t *testing.T) {
 	t.Logf("%d backups committed, %d failed under attack", committed, failed)
 	if committed == 0 {
 		t.Errorf("no backup committed under attack: the restores prove nothing")
+	}
+}
+
+// tenant is a hostile user of "bunker serve" that speaks raw HTTP/1.1
+// over TLS (it needs no pin: it attacks the server, not the other way).
+type tenant struct {
+	t          *testing.T
+	addr, auth string
+}
+
+// do sends one raw request: the request line target, extra header lines,
+// and body; it closes the connection after at most hangBound. It returns
+// the status code, or 0 when the connection ended without a reply.
+func (a *tenant) do(method, target, headers string, body []byte) int {
+	conn, err := tls.Dial("tcp", a.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		return 0
+	}
+	defer func() { _ = conn.Close() }()
+	_ = conn.SetDeadline(time.Now().Add(tenantHang))
+	if !strings.Contains(headers, "Content-Length") {
+		headers += fmt.Sprintf("Content-Length: %d\r\n", len(body))
+	}
+	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nConnection: close\r\n%s\r\n", method, target, a.addr, a.auth, headers)
+	_, _ = conn.Write(body)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// slow sends the headers of a POST claiming claimed bytes, then 100
+// bytes, then, when trickle is set, 16 bytes every 50 ms, for up to d;
+// then it gives up and closes the connection.
+func (a *tenant) slow(path string, claimed int64, trickle bool, d time.Duration) {
+	conn, err := tls.Dial("tcp", a.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		return
+	}
+	defer func() { _ = conn.Close() }()
+	_ = conn.SetDeadline(time.Now().Add(tenantHang))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Length: %d\r\n\r\n%s",
+		path, a.addr, a.auth, claimed, strings.Repeat("x", 100))
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		time.Sleep(50 * time.Millisecond)
+		if trickle {
+			if _, err := conn.Write([]byte(strings.Repeat("y", 16))); err != nil {
+				return // cut off by the server
+			}
+		}
+	}
+}
+
+// tenantHang bounds every connection of the hostile tenant.
+const tenantHang = 30 * time.Second
+
+// served request log: "msg=request method=M path=P status=S ... user=U".
+var requestLine = regexp.MustCompile(`msg=request method=(\S+) path=(\S+) status=(\d+) .*user=(\S*)`)
+
+// TestTenantAttackerSeeds runs "bunker serve --private-repos" with two
+// users. For each seed, alice (the hostile tenant) attacks with raw HTTP
+// from several goroutines at random: POSTs that claim large bodies and
+// stall, trickled bodies, bursts of parallel requests, requests for bob's
+// repository, path tricks (.., encoded slashes, absolute paths, absolute
+// URLs), huge and malformed Content-Lengths, DELETEs. Meanwhile bob (the
+// victim) runs real backups through the rest: backend: all succeed, every
+// snapshot restores bit-exactly, check --read-data is clean, no request
+// of alice for bob's paths succeeded, nothing was created outside the
+// served directory or outside the two users' directories, and bob's
+// repository holds exactly the objects bob wrote (from the server's
+// request log).
+func TestTenantAttackerSeeds(t *testing.T) {
+	seeds := 4
+	if testing.Short() {
+		seeds = 1
+	}
+	users := map[string]string{"alice": "alice-pw", "bob": "bob-pw"}
+	pwfile := htpasswdFile(t, users)
+	for seed := 1; seed <= seeds; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(seed), 1414))
+			root := t.TempDir()
+			served, outside := filepath.Join(root, "served"), filepath.Join(root, "outside")
+			must(t, os.MkdirAll(outside, 0o700))
+			s := serveCLI(t, []string{"-vv"}, "--path", served, "--htpasswd", pwfile, "--private-repos",
+				"--max-request-size", "8MiB", "--max-concurrent", "16",
+				"--transfer-window", "1s", "--min-transfer-rate", "16KiB")
+			bob := restEnv(t, s, s.addr, "bob", "bob-pw", "/bob/repo")
+			bob.mustRun("--insecure-kdf-for-tests", "init", "--pack-size", "1")
+			a := &tenant{t: t, addr: s.addr, auth: base64.StdEncoding.EncodeToString([]byte("alice:alice-pw"))}
+			if c := a.do("POST", "/alice/r/?create=true", "", nil); c != 200 {
+				t.Fatalf("alice creates her repository: %d", c)
+			}
+
+			hexName := func(r *rand.Rand) string {
+				return fmt.Sprintf("%016x%016x%016x%016x", r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64())
+			}
+			// crossTenant is the i-th of 8 requests for bob's repository.
+			crossTenant := func(i int, r *rand.Rand) (string, string, string) {
+				switch i {
+				case 0:
+					return "GET", "/bob/repo/config", ""
+				case 1:
+					return "GET", "/bob/repo/keys/", ""
+				case 2:
+					return "HEAD", "/bob/repo/config", ""
+				case 3:
+					return "POST", "/bob/repo/snapshots/" + hexName(r), ""
+				case 4:
+					return "DELETE", "/bob/repo/config", ""
+				case 5:
+					return "DELETE", "/bob/repo/packs/" + hexName(r), ""
+				case 6:
+					return "POST", "/bob/repo/?create=true", ""
+				default:
+					return "GET", "/bob/repo/", ""
+				}
+			}
+			tricks := []string{
+				"/alice/../bob/repo/config", "/alice/%2e%2e/bob/repo/config", "/alice%2f..%2fbob/repo/config",
+				"/alice/r/..%2f..%2fbob%2frepo/config", "//bob/repo/config", "/alice//bob/repo/config",
+				"/alice/r/keys/..%2f..%2f..%2f..%2foutside%2fx", "/alice/../../outside/config",
+				"/%2e%2e/outside/config", outside + "/config", "/alice/r/keys/%00", `/alice\..\bob/repo/config`,
+				"/alice/r/config%2f..%2f..%2f..%2fbob%2frepo%2fconfig", "https://" + s.addr + "/bob/repo/config",
+				"/alice/../outside/?create=true", "/alice/r/keys/" + strings.Repeat("a", 3000),
+			}
+
+			var (
+				mu      sync.Mutex
+				moves   = map[string]int{}
+				wrongly []string
+			)
+			note := func(move, what string, code int, ok bool) {
+				mu.Lock()
+				defer mu.Unlock()
+				moves[move]++
+				if !ok {
+					wrongly = append(wrongly, fmt.Sprintf("%s %s: %d", move, what, code))
+				}
+			}
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			// One worker tries every path trick and every request for
+			// bob's repository once, in a random order at random times.
+			sweep := rand.New(rand.NewPCG(rng.Uint64(), 99))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := sweep
+				for i, k := range r.Perm(len(tricks) + 8) {
+					if i%4 == 0 {
+						time.Sleep(time.Duration(r.IntN(200)) * time.Millisecond)
+					}
+					m := []string{"GET", "POST", "DELETE", "HEAD"}[r.IntN(4)]
+					if k < len(tricks) {
+						c := a.do(m, tricks[k], "", []byte("planted by alice"))
+						note("path trick", m+" "+tricks[k], c, c >= 400 && c != 500 || c == 0)
+						continue
+					}
+					m, p, h := crossTenant(k-len(tricks), r)
+					c := a.do(m, p, h, []byte("planted by alice"))
+					note("cross-tenant", m+" "+p, c, c == 403 || c == 503)
+				}
+			}()
+			for w := range 4 {
+				r := rand.New(rand.NewPCG(rng.Uint64(), uint64(w)))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					deadline := time.Now().Add(2 * time.Minute)
+					for i := 0; i < 200 && time.Now().Before(deadline); i++ {
+						select {
+						case <-done:
+							return
+						case <-time.After(time.Duration(r.IntN(30)) * time.Millisecond):
+						}
+						switch r.IntN(8) {
+						case 0:
+							a.slow("/alice/r/packs/"+hexName(r), 1+r.Int64N(8<<20), false, time.Duration(r.IntN(1500))*time.Millisecond)
+							note("stall", "", 0, true)
+						case 1:
+							a.slow("/alice/r/packs/"+hexName(r), 1<<20+r.Int64N(7<<20), true, time.Duration(r.IntN(2000))*time.Millisecond)
+							note("trickle", "", 0, true)
+						case 2:
+							var pw sync.WaitGroup
+							for range 4 + r.IntN(12) {
+								pw.Add(1)
+								go func() {
+									defer pw.Done()
+									c := a.do("GET", "/alice/r/keys/", "", nil)
+									note("parallel", "GET /alice/r/keys/", c, c == 200 || c == 503 || c == 0)
+								}()
+							}
+							pw.Wait()
+						case 3:
+							m, p, h := crossTenant(r.IntN(8), r)
+							c := a.do(m, p, h, []byte("planted by alice"))
+							note("cross-tenant", m+" "+p, c, c == 403 || c == 503)
+						case 4:
+							m := []string{"GET", "POST", "DELETE", "HEAD"}[r.IntN(4)]
+							p := tricks[r.IntN(len(tricks))]
+							c := a.do(m, p, "", []byte("planted by alice"))
+							note("path trick", m+" "+p, c, c >= 400 && c != 500 || c == 0)
+						case 5:
+							cl := []string{"9223372036854775807", "99999999999999999999", "-1", "1099511627776", "8388609", "1, 2"}[r.IntN(6)]
+							c := a.do("POST", "/alice/r/packs/"+hexName(r), "Content-Length: "+cl+"\r\n", nil)
+							note("huge length", cl, c, c >= 400 && c != 500 || c == 0)
+						case 6:
+							p := []string{"/alice/r/config", "/alice/r/keys/" + hexName(r), "/bob/repo/config", "/bob/repo/index/" + hexName(r), "/bob/repo/"}[r.IntN(5)]
+							c := a.do("DELETE", p, "", nil)
+							note("delete", p, c, !strings.HasPrefix(p, "/bob/") || c == 403 || c == 503)
+						case 7:
+							body := randBytes(r.Uint64(), r.IntN(256<<10))
+							c := a.do("POST", "/alice/r/packs/"+hexName(r), "", body)
+							note("own write", "", c, c == 200 || c == 503 || c == 0)
+						}
+					}
+				}()
+			}
+
+			src := filepath.Join(t.TempDir(), "src")
+			trees := map[string]map[string]string{}
+			total := func() (n int) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, k := range moves {
+					n += k
+				}
+				return n
+			}
+			for round := range 3 {
+				changeTree(t, rng, src, round)
+				tag := fmt.Sprintf("round-%d", round)
+				trees[tag] = treeDigest(t, src)
+				bob.mustRun("backup", "--tag", tag, src)
+				// Let the attack go on between backups too, so that every
+				// seed sees a good part of it (bounded: only to spread it).
+				for wait := time.Now().Add(10 * time.Second); total() < 40*(round+1) && time.Now().Before(wait); {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			close(done)
+			wg.Wait()
+			t.Logf("alice's moves: %v", moves)
+			for _, w := range wrongly {
+				t.Errorf("alice's request was not refused as it should be: %s", w)
+			}
+
+			snaps := bob.snapshots()
+			if len(snaps) != len(trees) {
+				t.Fatalf("%d snapshots, want %d", len(snaps), len(trees))
+			}
+			for _, sn := range snaps {
+				tags, _ := sn["tags"].([]any)
+				if len(tags) != 1 || trees[str(tags[0])] == nil {
+					t.Fatalf("snapshot %s has tags %v, not one of bob's backups", str(sn["id"]), tags)
+				}
+				out := filepath.Join(t.TempDir(), "restore")
+				bob.mustRun("restore", str(sn["id"])+":"+src, "--target", out, "--verify")
+				assertSameTree(t, trees[str(tags[0])], treeDigest(t, out))
+			}
+			bob.mustRun("check", "--read-data")
+
+			// Nothing outside the served directory, nothing in it beside
+			// the two users' directories and the server's own state.
+			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+				t.Errorf("%d entries appeared in a directory next to the served one", len(ents))
+			}
+			for _, dir := range []string{root, served} {
+				ents, err := os.ReadDir(dir)
+				must(t, err)
+				for _, e := range ents {
+					if !map[string]bool{"served": dir == root, "outside": dir == root, "alice": dir == served, "bob": dir == served, ".bunker-serve": dir == served}[e.Name()] {
+						t.Errorf("unexpected %s in %s", e.Name(), dir)
+					}
+				}
+			}
+			// bob's repository holds what bob wrote, according to the
+			// server's request log, and nothing else.
+			wrote := map[string]bool{}
+			for _, m := range requestLine.FindAllStringSubmatch(s.stderr.String(), -1) {
+				method, path, status, user := m[1], m[2], m[3], m[4]
+				if !strings.HasPrefix(path, "/bob/") || !strings.HasPrefix(status, "2") {
+					continue
+				}
+				if user != "bob" {
+					t.Errorf("the server log shows %s %s by %q with status %s", method, path, user, status)
+					continue
+				}
+				obj, ok := strings.CutPrefix(path, "/bob/repo/")
+				if !ok || obj == "" {
+					continue
+				}
+				switch method {
+				case "POST":
+					wrote[obj] = true
+				case "DELETE":
+					delete(wrote, obj)
+				}
+			}
+			if len(wrote) == 0 {
+				t.Fatalf("no request of bob in the server log: the comparison proves nothing")
+			}
+			var extra []string
+			must(t, filepath.WalkDir(filepath.Join(served, "bob"), func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				rel, _ := filepath.Rel(filepath.Join(served, "bob", "repo"), p)
+				parts := strings.Split(filepath.ToSlash(rel), "/")
+				obj := strings.Join(parts, "/")
+				if len(parts) == 3 && parts[0] == "packs" {
+					obj = "packs/" + parts[2]
+				}
+				if !wrote[obj] {
+					extra = append(extra, rel)
+				}
+				delete(wrote, obj)
+				return nil
+			}))
+			if len(extra) > 0 {
+				t.Errorf("bob's repository holds objects bob did not write: %v", extra)
+			}
+			if len(wrote) > 0 {
+				t.Errorf("objects bob wrote are missing from his repository: %v", slices.Sorted(maps.Keys(wrote)))
+			}
+		})
 	}
 }
