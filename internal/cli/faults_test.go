@@ -480,12 +480,23 @@ func TestFaultProxy(t *testing.T) {
 	if cut != 2 {
 		t.Errorf("%d of 4 connections cut with FailEvery(2), want 2", cut)
 	}
+
+	// CorruptEvery flips one byte at the offset given, once: the echo
+	// server sends the changed byte back unchanged.
+	p.CorruptEvery(1, 1)
+	c = dial()
+	if err := echo(c, "abc"); err == nil || !strings.Contains(err.Error(), `got "a8c\n"`) {
+		t.Errorf("echo through a corrupting connection: %v, want b flipped to 8", err)
+	}
+	must(t, echo(c, "abc")) // only one byte is flipped
+	_ = c.Close()
+	p.CorruptEvery(0, 0)
 	if !p.WaitIdle(5 * time.Second) {
 		t.Errorf("proxy not idle: %+v", p.Stats())
 	}
 	s := p.Stats()
 	t.Logf("stats: %+v", s)
-	if s.Refused != 1 || s.Failed != 2 || s.Dropped != 1 || s.Open != 0 {
+	if s.Refused != 1 || s.Failed != 2 || s.Dropped != 1 || s.Corrupted != 1 || s.Open != 0 {
 		t.Errorf("stats: %+v", s)
 	}
 }

@@ -12,9 +12,10 @@ import (
 )
 
 // Proxy is a loopback TCP proxy that injects faults between a client and a
-// server: latency, connections reset on demand, refused connections, and
-// every n-th connection cut. Every knob may be turned at any time, also
-// while connections are open; it applies from then on. The proxy stops,
+// server: latency, connections reset on demand, refused connections, every
+// n-th connection cut, and every n-th connection with one byte flipped.
+// Every knob may be turned at any time, also while connections are open;
+// it applies from then on. The proxy stops,
 // resetting what is still open, when the test ends.
 //
 // A reset (TCP RST, via SO_LINGER 0) is what a client sees when a server
@@ -29,6 +30,7 @@ type Proxy struct {
 	failAfter atomic.Int64
 
 	accepted, refused, failed, dropped atomic.Int64
+	corrupted                          atomic.Int64
 	toServer, toClient                 atomic.Int64
 	chunksToServer                     atomic.Int64
 
@@ -38,6 +40,9 @@ type Proxy struct {
 	conns     map[*proxyConn]struct{}
 	closed    bool
 	idle      chan struct{} // closed and replaced when the last open connection ends
+	// CorruptEvery's n and offset, and the connections accepted before
+	// it was called.
+	corruptEvery, corruptAt, corruptBase int64
 
 	wg   sync.WaitGroup
 	done chan struct{} // closed by Close
@@ -48,8 +53,9 @@ type Proxy struct {
 type ProxyStats struct {
 	// Accepted counts every connection a client made, Refused those reset
 	// at once by Refuse, Failed those cut by FailEvery, Dropped those
-	// reset by DropAll.
-	Accepted, Refused, Failed, Dropped int64
+	// reset by DropAll. Corrupted counts the bytes flipped by
+	// CorruptEvery.
+	Accepted, Refused, Failed, Dropped, Corrupted int64
 	// Open is the number of connections open now (client side accepted
 	// and not yet closed by either end).
 	Open int64
@@ -138,6 +144,19 @@ func (p *Proxy) FailEvery(n int) {
 // before it is reset; it applies to connections accepted from then on.
 func (p *Proxy) FailAfter(bytes int64) { p.failAfter.Store(max(bytes, 0)) }
 
+// CorruptEvery makes every n-th connection accepted from now on, starting
+// with the first, flip one byte in transit: the byte at offset at of the
+// data it forwards in both directions together (counted as for
+// FailAfter; a connection that ends sooner is not changed). The data is
+// otherwise forwarded as it is, so a protocol that authenticates its
+// traffic (TLS) must notice and fail the connection, and one that does
+// not passes the change on. n <= 0 turns it off.
+func (p *Proxy) CorruptEvery(n int, at int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.corruptEvery, p.corruptAt, p.corruptBase = int64(n), max(at, 0), p.accepted.Load()
+}
+
 // Stats returns the counters.
 func (p *Proxy) Stats() ProxyStats {
 	p.mu.Lock()
@@ -145,6 +164,7 @@ func (p *Proxy) Stats() ProxyStats {
 	p.mu.Unlock()
 	return ProxyStats{
 		Accepted: p.accepted.Load(), Refused: p.refused.Load(), Failed: p.failed.Load(), Dropped: p.dropped.Load(),
+		Corrupted:     p.corrupted.Load(),
 		Open:          open,
 		BytesToServer: p.toServer.Load(), BytesToClient: p.toClient.Load(),
 		ChunksToServer: p.chunksToServer.Load(),
@@ -223,10 +243,13 @@ func (p *Proxy) acceptLoop() {
 			resetConn(nc)
 			continue
 		}
-		c := &proxyConn{client: nc, cutAfter: -1, done: make(chan struct{})}
+		c := &proxyConn{client: nc, cutAfter: -1, corruptAt: -1, done: make(chan struct{})}
 		p.mu.Lock()
 		if every := p.failEvery; every > 0 && (n-p.failBase-1)%every == 0 {
 			c.cutAfter = p.failAfter.Load()
+		}
+		if every := p.corruptEvery; every > 0 && (n-p.corruptBase-1)%every == 0 {
+			c.corruptAt = p.corruptAt
 		}
 		if p.closed {
 			p.mu.Unlock()
@@ -322,6 +345,14 @@ func (p *Proxy) pipe(c *proxyConn, dst, src net.Conn, bytes, chunks *atomic.Int6
 				}
 				return
 			}
+			if c.corruptAt >= 0 {
+				// Each chunk owns the range of offsets it adds.
+				end := c.seen.Add(int64(n))
+				if start := end - int64(n); start <= c.corruptAt && c.corruptAt < end {
+					buf[c.corruptAt-start] ^= 0x5a
+					p.corrupted.Add(1)
+				}
+			}
 			// Counted before the write, so that a peer that has
 			// received data finds it counted.
 			bytes.Add(int64(n))
@@ -349,6 +380,8 @@ type proxyConn struct {
 	client    net.Conn
 	cutAfter  int64 // reset after this many bytes; -1 never, 0 at once
 	forwarded atomic.Int64
+	corruptAt int64        // flip the byte at this offset; -1 never
+	seen      atomic.Int64 // bytes passed on, for corruptAt
 
 	mu     sync.Mutex
 	server net.Conn // nil until dialled
