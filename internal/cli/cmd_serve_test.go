@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/bcrypt"
@@ -18,7 +16,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/cli"
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/rest"
-	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // serveOutput is a stdout that the test reads while serve writes it.
@@ -40,7 +37,8 @@ func (o *serveOutput) String() string {
 }
 
 // TestServe runs "bunker serve" in-process, uses it through the rest:
-// backend, and stops it the way a signal does (canceling the context).
+// backend, and stops it the way a signal does (canceling the context, in
+// serveCLI's cleanup).
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
@@ -48,30 +46,8 @@ func TestServe(t *testing.T) {
 	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
 	writeFile(t, htpasswd, []byte("alice:"+string(hash)+"\n"))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr serveOutput
-	app := &cli.App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
-	args := []string{"--json", "serve", "--path", dir, "--listen", "127.0.0.1:0", "--htpasswd", htpasswd, "--private-repos", "--append-only"}
-	code := make(chan int, 1)
-	go func() { code <- app.Run(ctx, args) }()
-
-	var start map[string]any
-	deadline := time.Now().Add(30 * time.Second)
-	for start == nil {
-		if m, ok := testutil.LastMessage(testutil.JSONLines(stdout.String()), "serving"); ok {
-			start = m
-			break
-		}
-		select {
-		case c := <-code:
-			t.Fatalf("serve exited with %d:\n%s\n%s", c, stdout.String(), stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no serving line:\n%s\n%s", stdout.String(), stderr.String())
-		}
-	}
+	srv := serveCLI(t, nil, "--path", dir, "--htpasswd", htpasswd, "--private-repos", "--append-only")
+	start := srv.start
 	url, fp := str(start["url"]), str(start["fingerprint"])
 	if !strings.HasPrefix(url, "https://127.0.0.1:") || !strings.HasPrefix(fp, "sha256:") || start["new_certificate"] != true {
 		t.Fatalf("serving line %v", start)
@@ -113,15 +89,8 @@ func TestServe(t *testing.T) {
 		t.Errorf("%d snapshots, want 1", n)
 	}
 
-	cancel()
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Fatalf("serve exited with %d after cancellation, want 0:\n%s", c, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop after cancellation")
-	}
+	// serveCLI's cleanup stops the server the way a signal does and
+	// checks that it exits 0.
 	if _, err := os.Stat(filepath.Join(dir, "alice", "repo", "snapshots", h.Name)); err != nil {
 		t.Errorf("object not in the served directory: %v", err)
 	}

@@ -38,6 +38,7 @@ import (
 // starts it.
 type servedCLI struct {
 	addr, fingerprint string
+	start             map[string]any // the serving line
 	stderr            *serveOutput
 }
 
@@ -67,7 +68,7 @@ func serveCLI(t *testing.T, global []string, args ...string) *servedCLI {
 	for {
 		if m, ok := testutil.LastMessage(testutil.JSONLines(stdout.String()), "serving"); ok {
 			addr := strings.TrimSuffix(strings.TrimPrefix(str(m["url"]), "https://"), "/")
-			return &servedCLI{addr: addr, fingerprint: str(m["fingerprint"]), stderr: stderr}
+			return &servedCLI{addr: addr, fingerprint: str(m["fingerprint"]), start: m, stderr: stderr}
 		}
 		select {
 		case c := <-code:
