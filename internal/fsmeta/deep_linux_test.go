@@ -111,7 +111,9 @@ func restoreAt(t *testing.T, r *Reader, rs *Restorer, src, dst *os.File, links m
 				return LinkAt(dst, name, newdir, newname)
 			}
 		}
-		must(t, rs.CreateAt(dst, name, n))
+		if n.Type != tree.TypeFile { // CreateFileWriterAt creates the file
+			must(t, rs.CreateAt(dst, name, n))
+		}
 		switch n.Type {
 		case tree.TypeFile:
 			in, err := OpenFileAt(src, name)

@@ -138,14 +138,22 @@ func createForWrite(path string) (*os.File, error) {
 	return f, nil
 }
 
-// CreateFileWriterAt is CreateFileWriter for the entry name inside the
-// open directory dir.
+// CreateFileWriterAt creates the new regular file name inside the open
+// directory dir and returns a FileWriter for it; a name that exists is an
+// error wrapping fs.ErrExist (see the Unix version).
 func CreateFileWriterAt(dir *os.File, name string, size int64) (*FileWriter, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("create %q: negative size %d", name, size)
+	}
 	p, err := atPath(dir, name)
 	if err != nil {
 		return nil, err
 	}
-	return CreateFileWriter(p, size)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %q: %w", p, err)
+	}
+	return NewFileWriter(f, size), nil
 }
 
 // Create creates the entry n at path: directories with mode 0700 (an

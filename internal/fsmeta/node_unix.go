@@ -303,17 +303,24 @@ func createAt(l loc) (*os.File, error) {
 	return os.NewFile(uintptr(fd), l.disp), nil
 }
 
-// CreateFileWriterAt is CreateFileWriter for the entry name inside the
-// open directory dir.
+// CreateFileWriterAt creates the new regular file name inside the open
+// directory dir with mode 0600 and returns a FileWriter for content of the
+// given size. Unlike CreateFileWriter it never opens an existing entry: a
+// name that exists (a file, a link, a FIFO or a device node a hostile
+// snapshot put there) is an error wrapping fs.ErrExist; the caller removes
+// what it means to replace first.
 func CreateFileWriterAt(dir *os.File, name string, size int64) (*FileWriter, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("create %q: negative size %d", name, size)
 	}
 	var f *os.File
 	err := withDir(dir, name, func(l loc) error {
-		var err error
-		f, err = createAt(l)
-		return err
+		fd, err := openat(l, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("create %q: %w", l.disp, err)
+		}
+		f = os.NewFile(uintptr(fd), l.disp)
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -16,5 +16,7 @@
 // linked once the first is complete. Nothing is created through a
 // symbolic link: every entry is made relative to a directory descriptor
 // opened with O_NOFOLLOW, and names come from trees that hold only single
-// path components, each name once.
+// path components, each name once. A file's partial name is created
+// exclusively, never opened if something is there; an entry of the
+// snapshot named like a sibling file's partial name is refused.
 package restorer

@@ -261,3 +261,75 @@ func TestHardLinksWaitForTheirFile(t *testing.T) {
 		t.Errorf("links %d files %d", res.Stats.Links.Load(), res.Stats.FilesDone.Load())
 	}
 }
+
+// TestEntryAtPartialNameIsRefused (issue 14): a hostile snapshot puts
+// entries at the names its files are written under until complete: a
+// FIFO, a device node, a file, a link out, a directory (and at the hashed
+// partial name of a long name). Those entries are refused, naming them;
+// the files restore whole, as regular files, under their own names.
+func TestEntryAtPartialNameIsRefused(t *testing.T) {
+	long := strings.Repeat("L", 250)
+	for _, typ := range []tree.NodeType{tree.TypeFIFO, tree.TypeCharDev, tree.TypeFile, tree.TypeSymlink, tree.TypeDir} {
+		t.Run(string(typ), func(t *testing.T) {
+			if typ == tree.TypeCharDev && os.Geteuid() != 0 {
+				t.Skip("mknod needs root")
+			}
+			ctx := context.Background()
+			f := newFixture(t)
+			outside := filepath.Join(t.TempDir(), "outside")
+			if err := os.WriteFile(outside, []byte("precious\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			nodes := []*tree.Node{f.file("a", []byte("content of a")), f.file("-x", []byte("content of -x")), f.file(long, []byte("content of "+long))}
+			for _, n := range []string{"a", "-x", long} {
+				var c *tree.Node
+				switch typ {
+				case tree.TypeFile:
+					c = f.file(restorer.PartialName(n), []byte("not "+n))
+				case tree.TypeDir:
+					sub, err := f.arch.SaveTree(ctx, &tree.Tree{Nodes: []*tree.Node{f.file("inside", []byte("x"))}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					c = &tree.Node{Name: tree.RawString(restorer.PartialName(n)), Type: typ, Mode: uint32(fs.ModeDir | 0o755), Subtree: &sub}
+				default:
+					// /dev/null: harmless if the refusal ever fails.
+					c = &tree.Node{Name: tree.RawString(restorer.PartialName(n)), Type: typ, Mode: 0o600, Device: 1<<8 | 3, LinkTarget: tree.RawString(outside)}
+				}
+				nodes = append(nodes, c)
+			}
+			root := f.root(nodes...)
+			dst := t.TempDir()
+			var mu sync.Mutex
+			failed := map[string]string{}
+			res := restorer.New(f.r, restorer.Options{Workers: 4, NoOwner: true, OnError: func(p string, err error) error {
+				mu.Lock()
+				failed[p] = err.Error()
+				mu.Unlock()
+				return nil
+			}})
+			if err := res.Restore(ctx, root, "/", dst); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []string{"a", "-x", long} {
+				p := filepath.Join(dst, n)
+				fi, err := os.Lstat(p)
+				if err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("%s: %v, %v; want a regular file", n, fi, err)
+				} else if b, _ := os.ReadFile(p); string(b) != "content of "+n {
+					t.Errorf("%s holds %q", n, b)
+				}
+				pp := filepath.Join(dst, restorer.PartialName(n))
+				if _, err := os.Lstat(pp); err == nil {
+					t.Errorf("%s exists", restorer.PartialName(n))
+				}
+				if msg := failed[pp]; !strings.Contains(msg, "partial name of "+n) {
+					t.Errorf("%s: error %q", restorer.PartialName(n), msg)
+				}
+			}
+			if b, err := os.ReadFile(outside); err != nil || string(b) != "precious\n" {
+				t.Errorf("the file outside holds %q, %v", b, err)
+			}
+		})
+	}
+}

@@ -715,6 +715,15 @@ func (r *Restorer) selectNode(p string, isDir, parentSelected bool) (bool, bool)
 func (r *Restorer) restoreNodes(ctx context.Context, d *dirState, nodes []*tree.Node, base string, parentSelected bool) error {
 	defer d.done() // the listing reference
 	names := map[string]bool{}
+	// A file is written under its partial name until it is complete; an
+	// entry of the snapshot with that very name (only a hostile or odd
+	// snapshot has one) would be swapped for it or renamed into its place.
+	partials := map[string]string{}
+	for _, n := range nodes {
+		if n.Type == tree.TypeFile {
+			partials[PartialName(string(n.Name))] = string(n.Name)
+		}
+	}
 	for _, n := range nodes {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -730,6 +739,13 @@ func (r *Restorer) restoreNodes(ctx context.Context, d *dirState, nodes []*tree.
 		sp := path.Join(base, name)
 		tp := filepath.Join(d.path, name)
 		sel, desc := r.selectNode(sp, n.Type == tree.TypeDir, parentSelected)
+		if file, ok := partials[name]; ok && (sel || desc) {
+			err := fmt.Errorf("restore %s: not restored: its name is the partial name of %s, which is written there", tp, file)
+			if e := r.entryError(tp, err); e != nil {
+				return e
+			}
+			continue
+		}
 		if n.Type == tree.TypeDir {
 			if !desc && !sel {
 				continue
