@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
-	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
@@ -270,8 +269,6 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 	}
 
 	cfg := r.Config()
-	var seed [32]byte
-	copy(seed[:], cfg.Chunker.Seed)
 	var target archiver.Repo = r
 	if o.dryRun {
 		target = &dryRunRepo{Repository: r, seen: map[[33]byte]bool{}}
@@ -279,7 +276,7 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 	var errMu sync.Mutex
 	var sourceErrors []string
 	opts := archiver.Options{
-		Chunker:       chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max, Seed: seed},
+		Chunker:       cfg.Chunker.Params(),
 		OneFileSystem: o.oneFileSystem,
 		NoXattrs:      o.noXattrs,
 		WithAtime:     o.withAtime,

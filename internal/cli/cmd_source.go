@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
-	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
@@ -151,10 +150,8 @@ func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Sn
 	}
 
 	cfg := r.Config()
-	var seed [32]byte
-	copy(seed[:], cfg.Chunker.Seed)
 	arch, err := archiver.New(r, archiver.Options{
-		Chunker: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max, Seed: seed},
+		Chunker: cfg.Chunker.Params(),
 	})
 	if err != nil {
 		return nil, err

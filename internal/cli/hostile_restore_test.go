@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
-	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
@@ -37,9 +36,7 @@ func plantSnapshot(t *testing.T, e *repoEnv, meta map[string]string, build func(
 	defer r.Close()
 	must(t, r.LoadIndex(ctx, false))
 	cfg := r.Config()
-	var seed [32]byte
-	copy(seed[:], cfg.Chunker.Seed)
-	arch, err := archiver.New(r, archiver.Options{Chunker: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max, Seed: seed}})
+	arch, err := archiver.New(r, archiver.Options{Chunker: cfg.Chunker.Params()})
 	must(t, err)
 	now := time.Now()
 	w := streamtree.NewWriter(arch, now, "attacker")

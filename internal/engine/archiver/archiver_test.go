@@ -12,7 +12,6 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
 	"github.com/bunkerbackup/bunker/internal/engine/checker"
-	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
@@ -37,9 +36,7 @@ func writeTree(t *testing.T, dir string) {
 
 func backup(ctx context.Context, r *repository.Repository, dir string) (snapshot.ID, error) {
 	cfg := r.Config()
-	var seed [32]byte
-	copy(seed[:], cfg.Chunker.Seed)
-	a, err := archiver.New(r, archiver.Options{Chunker: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max, Seed: seed}})
+	a, err := archiver.New(r, archiver.Options{Chunker: cfg.Chunker.Params()})
 	if err != nil {
 		return snapshot.ID{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
@@ -27,6 +28,13 @@ type ChunkerConfig struct {
 	Avg  int    `json:"avg"`
 	Max  int    `json:"max"`
 	Seed []byte `json:"seed"` // 32 secret bytes for the gear table
+}
+
+// Params returns the chunker parameters these settings describe.
+func (c ChunkerConfig) Params() chunker.Params {
+	var seed [32]byte
+	copy(seed[:], c.Seed)
+	return chunker.Params{Min: c.Min, Avg: c.Avg, Max: c.Max, Seed: seed}
 }
 
 // Config is the decrypted repository configuration.

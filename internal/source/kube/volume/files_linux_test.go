@@ -21,7 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
-	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
@@ -47,9 +46,7 @@ func newRepo(t *testing.T) *repo {
 		t.Fatal(err)
 	}
 	cfg := r.Config()
-	var seed [32]byte
-	copy(seed[:], cfg.Chunker.Seed)
-	a, err := archiver.New(r, archiver.Options{Chunker: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max, Seed: seed}})
+	a, err := archiver.New(r, archiver.Options{Chunker: cfg.Chunker.Params()})
 	if err != nil {
 		t.Fatal(err)
 	}
