@@ -703,17 +703,39 @@ func (rs *restore) waitCRDs(ctx context.Context, items []*item) {
 		if it.gr() != "customresourcedefinitions.apiextensions.k8s.io" || it.err != nil {
 			continue
 		}
+		var gk schema.GroupKind
 		for time.Now().Before(deadline) {
 			crd, err := rs.c.Dynamic.Resource(gvr).Get(ctx, it.name, metav1.GetOptions{})
 			if err == nil && crdEstablished(crd.Object) {
+				gk = schema.GroupKind{Group: nestedString(crd.Object, "spec", "group"), Kind: nestedString(crd.Object, "spec", "names", "kind")}
 				break
 			}
-			select {
-			case <-ctx.Done():
+			if !sleepCtx(ctx, 100*time.Millisecond) {
 				return
-			case <-time.After(100 * time.Millisecond):
 			}
 		}
+		// Established does not mean discovery lists the resource yet (the
+		// API server updates it a moment later, longer under load): wait
+		// until it maps.
+		for gk.Kind != "" && time.Now().Before(deadline) {
+			rs.mapper.Reset()
+			if _, err := rs.mapper.RESTMapping(gk); err == nil {
+				break
+			}
+			if !sleepCtx(ctx, 100*time.Millisecond) {
+				return
+			}
+		}
+	}
+}
+
+// sleepCtx waits for d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
 	}
 }
 
