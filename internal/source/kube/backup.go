@@ -7,7 +7,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,7 +162,7 @@ func Backup(ctx context.Context, c *Clients, sink source.Sink, o BackupOptions) 
 	}
 	var resources []Resource
 	for _, r := range all {
-		if b.wanted(r) {
+		if b.o.Filter.Wanted(r) {
 			resources = append(resources, r)
 		}
 	}
@@ -228,22 +227,6 @@ func WriteManifest(ctx context.Context, sink source.Sink, m *Manifest) error {
 		return err
 	}
 	return source.WriteBytes(ctx, sink, ManifestName, append(buf, '\n'), &source.Meta{Mode: 0o600, ModTime: dirTime})
-}
-
-func (b *backup) wanted(r Resource) bool {
-	if !b.o.Filter.Resource(r) {
-		return false
-	}
-	if matchResource(defaultExcluded, r) {
-		// Only when asked for by name.
-		for _, p := range b.o.Filter.IncludeResources {
-			if !strings.ContainsAny(p, `*?[`) && matchResource([]string{p}, r) {
-				return true
-			}
-		}
-		return false
-	}
-	return true
 }
 
 // namespaces returns the Namespace objects of the selected namespaces

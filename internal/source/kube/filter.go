@@ -169,3 +169,24 @@ func validName(s string) error {
 	}
 	return nil
 }
+
+// Wanted reports whether a backup or restore takes resource r: the filter
+// selects it, and it is not one of the resources left out by default
+// (events, nodes, leases, Bunker's own Backup and Restore requests…),
+// unless IncludeResources names it exactly. A restore applies the same
+// rule, so a snapshot holding Restore objects does not make the operator
+// run them.
+func (f *Filter) Wanted(r Resource) bool {
+	if !f.Resource(r) {
+		return false
+	}
+	if matchResource(defaultExcluded, r) {
+		for _, p := range f.IncludeResources {
+			if !strings.ContainsAny(p, `*?[`) && matchResource([]string{p}, r) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}

@@ -433,7 +433,7 @@ func (rs *restore) selectItems(items []*item) []*item {
 		if it.namespace == "" {
 			continue
 		}
-		if !f.Namespace(it.namespace) || !f.Resource(r) || !rs.labelsMatch(it) {
+		if !f.Namespace(it.namespace) || !f.Wanted(r) || !rs.labelsMatch(it) {
 			continue
 		}
 		out = append(out, it)
@@ -458,7 +458,7 @@ func (rs *restore) selectItems(items []*item) []*item {
 			}
 		case rs.o.ClusterResources == ClusterOff:
 		case allCluster:
-			if f.Resource(r) && rs.labelsMatch(it) {
+			if f.Wanted(r) && rs.labelsMatch(it) {
 				out = append(out, it)
 			}
 		case gr == "customresourcedefinitions.apiextensions.k8s.io" && needCRD[it.name],
@@ -534,6 +534,12 @@ func (rs *restore) apply(ctx context.Context, it *item) Result {
 	}
 	u := &unstructured.Unstructured{Object: obj}
 	gvk := u.GroupVersionKind()
+	// Every filter and report went by where the object was found: its
+	// JSON must say the same, or a file under configmaps/ could create a
+	// ClusterRoleBinding.
+	if gvk.Group != it.group || gvk.Kind == "" {
+		return fail("%s holds a %s of group %q, not a %s: refused", it.path, gvk.Kind, gvk.Group, it.gr())
+	}
 	mapping, err := rs.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		if meta.IsNoMatchError(err) {
@@ -550,6 +556,9 @@ func (rs *restore) apply(ctx context.Context, it *item) Result {
 			return fail("the cluster does not serve %s: %v", gvk.GroupKind(), err)
 		}
 	}
+	if mapping.Resource.Group != it.group || mapping.Resource.Resource != it.resource {
+		return fail("%s holds a %s (%s), not a %s: refused", it.path, gvk.Kind, groupResource(mapping.Resource.Group, mapping.Resource.Resource), it.gr())
+	}
 	ri := rs.c.Dynamic.Resource(mapping.Resource)
 	var client dynamic.ResourceInterface = ri
 	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
@@ -559,6 +568,9 @@ func (rs *restore) apply(ctx context.Context, it *item) Result {
 		u.SetNamespace(res.Namespace)
 		client = ri.Namespace(res.Namespace)
 	} else {
+		if it.namespace != "" {
+			return fail("%s holds a cluster-scoped %s under namespace %s: refused", it.path, gvk.Kind, it.namespace)
+		}
 		u.SetNamespace("")
 	}
 	var dry []string
