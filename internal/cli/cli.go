@@ -65,6 +65,10 @@ type App struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+	// BackendGetenv, when set, is all the environment storage backends
+	// see (credentials, endpoints, key files) instead of Getenv: the
+	// operator's runs give them the tenant's allowed variables only.
+	BackendGetenv func(string) string
 	// IsTerminal reports whether a file descriptor is a terminal; nil means
 	// never (tests).
 	IsTerminal func(fd uintptr) bool

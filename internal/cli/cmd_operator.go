@@ -108,31 +108,33 @@ type cliRunner struct {
 }
 
 // child returns an App whose environment holds the repository's
-// password and backend credentials (taking nothing of that kind from the
-// operator's own environment), with its output captured.
+// password, with its output captured. Its backends see only repo.Env (the
+// allowed keys of the tenant's env Secret): nothing of the operator's own
+// credentials, home directory or key files. The tenant's keys never reach
+// the rest of the command, so none of them is control (no password
+// command, no repository, no kubeconfig, no node root).
 func (r *cliRunner) child(repo operator.Repo) (*App, *bytes.Buffer, *bytes.Buffer) {
-	env := map[string]string{"BUNKER_PASSWORD": repo.Password}
-	for k, v := range repo.Env {
-		env[k] = v
-	}
 	getenv := func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
 		switch k {
-		case "BUNKER_PASSWORD_FILE", "BUNKER_PASSWORD_COMMAND", "BUNKER_REPOSITORY":
+		case "BUNKER_PASSWORD":
+			return repo.Password
+		case "BUNKER_PASSWORD_FILE", "BUNKER_PASSWORD_COMMAND", "BUNKER_REPOSITORY",
+			"BUNKER_NEW_PASSWORD", "BUNKER_FROM_PASSWORD":
 			return ""
 		}
 		return r.parent.Getenv(k)
 	}
 	var stdout, stderr bytes.Buffer
-	return &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: getenv}, &stdout, &stderr
+	return &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: getenv, BackendGetenv: repo.Getenv}, &stdout, &stderr
 }
 
 // run runs one bunker command line against repo with --json and returns
 // its output and exit code (0 or 3). The error carries the command's own
 // error message.
 func (r *cliRunner) run(ctx context.Context, repo operator.Repo, args ...string) (string, int, error) {
+	if repo.Password == "" {
+		return "", 0, fmt.Errorf("repository %s: empty password", repo.URL)
+	}
 	full := []string{"--json", "-r", repo.URL}
 	full = append(full, args...)
 	if len(args) >= 2 && args[1] == "kubernetes" {

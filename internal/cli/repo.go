@@ -33,6 +33,9 @@ func (a *App) backendForInit(ctx context.Context, loc string, objectLock bool) (
 func (a *App) openBackend(ctx context.Context, loc string, opts location.Options) (storage.Backend, error) {
 	create := opts.Create
 	opts.Getenv = a.Getenv
+	if a.BackendGetenv != nil {
+		opts.Getenv = a.BackendGetenv
+	}
 	var err error
 	if opts.Limits.UploadBytes, err = parseRate(a.g.limitUpload); err != nil {
 		return nil, fmt.Errorf("--limit-upload: %w", err)

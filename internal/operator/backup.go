@@ -137,6 +137,8 @@ func (r *backupController) pending(ctx context.Context, b *v1alpha1.Backup, why 
 	switch {
 	case isMissing(why):
 		res.RequeueAfter = waitRetry
+	case isRefused(why):
+		return reconcile.Result{}, r.failNow(ctx, b, why.Error())
 	case why != nil:
 		return reconcile.Result{}, why
 	}
@@ -165,6 +167,11 @@ func (r *backupController) begin(ctx context.Context, key string, b *v1alpha1.Ba
 		return r.pending(ctx, b, err)
 	}
 	if r.opts.Mode == ModeJob {
+		// The Job reads the Secrets itself; they are checked here so
+		// that a refused one fails the Backup before any Job runs.
+		if _, err := r.resolve(ctx, repoObj); err != nil {
+			return r.pending(ctx, b, err)
+		}
 		return reconcile.Result{}, r.startJob(ctx, b, repoObj, "")
 	}
 	repo, err := r.resolve(ctx, repoObj)

@@ -138,8 +138,8 @@ func jobLabels(ownerLabel, ownerName string) map[string]string {
 
 // newJob is a Job running bunker with args, owned by owner, with the
 // repository's location and secrets in its environment: the password
-// and backend variables come from the Secrets through secretKeyRef and
-// secretRef, never as values in the Job.
+// and the allowed backend variables (tenantEnvKeys) come from the Secrets
+// through secretKeyRef, never as values in the Job.
 func (o *Operator) newJob(owner client.Object, name, ownerLabel string, repo *v1alpha1.BackupRepository, args []string, partialExit bool) (*batchv1.Job, error) {
 	key := repo.Spec.PasswordSecretRef.Key
 	if key == "" {
@@ -152,11 +152,14 @@ func (o *Operator) newJob(owner client.Object, name, ownerLabel string, repo *v1
 		}}},
 		{Name: envCacheDir, Value: cacheDir},
 	}
-	var envFrom []corev1.EnvFromSource
 	if repo.Spec.EnvSecretRef != nil {
-		envFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: repo.Spec.EnvSecretRef.Name},
-		}}}
+		// Only the allowed keys, each by name: never envFrom the tenant's
+		// Secret, which would let it set any variable of the pod.
+		for _, k := range TenantEnvKeys() {
+			env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: repo.Spec.EnvSecretRef.Name}, Key: k, Optional: ptr.To(true),
+			}}})
+		}
 	}
 	rules := []batchv1.PodFailurePolicyRule{{
 		// An evicted or preempted pod is not the backup's fault: run it
@@ -190,11 +193,10 @@ func (o *Operator) newJob(owner client.Object, name, ownerLabel string, repo *v1
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					Containers: []corev1.Container{{
-						Name:    "bunker",
-						Image:   o.opts.Image,
-						Args:    args,
-						Env:     env,
-						EnvFrom: envFrom,
+						Name:  "bunker",
+						Image: o.opts.Image,
+						Args:  args,
+						Env:   env,
 						SecurityContext: &corev1.SecurityContext{
 							AllowPrivilegeEscalation: ptr.To(false),
 							ReadOnlyRootFilesystem:   ptr.To(true),

@@ -111,8 +111,21 @@ func TestJobMode(t *testing.T) {
 			ref.SecretKeyRef.Name != "creds" || ref.SecretKeyRef.Key != "pw" || env[envPassword].Value != "" {
 			t.Errorf("%s = %+v", envPassword, env[envPassword])
 		}
-		if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != "s3-env" {
+		// Issue 15 finding 1: never envFrom the tenant's Secret; only the
+		// allowed keys, each by name.
+		if len(c.EnvFrom) != 0 {
 			t.Errorf("envFrom %+v", c.EnvFrom)
+		}
+		for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+			if ref := env[k].ValueFrom; ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != "s3-env" ||
+				ref.SecretKeyRef.Key != k || env[k].Value != "" {
+				t.Errorf("%s = %+v", k, env[k])
+			}
+		}
+		for name, v := range env {
+			if v.ValueFrom != nil && v.ValueFrom.SecretKeyRef != nil && v.ValueFrom.SecretKeyRef.Name == "s3-env" && !tenantEnvKeys[name] {
+				t.Errorf("%s comes from the tenant's Secret", name)
+			}
 		}
 		if strings.Contains(fmt.Sprintf("%+v", j), password) {
 			t.Errorf("the Job holds the password")

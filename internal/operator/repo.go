@@ -74,16 +74,15 @@ func resolveWith(ctx context.Context, reader client.Reader, r *v1alpha1.BackupRe
 	}
 	repo.Password = strings.TrimRight(string(pw), "\r\n")
 	if repo.Password == "" {
-		return Repo{}, fmt.Errorf("key %q of Secret %s/%s is empty", key, r.Namespace, ref.Name)
+		return Repo{}, &refusedError{msg: fmt.Sprintf("key %q of Secret %s/%s is empty", key, r.Namespace, ref.Name)}
 	}
 	if r.Spec.EnvSecretRef != nil {
 		env, err := getSecret(ctx, reader, r.Namespace, r.Spec.EnvSecretRef.Name)
 		if err != nil {
 			return Repo{}, err
 		}
-		repo.Env = make(map[string]string, len(env.Data))
-		for k, v := range env.Data {
-			repo.Env[k] = string(v)
+		if repo.Env, err = tenantEnv(env.Data, r.Namespace, env.Name); err != nil {
+			return Repo{}, err
 		}
 	}
 	return repo, nil

@@ -121,6 +121,8 @@ func (r *restoreController) pending(ctx context.Context, x *v1alpha1.Restore, wh
 	switch {
 	case isMissing(why):
 		res.RequeueAfter = waitRetry
+	case isRefused(why):
+		return reconcile.Result{}, r.failNow(ctx, x, why.Error())
 	case why != nil:
 		return reconcile.Result{}, why
 	}
@@ -163,6 +165,11 @@ func (r *restoreController) begin(ctx context.Context, key string, x *v1alpha1.R
 		return r.pending(ctx, x, err)
 	}
 	if r.opts.Mode == ModeJob {
+		// The Job reads the Secrets itself; they are checked here so
+		// that a refused one fails the Restore before any Job runs.
+		if _, err := r.resolve(ctx, repoObj); err != nil {
+			return r.pending(ctx, x, err)
+		}
 		return reconcile.Result{}, r.startJob(ctx, x, repoObj, snap, "")
 	}
 	repo, err := r.resolve(ctx, repoObj)

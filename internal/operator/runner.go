@@ -12,7 +12,7 @@ import (
 type Repo struct {
 	URL      string
 	Password string
-	Env      map[string]string // every key of spec.envSecretRef
+	Env      map[string]string // the keys of spec.envSecretRef, all in tenantEnvKeys
 }
 
 // BackupRequest is one backup to run.
