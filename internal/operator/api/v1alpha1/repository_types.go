@@ -15,8 +15,9 @@ type BackupRepositorySpec struct {
 	URL string `json:"url"`
 	// PasswordSecretRef is the Secret key holding the repository password.
 	PasswordSecretRef SecretKeyRef `json:"passwordSecretRef"`
-	// EnvSecretRef is a Secret whose every key becomes an environment
-	// variable of the storage backend (AWS_ACCESS_KEY_ID, …).
+	// EnvSecretRef is a Secret of storage backend credential values
+	// (AWS_ACCESS_KEY_ID, AZURE_STORAGE_KEY, …; docs/OPERATOR.md lists
+	// the allowed keys). Any other key fails the object.
 	// +optional
 	EnvSecretRef *SecretRef `json:"envSecretRef,omitempty"`
 }
