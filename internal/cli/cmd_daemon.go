@@ -174,6 +174,12 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 				return fmt.Errorf("daemon.api_token: %w", err)
 			}
 		}
+		readToken := ""
+		if p.Daemon.APIReadToken != "" {
+			if readToken, err = a.planSecret(ctx, p.Daemon.APIReadToken); err != nil {
+				return fmt.Errorf("daemon.api_read_token: %w", err)
+			}
+		}
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", listen, err)
@@ -183,7 +189,7 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 		if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
 			allowedHosts = append(allowedHosts, h)
 		}
-		srv := &http.Server{Handler: d.Handler(daemon.HandlerOptions{Token: token, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}),
+		srv := &http.Server{Handler: d.Handler(daemon.HandlerOptions{Token: token, ReadToken: readToken, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}),
 			ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer func() {

@@ -383,16 +383,13 @@ func (a *App) sub(ctx context.Context, env map[string]string, log io.Writer, arg
 	return subOutput{stdout.String(), stderr.String()}, code
 }
 
-// redactArgs hides nothing today (secrets travel in the environment), but
-// keeps locations' user information out of logs.
+// redactArgs keeps the user information and secret query values of
+// locations and DSNs out of logs (redact.URLs: parsed the way net/url
+// parses, so a password holding '@' is hidden whole).
 func redactArgs(args []string) []string {
 	out := make([]string, len(args))
 	for i, s := range args {
-		if at := strings.Index(s, "@"); at > 0 && strings.Contains(s[:at], "://") && strings.Contains(s[:at], ":") {
-			scheme := s[:strings.Index(s, "://")+3]
-			s = scheme + "***@" + s[at+1:]
-		}
-		out[i] = s
+		out[i] = redact.URLs(s)
 	}
 	return out
 }

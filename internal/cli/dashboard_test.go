@@ -44,7 +44,10 @@ drills:
     job: home
     schedule: every 1h
     validate: {checks: [{command: "cat missing-file", expect: "x"}]}
+daemon:
+  api_read_token: env:READ_TOKEN
 `)
+	pe.env["READ_TOKEN"] = "dashboard-read-token"
 	// Start on a slot an hour back, so that after two slots the daemon's
 	// time is (up to an hour) after the real time the snapshots carry.
 	clock := daemon.NewFakeClock(time.Now().Truncate(time.Hour).Add(-time.Hour))
@@ -117,6 +120,9 @@ drills:
 	}
 
 	// Snapshot browser: selecting main lists both snapshots.
+	// The listing needs the read token (a 401 would show in the browser
+	// log, which the test requires empty; the API test covers refusals).
+	b.eval(`(() => { const s = document.getElementById("api-token"); s.value = "dashboard-read-token"; s.dispatchEvent(new Event("change")); return "" })()`)
 	b.eval(`(() => { const s = document.getElementById("repo-select"); s.value = "main"; s.dispatchEvent(new Event("change")); return "" })()`)
 	b.poll(fmt.Sprintf(`document.querySelector('#snapshots tr[data-snapshot=%q]') !== null`, newest))
 	if got := b.text(`#snapshots tbody`); !strings.Contains(got, newest[:8]) || !strings.Contains(got, homeRuns[1].Snapshot[:8]) || !strings.Contains(got, "job=home") {

@@ -72,7 +72,7 @@ var secretVars = []string{
 // token and SMTP password, and secretVars. A reference that cannot be
 // resolved now is skipped: it could not have been used either.
 func (a *App) planSecrets(ctx context.Context, p *plan.Plan) []string {
-	refs := []string{p.Daemon.APIToken}
+	refs := []string{p.Daemon.APIToken, p.Daemon.APIReadToken}
 	for _, r := range p.Repositories {
 		refs = append(refs, r.Password)
 	}

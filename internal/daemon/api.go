@@ -58,8 +58,14 @@ type APIDrillPoint struct {
 // HandlerOptions configure the HTTP API.
 type HandlerOptions struct {
 	// Token allows POST requests (runs) with "Authorization: Bearer
-	// TOKEN"; empty makes the API read-only.
+	// TOKEN"; empty makes the API read-only. It also allows what
+	// ReadToken allows.
 	Token string
+	// ReadToken allows the GET endpoints that open a repository (the
+	// snapshot listing): opening one runs its password command and a
+	// key derivation, so they are never served without a token. With
+	// neither token set they answer 403.
+	ReadToken string
 	// Extra serves everything else (the dashboard, snapshot listings).
 	Extra http.Handler
 	// AllowedHosts are host names (any port) or name:port the daemon
@@ -107,13 +113,16 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 		writeJSON(w, http.StatusOK, run)
 	})
 	mux.HandleFunc("GET /api/v1/snapshots", func(w http.ResponseWriter, r *http.Request) {
+		if !o.authorized(w, r, "listing snapshots opens the repository: set daemon.api_read_token (or daemon.api_token) in the plan", o.ReadToken, o.Token) {
+			return
+		}
 		repo := r.URL.Query().Get("repository")
 		p := d.Plan()
 		if p.Repository(repo) == nil {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no repository " + strconv.Quote(repo) + " in the plan"})
 			return
 		}
-		list, err := d.o.Runner.Snapshots(r.Context(), p, repo)
+		list, err := d.snapshots(r.Context(), p, repo)
 		if err != nil {
 			writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
 			return
@@ -136,13 +145,7 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 	})
 	run := func(trigger func(string) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if o.Token == "" {
-				writeJSON(w, http.StatusForbidden, map[string]string{"error": "the API is read-only: set daemon.api_token in the plan to allow runs"})
-				return
-			}
-			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(o.Token)) != 1 {
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong or missing token"})
+			if !o.authorized(w, r, "the API is read-only: set daemon.api_token in the plan to allow runs", o.Token) {
 				return
 			}
 			if err := trigger(r.PathValue("name")); err != nil {
@@ -158,6 +161,32 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 		mux.Handle("/", o.Extra)
 	}
 	return d.hostGuard(o.AllowedHosts, mux)
+}
+
+// authorized reports whether r carries "Authorization: Bearer T" for
+// one of the non-empty tokens; otherwise it answers 403 with unset
+// (no token is configured) or 401.
+func (o HandlerOptions) authorized(w http.ResponseWriter, r *http.Request, unset string, tokens ...string) bool {
+	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	set := false
+	ok := 0
+	for _, t := range tokens {
+		if t == "" {
+			continue
+		}
+		set = true
+		ok |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
+	}
+	switch {
+	case !set:
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": unset})
+		return false
+	case ok != 1:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bunker"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong or missing token"})
+		return false
+	}
+	return true
 }
 
 func (d *Daemon) apiStatus() *APIStatus {

@@ -117,6 +117,8 @@ type Daemon struct {
 	// measureSoon asks the loop for a measurement before the next
 	// regular one (a backup just changed the RPO picture).
 	measureSoon bool
+	// snaps caches the API's snapshot listings.
+	snaps snapshotCache
 }
 
 // New returns a daemon; Run starts it.

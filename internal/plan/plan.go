@@ -233,9 +233,12 @@ func (p Policy) Rule() Policy {
 
 // Daemon configures bunker daemon.
 type Daemon struct {
-	Listen           string `yaml:"listen"`    // HTTP address for /metrics, the API and the dashboard
-	StateDir         string `yaml:"state_dir"` // run history database
-	APIToken         string `yaml:"api_token"` // secret reference; without it the API is read-only
+	Listen   string `yaml:"listen"`    // HTTP address for /metrics, the API and the dashboard
+	StateDir string `yaml:"state_dir"` // run history database
+	APIToken string `yaml:"api_token"` // secret reference; without it the API is read-only
+	// APIReadToken (secret reference) allows the GET endpoints that open
+	// a repository (snapshot listings); api_token allows them too.
+	APIReadToken     string `yaml:"api_read_token"`
 	MaxPerRepository int    `yaml:"max_per_repository"`
 	// AllowedHosts are the host names ("name", any port, or "name:port")
 	// the HTTP server answers to besides IP addresses and localhost; a
@@ -438,6 +441,7 @@ func (p *Plan) check(d *decoder) {
 		checkSecret(d, e.Positions, "password", e.Password, false)
 	}
 	checkSecret(d, p.Daemon.Positions, "api_token", p.Daemon.APIToken, false)
+	checkSecret(d, p.Daemon.Positions, "api_read_token", p.Daemon.APIReadToken, false)
 	for _, h := range p.Daemon.AllowedHosts {
 		if !hostRe.MatchString(h) {
 			d.fail(p.Daemon.Positions, "allowed_hosts", "a host name as browsers send it, e.g. bunker.example.com or bunker.example.com:8080, without scheme or path", "allowed host %q is not a host name", h)

@@ -167,10 +167,14 @@
 
   // ---- API ----
 
-  async function api(path) {
+  // api GETs path; with a token it sends it as a Bearer token (the
+  // endpoints that open a repository need daemon.api_read_token).
+  async function api(path, token) {
     let r;
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
     try {
-      r = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
+      r = await fetch(path, { headers: headers, cache: "no-store" });
     } catch (e) {
       throw new Error("GET " + path + ": the daemon cannot be reached (" + e.message + ")");
     }
@@ -475,13 +479,13 @@
     $("snapshots-refresh").disabled = !name;
     if (!name) {
       table.tBodies[0].replaceChildren();
-      status.textContent = "Choose a repository to list its snapshots (this reads the repository).";
+      status.textContent = "Choose a repository to list its snapshots (this reads the repository and needs the daemon's read token, daemon.api_read_token).";
       return;
     }
     status.textContent = "Reading " + name + "…";
     table.setAttribute("aria-busy", "true");
     try {
-      const list = await api("api/v1/snapshots?repository=" + encodeURIComponent(name));
+      const list = await api("api/v1/snapshots?repository=" + encodeURIComponent(name), readToken());
       if (seq !== snapshotSeq) return;
       const rows = list.map((s) => el("tr", { data: { snapshot: s.id } },
         el("td", { class: "mono", text: s.id.slice(0, 8), title: s.id }),
@@ -572,6 +576,19 @@
   document.addEventListener("click", (ev) => {
     const b = ev.target instanceof Element ? ev.target.closest("button[data-run]") : null;
     if (b) showRun(b.dataset.run);
+  });
+  // The read token lives in this tab's session storage only.
+  function readToken() {
+    return $("api-token").value;
+  }
+  try {
+    $("api-token").value = sessionStorage.getItem("bunker-read-token") || "";
+  } catch (e) { /* storage disabled: type it each time */ }
+  $("api-token").addEventListener("change", () => {
+    try {
+      sessionStorage.setItem("bunker-read-token", readToken());
+    } catch (e) { /* storage disabled */ }
+    if ($("repo-select").value) loadSnapshots();
   });
   $("repo-select").addEventListener("change", loadSnapshots);
   $("snapshots-refresh").addEventListener("click", loadSnapshots);
