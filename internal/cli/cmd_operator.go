@@ -29,6 +29,7 @@ func (a *App) operatorCommand() *cobra.Command {
 		installCRDs bool
 		checkEvery  time.Duration
 		nodeVolumes bool
+		adminNS     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "operator",
@@ -64,8 +65,17 @@ never repeated once completed.`,
 			if a.g.json {
 				h = slog.NewJSONHandler(a.Stderr, &slog.HandlerOptions{Level: level})
 			}
+			if !cmd.Flags().Changed("admin-namespace") {
+				// Default: the operator's own namespace (POD_NAMESPACE in
+				// deploy/kubernetes/operator.yaml), else none.
+				adminNS = nil
+				if ns := a.Getenv("POD_NAMESPACE"); ns != "" {
+					adminNS = []string{ns}
+				}
+			}
 			op, err := operator.New(cfg, operator.Options{
-				Namespace: namespace, MetricsAddr: metrics, HealthAddr: health,
+				AdminNamespaces: adminNS,
+				Namespace:       namespace, MetricsAddr: metrics, HealthAddr: health,
 				LeaderElection: leader, LeaderElectionNamespace: leaderNS,
 				Runner:      &cliRunner{parent: a, conn: conn, nodeVolumes: nodeVolumes},
 				Concurrency: concurrency, Mode: operator.Mode(mode), Image: image, ServiceAccount: sa,
@@ -80,6 +90,7 @@ never repeated once completed.`,
 	conn.add(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&namespace, "namespace", "", "watch only this `namespace` (default: all)")
+	fl.StringSliceVar(&adminNS, "admin-namespace", nil, "`namespaces` whose Backups and Restores may select other namespaces and cluster-scoped objects; \"*\" for all (default: the operator's own, from POD_NAMESPACE); a Backup or Restore elsewhere is confined to its own namespace")
 	fl.StringVar(&metrics, "metrics-addr", ":8080", "serve Prometheus /metrics on this `address` (0 for none)")
 	fl.StringVar(&health, "health-addr", ":8081", "serve /healthz and /readyz on this `address` (0 for none)")
 	fl.BoolVar(&leader, "leader-elect", false, "with several replicas, let one work at a time (a Lease named bunker-operator)")
@@ -227,7 +238,7 @@ func (r *cliRunner) FindBackup(ctx context.Context, repo operator.Repo, tag stri
 }
 
 func (r *cliRunner) Restore(ctx context.Context, req operator.RestoreRequest) (operator.RestoreResult, error) {
-	out, code, err := r.run(ctx, req.Repo, operator.RestoreArgs(req.Spec, req.Snapshot)...)
+	out, code, err := r.run(ctx, req.Repo, operator.RestoreArgs(req.Spec, req.Snapshot, req.ClusterResources)...)
 	if err != nil {
 		return operator.RestoreResult{}, err
 	}

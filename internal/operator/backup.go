@@ -162,6 +162,9 @@ func (r *backupController) begin(ctx context.Context, key string, b *v1alpha1.Ba
 	if _, err := labels.Parse(b.Spec.LabelSelector); err != nil {
 		return reconcile.Result{}, r.failNow(ctx, b, fmt.Sprintf("labelSelector %q: %v", b.Spec.LabelSelector, err))
 	}
+	if _, err := r.opts.backupSpec(b); err != nil {
+		return reconcile.Result{}, r.failNow(ctx, b, err.Error())
+	}
 	repoObj, err := r.repository(ctx, b.Namespace, b.Spec.Repository)
 	if err != nil {
 		return r.pending(ctx, b, err)
@@ -211,7 +214,11 @@ func (r *backupController) markRunning(b *v1alpha1.Backup, attempt int32, msg st
 // stopping: then b stays Running for the next start to resume.
 func (r *backupController) run(ctx context.Context, b *v1alpha1.Backup, repo Repo, attempt int32) {
 	tags := append(slices.Clone(b.Spec.Tags), backupTag(b))
-	res, err := r.opts.Runner.Backup(ctx, BackupRequest{Repo: repo, Spec: b.Spec, Tags: tags})
+	spec, err := r.opts.backupSpec(b)
+	var res BackupResult
+	if err == nil {
+		res, err = r.opts.Runner.Backup(ctx, BackupRequest{Repo: repo, Spec: spec, Tags: tags})
+	}
 	if ctx.Err() != nil {
 		r.log.Info("backup interrupted; the next operator start resumes it", "backup", b.Namespace+"/"+b.Name)
 		return
@@ -400,7 +407,11 @@ func (r *backupController) lookupFailed(b *v1alpha1.Backup, repo Repo, err error
 func (r *backupController) startJob(ctx context.Context, b *v1alpha1.Backup, repoObj *v1alpha1.BackupRepository, msg string) error {
 	attempt := b.Status.Attempts + 1
 	name := jobName(kindBackup, b.Name, attempt)
-	job, err := r.newJob(b, name, v1alpha1.LabelBackup, repoObj, BackupArgs(b.Spec, append(slices.Clone(b.Spec.Tags), backupTag(b))), false)
+	spec, err := r.opts.backupSpec(b)
+	if err != nil {
+		return err
+	}
+	job, err := r.newJob(b, name, v1alpha1.LabelBackup, repoObj, BackupArgs(spec, append(slices.Clone(b.Spec.Tags), backupTag(b))), false)
 	if err != nil {
 		return err
 	}
@@ -497,7 +508,11 @@ func (r *backupController) restartJob(ctx context.Context, b *v1alpha1.Backup, r
 		return
 	}
 	b.Status.Attempts = attempt
-	job, err := r.newJob(b, name, v1alpha1.LabelBackup, repoObj, BackupArgs(b.Spec, append(slices.Clone(b.Spec.Tags), backupTag(b))), false)
+	spec, err := r.opts.backupSpec(b)
+	var job *batchv1.Job
+	if err == nil {
+		job, err = r.newJob(b, name, v1alpha1.LabelBackup, repoObj, BackupArgs(spec, append(slices.Clone(b.Spec.Tags), backupTag(b))), false)
+	}
 	if err == nil {
 		err = r.client.Create(ctx, job)
 	}

@@ -65,6 +65,11 @@ func (e *env) start(opts Options) *running {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	if opts.AdminNamespaces == nil {
+		// The tests that predate the tenancy rule test an admin's
+		// objects; tenancy_test.go names its admin namespace.
+		opts.AdminNamespaces = []string{"*"}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

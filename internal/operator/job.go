@@ -72,14 +72,7 @@ func selectionArgs(args []string, s v1alpha1.Selection) []string {
 // BackupRequest.Tags (with the operator's bunker.dev/backup tag). Job
 // mode runs it; a Runner may too.
 func BackupArgs(spec v1alpha1.BackupSpec, tags []string) []string {
-	args := selectionArgs([]string{"backup", "kubernetes"}, spec.Selection)
-	if c := spec.IncludeClusterResources; c != nil {
-		v := "off"
-		if *c {
-			v = "on"
-		}
-		args = append(args, flagClusterResources+"="+v)
-	}
+	args := clusterArg(selectionArgs([]string{"backup", "kubernetes"}, spec.Selection), spec.IncludeClusterResources)
 	if spec.Volumes {
 		args = append(args, flagVolumes)
 	}
@@ -92,8 +85,9 @@ func BackupArgs(spec v1alpha1.BackupSpec, tags []string) []string {
 // RestoreArgs is the bunker command line (after the program name) that
 // runs a Restore of snapshot: "restore kubernetes", the spec as flags,
 // then "--" and the snapshot, so that it is never read as a flag.
-func RestoreArgs(spec v1alpha1.RestoreSpec, snapshot string) []string {
-	args := selectionArgs([]string{"restore", "kubernetes"}, spec.Selection)
+// cluster is RestoreRequest.ClusterResources.
+func RestoreArgs(spec v1alpha1.RestoreSpec, snapshot string, cluster *bool) []string {
+	args := clusterArg(selectionArgs([]string{"restore", "kubernetes"}, spec.Selection), cluster)
 	keys := make([]string, 0, len(spec.NamespaceMapping))
 	for k := range spec.NamespaceMapping {
 		keys = append(keys, k)
@@ -111,6 +105,19 @@ func RestoreArgs(spec v1alpha1.RestoreSpec, snapshot string) []string {
 		args = append(args, flagDryRun)
 	}
 	return append(args, "--", snapshot)
+}
+
+// clusterArg appends --cluster-resources=on|off to args, none when c
+// is nil (auto).
+func clusterArg(args []string, c *bool) []string {
+	if c == nil {
+		return args
+	}
+	v := "off"
+	if *c {
+		v = "on"
+	}
+	return append(args, flagClusterResources+"="+v)
 }
 
 // jobName is "bunker-<kind>-<name>-<attempt>", shortened with a hash of

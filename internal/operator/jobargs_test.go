@@ -171,7 +171,7 @@ func FuzzJobArgs(f *testing.F) {
 			Selection:        v1alpha1.Selection{IncludeNamespaces: []string{ns}, LabelSelector: selector},
 			NamespaceMapping: map[string]v1alpha1.NamespaceName{from: v1alpha1.NamespaceName(to), "x": "y"},
 			DryRun:           flag}
-		args = RestoreArgs(rspec, snap)
+		args = RestoreArgs(rspec, snap, nil)
 		p = parseCLI(t, args[2:])
 		mapping := map[string]v1alpha1.NamespaceName{}
 		for _, kv := range p.mapping {

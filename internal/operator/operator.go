@@ -69,6 +69,11 @@ func (realClock) Now() time.Time { return time.Now() }
 type Options struct {
 	// Namespace is the one namespace to watch; "" watches all.
 	Namespace string
+	// AdminNamespaces are the namespaces whose Backups and Restores may
+	// reach other namespaces and cluster-scoped objects; "*" makes every
+	// namespace one. A Backup or Restore in any other namespace is
+	// confined to its own (docs/OPERATOR.md, Tenancy). Default none.
+	AdminNamespaces []string
 	// MetricsAddr is the listen address of /metrics (e.g. ":8080");
 	// "" or "0" serves none.
 	MetricsAddr string

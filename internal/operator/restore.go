@@ -153,6 +153,9 @@ func (r *restoreController) begin(ctx context.Context, key string, x *v1alpha1.R
 			return reconcile.Result{}, r.failNow(ctx, x, fmt.Sprintf("namespaceMapping: %q is not a namespace name: %s", k, strings.Join(errs, "; ")))
 		}
 	}
+	if _, _, err := r.opts.restoreSpec(x); err != nil {
+		return reconcile.Result{}, r.failNow(ctx, x, err.Error())
+	}
 	snap, failed, err := r.snapshot(ctx, x)
 	if err != nil {
 		return r.pending(ctx, x, err)
@@ -207,7 +210,11 @@ func (r *restoreController) markRunning(x *v1alpha1.Restore, attempt int32, snap
 }
 
 func (r *restoreController) run(ctx context.Context, x *v1alpha1.Restore, repo Repo, attempt int32) {
-	res, err := r.opts.Runner.Restore(ctx, RestoreRequest{Repo: repo, Snapshot: x.Status.SnapshotID, Spec: x.Spec})
+	spec, cluster, err := r.opts.restoreSpec(x)
+	var res RestoreResult
+	if err == nil {
+		res, err = r.opts.Runner.Restore(ctx, RestoreRequest{Repo: repo, Snapshot: x.Status.SnapshotID, Spec: spec, ClusterResources: cluster})
+	}
 	if ctx.Err() != nil {
 		r.log.Info("restore interrupted; the next operator start runs it again", "restore", x.Namespace+"/"+x.Name)
 		return
@@ -358,7 +365,11 @@ func (r *restoreController) rerun(ctx context.Context, x *v1alpha1.Restore, atte
 func (r *restoreController) startJob(ctx context.Context, x *v1alpha1.Restore, repoObj *v1alpha1.BackupRepository, snap, msg string) error {
 	attempt := x.Status.Attempts + 1
 	name := jobName(kindRestore, x.Name, attempt)
-	job, err := r.newJob(x, name, v1alpha1.LabelRestore, repoObj, RestoreArgs(x.Spec, snap), true)
+	spec, cluster, err := r.opts.restoreSpec(x)
+	if err != nil {
+		return err
+	}
+	job, err := r.newJob(x, name, v1alpha1.LabelRestore, repoObj, RestoreArgs(spec, snap, cluster), true)
 	if err != nil {
 		return err
 	}

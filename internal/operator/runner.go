@@ -37,6 +37,10 @@ type RestoreRequest struct {
 	// Snapshot is "latest" or a snapshot ID (or prefix).
 	Snapshot string
 	Spec     v1alpha1.RestoreSpec
+	// ClusterResources says whether cluster-scoped objects are restored;
+	// nil is auto. The operator sets it false for a Restore confined to
+	// its namespace.
+	ClusterResources *bool
 }
 
 // RestoreResult counts objects. Partial is true when some objects could
