@@ -27,6 +27,7 @@ func (a *App) agentCommand() *cobra.Command {
 		namespace string
 		interval  time.Duration
 		once      bool
+		adminNS   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -51,6 +52,11 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 			if vf.node == "" {
 				vf.node = a.Getenv("NODE_NAME")
 			}
+			if !cmd.Flags().Changed("admin-namespace") {
+				if ns := a.Getenv("POD_NAMESPACE"); ns != "" {
+					adminNS = []string{ns}
+				}
+			}
 			if vf.nodeRoot == "" {
 				vf.nodeRoot = a.Getenv("BUNKER_NODE_ROOT")
 			}
@@ -72,7 +78,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 			}
 			runner := &cliRunner{parent: a, conn: conn, nodeVolumes: true}
 			for {
-				if err := a.agentPass(ctx, cs, c, runner, &vf, namespace); err != nil {
+				if err := a.agentPass(ctx, cs, c, runner, &vf, namespace, adminNS); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
@@ -94,6 +100,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 	fl.StringVar(&vf.node, "node", "", "this node's `name` (default $NODE_NAME)")
 	fl.StringVar(&vf.nodeRoot, "node-root", "", "where the node's root filesystem is mounted (default $BUNKER_NODE_ROOT, else /)")
 	fl.StringVar(&vf.kubeletDir, "kubelet-dir", "/var/lib/kubelet", "the kubelet's directory on the node")
+	fl.StringSliceVar(&adminNS, "admin-namespace", nil, "`namespaces` whose Backups may reach other namespaces' volumes; \"*\" for all (default: $POD_NAMESPACE); elsewhere a Backup reaches only its own namespace's")
 	fl.StringVar(&namespace, "namespace", "", "serve Backups of this `namespace` only (default: all)")
 	fl.DurationVar(&interval, "interval", 15*time.Second, "look for work this often")
 	flagRange(fl, 1, unbounded, "interval")
@@ -103,7 +110,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 
 // agentPass serves every completed volume Backup this node has not
 // served yet.
-func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string) error {
+func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string, adminNS []string) error {
 	var list v1alpha1.BackupList
 	var opts []client.ListOption
 	if namespace != "" {
@@ -118,6 +125,14 @@ func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.C
 		if !b.Spec.Volumes || b.Status.Phase != v1alpha1.BackupCompleted || b.Annotations[key] != "" {
 			continue
 		}
+		// The tenancy rule: a Backup outside an admin namespace reaches
+		// only its own namespace's volumes.
+		spec, err := operator.ConfineBackup(b, adminNS)
+		if err != nil {
+			a.out.textf("Backup %s/%s: skipped: %v", b.Namespace, b.Name, err)
+			continue
+		}
+		b.Spec = spec
 		value := "none"
 		filter := kube.Filter{IncludeNamespaces: b.Spec.IncludeNamespaces, ExcludeNamespaces: b.Spec.ExcludeNamespaces}
 		vols, _, err := volume.Find(ctx, cs, a.findOptions(vf, filter.Namespace))

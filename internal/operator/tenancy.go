@@ -44,6 +44,14 @@ func (o *Options) backupSpec(b *v1alpha1.Backup) (v1alpha1.BackupSpec, error) {
 	return spec, nil
 }
 
+// ConfineBackup is the spec b runs with under the tenancy rule with
+// these admin namespaces ("*": all): the node agent applies it to a
+// Backup's selection of volumes as the operator does.
+func ConfineBackup(b *v1alpha1.Backup, adminNamespaces []string) (v1alpha1.BackupSpec, error) {
+	o := Options{AdminNamespaces: adminNamespaces}
+	return o.backupSpec(b)
+}
+
 // restoreSpec is the spec x runs with and its cluster-resources setting
 // (nil: auto): x's own in an admin namespace, else confined to x's
 // namespace (every object lands in it, cluster-scoped objects off), or an
