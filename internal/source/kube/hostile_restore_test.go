@@ -1,13 +1,8 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"io/fs"
-	"path"
-	"slices"
 	"strings"
 	"testing"
 
@@ -15,57 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
-
-// mapTree is a backup tree held in memory: path → file content.
-type mapTree map[string][]byte
-
-func (m mapTree) Stat(ctx context.Context, p string) (source.Entry, error) {
-	if b, ok := m[p]; ok {
-		return source.Entry{Name: path.Base(p), Type: source.TypeFile, Size: int64(len(b))}, nil
-	}
-	for k := range m {
-		if p == "" || strings.HasPrefix(k, p+"/") {
-			return source.Entry{Name: path.Base(p), Type: source.TypeDir}, nil
-		}
-	}
-	return source.Entry{}, fs.ErrNotExist
-}
-
-func (m mapTree) List(ctx context.Context, p string) ([]source.Entry, error) {
-	seen := map[string]source.Entry{}
-	prefix := p + "/"
-	if p == "" {
-		prefix = ""
-	}
-	for k, b := range m {
-		if !strings.HasPrefix(k, prefix) {
-			continue
-		}
-		rest := strings.TrimPrefix(k, prefix)
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			seen[rest[:i]] = source.Entry{Name: rest[:i], Type: source.TypeDir}
-		} else {
-			seen[rest] = source.Entry{Name: rest, Type: source.TypeFile, Size: int64(len(b))}
-		}
-	}
-	var out []source.Entry
-	for _, e := range seen {
-		out = append(out, e)
-	}
-	slices.SortFunc(out, func(a, b source.Entry) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
-}
-
-func (m mapTree) Open(ctx context.Context, p string) (io.ReadCloser, error) {
-	b, ok := m[p]
-	if !ok {
-		return nil, fs.ErrNotExist
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
 
 func jsonOf(t *testing.T, v any) []byte {
 	t.Helper()
@@ -98,7 +44,7 @@ func TestRestoreChecksObjectsAgainstTheirPath(t *testing.T) {
 	ns := map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "cluster-ns", "namespace": "team-a"}}
 	cm := map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "honest", "namespace": "team-a"}, "data": map[string]any{"a": "b"}}
 	restoreReq := map[string]any{"apiVersion": "bunker.dev/v1alpha1", "kind": "Restore", "metadata": map[string]any{"name": "again", "namespace": "team-a"}}
-	tree := mapTree{
+	tree := memTree{
 		"namespaces/team-a/core/configmaps/disguised.json":  jsonOf(t, crb),
 		"namespaces/team-a/core/configmaps/cluster-ns.json": jsonOf(t, ns),
 		"namespaces/team-a/core/configmaps/honest.json":     jsonOf(t, cm),
