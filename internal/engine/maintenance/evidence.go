@@ -2,14 +2,13 @@ package maintenance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sync"
 
-	"github.com/bunkerbackup/bunker/internal/engine/crypto"
-	"github.com/bunkerbackup/bunker/internal/engine/format"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/bunkerbackup/bunker/internal/engine/index"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
@@ -189,7 +188,7 @@ func (p *copyProver) judgeAll(ctx context.Context, contents map[ID][]pack.Entry,
 		entries, _, err := p.r.ReadTrailer(ctx, pk, p.stored[pk])
 		tr := trailerOf{entries: entries}
 		if err != nil {
-			if !isBadBytes(err) {
+			if !repository.IsDecodeError(err) {
 				return fmt.Errorf("check planned pack %s: %w", pk.Short(), err)
 			}
 			tr = trailerOf{unreadable: err}
@@ -227,41 +226,16 @@ func (p *copyProver) judgeAll(ctx context.Context, contents map[ID][]pack.Entry,
 // forEach calls fn for every item with a few workers and returns the first
 // error, after which the rest is skipped.
 func forEach[T any](ctx context.Context, items []T, fn func(context.Context, T) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan T)
-	var once sync.Once
-	var firstErr error
-	var wg sync.WaitGroup
-	for w := 0; w < min(8, len(items)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range work {
-				if err := fn(ctx, it); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-				}
-			}
-		}()
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for _, it := range items {
-		select {
-		case work <- it:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return fn(gctx, it) })
 	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
-}
-
-// isBadBytes reports whether err says stored bytes are damaged or forged,
-// rather than that the store failed to deliver them.
-func isBadBytes(err error) bool {
-	return errors.Is(err, format.ErrCorrupt) || errors.Is(err, crypto.ErrUnauthenticated) || errors.Is(err, format.ErrNewerFormat)
 }

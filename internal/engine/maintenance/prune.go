@@ -168,7 +168,7 @@ func acquireLease(ctx context.Context, r *repository.Repository) (*lease, error)
 			return nil, serr
 		}
 		var held repository.SessionInfo
-		if lerr := r.LoadJSON(ctx, storage.MaintFile, leaseName, &held); lerr != nil && isBadBytes(lerr) {
+		if lerr := r.LoadJSON(ctx, storage.MaintFile, leaseName, &held); lerr != nil && repository.IsDecodeError(lerr) {
 			// Not a lease any prune wrote (those are sealed with the
 			// key): damaged or planted. It must not keep maintenance
 			// away; take it over.

@@ -94,7 +94,7 @@ func (r *Repository) ExtensionDue(ctx context.Context, now time.Time) (bool, err
 	switch {
 	case errors.Is(err, storage.ErrNotExist):
 		l.Until = r.cfg.Created.Add(lc.Retention)
-	case err != nil && isDecodeError(err):
+	case err != nil && IsDecodeError(err):
 		// Damaged or planted: extending again is the safe side.
 		r.log.Warn("unreadable retention ledger; extending retention now", "object", "maint/"+ledgerName, "err", err)
 		return true, nil

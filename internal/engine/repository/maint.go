@@ -63,7 +63,7 @@ func (r *Repository) PlansChecked(ctx context.Context) ([]*Plan, map[string]erro
 			if errors.Is(err, storage.ErrNotExist) {
 				continue // swept meanwhile
 			}
-			if ctx.Err() != nil || !isDecodeError(err) {
+			if ctx.Err() != nil || !IsDecodeError(err) {
 				return nil, nil, fmt.Errorf("maintenance plan: %w", err)
 			}
 			damaged[fi.Name] = err
@@ -75,10 +75,10 @@ func (r *Repository) PlansChecked(ctx context.Context) ([]*Plan, map[string]erro
 	return out, damaged, nil
 }
 
-// isDecodeError reports whether err says an object's bytes are bad (wrong
-// header, failed authentication, bad encoding) as opposed to the store
-// failing to deliver them.
-func isDecodeError(err error) bool {
+// IsDecodeError reports whether err says an object's bytes are bad (wrong
+// header, failed authentication, bad encoding: damaged or forged) as
+// opposed to the store failing to deliver them.
+func IsDecodeError(err error) bool {
 	return errors.Is(err, format.ErrCorrupt) || errors.Is(err, format.ErrNewerFormat) || errors.Is(err, crypto.ErrUnauthenticated)
 }
 
@@ -137,7 +137,7 @@ func UnreadableObjects(ctx context.Context, r *Repository) ([]Unreadable, error)
 				if err == nil || errors.Is(err, storage.ErrNotExist) {
 					continue
 				}
-				if !isDecodeError(err) {
+				if !IsDecodeError(err) {
 					return nil, err
 				}
 				out = append(out, Unreadable{Type: t, Name: fi.Name, Reason: fmt.Sprintf("unreadable %s object (%v)", t, err)})

@@ -163,7 +163,7 @@ func (r *Repository) FirstSeen(ctx context.Context, name string) (time.Time, err
 	switch {
 	case err == nil:
 		return info.FirstSeen, nil
-	case errors.Is(err, storage.ErrNotExist) || isDecodeError(err):
+	case errors.Is(err, storage.ErrNotExist) || IsDecodeError(err):
 		return time.Time{}, nil
 	}
 	return time.Time{}, err
