@@ -100,7 +100,9 @@ func TestAppendOnlyPlantsCannotMakePruneDeleteLiveData(t *testing.T) {
 	}
 
 	// The administrator's routine prune, twice (sweep, then mark again).
-	e.mustRun("prune")
+	if r := e.mustRun("prune"); !strings.Contains(r.Stdout, "kept") {
+		t.Errorf("prune does not say it kept the planted plan's live packs:\n%s", r)
+	}
 	e.mustRun("prune")
 
 	// Every snapshot still restores bit-exactly, and check reads it all.
@@ -154,7 +156,9 @@ func TestGarbageMaintenanceObjectsAreIgnored(t *testing.T) {
 			t.Errorf("check does not name %s:\n%s", name, chk)
 		}
 	}
-	e.mustRun("prune")
+	if r := e.mustRun("prune"); !strings.Contains(r.Stderr, "repair maint") {
+		t.Errorf("prune does not warn about the unreadable plans:\n%s", r)
+	}
 	e.mustRun("repair", "maint")
 	for name := range garbage {
 		if _, err := os.Stat(filepath.Join(e.repo, filepath.FromSlash(name))); !errors.Is(err, fs.ErrNotExist) {

@@ -317,6 +317,15 @@ func (a *App) doPrune(ctx context.Context, r *repository.Repository, opts mainte
 	if res.PlansWaiting > 0 {
 		a.out.textf("prune: %d deletion plans wait for %d running backups; the next prune after they finish deletes them", res.PlansWaiting, len(res.WaitingSessions))
 	}
+	if res.PacksKept > 0 {
+		a.out.textf("prune: kept %d planned packs that hold data a snapshot needs", res.PacksKept)
+	}
+	if res.RepackFailed > 0 {
+		a.out.warnf("prune: left %d packs alone: a blob a snapshot needs could not be read back from them; run 'bunker check --read-data'", res.RepackFailed)
+	}
+	if n := len(res.UnreadablePlans); n > 0 {
+		a.out.warnf("prune: ignored %d unreadable maintenance plans (damaged or planted); 'bunker repair maint' removes them", n)
+	}
 	return nil
 }
 
