@@ -14,6 +14,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/spf13/cobra"
 )
 
@@ -69,6 +70,10 @@ type App struct {
 	// see (credentials, endpoints, key files) instead of Getenv: the
 	// operator's runs give them the tenant's allowed variables only.
 	BackendGetenv func(string) string
+	// BackendPolicy, when set, limits what storage backends may reach
+	// (schemes, hosts, the process's own identity): the operator's runs
+	// of a tenant's repository set it.
+	BackendPolicy *location.Policy
 	// IsTerminal reports whether a file descriptor is a terminal; nil means
 	// never (tests).
 	IsTerminal func(fd uintptr) bool
@@ -107,6 +112,9 @@ type globalOptions struct {
 	noCache         bool
 	repoAsOf        string
 	retryAttempts   int
+	allowSchemes    []string
+	allowHosts      []string
+	noAmbient       bool
 }
 
 // partialError marks a command that finished but with unreadable sources.
@@ -253,6 +261,9 @@ encrypted repositories, and restores them exactly.
 	f.IntVar(&a.g.retryAttempts, "retry-attempts", 10, "try a failing operation on a remote store at most N times (backoff with jitter between tries)")
 	f.BoolVar(&a.g.noCache, "no-cache", false, "keep no metadata cache of remote repositories (a temporary one, removed at the end, serves the command)")
 	f.StringVar(&a.g.repoAsOf, "repo-as-of", "", "read the repository as it was at TIME (RFC 3339 or 2006-01-02 15:04:05); versioned object stores only, read-only")
+	f.StringSliceVar(&a.g.allowSchemes, "allow-schemes", nil, "open repositories only with these `schemes` (s3, gs, azure, sftp, rest, local; default $BUNKER_ALLOW_SCHEMES, else all)")
+	f.StringSliceVar(&a.g.allowHosts, "allow-hosts", nil, "let repository backends connect only to these `hosts` (names, *.domain, addresses, CIDR blocks; default $BUNKER_ALLOW_HOSTS); with this or --allow-schemes, loopback, link-local, unspecified and multicast addresses are refused unless listed")
+	f.BoolVar(&a.g.noAmbient, "no-ambient-credentials", false, "never let a repository backend use this process's own identity (instance role, credentials files) when the location brings none (default $BUNKER_NO_AMBIENT_CREDENTIALS=1)")
 	flagRange(f, 0, 1024, "connections")
 	flagRange(f, 0, 1000, "retry-attempts")
 	f.BoolVar(&a.weakKDF, "insecure-kdf-for-tests", false, "make new keys cheap to derive (tests only)")

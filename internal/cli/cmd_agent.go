@@ -11,6 +11,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +29,7 @@ func (a *App) agentCommand() *cobra.Command {
 		interval  time.Duration
 		once      bool
 		adminNS   []string
+		tenant    tenantPolicyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -77,8 +79,12 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 				return fmt.Errorf("kubernetes client: %w", err)
 			}
 			runner := &cliRunner{parent: a, conn: conn, nodeVolumes: true}
+			policy, err := tenant.policy()
+			if err != nil {
+				return err
+			}
 			for {
-				if err := a.agentPass(ctx, cs, c, runner, &vf, namespace, adminNS); err != nil {
+				if err := a.agentPass(ctx, cs, c, runner, &vf, namespace, adminNS, policy); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
@@ -97,6 +103,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 	}
 	conn.add(cmd)
 	fl := cmd.Flags()
+	tenant.add(fl)
 	fl.StringVar(&vf.node, "node", "", "this node's `name` (default $NODE_NAME)")
 	fl.StringVar(&vf.nodeRoot, "node-root", "", "where the node's root filesystem is mounted (default $BUNKER_NODE_ROOT, else /)")
 	fl.StringVar(&vf.kubeletDir, "kubelet-dir", "/var/lib/kubelet", "the kubelet's directory on the node")
@@ -110,7 +117,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 
 // agentPass serves every completed volume Backup this node has not
 // served yet.
-func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string, adminNS []string) error {
+func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string, adminNS []string, policy *location.Policy) error {
 	var list v1alpha1.BackupList
 	var opts []client.ListOption
 	if namespace != "" {
@@ -140,7 +147,7 @@ func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.C
 			return fmt.Errorf("Backup %s/%s: %w", b.Namespace, b.Name, err)
 		}
 		if len(vols) > 0 {
-			if value, err = a.agentBackup(ctx, c, runner, vf, b); err != nil {
+			if value, err = a.agentBackup(ctx, c, runner, vf, b, operator.TenantPolicy(b.Namespace, adminNS, policy)); err != nil {
 				a.out.warnf("agent: Backup %s/%s: %v", b.Namespace, b.Name, err)
 				continue
 			}
@@ -160,8 +167,8 @@ func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.C
 
 // agentBackup backs up this node's volumes for b and returns the
 // snapshot ID.
-func (a *App) agentBackup(ctx context.Context, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, b *v1alpha1.Backup) (string, error) {
-	repo, err := operator.ResolveRepository(ctx, c, b.Namespace, b.Spec.Repository)
+func (a *App) agentBackup(ctx context.Context, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, b *v1alpha1.Backup, policy *location.Policy) (string, error) {
+	repo, err := operator.ResolveRepository(ctx, c, b.Namespace, b.Spec.Repository, policy)
 	if err != nil {
 		return "", err
 	}

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/operator"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func (a *App) operatorCommand() *cobra.Command {
@@ -30,6 +32,7 @@ func (a *App) operatorCommand() *cobra.Command {
 		checkEvery  time.Duration
 		nodeVolumes bool
 		adminNS     []string
+		tenant      tenantPolicyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "operator",
@@ -73,9 +76,13 @@ never repeated once completed.`,
 					adminNS = []string{ns}
 				}
 			}
+			policy, err := tenant.policy()
+			if err != nil {
+				return err
+			}
 			op, err := operator.New(cfg, operator.Options{
-				AdminNamespaces: adminNS,
-				Namespace:       namespace, MetricsAddr: metrics, HealthAddr: health,
+				AdminNamespaces: adminNS, RepositoryPolicy: policy,
+				Namespace: namespace, MetricsAddr: metrics, HealthAddr: health,
 				LeaderElection: leader, LeaderElectionNamespace: leaderNS,
 				Runner:      &cliRunner{parent: a, conn: conn, nodeVolumes: nodeVolumes},
 				Concurrency: concurrency, Mode: operator.Mode(mode), Image: image, ServiceAccount: sa,
@@ -89,6 +96,7 @@ never repeated once completed.`,
 	}
 	conn.add(cmd)
 	fl := cmd.Flags()
+	tenant.add(fl)
 	fl.StringVar(&namespace, "namespace", "", "watch only this `namespace` (default: all)")
 	fl.StringSliceVar(&adminNS, "admin-namespace", nil, "`namespaces` whose Backups and Restores may select other namespaces and cluster-scoped objects; \"*\" for all (default: the operator's own, from POD_NAMESPACE); a Backup or Restore elsewhere is confined to its own namespace")
 	fl.StringVar(&metrics, "metrics-addr", ":8080", "serve Prometheus /metrics on this `address` (0 for none)")
@@ -105,6 +113,27 @@ never repeated once completed.`,
 	flagRange(fl, 1, unbounded, "check-interval")
 	fl.BoolVar(&nodeVolumes, "node-volumes", true, "back up the volume files of Backups with volumes: true in this process (a single-node cluster, or the operator outside the cluster); false leaves them to the node agents (bunker agent)")
 	return cmd
+}
+
+// tenantPolicyFlags set the policy of repositories outside the admin
+// namespaces (the operator's and the node agent's).
+type tenantPolicyFlags struct {
+	schemes, hosts []string
+	ambient        bool
+}
+
+func (f *tenantPolicyFlags) add(fl *pflag.FlagSet) {
+	fl.StringSliceVar(&f.schemes, "tenant-schemes", operator.TenantSchemes, "the repository `schemes` a BackupRepository outside an admin namespace may use (s3, gs, azure, sftp, rest, local)")
+	fl.StringSliceVar(&f.hosts, "tenant-hosts", nil, "the `hosts` a repository outside an admin namespace may connect to: names, *.domain, addresses, CIDR blocks (default: any, but never a loopback, link-local, unspecified or multicast address unless listed)")
+	fl.BoolVar(&f.ambient, "tenant-ambient-credentials", false, "let repositories outside an admin namespace without credentials of their own use this process's identity (instance role, workload identity, credentials files)")
+}
+
+func (f *tenantPolicyFlags) policy() (*location.Policy, error) {
+	p, err := location.NewPolicy(location.PolicyOptions{Schemes: f.schemes, Hosts: f.hosts, AmbientCredentials: f.ambient})
+	if err != nil {
+		return nil, fmt.Errorf("--tenant-schemes/--tenant-hosts: %w", err)
+	}
+	return p, nil
 }
 
 // cliRunner runs the operator's backups and restores as in-process bunker
@@ -136,7 +165,8 @@ func (r *cliRunner) child(repo operator.Repo) (*App, *bytes.Buffer, *bytes.Buffe
 		return r.parent.Getenv(k)
 	}
 	var stdout, stderr bytes.Buffer
-	return &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: getenv, BackendGetenv: repo.Getenv}, &stdout, &stderr
+	return &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: getenv,
+		BackendGetenv: repo.Getenv, BackendPolicy: repo.Policy}, &stdout, &stderr
 }
 
 // run runs one bunker command line against repo with --json and returns

@@ -36,6 +36,13 @@ func (a *App) openBackend(ctx context.Context, loc string, opts location.Options
 	if a.BackendGetenv != nil {
 		opts.Getenv = a.BackendGetenv
 	}
+	opts.Policy = a.BackendPolicy
+	if opts.Policy == nil {
+		var err error
+		if opts.Policy, err = a.flagPolicy(); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	if opts.Limits.UploadBytes, err = parseRate(a.g.limitUpload); err != nil {
 		return nil, fmt.Errorf("--limit-upload: %w", err)
@@ -245,3 +252,30 @@ func saveTree(ctx context.Context, r *repository.Repository, t *tree.Tree, dryRu
 type removeDir string
 
 func (d removeDir) Close() error { return os.RemoveAll(string(d)) }
+
+// flagPolicy is the repository policy of --allow-schemes, --allow-hosts
+// and --no-ambient-credentials (or their variables), nil when none is set.
+func (a *App) flagPolicy() (*location.Policy, error) {
+	list := func(v []string, env string) []string {
+		if len(v) > 0 {
+			return v
+		}
+		var out []string
+		for _, s := range strings.Split(a.Getenv(env), ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	schemes, hosts := list(a.g.allowSchemes, "BUNKER_ALLOW_SCHEMES"), list(a.g.allowHosts, "BUNKER_ALLOW_HOSTS")
+	noAmbient := a.g.noAmbient || a.Getenv("BUNKER_NO_AMBIENT_CREDENTIALS") == "1"
+	if len(schemes) == 0 && len(hosts) == 0 && !noAmbient {
+		return nil, nil
+	}
+	p, err := location.NewPolicy(location.PolicyOptions{Schemes: schemes, Hosts: hosts, AmbientCredentials: !noAmbient})
+	if err != nil {
+		return nil, fmt.Errorf("--allow-schemes/--allow-hosts: %w", err)
+	}
+	return p, nil
+}

@@ -46,6 +46,11 @@ const (
 	envPassword   = "BUNKER_PASSWORD"
 	envCacheDir   = "BUNKER_CACHE_DIR"
 	cacheDir      = "/cache"
+	// The repository policy of a tenant's Job (the CLI's --allow-schemes,
+	// --allow-hosts and --no-ambient-credentials).
+	envAllowSchemes = "BUNKER_ALLOW_SCHEMES"
+	envAllowHosts   = "BUNKER_ALLOW_HOSTS"
+	envNoAmbient    = "BUNKER_NO_AMBIENT_CREDENTIALS"
 )
 
 func selectionArgs(args []string, s v1alpha1.Selection) []string {
@@ -158,6 +163,16 @@ func (o *Operator) newJob(owner client.Object, name, ownerLabel string, repo *v1
 			LocalObjectReference: corev1.LocalObjectReference{Name: repo.Spec.PasswordSecretRef.Name}, Key: key,
 		}}},
 		{Name: envCacheDir, Value: cacheDir},
+	}
+	if p := o.opts.repositoryPolicy(owner.GetNamespace()); p != nil {
+		// The tenant's repository policy holds in the Job as in the
+		// operator (the tenant's Secret cannot set these: tenantEnvKeys).
+		po := p.Options()
+		env = append(env, corev1.EnvVar{Name: envAllowSchemes, Value: strings.Join(po.Schemes, ",")},
+			corev1.EnvVar{Name: envAllowHosts, Value: strings.Join(po.Hosts, ",")})
+		if !po.AmbientCredentials {
+			env = append(env, corev1.EnvVar{Name: envNoAmbient, Value: "1"})
+		}
 	}
 	if repo.Spec.EnvSecretRef != nil {
 		// Only the allowed keys, each by name: never envFrom the tenant's

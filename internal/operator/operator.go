@@ -29,6 +29,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 )
 
 // Mode says where Backups and Restores run.
@@ -74,6 +75,10 @@ type Options struct {
 	// namespace one. A Backup or Restore in any other namespace is
 	// confined to its own (docs/OPERATOR.md, Tenancy). Default none.
 	AdminNamespaces []string
+	// RepositoryPolicy limits the repositories of namespaces that are not
+	// admin namespaces: schemes, hosts, and whether the operator lends
+	// its own identity. Default DefaultTenantPolicy().
+	RepositoryPolicy *location.Policy
 	// MetricsAddr is the listen address of /metrics (e.g. ":8080");
 	// "" or "0" serves none.
 	MetricsAddr string
@@ -130,6 +135,9 @@ func (o *Options) Validate() error {
 }
 
 func (o *Options) setDefaults() {
+	if o.RepositoryPolicy == nil {
+		o.RepositoryPolicy = DefaultTenantPolicy()
+	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 2
 	}

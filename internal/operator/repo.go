@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 )
 
 // missingError is a referenced object that does not exist (yet): the
@@ -41,12 +42,13 @@ func (o *Operator) repository(ctx context.Context, ns, name string) (*v1alpha1.B
 // resolve reads the repository's Secrets (uncached: the operator keeps
 // no copy of them) and returns what the Runner needs.
 func (o *Operator) resolve(ctx context.Context, r *v1alpha1.BackupRepository) (Repo, error) {
-	return resolveWith(ctx, o.reader, r)
+	return resolveWith(ctx, o.reader, r, o.opts.repositoryPolicy(r.Namespace))
 }
 
 // ResolveRepository reads the BackupRepository ns/name and its Secrets
-// through c and returns what a Runner needs (the node agent's way in).
-func ResolveRepository(ctx context.Context, c client.Reader, ns, name string) (Repo, error) {
+// through c and returns what a Runner needs (the node agent's way in),
+// to be opened under policy (nil: none; see TenantPolicy).
+func ResolveRepository(ctx context.Context, c client.Reader, ns, name string, policy *location.Policy) (Repo, error) {
 	var r v1alpha1.BackupRepository
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &r); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -54,11 +56,14 @@ func ResolveRepository(ctx context.Context, c client.Reader, ns, name string) (R
 		}
 		return Repo{}, fmt.Errorf("get BackupRepository %s/%s: %w", ns, name, err)
 	}
-	return resolveWith(ctx, c, &r)
+	return resolveWith(ctx, c, &r, policy)
 }
 
-func resolveWith(ctx context.Context, reader client.Reader, r *v1alpha1.BackupRepository) (Repo, error) {
-	repo := Repo{URL: r.Spec.URL}
+func resolveWith(ctx context.Context, reader client.Reader, r *v1alpha1.BackupRepository, policy *location.Policy) (Repo, error) {
+	repo := Repo{URL: r.Spec.URL, Policy: policy}
+	if err := policy.CheckScheme(r.Spec.URL); err != nil {
+		return Repo{}, &refusedError{msg: fmt.Sprintf("BackupRepository %s/%s: %v", r.Namespace, r.Name, err)}
+	}
 	ref := r.Spec.PasswordSecretRef
 	key := ref.Key
 	if key == "" {

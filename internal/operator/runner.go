@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 )
 
 // Repo is a repository with its secrets resolved: what the Runner needs
@@ -13,6 +14,9 @@ type Repo struct {
 	URL      string
 	Password string
 	Env      map[string]string // the keys of spec.envSecretRef, all in tenantEnvKeys
+	// Policy, when set, is what the repository may reach: the Runner
+	// opens it under this policy (a tenant's; nil in an admin namespace).
+	Policy *location.Policy
 }
 
 // BackupRequest is one backup to run.

@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
 )
 
 // The tenancy rule (issue 15, findings 2 and 3): a Backup or Restore
@@ -42,6 +43,39 @@ func (o *Options) backupSpec(b *v1alpha1.Backup) (v1alpha1.BackupSpec, error) {
 	spec.IncludeNamespaces = []string{ns}
 	spec.IncludeClusterResources = ptr.To(false)
 	return spec, nil
+}
+
+// TenantSchemes are the repository schemes a tenant may use by default.
+// A local path would be a directory of the operator's or agent's own
+// filesystem, and sftp needs key and known_hosts files, which a tenant's
+// Secret cannot name.
+var TenantSchemes = []string{"s3", "gs", "azure", "rest"}
+
+// repositoryPolicy is the policy a repository in ns is opened under:
+// none in an admin namespace, else RepositoryPolicy.
+func (o *Options) repositoryPolicy(ns string) *location.Policy {
+	return TenantPolicy(ns, o.AdminNamespaces, o.RepositoryPolicy)
+}
+
+// TenantPolicy is the policy a repository in ns is opened under with
+// these admin namespaces: nil in an admin namespace, else p.
+func TenantPolicy(ns string, adminNamespaces []string, p *location.Policy) *location.Policy {
+	o := Options{AdminNamespaces: adminNamespaces}
+	if o.admin(ns) {
+		return nil
+	}
+	return p
+}
+
+// DefaultTenantPolicy is the policy of tenants' repositories when the
+// administrator sets none: TenantSchemes, any host outside the loopback,
+// link-local, unspecified and multicast ranges, no identity lent.
+func DefaultTenantPolicy() *location.Policy {
+	p, err := location.NewPolicy(location.PolicyOptions{Schemes: TenantSchemes})
+	if err != nil {
+		panic(err) // TenantSchemes are valid schemes
+	}
+	return p
 }
 
 // ConfineBackup is the spec b runs with under the tenancy rule with

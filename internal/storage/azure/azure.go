@@ -135,6 +135,9 @@ func newBackend(cfg Config) (*Backend, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 32
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.Dial != nil {
+		tr.DialContext, tr.Proxy = cfg.Dial, nil
+	}
 	b.transport = tr
 	opts := &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Transport: &http.Client{Transport: tr},

@@ -1,9 +1,11 @@
 package azure
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -35,6 +37,9 @@ const (
 // Exactly one way of authenticating is set: ConnectionString, or Account
 // with Key (shared key) or SASToken.
 type Config struct {
+	// Dial, when set, makes every connection (a policy's checked
+	// dialer); the backend then uses no proxy.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Container is the blob container holding the repository.
 	Container string
 	// Prefix is the blob name prefix of the repository, without leading

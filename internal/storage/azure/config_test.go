@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -140,7 +141,7 @@ func TestParseConfig(t *testing.T) {
 				SASToken: cfg.SASToken, ConnectionString: cfg.ConnectionString, Endpoint: cfg.Endpoint,
 				AccessTierPacks: cfg.AccessTierPacks,
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("ParseConfig(%q) =\n %+v\nwant\n %+v", tc.loc, rawConfig(got), rawConfig(tc.want))
 			}
 			if tc.wantLoc != "" && cfg.location() != tc.wantLoc {

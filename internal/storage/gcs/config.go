@@ -1,7 +1,9 @@
 package gcs
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -17,6 +19,15 @@ const DefaultMaxAttempts = 2
 // Config holds everything needed to reach the store; parsed from the part of the
 // location URL after "gs:" plus environment variables.
 type Config struct {
+	// Dial, when set, makes every connection (a policy's checked
+	// dialer); the backend then uses no proxy.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// NoAmbientCredentials refuses to use the process's own identity
+	// (application default credentials: a metadata server, a workload
+	// identity, a credentials file in its home). Only the emulator can be
+	// reached without it, as a location cannot bring Google credentials
+	// as a value.
+	NoAmbientCredentials bool
 	// Bucket is the bucket holding the repository.
 	Bucket string
 	// Prefix is the object name prefix of the repository, without
@@ -103,6 +114,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gs: %w", err)
 	}
 	c.Prefix = p
+	if c.NoAmbientCredentials && c.EmulatorHost == "" {
+		return fmt.Errorf("gs: this repository would use the identity of the process opening it (application default credentials or a credentials file), which it does not lend")
+	}
 	if c.EmulatorHost != "" {
 		if _, err := emulatorEndpoint(c.EmulatorHost); err != nil {
 			return fmt.Errorf("gs: STORAGE_EMULATOR_HOST: %w", err)

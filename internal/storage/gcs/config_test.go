@@ -1,6 +1,7 @@
 package gcs
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -72,7 +73,7 @@ func TestParseConfig(t *testing.T) {
 				Bucket: cfg.Bucket, Prefix: cfg.Prefix, CredentialsFile: cfg.CredentialsFile,
 				ProjectID: cfg.ProjectID, EmulatorHost: cfg.EmulatorHost, StorageClassPacks: cfg.StorageClassPacks,
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("ParseConfig(%q) =\n %+v\nwant\n %+v", tc.loc, got, tc.want)
 			}
 			if tc.wantLoc != "" && cfg.location() != tc.wantLoc {

@@ -129,6 +129,9 @@ func newBackend(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		// An HTTP client of our own, so Close can end its connections.
 		b.transport = newTransport()
+		if cfg.Dial != nil {
+			b.transport.DialContext, b.transport.Proxy = cfg.Dial, nil
+		}
 		opts = append(opts, option.WithoutAuthentication(), option.WithEndpoint(ep),
 			option.WithHTTPClient(&http.Client{Transport: b.transport}))
 	default:

@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,9 @@ type Options struct {
 	// AsOf, when non-zero, opens a read-only view of the repository as
 	// it was at that moment (versioned object stores only).
 	AsOf time.Time
+	// Policy, when set, limits the schemes, the hosts and the identity
+	// the location may use (a location given by someone else).
+	Policy *Policy
 }
 
 // Split returns the scheme of a location ("local" for a plain path, also
@@ -130,7 +134,15 @@ func CacheDir(root, loc string) string {
 }
 
 func openRaw(ctx context.Context, loc string, opts Options) (storage.Backend, error) {
+	if err := opts.Policy.CheckScheme(loc); err != nil {
+		return nil, err
+	}
 	scheme, spec := Split(loc)
+	var dial func(context.Context, string, string) (net.Conn, error)
+	if opts.Policy != nil {
+		dial = opts.Policy.Dialer(30 * time.Second)
+	}
+	ambient := opts.Policy.AmbientCredentials()
 	switch scheme {
 	case "local":
 		dir, err := filepath.Abs(spec)
@@ -147,15 +159,19 @@ func openRaw(ctx context.Context, loc string, opts Options) (storage.Backend, er
 		}
 		return be, nil
 	case "s3":
-		return connect(ctx, spec, opts, s3.ParseConfig, s3.Open, s3.Create, func(c *s3.Config) { c.ObjectLock = opts.ObjectLock })
+		return connect(ctx, spec, opts, s3.ParseConfig, s3.Open, s3.Create, func(c *s3.Config) {
+			c.ObjectLock, c.Dial, c.NoAmbientCredentials = opts.ObjectLock, dial, !ambient
+		})
 	case "sftp":
-		return connect(ctx, spec, opts, sftp.ParseConfig, sftp.Open, sftp.Create)
+		return connect(ctx, spec, opts, sftp.ParseConfig, sftp.Open, sftp.Create, func(c *sftp.Config) { c.Dial = dial })
 	case "azure":
-		return connect(ctx, spec, opts, azure.ParseConfig, azure.Open, azure.Create)
+		return connect(ctx, spec, opts, azure.ParseConfig, azure.Open, azure.Create, func(c *azure.Config) { c.Dial = dial })
 	case "gs":
-		return connect(ctx, spec, opts, gcs.ParseConfig, gcs.Open, gcs.Create)
+		return connect(ctx, spec, opts, gcs.ParseConfig, gcs.Open, gcs.Create, func(c *gcs.Config) {
+			c.Dial, c.NoAmbientCredentials = dial, !ambient
+		})
 	case "rest":
-		return connect(ctx, spec, opts, rest.ParseConfig, rest.Open, rest.Create)
+		return connect(ctx, spec, opts, rest.ParseConfig, rest.Open, rest.Create, func(c *rest.Config) { c.Dial = dial })
 	}
 	return nil, fmt.Errorf("repository location %q: %w %q (known: local path, s3:, sftp:, azure:, gs:, rest:)", loc, ErrUnknownScheme, scheme)
 }

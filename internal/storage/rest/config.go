@@ -1,9 +1,11 @@
 package rest
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -12,6 +14,9 @@ import (
 // Config holds everything needed to reach the store; parsed from the part
 // of the location URL after "rest:" plus environment variables.
 type Config struct {
+	// Dial, when set, makes every connection (a policy's checked
+	// dialer); the backend then uses no proxy.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// URL is the server's base URL, scheme and host only ("https://host:8000").
 	URL *url.URL
 	// Repo is the repository path on the server: "/" or "/name" or

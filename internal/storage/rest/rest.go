@@ -132,6 +132,9 @@ func newBackend(cfg Config) (*Backend, error) {
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
 	}
+	if cfg.Dial != nil {
+		tr.DialContext, tr.Proxy = cfg.Dial, nil
+	}
 	return &Backend{
 		cfg:       cfg,
 		loc:       loc,

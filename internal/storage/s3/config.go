@@ -1,9 +1,11 @@
 package s3
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -119,6 +121,13 @@ type Config struct {
 	// Transport, when set, carries the HTTP requests (tests count them
 	// with it); nil is minio-go's default transport.
 	Transport http.RoundTripper
+	// Dial, when set, makes every connection of the default transport
+	// (a policy's checked dialer), which then uses no proxy.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// NoAmbientCredentials refuses to fall back to the process's own
+	// identity (shared credentials file, instance or container role)
+	// when no access key is given.
+	NoAmbientCredentials bool
 
 	// loc is the location as the user typed it, after "s3:".
 	loc string
@@ -323,6 +332,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Bucket == "" {
 		return errors.New("no bucket: want [http[s]://]host[:port]/bucket[/prefix]")
+	}
+	if c.NoAmbientCredentials && (c.AccessKeyID == "" || c.SecretAccessKey == "") {
+		return errors.New("no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: this repository must bring its own keys (the process opening it lends no identity of its own: no credentials file, no instance or container role)")
 	}
 	if err := s3utils.CheckValidBucketNameStrict(c.Bucket); err != nil {
 		return fmt.Errorf("bucket %q: %w", c.Bucket, err)

@@ -55,6 +55,9 @@ func newBackend(cfg Config) (*Backend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", b.where, err)
 		}
+		if cfg.Dial != nil {
+			tr.DialContext, tr.Proxy = cfg.Dial, nil
+		}
 		b.transport, rt = tr, tr
 	}
 	b.http = &http.Client{Transport: rt}

@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,9 @@ const (
 // location URL after "sftp:" plus environment variables. See the package
 // documentation for the location forms and variables.
 type Config struct {
+	// Dial, when set, makes every connection (a policy's checked
+	// dialer).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// User is the login name.
 	User string
 	// Host is the server's host name or IP address (IPv6 without

@@ -102,7 +102,11 @@ func (b *Backend) dial(ctx context.Context) (*session, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	dial := (&net.Dialer{}).DialContext
+	if b.cfg.Dial != nil {
+		dial = b.cfg.Dial
+	}
+	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
