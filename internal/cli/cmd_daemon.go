@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -189,9 +188,8 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 		if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
 			allowedHosts = append(allowedHosts, h)
 		}
-		srv := &http.Server{Handler: d.Handler(daemon.HandlerOptions{Token: token, ReadToken: readToken, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}),
-			ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
+		srv := daemon.NewServer(d.Handler(daemon.HandlerOptions{Token: token, ReadToken: readToken, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}), logger)
+		go func() { _ = srv.Serve(daemon.LimitListener(ln, daemon.MaxConnections)) }()
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
