@@ -204,3 +204,31 @@ func TestDaemonSnapshotsWithoutTokens(t *testing.T) {
 		t.Errorf("the password command ran for a refused request")
 	}
 }
+
+// TestDaemonRefusesOpenAPIOnNetwork: without any token, the daemon
+// serves its status, run logs and metrics to whoever reaches it, so it
+// refuses to listen on a non-loopback address (the error names the
+// settings that fix it) unless --insecure-open-api says a firewall
+// guards it, and then it warns.
+func TestDaemonRefusesOpenAPIOnNetwork(t *testing.T) {
+	pe := newPlanEnv(t, `  - name: home
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+`)
+	state := filepath.Join(pe.dir, "state")
+	res := pe.run("daemon", "--plan", pe.plan, "--listen", "0.0.0.0:0", "--state-dir", state)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "daemon.api_read_token") || !strings.Contains(res.Stderr, "--insecure-open-api") ||
+		!strings.Contains(res.Stderr, "127.0.0.1") {
+		t.Errorf("a token-less daemon on all interfaces: want exit 1 naming the fixes:\n%s", res)
+	}
+	if strings.Contains(res.Stderr, "daemon started") {
+		t.Errorf("the daemon started:\n%s", res)
+	}
+	// Explicitly allowed: it starts and says loudly what it does.
+	de := startDaemon(t, pe, daemon.NewFakeClock(time.Now()), "--listen", "0.0.0.0:0", "--insecure-open-api")
+	if !strings.Contains(de.stderr.String(), "INSECURE") {
+		t.Errorf("no warning:\n%s", de.stderr.String())
+	}
+	de.stop()
+}
