@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/daemon"
+	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
 
 // postRun starts job through the API with token.
@@ -231,4 +233,34 @@ func TestDaemonRefusesOpenAPIOnNetwork(t *testing.T) {
 		t.Errorf("no warning:\n%s", de.stderr.String())
 	}
 	de.stop()
+}
+
+// TestStatusSendsDaemonToken: bunker status reads the run history from
+// the daemon's API at daemon.listen; a daemon with a read token answers
+// it only with the token, which status resolves from the plan. Without
+// it (its variable unset here) the answer is 401 and status falls back
+// to the state database, which the running daemon holds, and warns.
+func TestStatusSendsDaemonToken(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t, 0))
+	pe := newPlanEnv(t, `  - name: home
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+daemon:
+  listen: `+addr+`
+  api_read_token: env:READ_TOKEN
+`)
+	pe.env["READ_TOKEN"] = "status-read-token"
+	de := startDaemon(t, pe, daemon.NewFakeClock(time.Now()), "--listen", addr)
+	de.settle()
+	state := filepath.Join(pe.dir, "state")
+	res := pe.run("--json", "status", "--plan", pe.plan, "--state-dir", state)
+	if strings.Contains(res.Stdout+res.Stderr, "run history") {
+		t.Errorf("status with the token did not read the daemon's API:\n%s", res)
+	}
+	delete(pe.env, "READ_TOKEN")
+	res = pe.run("--json", "status", "--plan", pe.plan, "--state-dir", state)
+	if !strings.Contains(res.Stdout+res.Stderr, "is in use by another bunker daemon") {
+		t.Errorf("status without the token: want the fallback's warning (the daemon refused it):\n%s", res)
+	}
 }
