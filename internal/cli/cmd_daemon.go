@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -44,6 +43,7 @@ type DaemonHooks struct {
 func (a *App) daemonCommand() *cobra.Command {
 	var planFile, listen, stateDir string
 	var allowedHosts []string
+	var openAPI bool
 	var measureEvery, grace time.Duration
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -59,23 +59,29 @@ func (a *App) daemonCommand() *cobra.Command {
   directory and survive restarts; runs cut off by a crash are recorded as
   interrupted, never run twice for the same slot.
 - HTTP on daemon.listen (or --listen): /metrics (Prometheus), /healthz,
-  the JSON API under /api/v1/ (read-only unless daemon.api_token is set)
-  and the dashboard. Requests are answered only when their Host header is
-  an IP address, localhost, the --listen host or a name in
-  daemon.allowed_hosts or --allowed-host; others get 421 (a defence
-  against DNS rebinding by web pages).
+  the JSON API under /api/v1/ and the dashboard. With daemon.api_read_token
+  or daemon.api_token in the plan, every GET but /healthz and the
+  dashboard's page needs one of them (Authorization: Bearer), else 401;
+  runs (POST) need daemon.api_token. Without a token the daemon's own state
+  is served to anyone who reaches the address, so a non-loopback address
+  is refused unless --insecure-open-api says a firewall guards it;
+  snapshot listings (which open repositories) then answer 403. Requests
+  are answered only when their Host header is an IP address, localhost,
+  the --listen host or a name in daemon.allowed_hosts or --allowed-host;
+  others get 421 (a defence against DNS rebinding by web pages).
 - SIGHUP reloads the plan; an invalid plan is refused and the old one kept.
   SIGTERM stops scheduling, lets running jobs finish for --shutdown-grace,
   then cancels them (recorded as cancelled with the reason).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runDaemon(cmd.Context(), planFile, listen, stateDir, allowedHosts, measureEvery, grace)
+			return a.runDaemon(cmd.Context(), planFile, listen, stateDir, allowedHosts, openAPI, measureEvery, grace)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
 	f.StringVar(&listen, "listen", "", "HTTP `address` (default: the plan's daemon.listen; none: no HTTP)")
 	f.StringArrayVar(&allowedHosts, "allowed-host", nil, "a host `name` (or name:port) the HTTP server answers to besides IP addresses and localhost, added to daemon.allowed_hosts (repeatable)")
+	f.BoolVar(&openAPI, "insecure-open-api", false, "serve the status, run logs and metrics without a token on a non-loopback --listen address (refused otherwise when the plan sets no daemon.api_read_token or api_token)")
 	f.StringVar(&stateDir, "state-dir", "", "`directory` of the run history (default: the plan's daemon.state_dir, else ~/.local/state/bunker)")
 	f.DurationVar(&measureEvery, "measure-every", time.Minute, "read the repositories and judge RPO and 3-2-1 this often")
 	flagRange(f, 1, unbounded, "measure-every")
@@ -99,7 +105,7 @@ func (a *App) stateDir(p *plan.Plan, flag string) string {
 	return filepath.Join(home, ".local", "state", "bunker")
 }
 
-func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, allowedHosts []string, measureEvery, grace time.Duration) error {
+func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, allowedHosts []string, openAPI bool, measureEvery, grace time.Duration) error {
 	if planFile == "" {
 		planFile = a.Getenv("BUNKER_PLAN")
 	}
@@ -189,9 +195,19 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 		if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
 			allowedHosts = append(allowedHosts, h)
 		}
-		srv := &http.Server{Handler: d.Handler(daemon.HandlerOptions{Token: token, ReadToken: readToken, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}),
-			ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
+		if token == "" && readToken == "" && !isLoopback(ln.Addr()) {
+			if !openAPI {
+				ln.Close()
+				return fmt.Errorf("listen %s: refusing to serve the API on a non-loopback address without a token: "+
+					"anyone who can reach %s would read the status, the run logs and the metrics. Set daemon.api_read_token "+
+					"(and daemon.api_token for runs) in the plan, listen on 127.0.0.1, or pass --insecure-open-api when "+
+					"a firewall or NetworkPolicy already keeps others out (docs/DAEMON.md)", listen, addr)
+			}
+			logger.Warn("INSECURE: serving the status, run logs and metrics without a token on a non-loopback address "+
+				"(--insecure-open-api): anyone who can reach it reads them; set daemon.api_read_token", "addr", addr)
+		}
+		srv := daemon.NewServer(d.Handler(daemon.HandlerOptions{Token: token, ReadToken: readToken, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}), logger)
+		go func() { _ = srv.Serve(daemon.LimitListener(ln, daemon.MaxConnections)) }()
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -203,6 +219,14 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 	err = d.Run(ctx)
 	logger.Info("daemon stopped")
 	return err
+}
+
+// isLoopback reports whether addr, a listener's address, accepts only
+// connections from this machine: 127.0.0.0/8 or ::1, not the unspecified
+// address of ":9876".
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // swappableNotifier lets a reload replace the notifier.

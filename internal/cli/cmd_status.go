@@ -110,6 +110,18 @@ func (a *App) daemonHistory(ctx context.Context, p *plan.Plan, stateDir string) 
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/api/v1/status", nil)
+		// A daemon with a token answers only with it: the read token
+		// when the plan has one, else the run token. One this process
+		// cannot resolve is left out; the state database stands in.
+		for _, ref := range []string{p.Daemon.APIReadToken, p.Daemon.APIToken} {
+			if ref == "" {
+				continue
+			}
+			if tok, err := a.planSecret(ctx, ref); err == nil && tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			break
+		}
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			defer resp.Body.Close()
 			var st daemon.APIStatus

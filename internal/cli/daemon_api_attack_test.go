@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/daemon"
+	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
 
 // postRun starts job through the API with token.
@@ -202,5 +204,63 @@ func TestDaemonSnapshotsWithoutTokens(t *testing.T) {
 	after, _ := os.ReadFile(counter)
 	if len(after) != len(before) {
 		t.Errorf("the password command ran for a refused request")
+	}
+}
+
+// TestDaemonRefusesOpenAPIOnNetwork: without any token, the daemon
+// serves its status, run logs and metrics to whoever reaches it, so it
+// refuses to listen on a non-loopback address (the error names the
+// settings that fix it) unless --insecure-open-api says a firewall
+// guards it, and then it warns.
+func TestDaemonRefusesOpenAPIOnNetwork(t *testing.T) {
+	pe := newPlanEnv(t, `  - name: home
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+`)
+	state := filepath.Join(pe.dir, "state")
+	res := pe.run("daemon", "--plan", pe.plan, "--listen", "0.0.0.0:0", "--state-dir", state)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "daemon.api_read_token") || !strings.Contains(res.Stderr, "--insecure-open-api") ||
+		!strings.Contains(res.Stderr, "127.0.0.1") {
+		t.Errorf("a token-less daemon on all interfaces: want exit 1 naming the fixes:\n%s", res)
+	}
+	if strings.Contains(res.Stderr, "daemon started") {
+		t.Errorf("the daemon started:\n%s", res)
+	}
+	// Explicitly allowed: it starts and says loudly what it does.
+	de := startDaemon(t, pe, daemon.NewFakeClock(time.Now()), "--listen", "0.0.0.0:0", "--insecure-open-api")
+	if !strings.Contains(de.stderr.String(), "INSECURE") {
+		t.Errorf("no warning:\n%s", de.stderr.String())
+	}
+	de.stop()
+}
+
+// TestStatusSendsDaemonToken: bunker status reads the run history from
+// the daemon's API at daemon.listen; a daemon with a read token answers
+// it only with the token, which status resolves from the plan. Without
+// it (its variable unset here) the answer is 401 and status falls back
+// to the state database, which the running daemon holds, and warns.
+func TestStatusSendsDaemonToken(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t, 0))
+	pe := newPlanEnv(t, `  - name: home
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+daemon:
+  listen: `+addr+`
+  api_read_token: env:READ_TOKEN
+`)
+	pe.env["READ_TOKEN"] = "status-read-token"
+	de := startDaemon(t, pe, daemon.NewFakeClock(time.Now()), "--listen", addr)
+	de.settle()
+	state := filepath.Join(pe.dir, "state")
+	res := pe.run("--json", "status", "--plan", pe.plan, "--state-dir", state)
+	if strings.Contains(res.Stdout+res.Stderr, "run history") {
+		t.Errorf("status with the token did not read the daemon's API:\n%s", res)
+	}
+	delete(pe.env, "READ_TOKEN")
+	res = pe.run("--json", "status", "--plan", pe.plan, "--state-dir", state)
+	if !strings.Contains(res.Stdout+res.Stderr, "is in use by another bunker daemon") {
+		t.Errorf("status without the token: want the fallback's warning (the daemon refused it):\n%s", res)
 	}
 }

@@ -38,9 +38,8 @@ daemon:
 		req, err := http.NewRequest(method, "http://"+de.addr+path, nil)
 		must(t, err)
 		req.Host = host
-		if method == http.MethodPost {
-			req.Header.Set("Authorization", "Bearer s3cret-token")
-		}
+		// With the token: the Host is what is refused.
+		req.Header.Set("Authorization", "Bearer s3cret-token")
 		resp, err := http.DefaultClient.Do(req)
 		must(t, err)
 		defer resp.Body.Close()

@@ -32,6 +32,10 @@ type daemonEnv struct {
 	done   chan int
 	stderr *syncBuf
 	reload func() error
+	// token is what get sends as a Bearer token: the plan's read token
+	// (READ_TOKEN in the tests' environments) or else its run token
+	// (API_TOKEN), as a dashboard or a scraper would.
+	token string
 }
 
 type syncBuf struct {
@@ -44,7 +48,10 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 func startDaemon(t *testing.T, pe *planEnv, clock *daemon.FakeClock, extra ...string) *daemonEnv {
 	t.Helper()
-	de := &daemonEnv{t: t, pe: pe, clock: clock, done: make(chan int, 1), stderr: &syncBuf{}}
+	de := &daemonEnv{t: t, pe: pe, clock: clock, done: make(chan int, 1), stderr: &syncBuf{}, token: pe.env["READ_TOKEN"]}
+	if de.token == "" {
+		de.token = pe.env["API_TOKEN"]
+	}
 	started := make(chan struct{})
 	app := &cli.App{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: de.stderr, Getenv: func(k string) string { return pe.env[k] },
 		Daemon: &cli.DaemonHooks{Clock: clock, Started: func(d *daemon.Daemon, addr string) {
@@ -109,7 +116,14 @@ func (de *daemonEnv) advance(d time.Duration) {
 
 func (de *daemonEnv) get(path string, v any) {
 	de.t.Helper()
-	resp, err := http.Get("http://" + de.addr + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+de.addr+path, nil)
+	if err != nil {
+		de.t.Fatal(err)
+	}
+	if de.token != "" {
+		req.Header.Set("Authorization", "Bearer "+de.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		de.t.Fatal(err)
 	}

@@ -83,7 +83,30 @@ daemon:
 
 	b := newBrowser(t, chrome, base)
 	b.do(chromedp.Navigate(base))
+	// The plan has a read token: every GET of the page is refused until
+	// it is typed, and the page says so instead of showing data.
+	b.poll(`!document.getElementById("token-help").hidden`)
+	if got := b.text("#summary"); !strings.Contains(got, "needs its read token") {
+		t.Errorf("summary without the token: %q", got)
+	}
+	if got := b.text("#jobs tbody"); strings.Contains(got, "home") {
+		t.Errorf("the jobs table shows data without the token: %q", got)
+	}
+	b.screenshot("token")
+	setToken := func(tok string) {
+		b.eval(fmt.Sprintf(`(() => { const s = document.getElementById("api-token"); s.value = %q; s.dispatchEvent(new Event("change")); return "" })()`, tok))
+	}
+	setToken("not-the-read-token")
+	b.poll(`document.getElementById("summary").textContent.includes("refused")`)
+	setToken("dashboard-read-token")
 	b.poll(`document.body.dataset.loaded === "true" && document.querySelector('#drills tr[data-drill]') !== null`)
+	if b.eval(`String(document.getElementById("token-help").hidden)`) != "true" {
+		t.Error("the token prompt stays after the token was accepted")
+	}
+	// The browser logs each refused request; those are all it may log.
+	if n := b.expect401s(); n == 0 {
+		t.Error("no request was refused before the token was typed")
+	}
 	b.screenshot("overview")
 
 	// Jobs: home with its RPO badge (a backup an hour old against 3h: ok).
@@ -119,10 +142,8 @@ daemon:
 		t.Errorf("%s size charts, want 2", n)
 	}
 
-	// Snapshot browser: selecting main lists both snapshots.
-	// The listing needs the read token (a 401 would show in the browser
-	// log, which the test requires empty; the API test covers refusals).
-	b.eval(`(() => { const s = document.getElementById("api-token"); s.value = "dashboard-read-token"; s.dispatchEvent(new Event("change")); return "" })()`)
+	// Snapshot browser: selecting main lists both snapshots, with the
+	// read token typed above.
 	b.eval(`(() => { const s = document.getElementById("repo-select"); s.value = "main"; s.dispatchEvent(new Event("change")); return "" })()`)
 	b.poll(fmt.Sprintf(`document.querySelector('#snapshots tr[data-snapshot=%q]') !== null`, newest))
 	if got := b.text(`#snapshots tbody`); !strings.Contains(got, newest[:8]) || !strings.Contains(got, homeRuns[1].Snapshot[:8]) || !strings.Contains(got, "job=home") {
@@ -296,6 +317,24 @@ func (b *browser) eval(expr string) string {
 func (b *browser) text(sel string) string {
 	b.t.Helper()
 	return b.eval(fmt.Sprintf(`(document.querySelector(%q) || {textContent: ""}).textContent.replace(/\s+/g, " ").trim()`, sel))
+}
+
+// expect401s fails the test unless every problem reported so far is
+// the browser's log entry for a 401 answer of the daemon's API, forgets
+// them and returns how many there were.
+func (b *browser) expect401s() int {
+	b.t.Helper()
+	run(b, "sync", chromedp.Evaluate[chromedp.Void]("0"))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		if !strings.Contains(p, "status of 401") || !strings.Contains(p, b.base+"api/v1/") {
+			b.t.Errorf("browser: %s", p)
+		}
+	}
+	n := len(b.problems)
+	b.problems = nil
+	return n
 }
 
 func (b *browser) reported() []string {

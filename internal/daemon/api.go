@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
@@ -57,16 +58,24 @@ type APIDrillPoint struct {
 
 // HandlerOptions configure the HTTP API.
 type HandlerOptions struct {
-	// Token allows POST requests (runs) with "Authorization: Bearer
-	// TOKEN"; empty makes the API read-only. It also allows what
-	// ReadToken allows.
+	// Token allows everything: the runs (POST), and what ReadToken
+	// allows. Empty: no run can be started through the API.
 	Token string
-	// ReadToken allows the GET endpoints that open a repository (the
-	// snapshot listing): opening one runs its password command and a
-	// key derivation, so they are never served without a token. With
-	// neither token set they answer 403.
+	// ReadToken allows every GET that reveals state: the status, the
+	// run history and logs, the size history, /metrics and the snapshot
+	// listings. Give it to dashboards and monitoring that only look.
+	//
+	// With either token set, each of those GETs needs one of them
+	// ("Authorization: Bearer TOKEN"): without it the answer is 401,
+	// decided before any state is read or any repository opened. With
+	// neither set, the daemon's own state (status, runs, logs, sizes,
+	// metrics) is served to anyone who reaches the listener — the CLI
+	// allows that only on a loopback address or when told to — and the
+	// snapshot listings, which open repositories (a password command
+	// and a key derivation each), answer 403.
 	ReadToken string
-	// Extra serves everything else (the dashboard, snapshot listings).
+	// Extra serves everything else: the dashboard's page and assets,
+	// which hold no data.
 	Extra http.Handler
 	// AllowedHosts are host names (any port) or name:port the daemon
 	// answers to besides IP addresses and localhost, on top of the
@@ -75,18 +84,30 @@ type HandlerOptions struct {
 	AllowedHosts []string
 }
 
-// Handler serves /metrics, /healthz and the JSON API, and o.Extra, to
-// requests whose Host header the daemon answers to (hostGuard).
+// Handler serves /healthz, /metrics and the JSON API, and o.Extra, to
+// requests whose Host header the daemon answers to (hostGuard), each
+// endpoint behind the token HandlerOptions says.
 func (d *Daemon) Handler(o HandlerOptions) http.Handler {
+	a := newAuth(o.Token, o.ReadToken)
+	// view guards a GET that reveals the daemon's state: open when no
+	// token is configured, else the read or the run token.
+	view := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if a.configured() && !a.check(w, r, "", a.read, a.run) {
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
 	mux := http.NewServeMux()
 	if m := d.o.Metrics; m != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", view(promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/v1/status", view(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.apiStatus())
-	})
-	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /api/v1/runs", view(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		if limit <= 0 || limit > 1000 {
 			limit = 100
@@ -103,17 +124,17 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 			runs = []*state.Run{}
 		}
 		writeJSON(w, http.StatusOK, runs)
-	})
-	mux.HandleFunc("GET /api/v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /api/v1/runs/{id}", view(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		run, err := d.o.Store.Run(r.PathValue("id"))
 		if err != nil {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, run)
-	})
+	})))
 	mux.HandleFunc("GET /api/v1/snapshots", func(w http.ResponseWriter, r *http.Request) {
-		if !o.authorized(w, r, "listing snapshots opens the repository: set daemon.api_read_token (or daemon.api_token) in the plan", o.ReadToken, o.Token) {
+		if !a.check(w, r, "listing snapshots opens the repository: set daemon.api_read_token (or daemon.api_token) in the plan", a.read, a.run) {
 			return
 		}
 		repo := r.URL.Query().Get("repository")
@@ -132,7 +153,7 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, list)
 	})
-	mux.HandleFunc("GET /api/v1/sizes/{repo}", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/v1/sizes/{repo}", view(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pts, err := d.o.Store.Sizes(r.PathValue("repo"), time.Time{})
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
@@ -142,10 +163,10 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 			pts = []state.SizePoint{}
 		}
 		writeJSON(w, http.StatusOK, pts)
-	})
+	})))
 	run := func(trigger func(string) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if !o.authorized(w, r, "the API is read-only: set daemon.api_token in the plan to allow runs", o.Token) {
+			if !a.check(w, r, "the API is read-only: set daemon.api_token in the plan to allow runs", a.run) {
 				return
 			}
 			if err := trigger(r.PathValue("name")); err != nil {
@@ -163,27 +184,52 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 	return d.hostGuard(o.AllowedHosts, mux)
 }
 
-// authorized reports whether r carries "Authorization: Bearer T" for
-// one of the non-empty tokens; otherwise it answers 403 with unset
-// (no token is configured) or 401.
-func (o HandlerOptions) authorized(w http.ResponseWriter, r *http.Request, unset string, tokens ...string) bool {
-	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	set := false
-	ok := 0
+// auth holds the SHA-256 of each configured token (nil: not set).
+// Comparing digests of fixed length takes the same time whatever the
+// length and content of a guess: subtle.ConstantTimeCompare on the
+// tokens themselves would answer at once when the lengths differ.
+type auth struct {
+	run, read *[sha256.Size]byte
+}
+
+func newAuth(run, read string) auth {
+	var a auth
+	if run != "" {
+		h := sha256.Sum256([]byte(run))
+		a.run = &h
+	}
+	if read != "" {
+		h := sha256.Sum256([]byte(read))
+		a.read = &h
+	}
+	return a
+}
+
+func (a auth) configured() bool { return a.run != nil || a.read != nil }
+
+// check reports whether r carries "Authorization: Bearer T" with T one
+// of the given tokens that are set. Otherwise it answers: 403 with
+// unset when none of them is set, else 401 with "WWW-Authenticate:
+// Bearer". It reads nothing but the request's header.
+func (a auth) check(w http.ResponseWriter, r *http.Request, unset string, tokens ...*[sha256.Size]byte) bool {
+	scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	bearer := strings.EqualFold(scheme, "Bearer")
+	set, ok := false, 0
 	for _, t := range tokens {
-		if t == "" {
+		if t == nil {
 			continue
 		}
 		set = true
-		ok |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
+		ok |= subtle.ConstantTimeCompare(sum[:], t[:])
 	}
 	switch {
 	case !set:
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": unset})
 		return false
-	case ok != 1:
+	case !bearer || ok != 1:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bunker"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong or missing token"})
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong or missing token: send Authorization: Bearer with daemon.api_read_token or daemon.api_token"})
 		return false
 	}
 	return true

@@ -13,7 +13,9 @@
 //     script writes text from the API only through textContent, never as
 //     HTML, so a job name or a log line cannot inject markup.
 //   - The dashboard is read-only: it never sends a request that changes
-//     anything, so it needs no token.
+//     anything, so it never needs the run token. It sends the read token
+//     the user types (kept in the tab's session storage) with every API
+//     request, and asks for it when the daemon answers 401.
 //
 // The API itself is served by package daemon; Handler serves only the
 // page and its assets and answers 404 to everything else.

@@ -20,6 +20,7 @@
   let snapshotSeq = 0;
   let logSeq = 0;
   let refreshing = false;
+  let refreshAgain = false;
 
   const $ = (id) => document.getElementById(id);
 
@@ -167,11 +168,17 @@
 
   // ---- API ----
 
-  // api GETs path; with a token it sends it as a Bearer token (the
-  // endpoints that open a repository need daemon.api_read_token).
-  async function api(path, token) {
+  // unauthorized is set when the daemon refused the token (or its
+  // absence): the page then asks for it.
+  let unauthorized = false;
+
+  // api GETs path with the read token, when one was typed, as a Bearer
+  // token: a daemon with daemon.api_read_token or api_token answers every
+  // GET only with it, and a daemon without tokens ignores it.
+  async function api(path) {
     let r;
     const headers = { Accept: "application/json" };
+    const token = readToken();
     if (token) headers.Authorization = "Bearer " + token;
     try {
       r = await fetch(path, { headers: headers, cache: "no-store" });
@@ -184,6 +191,7 @@
     } catch (e) {
       if (r.ok) throw new Error("GET " + path + ": the answer is not JSON");
     }
+    if (r.status === 401) unauthorized = true;
     if (!r.ok) {
       const msg = body && body.error ? body.error : r.status + " " + r.statusText;
       throw new Error("GET " + path + ": " + msg);
@@ -485,7 +493,7 @@
     status.textContent = "Reading " + name + "…";
     table.setAttribute("aria-busy", "true");
     try {
-      const list = await api("api/v1/snapshots?repository=" + encodeURIComponent(name), readToken());
+      const list = await api("api/v1/snapshots?repository=" + encodeURIComponent(name));
       if (seq !== snapshotSeq) return;
       const rows = list.map((s) => el("tr", { data: { snapshot: s.id } },
         el("td", { class: "mono", text: s.id.slice(0, 8), title: s.id }),
@@ -548,9 +556,14 @@
   }
 
   async function refresh() {
-    if (refreshing) return;
+    if (refreshing) {
+      // A new token while a poll is under way: poll again once it ends.
+      refreshAgain = true;
+      return;
+    }
     refreshing = true;
     clearTimeout(pollTimer);
+    unauthorized = false;
     try {
       const [st, runs] = await Promise.all([api("api/v1/status"), api("api/v1/runs?limit=25")]);
       now = parseTime(st.time) ?? Date.now();
@@ -564,12 +577,17 @@
       const sizes = await Promise.all(names.map((n) => api("api/v1/sizes/" + encodeURIComponent(n)).catch((e) => e)));
       renderRepositories(st, new Map(names.map((n, i) => [n, sizes[i]])));
       showError("");
+      $("token-help").hidden = true;
       document.body.dataset.loaded = "true";
     } catch (e) {
-      showError(e.message + " (retrying every " + POLL_MS / 1000 + " s)");
+      // Without the token, say what to do rather than repeat the 401.
+      $("token-help").hidden = !unauthorized;
+      showError(unauthorized ? "" : e.message + " (retrying every " + POLL_MS / 1000 + " s)");
+      if (unauthorized) $("summary").textContent = readToken() ? "The read token was refused." : "The daemon needs its read token.";
     } finally {
       refreshing = false;
-      pollTimer = setTimeout(refresh, POLL_MS);
+      pollTimer = setTimeout(refresh, refreshAgain ? 0 : POLL_MS);
+      refreshAgain = false;
     }
   }
 
@@ -588,6 +606,7 @@
     try {
       sessionStorage.setItem("bunker-read-token", readToken());
     } catch (e) { /* storage disabled */ }
+    refresh();
     if ($("repo-select").value) loadSnapshots();
   });
   $("repo-select").addEventListener("change", loadSnapshots);
