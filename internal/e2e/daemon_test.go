@@ -84,7 +84,9 @@ daemon:
 		ID, Job, Result, Reason string
 	}
 	runs := func() []run {
-		resp, err := http.Get("http://" + addr + "/api/v1/runs")
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/runs", nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
 		must(t, err)
 		defer resp.Body.Close()
 		var out []run
