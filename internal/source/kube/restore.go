@@ -63,6 +63,11 @@ type RestoreOptions struct {
 	Modifiers *Modifiers
 	// DryRun changes nothing; the server validates what it can.
 	DryRun bool
+	// Privileged names the privilege-granting objects to restore (see
+	// PrivilegedResources; PrivilegedAll for every one): left out, they
+	// are skipped with a reason, and namespaces keep the Pod Security
+	// labels of the target cluster.
+	Privileged []string
 	// Concurrency is the number of objects applied at once (default 8).
 	Concurrency int
 	// CRDTimeout bounds the wait for new CRDs to be served (default 60 s).
@@ -90,7 +95,110 @@ func (o *RestoreOptions) Validate() error {
 			return fmt.Errorf("namespace mapping %s=%s: %w", from, to, err)
 		}
 	}
+	for _, p := range o.Privileged {
+		if p != PrivilegedAll && p != PodSecurityLabels && privilegedName(p) == "" {
+			return fmt.Errorf("privileged %q: want %s, %s or one of %s", p, PrivilegedAll, PodSecurityLabels, strings.Join(PrivilegedResources, ", "))
+		}
+	}
 	return nil
+}
+
+// PrivilegedResources are the cluster-scoped resources whose objects
+// grant privilege in the cluster (roles and their bindings, admission
+// webhooks and policies, aggregated APIs): a restore creates them only
+// when RestoreOptions.Privileged names them. A CRD is one only when it
+// converts through a webhook (the API server would call a service the
+// snapshot names); a CRD without one is restored with the objects that
+// need it.
+var PrivilegedResources = []string{
+	"clusterroles.rbac.authorization.k8s.io",
+	"clusterrolebindings.rbac.authorization.k8s.io",
+	"mutatingwebhookconfigurations.admissionregistration.k8s.io",
+	"validatingwebhookconfigurations.admissionregistration.k8s.io",
+	"validatingadmissionpolicies.admissionregistration.k8s.io",
+	"validatingadmissionpolicybindings.admissionregistration.k8s.io",
+	"mutatingadmissionpolicies.admissionregistration.k8s.io",
+	"mutatingadmissionpolicybindings.admissionregistration.k8s.io",
+	"apiservices.apiregistration.k8s.io",
+	"customresourcedefinitions.apiextensions.k8s.io",
+}
+
+const (
+	// PrivilegedAll in RestoreOptions.Privileged restores every
+	// privileged object.
+	PrivilegedAll = "all"
+	// PodSecurityLabels in RestoreOptions.Privileged restores the
+	// pod-security.kubernetes.io/ labels of namespaces.
+	PodSecurityLabels = "pod-security-labels"
+	psaPrefix         = "pod-security.kubernetes.io/"
+)
+
+// privilegedName returns the group-resource of PrivilegedResources that
+// name (a resource, group-resource or kind, any case) means, or "".
+func privilegedName(name string) string {
+	name = strings.ToLower(name)
+	for _, gr := range PrivilegedResources {
+		res, group, _ := strings.Cut(gr, ".")
+		kind := strings.TrimSuffix(res, "s")
+		if name == gr || name == res || name == kind || name == kind+"."+group {
+			return gr
+		}
+	}
+	return ""
+}
+
+// privileged says why it (cluster-scoped) is not restored without being
+// named, or "".
+func (rs *restore) privileged(it *item) string {
+	gr := it.gr()
+	if !slices.Contains(PrivilegedResources, gr) || rs.asked(gr) {
+		return ""
+	}
+	if gr == "customresourcedefinitions.apiextensions.k8s.io" && nestedString(it.obj, "spec", "conversion", "strategy") != "Webhook" {
+		return ""
+	}
+	return "grants privilege in the cluster: restored only with --privileged " + strings.SplitN(gr, ".", 2)[0] + " (or all)"
+}
+
+// asked reports whether RestoreOptions.Privileged names gr (or
+// PodSecurityLabels).
+func (rs *restore) asked(gr string) bool {
+	for _, p := range rs.o.Privileged {
+		if p == PrivilegedAll || p == gr || privilegedName(p) == gr {
+			return true
+		}
+	}
+	return false
+}
+
+// podSecurityLabels returns the pod-security.kubernetes.io/ labels of
+// obj.
+func podSecurityLabels(obj map[string]any) map[string]string {
+	out := map[string]string{}
+	for k, v := range (&unstructured.Unstructured{Object: obj}).GetLabels() {
+		if strings.HasPrefix(k, psaPrefix) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// setPodSecurityLabels replaces the pod-security.kubernetes.io/ labels
+// of u with psa.
+func setPodSecurityLabels(u *unstructured.Unstructured, psa map[string]string) {
+	l := u.GetLabels()
+	for k := range l {
+		if strings.HasPrefix(k, psaPrefix) {
+			delete(l, k)
+		}
+	}
+	for k, v := range psa {
+		if l == nil {
+			l = map[string]string{}
+		}
+		l[k] = v
+	}
+	u.SetLabels(l)
 }
 
 // Result is what happened to one object.
@@ -597,6 +705,9 @@ func (rs *restore) apply(ctx context.Context, it *item) Result {
 	if err != nil {
 		return fail("exists, but cannot be read: %s", apiMessage(err))
 	}
+	if it.gr() == "namespaces" && !rs.asked(PodSecurityLabels) {
+		setPodSecurityLabels(u, podSecurityLabels(cur.Object))
+	}
 	// What the object would be after an update, defaults applied by the
 	// server, against what it is.
 	u.SetResourceVersion(cur.GetResourceVersion())
@@ -638,6 +749,11 @@ func (rs *restore) prepare(it *item) (map[string]any, string, error) {
 	if reason := clusterOwned(gr, it.namespace, it.name); reason != "" {
 		return nil, reason, nil
 	}
+	if it.namespace == "" {
+		if reason := rs.privileged(it); reason != "" {
+			return nil, reason, nil
+		}
+	}
 	switch gr {
 	case "secrets":
 		if t := nestedString(u.Object, "type"); t == "kubernetes.io/service-account-token" {
@@ -649,6 +765,12 @@ func (rs *restore) prepare(it *item) (map[string]any, string, error) {
 		if l := u.GetLabels(); l != nil && l["kubernetes.io/metadata.name"] != "" {
 			l["kubernetes.io/metadata.name"] = to
 			u.SetLabels(l)
+		}
+		if !rs.asked(PodSecurityLabels) {
+			// Pod Security labels decide what pods may do: a new
+			// namespace gets the cluster's defaults, an existing one
+			// keeps its own (see apply).
+			setPodSecurityLabels(u, nil)
 		}
 	case "pods":
 		// Let the scheduler place it: the node may not exist here.
