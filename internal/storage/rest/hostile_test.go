@@ -166,6 +166,7 @@ func TestHostileReplies(t *testing.T) {
 	for _, body := range hostileBodies {
 		for _, status := range hostileStatuses {
 			t.Run(body.name+"/"+strconv.Itoa(status), func(t *testing.T) {
+				t.Parallel()
 				u := hostileServer(t, status, nil, body.contentType, body.body)
 				for op, err := range exercise(t, u) {
 					checkQuote(t, op, err)
@@ -193,6 +194,7 @@ func TestHostileReplies(t *testing.T) {
 func TestNotHTTP(t *testing.T) {
 	for _, tc := range notHTTPReplies {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			u := rawServer(t, tc.reply)
 			for op, err := range exercise(t, u) {
 				checkQuote(t, op, err)
