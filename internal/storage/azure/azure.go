@@ -394,6 +394,10 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 			}
 			return fmt.Errorf("%s: list %s: %w", b.location, t, mapErr(err, false))
 		}
+		if page.Segment == nil {
+			// A 200 reply without the list: not the blob service's.
+			return fmt.Errorf("%s: list %s: %w", b.location, t, errNoSegment)
+		}
 		for _, item := range page.Segment.BlobItems {
 			if item.Name == nil || item.Properties == nil || item.Deleted != nil && *item.Deleted {
 				continue
@@ -432,5 +436,8 @@ func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 	}
 	return nil
 }
+
+// errNoSegment: a listing reply without a blob list.
+var errNoSegment = errors.New("the listing reply holds no blob list (is the endpoint Azure Blob Storage?)")
 
 func to[T any](v T) *T { return &v }
