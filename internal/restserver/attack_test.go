@@ -343,6 +343,10 @@ func TestAppendOnlyRefusesWhatBackupsDoNotWrite(t *testing.T) {
 		}
 		defer func() { _ = resp.Body.Close() }()
 		msg, _ := io.ReadAll(resp.Body)
+		// Clients quote the message of the Bunker-Error header only.
+		if hdr := resp.Header.Get(rest.HeaderError); resp.StatusCode >= 400 && hdr != strings.TrimSpace(string(msg)) {
+			t.Errorf("%s %s: Bunker-Error header %q, body %q: want the same message", method, path, hdr, msg)
+		}
 		return resp.StatusCode, strings.TrimSpace(string(msg))
 	}
 	snap := []byte("BNKR\x01\x05\x00\x00 a sealed snapshot")

@@ -43,7 +43,9 @@
 // or repository; 408 a body slower than the minimum transfer rate;
 // 409/412 exists; 413 too large; 503 overloaded (Retry-After) or shutting
 // down; 507 store full; 500 other failures (details only in the server
-// log). Clients retry 5xx (and 408) only.
+// log). Clients retry 5xx (and 408) only. An error reply carries its
+// message in the body and in the header "Bunker-Error" (printable ASCII,
+// at most 256 bytes), which clients quote; they never quote a body.
 //
 // # Security
 //

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/bunkerbackup/bunker/internal/storage/rest"
 )
 
 // FuzzParseRange: any Range header is parsed or refused, never a panic,
@@ -115,7 +117,16 @@ func FuzzHandler(f *testing.F) {
 		if key != "" {
 			r.Header.Set(key, value)
 		}
-		s.ServeHTTP(httptest.NewRecorder(), r)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, r)
+		// Every error reply carries its message in a header that clients
+		// may quote: printable ASCII, bounded.
+		if rec.Code >= 400 {
+			v := rec.Header().Get(rest.HeaderError)
+			if v == "" || len(v) > rest.MaxErrorLen || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r >= 0x7f }) {
+				t.Fatalf("%s %q = %d with Bunker-Error %q, want a message of printable ASCII, at most %d bytes", method, target, rec.Code, v, rest.MaxErrorLen)
+			}
+		}
 		ents, err := os.ReadDir(root)
 		if err != nil {
 			t.Fatal(err)

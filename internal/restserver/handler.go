@@ -194,17 +194,17 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (user, label stri
 	if !s.takeUserSlot(user) {
 		s.m.rejected.Inc()
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "too many requests in flight for this user", http.StatusServiceUnavailable)
+		replyError(w, "too many requests in flight for this user", http.StatusServiceUnavailable)
 		return user, "overload"
 	}
 	defer s.giveUserSlot(user)
 	t, err := parsePath(r.URL.Path)
 	if err != nil {
-		http.Error(w, "bad request path: "+err.Error(), http.StatusBadRequest)
+		replyError(w, "bad request path: "+err.Error(), http.StatusBadRequest)
 		return user, "invalid"
 	}
 	if s.opts.PrivateRepos && (len(t.repo) == 0 || t.repo[0] != user) {
-		http.Error(w, "forbidden: with private repositories a user reaches only /"+user+"/...", http.StatusForbidden)
+		replyError(w, "forbidden: with private repositories a user reaches only /"+user+"/...", http.StatusForbidden)
 		return user, t.label()
 	}
 	switch t.kind {
@@ -249,9 +249,9 @@ func (s *Server) acquire(w http.ResponseWriter, r *http.Request) bool {
 	case <-t.C:
 		s.m.rejected.Inc()
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "too many requests in flight", http.StatusServiceUnavailable)
+		replyError(w, "too many requests in flight", http.StatusServiceUnavailable)
 	case <-r.Context().Done():
-		http.Error(w, "request canceled", http.StatusServiceUnavailable)
+		replyError(w, "request canceled", http.StatusServiceUnavailable)
 	}
 	return false
 }
@@ -294,13 +294,38 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, b
 	}
 	s.m.authFails.Inc()
 	w.Header().Set("WWW-Authenticate", `Basic realm="bunker", charset="UTF-8"`)
-	http.Error(w, "authentication required", http.StatusUnauthorized)
+	replyError(w, "authentication required", http.StatusUnauthorized)
 	return "", false
+}
+
+// replyError answers with an error status and msg: in the body, for
+// people and older clients, and in the rest.HeaderError header, which
+// marks the reply as this server's. The client quotes messages only from
+// that header, so that an error can never carry the body of some other
+// HTTP service that its URL may lead to.
+func replyError(w http.ResponseWriter, msg string, code int) {
+	w.Header().Set(rest.HeaderError, headerText(msg))
+	http.Error(w, msg, code)
+}
+
+// headerText makes msg a header value: printable ASCII (others become
+// "?"), at most rest.MaxErrorLen bytes.
+func headerText(msg string) string {
+	b := []byte(msg)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	if len(b) > rest.MaxErrorLen {
+		b = append(b[:rest.MaxErrorLen-3], "..."...)
+	}
+	return string(b)
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {
 	w.Header().Set("Allow", allow)
-	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	replyError(w, "method not allowed", http.StatusMethodNotAllowed)
 }
 
 // errNoRepo: the repository was never created.
@@ -344,13 +369,13 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, t target) {
 	switch r.Method {
 	case http.MethodPost:
 		if r.URL.Query().Get("create") != "true" {
-			http.Error(w, "POST to a repository needs ?create=true", http.StatusBadRequest)
+			replyError(w, "POST to a repository needs ?create=true", http.StatusBadRequest)
 			return
 		}
 		key := "/" + strings.Join(t.repo, "/")
 		be, err := local.Create(s.repoDir(t.repo))
 		if errors.Is(err, storage.ErrExists) {
-			http.Error(w, "repository "+key+" already has a config", http.StatusConflict)
+			replyError(w, "repository "+key+" already has a config", http.StatusConflict)
 			return
 		}
 		if err != nil {
@@ -498,7 +523,7 @@ func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request, t target) {
 	rng := r.Header.Get("Range")
 	if rng != "" {
 		if offset, length, err = parseRange(rng); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			replyError(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 	}
@@ -509,7 +534,7 @@ func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	if rng != "" && (offset >= fi.Size || length > 0 && int64(length) > fi.Size-offset) {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(fi.Size, 10))
-		http.Error(w, fmt.Sprintf("range offset %d, length %d is past the end of the %d-byte object", offset, length, fi.Size), http.StatusRequestedRangeNotSatisfiable)
+		replyError(w, fmt.Sprintf("range offset %d, length %d is past the end of the %d-byte object", offset, length, fi.Size), http.StatusRequestedRangeNotSatisfiable)
 		return
 	}
 	started := false
@@ -578,21 +603,21 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, use
 	case "*":
 		ifNoneMatch = true
 	default:
-		http.Error(w, "only If-None-Match: * is supported", http.StatusBadRequest)
+		replyError(w, "only If-None-Match: * is supported", http.StatusBadRequest)
 		return
 	}
 	size := r.ContentLength
 	if size < 0 {
-		http.Error(w, "Content-Length required", http.StatusLengthRequired)
+		replyError(w, "Content-Length required", http.StatusLengthRequired)
 		return
 	}
 	if size > s.opts.MaxRequestSize {
-		http.Error(w, fmt.Sprintf("request body of %d bytes exceeds the limit of %d", size, s.opts.MaxRequestSize), http.StatusRequestEntityTooLarge)
+		replyError(w, fmt.Sprintf("request body of %d bytes exceeds the limit of %d", size, s.opts.MaxRequestSize), http.StatusRequestEntityTooLarge)
 		return
 	}
 	if s.opts.AppendOnly {
 		if code, msg := appendOnlyName(t.h); code != 0 {
-			http.Error(w, msg, code)
+			replyError(w, msg, code)
 			return
 		}
 	}
@@ -606,14 +631,14 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, use
 	switch {
 	case errors.Is(err, errNoMemory):
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "upload memory exhausted, try again", http.StatusServiceUnavailable)
+		replyError(w, "upload memory exhausted, try again", http.StatusServiceUnavailable)
 		return
 	case errors.Is(err, errTooSlow):
 		s.log.Info("upload cut off", "path", r.URL.Path, "user", user, "error", err)
-		http.Error(w, err.Error(), http.StatusRequestTimeout)
+		replyError(w, err.Error(), http.StatusRequestTimeout)
 		return
 	case err != nil:
-		http.Error(w, fmt.Sprintf("read request body: %v", err), http.StatusBadRequest)
+		replyError(w, fmt.Sprintf("read request body: %v", err), http.StatusBadRequest)
 		return
 	}
 	// Sessions are in-progress markers that a writer refreshes (overwrites)
@@ -628,7 +653,7 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, use
 		return
 	}
 	if code, msg := appendOnlyContent(t.h, data); code != 0 {
-		http.Error(w, msg, code)
+		replyError(w, msg, code)
 		return
 	}
 	// Append-only: every save is a conditional create, so that nothing
@@ -642,7 +667,7 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, use
 		case bytes.Equal(old, data):
 			err = nil
 		default:
-			http.Error(w, "append-only: "+t.h.String()+" exists with other content and may not be overwritten", http.StatusForbidden)
+			replyError(w, "append-only: "+t.h.String()+" exists with other content and may not be overwritten", http.StatusForbidden)
 			return
 		}
 	}
@@ -658,7 +683,7 @@ func (s *Server) serveSave(w http.ResponseWriter, r *http.Request, t target, use
 func (s *Server) serveRemove(w http.ResponseWriter, r *http.Request, t target) {
 	if s.opts.AppendOnly {
 		if code, msg := appendOnlyRemove(t.h); code != 0 {
-			http.Error(w, msg, code)
+			replyError(w, msg, code)
 			return
 		}
 	}
@@ -683,21 +708,21 @@ func (s *Server) serveRemove(w http.ResponseWriter, r *http.Request, t target) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errNoRepo):
-		http.Error(w, errNoRepo.Error(), http.StatusNotFound)
+		replyError(w, errNoRepo.Error(), http.StatusNotFound)
 	case errors.Is(err, storage.ErrNotExist):
-		http.Error(w, storage.ErrNotExist.Error(), http.StatusNotFound)
+		replyError(w, storage.ErrNotExist.Error(), http.StatusNotFound)
 	case errors.Is(err, storage.ErrExists):
-		http.Error(w, storage.ErrExists.Error(), http.StatusPreconditionFailed)
+		replyError(w, storage.ErrExists.Error(), http.StatusPreconditionFailed)
 	case errors.Is(err, storage.ErrNoSpace):
 		s.log.Warn("store is full", "path", r.URL.Path, "error", err)
-		http.Error(w, storage.ErrNoSpace.Error(), http.StatusInsufficientStorage)
+		replyError(w, storage.ErrNoSpace.Error(), http.StatusInsufficientStorage)
 	case errors.Is(err, storage.ErrPermission):
 		s.log.Warn("store refused", "path", r.URL.Path, "error", err)
-		http.Error(w, storage.ErrPermission.Error(), http.StatusForbidden)
+		replyError(w, storage.ErrPermission.Error(), http.StatusForbidden)
 	case r.Context().Err() != nil:
-		http.Error(w, "request canceled", http.StatusServiceUnavailable)
+		replyError(w, "request canceled", http.StatusServiceUnavailable)
 	default:
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		http.Error(w, "internal server error", http.StatusInternalServerError)
+		replyError(w, "internal server error", http.StatusInternalServerError)
 	}
 }

@@ -76,7 +76,7 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	_, cerr := b.container.Create(ctx, nil)
-	if cerr != nil && !bloberror.HasCode(cerr, bloberror.ContainerAlreadyExists) {
+	if cerr != nil && !hasCode(cerr, bloberror.ContainerAlreadyExists) {
 		cerr = mapErr(cerr, false)
 		// A credential limited to one container may not create it, but
 		// the container may well be there: the config probe decides.
@@ -92,7 +92,7 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 	case err == nil:
 		_ = b.Close()
 		return nil, fmt.Errorf("%s: create: %v: %w", b.location, h, storage.ErrExists)
-	case errors.Is(err, storage.ErrNotExist) && cerr != nil && bloberror.HasCode(err, bloberror.ContainerNotFound):
+	case errors.Is(err, storage.ErrNotExist) && cerr != nil && hasCode(err, bloberror.ContainerNotFound):
 		_ = b.Close()
 		return nil, fmt.Errorf("%s: create container %s: %w", b.location, cfg.Container, cerr)
 	case errors.Is(err, storage.ErrNotExist):
@@ -323,7 +323,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 	resp, err := b.container.NewBlobClient(b.keys.Key(h)).DownloadStream(ctx, &blob.DownloadStreamOptions{
 		Range: blob.HTTPRange{Offset: offset, Count: int64(length)},
 	})
-	if bloberror.HasCode(err, bloberror.InvalidRange) {
+	if hasCode(err, bloberror.InvalidRange) {
 		// The offset is at or past the end. Reading nothing from the
 		// very end is fine, as for a file; anything else is an error.
 		fi, serr := b.Stat(ctx, h)
@@ -348,7 +348,11 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		}
 		return storage.Permanent(b.errorf("load", h, fmt.Errorf("range offset %d, length %d is past the end of the object (got %d bytes)", offset, length, got)))
 	}
-	if err := fn(resp.Body); err != nil {
+	rd := &readErrs{r: resp.Body}
+	if err := fn(rd); err != nil {
+		if rd.err == nil {
+			return b.errorf("load", h, err) // fn's own error
+		}
 		return b.errorf("load", h, mapErr(err, false))
 	}
 	return nil
@@ -392,10 +396,14 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+			if hasCode(err, bloberror.ContainerNotFound) {
 				return nil
 			}
 			return fmt.Errorf("%s: list %s: %w", b.location, t, mapErr(err, false))
+		}
+		if page.Segment == nil {
+			// A 200 reply without the list: not the blob service's.
+			return fmt.Errorf("%s: list %s: %w", b.location, t, errNoSegment)
 		}
 		for _, item := range page.Segment.BlobItems {
 			if item.Name == nil || item.Properties == nil || item.Deleted != nil && *item.Deleted {
@@ -435,5 +443,8 @@ func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 	}
 	return nil
 }
+
+// errNoSegment: a listing reply without a blob list.
+var errNoSegment = errors.New("the listing reply holds no blob list (is the endpoint Azure Blob Storage?)")
 
 func to[T any](v T) *T { return &v }

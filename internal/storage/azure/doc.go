@@ -66,6 +66,13 @@
 // broken connections are left for the retry decorator. The SDK itself
 // retries once (Config.MaxRetries) after 200 ms.
 //
+// Errors quote of a reply only the status and the x-ms-error-code header
+// (when it is a code); the codes above come from that header alone, never
+// from a body (azcore would take any <code>word</code> of one): the
+// endpoint may be some other HTTP service, and errors reach logs and
+// statuses others read. Messages of net/http or a decoder about a reply
+// that is not what it should be are left out too.
+//
 // # Immutability
 //
 // SaveOptions.RetainUntil is ignored and Features.ObjectLock is false:

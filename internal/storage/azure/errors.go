@@ -24,7 +24,9 @@ const codeBlobImmutableDueToLegalHold = "BlobImmutableDueToLegalHold"
 // unmarked for the retry decorator. conditional says whether the request
 // was a conditional create, for which a failed precondition means the
 // object exists. The message never holds the request URL's query, which
-// may carry a SAS token.
+// may carry a SAS token, nor anything of a reply but its status and error
+// code (see errorCode), nor what net/http or a decoder quotes of a reply
+// that is not what it should be.
 func mapErr(err error, conditional bool) error {
 	if err == nil {
 		return nil
@@ -32,13 +34,18 @@ func mapErr(err error, conditional bool) error {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
 		var ue *url.Error
-		if errors.As(err, &ue) {
+		switch {
+		case isNotHTTP(err):
+			return &objstore.Error{Msg: "the reply is not valid HTTP (is something other than Azure Blob Storage listening there?)", Err: err}
+		case isDecodeErr(err):
+			return &objstore.Error{Msg: "the reply is not what Azure Blob Storage sends (is the endpoint Azure Blob Storage?)", Err: err}
+		case errors.As(err, &ue):
 			// Transport errors repeat the request URL, SAS included.
 			return &url.Error{Op: ue.Op, URL: redactURL(ue.URL), Err: ue.Err}
 		}
 		return err
 	}
-	code := bloberror.Code(re.ErrorCode)
+	code := errorCode(re)
 	desc := fmt.Sprintf("HTTP %d", re.StatusCode)
 	if code != "" {
 		desc += " " + string(code)

@@ -59,6 +59,13 @@
 // most twice (Config.MaxAttempts), and only when the library deems it
 // idempotent.
 //
+// Errors quote of a reply only the status and, from a JSON error
+// document, the reason and the message (one clean line of at most 256
+// bytes), never the body (googleapi.Error keeps it): the endpoint may be
+// some other HTTP service, and errors reach logs and statuses others
+// read. Messages of net/http or a decoder about a reply that is not what
+// it should be are left out too.
+//
 // # Retention
 //
 // SaveOptions.RetainUntil is ignored and Features.ObjectLock is false:

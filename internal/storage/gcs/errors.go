@@ -20,13 +20,23 @@ import (
 // (timeouts, 429, 5xx, broken connections) are left unmarked for the retry
 // decorator. conditional says whether the request was a conditional
 // create, for which a failed precondition (412) means the object exists.
+// The message quotes only the status, and the reason and message of a
+// JSON error document (see apiDesc); never a reply body, nor what
+// net/http or a decoder quotes of a reply that is not what it should be.
 func mapErr(err error, conditional bool) error {
 	if err == nil {
 		return nil
 	}
 	wrap := func(sentinel error, desc string) error { return objstore.Wrap(sentinel, desc, err) }
+	var ge *googleapi.Error
+	isAPI := errors.As(err, &ge)
 	if errors.Is(err, gstorage.ErrObjectNotExist) || errors.Is(err, gstorage.ErrBucketNotExist) {
-		return wrap(storage.ErrNotExist, err.Error())
+		// The library's message holds its googleapi.Error's, body and all.
+		desc := "HTTP 404"
+		if isAPI {
+			desc = apiDesc(ge)
+		}
+		return wrap(storage.ErrNotExist, desc)
 	}
 	// Token errors: the credentials themselves were refused (a 4xx from
 	// the token endpoint); 5xx there is transient.
@@ -44,17 +54,19 @@ func mapErr(err error, conditional bool) error {
 		}
 		return &objstore.Error{Msg: fmt.Sprintf("token endpoint: HTTP %d", oe.Response.StatusCode), Err: err}
 	}
-	var ge *googleapi.Error
-	if !errors.As(err, &ge) {
+	if !isAPI {
+		// Network and I/O errors: transient, as they are, but for
+		// net/http's and the decoders' messages about a reply that is not
+		// what it should be, which quote it.
+		switch {
+		case isNotHTTP(err):
+			return &objstore.Error{Msg: "the reply is not valid HTTP (is something other than Cloud Storage listening there?)", Err: err}
+		case isDecodeErr(err):
+			return &objstore.Error{Msg: "the reply is not what Cloud Storage sends (is the endpoint Cloud Storage?)", Err: err}
+		}
 		return err
 	}
-	desc := fmt.Sprintf("HTTP %d", ge.Code)
-	if len(ge.Errors) > 0 && ge.Errors[0].Reason != "" {
-		desc += " " + ge.Errors[0].Reason
-	}
-	if ge.Message != "" {
-		desc += ": " + ge.Message
-	}
+	desc := apiDesc(ge)
 	switch code := ge.Code; {
 	case code == http.StatusNotFound:
 		return wrap(storage.ErrNotExist, desc)
@@ -71,4 +83,19 @@ func mapErr(err error, conditional bool) error {
 		return storage.Permanent(&objstore.Error{Msg: desc, Err: err})
 	}
 	return &objstore.Error{Msg: desc, Err: err}
+}
+
+// apiDesc describes a JSON API error: "HTTP 403 forbidden: <message>".
+// The reason and message are set only when the reply was a JSON error
+// document; the reason is shown when it looks like one, the message
+// cleaned and bounded. ge.Body is never shown.
+func apiDesc(ge *googleapi.Error) string {
+	desc := fmt.Sprintf("HTTP %d", ge.Code)
+	if len(ge.Errors) > 0 && isCode(ge.Errors[0].Reason) {
+		desc += " " + ge.Errors[0].Reason
+	}
+	if msg := cleanText(ge.Message, maxMessageLen); msg != "" {
+		desc += ": " + msg
+	}
+	return desc
 }

@@ -319,7 +319,11 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 	if offset > size || length > 0 && offset+int64(length) > size {
 		return storage.Permanent(b.errorf("load", h, fmt.Errorf("range offset %d, length %d is past the end of the %d-byte object", offset, length, size)))
 	}
-	if err := fn(r); err != nil {
+	rd := &readErrs{r: r}
+	if err := fn(rd); err != nil {
+		if rd.err == nil {
+			return b.errorf("load", h, err) // fn's own error
+		}
 		return b.errorf("load", h, mapErr(err, false))
 	}
 	return nil

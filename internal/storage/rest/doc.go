@@ -37,4 +37,12 @@
 // fingerprint, an unknown CA) are permanent. The client does no retries
 // of its own beyond what net/http does for idempotent requests on a
 // broken keep-alive connection.
+//
+// An error quotes the server's message only from the Bunker-Error header
+// of the reply (cleaned: one line, no control characters, at most 256
+// bytes), never the reply's body: the URL may lead to something that is
+// not a bunker server (a proxy's error page, or an internal service that
+// a tenant names to read it through error messages). For the same reason
+// a 200 reply whose body is not the protocol's JSON fails with an error
+// that names no byte of it, and so does a reply that is not valid HTTP.
 package rest

@@ -19,6 +19,15 @@ const (
 	// HeaderModTime carries an object's modification time (RFC 3339 with
 	// nanoseconds) on HEAD and GET replies; Last-Modified has only seconds.
 	HeaderModTime = "Bunker-Mtime"
+	// HeaderError carries the message of an error reply of the server
+	// (one line of printable ASCII). It marks the reply as the server's
+	// own: the client quotes a message only from this header, never from
+	// the body of a reply, which could come from anything that answers
+	// HTTP at the configured URL.
+	HeaderError = "Bunker-Error"
+	// MaxErrorLen is the longest error message the client quotes; the
+	// server keeps its messages shorter.
+	MaxErrorLen = 256
 	// FeatureConditionalCreate: "If-None-Match: *" on a POST is atomic.
 	FeatureConditionalCreate = "conditional-create"
 	// FeatureAppendOnly: DELETE and overwrite are refused with 403.

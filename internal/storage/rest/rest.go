@@ -200,8 +200,9 @@ func (b *Backend) fetchInfo(ctx context.Context) error {
 			return statusErr(resp)
 		}
 		var info RepoInfo
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&info); err != nil {
-			return fmt.Errorf("decode repository info: %w", err)
+		body := &bodyReader{r: io.LimitReader(resp.Body, 1<<16)}
+		if err := json.NewDecoder(body).Decode(&info); err != nil {
+			return decodeErr("repository info", body, err)
 		}
 		if info.Protocol != ProtocolVersion {
 			return storage.Permanent(fmt.Errorf("server speaks protocol version %d, this client %d", info.Protocol, ProtocolVersion))
@@ -274,11 +275,15 @@ func (b *Backend) roundTrip(ctx context.Context, op string, h storage.Handle, me
 }
 
 // transportErr strips the URL from a client error (the message names the
-// location already) and marks certificate failures permanent.
+// location already), leaves out what net/http quotes of a reply that is
+// not HTTP, and marks certificate failures permanent.
 func transportErr(err error) error {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = uerr.Err
+	}
+	if isNotHTTP(err) {
+		return errNotHTTP{err}
 	}
 	var pe *pinError
 	var ve *tls.CertificateVerificationError
@@ -313,13 +318,14 @@ func (e *statusError) Unwrap() error { return e.sentinel }
 
 // statusErr maps an unexpected reply to an error: 404 ErrNotExist, 409 and
 // 412 ErrExists, 403 ErrPermission, 401 ErrAuth, 507 ErrNoSpace, other 4xx
-// permanent, 5xx (and 408, 429) transient.
+// permanent, 5xx (and 408, 429) transient. The message is the server's
+// HeaderError, cleaned and bounded; the body is never quoted: the URL may
+// lead to some other HTTP service (a proxy, or an internal service a
+// tenant named to read it through our error messages).
 func statusErr(resp *http.Response) error {
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	e := &statusError{code: resp.StatusCode, msg: strings.TrimSpace(strings.ToValidUTF8(string(msg), "?"))}
-	if i := strings.IndexByte(e.msg, '\n'); i >= 0 {
-		e.msg = e.msg[:i]
-	}
+	// Drain a little, so that the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	e := &statusError{code: resp.StatusCode, msg: cleanText(resp.Header.Get(HeaderError), MaxErrorLen)}
 	switch c := resp.StatusCode; {
 	case c == http.StatusNotFound:
 		e.sentinel = storage.ErrNotExist
@@ -440,7 +446,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		case ranged && resp.StatusCode == http.StatusPartialContent:
 			start, ok := contentRangeStart(resp.Header.Get("Content-Range"))
 			if !ok || start != offset {
-				return fmt.Errorf("server sent range %q for offset %d", resp.Header.Get("Content-Range"), offset)
+				return fmt.Errorf("server sent range %q for offset %d", cleanText(resp.Header.Get("Content-Range"), 64), offset)
 			}
 			if length > 0 && resp.ContentLength != int64(length) {
 				return fmt.Errorf("server sent %d bytes for a range of %d", resp.ContentLength, length)
@@ -494,7 +500,7 @@ func modTime(hd http.Header) (time.Time, error) {
 	if v := hd.Get(HeaderModTime); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("bad %s header %q", HeaderModTime, v)
+			return time.Time{}, fmt.Errorf("bad %s header %q", HeaderModTime, cleanText(v, 64))
 		}
 		return t, nil
 	}
@@ -503,6 +509,44 @@ func modTime(hd http.Header) (time.Time, error) {
 		return time.Time{}, errors.New("server sent no modification time")
 	}
 	return t, nil
+}
+
+// errNotJSON: a reply that should be JSON is well-formed JSON of another
+// shape.
+var errNotJSON = errors.New("unexpected JSON value")
+
+// errNotBunker: a reply is not what a bunker REST server sends.
+var errNotBunker = errors.New("the reply is not of the bunker REST protocol (is the URL a bunker server?)")
+
+// bodyReader records the error of reading a reply body, which tells a
+// broken transfer from a body that does not decode.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// decodeErr is the error of decoding the JSON body of a 200 reply as
+// what. A failed read is returned as it is, and a body that ends early (a
+// server whose listing failed midway) says so. Any other failure means
+// that something other than a bunker server answered (a proxy's page, or
+// another service); the decoder's message is left out, as it quotes bytes
+// of the body. All stay transient: a proxy may answer so for a while.
+func decodeErr(what string, body *bodyReader, err error) error {
+	switch {
+	case body.err != nil:
+		return fmt.Errorf("read %s: %w", what, body.err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("decode %s: %w", what, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("decode %s: %w", what, errNotBunker)
 }
 
 // List streams the JSON listing of a type. The config is listed by a Stat.
@@ -519,17 +563,22 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 		if resp.StatusCode != http.StatusOK {
 			return statusErr(resp)
 		}
-		dec := json.NewDecoder(resp.Body)
+		body := &bodyReader{r: resp.Body}
+		dec := json.NewDecoder(body)
 		if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-			return fmt.Errorf("decode listing: want a JSON array (%v)", err)
+			if err == nil {
+				err = errNotJSON
+			}
+			return decodeErr("listing", body, err)
 		}
-		for dec.More() {
+		for i := 0; dec.More(); i++ {
 			var e ListEntry
 			if err := dec.Decode(&e); err != nil {
-				return fmt.Errorf("decode listing: %w", err)
+				return decodeErr(fmt.Sprintf("listing entry %d", i), body, err)
 			}
-			if err := ValidName(storage.Handle{Type: t, Name: e.Name}); err != nil {
-				return fmt.Errorf("decode listing: %w", err)
+			if ValidName(storage.Handle{Type: t, Name: e.Name}) != nil {
+				// The name is not quoted: it is whatever the server sent.
+				return storage.Permanent(fmt.Errorf("decode listing entry %d: invalid object name", i))
 			}
 			if err := fn(storage.FileInfo{Name: e.Name, Size: e.Size, ModTime: e.MTime}); err != nil {
 				stop = err
@@ -537,7 +586,10 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 			}
 		}
 		if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
-			return fmt.Errorf("decode listing: truncated (%v)", err)
+			if err == nil {
+				err = errNotJSON
+			}
+			return decodeErr("listing", body, err)
 		}
 		return nil
 	})

@@ -352,6 +352,29 @@ func TestAppendOnly(t *testing.T) {
 	})
 }
 
+// TestServerMessages: errors quote the messages of a bunker server (from
+// its Bunker-Error header), also of HEAD replies, which have no body.
+func TestServerMessages(t *testing.T) {
+	ts := startServer(t, restserver.Options{AppendOnly: true, PrivateRepos: true})
+	be := ts.create(t, "/alice/r", "alice")
+	h := storage.Handle{Type: storage.ConfigFile}
+	if err := be.Save(t.Context(), h, []byte("one"), storage.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := be.Save(t.Context(), h, []byte("two"), storage.SaveOptions{})
+	if !errors.Is(err, storage.ErrPermission) || !strings.Contains(err.Error(), "(server replied 403 Forbidden: append-only: config exists with other content and may not be overwritten)") {
+		t.Errorf("overwrite = %v, want ErrPermission with the server's message", err)
+	}
+	// HEAD replies have no body, but the header.
+	_, err = be.Stat(t.Context(), storage.Handle{Type: storage.KeyFile, Name: "missing"})
+	if !errors.Is(err, storage.ErrNotExist) || !strings.HasSuffix(err.Error(), "(server replied 404 Not Found: object does not exist)") {
+		t.Errorf("Stat of a missing object = %v, want ErrNotExist with the server's message", err)
+	}
+	if _, err := rest.Open(t.Context(), ts.config("/alice/r", "bob")); !errors.Is(err, storage.ErrPermission) || !strings.Contains(err.Error(), "a user reaches only /bob/...") {
+		t.Errorf("Open of another user's repository = %v, want ErrPermission with the server's message", err)
+	}
+}
+
 func TestHostilePaths(t *testing.T) {
 	ts := startServer(t, restserver.Options{})
 	ts.create(t, "/r", "alice")

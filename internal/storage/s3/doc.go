@@ -70,6 +70,14 @@
 // ErrExists, access denied or Object Lock: ErrPermission, bad credentials:
 // ErrAuth, quota: ErrNoSpace) or are marked storage.Permanent.
 //
+// Errors quote of a reply only the status and, from an S3 <Error>
+// document, the code and the message (one clean line of at most 256
+// bytes): the endpoint may be some other HTTP service, and errors reach
+// logs and statuses others read. A transport under minio-go replaces the
+// body of every other error reply with nothing before minio-go sees it
+// (it would quote 1 KiB of it), and messages of net/http or the XML
+// decoder about a reply that is not what it should be are left out.
+//
 // Conditional create: with conditional-create=auto, Open writes a probe
 // object (<prefix>/.bunker-probe-RANDOM, deleted right after) twice with
 // If-None-Match: * and reports Features.ConditionalCreate when the store

@@ -15,19 +15,21 @@ import (
 
 // replyError makes a minio-go error response readable: code, message and
 // HTTP status. It leaves out the request details, which may name
-// credentials (the access key).
+// credentials (the access key). The code is shown only when it is one
+// (minio-go makes the reason phrase the code of a reply without an error
+// document), the message only with a code, cleaned and bounded: it is
+// the text of whatever answered (see replyFilter, which keeps bodies
+// that are not S3 error documents from minio-go).
 type replyError struct{ resp minio.ErrorResponse }
 
 func (e *replyError) Error() string {
 	var b strings.Builder
-	if e.resp.Code != "" {
+	if isCode(e.resp.Code) {
 		b.WriteString(e.resp.Code)
-	}
-	if e.resp.Message != "" && e.resp.Message != e.resp.Code {
-		if b.Len() > 0 {
+		if msg := cleanText(e.resp.Message, maxMessageLen); msg != "" && msg != e.resp.Code {
 			b.WriteString(": ")
+			b.WriteString(msg)
 		}
-		b.WriteString(e.resp.Message)
 	}
 	if e.resp.StatusCode != 0 {
 		if b.Len() > 0 {
@@ -86,7 +88,16 @@ func mapErr(err error) error {
 	}
 	var resp minio.ErrorResponse
 	if !errors.As(err, &resp) {
-		return err // network and I/O errors: transient
+		// Network and I/O errors: transient. net/http's and the XML
+		// decoder's messages about a reply that is not what it should be
+		// quote it: they are left out.
+		switch {
+		case isNotHTTP(err):
+			return &objstore.Error{Msg: "the reply is not valid HTTP (is something other than an S3 store listening there?)", Err: err}
+		case isDecodeErr(err):
+			return &objstore.Error{Msg: "the reply is not the S3 XML it should be (is the endpoint an S3 store?)", Err: err}
+		}
+		return err
 	}
 	reply := &replyError{resp: resp}
 	// The sentinel with what the store said: "<sentinel> (<reply>)".

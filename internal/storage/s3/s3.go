@@ -60,6 +60,7 @@ func newBackend(cfg Config) (*Backend, error) {
 		}
 		b.transport, rt = tr, tr
 	}
+	rt = replyFilter{next: rt}
 	b.http = &http.Client{Transport: rt}
 	lookup := map[string]minio.BucketLookupType{
 		LookupAuto: minio.BucketLookupAuto, LookupPath: minio.BucketLookupPath, LookupDNS: minio.BucketLookupDNS,
@@ -431,7 +432,7 @@ func (b *Backend) load(ctx context.Context, h storage.Handle, versionID string, 
 			}
 			n = size - offset
 		} else if start, ok := rangeStart(cr); !ok || start != offset {
-			return b.errorf("load %v: the store answered range offset %d with %q", h, offset, cr)
+			return b.errorf("load %v: the store answered range offset %d with %q", h, offset, cleanText(cr, 64))
 		}
 	}
 	if length > 0 {
@@ -653,12 +654,12 @@ func (b *Backend) rawRetention(ctx context.Context, key, versionID string) (mini
 	req = signer.SignV4(*req, creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken, region)
 	resp, err := b.http.Do(req)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("get retention: %w", err)
+		return "", time.Time{}, fmt.Errorf("get retention: %w", mapErr(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("get retention: %w", err)
+		return "", time.Time{}, fmt.Errorf("get retention: %w", mapErr(err))
 	}
 	if resp.StatusCode == http.StatusNotFound {
 		return "", time.Time{}, nil
@@ -674,14 +675,15 @@ func (b *Backend) rawRetention(ctx context.Context, key, versionID string) (mini
 		RetainUntilDate string `xml:"RetainUntilDate"`
 	}
 	if err := xml.Unmarshal(body, &r); err != nil {
-		return "", time.Time{}, fmt.Errorf("get retention: %w", err)
+		return "", time.Time{}, fmt.Errorf("get retention: %w", mapErr(err))
 	}
 	if r.RetainUntilDate == "" {
 		return "", time.Time{}, nil
 	}
 	until, err := time.Parse(time.RFC3339, r.RetainUntilDate)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("get retention: retain-until date %q: %w", r.RetainUntilDate, err)
+		// time's message would quote the date again, unbounded.
+		return "", time.Time{}, fmt.Errorf("get retention: retain-until date %q is not RFC 3339", cleanText(r.RetainUntilDate, 64))
 	}
 	return minio.RetentionMode(strings.ToUpper(r.Mode)), until, nil
 }
