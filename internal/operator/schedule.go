@@ -144,6 +144,9 @@ func (r *scheduleController) Reconcile(ctx context.Context, req reconcile.Reques
 	if err != nil {
 		return reconcile.Result{}, r.setStatus(ctx, &s, before, metav1.ConditionFalse, "InvalidSchedule", err.Error(), nil)
 	}
+	if err := checkSchedule(&s); err != nil {
+		return reconcile.Result{}, r.setStatus(ctx, &s, before, metav1.ConditionFalse, "InvalidSpec", err.Error()+"; no Backups are created", nil)
+	}
 	if s.Spec.Suspend {
 		return reconcile.Result{}, r.setStatus(ctx, &s, before, metav1.ConditionTrue, "Suspended", "suspended: no Backups are created", nil)
 	}
@@ -224,13 +227,23 @@ func (r *scheduleController) setStatus(ctx context.Context, s *v1alpha1.Schedule
 	if ready == metav1.ConditionFalse {
 		r.event(s, true, reason, "Schedule", msg)
 	}
-	return r.client.Status().Update(ctx, s)
+	err := r.client.Status().Update(ctx, s)
+	if apierrors.IsInvalid(err) {
+		// The stored Schedule breaks the CRD (a name too long for its
+		// rule): the API server refuses every status write until it
+		// changes, which reconciles it again. The event says why.
+		r.log.Error("cannot record the status of a schedule", "schedule", s.Namespace+"/"+s.Name, "error", err.Error())
+		return nil
+	}
+	return err
 }
 
 // prune deletes the Schedule's finished Backups beyond the newest
 // keepLast. Running and Pending ones stay until a later prune.
 func (r *scheduleController) prune(ctx context.Context, s *v1alpha1.Schedule) error {
-	if s.Spec.KeepLast == nil {
+	if s.Spec.KeepLast == nil || *s.Spec.KeepLast < 1 {
+		// Below 1 the CRD refuses, and Reconcile never gets here; were
+		// it to, deleting nothing is the safe reading.
 		return nil
 	}
 	var list v1alpha1.BackupList
