@@ -144,7 +144,14 @@ func (r *scheduleController) Reconcile(ctx context.Context, req reconcile.Reques
 	if err != nil {
 		return reconcile.Result{}, r.setStatus(ctx, &s, before, metav1.ConditionFalse, "InvalidSchedule", err.Error(), nil)
 	}
-	if err := checkSchedule(&s); err != nil {
+	// The Backup of a slot, but for its name: checked now, so that a
+	// template every Backup would fail with (the tenancy rule, a spec the
+	// CRD refuses) fails the Schedule instead, before any is created.
+	b := &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Labels: map[string]string{v1alpha1.LabelSchedule: s.Name}},
+		Spec:       *s.Spec.Template.DeepCopy(),
+	}
+	if err := r.opts.checkSchedule(&s, b); err != nil {
 		return reconcile.Result{}, r.setStatus(ctx, &s, before, metav1.ConditionFalse, "InvalidSpec", err.Error()+"; no Backups are created", nil)
 	}
 	if s.Spec.Suspend {
@@ -166,10 +173,7 @@ func (r *scheduleController) Reconcile(ctx context.Context, req reconcile.Reques
 	// Due: one Backup for the latest slot, however many were missed.
 	slot := latestSlot(sl, next, now).Truncate(time.Second)
 	name := backupName(s.Name, slot)
-	b := &v1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: map[string]string{v1alpha1.LabelSchedule: s.Name}},
-		Spec:       *s.Spec.Template.DeepCopy(),
-	}
+	b.Name = name
 	if err := controllerutil.SetControllerReference(&s, b, r.mgr.GetScheme()); err != nil {
 		return reconcile.Result{}, err
 	}

@@ -28,12 +28,20 @@ func (o *Options) checkBackup(b *v1alpha1.Backup) error {
 }
 
 // checkSchedule returns why s may create no Backup, or nil: a name or
-// spec the CRD refuses.
-func checkSchedule(s *v1alpha1.Schedule) error {
+// spec the CRD refuses, or a template every Backup of s would fail with
+// (checkBackup of b, a Backup of s but for its name: the tenancy rule
+// applies to b's namespace, which is s's).
+func (o *Options) checkSchedule(s *v1alpha1.Schedule, b *v1alpha1.Backup) error {
 	if n := len(s.Name); n > maxScheduleName {
 		return &refusedError{msg: fmt.Sprintf("metadata.name: %d characters, more than %d (its Backups add 15)", n, maxScheduleName)}
 	}
-	return checkSpec("Schedule", &s.Spec)
+	if err := checkSpec("Schedule", &s.Spec); err != nil {
+		return err
+	}
+	if err := o.checkBackup(b); err != nil {
+		return fmt.Errorf("template: %w", err)
+	}
+	return nil
 }
 
 // checkRepository returns why the BackupRepository r cannot be used as
