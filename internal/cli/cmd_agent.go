@@ -13,13 +13,10 @@ import (
 	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
 	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
-
-// agentAnnotationPrefix marks, per node, that the node agent has backed up
-// its volumes for a Backup: the value is the snapshot ID, or "none".
-const agentAnnotationPrefix = "volumes.bunker.dev/"
 
 func (a *App) agentCommand() *cobra.Command {
 	var (
@@ -44,6 +41,10 @@ directories) into the Backup's repository: one snapshot per node, tagged
 like the Backup and bunker.dev/node=<node>, holding volumes/<ns>/<claim>/
 and the claims. It then records the snapshot on the Backup as the
 annotation volumes.bunker.dev/<node> ("none" when the node had none).
+
+Outside the --admin-namespace namespaces a Backup reaches only its own
+namespace's claims; one that selects another namespace or cluster-scoped
+objects is skipped with a warning saying what was refused.
 
 The node is $NODE_NAME (--node), its root filesystem is mounted at
 $BUNKER_NODE_ROOT (--node-root). Restore a node's volume data on that node
@@ -83,8 +84,9 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 			if err != nil {
 				return err
 			}
+			warned := map[types.UID]bool{}
 			for {
-				if err := a.agentPass(ctx, cs, c, runner, &vf, namespace, adminNS, policy); err != nil {
+				if err := a.agentPass(ctx, cs, c, runner, &vf, namespace, adminNS, policy, warned); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
@@ -116,38 +118,32 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 }
 
 // agentPass serves every completed volume Backup this node has not
-// served yet.
-func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string, adminNS []string, policy *location.Policy) error {
-	var list v1alpha1.BackupList
-	var opts []client.ListOption
-	if namespace != "" {
-		opts = append(opts, client.InNamespace(namespace))
+// served yet (operator.VolumeBackups). A Backup the tenancy rule refuses
+// is skipped with a warning, once per process (warned holds those
+// warned about): it stays unserved, and later passes skip it too.
+func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, namespace string, adminNS []string, policy *location.Policy, warned map[types.UID]bool) error {
+	work, err := operator.VolumeBackups(ctx, c, namespace, vf.node, adminNS)
+	if err != nil {
+		return err
 	}
-	if err := c.List(ctx, &list, opts...); err != nil {
-		return fmt.Errorf("list Backups: %w", err)
-	}
-	key := agentAnnotationPrefix + vf.node
-	for i := range list.Items {
-		b := &list.Items[i]
-		if !b.Spec.Volumes || b.Status.Phase != v1alpha1.BackupCompleted || b.Annotations[key] != "" {
+	key := v1alpha1.AnnotationVolumesPrefix + vf.node
+	for _, w := range work {
+		b := w.Backup
+		if w.Refused != nil {
+			if !warned[b.UID] {
+				warned[b.UID] = true
+				a.out.warnf("agent: Backup %s/%s: skipped, its volumes are not backed up: %v", b.Namespace, b.Name, w.Refused)
+			}
 			continue
 		}
-		// The tenancy rule: a Backup outside an admin namespace reaches
-		// only its own namespace's volumes.
-		spec, err := operator.ConfineBackup(b, adminNS)
-		if err != nil {
-			a.out.textf("Backup %s/%s: skipped: %v", b.Namespace, b.Name, err)
-			continue
-		}
-		b.Spec = spec
 		value := "none"
-		filter := kube.Filter{IncludeNamespaces: b.Spec.IncludeNamespaces, ExcludeNamespaces: b.Spec.ExcludeNamespaces}
+		filter := kube.Filter{IncludeNamespaces: w.Spec.IncludeNamespaces, ExcludeNamespaces: w.Spec.ExcludeNamespaces}
 		vols, _, err := volume.Find(ctx, cs, a.findOptions(vf, filter.Namespace))
 		if err != nil {
 			return fmt.Errorf("Backup %s/%s: %w", b.Namespace, b.Name, err)
 		}
 		if len(vols) > 0 {
-			if value, err = a.agentBackup(ctx, c, runner, vf, b, operator.TenantPolicy(b.Namespace, adminNS, policy)); err != nil {
+			if value, err = a.agentBackup(ctx, c, runner, vf, b, w.Spec, operator.TenantPolicy(b.Namespace, adminNS, policy)); err != nil {
 				a.out.warnf("agent: Backup %s/%s: %v", b.Namespace, b.Name, err)
 				continue
 			}
@@ -165,10 +161,10 @@ func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.C
 	return nil
 }
 
-// agentBackup backs up this node's volumes for b and returns the
-// snapshot ID.
-func (a *App) agentBackup(ctx context.Context, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, b *v1alpha1.Backup, policy *location.Policy) (string, error) {
-	repo, err := operator.ResolveRepository(ctx, c, b.Namespace, b.Spec.Repository, policy)
+// agentBackup backs up this node's volumes for b, as spec (b's confined
+// spec) selects them, and returns the snapshot ID.
+func (a *App) agentBackup(ctx context.Context, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, b *v1alpha1.Backup, spec v1alpha1.BackupSpec, policy *location.Policy) (string, error) {
+	repo, err := operator.ResolveRepository(ctx, c, b.Namespace, spec.Repository, policy)
 	if err != nil {
 		return "", err
 	}
@@ -179,10 +175,10 @@ func (a *App) agentBackup(ctx context.Context, c client.Client, runner *cliRunne
 	if vf.nodeRoot != "" {
 		args = append(args, "--node-root", vf.nodeRoot)
 	}
-	for _, ns := range b.Spec.IncludeNamespaces {
+	for _, ns := range spec.IncludeNamespaces {
 		args = append(args, "--include-namespaces", ns)
 	}
-	for _, ns := range b.Spec.ExcludeNamespaces {
+	for _, ns := range spec.ExcludeNamespaces {
 		args = append(args, "--exclude-namespaces", ns)
 	}
 	out, _, err := runner.run(ctx, repo, args...)

@@ -772,7 +772,10 @@ spec:
 
 // TestKubernetesAgent: the node agent backs up the volume files of a
 // completed Backup with volumes: true for the volumes on its node, records
-// the snapshot on the Backup, and does not do it twice.
+// the snapshot on the Backup, and does not do it twice. A Backup the
+// tenancy rule refuses (no admin namespace here) is skipped with a
+// warning naming what was refused, though completed: no snapshot, no
+// annotation.
 func TestKubernetesAgent(t *testing.T) {
 	k := testsrv.Kube(t)
 	must(t, operator.InstallCRDs(context.Background(), k.Config(), time.Minute))
@@ -835,12 +838,18 @@ apiVersion: bunker.dev/v1alpha1
 kind: Backup
 metadata: {name: nightly, namespace: app}
 spec: {repository: main, includeNamespaces: [app], volumes: true}
+---
+apiVersion: bunker.dev/v1alpha1
+kind: Backup
+metadata: {name: wide, namespace: app}
+spec: {repository: main, includeNamespaces: [app, other], volumes: true}
 `, testPassword, dir, e.repo)))
-	for kind, name := range map[string]string{"PersistentVolumeClaim": "data", "Backup": "nightly"} {
+	for _, o := range [][2]string{{"PersistentVolumeClaim", "data"}, {"Backup", "nightly"}, {"Backup", "wide"}} {
+		kind, name := o[0], o[1]
 		o := kc.get(kind, "app", name)
 		phase := "Bound"
 		if kind == "Backup" {
-			phase = "Completed" // as the operator leaves it
+			phase = "Completed" // as the operator leaves it (an operator with other admin namespaces, for wide)
 		}
 		must(t, unstructured.SetNestedField(o.Object, phase, "status", "phase"))
 		_, err := kc.res(kind, "app").UpdateStatus(context.Background(), o, metav1.UpdateOptions{})
@@ -849,23 +858,32 @@ spec: {repository: main, includeNamespaces: [app], volumes: true}
 
 	// Node n2 has none of the volumes: it records "none" and saves
 	// nothing.
-	e.mustRun("agent", "--once", "--node", "n2", "--admin-namespace", "app")
+	e.mustRun("agent", "--once", "--node", "n2", "--tenant-schemes", "local")
 	if got := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n2"]; got != "none" {
 		t.Errorf("n2 annotation = %q, want none", got)
 	}
 	if n := len(e.snapshots()); n != 0 {
 		t.Errorf("node n2 saved %d snapshots", n)
 	}
-	e.mustRun("agent", "--once", "--node", "n1", "--admin-namespace", "app")
+	r := e.mustRun("agent", "--once", "--node", "n1", "--tenant-schemes", "local")
 	id := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n1"]
 	if len(id) != 64 {
 		t.Fatalf("n1 annotation = %q, want a snapshot ID", id)
+	}
+	if !strings.Contains(r.Stderr, "Backup app/wide: skipped") || !strings.Contains(r.Stderr, `namespace "other" refused`) {
+		t.Errorf("the refused Backup is not reported:\n%s", r)
+	}
+	if a := kc.get("Backup", "app", "wide").GetAnnotations(); len(a) != 0 {
+		t.Errorf("the refused Backup was annotated: %v", a)
+	}
+	if n := len(e.snapshots()); n != 1 {
+		t.Errorf("%d snapshots after node n1, want 1 (none for the refused Backup)", n)
 	}
 	if got := e.mustRun("dump", id, "/volumes/app/data/data.txt").Stdout; got != "on node n1\n" {
 		t.Errorf("volume file = %q", got)
 	}
 	n := len(e.snapshots())
-	e.mustRun("agent", "--once", "--node", "n1", "--admin-namespace", "app")
+	e.mustRun("agent", "--once", "--node", "n1", "--tenant-schemes", "local")
 	if len(e.snapshots()) != n {
 		t.Errorf("the agent backed up the same Backup twice")
 	}

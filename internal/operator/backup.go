@@ -10,7 +10,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -159,13 +158,13 @@ func (r *backupController) begin(ctx context.Context, key string, b *v1alpha1.Ba
 	if r.work.busy(key) {
 		return reconcile.Result{}, nil // started; the cache has not seen it yet
 	}
-	if _, err := labels.Parse(b.Spec.LabelSelector); err != nil {
-		return reconcile.Result{}, r.failNow(ctx, b, fmt.Sprintf("labelSelector %q: %v", b.Spec.LabelSelector, err))
-	}
-	if _, err := r.opts.backupSpec(b); err != nil {
+	if err := r.opts.checkBackup(b); err != nil {
 		return reconcile.Result{}, r.failNow(ctx, b, err.Error())
 	}
 	repoObj, err := r.repository(ctx, b.Namespace, b.Spec.Repository)
+	if err == nil {
+		err = checkRepository(repoObj)
+	}
 	if err != nil {
 		return r.pending(ctx, b, err)
 	}

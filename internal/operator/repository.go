@@ -53,13 +53,17 @@ func (r *repositoryController) Reconcile(ctx context.Context, req reconcile.Requ
 	if wait := r.notDue(&br); wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
-	repo, err := r.resolve(ctx, &br)
+	err := checkSpec("BackupRepository", &br.Spec)
+	var repo Repo
+	if err == nil {
+		repo, err = r.resolve(ctx, &br)
+	}
 	if err != nil {
 		if errors.As(err, new(apierrors.APIStatus)) {
 			return reconcile.Result{}, err
 		}
-		// A Secret or key that is missing or empty: the repository cannot
-		// be opened, and says so.
+		// A spec the CRD refuses, or a Secret or key that is missing,
+		// empty or refused: the repository cannot be opened, and says so.
 		return reconcile.Result{}, r.record(ctx, &br, br.Generation, Repo{}, err)
 	}
 	nn := req.NamespacedName

@@ -91,11 +91,14 @@ func (r *restoreController) Reconcile(ctx context.Context, req reconcile.Request
 // snapshot returns the snapshot x restores: spec.snapshot, or the
 // snapshot of spec.backupName once that Backup has completed.
 func (r *restoreController) snapshot(ctx context.Context, x *v1alpha1.Restore) (snap string, failed string, err error) {
-	if x.Spec.BackupName == "" {
-		if x.Spec.Snapshot == "" {
-			return "", "neither snapshot nor backupName is set", nil
-		}
+	switch {
+	case x.Spec.BackupName == "" && x.Spec.Snapshot == "":
+		return "", "neither snapshot nor backupName is set", nil
+	case x.Spec.BackupName == "":
 		return x.Spec.Snapshot, "", nil
+	case x.Spec.Snapshot != "":
+		// The CRD's rule, which an object stored without it may break.
+		return "", "both snapshot and backupName are set: give exactly one", nil
 	}
 	var b v1alpha1.Backup
 	if err := r.client.Get(ctx, types.NamespacedName{Namespace: x.Namespace, Name: x.Spec.BackupName}, &b); err != nil {
@@ -143,6 +146,9 @@ func (r *restoreController) begin(ctx context.Context, key string, x *v1alpha1.R
 	if r.work.busy(key) {
 		return reconcile.Result{}, nil // started; the cache has not seen it yet
 	}
+	if err := checkSpec("Restore", &x.Spec); err != nil {
+		return reconcile.Result{}, r.failNow(ctx, x, err.Error())
+	}
 	if _, err := labels.Parse(x.Spec.LabelSelector); err != nil {
 		return reconcile.Result{}, r.failNow(ctx, x, fmt.Sprintf("labelSelector %q: %v", x.Spec.LabelSelector, err))
 	}
@@ -164,6 +170,9 @@ func (r *restoreController) begin(ctx context.Context, key string, x *v1alpha1.R
 		return reconcile.Result{}, r.failNow(ctx, x, failed)
 	}
 	repoObj, err := r.repository(ctx, x.Namespace, x.Spec.Repository)
+	if err == nil {
+		err = checkRepository(repoObj)
+	}
 	if err != nil {
 		return r.pending(ctx, x, err)
 	}

@@ -144,6 +144,16 @@ func (r *scheduleController) Reconcile(ctx context.Context, req reconcile.Reques
 	if err != nil {
 		return reconcile.Result{}, r.setStatus(ctx, &s, before, metav1.ConditionFalse, "InvalidSchedule", err.Error(), nil)
 	}
+	// The Backup of a slot, but for its name: checked now, so that a
+	// template every Backup would fail with (the tenancy rule, a spec the
+	// CRD refuses) fails the Schedule instead, before any is created.
+	b := &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Labels: map[string]string{v1alpha1.LabelSchedule: s.Name}},
+		Spec:       *s.Spec.Template.DeepCopy(),
+	}
+	if err := r.opts.checkSchedule(&s, b); err != nil {
+		return reconcile.Result{}, r.setStatus(ctx, &s, before, metav1.ConditionFalse, "InvalidSpec", err.Error()+"; no Backups are created", nil)
+	}
 	if s.Spec.Suspend {
 		return reconcile.Result{}, r.setStatus(ctx, &s, before, metav1.ConditionTrue, "Suspended", "suspended: no Backups are created", nil)
 	}
@@ -163,10 +173,7 @@ func (r *scheduleController) Reconcile(ctx context.Context, req reconcile.Reques
 	// Due: one Backup for the latest slot, however many were missed.
 	slot := latestSlot(sl, next, now).Truncate(time.Second)
 	name := backupName(s.Name, slot)
-	b := &v1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: map[string]string{v1alpha1.LabelSchedule: s.Name}},
-		Spec:       *s.Spec.Template.DeepCopy(),
-	}
+	b.Name = name
 	if err := controllerutil.SetControllerReference(&s, b, r.mgr.GetScheme()); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -224,13 +231,23 @@ func (r *scheduleController) setStatus(ctx context.Context, s *v1alpha1.Schedule
 	if ready == metav1.ConditionFalse {
 		r.event(s, true, reason, "Schedule", msg)
 	}
-	return r.client.Status().Update(ctx, s)
+	err := r.client.Status().Update(ctx, s)
+	if apierrors.IsInvalid(err) {
+		// The stored Schedule breaks the CRD (a name too long for its
+		// rule): the API server refuses every status write until it
+		// changes, which reconciles it again. The event says why.
+		r.log.Error("cannot record the status of a schedule", "schedule", s.Namespace+"/"+s.Name, "error", err.Error())
+		return nil
+	}
+	return err
 }
 
 // prune deletes the Schedule's finished Backups beyond the newest
 // keepLast. Running and Pending ones stay until a later prune.
 func (r *scheduleController) prune(ctx context.Context, s *v1alpha1.Schedule) error {
-	if s.Spec.KeepLast == nil {
+	if s.Spec.KeepLast == nil || *s.Spec.KeepLast < 1 {
+		// Below 1 the CRD refuses, and Reconcile never gets here; were
+		// it to, deleting nothing is the safe reading.
 		return nil
 	}
 	var list v1alpha1.BackupList

@@ -4,8 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
 )
@@ -83,5 +85,55 @@ func TestTenantEnvGetenv(t *testing.T) {
 		if got := repo.Getenv(k); got != "" {
 			t.Errorf("%s = %q, want unset", k, got)
 		}
+	}
+}
+
+// TestTenantEnvRefusedRestore is TestTenantEnvRefused for Restores, in
+// both modes: a Restore whose repository's envSecretRef holds a refused
+// key fails with a status naming the key (not its value); the in-process
+// operator never calls the Runner, and job mode creates no Job.
+func TestTenantEnvRefusedRestore(t *testing.T) {
+	e := newEnv(t)
+	const inproc, jobs = "tenant-inproc", "tenant-jobs"
+	runner := newFakeRunner()
+	for _, ns := range []string{inproc, jobs} {
+		e.namespace(ns)
+		e.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pw", Namespace: ns},
+			StringData: map[string]string{"password": "tenant-password"}})
+		e.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "env", Namespace: ns},
+			StringData: map[string]string{"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "BUNKER_PASSWORD_COMMAND": "cat /var/run/secrets/kubernetes.io/serviceaccount/token"}})
+		e.create(&v1alpha1.BackupRepository{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: ns},
+			Spec: v1alpha1.BackupRepositorySpec{URL: "s3:https://s3.example.net/bkt/" + ns,
+				PasswordSecretRef: v1alpha1.SecretKeyRef{Name: "pw"}, EnvSecretRef: &v1alpha1.SecretRef{Name: "env"}}})
+	}
+	// Both namespaces are tenants'.
+	e.start(Options{Runner: runner, Namespace: inproc, AdminNamespaces: []string{"bunker-admin"}})
+	e.start(Options{Runner: runner, Namespace: jobs, AdminNamespaces: []string{"bunker-admin"}, Mode: ModeJob, Image: "registry.example/bunker:1.0"})
+
+	for _, ns := range []string{inproc, jobs} {
+		e.create(newRestore(ns, "r", v1alpha1.RestoreSpec{Snapshot: "latest"}))
+		x := e.restorePhase(ns, "r", v1alpha1.RestoreFailed)
+		if !strings.Contains(x.Status.Message, "BUNKER_PASSWORD_COMMAND") || !strings.Contains(x.Status.Message, "refused") {
+			t.Errorf("%s: message %q does not name BUNKER_PASSWORD_COMMAND", ns, x.Status.Message)
+		}
+		if strings.Contains(x.Status.Message, "serviceaccount") || strings.Contains(x.Status.Message, "AKIAEXAMPLE") {
+			t.Errorf("%s: message %q shows a value of the Secret", ns, x.Status.Message)
+		}
+		if x.Status.Job != "" || x.Status.Attempts != 0 {
+			t.Errorf("%s: status %+v: the Restore started", ns, x.Status)
+		}
+		var jl batchv1.JobList
+		if err := e.c.List(e.ctx(), &jl, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jl.Items {
+			t.Errorf("%s: Job %s created", ns, j.Name)
+		}
+	}
+	for _, c := range runner.restoreCalls() {
+		t.Errorf("Runner.Restore called for %s with env %v", c.Repo.URL, c.Repo.Env)
+	}
+	for _, c := range runner.checkCalls() {
+		t.Errorf("Runner.Check called for %s with env %v", c.URL, c.Env)
 	}
 }

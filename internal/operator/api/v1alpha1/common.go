@@ -23,6 +23,10 @@ const (
 	// TagBackup prefixes the snapshot tag that ties a snapshot to the
 	// Backup object that made it: "bunker.dev/backup=<ns>/<name>/<uid>".
 	TagBackup = "bunker.dev/backup"
+	// AnnotationVolumesPrefix prefixes the annotation the node agent sets
+	// on a Backup when it has backed up its node's volumes for it:
+	// "volumes.bunker.dev/<node>", the snapshot ID or "none".
+	AnnotationVolumesPrefix = "volumes.bunker.dev/"
 )
 
 // SecretKeyRef selects one key of a Secret in the referring object's
