@@ -172,7 +172,18 @@ func TestTenantSuite(t *testing.T) {
 		}
 		from := map[string]bool{attacker: true}
 		refused := false
+		if i < 2 {
+			// The first two map the planted snapshot's namespaces in
+			// whole: their ConfigMaps land in the attacker's namespace,
+			// its RoleBinding and ClusterRoleBinding do not.
+			spec.NamespaceMapping = map[string]v1alpha1.NamespaceName{victim: attacker, "kube-system": attacker}
+			from[victim], from["kube-system"] = true, true
+			attack = false
+		}
 		for _, src := range []string{victim, "kube-system", attacker} {
+			if i < 2 {
+				break
+			}
 			if rnd.IntN(2) == 0 {
 				continue
 			}
@@ -192,7 +203,8 @@ func TestTenantSuite(t *testing.T) {
 			if attack {
 				n = nss[rnd.IntN(len(nss))]
 			} else if len(spec.NamespaceMapping) > 0 {
-				n = slices.Sorted(maps.Keys(spec.NamespaceMapping))[0]
+				keys := slices.Sorted(maps.Keys(spec.NamespaceMapping))
+				n = keys[rnd.IntN(len(keys))]
 			}
 			spec.IncludeNamespaces = []string{n}
 			refused = refused || !from[n]
@@ -526,14 +538,18 @@ func (s *tenantSuite) plantedSnapshot(loc string) string {
 		{ObjectMeta: metav1.ObjectMeta{Name: "planted", Namespace: "kube-system"}, Data: map[string]string{"x": "planted"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "planted", Namespace: victim}, Data: map[string]string{"x": "planted"}},
 	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "planted-admin", Namespace: victim},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "admin"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}}}
 	s.create(s.admin, crb)
+	s.create(s.admin, rb)
 	for _, cm := range cms {
 		s.create(s.admin, cm)
 	}
 	e := s.tenantEnv(loc, "alice")
 	e.env["KUBECONFIG"] = s.k.Kubeconfig
 	sum := e.mustRun("--json", "backup", "kubernetes", "--include-namespaces", "kube-system,"+victim,
-		"--include-resources", "configmaps,clusterrolebindings", "--cluster-resources", "on").Message(t, "summary")
+		"--include-resources", "configmaps,clusterrolebindings,rolebindings", "--cluster-resources", "on").Message(t, "summary")
 	id, _ := sum["snapshot_id"].(string)
 	if id == "" {
 		t.Fatalf("planted backup: no snapshot ID in %v", sum)
@@ -546,6 +562,7 @@ func (s *tenantSuite) plantedSnapshot(loc string) string {
 		}
 	}
 	must(t, s.admin.Delete(t.Context(), crb))
+	must(t, s.admin.Delete(t.Context(), rb))
 	for _, cm := range cms {
 		must(t, s.admin.Delete(t.Context(), cm))
 	}
@@ -587,6 +604,12 @@ func (s *tenantSuite) nothingOutside(ctx context.Context) {
 	t := s.t
 	if err := s.admin.Get(ctx, client.ObjectKey{Name: "planted-alice-admin"}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the planted ClusterRoleBinding: %v, want not found", err)
+	}
+	for _, ns := range []string{attacker, victim} {
+		err := s.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "planted-admin"}, &rbacv1.RoleBinding{})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("RoleBinding %s/planted-admin: %v, want not found: a Restore granted the tenant a role", ns, err)
+		}
 	}
 	for _, ns := range []string{"kube-system", victim, "default", "elsewhere"} {
 		err := s.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "planted"}, &corev1.ConfigMap{})

@@ -45,6 +45,10 @@ func (o *Options) backupSpec(b *v1alpha1.Backup) (v1alpha1.BackupSpec, error) {
 	return spec, nil
 }
 
+// TenantRestoreExcluded are the resources a Restore outside an admin
+// namespace never restores.
+var TenantRestoreExcluded = []string{"roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io"}
+
 // TenantSchemes are the repository schemes a tenant may use by default.
 // A local path would be a directory of the operator's or agent's own
 // filesystem, and sftp needs key and known_hosts files, which a tenant's
@@ -116,6 +120,10 @@ func (o *Options) restoreSpec(x *v1alpha1.Restore) (v1alpha1.RestoreSpec, *bool,
 			return spec, nil, fmt.Errorf("includeNamespaces: namespace %q refused: a Restore in %s may only restore its own namespace or namespaces mapped to it (admin namespaces: %v)", n, ns, o.AdminNamespaces)
 		}
 	}
+	// Roles and bindings come back only through an admin: created by the
+	// operator, which may bind any role, a planted RoleBinding would
+	// grant the tenant more than it holds in its own namespace.
+	spec.ExcludeResources = append(spec.ExcludeResources, TenantRestoreExcluded...)
 	if len(spec.IncludeNamespaces) == 0 {
 		for n := range from {
 			spec.IncludeNamespaces = append(spec.IncludeNamespaces, n)

@@ -293,6 +293,9 @@ type restore struct {
 
 	mu  sync.Mutex
 	sum Summary
+	// created are the CRDs this restore created (by name): the ones
+	// worth waiting for.
+	created map[string]bool
 }
 
 // Restore applies the objects in tree to the cluster. It returns an
@@ -597,6 +600,12 @@ func (rs *restore) applyTier(ctx context.Context, items []*item) error {
 			switch res.Action {
 			case ActionCreated:
 				rs.sum.Created++
+				if it.gr() == "customresourcedefinitions.apiextensions.k8s.io" {
+					if rs.created == nil {
+						rs.created = map[string]bool{}
+					}
+					rs.created[it.name] = true
+				}
 			case ActionUpdated:
 				rs.sum.Updated++
 			case ActionUnchanged:
@@ -824,7 +833,7 @@ func clusterOwned(gr, ns, name string) string {
 	return ""
 }
 
-// waitCRDs waits until the CRDs just created are established, then
+// waitCRDs waits until the CRDs this restore created are established, then
 // forgets the cached discovery so their resources can be mapped.
 func (rs *restore) waitCRDs(ctx context.Context, items []*item) {
 	defer rs.mapper.Reset()
@@ -834,7 +843,7 @@ func (rs *restore) waitCRDs(ctx context.Context, items []*item) {
 	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	deadline := time.Now().Add(rs.o.CRDTimeout)
 	for _, it := range items {
-		if it.gr() != "customresourcedefinitions.apiextensions.k8s.io" || it.err != nil {
+		if it.gr() != "customresourcedefinitions.apiextensions.k8s.io" || !rs.created[it.name] {
 			continue
 		}
 		var gk schema.GroupKind
