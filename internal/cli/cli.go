@@ -181,6 +181,14 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 // Run executes args and returns the exit code.
 func (a *App) Run(ctx context.Context, args []string) int {
+	code, _ := a.exec(ctx, args)
+	return code
+}
+
+// exec runs one command line like Run and also returns its error, cause
+// and all: what an in-process caller (a plan job's steps) reports,
+// instead of reading it back from the output.
+func (a *App) exec(ctx context.Context, args []string) (int, error) {
 	if a.Getenv == nil {
 		a.Getenv = func(string) string { return "" }
 	}
@@ -195,7 +203,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	}
 	a.closers = nil
 	if err == nil {
-		return ExitOK
+		return ExitOK, nil
 	}
 	code := exitCode(ctx, err)
 	if a.out != nil && a.g.json {
@@ -205,7 +213,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	} else {
 		fmt.Fprintf(a.Stderr, "bunker: warning: %s\n", err)
 	}
-	return code
+	return code, err
 }
 
 func exitCode(ctx context.Context, err error) int {

@@ -3,8 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/spf13/cobra"
 )
 
@@ -41,14 +43,25 @@ is printed as the measured RTO and compared with the job's objective.`,
 				}
 				drills = []*plan.Drill{{Name: args[0] + "-check", Job: args[0]}}
 			}
-			var log io.Writer = io.Discard
+			var show io.Writer
 			if a.g.verbose > 0 && !a.g.json {
-				log = a.Stderr
+				show = a.Stderr
 			}
 			failed := 0
 			for _, d := range drills {
+				log := a.newRunLog(cmd.Context(), p, show)
+				started := time.Now()
 				out, err := a.runDrill(cmd.Context(), p, d, log)
 				j := p.Job(d.Job)
+				run := &state.Run{Job: d.Name, Kind: state.KindDrill, Started: started, Finished: time.Now(), Result: runResult(err),
+					Snapshot: out.Snapshot, RestoreSeconds: out.RestoreSeconds, Log: log.String()}
+				if j != nil {
+					run.Repository = j.Repository
+				}
+				if err != nil {
+					run.Error = err.Error()
+				}
+				a.recordRun(cmd.Context(), p, run)
 				rto := ""
 				if j != nil && j.RTO > 0 {
 					rto = fmt.Sprintf(" (RTO %s: %s)", j.RTO, map[bool]string{true: "met", false: "MISSED"}[out.RestoreSeconds <= j.RTO.Seconds()])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/redact"
 	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/spf13/cobra"
 )
 
@@ -47,8 +49,9 @@ on_failure hooks when anything failed. A failed run is retried as the
 job's retries say. Snapshots get the tag job=JOB, which status and
 retention use.
 
-Exit code 0 when everything succeeded, 1 when the backup failed, 3 when
-the backup succeeded but a copy or retention did not.`,
+Exit code 0 when everything succeeded, 3 when the backup succeeded but a
+copy or retention did not; when the backup failed, the exit code of its
+cause (10 no repository, 11 wrong password, …; see bunker --help), else 1.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.loadPlan(planFile)
@@ -63,15 +66,17 @@ the backup succeeded but a copy or retention did not.`,
 				}
 				return fmt.Errorf("plan %s has no job %q (jobs: %s)", p.File, args[0], strings.Join(names, ", "))
 			}
-			var log io.Writer = io.Discard
+			var show io.Writer
 			if a.g.verbose > 0 && !a.g.json {
-				// Hooks and tools may print secrets; the log may be a
-				// journal or a cron mail.
-				rw := redact.NewWriter(a.Stderr, redact.New(a.planSecrets(cmd.Context(), p)...))
-				defer rw.Flush()
-				log = rw
+				show = a.Stderr
 			}
+			// Hooks and tools may print secrets; the log may be a
+			// journal or a cron mail, and goes to the run history.
+			log := a.newRunLog(cmd.Context(), p, show)
 			res, err := a.runJob(cmd.Context(), p, j, log)
+			a.recordRun(cmd.Context(), p, &state.Run{Job: j.Name, Kind: state.KindBackup, Repository: j.Repository,
+				Started: res.Started, Finished: res.Finished, Result: runResult(err), Error: res.Error, Attempt: res.Attempts,
+				Snapshot: res.Snapshot, BytesRead: res.BytesRead, BytesAdded: res.BytesAdded, Log: log.String()})
 			if a.g.json {
 				m := map[string]any{"message_type": "summary"}
 				b, _ := json.Marshal(res)
@@ -93,6 +98,17 @@ the backup succeeded but a copy or retention did not.`,
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
 	return cmd
+}
+
+// runResult is the history's result of a run that returned err.
+func runResult(err error) string {
+	switch {
+	case err == nil:
+		return state.ResultSuccess
+	case errors.Is(err, context.Canceled):
+		return state.ResultCancelled
+	}
+	return state.ResultFailed
 }
 
 func (a *App) printJobResult(r *jobResult) {
@@ -168,9 +184,9 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 		return err
 	}
 	env["BUNKER_PASSWORD"] = mainPw
-	out, code := a.sub(ctx, env, log, append([]string{"-r", main.Location, "--json"}, args...)...)
+	out, code, err := a.sub(ctx, env, log, append([]string{"-r", main.Location, "--json"}, args...)...)
 	if code != 0 && code != 3 {
-		return fmt.Errorf("backup into %s failed (exit %d): %s", main.Name, code, lastLine(out.stderr))
+		return fmt.Errorf("backup into %s failed: %w", main.Name, err)
 	}
 	sum := lastJSON(out.stdout, "summary")
 	res.Snapshot, _ = sum["snapshot_id"].(string)
@@ -213,13 +229,12 @@ func (a *App) copyJob(ctx context.Context, p *plan.Plan, j *plan.Job, main *plan
 		return fmt.Sprintf("password: %v", err)
 	}
 	env := map[string]string{"BUNKER_PASSWORD": pw, "BUNKER_FROM_PASSWORD": mainPw}
-	out, code := a.sub(ctx, env, log, "-r", dst.Location, "copy", "--from-repo", main.Location, "--tag", jobTag(j.Name))
+	_, code, err := a.sub(ctx, env, log, "-r", dst.Location, "copy", "--from-repo", main.Location, "--tag", jobTag(j.Name))
 	if code != 0 {
-		msg := lastLine(out.stderr)
 		if dst.Airgapped {
-			return "skipped: not attached (" + msg + ")"
+			return "skipped: not attached (" + errText(err) + ")"
 		}
-		return fmt.Sprintf("failed (exit %d): %s", code, msg)
+		return "failed: " + errText(err)
 	}
 	if err := a.applyRetention(ctx, j, dst, pw, c.Retention, log); err != nil {
 		return err.Error()
@@ -249,9 +264,9 @@ func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Reposi
 	if r.Prune {
 		args = append(args, "--prune")
 	}
-	out, code := a.sub(ctx, map[string]string{"BUNKER_PASSWORD": pw}, log, args...)
+	_, code, err := a.sub(ctx, map[string]string{"BUNKER_PASSWORD": pw}, log, args...)
 	if code != 0 {
-		return fmt.Errorf("retention in %s failed (exit %d): %s", repo.Name, code, lastLine(out.stderr))
+		return fmt.Errorf("retention in %s failed: %w", repo.Name, err)
 	}
 	return nil
 }
@@ -360,10 +375,19 @@ func (a *App) planSecret(ctx context.Context, ref string) (string, error) {
 // subOutput is what a sub-command printed.
 type subOutput struct{ stdout, stderr string }
 
+// errText is err's message, or "unknown error" for a nil error (a
+// non-zero exit always comes with one).
+func errText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
 // sub runs bunker in-process with extra environment (an empty value
-// unsets a variable) and returns its output and exit code. Its standard
-// error also goes to log.
-func (a *App) sub(ctx context.Context, env map[string]string, log io.Writer, args ...string) (subOutput, int) {
+// unsets a variable) and returns its output, exit code and error (the
+// command's own, cause and all). Its standard error also goes to log.
+func (a *App) sub(ctx context.Context, env map[string]string, log io.Writer, args ...string) (subOutput, int, error) {
 	// The password of a sub-command comes from env only.
 	for _, k := range []string{"BUNKER_PASSWORD_FILE", "BUNKER_PASSWORD_COMMAND"} {
 		if _, ok := env[k]; !ok {
@@ -379,8 +403,8 @@ func (a *App) sub(ctx context.Context, env map[string]string, log io.Writer, arg
 	var stdout, stderr bytes.Buffer
 	child := &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.MultiWriter(&stderr, lockedWriter(log)), Getenv: getenv, IsTerminal: func(uintptr) bool { return false }}
 	fmt.Fprintf(log, "$ bunker %s\n", strings.Join(redactArgs(args), " "))
-	code := child.Run(ctx, args)
-	return subOutput{stdout.String(), stderr.String()}, code
+	code, err := child.exec(ctx, args)
+	return subOutput{stdout.String(), stderr.String()}, code, err
 }
 
 // redactArgs keeps the user information and secret query values of

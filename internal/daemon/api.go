@@ -176,6 +176,25 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 			writeJSON(w, http.StatusAccepted, map[string]string{"started": r.PathValue("name")})
 		}
 	}
+	// A run made outside the daemon (bunker run, bunker drill by hand)
+	// joins the history the daemon holds.
+	mux.HandleFunc("POST /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		if !a.check(w, r, "the API is read-only: set daemon.api_token in the plan to record runs", a.run) {
+			return
+		}
+		var run state.Run
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&run); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "run: " + err.Error()})
+			return
+		}
+		if err := d.RecordRun(&run); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"id": run.ID})
+	})
 	mux.HandleFunc("POST /api/v1/jobs/{name}/run", run(d.Trigger))
 	mux.HandleFunc("POST /api/v1/drills/{name}/run", run(d.TriggerDrill))
 	if o.Extra != nil {

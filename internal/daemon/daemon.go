@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -488,6 +490,33 @@ func (d *Daemon) isRunning(key string) bool {
 	defer d.mu.Unlock()
 	_, ok := d.running[key]
 	return ok
+}
+
+// RecordRun adds a finished run made outside the daemon (a manual
+// bunker run or drill) to the history: it must name a job (backup) or a
+// drill (drill) of the plan, and is recorded as triggered by hand.
+func (d *Daemon) RecordRun(r *state.Run) error {
+	p := d.Plan()
+	switch r.Kind {
+	case state.KindBackup:
+		if p.Job(r.Job) == nil {
+			return fmt.Errorf("record run: no job %q", r.Job)
+		}
+	case state.KindDrill:
+		// A job without drills is checked by hand as drill JOB-check.
+		job, isCheck := strings.CutSuffix(r.Job, "-check")
+		if !slices.ContainsFunc(p.Drills, func(dr *plan.Drill) bool { return dr.Name == r.Job }) && (!isCheck || p.Job(job) == nil) {
+			return fmt.Errorf("record run: no drill %q", r.Job)
+		}
+	default:
+		return fmt.Errorf("record run: kind %q: want %s or %s", r.Kind, state.KindBackup, state.KindDrill)
+	}
+	r.ID, r.Trigger, r.Scheduled = "", state.TriggerManual, time.Time{}
+	if err := d.o.Store.Record(r); err != nil {
+		return err
+	}
+	d.log.Info("manual run recorded", "kind", r.Kind, "name", r.Job, "result", r.Result)
+	return nil
 }
 
 // TriggerDrill runs a drill now.

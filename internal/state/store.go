@@ -439,6 +439,29 @@ func (s *Store) StartRun(r *Run) error {
 	return nil
 }
 
+// Record adds a run that has finished (a manual run made outside the
+// daemon): StartRun then FinishRun. r.Result must be a final result.
+func (s *Store) Record(r *Run) error {
+	final := *r
+	switch final.Result {
+	case ResultSuccess, ResultFailed, ResultCancelled, ResultInterrupted:
+	default:
+		return fmt.Errorf("state DB %s: record run of job %s: result %q is not a final result (success, failed, cancelled, interrupted)", s.path, r.Job, r.Result)
+	}
+	if final.Finished.Before(final.Started) {
+		return fmt.Errorf("state DB %s: record run of job %s: finished before it started", s.path, r.Job)
+	}
+	if err := s.StartRun(r); err != nil {
+		return err
+	}
+	final.ID, final.Started = r.ID, r.Started
+	if err := s.FinishRun(&final); err != nil {
+		return err
+	}
+	*r = final
+	return nil
+}
+
 // FinishRun records the final state of a run StartRun recorded: r.Result
 // must be a final result (not running). It sets r.Finished when zero and
 // trims r.Log, then prunes the job's oldest runs beyond KeepRuns. The
