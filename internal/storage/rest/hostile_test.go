@@ -227,27 +227,3 @@ func TestHostileErrorHeader(t *testing.T) {
 		t.Errorf("Open = %v, want the server's message", err)
 	}
 }
-
-func TestCleanText(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		max  int
-		want string
-	}{
-		{"", 100, ""},
-		{"plain message", 100, "plain message"},
-		{"  two\r\nlines \t tabbed  ", 100, "two lines tabbed"},
-		{"esc \x1b[2J and \x00 nul", 100, "esc [2J and nul"},
-		{"bidi \u202etxt.exe\u202c zero\u200bwidth", 100, "bidi txt.exe zerowidth"},
-		{"bad \xff\xfe utf8", 100, "bad ? utf8"},
-		{"a b", 2, "a…"},
-		{"ünïcödé stays", 100, "ünïcödé stays"},
-		{strings.Repeat("a", 20), 10, strings.Repeat("a", 10) + "…"},
-		{strings.Repeat("é", 10), 11, strings.Repeat("é", 5) + "…"},
-		{"exactly ten", 11, "exactly ten"},
-	} {
-		if got := cleanText(tc.in, tc.max); got != tc.want {
-			t.Errorf("cleanText(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
-		}
-	}
-}
