@@ -348,9 +348,9 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		}
 		return storage.Permanent(b.errorf("load", h, fmt.Errorf("range offset %d, length %d is past the end of the object (got %d bytes)", offset, length, got)))
 	}
-	rd := &readErrs{r: resp.Body}
+	rd := &objstore.ReplyReader{R: resp.Body}
 	if err := fn(rd); err != nil {
-		if rd.err == nil {
+		if rd.Err == nil {
 			return b.errorf("load", h, err) // fn's own error
 		}
 		return b.errorf("load", h, mapErr(err, false))

@@ -35,7 +35,7 @@ func mapErr(err error, conditional bool) error {
 	if !errors.As(err, &re) {
 		var ue *url.Error
 		switch {
-		case isNotHTTP(err):
+		case objstore.IsNotHTTP(err):
 			return &objstore.Error{Msg: "the reply is not valid HTTP (is something other than Azure Blob Storage listening there?)", Err: err}
 		case isDecodeErr(err):
 			return &objstore.Error{Msg: "the reply is not what Azure Blob Storage sends (is the endpoint Azure Blob Storage?)", Err: err}

@@ -59,7 +59,7 @@ func mapErr(err error, conditional bool) error {
 		// net/http's and the decoders' messages about a reply that is not
 		// what it should be, which quote it.
 		switch {
-		case isNotHTTP(err):
+		case objstore.IsNotHTTP(err):
 			return &objstore.Error{Msg: "the reply is not valid HTTP (is something other than Cloud Storage listening there?)", Err: err}
 		case isDecodeErr(err):
 			return &objstore.Error{Msg: "the reply is not what Cloud Storage sends (is the endpoint Cloud Storage?)", Err: err}
@@ -91,10 +91,10 @@ func mapErr(err error, conditional bool) error {
 // cleaned and bounded. ge.Body is never shown.
 func apiDesc(ge *googleapi.Error) string {
 	desc := fmt.Sprintf("HTTP %d", ge.Code)
-	if len(ge.Errors) > 0 && isCode(ge.Errors[0].Reason) {
+	if len(ge.Errors) > 0 && objstore.IsCode(ge.Errors[0].Reason) {
 		desc += " " + ge.Errors[0].Reason
 	}
-	if msg := cleanText(ge.Message, maxMessageLen); msg != "" {
+	if msg := objstore.CleanText(ge.Message, maxMessageLen); msg != "" {
 		desc += ": " + msg
 	}
 	return desc

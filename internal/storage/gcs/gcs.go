@@ -319,9 +319,9 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 	if offset > size || length > 0 && offset+int64(length) > size {
 		return storage.Permanent(b.errorf("load", h, fmt.Errorf("range offset %d, length %d is past the end of the %d-byte object", offset, length, size)))
 	}
-	rd := &readErrs{r: r}
+	rd := &objstore.ReplyReader{R: r}
 	if err := fn(rd); err != nil {
-		if rd.err == nil {
+		if rd.Err == nil {
 			return b.errorf("load", h, err) // fn's own error
 		}
 		return b.errorf("load", h, mapErr(err, false))

@@ -1,137 +1,20 @@
 package gcs
 
 import (
-	"bytes"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
 )
 
-// secret stands for the content of an internal HTTP service that a
-// tenant's endpoint leads to: no error may quote it.
-const secret = "S3CR3T_internal_7f3a9c"
-
 // hostileBodies are replies of services that are not Cloud Storage.
-var hostileBodies = []struct{ name, contentType, body string }{
-	{"text", "text/plain", "db password: " + secret + "\n"},
-	{"html", "text/html", "<html><body><h1>Admin</h1><code>" + secret + "</code></body></html>"},
-	{"json", "application/json", `{"code":"` + secret + `","message":"` + secret + `","error":"` + secret + `"}`},
-	{"xml", "application/xml", `<?xml version="1.0"?><Response><Code>` + secret + `</Code><Message>` + secret + `</Message></Response>`},
-	{"error not an object", "application/json", `{"error":"` + secret + `","message":"` + secret + `"}`},
-}
-
-var hostileStatuses = []int{200, 400, 401, 403, 404, 409, 500, 503}
-
-// notHTTPReplies are replies of services that do not speak HTTP, or not
-// well: net/http's errors about them quote what arrived.
-var notHTTPReplies = []struct{ name, reply string }{
-	{"banner", "SSH-2.0-OpenSSH_9.2 " + secret + "\r\n"},
-	{"bad status", "HTTP/1.1 " + secret + " OK\r\n\r\n"},
-	{"bad version", secret + "/1.1 500 Internal Server Error\r\n\r\n"},
-	{"bad header", "HTTP/1.1 500 Internal Server Error\r\n" + secret + "\r\n\r\n"},
-	{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: " + secret + "\r\n\r\n"},
-	{"reason phrase", "HTTP/1.1 503 " + secret + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
-}
-
-// hostileServer answers every request with status, header and body.
-func hostileServer(t *testing.T, status int, header http.Header, contentType, body string) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for k, v := range header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Content-Type", contentType)
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte(body))
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-// rawServer answers every connection with reply, after the request's
-// header, and closes it.
-func rawServer(t *testing.T, reply string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer func() { _ = c.Close() }()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				buf := make([]byte, 0, 4096)
-				for !bytes.Contains(buf, []byte("\r\n\r\n")) && len(buf) < cap(buf) {
-					n, err := c.Read(buf[len(buf):cap(buf)])
-					buf = buf[:len(buf)+n]
-					if err != nil {
-						return
-					}
-				}
-				_, _ = io.WriteString(c, reply)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	return "http://" + ln.Addr().String()
-}
-
-// checkQuote fails when err quotes the secret or text that is not clean
-// (more than one line, control or format characters, invalid UTF-8).
-func checkQuote(t *testing.T, op string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	msg := err.Error()
-	if strings.Contains(msg, secret) || strings.Contains(msg, "S3CR3T") {
-		t.Errorf("%s: the error quotes the reply: %q", op, msg)
-	}
-	if !utf8.ValidString(msg) || strings.ContainsFunc(msg, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
-		t.Errorf("%s: the error holds control characters or invalid UTF-8: %q", op, msg)
-	}
-}
-
-// checkClass checks that err stands for status: 401 ErrAuth, 403
-// ErrPermission, 404 ErrNotExist, other 4xx permanent, 5xx transient.
-// Some operations take some refusals for an answer (Open: a missing
-// bucket, a missing feature), so nil is fine for them unless must.
-func checkClass(t *testing.T, op string, status int, err error, must bool) {
-	t.Helper()
-	if err == nil {
-		if must || status >= 500 || status == http.StatusUnauthorized {
-			t.Errorf("%s: no error for a %d reply", op, status)
-		}
-		return
-	}
-	want := map[int]error{401: storage.ErrAuth, 403: storage.ErrPermission, 404: storage.ErrNotExist}[status]
-	switch {
-	case want != nil && !errors.Is(err, want):
-		t.Errorf("%s = %v, want %v", op, err, want)
-	case storage.IsPermanent(err) != (status < 500):
-		t.Errorf("%s = %v: IsPermanent = %v for a %d reply", op, err, storage.IsPermanent(err), status)
-	}
-}
+var hostileBodies = append(slices.Clip(storagetest.HostileBodies), storagetest.HostileJSON,
+	storagetest.HostileBody{Name: "error not an object", ContentType: "application/json", Body: `{"error":"` + storagetest.Secret + `","message":"` + storagetest.Secret + `"}`},
+)
 
 // exercise opens a backend on the endpoint (as an emulator) and runs its
 // reads; it returns the error of each.
@@ -150,11 +33,7 @@ func exercise(t *testing.T, endpoint string) map[string]error {
 		t.Fatal(err)
 	}
 	defer func() { _ = be.Close() }()
-	h := storage.Handle{Type: storage.KeyFile, Name: "k1"}
-	_, errs["Stat"] = be.Stat(ctx, h)
-	_, errs["Load"] = storage.LoadAll(ctx, be, h)
-	errs["Load range"] = be.Load(ctx, h, 10, 5, func(io.Reader) error { return nil })
-	errs["List"] = be.List(ctx, storage.KeyFile, func(storage.FileInfo) error { return nil })
+	storagetest.Reads(ctx, be, errs, "")
 	return errs
 }
 
@@ -162,38 +41,13 @@ func exercise(t *testing.T, endpoint string) map[string]error {
 // (an internal one, named to read it through error messages) gets errors
 // that quote nothing of its replies but still say what happened.
 func TestHostileReplies(t *testing.T) {
-	for _, body := range hostileBodies {
-		for _, status := range hostileStatuses {
-			t.Run(body.name+"/"+strconv.Itoa(status), func(t *testing.T) {
-				t.Parallel()
-				u := hostileServer(t, status, nil, body.contentType, body.body)
-				for op, err := range exercise(t, u) {
-					checkQuote(t, op, err)
-					if status == http.StatusOK {
-						continue // what a 200 means differs by operation
-					}
-					checkClass(t, op, status, err, strings.HasPrefix(op, "Stat") || strings.HasPrefix(op, "Load"))
-				}
-			})
-		}
-	}
+	storagetest.HostileReplies(t, hostileBodies, exercise, storagetest.CheckReadClass)
 }
 
 // TestNotHTTP: an endpoint that leads to a service that does not speak
 // HTTP (or not well) gets transient errors that quote nothing it sent.
 func TestNotHTTP(t *testing.T) {
-	for _, tc := range notHTTPReplies {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			u := rawServer(t, tc.reply)
-			for op, err := range exercise(t, u) {
-				checkQuote(t, op, err)
-				if err == nil || storage.IsPermanent(err) {
-					t.Errorf("%s = %v, want a transient error", op, err)
-				}
-			}
-		})
-	}
+	storagetest.NotHTTP(t, storagetest.NotHTTPReplies, exercise)
 }
 
 // TestHostileErrorDocument: the reason and message of a JSON error
@@ -201,21 +55,21 @@ func TestNotHTTP(t *testing.T) {
 // parse error replies: Load says only the status.)
 func TestHostileErrorDocument(t *testing.T) {
 	// JSON escapes: a tab, a right-to-left override, a newline.
-	long := `Access\tdenied\u202e \n` + strings.Repeat("x", maxMessageLen) + secret
-	doc := `{"error":{"code":403,"message":"` + long + `","errors":[{"reason":"forbidden","message":"` + secret + `","domain":"` + secret + `"}],"details":["` + secret + `"]}}`
-	u := hostileServer(t, http.StatusForbidden, nil, "application/json", doc)
+	long := `Access\tdenied\u202e \n` + strings.Repeat("x", maxMessageLen) + storagetest.Secret
+	doc := `{"error":{"code":403,"message":"` + long + `","errors":[{"reason":"forbidden","message":"` + storagetest.Secret + `","domain":"` + storagetest.Secret + `"}],"details":["` + storagetest.Secret + `"]}}`
+	u := storagetest.HostileServer(t, http.StatusForbidden, nil, "application/json", doc)
 	for op, err := range exercise(t, u) {
-		checkQuote(t, op, err)
-		checkClass(t, op, http.StatusForbidden, err, false)
+		storagetest.CheckQuote(t, op, err)
+		storagetest.CheckStatusClass(t, op, http.StatusForbidden, err, false)
 		if err != nil && !strings.HasPrefix(op, "Load") && !strings.Contains(err.Error(), "(HTTP 403 forbidden: Access denied xxx") {
 			t.Errorf("%s = %q, want the reason and the message, cut short", op, err)
 		}
 	}
 	// A reason that is no code is left out.
-	doc = `{"error":{"code":401,"message":"Invalid Credentials","errors":[{"reason":"a b ` + secret + `"}]}}`
-	u = hostileServer(t, http.StatusUnauthorized, nil, "application/json", doc)
+	doc = `{"error":{"code":401,"message":"Invalid Credentials","errors":[{"reason":"a b ` + storagetest.Secret + `"}]}}`
+	u = storagetest.HostileServer(t, http.StatusUnauthorized, nil, "application/json", doc)
 	for op, err := range exercise(t, u) {
-		checkQuote(t, op, err)
+		storagetest.CheckQuote(t, op, err)
 		if !errors.Is(err, storage.ErrAuth) || !strings.HasPrefix(op, "Load") && !strings.Contains(err.Error(), "(HTTP 401: Invalid Credentials)") {
 			t.Errorf("%s = %v, want ErrAuth with the message", op, err)
 		}

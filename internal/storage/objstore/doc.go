@@ -20,4 +20,14 @@
 // keys Key makes from valid handles, and nothing else (foreign objects,
 // packs outside their shard, names that are not valid object names), so
 // that listings skip what the repository did not write.
+//
+// # Replies
+//
+// Errors of all the HTTP backends (rest too) quote nothing of a reply but
+// what the store's protocol says, cleaned. The parts of that rule they
+// share are here: CleanText and IsCode for what may be quoted;
+// IsNotHTTP, IsXMLError, IsJSONError and IsValueError to find the errors
+// of net/http and the decoders, whose messages quote bytes of a reply;
+// ReplyReader to tell a broken transfer from the error of what reads the
+// body. Each backend parses its own protocol's error replies.
 package objstore

@@ -200,7 +200,7 @@ func (b *Backend) fetchInfo(ctx context.Context) error {
 			return statusErr(resp)
 		}
 		var info RepoInfo
-		body := &bodyReader{r: io.LimitReader(resp.Body, 1<<16)}
+		body := &objstore.ReplyReader{R: io.LimitReader(resp.Body, 1<<16)}
 		if err := json.NewDecoder(body).Decode(&info); err != nil {
 			return decodeErr("repository info", body, err)
 		}
@@ -282,7 +282,7 @@ func transportErr(err error) error {
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	if isNotHTTP(err) {
+	if objstore.IsNotHTTP(err) {
 		return errNotHTTP{err}
 	}
 	var pe *pinError
@@ -325,7 +325,7 @@ func (e *statusError) Unwrap() error { return e.sentinel }
 func statusErr(resp *http.Response) error {
 	// Drain a little, so that the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	e := &statusError{code: resp.StatusCode, msg: cleanText(resp.Header.Get(HeaderError), MaxErrorLen)}
+	e := &statusError{code: resp.StatusCode, msg: objstore.CleanText(resp.Header.Get(HeaderError), MaxErrorLen)}
 	switch c := resp.StatusCode; {
 	case c == http.StatusNotFound:
 		e.sentinel = storage.ErrNotExist
@@ -446,7 +446,7 @@ func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset
 		case ranged && resp.StatusCode == http.StatusPartialContent:
 			start, ok := contentRangeStart(resp.Header.Get("Content-Range"))
 			if !ok || start != offset {
-				return fmt.Errorf("server sent range %q for offset %d", cleanText(resp.Header.Get("Content-Range"), 64), offset)
+				return fmt.Errorf("server sent range %q for offset %d", objstore.CleanText(resp.Header.Get("Content-Range"), 64), offset)
 			}
 			if length > 0 && resp.ContentLength != int64(length) {
 				return fmt.Errorf("server sent %d bytes for a range of %d", resp.ContentLength, length)
@@ -500,7 +500,7 @@ func modTime(hd http.Header) (time.Time, error) {
 	if v := hd.Get(HeaderModTime); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("bad %s header %q", HeaderModTime, cleanText(v, 64))
+			return time.Time{}, fmt.Errorf("bad %s header %q", HeaderModTime, objstore.CleanText(v, 64))
 		}
 		return t, nil
 	}
@@ -518,31 +518,16 @@ var errNotJSON = errors.New("unexpected JSON value")
 // errNotBunker: a reply is not what a bunker REST server sends.
 var errNotBunker = errors.New("the reply is not of the bunker REST protocol (is the URL a bunker server?)")
 
-// bodyReader records the error of reading a reply body, which tells a
-// broken transfer from a body that does not decode.
-type bodyReader struct {
-	r   io.Reader
-	err error
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF {
-		b.err = err
-	}
-	return n, err
-}
-
 // decodeErr is the error of decoding the JSON body of a 200 reply as
 // what. A failed read is returned as it is, and a body that ends early (a
 // server whose listing failed midway) says so. Any other failure means
 // that something other than a bunker server answered (a proxy's page, or
 // another service); the decoder's message is left out, as it quotes bytes
 // of the body. All stay transient: a proxy may answer so for a while.
-func decodeErr(what string, body *bodyReader, err error) error {
+func decodeErr(what string, body *objstore.ReplyReader, err error) error {
 	switch {
-	case body.err != nil:
-		return fmt.Errorf("read %s: %w", what, body.err)
+	case body.Err != nil:
+		return fmt.Errorf("read %s: %w", what, body.Err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("decode %s: %w", what, io.ErrUnexpectedEOF)
 	}
@@ -563,7 +548,7 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 		if resp.StatusCode != http.StatusOK {
 			return statusErr(resp)
 		}
-		body := &bodyReader{r: resp.Body}
+		body := &objstore.ReplyReader{R: resp.Body}
 		dec := json.NewDecoder(body)
 		if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 			if err == nil {

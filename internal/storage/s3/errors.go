@@ -24,9 +24,9 @@ type replyError struct{ resp minio.ErrorResponse }
 
 func (e *replyError) Error() string {
 	var b strings.Builder
-	if isCode(e.resp.Code) {
+	if objstore.IsCode(e.resp.Code) {
 		b.WriteString(e.resp.Code)
-		if msg := cleanText(e.resp.Message, maxMessageLen); msg != "" && msg != e.resp.Code {
+		if msg := objstore.CleanText(e.resp.Message, maxMessageLen); msg != "" && msg != e.resp.Code {
 			b.WriteString(": ")
 			b.WriteString(msg)
 		}
@@ -92,7 +92,7 @@ func mapErr(err error) error {
 		// decoder's messages about a reply that is not what it should be
 		// quote it: they are left out.
 		switch {
-		case isNotHTTP(err):
+		case objstore.IsNotHTTP(err):
 			return &objstore.Error{Msg: "the reply is not valid HTTP (is something other than an S3 store listening there?)", Err: err}
 		case isDecodeErr(err):
 			return &objstore.Error{Msg: "the reply is not the S3 XML it should be (is the endpoint an S3 store?)", Err: err}

@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/textproto"
 	"strconv"
-	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
 
 // What a reply holds is quoted in errors only when it is the store's own
@@ -54,12 +51,12 @@ func (f replyFilter) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.ContentLength = int64(len(doc))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(doc)))
 	resp.Header.Del("Content-Encoding")
-	if c := resp.Header.Get("X-Minio-Error-Code"); c != "" && !isCode(c) {
+	if c := resp.Header.Get("X-Minio-Error-Code"); c != "" && !objstore.IsCode(c) {
 		resp.Header.Del("X-Minio-Error-Code")
 		resp.Header.Del("X-Minio-Error-Desc")
 	}
 	if d := resp.Header.Get("X-Minio-Error-Desc"); d != "" {
-		resp.Header.Set("X-Minio-Error-Desc", cleanText(d, maxMessageLen))
+		resp.Header.Set("X-Minio-Error-Desc", objstore.CleanText(d, maxMessageLen))
 	}
 	return resp, nil
 }
@@ -76,10 +73,10 @@ type s3Error struct {
 // body is not one.
 func errorDoc(body []byte) []byte {
 	var e s3Error
-	if xml.Unmarshal(body, &e) != nil || !isCode(e.Code) {
+	if xml.Unmarshal(body, &e) != nil || !objstore.IsCode(e.Code) {
 		return nil
 	}
-	e.Message = cleanText(e.Message, maxMessageLen)
+	e.Message = objstore.CleanText(e.Message, maxMessageLen)
 	if !isRegion(e.Region) {
 		e.Region = ""
 	}
@@ -88,20 +85,6 @@ func errorDoc(body []byte) []byte {
 		return nil
 	}
 	return doc
-}
-
-// isCode reports whether s looks like an error code of a store's protocol
-// ("NoSuchKey"): a letter, then up to 63 letters, digits, '.', '_' or '-'.
-func isCode(s string) bool {
-	if s == "" || len(s) > 64 || !(s[0] >= 'A' && s[0] <= 'Z' || s[0] >= 'a' && s[0] <= 'z') {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // isRegion reports whether s looks like a region name ("eu-west-1").
@@ -117,65 +100,9 @@ func isRegion(s string) bool {
 	return true
 }
 
-// cleanText makes text a server sent fit to quote in an error: valid
-// UTF-8 on one line, runs of spaces and control characters collapsed to
-// one space, format characters (which could reorder text in a terminal)
-// dropped, and at most max bytes (cut at a character, with "…").
-func cleanText(s string, max int) string {
-	s = strings.ToValidUTF8(s, "?")
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		switch {
-		case unicode.Is(unicode.Cf, r):
-			continue
-		case unicode.IsSpace(r) || unicode.IsControl(r):
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		if b.Len()+utf8.RuneLen(r) > max {
-			return strings.TrimSuffix(b.String(), " ") + "…"
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// notHTTPMessages are the parts of net/http's messages about a reply that
-// is not valid HTTP, which quote what arrived: the banner of some other
-// service that listens at the address, say.
-var notHTTPMessages = []string{
-	"malformed HTTP", "malformed MIME header", "bad Content-Length", "invalid empty Content-Length",
-	"bad trailer key", "invalid Trailer key", "transfer encoding", "server sent GOAWAY",
-}
-
-// isNotHTTP reports whether err is net/http's complaint about a reply
-// that is not valid HTTP.
-func isNotHTTP(err error) bool {
-	var pe textproto.ProtocolError
-	if errors.As(err, &pe) {
-		return true
-	}
-	msg := err.Error()
-	for _, s := range notHTTPMessages {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // isDecodeErr reports whether err is the error of decoding a reply's XML
 // (or a value in it), whose message quotes bytes of the reply.
 func isDecodeErr(err error) bool {
-	var se *xml.SyntaxError
-	var ue xml.UnmarshalError
 	var te *xml.TagPathError
-	var pe *time.ParseError
-	var ne *strconv.NumError
-	return errors.As(err, &se) || errors.As(err, &ue) || errors.As(err, &te) || errors.As(err, &pe) || errors.As(err, &ne)
+	return objstore.IsXMLError(err) || errors.As(err, &te) || objstore.IsValueError(err)
 }

@@ -432,7 +432,7 @@ func (b *Backend) load(ctx context.Context, h storage.Handle, versionID string, 
 			}
 			n = size - offset
 		} else if start, ok := rangeStart(cr); !ok || start != offset {
-			return b.errorf("load %v: the store answered range offset %d with %q", h, offset, cleanText(cr, 64))
+			return b.errorf("load %v: the store answered range offset %d with %q", h, offset, objstore.CleanText(cr, 64))
 		}
 	}
 	if length > 0 {
@@ -683,7 +683,7 @@ func (b *Backend) rawRetention(ctx context.Context, key, versionID string) (mini
 	until, err := time.Parse(time.RFC3339, r.RetainUntilDate)
 	if err != nil {
 		// time's message would quote the date again, unbounded.
-		return "", time.Time{}, fmt.Errorf("get retention: retain-until date %q is not RFC 3339", cleanText(r.RetainUntilDate, 64))
+		return "", time.Time{}, fmt.Errorf("get retention: retain-until date %q is not RFC 3339", objstore.CleanText(r.RetainUntilDate, 64))
 	}
 	return minio.RetentionMode(strings.ToUpper(r.Mode)), until, nil
 }

@@ -18,4 +18,9 @@
 // that is not shared with other subtests; it should register its own
 // cleanup (the suite does not call Close). Checks of optional features
 // (conditional create, append-only) run when Features reports them.
+//
+// Besides the suite, it holds checks and scaffolding shared by the tests
+// of the backends that talk to a server: helpers.go (leaks, isolation,
+// a server that dies) and hostile.go (replies of services that are not
+// the store, none of which an error may quote).
 package storagetest
