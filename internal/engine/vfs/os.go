@@ -16,16 +16,17 @@ import (
 type OS struct {
 	read *fsmeta.Reader
 	// meta[i] applies metadata for Meta{Owner: i&1 != 0, Xattrs: i&2 != 0}.
-	meta [4]*fsmeta.Restorer
+	// Held in place (one allocation for the OS): a backup creates one.
+	meta [4]fsmeta.Restorer
 }
 
 // NewOS returns the real filesystem. Ownership is restored only when the
 // process runs as root (CAP_CHOWN), as fsmeta.NewRestorer decides.
 func NewOS() *OS {
 	o := &OS{read: fsmeta.NewReader()}
-	root := fsmeta.NewRestorer().Owner
+	root := os.Geteuid() == 0 // as fsmeta.NewRestorer decides
 	for i := range o.meta {
-		o.meta[i] = &fsmeta.Restorer{Owner: root && i&1 != 0, Xattrs: i&2 != 0}
+		o.meta[i].Owner, o.meta[i].Xattrs = root && i&1 != 0, i&2 != 0
 	}
 	return o
 }
@@ -38,7 +39,7 @@ func (o *OS) restorer(m Meta) *fsmeta.Restorer {
 	if m.Xattrs {
 		i |= 2
 	}
-	return o.meta[i]
+	return &o.meta[i]
 }
 
 // OpenDir opens the directory at path, following links to it.
@@ -119,7 +120,7 @@ func (d *osDir) OpenFile(name string) (File, error) {
 
 func (d *osDir) Create(name string, n *tree.Node) error {
 	// Creating uses no option of the Restorer.
-	return d.fs.meta[0].CreateAt(d.f, name, n)
+	return d.fs.restorer(Meta{}).CreateAt(d.f, name, n)
 }
 
 func (d *osDir) Apply(name string, n *tree.Node, m Meta) error {
