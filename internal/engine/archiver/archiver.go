@@ -20,8 +20,8 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/chunker"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/engine/vfs"
 	"github.com/bunkerbackup/bunker/internal/engine/walker"
-	"github.com/bunkerbackup/bunker/internal/fsmeta"
 )
 
 // ID of a blob.
@@ -43,7 +43,8 @@ type Excluder interface {
 	Excluded(absPath string, isDir bool) bool
 	// ExcludedByMarkerAt reports whether a directory holds a marker file
 	// (--exclude-if-present, --exclude-caches); its contents other than
-	// the marker (IsMarkerName) are then left out.
+	// the marker (IsMarkerName) are then left out. It is asked only of
+	// directories of the OS filesystem (see vfs.OSFile).
 	ExcludedByMarkerAt(dir *os.File) (bool, error)
 	IsMarkerName(name string) bool
 }
@@ -79,6 +80,8 @@ type Options struct {
 	// path). Returning nil skips the entry and goes on; returning an error
 	// aborts. Nil means skip.
 	OnError func(path string, err error) error
+	// FS is the filesystem backed up (default the real one, vfs.NewOS()).
+	FS vfs.FS
 }
 
 // Stats are live counters; read them with Load while the backup runs.
@@ -96,7 +99,7 @@ type Stats struct {
 type Archiver struct {
 	repo  Repo
 	opts  Options
-	meta  *fsmeta.Reader
+	fs    vfs.FS
 	Stats Stats
 
 	bufs      bufpool.List // chunk buffers
@@ -141,7 +144,11 @@ func New(repo Repo, opts Options) (*Archiver, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 5 * time.Minute
 	}
-	a := &Archiver{repo: repo, opts: opts, meta: fsmeta.NewReader(),
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = vfs.NewOS()
+	}
+	a := &Archiver{repo: repo, opts: opts, fs: fsys,
 		bigSem: make(chan struct{}, bigFiles)}
 	for i := 0; i < bigFiles; i++ {
 		a.bigChunkers = append(a.bigChunkers, chunker.New(nil, opts.Chunker))
@@ -204,7 +211,7 @@ type saveResult struct {
 
 type fileJob struct {
 	ctx    context.Context
-	f      *os.File
+	f      vfs.File
 	path   string
 	node   *tree.Node
 	result *future
@@ -331,7 +338,7 @@ func (a *Archiver) saveChunks(ctx context.Context, ch *chunker.Chunker, rd io.Re
 	return ids, total, firstErr
 }
 
-func (a *Archiver) readFile(ctx context.Context, f *os.File, path string, node *tree.Node) error {
+func (a *Archiver) readFile(ctx context.Context, f vfs.File, path string, node *tree.Node) error {
 	name := path
 	a.Stats.CurrentFile.Store(&name)
 	if node.Size < uint64(a.opts.Chunker.Min) {
@@ -344,7 +351,7 @@ func (a *Archiver) readFile(ctx context.Context, f *os.File, path string, node *
 
 // readLargeFile chunks a file from its current offset with a shared
 // chunker and records its blobs and size in node.
-func (a *Archiver) readLargeFile(ctx context.Context, f *os.File, path string, node *tree.Node) error {
+func (a *Archiver) readLargeFile(ctx context.Context, f vfs.File, path string, node *tree.Node) error {
 	ch, release, err := a.bigFileSlot(ctx)
 	if err != nil {
 		return err
@@ -387,7 +394,7 @@ func (a *Archiver) bigFileSlot(ctx context.Context) (*chunker.Chunker, func(), e
 	}, nil
 }
 
-func (a *Archiver) readSmallFile(ctx context.Context, f *os.File, path string, node *tree.Node) error {
+func (a *Archiver) readSmallFile(ctx context.Context, f vfs.File, path string, node *tree.Node) error {
 	// Read up to Min bytes: the file may have grown since lstat; anything
 	// beyond goes through the chunker like any larger file.
 	limit := a.opts.Chunker.Min
@@ -628,7 +635,7 @@ func (a *Archiver) archiveVirtual(ctx context.Context, v *virtual, parent *tree.
 	if v.target { // backing up "/" itself
 		return a.archivePathTarget(ctx, v.path, parent)
 	}
-	node, err := a.meta.Node(v.path, nil, !a.opts.NoXattrs)
+	node, err := a.fs.Node(v.path, !a.opts.NoXattrs)
 	if err != nil {
 		node = &tree.Node{Type: tree.TypeDir, Mode: uint32(fs.ModeDir | 0o755), ModTime: time.Now()}
 	}
@@ -664,8 +671,7 @@ func (a *Archiver) archiveVirtual(ctx context.Context, v *virtual, parent *tree.
 
 // archivePathTarget archives one target path given on the command line.
 func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTree *tree.Tree) *future {
-	fi, err := os.Lstat(path)
-	if err != nil {
+	if _, err := a.fs.Node(path, false); err != nil {
 		if e := a.sourceError(path, err); e != nil {
 			return failed(e)
 		}
@@ -674,14 +680,14 @@ func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTre
 	name := filepath.Base(path)
 	if path == string(filepath.Separator) || filepath.VolumeName(path)+string(filepath.Separator) == path {
 		// Backing up "/" itself: the root tree is the content.
-		dir, err := os.Open(path)
+		dir, err := a.fs.OpenDir(path)
 		if err != nil {
 			if e := a.sourceError(path, err); e != nil {
 				return failed(e)
 			}
 			return resolved(nil)
 		}
-		node, err := a.meta.Node(path, fi, !a.opts.NoXattrs)
+		node, err := a.fs.Node(path, !a.opts.NoXattrs)
 		if err != nil {
 			dir.Close()
 			return failed(err)
@@ -692,7 +698,7 @@ func (a *Archiver) archivePathTarget(ctx context.Context, path string, parentTre
 		node.Name = "/"
 		return a.archiveDir(ctx, dir, path, node, parentTree, nil)
 	}
-	parentDir, err := os.Open(filepath.Dir(path))
+	parentDir, err := a.fs.OpenDir(filepath.Dir(path))
 	if err != nil {
 		if e := a.sourceError(path, err); e != nil {
 			return failed(e)
@@ -715,14 +721,14 @@ func failed(err error) *future {
 }
 
 // archiveEntry archives the entry name of the open directory dir.
-func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name string, parentNode *tree.Node, parentDev uint64, isTarget bool) *future {
+func (a *Archiver) archiveEntry(ctx context.Context, dir vfs.Dir, path, name string, parentNode *tree.Node, parentDev uint64, isTarget bool) *future {
 	if err := ctx.Err(); err != nil {
 		return failed(err)
 	}
 	// Files and directories get their xattrs below, through the file
 	// descriptor the archiver opens anyway (or from the parent snapshot
 	// when the file is unchanged): far cheaper than by name.
-	node, err := a.meta.NodeAt(dir, name, false)
+	node, err := dir.Node(name, false)
 	if err != nil {
 		if e := a.sourceError(path, err); e != nil {
 			return failed(e)
@@ -736,7 +742,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 		return resolved(nil)
 	}
 	if !a.opts.NoXattrs && node.Type != tree.TypeFile && node.Type != tree.TypeDir {
-		xs, err := fsmeta.ReadXattrsAt(dir, name)
+		xs, err := dir.XattrsAt(name)
 		if e := a.setXattrs(node, path, xs, err); e != nil {
 			return failed(e)
 		}
@@ -758,7 +764,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 		} else {
 			a.Stats.FilesChanged.Add(1)
 		}
-		f, err := fsmeta.OpenFileAt(dir, name)
+		f, err := dir.OpenFile(name)
 		if err != nil {
 			if e := a.sourceError(path, err); e != nil {
 				return failed(e)
@@ -769,7 +775,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 			f.Close()
 			return failed(e)
 		}
-		fsmeta.Prefetch(f, min(int64(node.Size), prefetchBytes))
+		vfs.Prefetch(f, min(int64(node.Size), prefetchBytes))
 		fut := &future{done: make(chan struct{})}
 		select {
 		case a.fileQueue <- fileJob{ctx: ctx, f: f, path: path, node: node, result: fut}:
@@ -790,7 +796,7 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 			node.Subtree = &id
 			return resolved(node)
 		}
-		sub, err := fsmeta.OpenDirAt(dir, name)
+		sub, err := dir.OpenDir(name)
 		if err != nil {
 			node.Error = err.Error()
 			if e := a.sourceError(path, err); e != nil {
@@ -808,8 +814,8 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 			return failed(e)
 		}
 		var keep func(string) bool
-		if a.opts.Excluder != nil {
-			if ex, err := a.opts.Excluder.ExcludedByMarkerAt(sub); err == nil && ex {
+		if od := vfs.OSFile(sub); a.opts.Excluder != nil && od != nil {
+			if ex, err := a.opts.Excluder.ExcludedByMarkerAt(od); err == nil && ex {
 				// Like restic: keep the directory and its marker file,
 				// leave out everything else in it.
 				keep = a.opts.Excluder.IsMarkerName
@@ -827,11 +833,11 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir *os.File, path, name st
 }
 
 // fileXattrs reads the xattrs of an opened file or directory into node.
-func (a *Archiver) fileXattrs(f *os.File, path string, node *tree.Node) error {
+func (a *Archiver) fileXattrs(f interface{ Xattrs() ([]tree.Xattr, error) }, path string, node *tree.Node) error {
 	if a.opts.NoXattrs {
 		return nil
 	}
-	xs, err := fsmeta.ReadXattrsFile(f)
+	xs, err := f.Xattrs()
 	return a.setXattrs(node, path, xs, err)
 }
 
@@ -866,8 +872,8 @@ func (a *Archiver) reuse(node, parent *tree.Node) bool {
 
 // archiveDir lists an open directory (and closes it) and archives its
 // entries; the returned future completes when its tree blob is saved.
-func (a *Archiver) archiveDir(ctx context.Context, dir *os.File, path string, node *tree.Node, parentTree *tree.Tree, keep func(string) bool) *future {
-	names, err := dir.Readdirnames(-1)
+func (a *Archiver) archiveDir(ctx context.Context, dir vfs.Dir, path string, node *tree.Node, parentTree *tree.Tree, keep func(string) bool) *future {
+	names, err := dir.Names(-1)
 	if err != nil {
 		node.Error = err.Error()
 		if e := a.sourceError(path, err); e != nil {

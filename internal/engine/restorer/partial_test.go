@@ -34,9 +34,19 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureOn(t, mem.New(), nil)
+}
+
+// newFixtureOn is newFixture on be, seen by the repository through wrap
+// when that is not nil (a fault injector, say).
+func newFixtureOn(t *testing.T, be *mem.Backend, wrap func(storage.Backend) storage.Backend) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	be := mem.New()
-	r, err := repository.Init(ctx, be, "pw", repository.Options{KDF: crypto.WeakKDF(), ChunkMin: 1 << 10, ChunkAvg: 4 << 10, ChunkMax: 16 << 10, PackSize: 1 << 20})
+	var store storage.Backend = be
+	if wrap != nil {
+		store = wrap(be)
+	}
+	r, err := repository.Init(ctx, store, "pw", repository.Options{KDF: crypto.WeakKDF(), ChunkMin: 1 << 10, ChunkAvg: 4 << 10, ChunkMax: 16 << 10, PackSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

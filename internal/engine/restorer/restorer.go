@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -17,8 +16,8 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
+	"github.com/bunkerbackup/bunker/internal/engine/vfs"
 	"github.com/bunkerbackup/bunker/internal/engine/walker"
-	"github.com/bunkerbackup/bunker/internal/fsmeta"
 )
 
 // ID of a blob.
@@ -69,6 +68,10 @@ type Options struct {
 	// packs instead of one read per blob (when the repository is a
 	// PackReader): for stores where every request costs.
 	Readahead bool
+	// FS is the filesystem restored into (default the real one,
+	// vfs.NewOS()). Whatever it is, entries are made only through its
+	// directory handles, one name component at a time.
+	FS vfs.FS
 }
 
 // Stats are live counters.
@@ -84,7 +87,8 @@ type Stats struct {
 type Restorer struct {
 	repo  Repo
 	opts  Options
-	meta  *fsmeta.Restorer
+	fs    vfs.FS
+	meta  vfs.Meta
 	ra    *readahead
 	Stats Stats
 
@@ -143,14 +147,12 @@ func New(repo Repo, opts Options) *Restorer {
 	if opts.Overwrite == "" {
 		opts.Overwrite = OverwriteAlways
 	}
-	m := fsmeta.NewRestorer()
-	if opts.NoOwner {
-		m.Owner = false
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = vfs.NewOS()
 	}
-	if opts.NoXattrs {
-		m.Xattrs = false
-	}
-	r := &Restorer{repo: repo, opts: opts, meta: m, hardlinks: map[[2]uint64]*hardlink{}}
+	m := vfs.Meta{Owner: !opts.NoOwner, Xattrs: !opts.NoXattrs}
+	r := &Restorer{repo: repo, opts: opts, fs: fsys, meta: m, hardlinks: map[[2]uint64]*hardlink{}}
 	if pr, ok := repo.(PackReader); ok && opts.Readahead {
 		r.ra = newReadahead(pr)
 	}
@@ -197,7 +199,7 @@ type dirState struct {
 	name    string     // in parent
 	path    string     // target path, for messages and path-based calls
 	node    *tree.Node // nil for the target root
-	fd      *os.File   // nil until created
+	fd      vfs.Dir    // nil until created
 	fresh   bool       // created by this restore: no entry can pre-exist
 	pending int        // entries in flight + 1 while listing
 	mu      sync.Mutex
@@ -206,18 +208,18 @@ type dirState struct {
 // list reads up to n names of the directory through a fresh handle (d.fd
 // serves *At calls; its read position must not matter).
 func (d *dirState) list(n int) ([]string, error) {
-	var f *os.File
+	var f vfs.Dir
 	var err error
 	if d.parent == nil {
-		f, err = os.Open(d.path)
+		f, err = d.r.fs.OpenDir(d.path)
 	} else {
-		f, err = fsmeta.OpenDirAt(d.parent.fd, d.name)
+		f, err = d.parent.fd.OpenDir(d.name)
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return f.Readdirnames(n)
+	return f.Names(n)
 }
 
 // ensure creates the directory (and its parents) if not yet done.
@@ -243,11 +245,11 @@ func (d *dirState) ensure() error {
 		}
 	}
 	d.fresh = !existed
-	if err := d.r.meta.CreateAt(d.parent.fd, d.name, d.node); err != nil {
+	if err := d.parent.fd.Create(d.name, d.node); err != nil {
 		d.parent.done()
 		return err
 	}
-	fd, err := fsmeta.OpenDirAt(d.parent.fd, d.name)
+	fd, err := d.parent.fd.OpenDir(d.name)
 	if err != nil {
 		d.parent.done()
 		return err
@@ -274,7 +276,7 @@ func (d *dirState) done() {
 		return
 	}
 	if d.parent != nil {
-		if err := d.r.meta.ApplyAt(d.parent.fd, d.name, d.node); err != nil {
+		if err := d.parent.fd.Apply(d.name, d.node, d.r.meta); err != nil {
 			if e := d.r.entryError(d.path, err); e != nil {
 				d.r.setErr(e)
 			}
@@ -293,9 +295,9 @@ type fileState struct {
 	node *tree.Node
 
 	create sync.Once
-	w      *fsmeta.FileWriter // of the partial file, set by the first part
-	hl     *hardlink          // when this is the first name of hard links
-	first  firstError         // of any part
+	w      vfs.Writer // of the partial file, set by the first part
+	hl     *hardlink  // when this is the first name of hard links
+	first  firstError // of any part
 	mu     sync.Mutex
 	lens   []int        // plaintext length of every blob, for verify
 	parts  atomic.Int32 // parts not yet done
@@ -370,10 +372,10 @@ func (r *Restorer) Restore(ctx context.Context, rootTree ID, snapPath string, ta
 }
 
 func (r *Restorer) run(ctx context.Context, target string, walk func(root *dirState) error) error {
-	if err := os.MkdirAll(target, 0o700); err != nil {
+	if err := r.fs.MkdirAll(target); err != nil {
 		return fmt.Errorf("create target: %w", err)
 	}
-	fd, err := os.Open(target)
+	fd, err := r.fs.OpenDir(target)
 	if err != nil {
 		return fmt.Errorf("open target: %w", err)
 	}
@@ -401,7 +403,7 @@ func (r *Restorer) run(ctx context.Context, target string, walk func(root *dirSt
 	}
 	// Apply the root's metadata last (when it came from the snapshot).
 	if root.node != nil && werr == nil && r.err() == nil {
-		if err := r.meta.Apply(target, root.node); err != nil {
+		if err := r.fs.Apply(target, root.node, r.meta); err != nil {
 			if e := r.entryError(target, err); e != nil {
 				r.setErr(e)
 			}
@@ -426,12 +428,12 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 		partial := PartialName(f.name)
 		if !f.dir.fresh {
 			// A leftover of an earlier interrupted restore.
-			if err := fsmeta.RemoveAllAt(f.dir.fd, partial); err != nil {
+			if err := f.dir.fd.RemoveAll(partial); err != nil {
 				f.fail(err)
 				return
 			}
 		}
-		w, err := fsmeta.CreateFileWriterAt(f.dir.fd, partial, int64(f.node.Size))
+		w, err := f.dir.fd.CreateFile(partial, int64(f.node.Size))
 		if err != nil {
 			f.fail(err)
 			return
@@ -516,12 +518,12 @@ func (r *Restorer) finishFile(ctx context.Context, f *fileState, buf []byte) []b
 	}
 	var metaErr error
 	if err == nil {
-		metaErr = r.meta.ApplyAt(f.dir.fd, partial, f.node)
-		err = fsmeta.RenameAt(f.dir.fd, partial, f.dir.fd, f.name)
+		metaErr = f.dir.fd.Apply(partial, f.node, r.meta)
+		err = f.dir.fd.Rename(partial, f.dir.fd, f.name)
 	}
 	if err != nil {
 		if f.w != nil {
-			if rerr := fsmeta.RemoveAllAt(f.dir.fd, partial); rerr != nil {
+			if rerr := f.dir.fd.RemoveAll(partial); rerr != nil {
 				err = fmt.Errorf("%w (and removing the partial file: %v)", err, rerr)
 			}
 		}
@@ -571,14 +573,14 @@ func (r *Restorer) makeLink(hl *hardlink, d *dirState, name, tp string, report b
 		// Linked under the partial name and renamed over what is
 		// there, so an older file stays whole until then.
 		partial := PartialName(name)
-		if err = fsmeta.RemoveAllAt(d.fd, partial); err == nil {
-			err = fsmeta.LinkAt(hl.d.fd, hl.name, d.fd, partial)
+		if err = d.fd.RemoveAll(partial); err == nil {
+			err = hl.d.fd.Link(hl.name, d.fd, partial)
 		}
 		if err == nil {
-			err = fsmeta.RenameAt(d.fd, partial, d.fd, name)
+			err = d.fd.Rename(partial, d.fd, name)
 			// rename(2) does nothing when both names are already links
 			// to one file; the partial name must go all the same.
-			if rerr := fsmeta.RemoveAllAt(d.fd, partial); err == nil {
+			if rerr := d.fd.RemoveAll(partial); err == nil {
 				err = rerr
 			}
 		}
@@ -804,7 +806,7 @@ func (r *Restorer) restoreNodes(ctx context.Context, d *dirState, nodes []*tree.
 // prepare handles an existing entry at the target per the overwrite
 // policy. It returns errSkip to leave the entry alone.
 func (r *Restorer) prepare(d *dirState, name, tp string, n *tree.Node) (existed bool, err error) {
-	fi, err := fsmeta.LstatAt(d.fd, name)
+	fi, err := d.fd.Lstat(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
@@ -827,7 +829,7 @@ func (r *Restorer) prepare(d *dirState, name, tp string, n *tree.Node) (existed 
 		// one stays whole, and stays if the new one fails.
 		return true, nil
 	}
-	if err := fsmeta.RemoveAllAt(d.fd, name); err != nil {
+	if err := d.fd.RemoveAll(name); err != nil {
 		return true, fmt.Errorf("replace %s: %w", tp, err)
 	}
 	return false, nil
@@ -875,11 +877,11 @@ func (r *Restorer) restoreLeaf(ctx context.Context, d *dirState, name, tp string
 		}
 	}
 	if n.Type != tree.TypeFile {
-		if err := r.meta.CreateAt(d.fd, name, n); err != nil {
+		if err := d.fd.Create(name, n); err != nil {
 			return fail(err)
 		}
 		if n.Type != tree.TypeSocket {
-			if err := r.meta.ApplyAt(d.fd, name, n); err != nil {
+			if err := d.fd.Apply(name, n, r.meta); err != nil {
 				return fail(err)
 			}
 		}
@@ -953,7 +955,7 @@ func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
 			continue
 		}
 		p := filepath.Join(d.path, name)
-		if err := fsmeta.RemoveAllAt(d.fd, name); err != nil {
+		if err := d.fd.RemoveAll(name); err != nil {
 			if e := r.entryError(p, err); e != nil {
 				r.setErr(e)
 			}
@@ -967,7 +969,7 @@ func (r *Restorer) deleteExtra(d *dirState, keep map[string]bool) {
 // partial one) through its directory handle and
 // compares every chunk with its blob ID.
 func (r *Restorer) verifyFile(fst *fileState, name string, buf []byte) (bool, []byte) {
-	f, err := fsmeta.OpenFileAt(fst.dir.fd, name)
+	f, err := fst.dir.fd.OpenFile(name)
 	if err != nil {
 		return false, buf
 	}
