@@ -10,10 +10,10 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
-	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/spf13/cobra"
 )
@@ -81,13 +81,15 @@ type App struct {
 	g   globalOptions
 	log *slog.Logger
 	out *printer
-	// closers (backends, then the repositories on them) are closed in
-	// reverse order when the command ends.
 	// Daemon lets in-process tests drive bunker daemon (nil: normal).
 	Daemon *DaemonHooks
 
-	closers   []io.Closer
-	closersMu sync.Mutex // status opens repositories concurrently
+	// c is the use cases' App, configured from the global flags on
+	// first use (see core); what it opens is closed when the command
+	// ends.
+	c         *app.App
+	coreReady bool
+	coreMu    sync.Mutex
 
 	// weakKDF makes new keys cheap; only for tests (hidden flag).
 	weakKDF bool
@@ -117,7 +119,8 @@ type globalOptions struct {
 	noAmbient       bool
 }
 
-// partialError marks a command that finished but with unreadable sources.
+// partialError marks a command that finished, but not all of it (as
+// app.PartialError does for a use case).
 type partialError struct{ msg string }
 
 func (e *partialError) Error() string { return e.msg }
@@ -133,44 +136,22 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // addCloser registers something to close when the command ends.
 func (a *App) addCloser(c io.Closer) {
-	a.closersMu.Lock()
-	defer a.closersMu.Unlock()
-	a.closers = append(a.closers, c)
+	a.addCloserCtx(context.Background(), c)
 }
-
-// closerScope collects what commands open under one context, for
-// long-running commands (the daemon) that open repositories again and
-// again and must close them each time, not at exit.
-type closerScope struct {
-	mu sync.Mutex
-	cs []io.Closer
-}
-
-type closerScopeKey struct{}
 
 // withCloserScope returns a context under which opened repositories and
 // backends are closed by the returned function instead of at exit.
 func withCloserScope(ctx context.Context) (context.Context, func()) {
-	sc := &closerScope{}
-	return context.WithValue(ctx, closerScopeKey{}, sc), func() {
-		sc.mu.Lock()
-		defer sc.mu.Unlock()
-		for i := len(sc.cs) - 1; i >= 0; i-- {
-			_ = sc.cs[i].Close()
-		}
-		sc.cs = nil
-	}
+	return app.WithScope(ctx)
 }
 
-// addCloserCtx registers c in ctx's scope, else with the app.
+// addCloserCtx registers c in ctx's scope, else to be closed when the
+// command ends.
 func (a *App) addCloserCtx(ctx context.Context, c io.Closer) {
-	if sc, ok := ctx.Value(closerScopeKey{}).(*closerScope); ok {
-		sc.mu.Lock()
-		sc.cs = append(sc.cs, c)
-		sc.mu.Unlock()
-		return
-	}
-	a.addCloser(c)
+	a.coreMu.Lock()
+	core := a.coreLocked()
+	a.coreMu.Unlock()
+	core.Track(ctx, c)
 }
 
 // Main runs the command line and returns the exit code.
@@ -198,10 +179,11 @@ func (a *App) exec(ctx context.Context, args []string) (int, error) {
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
 	err := root.ExecuteContext(ctx)
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		_ = a.closers[i].Close()
+	a.coreMu.Lock()
+	if a.c != nil {
+		_ = a.c.Close()
 	}
-	a.closers = nil
+	a.coreMu.Unlock()
 	if err == nil {
 		return ExitOK, nil
 	}
@@ -222,18 +204,10 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
-		return ExitInterrupted
-	case errors.As(err, &pe):
+	case errors.As(err, &pe) && ctx.Err() == nil:
 		return ExitPartial
-	case errors.Is(err, repository.ErrNoRepository):
-		return ExitNoRepository
-	case errors.Is(err, format.ErrNewerFormat):
-		return ExitNewerFormat
-	case errors.Is(err, repository.ErrWrongPassword):
-		return ExitWrongPassword
 	}
-	return ExitError
+	return app.ExitCode(ctx, err)
 }
 
 func (a *App) rootCommand() *cobra.Command {

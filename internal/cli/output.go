@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/app"
 )
 
 // printer writes human text or JSON lines, and a progress line on a TTY.
@@ -15,6 +17,25 @@ type printer struct {
 	mu       sync.Mutex
 	progress bool // a progress line may be drawn on stderr
 	drawn    bool
+	// lastJSONStatus is when the last JSON status line went out: with
+	// --json, progress comes once a second.
+	lastJSONStatus time.Time
+}
+
+// jsonStatusDue reports whether a JSON status line may go out at now,
+// and if so counts it as sent.
+func (p *printer) jsonStatusDue(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastJSONStatus.IsZero() {
+		p.lastJSONStatus = now // the first a second from now
+		return false
+	}
+	if now.Sub(p.lastJSONStatus) < time.Second {
+		return false
+	}
+	p.lastJSONStatus = now
+	return true
 }
 
 func newPrinter(a *App) *printer {
@@ -119,18 +140,7 @@ func (p *printer) ticker(interval time.Duration, fn func(final bool)) (stop func
 	}
 }
 
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func formatBytes(n int64) string { return app.FormatBytes(n) }
 
 func formatDuration(d time.Duration) string {
 	d = d.Round(time.Second)

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
@@ -21,85 +19,83 @@ import (
 // backendFor opens (or, with create, creates) the storage named by a
 // repository location, with the decorators of the global flags.
 func (a *App) backendFor(ctx context.Context, loc string, create bool) (storage.Backend, error) {
-	return a.openBackend(ctx, loc, location.Options{Create: create})
+	c, err := a.core()
+	if err != nil {
+		return nil, err
+	}
+	if create && !c.Storage.AsOf.IsZero() {
+		return nil, errors.New("--repo-as-of opens a repository read-only: it cannot be used to create one")
+	}
+	return c.OpenBackend(ctx, loc, create, false)
 }
 
 // backendForInit creates the storage of a new repository, with Object Lock
 // when asked.
 func (a *App) backendForInit(ctx context.Context, loc string, objectLock bool) (storage.Backend, error) {
-	return a.openBackend(ctx, loc, location.Options{Create: true, ObjectLock: objectLock})
+	c, err := a.core()
+	if err != nil {
+		return nil, err
+	}
+	if !c.Storage.AsOf.IsZero() {
+		return nil, errors.New("--repo-as-of opens a repository read-only: it cannot be used to create one")
+	}
+	return c.OpenBackend(ctx, loc, true, objectLock)
 }
 
-func (a *App) openBackend(ctx context.Context, loc string, opts location.Options) (storage.Backend, error) {
-	create := opts.Create
-	opts.Getenv = a.Getenv
-	if a.BackendGetenv != nil {
-		opts.Getenv = a.BackendGetenv
+// core is the use cases' App for this invocation, made from the global
+// flags on first use.
+func (a *App) core() (*app.App, error) {
+	a.coreMu.Lock()
+	defer a.coreMu.Unlock()
+	c := a.coreLocked()
+	if a.coreReady {
+		return c, nil
 	}
-	opts.Policy = a.BackendPolicy
-	if opts.Policy == nil {
+	c.Getenv, c.Log, c.Events, c.Program = a.Getenv, a.log, cliEvents{a}, "bunker "+Version
+	c.KDF, c.MemoryBudget = a.kdf(), a.memBudget
+	so := &c.Storage
+	so.Getenv, so.Policy, so.KeyHint = a.BackendGetenv, a.BackendPolicy, a.g.keyHint
+	if so.Policy == nil {
 		var err error
-		if opts.Policy, err = a.flagPolicy(); err != nil {
+		if so.Policy, err = a.flagPolicy(); err != nil {
 			return nil, err
 		}
 	}
 	var err error
-	if opts.Limits.UploadBytes, err = parseRate(a.g.limitUpload); err != nil {
+	if so.UploadBytes, err = parseRate(a.g.limitUpload); err != nil {
 		return nil, fmt.Errorf("--limit-upload: %w", err)
 	}
-	if opts.Limits.DownloadBytes, err = parseRate(a.g.limitDownload); err != nil {
+	if so.DownloadBytes, err = parseRate(a.g.limitDownload); err != nil {
 		return nil, fmt.Errorf("--limit-download: %w", err)
 	}
-	opts.Limits.Connections = a.g.connections
+	so.Connections = a.g.connections
 	if a.g.repoAsOf != "" {
-		if create {
-			return nil, errors.New("--repo-as-of opens a repository read-only: it cannot be used to create one")
-		}
-		if opts.AsOf, err = parseTime(a.g.repoAsOf); err != nil {
+		if so.AsOf, err = parseTime(a.g.repoAsOf); err != nil {
 			return nil, fmt.Errorf("--repo-as-of: %w", err)
 		}
 	}
 	if !a.g.noCache {
-		opts.CacheDir = a.cacheRoot()
+		so.CacheDir = a.cacheRoot()
 	}
-	if opts.CacheDir == "" && location.Remote(loc) {
-		// Without a cache to keep, still cache for this command in a
-		// temporary directory: a tree pack is then read once, not once
-		// per tree.
-		tmp, err := os.MkdirTemp("", "bunker-cache-")
-		if err == nil {
-			opts.CacheDir = tmp
-			a.addCloserCtx(ctx, removeDir(tmp))
-		}
+	so.RetryAttempts = max(a.g.retryAttempts, 1)
+	a.coreReady = true
+	return c, nil
+}
+
+// coreLocked is the use cases' App, made bare when needed (a.coreMu held).
+func (a *App) coreLocked() *app.App {
+	if a.c == nil {
+		a.c = &app.App{Getenv: a.Getenv}
 	}
-	opts.Retry.Attempts = max(a.g.retryAttempts, 1)
-	opts.Retry.OnRetry = func(op string, h storage.Handle, attempt int, err error, wait time.Duration) {
-		a.log.Warn("retrying", "op", op, "object", h.String(), "attempt", attempt, "wait", wait.Round(time.Millisecond), "err", err)
-	}
-	be, err := location.Open(ctx, loc, opts)
-	if err != nil {
-		if !location.Remote(loc) && !create && errors.Is(err, storage.ErrNotExist) {
-			return nil, fmt.Errorf("repository %s: %w (directory does not exist)", loc, repository.ErrNoRepository)
-		}
-		return nil, err
-	}
-	a.addCloserCtx(ctx, be)
-	return be, nil
+	return a.c
 }
 
 // cacheRoot is the directory of the metadata caches, "" for none.
 func (a *App) cacheRoot() string {
-	switch {
-	case a.g.cacheDir != "":
+	if a.g.cacheDir != "" {
 		return a.g.cacheDir
-	case a.Getenv("BUNKER_CACHE_DIR") != "":
-		return a.Getenv("BUNKER_CACHE_DIR")
-	case a.Getenv("XDG_CACHE_HOME") != "":
-		return filepath.Join(a.Getenv("XDG_CACHE_HOME"), "bunker")
-	case a.Getenv("HOME") != "":
-		return filepath.Join(a.Getenv("HOME"), ".cache", "bunker")
 	}
-	return ""
+	return (&app.App{Getenv: a.Getenv}).CacheRoot()
 }
 
 // parseRate reads a transfer rate in bytes per second: a plain number is
@@ -146,6 +142,10 @@ func (a *App) openRepo(ctx context.Context) (*repository.Repository, error) {
 }
 
 func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string) (*repository.Repository, error) {
+	c, err := a.core()
+	if err != nil {
+		return nil, err
+	}
 	be, err := a.backendFor(ctx, location, false)
 	if err != nil {
 		return nil, err
@@ -157,16 +157,22 @@ func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string)
 			return nil, err
 		}
 	}
-	r, err := repository.Open(ctx, be, pw, a.g.keyHint)
+	return c.OpenOn(ctx, be, pw)
+}
+
+// repoRef is the repository of -r for a use case: its storage opened
+// (so that a wrong location is reported before the password is asked
+// for) and its password.
+func (a *App) repoRef(ctx context.Context) (app.Repo, error) {
+	be, err := a.backendFor(ctx, a.g.repo, false)
 	if err != nil {
-		return nil, err
+		return app.Repo{}, err
 	}
-	a.addCloserCtx(ctx, r)
-	r.SetLogger(a.log)
-	for _, err := range r.DamagedKeys() {
-		a.out.warnf("skipped %v (another key opened the repository; 'bunker key list' shows it, 'bunker key remove' removes it)", err)
+	pw, err := a.password(ctx, "enter password for repository: ", false)
+	if err != nil {
+		return app.Repo{}, err
 	}
-	return r, nil
+	return app.Repo{Location: a.g.repo, Password: pw, Backend: be}, nil
 }
 
 // openRepoIndexed opens the repository and loads its index.
@@ -204,14 +210,11 @@ func (a *App) findSnapshot(ctx context.Context, r *repository.Repository, ref st
 // loadSnapshots loads every snapshot, warning about those that cannot be
 // read.
 func (a *App) loadSnapshots(ctx context.Context, r *repository.Repository) ([]*snapshot.Snapshot, error) {
-	all, errs, err := snapshot.LoadAll(ctx, r)
+	c, err := a.core()
 	if err != nil {
 		return nil, err
 	}
-	for name, e := range errs {
-		a.out.warnf("snapshot %s: %v", short(name), e)
-	}
-	return all, nil
+	return c.LoadSnapshots(ctx, r)
 }
 
 // splitSnapshotPath splits "ID:path/in/snapshot".
@@ -228,12 +231,9 @@ func splitSnapshotPath(ref string) (string, string) {
 // chunks, compression state), so transient buffers are collected before
 // the process grows far past what it really holds. GOMEMLIMIT overrides.
 func (a *App) setMemoryBudget(r *repository.Repository) {
-	if a.Getenv("GOMEMLIMIT") != "" || !a.memBudget {
-		return
+	if c, err := a.core(); err == nil {
+		c.SetMemoryBudget(r)
 	}
-	const working = 144 << 20
-	const perBlob = 64 // in-memory index entry plus slack
-	debug.SetMemoryLimit(int64(working + 2*perBlob*r.Index().Len()))
 }
 
 // saveTree stores t in r, split when it is large; with dryRun it only
@@ -247,11 +247,6 @@ func saveTree(ctx context.Context, r *repository.Repository, t *tree.Tree, dryRu
 		return id, err
 	})
 }
-
-// removeDir is an io.Closer that removes a directory tree.
-type removeDir string
-
-func (d removeDir) Close() error { return os.RemoveAll(string(d)) }
 
 // flagPolicy is the repository policy of --allow-schemes, --allow-hosts
 // and --no-ambient-credentials (or their variables), nil when none is set.

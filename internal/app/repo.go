@@ -1,0 +1,167 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/location"
+)
+
+// Repo names a repository and its password.
+type Repo struct {
+	Location string
+	Password string
+	// Backend, when set, is the repository's storage, already opened
+	// (by a caller that checks the location before asking for the
+	// password); it is not opened again.
+	Backend storage.Backend
+}
+
+// OpenBackend opens (with create, creates; with objectLock, with Object
+// Lock) the storage at loc with the App's storage options.
+func (a *App) OpenBackend(ctx context.Context, loc string, create, objectLock bool) (storage.Backend, error) {
+	so := &a.Storage
+	opts := location.Options{Create: create, ObjectLock: objectLock, Getenv: a.getenv, Policy: so.Policy}
+	if so.Getenv != nil {
+		opts.Getenv = so.Getenv
+	}
+	opts.Limits.UploadBytes, opts.Limits.DownloadBytes = so.UploadBytes, so.DownloadBytes
+	opts.Limits.Connections = so.Connections
+	if !so.AsOf.IsZero() {
+		if create {
+			return nil, errors.New("a repository read as of a past time is read-only: it cannot be created")
+		}
+		opts.AsOf = so.AsOf
+	}
+	opts.CacheDir = so.CacheDir
+	if opts.CacheDir == "" && location.Remote(loc) {
+		// Without a cache to keep, still cache for this use case in a
+		// temporary directory: a tree pack is then read once, not once
+		// per tree.
+		if tmp, err := os.MkdirTemp("", "bunker-cache-"); err == nil {
+			opts.CacheDir = tmp
+			a.Track(ctx, removeDir(tmp))
+		}
+	}
+	opts.Retry.Attempts = max(so.RetryAttempts, 1)
+	log := a.logger()
+	opts.Retry.OnRetry = func(op string, h storage.Handle, attempt int, err error, wait time.Duration) {
+		log.Warn("retrying", "op", op, "object", h.String(), "attempt", attempt, "wait", wait.Round(time.Millisecond), "err", err)
+	}
+	be, err := location.Open(ctx, loc, opts)
+	if err != nil {
+		if !location.Remote(loc) && !create && errors.Is(err, storage.ErrNotExist) {
+			return nil, fmt.Errorf("repository %s: %w (directory does not exist)", loc, repository.ErrNoRepository)
+		}
+		return nil, err
+	}
+	a.Track(ctx, be)
+	return be, nil
+}
+
+// Open opens the repository repo names. It is closed with ctx's scope
+// (WithScope), else by Close.
+func (a *App) Open(ctx context.Context, repo Repo) (*repository.Repository, error) {
+	if repo.Password == "" {
+		return nil, fmt.Errorf("repository %s: no password given", repo.Location)
+	}
+	be := repo.Backend
+	if be == nil {
+		var err error
+		if be, err = a.OpenBackend(ctx, repo.Location, false, false); err != nil {
+			return nil, err
+		}
+	}
+	return a.OpenOn(ctx, be, repo.Password)
+}
+
+// OpenOn opens the repository on be, an opened backend, with password.
+func (a *App) OpenOn(ctx context.Context, be storage.Backend, password string) (*repository.Repository, error) {
+	r, err := repository.Open(ctx, be, password, a.Storage.KeyHint)
+	if err != nil {
+		return nil, err
+	}
+	a.Track(ctx, r)
+	r.SetLogger(a.logger())
+	for _, err := range r.DamagedKeys() {
+		a.warnf("skipped %v (another key opened the repository; 'bunker key list' shows it, 'bunker key remove' removes it)", err)
+	}
+	return r, nil
+}
+
+// OpenIndexed opens the repository and loads its index.
+func (a *App) OpenIndexed(ctx context.Context, repo Repo) (*repository.Repository, error) {
+	r, err := a.Open(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx, false); err != nil {
+		return nil, fmt.Errorf("load index: %w", err)
+	}
+	a.SetMemoryBudget(r)
+	return r, nil
+}
+
+// LoadSnapshots loads every snapshot of r, warning about those that
+// cannot be read.
+func (a *App) LoadSnapshots(ctx context.Context, r *repository.Repository) ([]*snapshot.Snapshot, error) {
+	all, errs, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for name, e := range errs {
+		a.warnf("snapshot %s: %v", shortName(name), e)
+	}
+	return all, nil
+}
+
+// SetMemoryBudget gives the garbage collector a soft memory limit sized
+// to the loaded index plus the working buffers of a backup or restore
+// (packs, chunks, compression state), so transient buffers are collected
+// before the process grows far past what it really holds. GOMEMLIMIT
+// overrides it; it does nothing unless App.MemoryBudget is set.
+func (a *App) SetMemoryBudget(r *repository.Repository) {
+	if a.getenv("GOMEMLIMIT") != "" || !a.MemoryBudget {
+		return
+	}
+	const working = 144 << 20
+	const perBlob = 64 // in-memory index entry plus slack
+	debug.SetMemoryLimit(int64(working + 2*perBlob*r.Index().Len()))
+}
+
+// CacheRoot is where metadata caches go by default: $BUNKER_CACHE_DIR,
+// else $XDG_CACHE_HOME/bunker, else ~/.cache/bunker; "" when none of
+// them is set.
+func (a *App) CacheRoot() string {
+	switch {
+	case a.getenv("BUNKER_CACHE_DIR") != "":
+		return a.getenv("BUNKER_CACHE_DIR")
+	case a.getenv("XDG_CACHE_HOME") != "":
+		return filepath.Join(a.getenv("XDG_CACHE_HOME"), "bunker")
+	case a.getenv("HOME") != "":
+		return filepath.Join(a.getenv("HOME"), ".cache", "bunker")
+	}
+	return ""
+}
+
+// removeDir is an io.Closer that removes a directory tree.
+type removeDir string
+
+func (d removeDir) Close() error { return os.RemoveAll(string(d)) }
+
+// shortName is the first 8 characters of an object name, for messages;
+// names listed from storage may be shorter (stray files).
+func shortName(name string) string {
+	if len(name) > 8 {
+		return name[:8]
+	}
+	return name
+}

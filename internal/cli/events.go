@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/app"
+)
+
+// cliEvents prints what use cases say: warnings always, notes at -v,
+// progress on a terminal (or as JSON status lines with --json).
+type cliEvents struct{ a *App }
+
+func (e cliEvents) Warn(msg string) { e.a.out.warnf("%s", msg) }
+func (e cliEvents) Info(msg string) { e.a.out.infof("%s", msg) }
+
+func (e cliEvents) Progress(p app.Progress) {
+	a := e.a
+	if !a.out.progress && !a.g.json {
+		return
+	}
+	if p.Final {
+		a.out.doneStatus()
+		return
+	}
+	if a.g.json {
+		if !a.out.jsonStatusDue(time.Now()) {
+			return
+		}
+		m := map[string]any{"message_type": "status", "seconds_elapsed": int(p.Elapsed.Seconds()),
+			"files_done": p.Files, "bytes_done": p.Bytes, "bytes_read": p.BytesRead, "bytes_added": p.BytesAdded, "errors": p.Errors}
+		if p.Scanned {
+			m["total_files"], m["total_bytes"], m["scan_finished"] = p.FilesTotal, p.BytesTotal, p.ScanDone
+		}
+		a.out.jsonLine(m)
+		return
+	}
+	pct, eta := "", ""
+	if p.BytesTotal > 0 {
+		pct = fmt.Sprintf("%5.1f%% ", min(100, float64(p.Bytes)/float64(p.BytesTotal)*100))
+	}
+	if p.ScanDone && p.Bytes > 0 && p.BytesTotal > p.Bytes {
+		eta = " ETA " + formatDuration(time.Duration(float64(p.Elapsed)*float64(p.BytesTotal-p.Bytes)/float64(p.Bytes)))
+	}
+	cur := p.Current
+	if len(cur) > 40 {
+		cur = "…" + cur[len(cur)-39:]
+	}
+	a.out.status(fmt.Sprintf("[%s] %s%d files, %s of %s, %s added, %s%s  %s", formatDuration(p.Elapsed), pct, p.Files,
+		formatBytes(p.Bytes), formatBytes(p.BytesTotal), formatBytes(p.BytesAdded), formatRate(p.BytesRead, p.Elapsed), eta, cur))
+}
