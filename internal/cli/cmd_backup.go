@@ -344,11 +344,8 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 		sn.Summary.Files, sn.Summary.FilesRead, sn.Summary.TotalBytes = 1, 1, st.BytesRead.Load()
 	}
 	if !o.dryRun {
-		if err := sess.PrepareCommit(ctx); err != nil {
+		if _, err := sess.Commit(ctx, sn); err != nil {
 			return err
-		}
-		if _, err := snapshot.Save(ctx, r, sn); err != nil {
-			return fmt.Errorf("save snapshot: %w", err)
 		}
 	}
 	a.printBackupSummary(sn, ws, o.dryRun)
