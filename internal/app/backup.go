@@ -250,21 +250,16 @@ func (a *App) RunBackup(ctx context.Context, b Backup) (*BackupResult, error) {
 	return res, nil
 }
 
-// commit flushes what the writer stored, runs the commit check and saves
-// sn, whose Summary then also counts what the flush wrote.
+// commit flushes what the writer stored, so that sn's Summary counts it,
+// and commits sn through the session (commit check, save, end).
 func commit(ctx context.Context, r *repository.Repository, sess *repository.Session, sn *snapshot.Snapshot) error {
 	if err := r.Flush(ctx); err != nil {
 		return fmt.Errorf("backup failed, no snapshot saved: %w", err)
 	}
 	ws := r.Stats()
 	sn.Summary.BlobsAdded, sn.Summary.BytesAdded, sn.Summary.BytesStored = int64(ws.Blobs), ws.BlobBytes, ws.StoredBytes
-	if err := sess.PrepareCommit(ctx); err != nil {
-		return err
-	}
-	if _, err := snapshot.Save(ctx, r, sn); err != nil {
-		return fmt.Errorf("save snapshot: %w", err)
-	}
-	return nil
+	_, err := sess.Commit(ctx, sn)
+	return err
 }
 
 // endSession ends a writer's session when its use case returns, warning

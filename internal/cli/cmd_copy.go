@@ -107,17 +107,11 @@ with the target's key, and only those the target lacks are stored.`,
 				if err != nil {
 					return fmt.Errorf("copy snapshot %s: %w", sn.ShortID(), err)
 				}
-				if err := dst.Flush(ctx); err != nil {
-					return err
-				}
-				if err := sess.PrepareCommit(ctx); err != nil {
-					return err
-				}
 				nsn := *sn
 				nsn.Tree = root
 				nsn.Original = &orig
-				if _, err := snapshot.Save(ctx, dst, &nsn); err != nil {
-					return err
+				if _, err := sess.CommitAndContinue(ctx, &nsn); err != nil {
+					return fmt.Errorf("copy snapshot %s: %w", sn.ShortID(), err)
 				}
 				copied++
 				a.out.textf("snapshot %s copied as %s", sn.ShortID(), nsn.ShortID())

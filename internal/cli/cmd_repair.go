@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -12,10 +11,8 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/index"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/engine/repair"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
-	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/engine/tree"
-	"github.com/bunkerbackup/bunker/internal/engine/walker"
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/spf13/cobra"
 )
@@ -178,156 +175,33 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 	if err != nil {
 		return err
 	}
-	sess, _, err := r.BeginWrite(ctx, "repair snapshots")
+	res, err := repair.Snapshots(ctx, r, repair.Options{
+		Refs: refs, DryRun: dryRun, KeepOriginal: keep, ReadData: readData,
+		Report: func(ev repair.Event) {
+			switch ev.Kind {
+			case repair.UnreadableSnapshot:
+				verb := "removed"
+				if dryRun {
+					verb = "would remove"
+				}
+				a.out.textf("snapshot object %s is unreadable (%v): %s", short(ev.Name), ev.Err, verb)
+			case repair.DirEmptied:
+				a.out.textf("%s: directory unreadable, emptied (%v)", ev.Path, ev.Err)
+			case repair.FileLost:
+				a.out.textf("%s: content lost, file removed from the snapshot", ev.Path)
+			case repair.Repaired:
+				if ev.New == nil {
+					a.out.textf("snapshot %s would be repaired", ev.Snapshot.ShortID())
+				} else {
+					a.out.textf("snapshot %s repaired as %s", ev.Snapshot.ShortID(), ev.New.ShortID())
+				}
+			}
+		},
+	})
 	if err != nil {
 		return err
 	}
-	defer sess.End(context.Background())
-	all, unreadable, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return err
-	}
-	if len(refs) == 0 {
-		// Snapshot objects that cannot be read (damaged, or planted by
-		// someone who may write to the store) name no data anyone can
-		// restore, and they keep prune from running: remove them.
-		names := slices.Sorted(maps.Keys(unreadable))
-		for _, name := range names {
-			verb := "removed"
-			if dryRun {
-				verb = "would remove"
-			} else if err := r.Backend().Remove(ctx, storage.Handle{Type: storage.SnapshotFile, Name: name}); err != nil && !errors.Is(err, storage.ErrNotExist) {
-				return fmt.Errorf("remove unreadable snapshot %s: %w", short(name), err)
-			}
-			a.out.textf("snapshot object %s is unreadable (%v): %s", short(name), unreadable[name], verb)
-		}
-	}
-	list := all
-	if len(refs) > 0 {
-		list = nil
-		for _, ref := range refs {
-			sn, err := snapshot.Find(all, ref, snapshot.Filter{})
-			if err != nil {
-				return err
-			}
-			list = append(list, sn)
-		}
-	}
-	verified := map[tree.ID]bool{}
-	var vbuf []byte
-	usable := func(id tree.ID, t pack.BlobType) bool {
-		if _, ok := r.Index().Lookup(id, t); !ok {
-			return false
-		}
-		if !readData {
-			return true
-		}
-		if ok, seen := verified[id]; seen {
-			return ok
-		}
-		var err error
-		vbuf, err = r.LoadBlob(ctx, t, id, vbuf)
-		verified[id] = err == nil
-		return err == nil
-	}
-	memo := map[tree.ID]tree.ID{}
-	var rewrite func(id tree.ID, p string, changed *bool) (tree.ID, error)
-	rewrite = func(id tree.ID, p string, changed *bool) (tree.ID, error) {
-		if nid, ok := memo[id]; ok {
-			if nid != id {
-				*changed = true
-			}
-			return nid, nil
-		}
-		t, err := walker.LoadTree(ctx, r, id)
-		if err != nil {
-			*changed = true
-			a.out.textf("%s: directory unreadable, emptied (%v)", p, err)
-			return saveTree(ctx, r, &tree.Tree{}, dryRun)
-		}
-		var out tree.Tree
-		local := false
-		for _, n := range t.Nodes {
-			np := p + "/" + string(n.Name)
-			switch {
-			case n.Type == tree.TypeFile:
-				ok := true
-				for _, c := range n.Content {
-					if !usable(c, pack.DataBlob) {
-						ok = false
-						break
-					}
-				}
-				if !ok {
-					local = true
-					a.out.textf("%s: content lost, file removed from the snapshot", np)
-					continue
-				}
-			case n.Type == tree.TypeDir && n.Subtree != nil:
-				sub, err := rewrite(*n.Subtree, np, &local)
-				if err != nil {
-					return id, err
-				}
-				if sub != *n.Subtree {
-					nn := *n
-					nn.Subtree = &sub
-					n = &nn
-				}
-			}
-			out.Nodes = append(out.Nodes, n)
-		}
-		if !local {
-			memo[id] = id
-			return id, nil
-		}
-		*changed = true
-		nid, err := saveTree(ctx, r, &out, dryRun)
-		if err != nil {
-			return id, err
-		}
-		memo[id] = nid
-		return nid, nil
-	}
-	repaired := 0
-	for _, sn := range list {
-		changed := false
-		root, err := rewrite(sn.Tree, "", &changed)
-		if err != nil {
-			return err
-		}
-		if !changed {
-			continue
-		}
-		repaired++
-		if dryRun {
-			a.out.textf("snapshot %s would be repaired", sn.ShortID())
-			continue
-		}
-		if err := r.Flush(ctx); err != nil {
-			return err
-		}
-		nsn := *sn
-		nsn.Tree = root
-		orig := sn.ID
-		if sn.Original != nil {
-			orig = *sn.Original
-		}
-		nsn.Original = &orig
-		if !slices.Contains(nsn.Tags, "repaired") {
-			nsn.Tags = append(append([]string(nil), nsn.Tags...), "repaired")
-		}
-		nsn.Time = sn.Time
-		if _, err := snapshot.Save(ctx, r, &nsn); err != nil {
-			return err
-		}
-		a.out.textf("snapshot %s repaired as %s", sn.ShortID(), nsn.ShortID())
-		if !keep {
-			if err := snapshot.Remove(ctx, r, sn.ID); err != nil {
-				return err
-			}
-		}
-	}
-	a.out.textf("%d of %d snapshots needed repair", repaired, len(list))
+	a.out.textf("%d of %d snapshots needed repair", res.Repaired, res.Examined)
 	return nil
 }
 

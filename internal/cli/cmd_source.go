@@ -203,11 +203,8 @@ func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Sn
 		BytesRead: read, TotalBytes: read,
 		BlobsAdded: int64(ws.Blobs), BytesAdded: ws.BlobBytes, BytesStored: ws.StoredBytes,
 	}
-	if err := sess.PrepareCommit(ctx); err != nil {
+	if _, err := sess.Commit(ctx, sn); err != nil {
 		return nil, err
-	}
-	if _, err := snapshot.Save(ctx, r, sn); err != nil {
-		return nil, fmt.Errorf("save snapshot: %w", err)
 	}
 	if !b.quiet {
 		a.printSourceSummary(sn, ws)

@@ -37,6 +37,13 @@ type Options struct {
 	Progress func(phase string)
 }
 
+// progress reports a phase to Progress, if set.
+func (o Options) progress(phase string) {
+	if o.Progress != nil {
+		o.Progress(phase)
+	}
+}
+
 // Result reports what prune did.
 type Result struct {
 	Snapshots     int   `json:"snapshots"`
@@ -216,13 +223,12 @@ func (l *lease) release(ctx context.Context) {
 }
 
 // Prune sweeps plans that are due and plans what is unreferenced now. r
-// must be opened but its index not loaded.
+// must be opened but its index not loaded. Under one maintenance lease it
+// sweeps, removes dead sessions, then plans as PlanPrune does and
+// executes the plan as PrunePlan.Execute does (a dry run stops after
+// planning).
 func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result, error) {
-	progress := func(p string) {
-		if opts.Progress != nil {
-			opts.Progress(p)
-		}
-	}
+	progress := opts.progress
 	res := &Result{DryRun: opts.DryRun}
 	if !opts.DryRun {
 		l, err := acquireLease(ctx, r)
@@ -250,7 +256,94 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 			return nil, err
 		}
 	}
-	// Mark.
+	plan, err := planPrune(ctx, r, opts, res)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	if err := plan.execute(ctx, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// PrunePlan is the outcome of the mark phase: which packs a prune would
+// plan for deletion, directly or after copying their reachable blobs
+// elsewhere. Computing it writes nothing; Execute carries it out. (The
+// shape is restic's PlanPrune and Execute.)
+type PrunePlan struct {
+	// Delete lists the packs that hold no reachable blob, and the packs no
+	// index names (left by interrupted writers).
+	Delete []ID
+	// Repack lists the partly used packs whose reachable blobs are copied
+	// into new packs before they are planned too.
+	Repack []ID
+	// Stats are the mark's findings: Snapshots, PacksTotal, PacksPlanned,
+	// BytesPlanned, PacksRepacked, UnusedBytes, and the Locked* fields for
+	// packs that Object Lock keeps out of the plan.
+	Stats Result
+
+	r        *repository.Repository
+	opts     Options
+	reach    *blobSet
+	contents map[ID][]pack.Entry
+	stored   map[ID]int64
+}
+
+// PlanPrune computes what a prune of r would plan now, without sweeping
+// due plans or writing anything: r must be opened; its index is loaded.
+// Packs already planned by an existing plan are left out. Prune plans
+// the same way after sweeping the plans that are due.
+func PlanPrune(ctx context.Context, r *repository.Repository, opts Options) (*PrunePlan, error) {
+	if err := r.LoadIndex(ctx, false); err != nil {
+		return nil, err
+	}
+	res := &Result{DryRun: opts.DryRun}
+	p, err := planPrune(ctx, r, opts, res)
+	if err != nil {
+		return nil, err
+	}
+	p.Stats = *res
+	return p, nil
+}
+
+// Execute carries the plan out (see the package documentation, steps 3
+// and 4): it extends Object Lock retention when due, repacks, writes a
+// maintenance plan with the sessions live now, and sweeps it at once when
+// no writer was live and the safety window is zero. The packs are deleted
+// only by a sweep, which first checks again which of them the snapshots
+// existing then still need, so a plan that has become stale (a snapshot
+// committed since PlanPrune reuses its packs) loses nothing. Execute takes
+// the maintenance lease (ErrBusy if another prune holds it). It returns
+// Stats with what it did added.
+func (p *PrunePlan) Execute(ctx context.Context) (*Result, error) {
+	if p.opts.DryRun {
+		return nil, errors.New("prune: a dry run's plan cannot be executed")
+	}
+	l, err := acquireLease(ctx, p.r)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		l.release(rctx)
+		cancel()
+	}()
+	res := p.Stats
+	res.WaitingSessions = slices.Clone(res.WaitingSessions)
+	res.UnreadablePlans = slices.Clone(res.UnreadablePlans)
+	if err := p.execute(ctx, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// planPrune is the mark phase of Prune, on r's loaded index, recording
+// what it finds in res.
+func planPrune(ctx context.Context, r *repository.Repository, opts Options, res *Result) (*PrunePlan, error) {
+	progress := opts.progress
 	progress("finding reachable blobs")
 	reach, nsnap, err := reachable(ctx, r)
 	if err != nil {
@@ -353,23 +446,30 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 		if repack, err = free(repack); err != nil {
 			return nil, err
 		}
-		if !opts.DryRun {
-			if err := extendRetention(ctx, r, stored, append(slices.Clone(deletable), repack...), res, progress); err != nil {
-				return nil, err
-			}
-		}
 	}
 	res.UnusedBytes = totalUnused
 	res.PacksPlanned = len(deletable) + len(repack)
 	res.PacksRepacked = len(repack)
-	if opts.DryRun || res.PacksPlanned == 0 {
-		return res, nil
+	return &PrunePlan{Delete: deletable, Repack: repack, r: r, opts: opts, reach: reach, contents: contents, stored: stored}, nil
+}
+
+// execute is Execute under the lease, adding to res.
+func (p *PrunePlan) execute(ctx context.Context, res *Result) error {
+	r, opts, progress := p.r, p.opts, p.opts.progress
+	deletable, repack := slices.Clone(p.Delete), slices.Clone(p.Repack)
+	if r.Lock() != nil {
+		if err := extendRetention(ctx, r, p.stored, append(slices.Clone(deletable), repack...), res, progress); err != nil {
+			return err
+		}
+	}
+	if res.PacksPlanned == 0 {
+		return nil
 	}
 	if len(repack) > 0 {
 		progress("repacking")
-		n, failed, err := repackBlobs(ctx, r, repack, contents, reach)
+		n, failed, err := repackBlobs(ctx, r, repack, p.contents, p.reach)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.BlobsRepacked = n
 		if len(failed) > 0 {
@@ -382,7 +482,7 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	plan := &repository.Plan{Created: time.Now().UTC(), Packs: append(deletable, repack...), Bytes: res.BytesPlanned}
 	now, err := storeNow(ctx, r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Sessions not refreshed for SessionTTL belong to writers that died
 	// (or stalled: those check every pack they rely on before indexing
@@ -390,7 +490,7 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	live := func(s repository.LiveSession) bool { return now.Sub(s.ModTime) < repository.SessionTTL }
 	before, err := r.Sessions(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, s := range before {
 		if live(s) {
@@ -399,13 +499,13 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	}
 	progress("writing plan")
 	if err := r.SavePlan(ctx, plan); err != nil {
-		return nil, err
+		return err
 	}
 	// Sessions must be listed after the plan is visible: a writer whose
 	// session is not in this list wrote it later, so it reads the plan.
 	after, err := r.Sessions(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	changed := false
 	for _, s := range after {
@@ -416,17 +516,17 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 	}
 	if changed {
 		if err := r.SaveJSONNamed(ctx, storage.MaintFile, plan.Name, plan, storage.SaveOptions{}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if len(plan.Sessions) == 0 && opts.SafetyWindow == 0 {
 		// Nobody was writing when the plan became visible: anyone starting
 		// now sees it, so it can be swept right away.
 		if err := sweep(ctx, r, opts, res, progress); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return res, nil
+	return nil
 }
 
 func storedPacks(ctx context.Context, r *repository.Repository) (map[ID]int64, error) {

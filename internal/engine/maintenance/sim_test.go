@@ -302,8 +302,8 @@ func verifySnapshot(ctx context.Context, r *repository.Repository, pool [][]byte
 }
 
 // simBackup is one backup: session, index, blobs (new, deduplicated, or
-// reused from the parent), an optional stall, flush, commit check,
-// snapshot.
+// reused from the parent), an optional stall, then Session.Commit (flush,
+// commit check, snapshot, end).
 func simBackup(ctx context.Context, open func(storage.Backend) (*repository.Repository, error), be storage.Backend, rng *rand.Rand,
 	pool [][]byte, parent []*tree.Node, clock *simClock, w, b int) ([]*tree.Node, error) {
 	r, err := open(be)
@@ -314,12 +314,7 @@ func simBackup(ctx context.Context, open func(storage.Backend) (*repository.Repo
 	if err != nil {
 		return nil, err
 	}
-	ended := false
-	defer func() {
-		if !ended {
-			_ = sess.End(ctx) // may fail after a crash: the session then expires
-		}
-	}()
+	defer sess.End(ctx) // after a failure before Commit; may fail after a crash: the session then expires
 	var t tree.Tree
 	nfiles := 3 + rng.IntN(5)
 	for f := 0; f < nfiles; f++ {
@@ -379,19 +374,11 @@ func simBackup(ctx context.Context, open func(storage.Backend) (*repository.Repo
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Flush(ctx); err != nil {
-		return nil, err
-	}
-	if err := sess.PrepareCommit(ctx); err != nil {
-		return nil, err
-	}
 	sn := snapshot.New([]string{fmt.Sprintf("/w%d", w)}, nil, fmt.Sprintf("host%d", w), clock.Now())
 	sn.Tree = root
-	if _, err := snapshot.Save(ctx, r, sn); err != nil {
+	if _, err := sess.Commit(ctx, sn); err != nil {
 		return nil, err
 	}
-	ended = true
-	_ = sess.End(ctx)
 	return t.Nodes, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/storage"
 )
 
@@ -41,7 +42,10 @@ type SessionInfo struct {
 }
 
 // Session marks a writer as in progress so that maintenance does not
-// delete what it may depend on.
+// delete what it may depend on. It is the writer's transaction: BeginWrite
+// starts it, the writer saves blobs, and Commit (or CommitAndContinue, for
+// several snapshots) flushes, checks, saves the snapshot and ends it. A
+// writer defers End so that every other path ends the session too.
 type Session struct {
 	r    *Repository
 	Name string
@@ -53,6 +57,9 @@ type Session struct {
 	stop        chan struct{}
 	done        chan struct{}
 	ended       bool
+
+	endOnce sync.Once
+	endErr  error // of removing the session object; returned by every End
 }
 
 // StartSession writes a session object and keeps refreshing it until End.
@@ -133,18 +140,20 @@ func (s *Session) Lapsed() bool {
 // count as lapsed: well before the store may consider it expired.
 const lapseAfter = SessionTTL - 3*SessionRefresh
 
-// End stops refreshing and removes the session object.
+// End stops refreshing and removes the session object. It may be called
+// any number of times (a writer defers it so that every path ends the
+// session, Commit calls it too); every call returns the outcome of the
+// first, which is the only one that does anything.
 func (s *Session) End(ctx context.Context) error {
-	s.mu.Lock()
-	if s.ended {
+	s.endOnce.Do(func() {
+		s.mu.Lock()
+		s.ended = true
 		s.mu.Unlock()
-		return nil
-	}
-	s.ended = true
-	s.mu.Unlock()
-	close(s.stop)
-	<-s.done
-	return s.r.be.Remove(ctx, storage.Handle{Type: storage.SessionFile, Name: s.Name})
+		close(s.stop)
+		<-s.done
+		s.endErr = s.r.be.Remove(ctx, storage.Handle{Type: storage.SessionFile, Name: s.Name})
+	})
+	return s.endErr
 }
 
 // LiveSession is a session object seen in the store.
@@ -220,9 +229,87 @@ func (r *Repository) verifyPacks(ctx context.Context, packs []ID) error {
 // is gone; the backup must be run again.
 var ErrStaleSession = errors.New("session expired during the backup; nothing was committed, run it again")
 
-// PrepareCommit must be called after the final Flush and before a writer
-// saves its snapshot. When the session lapsed (the writer was stalled long
-// enough that a prune may have counted it dead) it first refreshes the
+// ErrSessionEnded means a writer tried to commit after its session ended:
+// after End, or after a commit that failed.
+var ErrSessionEnded = errors.New("the writer's session has ended: nothing more can be committed in it")
+
+// Commit is the end of a writer's transaction (docs/FORMAT.md, "Writer
+// protocol", steps 5 and 6). In this order it
+//
+//  1. flushes: every open pack and an index file for the packs not yet
+//     indexed are saved, so everything sn references is durable and
+//     findable (a no-op for a writer that has just flushed);
+//  2. runs the commit check: a writer whose session lapsed refreshes the
+//     session and checks that every pack it relied on still exists and is
+//     planned for deletion by no prune (ErrStaleSession otherwise);
+//  3. saves sn, the commit point, and sets sn.ID;
+//  4. ends the session.
+//
+// A failed commit ends the session as well, and saves no snapshot unless
+// the save itself was what failed, after steps 1 and 2 passed: a store may
+// report an error for an object it did store, so a snapshot may then exist,
+// and it is complete and checked like any other. Whatever the writer
+// uploaded without a snapshot to reference it stays as unreferenced packs
+// and index entries, which check calls harmless and prune removes. The
+// session cannot be used again (ErrSessionEnded): a writer whose commit
+// failed starts over.
+//
+// Removing the session object is not part of the commit. If it fails after
+// the snapshot was saved, Commit still succeeds and End returns the error,
+// so a caller that defers End can warn about it; the object expires by
+// itself. The session is ended with a context that ctx's cancellation does
+// not reach, so a cancelled writer does not leave its session behind.
+func (s *Session) Commit(ctx context.Context, sn *snapshot.Snapshot) (ID, error) {
+	id, err := s.commit(ctx, sn)
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
+	_ = s.End(endCtx) // reported by the caller's End, see above
+	return id, err
+}
+
+// CommitAndContinue is Commit for a writer that commits several snapshots
+// in one session (copy, repair snapshots): it commits sn the same way but
+// leaves the session running for the next one; the writer ends it with
+// End. A failed commit ends the session, as with Commit, so nothing after
+// a failure is committed in it.
+func (s *Session) CommitAndContinue(ctx context.Context, sn *snapshot.Snapshot) (ID, error) {
+	id, err := s.commit(ctx, sn)
+	if err != nil {
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+		defer cancel()
+		_ = s.End(endCtx)
+	}
+	return id, err
+}
+
+// endTimeout bounds removing the session object after a commit.
+const endTimeout = 30 * time.Second
+
+// commit is steps 1 to 3 of Commit. Errors of the flush and the commit
+// check are returned as they are; a failed save says so.
+func (s *Session) commit(ctx context.Context, sn *snapshot.Snapshot) (ID, error) {
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if ended {
+		return ID{}, ErrSessionEnded
+	}
+	if err := s.r.Flush(ctx); err != nil {
+		return ID{}, err
+	}
+	if err := s.PrepareCommit(ctx); err != nil {
+		return ID{}, err
+	}
+	id, err := snapshot.Save(ctx, s.r, sn)
+	if err != nil {
+		return ID{}, fmt.Errorf("save snapshot: %w", err)
+	}
+	return id, nil
+}
+
+// PrepareCommit is the commit check, run after the final Flush and before
+// the snapshot is saved. When the session lapsed (the writer was stalled
+// long enough that a prune may have counted it dead) it first refreshes the
 // session — from then on no sweep can pass it by — and then checks that
 // every pack the writer relied on still exists and is not planned for
 // deletion. Any plan that could still delete such a pack was written while
