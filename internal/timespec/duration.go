@@ -11,7 +11,7 @@ import (
 // ErrTooLong is wrapped by the error for a duration longer than a
 // time.Duration holds. A caller for which "longer than anything" is
 // meaningful (--keep-within: keep every snapshot) may clamp instead.
-var ErrTooLong = errors.New("too long (at most 2562047h47m16.854775807s, about 292 years)")
+var ErrTooLong = errors.New("too long")
 
 // Longest is the longest duration: what a caller that clamps a duration
 // ErrTooLong refused uses instead.
@@ -77,14 +77,14 @@ func ParseRetention(s string) (time.Duration, error) {
 // tests). strict refuses an m its neighbours leave undecided.
 func parse(s string, strict bool) (d time.Duration, months bool, err error) {
 	fail := func(format string, args ...any) (time.Duration, bool, error) {
-		return 0, false, fmt.Errorf("invalid duration %q: "+format, append([]any{s}, args...)...)
+		return 0, false, fmt.Errorf("%q is not a duration: "+format, append([]any{s}, args...)...)
 	}
 	in := strings.TrimSpace(s)
 	switch {
 	case in == "":
 		return fail("empty (%s)", unitHint)
 	case in[0] == '-':
-		return fail("negative")
+		return 0, false, fmt.Errorf("%q is negative (a duration is 0 or more)", s)
 	case in == "0":
 		return 0, false, nil
 	}
@@ -93,7 +93,7 @@ func parse(s string, strict bool) (d time.Duration, months bool, err error) {
 		var p part
 		var ok bool
 		if p, rest, ok = number(rest); !ok {
-			return fail("not a duration: want NUMBER UNIT parts (%s)", unitHint)
+			return fail("want NUMBER UNIT parts (%s)", unitHint)
 		}
 		i := 0
 		for i < len(rest) && (rest[i] < '0' || rest[i] > '9') && rest[i] != '.' {
@@ -104,7 +104,7 @@ func parse(s string, strict bool) (d time.Duration, months bool, err error) {
 		case p.name == "" && rest == "":
 			return fail("a number needs a unit (%s)", unitHint)
 		case p.name == "":
-			return fail("not a duration: want NUMBER UNIT parts (%s)", unitHint)
+			return fail("want NUMBER UNIT parts (%s)", unitHint)
 		case known:
 			p.unit = u
 		case p.name != "m":
@@ -130,7 +130,7 @@ func parse(s string, strict bool) (d time.Duration, months bool, err error) {
 		}
 		v, ok := p.value()
 		if !ok || v > math.MaxInt64-total {
-			return 0, false, fmt.Errorf("invalid duration %q: %w", s, ErrTooLong)
+			return 0, false, fmt.Errorf("invalid duration %q: %w (at most %v, about 292 years)", s, ErrTooLong, Longest)
 		}
 		total += v
 	}
