@@ -242,7 +242,7 @@ encrypted repositories, and restores them exactly.
 	f.StringVar(&a.g.cacheDir, "cache-dir", "", "cache remote repositories' metadata here (default $BUNKER_CACHE_DIR, else $XDG_CACHE_HOME/bunker or ~/.cache/bunker)")
 	f.IntVar(&a.g.retryAttempts, "retry-attempts", 10, "try a failing operation on a remote store at most N times (backoff with jitter between tries)")
 	f.BoolVar(&a.g.noCache, "no-cache", false, "keep no metadata cache of remote repositories (a temporary one, removed at the end, serves the command)")
-	f.StringVar(&a.g.repoAsOf, "repo-as-of", "", "read the repository as it was at TIME (RFC 3339 or 2006-01-02 15:04:05); versioned object stores only, read-only")
+	f.StringVar(&a.g.repoAsOf, "repo-as-of", "", "read the repository as it was at TIME (RFC 3339, 2026-11-26 09:41:00+00, or local 2026-11-26 09:41:00; see docs/TIME.md); versioned object stores only, read-only")
 	f.StringSliceVar(&a.g.allowSchemes, "allow-schemes", nil, "open repositories only with these `schemes` (s3, gs, azure, sftp, rest, local; default $BUNKER_ALLOW_SCHEMES, else all)")
 	f.StringSliceVar(&a.g.allowHosts, "allow-hosts", nil, "let repository backends connect only to these `hosts` (names, *.domain, addresses, CIDR blocks; default $BUNKER_ALLOW_HOSTS); with this or --allow-schemes, loopback, link-local, unspecified and multicast addresses are refused unless listed")
 	f.BoolVar(&a.g.noAmbient, "no-ambient-credentials", false, "never let a repository backend use this process's own identity (instance role, credentials files) when the location brings none (default $BUNKER_NO_AMBIENT_CREDENTIALS=1)")
@@ -279,6 +279,7 @@ encrypted repositories, and restores them exactly.
 		a.drillCommand(),
 	)
 	a.addSourceCommands(root)
+	durationFlags(root)
 	return root
 }
 

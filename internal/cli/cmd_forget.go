@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
 
@@ -42,57 +41,21 @@ func (p *pruneFlags) options(dryRun bool) (maintenance.Options, error) {
 	return o, nil
 }
 
-// parseWithin parses durations like 7d, 2w, 3m (months), 1y, 36h. A
-// duration longer than a time.Duration holds (about 292 years) is
-// clamped to the longest one, never wrapped: as --keep-within it keeps
-// every snapshot (snapshot.Policy compares ages with saturating
-// arithmetic); callers that need an exact value bound it themselves.
+// parseWithin parses --keep-within: a retention duration of the timespec
+// grammar (restic's 1y5m7d2h means what it means in restic; a lone m is
+// refused). A duration longer than a time.Duration holds (about 292
+// years) is clamped to the longest one, never wrapped: as --keep-within
+// it keeps every snapshot (snapshot.Policy compares ages with saturating
+// arithmetic).
 func parseWithin(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if strings.HasPrefix(s, "-") {
-		return 0, fmt.Errorf("duration %q must not be negative", s)
+	d, err := timespec.ParseRetention(s)
+	if errors.Is(err, timespec.ErrTooLong) {
+		return timespec.Longest, nil
 	}
-	var total time.Duration
-	num := ""
-	for _, c := range s {
-		if c >= '0' && c <= '9' {
-			num += string(c)
-			continue
-		}
-		unit := map[rune]time.Duration{'y': 365 * 24 * time.Hour, 'm': 30 * 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'd': 24 * time.Hour, 'h': time.Hour}[c]
-		if unit == 0 {
-			return 0, fmt.Errorf("bad duration %q: unit %q (use y, m, w, d, h)", s, c)
-		}
-		if num == "" {
-			return 0, fmt.Errorf("bad duration %q: unit %q without a number", s, c)
-		}
-		n, err := strconv.ParseInt(num, 10, 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		total = addDuration(total, n, unit)
-		num = ""
-	}
-	if num != "" {
-		return 0, fmt.Errorf("bad duration %q: missing unit", s)
-	}
-	return total, nil
-}
-
-// addDuration returns total + n*unit (all non-negative, n possibly
-// math.MaxInt64 from a number out of range), clamped to the longest
-// time.Duration.
-func addDuration(total time.Duration, n int64, unit time.Duration) time.Duration {
-	const longest = time.Duration(math.MaxInt64)
-	if n > int64(longest/unit) {
-		return longest
-	}
-	if d := time.Duration(n) * unit; d <= longest-total {
-		return total + d
-	}
-	return longest
+	return d, err
 }
 
 func (a *App) forgetCommand() *cobra.Command {
@@ -247,7 +210,7 @@ are removed as asked.`,
 	f.IntVarP(&pol.Monthly, "keep-monthly", "m", 0, "keep the last `n` monthly snapshots (-1: all)")
 	f.IntVarP(&pol.Yearly, "keep-yearly", "y", 0, "keep the last `n` yearly snapshots (-1: all)")
 	flagRange(f, -1, unbounded, "keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly")
-	f.StringVar(&within, "keep-within", "", "keep snapshots within `duration` of the newest (e.g. 7d, 2w, 1y2m; m is months)")
+	f.StringVar(&within, "keep-within", "", "keep snapshots within `duration` of the newest (e.g. 36h, 7d, 2w, 6mo, 1y; restic's 1y5m7d2h works, a lone m is refused: write mo or min)")
 	f.StringArrayVar(&pol.Tags, "keep-tag", nil, "keep snapshots with this `tag`")
 	f.StringVarP(&groupBy, "group-by", "g", "host,paths", "group snapshots by `fields` before applying the policy")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be removed")

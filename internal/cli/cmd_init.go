@@ -3,10 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
 
@@ -35,12 +35,9 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 				if opts.retention == "" {
 					opts.retention = "30d"
 				}
-				ret, err := parseWithin(opts.retention)
+				ret, err := timespec.ParseRetention(opts.retention)
 				if err != nil {
-					var derr error
-					if ret, derr = time.ParseDuration(opts.retention); derr != nil {
-						return fmt.Errorf("--retention: %w", err)
-					}
+					return fmt.Errorf("--retention: %w", err)
 				}
 				lc := &repository.LockConfig{Mode: storage.LockMode(opts.objectLock), Retention: ret}
 				if err := lc.Validate(); err != nil {
@@ -92,7 +89,7 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 	cmd.Flags().IntVar(&opts.packSizeMiB, "pack-size", 16, "target pack size in MiB")
 	flagRange(cmd.Flags(), 1, 512, "pack-size")
 	cmd.Flags().StringVar(&opts.objectLock, "object-lock", "", "write every data object with an Object Lock retention: compliance or governance (S3 with Object Lock; creates the bucket with it)")
-	cmd.Flags().StringVar(&opts.retention, "retention", "", "how long each object stays locked after it is written, with --object-lock (default 30d; e.g. 12w, 1y); prune extends it for objects still needed")
+	cmd.Flags().StringVar(&opts.retention, "retention", "", "how long each object stays locked after it is written, with --object-lock (default 30d; e.g. 12w, 6mo, 1y; a lone m is refused: write mo or min); prune extends it for objects still needed")
 	cmd.Flags().StringVar(&opts.copyFrom, "copy-chunker-params-from", "", "share chunker and blob-ID keys with this repository")
 	cmd.Flags().StringVar(&opts.fromPwFile, "from-password-file", "", "password file of the --copy-chunker-params-from repository")
 	return cmd

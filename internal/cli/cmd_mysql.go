@@ -18,6 +18,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/mysql"
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
 
@@ -207,9 +208,9 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 				return errors.New("give --target-time or --target-position, not both")
 			}
 			if targetTime != "" {
-				t, err := parseTime(targetTime)
+				t, err := timespec.ParseTime(targetTime)
 				if err != nil {
-					return err
+					return fmt.Errorf("--target-time: %w", err)
 				}
 				o.Target = &mysql.Target{Time: t}
 			}

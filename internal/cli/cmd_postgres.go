@@ -24,6 +24,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
+	"github.com/bunkerbackup/bunker/internal/timespec"
 )
 
 // pgConnFlags are how every PostgreSQL command reaches the server.
@@ -384,7 +385,7 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 	var recovery []string
 	switch {
 	case o.targetTime != "":
-		t, err := parseTime(o.targetTime)
+		t, err := timespec.ParseTime(o.targetTime)
 		if err != nil {
 			return fmt.Errorf("--target-time: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/repair"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
 
@@ -228,7 +229,7 @@ the repository as of TIME with the password before it changes anything.`,
 			if a.g.repoAsOf != "" {
 				return errors.New("rollback changes the repository; use --to instead of --repo-as-of")
 			}
-			t, err := parseTime(to)
+			t, err := timespec.ParseTime(to)
 			if err != nil {
 				return fmt.Errorf("--to: %w", err)
 			}
@@ -279,6 +280,6 @@ the repository as of TIME with the password before it changes anything.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "the moment to roll back to (RFC 3339, or 2006-01-02 15:04:05 local time)")
+	cmd.Flags().StringVar(&to, "to", "", "the moment to roll back to (RFC 3339, 2026-11-26 09:41:00+00, or local 2026-11-26 09:41:00; see docs/TIME.md)")
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
 
@@ -48,7 +49,7 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 			}
 			now := time.Now()
 			if at != "" {
-				if now, err = parseTime(at); err != nil {
+				if now, err = timespec.ParseTime(at); err != nil {
 					return fmt.Errorf("--at: %w", err)
 				}
 			}
@@ -68,7 +69,7 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the daemon's state `directory`, for drill results when no daemon API answers (default: as bunker daemon)")
-	cmd.Flags().StringVar(&at, "at", "", "judge ages as of this `time` (for what-if checks and tests)")
+	cmd.Flags().StringVar(&at, "at", "", "judge ages as of this `time` (RFC 3339, 2026-11-26 09:41:00+00, or local 2026-11-26 09:41:00; for what-if checks and tests)")
 	return cmd
 }
 

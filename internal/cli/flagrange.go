@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -16,6 +18,45 @@ import (
 // flagRange. Overflow is refused by the flag parsers themselves
 // (strconv.ParseInt and time.ParseDuration report out-of-range values),
 // and their errors name the flag too.
+
+// durationFlags makes every duration flag of cmd and its subcommands
+// take the timespec grammar (7d, 1y, 1h30m), as plans do, instead of Go's
+// time.ParseDuration: one grammar for flags and plans. A lone m stays
+// minutes, as in Go.
+func durationFlags(cmd *cobra.Command) {
+	wrap := func(f *pflag.Flag) {
+		if _, done := f.Value.(durationValue); !done && f.Value.Type() == "duration" {
+			f.Value = durationValue{f.Value}
+		}
+	}
+	cmd.Flags().VisitAll(wrap)
+	cmd.PersistentFlags().VisitAll(wrap)
+	for _, c := range cmd.Commands() {
+		durationFlags(c)
+	}
+}
+
+// durationValue is a pflag duration parsed by timespec.ParseDuration; it
+// stores the value through the flag's own Value (Go's spelling of a
+// duration is in the grammar, and pflag's parser reads it exactly).
+type durationValue struct{ pflag.Value }
+
+func (v durationValue) Set(s string) error {
+	// A negative value is stored as such for checkFlagRange to refuse
+	// with the flag's own range ("must be longer than zero").
+	neg, abs := "", strings.TrimSpace(s)
+	if strings.HasPrefix(abs, "-") {
+		neg, abs = "-", abs[1:]
+	}
+	d, err := timespec.ParseDuration(abs)
+	if err != nil && neg != "" {
+		return fmt.Errorf("%q: %w", s, err)
+	}
+	if err != nil {
+		return err
+	}
+	return v.Value.Set(neg + d.String())
+}
 
 // Annotation keys holding a flag's accepted range, in its own unit: a
 // count, or nanoseconds for a duration.
@@ -68,6 +109,7 @@ func checkFlagRange(f *pflag.Flag) error {
 		}
 		v = n
 	case "duration":
+		// The Value's own spelling: Go's, from time.Duration.String.
 		d, err := time.ParseDuration(f.Value.String())
 		if err != nil {
 			return fmt.Errorf("--%s %s: %w", f.Name, f.Value, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
@@ -14,6 +13,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/location"
+	"github.com/bunkerbackup/bunker/internal/timespec"
 )
 
 // backendFor opens (or, with create, creates) the storage named by a
@@ -70,7 +70,7 @@ func (a *App) core() (*app.App, error) {
 	}
 	so.Connections = a.g.connections
 	if a.g.repoAsOf != "" {
-		if so.AsOf, err = parseTime(a.g.repoAsOf); err != nil {
+		if so.AsOf, err = timespec.ParseTime(a.g.repoAsOf); err != nil {
 			return nil, fmt.Errorf("--repo-as-of: %w", err)
 		}
 	}
@@ -121,19 +121,6 @@ func parseRate(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a rate (examples: 800K, 5M, 1.5G, or a number of KiB)", s)
 	}
 	return int64(v * float64(mult)), nil
-}
-
-// parseTime reads a moment: RFC 3339, or a local date and time.
-func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time (use RFC 3339, e.g. 2026-11-26T08:00:00Z, or 2026-11-26 08:00:00)", s)
 }
 
 // openRepo opens the repository of -r with the password.

@@ -1,15 +1,13 @@
 package plan
 
 import (
-	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -68,6 +66,8 @@ type decoder struct {
 	errs  Errors
 	depth int
 	nodes int
+	// retention is set while a retention duration is decoded.
+	retention bool
 }
 
 // Bounds against alias loops and alias bombs: a plan is small.
@@ -111,16 +111,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 		return
 	}
 	if v.Type() == durationType {
-		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, "like 90s, 15m, 4h or 2d", "expected a duration")
-			return
-		}
-		dur, err := ParseDuration(n.Value)
-		if err != nil {
-			d.errorf(n, "like 90s, 15m, 4h or 2d", "%v", err)
-			return
-		}
-		v.SetInt(int64(dur))
+		d.decodeDuration(n, v)
 		return
 	}
 	switch v.Kind() {
@@ -226,8 +217,30 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		if pos != nil {
 			pos[k.Value] = d.pos(val)
 		}
+		// A retention duration (a field tagged duration:"retention")
+		// refuses an m restic would read as months.
+		d.retention = t.Field(idx).Tag.Get("duration") == "retention"
 		d.decode(val, v.Field(idx))
+		d.retention = false
 	}
+}
+
+// decodeDuration sets v from n, a duration of the timespec grammar.
+func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value) {
+	parse, hint := timespec.ParseDuration, "like 90s, 15min, 4h, 2d or 1y"
+	if d.retention {
+		parse, hint = timespec.ParseRetention, "like 36h, 7d, 6mo or 1y (mo: months, min: minutes)"
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, hint, "expected a duration")
+		return
+	}
+	dur, err := parse(n.Value)
+	if err != nil {
+		d.errorf(n, hint, "%v", err)
+		return
+	}
+	v.SetInt(int64(dur))
 }
 
 func sorted(s []string) []string {
@@ -288,81 +301,4 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-// ParseDuration parses Go durations plus d (days) and w (weeks):
-// "90s", "15m", "1h30m", "2d", "1w". A negative duration, or one longer
-// than a time.Duration holds (about 292 years), is an error, never a
-// wrapped value.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, errors.New("empty duration")
-	}
-	if strings.HasPrefix(s, "-") {
-		return 0, fmt.Errorf("%q is negative", s)
-	}
-	tooLong := fmt.Errorf("%q is too long (at most %v, about 292 years)", s, time.Duration(math.MaxInt64).Truncate(time.Hour))
-	var total time.Duration
-	rest := s
-	for rest != "" {
-		i := 0
-		for i < len(rest) && (rest[i] >= '0' && rest[i] <= '9' || rest[i] == '.') {
-			i++
-		}
-		j := i
-		for j < len(rest) && (rest[j] < '0' || rest[j] > '9') && rest[j] != '.' {
-			j++
-		}
-		if i == 0 || j == i {
-			return 0, fmt.Errorf("%q is not a duration", s)
-		}
-		num, unit := rest[:i], rest[i:j]
-		rest = rest[j:]
-		if strings.Count(num, ".") > 1 || strings.Trim(num, ".") == "" {
-			return 0, fmt.Errorf("%q is not a duration", s)
-		}
-		var d time.Duration
-		switch unit {
-		case "d", "w":
-			n, err := strconv.ParseFloat(num, 64)
-			if err != nil && !errors.Is(err, strconv.ErrRange) {
-				return 0, fmt.Errorf("%q is not a duration", s)
-			}
-			day := 24 * time.Hour
-			if unit == "w" {
-				day *= 7
-			}
-			// Compare as floats before converting: a float out of the
-			// int64 range converts to an unspecified value.
-			f := n * float64(day)
-			if !(f < math.MaxInt64) {
-				return 0, tooLong
-			}
-			d = time.Duration(f)
-		default:
-			var err error
-			if d, err = time.ParseDuration(num + unit); err != nil {
-				if strings.Contains(err.Error(), "invalid duration") && unitKnown(unit) {
-					return 0, tooLong
-				}
-				return 0, fmt.Errorf("%q is not a duration", s)
-			}
-		}
-		if d > math.MaxInt64-total {
-			return 0, tooLong
-		}
-		total += d
-	}
-	return total, nil
-}
-
-// unitKnown reports whether time.ParseDuration knows unit, so that its
-// "invalid duration" for a known unit means a number out of range.
-func unitKnown(unit string) bool {
-	switch unit {
-	case "ns", "us", "µs", "μs", "ms", "s", "m", "h":
-		return true
-	}
-	return false
 }

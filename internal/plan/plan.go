@@ -108,7 +108,7 @@ type Retention struct {
 	KeepWeekly  int           `yaml:"keep_weekly"`
 	KeepMonthly int           `yaml:"keep_monthly"`
 	KeepYearly  int           `yaml:"keep_yearly"`
-	KeepWithin  time.Duration `yaml:"keep_within"`
+	KeepWithin  time.Duration `yaml:"keep_within" duration:"retention"`
 	Prune       bool          `yaml:"prune"`
 	Positions   `json:"-"`
 }

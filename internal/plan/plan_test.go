@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/timespec"
 )
 
 func noEnv(string) string { return "" }
@@ -186,7 +188,7 @@ func TestParseDurationRange(t *testing.T) {
 		{in: "1.2.3h", err: "not a duration"},
 		{in: ".d", err: "not a duration"},
 	} {
-		got, err := ParseDuration(tc.in)
+		got, err := timespec.ParseDuration(tc.in)
 		switch {
 		case tc.err == "" && (err != nil || got != tc.want):
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
@@ -230,5 +232,43 @@ func TestNegativeCountsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "example.yaml:") {
 			t.Errorf("%s: error %v, want one with its position", tc.to, err)
 		}
+	}
+}
+
+// TestDurationGrammar: a plan's durations take the timespec grammar (1y,
+// 6mo, restic's 1y6m), and its keep_within refuses an m that restic
+// would read as months and Go as minutes, with a hint (issue 16).
+func TestDurationGrammar(t *testing.T) {
+	base, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const retention = "retention: {keep_hourly: 24, keep_daily: 7, prune: true}"
+	edit := func(pairs ...string) []byte {
+		src := string(base)
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if !strings.Contains(src, pairs[i]) {
+				t.Fatalf("%q not found in the example", pairs[i])
+			}
+			src = strings.Replace(src, pairs[i], pairs[i+1], 1)
+		}
+		return []byte(src)
+	}
+	p, err := Parse("example.yaml", edit(retention, "retention: {keep_within: 1y6m}", "rpo: 2h", "rpo: 1y", "jitter: 5m", "jitter: 1h30m"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := p.Job("home")
+	if day := 24 * time.Hour; home.Retention.KeepWithin != 365*day+6*30*day || home.RPO != 365*day || home.Jitter != 90*time.Minute {
+		t.Errorf("keep_within %v, rpo %v, jitter %v", home.Retention.KeepWithin, home.RPO, home.Jitter)
+	}
+	_, err = Parse("example.yaml", edit(retention, "retention: {keep_within: 6m}"), noEnv)
+	if want := `"6m" is not a duration: 6m is ambiguous: write 6min for minutes or 6mo for months`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("keep_within: 6m: %v\nwant an error saying %s", err, want)
+	}
+	// Elsewhere a lone m is minutes, as it always was.
+	p, err = Parse("example.yaml", edit(retention, "retention: {keep_within: 6mo}", "rpo: 2h", "rpo: 45m"), noEnv)
+	if err != nil || p.Job("home").RPO != 45*time.Minute || p.Job("home").Retention.KeepWithin != 180*24*time.Hour {
+		t.Errorf("rpo: 45m, keep_within: 6mo: %v %v", err, p)
 	}
 }

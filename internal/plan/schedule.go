@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/robfig/cron/v3"
 )
 
@@ -23,7 +24,7 @@ type Schedule interface {
 func ParseSchedule(s string) (Schedule, error) {
 	s = strings.TrimSpace(s)
 	if rest, ok := strings.CutPrefix(s, "every "); ok {
-		d, err := ParseDuration(rest)
+		d, err := timespec.ParseDuration(rest)
 		if err != nil {
 			return nil, fmt.Errorf("schedule %q: %v", s, err)
 		}

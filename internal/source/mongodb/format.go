@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/timespec"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -331,16 +332,17 @@ func ParseTimestamp(s string) (Timestamp, error) {
 }
 
 // ParseLimit reads a point-in-time target: an oplog timestamp "T:I", or a
-// time (RFC 3339, e.g. 2026-01-02T15:04:05Z). A time becomes the first
-// timestamp of its second: entries of that second and later are not
-// applied.
+// moment of the timespec grammar (RFC 3339, e.g. 2026-01-02T15:04:05Z,
+// 2026-01-02 15:04:05.25+00, or a local time without a zone). A time
+// becomes the first timestamp of its second: entries of that second and
+// later are not applied.
 func ParseLimit(s string) (Timestamp, error) {
 	if ts, err := ParseTimestamp(s); err == nil {
 		return ts, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := timespec.ParseTime(s)
 	if err != nil {
-		return Timestamp{}, fmt.Errorf("%q is neither an oplog timestamp (SECONDS[:ORDINAL]) nor a time (2006-01-02T15:04:05Z)", s)
+		return Timestamp{}, fmt.Errorf("%q is neither an oplog timestamp (SECONDS[:ORDINAL]) nor a time: %w", s, err)
 	}
 	sec := t.Unix()
 	if sec < 0 || sec > int64(^uint32(0)) {

@@ -137,6 +137,10 @@ func TestTimestamps(t *testing.T) {
 	if err != nil || lim != (Timestamp{T: uint32(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Unix())}) {
 		t.Fatalf("ParseLimit(time) = %v, %v", lim, err)
 	}
+	// The timespec grammar: PostgreSQL-style offsets and a space work too.
+	if l2, err := ParseLimit("2026-01-02 05:04:05.9+02"); err != nil || l2 != lim {
+		t.Fatalf("ParseLimit(+02) = %v, %v; want %v", l2, err, lim)
+	}
 	if lim, err := ParseLimit("5:6"); err != nil || lim != (Timestamp{T: 5, I: 6}) {
 		t.Fatalf("ParseLimit(ts) = %v, %v", lim, err)
 	}
