@@ -221,3 +221,29 @@ func ExitCode(ctx context.Context, err error) int {
 	}
 	return ExitError
 }
+
+// With returns an App with a's settings whose use cases report to ev: a
+// plan job's steps go to the job's log. What it opens is closed with the
+// context's scope, else by its own Close.
+func (a *App) With(ev Events) *App {
+	return &App{Getenv: a.Getenv, Storage: a.Storage, Log: a.Log, Events: ev, Program: a.Program, KDF: a.KDF, MemoryBudget: a.MemoryBudget}
+}
+
+// LogEvents writes a use case's warnings and notes to w, one line each,
+// and no progress: a job's log.
+type LogEvents struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+func (e *LogEvents) Warn(msg string) { e.line("warning: " + msg) }
+func (e *LogEvents) Info(msg string) { e.line(msg) }
+
+// Progress is not logged.
+func (e *LogEvents) Progress(Progress) {}
+
+func (e *LogEvents) line(s string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, _ = io.WriteString(e.W, s+"\n")
+}

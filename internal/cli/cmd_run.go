@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/redact"
 	"github.com/bunkerbackup/bunker/internal/source"
@@ -179,21 +180,8 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 	if err != nil {
 		return fmt.Errorf("repository %s password: %w", main.Name, err)
 	}
-	args, env, err := a.backupArgs(ctx, j)
-	if err != nil {
-		return err
-	}
-	env["BUNKER_PASSWORD"] = mainPw
-	out, code, err := a.sub(ctx, env, log, append([]string{"-r", main.Location, "--json"}, args...)...)
-	if code != 0 && code != 3 {
+	if err := a.jobBackup(ctx, j, app.Repo{Location: main.Location, Password: mainPw}, res, log); err != nil {
 		return fmt.Errorf("backup into %s failed: %w", main.Name, err)
-	}
-	sum := lastJSON(out.stdout, "summary")
-	res.Snapshot, _ = sum["snapshot_id"].(string)
-	res.BytesRead = jsonInt(sum["bytes_read"])
-	res.BytesAdded = jsonInt(sum["bytes_added"])
-	if v, ok := sum["data_added"]; ok && res.BytesAdded == 0 {
-		res.BytesAdded = jsonInt(v)
 	}
 
 	res.Copies = map[string]string{}
@@ -215,6 +203,68 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 	}
 	for _, e := range copyErrs {
 		fmt.Fprintf(log, "%v\n", e)
+	}
+	return nil
+}
+
+// jobBackup runs the backup of a job into repo and records what it did in
+// res. A backup that saved its snapshot without some unreadable source
+// files counts as done.
+func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jobResult, log io.Writer) error {
+	s := j.Source
+	if s.Type != "files" && s.Type != "stdin" {
+		return a.jobBackupSub(ctx, j, repo, res, log)
+	}
+	c, err := a.core()
+	if err != nil {
+		return err
+	}
+	b := app.Backup{Repo: repo, Tags: append([]string{jobTag(j.Name)}, j.Tags...)}
+	if s.Type == "files" {
+		b.Paths, b.Exclude.Patterns = s.Paths, s.Exclude
+		fmt.Fprintf(log, "backup of %s into %s\n", strings.Join(s.Paths, ", "), redact.URLs(repo.Location))
+	} else {
+		b.StreamCommand, b.StreamName, b.StreamStderr = s.Command, s.Filename, log
+		if b.StreamName == "" {
+			b.StreamName = j.Name
+		}
+		fmt.Fprintf(log, "backup of the output of %s as %s into %s\n", strings.Join(redactArgs(s.Command), " "), b.StreamName, redact.URLs(repo.Location))
+	}
+	if len(b.StreamCommand) == 0 && s.Type == "stdin" {
+		return errors.New("a stdin job needs a command")
+	}
+	out, err := c.With(&app.LogEvents{W: lockedWriter(log)}).RunBackup(ctx, b)
+	var pe *app.PartialError
+	if err != nil && !errors.As(err, &pe) {
+		return err
+	}
+	if err != nil {
+		fmt.Fprintf(log, "warning: %v\n", err)
+	}
+	sum := out.Snapshot.Summary
+	res.Snapshot, res.BytesRead, res.BytesAdded = out.Snapshot.ID.String(), sum.BytesRead, sum.BytesAdded
+	fmt.Fprintf(log, "snapshot %s saved (%s read, %s added)\n", out.Snapshot.ShortID(), formatBytes(sum.BytesRead), formatBytes(sum.BytesAdded))
+	return nil
+}
+
+// jobBackupSub runs the backup of a job whose source has no typed use
+// case yet through its command line, in-process.
+func (a *App) jobBackupSub(ctx context.Context, j *plan.Job, repo app.Repo, res *jobResult, log io.Writer) error {
+	args, env, err := a.backupArgs(ctx, j)
+	if err != nil {
+		return err
+	}
+	env["BUNKER_PASSWORD"] = repo.Password
+	out, code, err := a.sub(ctx, env, log, append([]string{"-r", repo.Location, "--json"}, args...)...)
+	if code != 0 && code != 3 {
+		return err
+	}
+	sum := lastJSON(out.stdout, "summary")
+	res.Snapshot, _ = sum["snapshot_id"].(string)
+	res.BytesRead = jsonInt(sum["bytes_read"])
+	res.BytesAdded = jsonInt(sum["bytes_added"])
+	if v, ok := sum["data_added"]; ok && res.BytesAdded == 0 {
+		res.BytesAdded = jsonInt(v)
 	}
 	return nil
 }
@@ -295,21 +345,6 @@ func (a *App) backupArgs(ctx context.Context, j *plan.Job) ([]string, map[string
 	var dsnVar string
 	var args []string
 	switch s.Type {
-	case "files":
-		args = append([]string{"backup"}, tags...)
-		for _, e := range s.Exclude {
-			args = append(args, "--exclude", e)
-		}
-		args = append(args, s.Paths...)
-		return args, env, nil
-	case "stdin":
-		name := s.Filename
-		if name == "" {
-			name = j.Name
-		}
-		args = append([]string{"backup"}, tags...)
-		args = append(args, "--stdin-from-command", "--stdin-filename", name, "--")
-		return append(args, s.Command...), env, nil
 	case "kubernetes":
 		args = append([]string{"backup", "kubernetes"}, tags...)
 		if s.Context != "" {

@@ -55,8 +55,8 @@ jobs:
 	runs := de.waitRuns("home", 1)
 	var log string
 	de.get("/api/v1/runs/"+runs[0].ID, &log)
-	if !strings.Contains(log, "$ bunker -r rest:http://") {
-		t.Fatalf("the run log does not show the command:\n%s", log)
+	if !strings.Contains(log, " into rest:http://") {
+		t.Fatalf("the run log does not show the repository:\n%s", log)
 	}
 	for _, part := range []string{"ss@w0rd", "w0rd", "p@ss"} {
 		if strings.Contains(log, part) {
