@@ -168,7 +168,7 @@ func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
 		b.parent = func(all []*snapshot.Snapshot) (*snapshot.Snapshot, *snapshot.Snapshot, string) {
 			var last, lastFull *snapshot.Snapshot
 			for _, s := range all {
-				if s.Metadata["type"] != "physical" {
+				if _, err := postgres.CheckBackup(s.Metadata, postgres.TypePhysical); err != nil {
 					continue
 				}
 				last = s
@@ -302,7 +302,7 @@ func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error
 			return fmt.Errorf("snapshot %s holds no database backup of service %s: %w", sn.ShortID(), o.fromKube, err)
 		}
 	} else {
-		r, s, err := a.findPGSnapshot(ctx, o.snapshotRef, "logical")
+		r, s, err := a.findPGSnapshot(ctx, o.snapshotRef, postgres.TypeLogical)
 		if err != nil {
 			return err
 		}
@@ -351,8 +351,8 @@ func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error
 // the newest of that type).
 func (a *App) findPGSnapshot(ctx context.Context, ref, typ string) (*repository.Repository, *snapshot.Snapshot, error) {
 	r, sn, _, err := a.findBackup(ctx, ref, snapshot.Filter{}, func(s *snapshot.Snapshot) error {
-		if s.Metadata["source"] != "postgres" || s.Metadata["type"] != typ {
-			return fmt.Errorf("snapshot %s is not a %s PostgreSQL backup (source %q, type %q)", s.ShortID(), typ, s.Metadata["source"], s.Metadata["type"])
+		if _, err := postgres.CheckBackup(s.Metadata, typ); err != nil {
+			return fmt.Errorf("snapshot %s %w", s.ShortID(), err)
 		}
 		return nil
 	})
@@ -415,7 +415,7 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 		return fmt.Errorf("--pgdata: %w", err)
 	}
 
-	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, "physical")
+	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, postgres.TypePhysical)
 	if err != nil {
 		return err
 	}
@@ -624,39 +624,6 @@ func chownTree(root string, uid, gid int) error {
 	})
 }
 
-// walArchive lists the archived WAL of one system: the newest copy of
-// each file name.
-type walRef struct {
-	sn   *snapshot.Snapshot
-	name string
-}
-
-func walSnapshots(all []*snapshot.Snapshot, sysid string) []*snapshot.Snapshot {
-	var out []*snapshot.Snapshot
-	for _, s := range all {
-		if s.Metadata["source"] == "postgres" && s.Metadata["type"] == "wal" && (sysid == "" || s.Metadata["system_identifier"] == sysid) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// walFiles lists the files of the WAL snapshots (oldest snapshot first,
-// so later copies of a name win).
-func walFiles(sns []*snapshot.Snapshot) []postgres.WALFile {
-	var out []postgres.WALFile
-	for _, s := range sns {
-		for _, name := range strings.Split(s.Metadata["wal_files"], ",") {
-			w, err := postgres.ParseWALName(name)
-			if err != nil {
-				continue
-			}
-			out = append(out, postgres.WALFile{WALName: w, Ref: walRef{sn: s, name: name}})
-		}
-	}
-	return out
-}
-
 // fetchRecoveryWAL writes the archived WAL a recovery from m needs into
 // dir.
 func (a *App) fetchRecoveryWAL(ctx context.Context, r *repository.Repository, m *postgres.PhysicalManifestData, dir string, uid, gid int) (int, error) {
@@ -664,14 +631,9 @@ func (a *App) fetchRecoveryWAL(ctx context.Context, r *repository.Repository, m 
 	if err != nil {
 		return 0, err
 	}
-	files, err := postgres.SelectRecoveryWAL(walFiles(walSnapshots(all, m.SystemIdentifier)), m.StartWALFile)
+	files, err := postgres.RecoveryWAL(snapshotInfos(all), m)
 	if err != nil {
 		return 0, err
-	}
-	if m.WALMethod == "none" {
-		if err := postgres.CheckContinuity(files, m.StartWALFile, 0); err != nil {
-			return 0, err
-		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, err
@@ -679,45 +641,14 @@ func (a *App) fetchRecoveryWAL(ctx context.Context, r *repository.Repository, m 
 	if uid >= 0 {
 		_ = os.Chown(dir, uid, gid)
 	}
+	trees := snapshotTrees(r, all)
 	for _, f := range files {
-		ref := f.Ref.(walRef)
-		if err := writeWALFile(ctx, r, ref, filepath.Join(dir, f.Name), uid, gid); err != nil {
+		ref := f.Ref.(postgres.ArchiveRef)
+		if err := postgres.WriteWALFile(ctx, trees(ref.Snapshot.ID), ref, filepath.Join(dir, f.Name), uid, gid); err != nil {
 			return 0, err
 		}
 	}
 	return len(files), nil
-}
-
-func writeWALFile(ctx context.Context, r *repository.Repository, ref walRef, dest string, uid, gid int) error {
-	t := streamtree.NewReader(r, ref.sn.Tree)
-	rc, err := t.Open(ctx, postgres.WALDir+"/"+ref.name)
-	if err != nil {
-		return fmt.Errorf("WAL %s in snapshot %s: %w", ref.name, ref.sn.ShortID(), err)
-	}
-	defer rc.Close()
-	tmp := dest + ".bunker-tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, rc)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && uid >= 0 {
-		err = os.Chown(tmp, uid, gid)
-	}
-	if err == nil {
-		err = os.Rename(tmp, dest)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("WAL %s: %w", ref.name, err)
-	}
-	return nil
 }
 
 // ---- WAL archive commands ----
@@ -748,66 +679,20 @@ current directory, else --system-id.`,
 
 // pushWAL stores WAL files as one continuous snapshot.
 func (a *App) pushWAL(ctx context.Context, r *repository.Repository, paths []string, sysid string, quiet bool) error {
-	var names []string
-	for _, p := range paths {
-		w, err := postgres.ParseWALName(filepath.Base(p))
-		if err != nil {
-			return err
-		}
-		names = append(names, w.Name)
-		if sysid == "" && (w.Kind == postgres.WALSegment || w.Kind == postgres.WALPartial) {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			hdr := make([]byte, 40)
-			_, err = io.ReadFull(f, hdr)
-			f.Close()
-			if err == nil {
-				sysid, _ = postgres.SegmentSystemID(hdr)
-			}
-		}
+	sysid, err := postgres.ArchiveSystemID(paths, sysid, "global/pg_control")
+	if err != nil {
+		return err
 	}
-	if sysid == "" {
-		b, err := os.ReadFile("global/pg_control")
-		if err != nil {
-			return errors.New("cannot tell the cluster's system identifier: no WAL segment header and no global/pg_control here; give --system-id")
-		}
-		if sysid, err = postgres.ControlSystemID(b); err != nil {
-			return err
-		}
-	}
-	if _, err := strconv.ParseUint(sysid, 10, 64); err != nil {
-		return fmt.Errorf("--system-id %q is not a number", sysid)
-	}
-	first, last := slices.Min(names), slices.Max(names)
-	w0, _ := postgres.ParseWALName(first)
-	b := sourceBackup{source: "postgres", paths: []string{"/postgres/" + sysid + "/wal"}, kind: kindContinuous, repo: r, quiet: quiet,
+	b := sourceBackup{source: postgres.Source, paths: []string{"/postgres/" + sysid + "/wal"}, kind: kindContinuous, repo: r, quiet: quiet,
 		host: func() string { h, _ := os.Hostname(); return h }(),
 		write: func(ctx context.Context, s source.Sink) (map[string]string, error) {
-			for _, p := range paths {
-				f, err := os.Open(p)
-				if err != nil {
-					return nil, err
-				}
-				fi, err := f.Stat()
-				if err != nil {
-					f.Close()
-					return nil, err
-				}
-				n, err := s.WriteFile(ctx, postgres.WALDir+"/"+filepath.Base(p), f, &source.Meta{Mode: 0o600, ModTime: fi.ModTime()})
-				f.Close()
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", p, err)
-				}
-				if n != fi.Size() {
-					return nil, fmt.Errorf("%s: read %d bytes, expected %d (file changed while archived)", p, n, fi.Size())
-				}
+			m, err := postgres.ArchiveWAL(ctx, s, paths, sysid)
+			if err != nil {
+				return nil, err
 			}
-			return map[string]string{"type": "wal", "system_identifier": sysid, "timeline": strconv.FormatUint(uint64(w0.Timeline), 10),
-				"wal_first": first, "wal_last": last, "wal_files": strings.Join(names, ",")}, nil
+			return m.Map(), nil
 		}}
-	_, err := a.runSourceBackup(ctx, b)
+	_, err = a.runSourceBackup(ctx, b)
 	return err
 }
 
@@ -851,23 +736,12 @@ func (a *App) fetchWAL(ctx context.Context, name, dest, sysid string) error {
 	if err != nil {
 		return err
 	}
-	var found, partial *walRef
-	for _, f := range walFiles(walSnapshots(all, sysid)) {
-		ref := f.Ref.(walRef)
-		switch {
-		case f.Name == w.Name:
-			found = &ref
-		case f.Kind == postgres.WALPartial && f.Name == w.Name+".partial":
-			partial = &ref
-		}
-	}
-	if found == nil {
-		found = partial
-	}
-	if found == nil {
+	f, ok := postgres.FindWAL(postgres.ArchiveFiles(snapshotInfos(all), sysid), w.Name)
+	if !ok {
 		return fmt.Errorf("WAL file %s of system %s is not in the archive", name, sysid)
 	}
-	return writeWALFile(ctx, r, *found, dest, -1, -1)
+	ref := f.Ref.(postgres.ArchiveRef)
+	return postgres.WriteWALFile(ctx, snapshotTrees(r, all)(ref.Snapshot.ID), ref, dest, -1, -1)
 }
 
 func (a *App) pgWALReceiveCommand() *cobra.Command {
@@ -937,9 +811,9 @@ func (a *App) pgWALListCommand() *cobra.Command {
 				Time     string `json:"time"`
 			}
 			var out []entry
-			for _, f := range walFiles(walSnapshots(all, sysid)) {
-				ref := f.Ref.(walRef)
-				out = append(out, entry{ref.sn.Metadata["system_identifier"], f.Name, f.Kind, ref.sn.ID.String(), ref.sn.Time.UTC().Format(time.RFC3339)})
+			for _, f := range postgres.ArchiveFiles(snapshotInfos(all), sysid) {
+				ref := f.Ref.(postgres.ArchiveRef)
+				out = append(out, entry{ref.System, f.Name, f.Kind, ref.Snapshot.ID, ref.Snapshot.Time.UTC().Format(time.RFC3339)})
 			}
 			slices.SortFunc(out, func(x, y entry) int { return strings.Compare(x.System+x.Name, y.System+y.Name) })
 			if a.g.json {
@@ -998,4 +872,14 @@ func expiredWAL(all []*snapshot.Snapshot) ([]expired, int) {
 		}
 	}
 	return out, len(archive)
+}
+
+func walSnapshots(all []*snapshot.Snapshot, sysid string) []*snapshot.Snapshot {
+	var out []*snapshot.Snapshot
+	for _, s := range all {
+		if s.Metadata["source"] == "postgres" && s.Metadata["type"] == "wal" && (sysid == "" || s.Metadata["system_identifier"] == sysid) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -294,6 +294,25 @@ func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapsho
 	return r, sn, err
 }
 
+// snapshotInfos describes snapshots to the sources' own logic.
+func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo {
+	out := make([]source.SnapshotInfo, len(all))
+	for i, s := range all {
+		out[i] = source.SnapshotInfo{ID: s.ID.String(), Kind: s.Kind, Host: s.Hostname, Paths: s.Paths, Time: s.Time, Metadata: s.Metadata}
+	}
+	return out
+}
+
+// snapshotTrees returns a function that gives the tree of the snapshot
+// with the full ID id among all.
+func snapshotTrees(r *repository.Repository, all []*snapshot.Snapshot) func(id string) source.Tree {
+	byID := make(map[string]*snapshot.Snapshot, len(all))
+	for _, s := range all {
+		byID[s.ID.String()] = s
+	}
+	return func(id string) source.Tree { return streamtree.NewReader(r, byID[id].Tree) }
+}
+
 // expired is a log archive snapshot to forget, with how to name it.
 type expired struct {
 	sn   *snapshot.Snapshot
