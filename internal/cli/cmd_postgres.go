@@ -836,50 +836,5 @@ func (a *App) pgWALExpireCommand() *cobra.Command {
 		`Forget the WAL archive snapshots that only hold WAL older than the
 oldest physical backup still in the repository, per system. Run it after
 forget (prune then reclaims the space). A system without any base backup
-keeps all of its WAL.`, "WAL archive", expiredWAL)
-}
-
-// expiredWAL picks the WAL archive snapshots older than every base
-// backup of their system.
-func expiredWAL(all []*snapshot.Snapshot) ([]expired, int) {
-	oldest := map[string]postgres.WALName{}
-	for _, s := range all {
-		if s.Metadata["source"] != "postgres" || s.Metadata["type"] != "physical" {
-			continue
-		}
-		w, err := postgres.ParseWALName(s.Metadata["start_wal_file"])
-		if err != nil {
-			continue
-		}
-		id := s.Metadata["system_identifier"]
-		if o, ok := oldest[id]; !ok || w.Segment < o.Segment {
-			oldest[id] = w
-		}
-	}
-	archive := walSnapshots(all, "")
-	var out []expired
-	for _, s := range archive {
-		start, ok := oldest[s.Metadata["system_identifier"]]
-		if !ok {
-			continue
-		}
-		last, err := postgres.ParseWALName(s.Metadata["wal_last"])
-		if err != nil || last.Kind == postgres.WALHistory {
-			continue
-		}
-		if last.Segment < start.Segment {
-			out = append(out, expired{s, fmt.Sprintf("(WAL %s..%s)", s.Metadata["wal_first"], s.Metadata["wal_last"])})
-		}
-	}
-	return out, len(archive)
-}
-
-func walSnapshots(all []*snapshot.Snapshot, sysid string) []*snapshot.Snapshot {
-	var out []*snapshot.Snapshot
-	for _, s := range all {
-		if s.Metadata["source"] == "postgres" && s.Metadata["type"] == "wal" && (sysid == "" || s.Metadata["system_identifier"] == sysid) {
-			out = append(out, s)
-		}
-	}
-	return out
+keeps all of its WAL.`, postgres.WALArchive{})
 }
