@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +18,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
-	"github.com/bunkerbackup/bunker/internal/safefs"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
@@ -369,65 +366,34 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 	if len(o.databases) > 0 || o.clean {
 		return errors.New("--database and --clean are for logical restores")
 	}
-	targets := 0
-	for _, t := range []bool{o.targetTime != "", o.targetLSN != "", o.targetXID != "", o.targetName != "", o.latest} {
-		if t {
-			targets++
-		}
-	}
-	if targets > 1 {
-		return errors.New("give at most one of --target-time, --target-lsn, --target-xid, --target-name, --target-latest")
-	}
-	if !slices.Contains([]string{"promote", "pause", "shutdown"}, o.action) {
-		return fmt.Errorf("--target-action %q: use promote, pause or shutdown", o.action)
-	}
-	var recovery []string
-	switch {
-	case o.targetTime != "":
+	target := postgres.RecoveryTarget{LSN: o.targetLSN, XID: o.targetXID, Name: o.targetName, Latest: o.latest, Exclusive: o.exclusive, Action: o.action}
+	if o.targetTime != "" {
 		t, err := parseTime(o.targetTime)
 		if err != nil {
 			return fmt.Errorf("--target-time: %w", err)
 		}
-		recovery = append(recovery, "recovery_target_time = "+pgQuote(t.UTC().Format("2006-01-02 15:04:05.999999+00")))
-	case o.targetLSN != "":
-		if _, err := postgres.ParseLSN(o.targetLSN); err != nil {
-			return fmt.Errorf("--target-lsn: %w", err)
-		}
-		recovery = append(recovery, "recovery_target_lsn = "+pgQuote(o.targetLSN))
-	case o.targetXID != "":
-		if _, err := strconv.ParseUint(o.targetXID, 10, 64); err != nil {
-			return fmt.Errorf("--target-xid %q is not a transaction ID", o.targetXID)
-		}
-		recovery = append(recovery, "recovery_target_xid = "+pgQuote(o.targetXID))
-	case o.targetName != "":
-		recovery = append(recovery, "recovery_target_name = "+pgQuote(o.targetName))
+		target.Time = t
 	}
-	if targets > 0 && !o.latest {
-		recovery = append(recovery, "recovery_target_action = "+pgQuote(o.action), "recovery_target_inclusive = "+strconv.FormatBool(!o.exclusive))
-	}
-	pgdata, err := filepath.Abs(o.pgdata)
+	recovery, replay, err := target.Settings()
 	if err != nil {
 		return err
 	}
-	if ents, err := os.ReadDir(pgdata); err == nil && len(ents) > 0 {
-		return fmt.Errorf("--pgdata %s is not empty: restore into a new or empty directory", pgdata)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("--pgdata: %w", err)
+	pgdata, err := postgres.CheckDataDir(o.pgdata)
+	if err != nil {
+		return err
 	}
 
 	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, postgres.TypePhysical)
 	if err != nil {
 		return err
 	}
-	t := streamtree.NewReader(r, sn.Tree)
-	m, err := postgres.ReadPhysicalManifest(ctx, t)
+	m, err := postgres.ReadPhysicalManifest(ctx, streamtree.NewReader(r, sn.Tree))
 	if err != nil {
 		return err
 	}
 	// With WAL left to the archive, even "restore as it was" needs it.
-	if targets == 0 && m.WALMethod == "none" {
-		recovery = append(recovery, "recovery_target = 'immediate'", "recovery_target_action = "+pgQuote(o.action))
-		targets = 1
+	if !replay && m.WALMethod == "none" {
+		recovery, replay = postgres.ImmediateSettings(o.action), true
 	}
 	start := time.Now()
 	a.out.infof("restoring base backup %s (%s, system %s, start %s) into %s", sn.ShortID(), m.ServerVersion, m.SystemIdentifier, m.StartLSN, pgdata)
@@ -441,33 +407,13 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 	if err := os.Chmod(pgdata, 0o700); err != nil {
 		return err
 	}
-	uid, gid := -1, -1
-	if o.owner != "" {
-		var err error
-		if uid, gid, err = source.LookupUser(o.owner); err != nil {
-			return fmt.Errorf("--owner: %w", err)
-		}
-		if err := chownTree(pgdata, uid, gid); err != nil {
-			return fmt.Errorf("--owner: %w", err)
-		}
-	} else {
-		fi, err := restoredOwner(pgdata)
-		if err != nil {
-			return err
-		}
-		if fi != nil {
-			uid, gid = fileOwner(fi)
-			if os.Geteuid() == 0 {
-				// The directory itself was made here, not restored.
-				if err := os.Chown(pgdata, uid, gid); err != nil {
-					return err
-				}
-			}
-		}
+	uid, gid, err := postgres.RestoreOwner(pgdata, o.owner)
+	if err != nil {
+		return err
 	}
 
 	var walDir string
-	if targets > 0 {
+	if replay {
 		walDir = o.walDir
 		if walDir == "" {
 			walDir = pgdata + ".wal"
@@ -482,19 +428,11 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 		a.out.infof("fetched %d WAL files into %s", n, walDir)
 	}
 	if !o.noVerify {
-		args := []string{"--quiet", pgdata}
-		if m.WALMethod == "none" {
-			if walDir != "" {
-				args = append(args, "--wal-directory="+walDir)
-			} else {
-				args = append(args, "--no-parse-wal")
-			}
-		}
 		c, err := a.pgClient(&o.conn)
 		if err != nil {
 			return err
 		}
-		cmd, err := c.Tool("pg_verifybackup", args...)
+		cmd, err := c.Tool("pg_verifybackup", postgres.VerifyArgs(pgdata, m.WALMethod, walDir)...)
 		if err == nil {
 			err = cmd.Run(ctx)
 		}
@@ -504,12 +442,9 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 		}
 		a.out.textf("pg_verifybackup: backup successfully verified")
 	}
-	if targets > 0 {
-		// Quiet about the files recovery probes for that do not exist
-		// (later timelines' history files, the end of the archive).
-		src := shellQuotePath(walDir + "/%f")
-		settings := append([]string{"restore_command = " + pgQuote(fmt.Sprintf("test -f %s && cp %s %%p", src, src))}, recovery...)
-		if err := writeRecoveryConf(pgdata, settings, uid, gid); err != nil {
+	if replay {
+		settings := append([]string{postgres.RestoreCommand(walDir)}, recovery...)
+		if err := postgres.WriteRecoveryConf(pgdata, settings, uid, gid); err != nil {
 			return err
 		}
 	}
@@ -519,109 +454,13 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 		return nil
 	}
 	a.out.textf("restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(time.Since(start)))
-	if targets > 0 {
+	if replay {
 		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(recovery, ", "), pgdata)
 		a.out.textf("remove %s once recovery has finished", walDir)
 	} else {
 		a.out.textf("start it with: pg_ctl -D %s start", pgdata)
 	}
 	return nil
-}
-
-// pgQuote quotes a value for postgresql.conf.
-func pgQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// shellQuotePath quotes a path for restore_command (run by /bin/sh),
-// leaving %f and %p for PostgreSQL to substitute.
-func shellQuotePath(p string) string { return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'" }
-
-// restoredOwner returns the metadata of pgdata/PG_VERSION, whose owner
-// the restored files should get, or nil when there is none. The base
-// backup is untrusted: a PG_VERSION that is a link or not a regular file
-// is refused rather than followed (its target's owner is not the
-// cluster's).
-func restoredOwner(pgdata string) (os.FileInfo, error) {
-	root, err := safefs.Open(pgdata)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	f, err := root.OpenFile("PG_VERSION", os.O_RDONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the restored base backup is not a plain data directory: %w", err)
-	}
-	defer f.Close()
-	return f.Stat()
-}
-
-// Recovery files written into a restored data directory.
-const (
-	pgAutoConf       = "postgresql.auto.conf"
-	pgRecoverySignal = "recovery.signal"
-)
-
-// writeRecoveryConf appends the recovery settings to postgresql.auto.conf
-// and creates recovery.signal. The data directory comes from a snapshot,
-// untrusted input: neither file is written through a symbolic link or
-// when it is anything but a regular file — the restore stops with an
-// error naming it instead, before either is written, and the user can
-// look at what the backup holds there. (Replacing it would hide the
-// planted entry, and PostgreSQL itself never makes either a link.)
-func writeRecoveryConf(pgdata string, settings []string, uid, gid int) error {
-	root, err := safefs.Open(pgdata)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	// Check both before writing either (opening for reading checks the
-	// type without changing anything).
-	for _, name := range []string{pgAutoConf, pgRecoverySignal} {
-		f, err := root.OpenFile(name, os.O_RDONLY, 0)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("write the recovery settings: %w (as restored from the base backup; refusing to write through it)", err)
-		}
-		f.Close()
-	}
-	write := func(name string, flag int, data string) error {
-		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|flag, 0o600)
-		if err != nil {
-			return fmt.Errorf("write the recovery settings: %w", err)
-		}
-		_, err = f.WriteString(data)
-		if err == nil && uid >= 0 {
-			err = f.Chown(uid, gid)
-		}
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("write %s: %w", root.Join(name), err)
-		}
-		return nil
-	}
-	conf := fmt.Sprintf("# Recovery settings written by bunker restore postgres on %s\n%s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(settings, "\n"))
-	if err := write(pgAutoConf, os.O_APPEND, conf); err != nil {
-		return err
-	}
-	return write(pgRecoverySignal, os.O_TRUNC, "")
-}
-
-func chownTree(root string, uid, gid int) error {
-	return filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
 }
 
 // fetchRecoveryWAL writes the archived WAL a recovery from m needs into
