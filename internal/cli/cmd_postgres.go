@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -163,24 +162,8 @@ func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
 	b.paths = []string{"/postgres/" + c.Server() + "/physical"}
 	if !o.full {
 		b.parent = func(all []*snapshot.Snapshot) (*snapshot.Snapshot, *snapshot.Snapshot, string) {
-			var last, lastFull *snapshot.Snapshot
-			for _, s := range all {
-				if _, err := postgres.CheckBackup(s.Metadata, postgres.TypePhysical); err != nil {
-					continue
-				}
-				last = s
-				if s.Kind == snapshot.KindFull {
-					lastFull = s
-				}
-			}
-			switch {
-			case lastFull == nil:
-				return nil, nil, snapshot.KindFull
-			case o.diff:
-				return lastFull, lastFull, snapshot.KindDifferential
-			default:
-				return last, lastFull, snapshot.KindIncremental
-			}
+			p, base, kind := postgres.PhysicalParent(snapshotInfos(all), o.diff)
+			return snapshotByID(all, p), snapshotByID(all, base), kind
 		}
 	}
 	b.write = func(ctx context.Context, w source.Sink) (map[string]string, error) {
@@ -470,24 +453,7 @@ func (a *App) fetchRecoveryWAL(ctx context.Context, r *repository.Repository, m 
 	if err != nil {
 		return 0, err
 	}
-	files, err := postgres.RecoveryWAL(snapshotInfos(all), m)
-	if err != nil {
-		return 0, err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, err
-	}
-	if uid >= 0 {
-		_ = os.Chown(dir, uid, gid)
-	}
-	trees := snapshotTrees(r, all)
-	for _, f := range files {
-		ref := f.Ref.(postgres.ArchiveRef)
-		if err := postgres.WriteWALFile(ctx, trees(ref.Snapshot.ID), ref, filepath.Join(dir, f.Name), uid, gid); err != nil {
-			return 0, err
-		}
-	}
-	return len(files), nil
+	return postgres.FetchRecoveryWAL(ctx, snapshotInfos(all), snapshotTrees(r, all), m, dir, uid, gid)
 }
 
 // ---- WAL archive commands ----
@@ -558,14 +524,8 @@ func (a *App) fetchWAL(ctx context.Context, name, dest, sysid string) error {
 	if err != nil {
 		return err
 	}
-	if sysid == "" {
-		b, err := os.ReadFile("global/pg_control")
-		if err != nil {
-			return errors.New("cannot tell the cluster's system identifier (no global/pg_control here); give --system-id")
-		}
-		if sysid, err = postgres.ControlSystemID(b); err != nil {
-			return err
-		}
+	if sysid, err = postgres.LocalSystemID(sysid, "global/pg_control"); err != nil {
+		return err
 	}
 	r, err := a.openRepoIndexed(ctx)
 	if err != nil {
@@ -575,12 +535,7 @@ func (a *App) fetchWAL(ctx context.Context, name, dest, sysid string) error {
 	if err != nil {
 		return err
 	}
-	f, ok := postgres.FindWAL(postgres.ArchiveFiles(snapshotInfos(all), sysid), w.Name)
-	if !ok {
-		return fmt.Errorf("WAL file %s of system %s is not in the archive", name, sysid)
-	}
-	ref := f.Ref.(postgres.ArchiveRef)
-	return postgres.WriteWALFile(ctx, snapshotTrees(r, all)(ref.Snapshot.ID), ref, dest, -1, -1)
+	return postgres.FetchWAL(ctx, snapshotInfos(all), snapshotTrees(r, all), w.Name, dest, sysid)
 }
 
 func (a *App) pgWALReceiveCommand() *cobra.Command {
@@ -650,11 +605,9 @@ func (a *App) pgWALListCommand() *cobra.Command {
 				Time     string `json:"time"`
 			}
 			var out []entry
-			for _, f := range postgres.ArchiveFiles(snapshotInfos(all), sysid) {
-				ref := f.Ref.(postgres.ArchiveRef)
-				out = append(out, entry{ref.System, f.Name, f.Kind, ref.Snapshot.ID, ref.Snapshot.Time.UTC().Format(time.RFC3339)})
+			for _, f := range postgres.ListArchive(snapshotInfos(all), sysid) {
+				out = append(out, entry{f.System, f.Name, f.Kind, f.Snapshot.ID, f.Snapshot.Time.UTC().Format(time.RFC3339)})
 			}
-			slices.SortFunc(out, func(x, y entry) int { return strings.Compare(x.System+x.Name, y.System+y.Name) })
 			if a.g.json {
 				b, _ := json.Marshal(out)
 				fmt.Fprintln(a.Stdout, string(b))

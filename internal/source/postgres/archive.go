@@ -2,9 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/source"
 )
@@ -115,4 +119,77 @@ func WriteWALFile(ctx context.Context, t source.Tree, ref ArchiveRef, dest strin
 		return fmt.Errorf("WAL %s: %w", name, err)
 	}
 	return nil
+}
+
+// Trees gives the tree of the snapshot with the given ID (one of those
+// the caller described as source.SnapshotInfo).
+type Trees func(id string) source.Tree
+
+// FetchRecoveryWAL writes into dir (created 0700, owned by uid:gid when
+// uid >= 0) the archived WAL a recovery from the base backup m needs
+// (RecoveryWAL) and returns how many files it wrote.
+func FetchRecoveryWAL(ctx context.Context, all []source.SnapshotInfo, trees Trees, m *PhysicalManifestData, dir string, uid, gid int) (int, error) {
+	files, err := RecoveryWAL(all, m)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	if uid >= 0 {
+		_ = os.Chown(dir, uid, gid)
+	}
+	for _, f := range files {
+		ref := f.Ref.(ArchiveRef)
+		if err := WriteWALFile(ctx, trees(ref.Snapshot.ID), ref, filepath.Join(dir, f.Name), uid, gid); err != nil {
+			return 0, err
+		}
+	}
+	return len(files), nil
+}
+
+// FetchWAL writes the archived WAL file name of the system sysid to dest
+// (restore_command): the newest copy, or its partial segment when the
+// full one was never archived.
+func FetchWAL(ctx context.Context, all []source.SnapshotInfo, trees Trees, name, dest, sysid string) error {
+	f, ok := FindWAL(ArchiveFiles(all, sysid), name)
+	if !ok {
+		return fmt.Errorf("WAL file %s of system %s is not in the archive", name, sysid)
+	}
+	ref := f.Ref.(ArchiveRef)
+	return WriteWALFile(ctx, trees(ref.Snapshot.ID), ref, dest, -1, -1)
+}
+
+// LocalSystemID returns sysid when given, else the system identifier in
+// controlFile (global/pg_control of the data directory restore_command
+// runs in).
+func LocalSystemID(sysid, controlFile string) (string, error) {
+	if sysid != "" {
+		return sysid, nil
+	}
+	b, err := os.ReadFile(controlFile)
+	if err != nil {
+		return "", errors.New("cannot tell the cluster's system identifier (no global/pg_control here); give --system-id")
+	}
+	return ControlSystemID(b)
+}
+
+// ArchivedFile is one file of the WAL archive as wal-list shows it.
+type ArchivedFile struct {
+	System   string
+	Name     string
+	Kind     string
+	Snapshot source.SnapshotInfo
+}
+
+// ListArchive lists the archived WAL files of system sysid ("" means
+// all), by system and name.
+func ListArchive(all []source.SnapshotInfo, sysid string) []ArchivedFile {
+	var out []ArchivedFile
+	for _, f := range ArchiveFiles(all, sysid) {
+		ref := f.Ref.(ArchiveRef)
+		out = append(out, ArchivedFile{System: ref.System, Name: f.Name, Kind: f.Kind, Snapshot: ref.Snapshot})
+	}
+	slices.SortStableFunc(out, func(x, y ArchivedFile) int { return strings.Compare(x.System+x.Name, y.System+y.Name) })
+	return out
 }

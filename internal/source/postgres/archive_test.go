@@ -127,3 +127,72 @@ func TestWriteWALFile(t *testing.T) {
 		t.Fatalf("left behind: %v", ents)
 	}
 }
+
+func TestFetchAndListArchive(t *testing.T) {
+	ctx := context.Background()
+	all := []source.SnapshotInfo{
+		walSnap("a", "7", "000000010000000000000002", "000000010000000000000003.partial"),
+		walSnap("b", "8", "000000010000000000000001"),
+	}
+	trees := func(id string) source.Tree {
+		return map[string]fileTree{
+			"a": {"wal/000000010000000000000002": "two", "wal/000000010000000000000003.partial": "three-partial"},
+			"b": {"wal/000000010000000000000001": "other"},
+		}[id]
+	}
+	dir := t.TempDir()
+	if err := FetchWAL(ctx, all, trees, "000000010000000000000003", filepath.Join(dir, "x"), "7"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "x")); string(b) != "three-partial" {
+		t.Fatalf("fetched %q", b)
+	}
+	if err := FetchWAL(ctx, all, trees, "000000010000000000000001", filepath.Join(dir, "y"), "7"); err == nil ||
+		!strings.Contains(err.Error(), "WAL file 000000010000000000000001 of system 7 is not in the archive") {
+		t.Fatalf("another system's file: %v", err)
+	}
+	m := &PhysicalManifestData{SystemIdentifier: "7", StartWALFile: "000000010000000000000002", WALMethod: "none"}
+	walDir := filepath.Join(dir, "wal")
+	n, err := FetchRecoveryWAL(ctx, all, trees, m, walDir, -1, -1)
+	if err != nil || n != 2 {
+		t.Fatalf("%d %v", n, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(walDir, "000000010000000000000003")); string(b) != "three-partial" {
+		t.Fatalf("recovery copy of the partial: %q", b)
+	}
+	var got []string
+	for _, f := range ListArchive(all, "") {
+		got = append(got, f.System+" "+f.Name+" "+f.Kind+" "+f.Snapshot.ID)
+	}
+	want := []string{"7 000000010000000000000002 segment a", "7 000000010000000000000003.partial partial a", "8 000000010000000000000001 segment b"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("list %q\nwant %q", got, want)
+	}
+	if id, err := LocalSystemID("", filepath.Join(dir, "none")); err == nil || !strings.Contains(err.Error(), "--system-id") {
+		t.Fatalf("%q %v", id, err)
+	}
+}
+
+func TestPhysicalParent(t *testing.T) {
+	full := baseSnap("f1", "7", "000000010000000000000002")
+	inc := baseSnap("i1", "7", "000000010000000000000004")
+	inc.Kind = KindIncremental
+	bad := baseSnap("bad", "7", "junk")
+	for _, c := range []struct {
+		name               string
+		earlier            []source.SnapshotInfo
+		diff               bool
+		parent, base, kind string
+	}{
+		{"first", nil, false, "", "", KindFull},
+		{"only logical", []source.SnapshotInfo{{ID: "l", Kind: KindFull, Metadata: map[string]string{"source": "postgres", "type": "logical"}}}, false, "", "", KindFull},
+		{"incremental", []source.SnapshotInfo{full, inc}, false, "i1", "f1", KindIncremental},
+		{"differential", []source.SnapshotInfo{full, inc}, true, "f1", "f1", KindDifferential},
+		{"unreadable passed over", []source.SnapshotInfo{full, inc, bad}, false, "i1", "f1", KindIncremental},
+	} {
+		p, b, k := PhysicalParent(c.earlier, c.diff)
+		if p != c.parent || b != c.base || k != c.kind {
+			t.Errorf("%s: %q %q %q, want %q %q %q", c.name, p, b, k, c.parent, c.base, c.kind)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // Source is the "source" a PostgreSQL snapshot records.
@@ -173,4 +175,39 @@ func CheckBackup(md map[string]string, typ string) (Metadata, error) {
 		return Metadata{}, fmt.Errorf("is a %s PostgreSQL backup that cannot be read: %w", typ, err)
 	}
 	return m, nil
+}
+
+// Kinds of physical backup (the snapshot's kind).
+const (
+	KindFull         = "full"
+	KindIncremental  = "incremental"
+	KindDifferential = "differential"
+)
+
+// PhysicalParent picks, among the earlier snapshots of the same server
+// and host (oldest first), the parent and base of a new physical backup
+// (snapshot IDs, "" for none) and its kind. The first physical backup is
+// full. A differential one compares against the last full one (its
+// parent and base); an incremental one's parent is the last physical
+// backup and its base the last full one. Snapshots that are not readable
+// physical backups are passed over.
+func PhysicalParent(earlier []source.SnapshotInfo, differential bool) (parent, base, kind string) {
+	var last, lastFull string
+	for _, s := range earlier {
+		if _, err := CheckBackup(s.Metadata, TypePhysical); err != nil {
+			continue
+		}
+		last = s.ID
+		if s.Kind == KindFull {
+			lastFull = s.ID
+		}
+	}
+	switch {
+	case lastFull == "":
+		return "", "", KindFull
+	case differential:
+		return lastFull, lastFull, KindDifferential
+	default:
+		return last, lastFull, KindIncremental
+	}
 }
