@@ -357,15 +357,13 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 		}
 		target.Time = t
 	}
-	recovery, replay, err := target.Settings()
-	if err != nil {
+	if _, _, err := target.Settings(); err != nil {
 		return err
 	}
 	pgdata, err := postgres.CheckDataDir(o.pgdata)
 	if err != nil {
 		return err
 	}
-
 	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, postgres.TypePhysical)
 	if err != nil {
 		return err
@@ -374,86 +372,57 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 	if err != nil {
 		return err
 	}
-	// With WAL left to the archive, even "restore as it was" needs it.
-	if !replay && m.WALMethod == "none" {
-		recovery, replay = postgres.ImmediateSettings(o.action), true
-	}
 	start := time.Now()
 	a.out.infof("restoring base backup %s (%s, system %s, start %s) into %s", sn.ShortID(), m.ServerVersion, m.SystemIdentifier, m.StartLSN, pgdata)
-	if err := os.MkdirAll(pgdata, 0o700); err != nil {
-		return err
-	}
-	res := restorer.New(r, restorer.Options{Sync: true, NoXattrs: true, OnError: func(p string, err error) error { return err }})
-	if err := res.Restore(ctx, sn.Tree, "/"+postgres.PGDataDir, pgdata); err != nil {
-		return fmt.Errorf("restore base backup: %w", err)
-	}
-	if err := os.Chmod(pgdata, 0o700); err != nil {
-		return err
-	}
-	uid, gid, err := postgres.RestoreOwner(pgdata, o.owner)
-	if err != nil {
-		return err
-	}
-
-	var walDir string
-	if replay {
-		walDir = o.walDir
-		if walDir == "" {
-			walDir = pgdata + ".wal"
-		}
-		if walDir, err = filepath.Abs(walDir); err != nil {
-			return err
-		}
-		n, err := a.fetchRecoveryWAL(ctx, r, m, walDir, uid, gid)
-		if err != nil {
-			return err
-		}
-		a.out.infof("fetched %d WAL files into %s", n, walDir)
+	pr := postgres.PhysicalRestore{PGData: pgdata, WALDir: o.walDir, Owner: o.owner, Target: target, NoVerify: o.noVerify, Manifest: m,
+		RestoreBase: func(ctx context.Context, dir string) error {
+			res := restorer.New(r, restorer.Options{Sync: true, NoXattrs: true, OnError: func(p string, err error) error { return err }})
+			return res.Restore(ctx, sn.Tree, "/"+postgres.PGDataDir, dir)
+		},
+		Archive: func(ctx context.Context) ([]source.SnapshotInfo, postgres.Trees, error) {
+			all, _, err := snapshot.LoadAll(ctx, r)
+			return snapshotInfos(all), snapshotTrees(r, all), err
+		},
 	}
 	if !o.noVerify {
+		// Opened before anything is written: a wrong --dsn or
+		// --db-password-file fails the restore at once.
 		c, err := a.pgClient(&o.conn)
 		if err != nil {
 			return err
 		}
-		cmd, err := c.Tool("pg_verifybackup", postgres.VerifyArgs(pgdata, m.WALMethod, walDir)...)
-		if err == nil {
-			err = cmd.Run(ctx)
+		defer c.Close()
+		pr.Verify = func(ctx context.Context, args []string) error {
+			cmd, err := c.Tool("pg_verifybackup", args...)
+			if err != nil {
+				return err
+			}
+			return cmd.Run(ctx)
 		}
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("the restored base backup does not verify (--no-verify skips this): %w", err)
-		}
+	}
+	res, err := pr.Restore(ctx)
+	if err != nil {
+		return err
+	}
+	if res.Replay {
+		a.out.infof("fetched %d WAL files into %s", res.WALFiles, res.WALDir)
+	}
+	if res.Verified {
 		a.out.textf("pg_verifybackup: backup successfully verified")
 	}
-	if replay {
-		settings := append([]string{postgres.RestoreCommand(walDir)}, recovery...)
-		if err := postgres.WriteRecoveryConf(pgdata, settings, uid, gid); err != nil {
-			return err
-		}
-	}
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": walDir,
-			"recovery": recovery, "duration_seconds": time.Since(start).Seconds()})
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": res.WALDir,
+			"recovery": res.Recovery, "duration_seconds": time.Since(start).Seconds()})
 		return nil
 	}
 	a.out.textf("restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(time.Since(start)))
-	if replay {
-		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(recovery, ", "), pgdata)
-		a.out.textf("remove %s once recovery has finished", walDir)
+	if res.Replay {
+		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(res.Recovery, ", "), pgdata)
+		a.out.textf("remove %s once recovery has finished", res.WALDir)
 	} else {
 		a.out.textf("start it with: pg_ctl -D %s start", pgdata)
 	}
 	return nil
-}
-
-// fetchRecoveryWAL writes the archived WAL a recovery from m needs into
-// dir.
-func (a *App) fetchRecoveryWAL(ctx context.Context, r *repository.Repository, m *postgres.PhysicalManifestData, dir string, uid, gid int) (int, error) {
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return 0, err
-	}
-	return postgres.FetchRecoveryWAL(ctx, snapshotInfos(all), snapshotTrees(r, all), m, dir, uid, gid)
 }
 
 // ---- WAL archive commands ----

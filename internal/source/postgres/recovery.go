@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -236,4 +237,90 @@ func WriteRecoveryConf(pgdata string, settings []string, uid, gid int) error {
 		return err
 	}
 	return write(RecoverySignal, os.O_TRUNC, "")
+}
+
+// PhysicalRestore restores a base backup into a new data directory and,
+// with a recovery target (or a backup that left its WAL to the archive),
+// fetches the archived WAL and writes the recovery settings, so that
+// starting the server replays WAL and stops at the target.
+type PhysicalRestore struct {
+	PGData   string // absolute, absent or empty (CheckDataDir)
+	WALDir   string // where recovery reads the archived WAL; "" means PGData + ".wal"
+	Owner    string // local user to own the files; "" keeps the backup's owner
+	Target   RecoveryTarget
+	NoVerify bool
+	Manifest *PhysicalManifestData // the backup's postgres/physical.json
+	// RestoreBase lays the backup's pgdata/ down in dir (which exists).
+	RestoreBase func(ctx context.Context, dir string) error
+	// Archive returns the repository's snapshots and their trees, where
+	// the WAL archive is.
+	Archive func(ctx context.Context) ([]source.SnapshotInfo, Trees, error)
+	// Verify runs pg_verifybackup with args.
+	Verify func(ctx context.Context, args []string) error
+}
+
+// PhysicalRestoreResult is what a physical restore did.
+type PhysicalRestoreResult struct {
+	Replay   bool     // recovery is configured: starting the server replays WAL
+	Recovery []string // the recovery target settings
+	WALDir   string   // absolute, when Replay
+	WALFiles int      // fetched into WALDir
+	Verified bool     // pg_verifybackup accepted the restored directory
+}
+
+// Restore performs the restore. Target must have been checked
+// (Settings) by the caller before anything was read.
+func (o *PhysicalRestore) Restore(ctx context.Context) (*PhysicalRestoreResult, error) {
+	recovery, replay, err := o.Target.Settings()
+	if err != nil {
+		return nil, err
+	}
+	m := o.Manifest
+	// With WAL left to the archive, even "restore as it was" needs it.
+	if !replay && m.WALMethod == "none" {
+		recovery, replay = ImmediateSettings(o.Target.Action), true
+	}
+	res := &PhysicalRestoreResult{Replay: replay, Recovery: recovery}
+	if err := os.MkdirAll(o.PGData, 0o700); err != nil {
+		return nil, err
+	}
+	if err := o.RestoreBase(ctx, o.PGData); err != nil {
+		return nil, fmt.Errorf("restore base backup: %w", err)
+	}
+	if err := os.Chmod(o.PGData, 0o700); err != nil {
+		return nil, err
+	}
+	uid, gid, err := RestoreOwner(o.PGData, o.Owner)
+	if err != nil {
+		return nil, err
+	}
+	if replay {
+		res.WALDir = o.WALDir
+		if res.WALDir == "" {
+			res.WALDir = o.PGData + ".wal"
+		}
+		if res.WALDir, err = filepath.Abs(res.WALDir); err != nil {
+			return nil, err
+		}
+		all, trees, err := o.Archive(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if res.WALFiles, err = FetchRecoveryWAL(ctx, all, trees, m, res.WALDir, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	if !o.NoVerify {
+		if err := o.Verify(ctx, VerifyArgs(o.PGData, m.WALMethod, res.WALDir)); err != nil {
+			return nil, fmt.Errorf("the restored base backup does not verify (--no-verify skips this): %w", err)
+		}
+		res.Verified = true
+	}
+	if replay {
+		settings := append([]string{RestoreCommand(res.WALDir)}, recovery...)
+		if err := WriteRecoveryConf(o.PGData, settings, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 func TestRecoveryTargetSettings(t *testing.T) {
@@ -174,5 +178,80 @@ func TestRestoreOwner(t *testing.T) {
 	}
 	if _, _, err := RestoreOwner(dir, "no-such-user-here"); err == nil || !strings.Contains(err.Error(), "--owner") {
 		t.Fatalf("unknown user: %v", err)
+	}
+}
+
+func TestPhysicalRestore(t *testing.T) {
+	ctx := context.Background()
+	all := []source.SnapshotInfo{walSnap("a", "7", "000000010000000000000002", "000000010000000000000003")}
+	trees := func(id string) source.Tree {
+		return fileTree{"wal/000000010000000000000002": "2", "wal/000000010000000000000003": "3"}
+	}
+	newRestore := func(t *testing.T, method string, target RecoveryTarget) (*PhysicalRestore, *[]string) {
+		var verified []string
+		dir := t.TempDir()
+		return &PhysicalRestore{PGData: filepath.Join(dir, "pgdata"), Target: target,
+			Manifest: &PhysicalManifestData{SystemIdentifier: "7", StartWALFile: "000000010000000000000002", WALMethod: method},
+			RestoreBase: func(ctx context.Context, dir string) error {
+				return os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600)
+			},
+			Archive: func(ctx context.Context) ([]source.SnapshotInfo, Trees, error) { return all, trees, nil },
+			Verify:  func(ctx context.Context, args []string) error { verified = args; return nil },
+		}, &verified
+	}
+
+	// As it was, WAL included: no recovery.
+	pr, verified := newRestore(t, "fetch", RecoveryTarget{Action: "promote"})
+	res, err := pr.Restore(ctx)
+	if err != nil || res.Replay || !res.Verified || res.WALDir != "" || !reflect.DeepEqual(*verified, []string{"--quiet", pr.PGData}) {
+		t.Fatalf("%+v %v %q", res, err, *verified)
+	}
+	if _, err := os.Stat(filepath.Join(pr.PGData, RecoverySignal)); !os.IsNotExist(err) {
+		t.Fatalf("recovery.signal without a target: %v", err)
+	}
+	if fi, err := os.Stat(pr.PGData); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("pgdata mode: %v %v", fi, err)
+	}
+
+	// WAL left to the archive: recovery to the consistent point.
+	pr, verified = newRestore(t, "none", RecoveryTarget{Action: "pause"})
+	res, err = pr.Restore(ctx)
+	if err != nil || !res.Replay || res.WALFiles != 2 || res.WALDir != pr.PGData+".wal" ||
+		!reflect.DeepEqual(res.Recovery, []string{"recovery_target = 'immediate'", "recovery_target_action = 'pause'"}) ||
+		!reflect.DeepEqual(*verified, []string{"--quiet", pr.PGData, "--wal-directory=" + res.WALDir}) {
+		t.Fatalf("%+v %v %q", res, err, *verified)
+	}
+	conf, _ := os.ReadFile(filepath.Join(pr.PGData, AutoConf))
+	if !strings.Contains(string(conf), "restore_command = 'test -f ''"+res.WALDir+"/%f''") || !strings.Contains(string(conf), "recovery_target = 'immediate'") {
+		t.Fatalf("auto.conf %s", conf)
+	}
+	if b, _ := os.ReadFile(filepath.Join(res.WALDir, "000000010000000000000003")); string(b) != "3" {
+		t.Fatalf("WAL %q", b)
+	}
+
+	// A target, no verification, WAL where asked.
+	pr, verified = newRestore(t, "fetch", RecoveryTarget{LSN: "0/3000060", Action: "promote"})
+	pr.NoVerify = true
+	pr.WALDir = filepath.Join(filepath.Dir(pr.PGData), "w")
+	res, err = pr.Restore(ctx)
+	if err != nil || !res.Replay || res.Verified || *verified != nil || res.WALDir != pr.WALDir || res.Recovery[0] != "recovery_target_lsn = '0/3000060'" {
+		t.Fatalf("%+v %v", res, err)
+	}
+
+	// A failed verification fails the restore before recovery is set up.
+	pr, _ = newRestore(t, "fetch", RecoveryTarget{Latest: true, Action: "promote"})
+	pr.Verify = func(ctx context.Context, args []string) error { return errors.New("checksum mismatch") }
+	if _, err := pr.Restore(ctx); err == nil || !strings.Contains(err.Error(), "does not verify (--no-verify skips this): checksum mismatch") {
+		t.Fatalf("%v", err)
+	}
+	if _, err := os.Stat(filepath.Join(pr.PGData, RecoverySignal)); !os.IsNotExist(err) {
+		t.Fatalf("recovery.signal after a failed verification: %v", err)
+	}
+
+	// A gap in an archive the backup relies on.
+	pr, _ = newRestore(t, "none", RecoveryTarget{Action: "promote"})
+	pr.Manifest.StartWALFile = "000000010000000000000001"
+	if _, err := pr.Restore(ctx); err == nil || !strings.Contains(err.Error(), "000000010000000000000001") {
+		t.Fatalf("gap: %v", err)
 	}
 }
