@@ -741,7 +741,7 @@ func (a *App) mongoOplogExpireCommand() *cobra.Command {
 		`Forget the oplog archive snapshots that only hold entries up to the end
 of the oldest MongoDB backup (taken with --oplog) still in the repository,
 per deployment (snapshot path). Run it after forget (prune then reclaims
-the space). A deployment without such a backup keeps its whole archive.`, "oplog archive", a.expiredOplog)
+the space). A deployment without such a backup keeps its whole archive.`, pickArchive{"oplog archive", a.expiredOplog})
 }
 
 // expiredOplog picks the oplog chunks older than every backup's oplog.

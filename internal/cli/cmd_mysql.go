@@ -612,7 +612,7 @@ backup still in the repository starts from, or has a better copy (complete,
 or larger) in another snapshot — the many copies of the growing active file
 the archiver commits. forget leaves binlog archives alone: run this after
 it, then prune to free the space. A server without a backup keeps all of its
-binlogs.`, "binlog archive", a.expiredBinlogs)
+binlogs.`, pickArchive{"binlog archive", a.expiredBinlogs})
 }
 
 // expiredBinlogs picks the binlog archive snapshots no restore reads.

@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +17,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
-	"github.com/bunkerbackup/bunker/internal/safefs"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
@@ -167,24 +163,8 @@ func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
 	b.paths = []string{"/postgres/" + c.Server() + "/physical"}
 	if !o.full {
 		b.parent = func(all []*snapshot.Snapshot) (*snapshot.Snapshot, *snapshot.Snapshot, string) {
-			var last, lastFull *snapshot.Snapshot
-			for _, s := range all {
-				if s.Metadata["type"] != "physical" {
-					continue
-				}
-				last = s
-				if s.Kind == snapshot.KindFull {
-					lastFull = s
-				}
-			}
-			switch {
-			case lastFull == nil:
-				return nil, nil, snapshot.KindFull
-			case o.diff:
-				return lastFull, lastFull, snapshot.KindDifferential
-			default:
-				return last, lastFull, snapshot.KindIncremental
-			}
+			p, base, kind := postgres.PhysicalParent(snapshotInfos(all), o.diff)
+			return snapshotByID(all, p), snapshotByID(all, base), kind
 		}
 	}
 	b.write = func(ctx context.Context, w source.Sink) (map[string]string, error) {
@@ -303,7 +283,7 @@ func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error
 			return fmt.Errorf("snapshot %s holds no database backup of service %s: %w", sn.ShortID(), o.fromKube, err)
 		}
 	} else {
-		r, s, err := a.findPGSnapshot(ctx, o.snapshotRef, "logical")
+		r, s, err := a.findPGSnapshot(ctx, o.snapshotRef, postgres.TypeLogical)
 		if err != nil {
 			return err
 		}
@@ -352,8 +332,8 @@ func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error
 // the newest of that type).
 func (a *App) findPGSnapshot(ctx context.Context, ref, typ string) (*repository.Repository, *snapshot.Snapshot, error) {
 	r, sn, _, err := a.findBackup(ctx, ref, snapshot.Filter{}, func(s *snapshot.Snapshot) error {
-		if s.Metadata["source"] != "postgres" || s.Metadata["type"] != typ {
-			return fmt.Errorf("snapshot %s is not a %s PostgreSQL backup (source %q, type %q)", s.ShortID(), typ, s.Metadata["source"], s.Metadata["type"])
+		if _, err := postgres.CheckBackup(s.Metadata, typ); err != nil {
+			return fmt.Errorf("snapshot %s %w", s.ShortID(), err)
 		}
 		return nil
 	})
@@ -370,353 +350,78 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 	if len(o.databases) > 0 || o.clean {
 		return errors.New("--database and --clean are for logical restores")
 	}
-	targets := 0
-	for _, t := range []bool{o.targetTime != "", o.targetLSN != "", o.targetXID != "", o.targetName != "", o.latest} {
-		if t {
-			targets++
-		}
-	}
-	if targets > 1 {
-		return errors.New("give at most one of --target-time, --target-lsn, --target-xid, --target-name, --target-latest")
-	}
-	if !slices.Contains([]string{"promote", "pause", "shutdown"}, o.action) {
-		return fmt.Errorf("--target-action %q: use promote, pause or shutdown", o.action)
-	}
-	var recovery []string
-	switch {
-	case o.targetTime != "":
+	target := postgres.RecoveryTarget{LSN: o.targetLSN, XID: o.targetXID, Name: o.targetName, Latest: o.latest, Exclusive: o.exclusive, Action: o.action}
+	if o.targetTime != "" {
 		t, err := timespec.ParseTime(o.targetTime)
 		if err != nil {
 			return fmt.Errorf("--target-time: %w", err)
 		}
-		recovery = append(recovery, "recovery_target_time = "+pgQuote(t.UTC().Format("2006-01-02 15:04:05.999999+00")))
-	case o.targetLSN != "":
-		if _, err := postgres.ParseLSN(o.targetLSN); err != nil {
-			return fmt.Errorf("--target-lsn: %w", err)
-		}
-		recovery = append(recovery, "recovery_target_lsn = "+pgQuote(o.targetLSN))
-	case o.targetXID != "":
-		if _, err := strconv.ParseUint(o.targetXID, 10, 64); err != nil {
-			return fmt.Errorf("--target-xid %q is not a transaction ID", o.targetXID)
-		}
-		recovery = append(recovery, "recovery_target_xid = "+pgQuote(o.targetXID))
-	case o.targetName != "":
-		recovery = append(recovery, "recovery_target_name = "+pgQuote(o.targetName))
+		target.Time = t
 	}
-	if targets > 0 && !o.latest {
-		recovery = append(recovery, "recovery_target_action = "+pgQuote(o.action), "recovery_target_inclusive = "+strconv.FormatBool(!o.exclusive))
+	if _, _, err := target.Settings(); err != nil {
+		return err
 	}
-	pgdata, err := filepath.Abs(o.pgdata)
+	pgdata, err := postgres.CheckDataDir(o.pgdata)
 	if err != nil {
 		return err
 	}
-	if ents, err := os.ReadDir(pgdata); err == nil && len(ents) > 0 {
-		return fmt.Errorf("--pgdata %s is not empty: restore into a new or empty directory", pgdata)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("--pgdata: %w", err)
-	}
-
-	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, "physical")
+	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, postgres.TypePhysical)
 	if err != nil {
 		return err
 	}
-	t := streamtree.NewReader(r, sn.Tree)
-	m, err := postgres.ReadPhysicalManifest(ctx, t)
+	m, err := postgres.ReadPhysicalManifest(ctx, streamtree.NewReader(r, sn.Tree))
 	if err != nil {
 		return err
-	}
-	// With WAL left to the archive, even "restore as it was" needs it.
-	if targets == 0 && m.WALMethod == "none" {
-		recovery = append(recovery, "recovery_target = 'immediate'", "recovery_target_action = "+pgQuote(o.action))
-		targets = 1
 	}
 	start := time.Now()
 	a.out.infof("restoring base backup %s (%s, system %s, start %s) into %s", sn.ShortID(), m.ServerVersion, m.SystemIdentifier, m.StartLSN, pgdata)
-	if err := os.MkdirAll(pgdata, 0o700); err != nil {
-		return err
-	}
-	res := restorer.New(r, restorer.Options{Sync: true, NoXattrs: true, OnError: func(p string, err error) error { return err }})
-	if err := res.Restore(ctx, sn.Tree, "/"+postgres.PGDataDir, pgdata); err != nil {
-		return fmt.Errorf("restore base backup: %w", err)
-	}
-	if err := os.Chmod(pgdata, 0o700); err != nil {
-		return err
-	}
-	uid, gid := -1, -1
-	if o.owner != "" {
-		var err error
-		if uid, gid, err = source.LookupUser(o.owner); err != nil {
-			return fmt.Errorf("--owner: %w", err)
-		}
-		if err := chownTree(pgdata, uid, gid); err != nil {
-			return fmt.Errorf("--owner: %w", err)
-		}
-	} else {
-		fi, err := restoredOwner(pgdata)
-		if err != nil {
-			return err
-		}
-		if fi != nil {
-			uid, gid = fileOwner(fi)
-			if os.Geteuid() == 0 {
-				// The directory itself was made here, not restored.
-				if err := os.Chown(pgdata, uid, gid); err != nil {
-					return err
-				}
-			}
-		}
-	}
-
-	var walDir string
-	if targets > 0 {
-		walDir = o.walDir
-		if walDir == "" {
-			walDir = pgdata + ".wal"
-		}
-		if walDir, err = filepath.Abs(walDir); err != nil {
-			return err
-		}
-		n, err := a.fetchRecoveryWAL(ctx, r, m, walDir, uid, gid)
-		if err != nil {
-			return err
-		}
-		a.out.infof("fetched %d WAL files into %s", n, walDir)
+	pr := postgres.PhysicalRestore{PGData: pgdata, WALDir: o.walDir, Owner: o.owner, Target: target, NoVerify: o.noVerify, Manifest: m,
+		RestoreBase: func(ctx context.Context, dir string) error {
+			res := restorer.New(r, restorer.Options{Sync: true, NoXattrs: true, OnError: func(p string, err error) error { return err }})
+			return res.Restore(ctx, sn.Tree, "/"+postgres.PGDataDir, dir)
+		},
+		Archive: func(ctx context.Context) ([]source.SnapshotInfo, postgres.Trees, error) {
+			all, _, err := snapshot.LoadAll(ctx, r)
+			return snapshotInfos(all), snapshotTrees(r, all), err
+		},
 	}
 	if !o.noVerify {
-		args := []string{"--quiet", pgdata}
-		if m.WALMethod == "none" {
-			if walDir != "" {
-				args = append(args, "--wal-directory="+walDir)
-			} else {
-				args = append(args, "--no-parse-wal")
-			}
-		}
+		// Opened before anything is written: a wrong --dsn or
+		// --db-password-file fails the restore at once.
 		c, err := a.pgClient(&o.conn)
 		if err != nil {
 			return err
 		}
-		cmd, err := c.Tool("pg_verifybackup", args...)
-		if err == nil {
-			err = cmd.Run(ctx)
+		defer c.Close()
+		pr.Verify = func(ctx context.Context, args []string) error {
+			cmd, err := c.Tool("pg_verifybackup", args...)
+			if err != nil {
+				return err
+			}
+			return cmd.Run(ctx)
 		}
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("the restored base backup does not verify (--no-verify skips this): %w", err)
-		}
+	}
+	res, err := pr.Restore(ctx)
+	if err != nil {
+		return err
+	}
+	if res.Replay {
+		a.out.infof("fetched %d WAL files into %s", res.WALFiles, res.WALDir)
+	}
+	if res.Verified {
 		a.out.textf("pg_verifybackup: backup successfully verified")
 	}
-	if targets > 0 {
-		// Quiet about the files recovery probes for that do not exist
-		// (later timelines' history files, the end of the archive).
-		src := shellQuotePath(walDir + "/%f")
-		settings := append([]string{"restore_command = " + pgQuote(fmt.Sprintf("test -f %s && cp %s %%p", src, src))}, recovery...)
-		if err := writeRecoveryConf(pgdata, settings, uid, gid); err != nil {
-			return err
-		}
-	}
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": walDir,
-			"recovery": recovery, "duration_seconds": time.Since(start).Seconds()})
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": res.WALDir,
+			"recovery": res.Recovery, "duration_seconds": time.Since(start).Seconds()})
 		return nil
 	}
 	a.out.textf("restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(time.Since(start)))
-	if targets > 0 {
-		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(recovery, ", "), pgdata)
-		a.out.textf("remove %s once recovery has finished", walDir)
+	if res.Replay {
+		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(res.Recovery, ", "), pgdata)
+		a.out.textf("remove %s once recovery has finished", res.WALDir)
 	} else {
 		a.out.textf("start it with: pg_ctl -D %s start", pgdata)
-	}
-	return nil
-}
-
-// pgQuote quotes a value for postgresql.conf.
-func pgQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// shellQuotePath quotes a path for restore_command (run by /bin/sh),
-// leaving %f and %p for PostgreSQL to substitute.
-func shellQuotePath(p string) string { return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'" }
-
-// restoredOwner returns the metadata of pgdata/PG_VERSION, whose owner
-// the restored files should get, or nil when there is none. The base
-// backup is untrusted: a PG_VERSION that is a link or not a regular file
-// is refused rather than followed (its target's owner is not the
-// cluster's).
-func restoredOwner(pgdata string) (os.FileInfo, error) {
-	root, err := safefs.Open(pgdata)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	f, err := root.OpenFile("PG_VERSION", os.O_RDONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the restored base backup is not a plain data directory: %w", err)
-	}
-	defer f.Close()
-	return f.Stat()
-}
-
-// Recovery files written into a restored data directory.
-const (
-	pgAutoConf       = "postgresql.auto.conf"
-	pgRecoverySignal = "recovery.signal"
-)
-
-// writeRecoveryConf appends the recovery settings to postgresql.auto.conf
-// and creates recovery.signal. The data directory comes from a snapshot,
-// untrusted input: neither file is written through a symbolic link or
-// when it is anything but a regular file — the restore stops with an
-// error naming it instead, before either is written, and the user can
-// look at what the backup holds there. (Replacing it would hide the
-// planted entry, and PostgreSQL itself never makes either a link.)
-func writeRecoveryConf(pgdata string, settings []string, uid, gid int) error {
-	root, err := safefs.Open(pgdata)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	// Check both before writing either (opening for reading checks the
-	// type without changing anything).
-	for _, name := range []string{pgAutoConf, pgRecoverySignal} {
-		f, err := root.OpenFile(name, os.O_RDONLY, 0)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("write the recovery settings: %w (as restored from the base backup; refusing to write through it)", err)
-		}
-		f.Close()
-	}
-	write := func(name string, flag int, data string) error {
-		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|flag, 0o600)
-		if err != nil {
-			return fmt.Errorf("write the recovery settings: %w", err)
-		}
-		_, err = f.WriteString(data)
-		if err == nil && uid >= 0 {
-			err = f.Chown(uid, gid)
-		}
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("write %s: %w", root.Join(name), err)
-		}
-		return nil
-	}
-	conf := fmt.Sprintf("# Recovery settings written by bunker restore postgres on %s\n%s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(settings, "\n"))
-	if err := write(pgAutoConf, os.O_APPEND, conf); err != nil {
-		return err
-	}
-	return write(pgRecoverySignal, os.O_TRUNC, "")
-}
-
-func chownTree(root string, uid, gid int) error {
-	return filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
-}
-
-// walArchive lists the archived WAL of one system: the newest copy of
-// each file name.
-type walRef struct {
-	sn   *snapshot.Snapshot
-	name string
-}
-
-func walSnapshots(all []*snapshot.Snapshot, sysid string) []*snapshot.Snapshot {
-	var out []*snapshot.Snapshot
-	for _, s := range all {
-		if s.Metadata["source"] == "postgres" && s.Metadata["type"] == "wal" && (sysid == "" || s.Metadata["system_identifier"] == sysid) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// walFiles lists the files of the WAL snapshots (oldest snapshot first,
-// so later copies of a name win).
-func walFiles(sns []*snapshot.Snapshot) []postgres.WALFile {
-	var out []postgres.WALFile
-	for _, s := range sns {
-		for _, name := range strings.Split(s.Metadata["wal_files"], ",") {
-			w, err := postgres.ParseWALName(name)
-			if err != nil {
-				continue
-			}
-			out = append(out, postgres.WALFile{WALName: w, Ref: walRef{sn: s, name: name}})
-		}
-	}
-	return out
-}
-
-// fetchRecoveryWAL writes the archived WAL a recovery from m needs into
-// dir.
-func (a *App) fetchRecoveryWAL(ctx context.Context, r *repository.Repository, m *postgres.PhysicalManifestData, dir string, uid, gid int) (int, error) {
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return 0, err
-	}
-	files, err := postgres.SelectRecoveryWAL(walFiles(walSnapshots(all, m.SystemIdentifier)), m.StartWALFile)
-	if err != nil {
-		return 0, err
-	}
-	if m.WALMethod == "none" {
-		if err := postgres.CheckContinuity(files, m.StartWALFile, 0); err != nil {
-			return 0, err
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, err
-	}
-	if uid >= 0 {
-		_ = os.Chown(dir, uid, gid)
-	}
-	for _, f := range files {
-		ref := f.Ref.(walRef)
-		if err := writeWALFile(ctx, r, ref, filepath.Join(dir, f.Name), uid, gid); err != nil {
-			return 0, err
-		}
-	}
-	return len(files), nil
-}
-
-func writeWALFile(ctx context.Context, r *repository.Repository, ref walRef, dest string, uid, gid int) error {
-	t := streamtree.NewReader(r, ref.sn.Tree)
-	rc, err := t.Open(ctx, postgres.WALDir+"/"+ref.name)
-	if err != nil {
-		return fmt.Errorf("WAL %s in snapshot %s: %w", ref.name, ref.sn.ShortID(), err)
-	}
-	defer rc.Close()
-	tmp := dest + ".bunker-tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, rc)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && uid >= 0 {
-		err = os.Chown(tmp, uid, gid)
-	}
-	if err == nil {
-		err = os.Rename(tmp, dest)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("WAL %s: %w", ref.name, err)
 	}
 	return nil
 }
@@ -749,66 +454,20 @@ current directory, else --system-id.`,
 
 // pushWAL stores WAL files as one continuous snapshot.
 func (a *App) pushWAL(ctx context.Context, r *repository.Repository, paths []string, sysid string, quiet bool) error {
-	var names []string
-	for _, p := range paths {
-		w, err := postgres.ParseWALName(filepath.Base(p))
-		if err != nil {
-			return err
-		}
-		names = append(names, w.Name)
-		if sysid == "" && (w.Kind == postgres.WALSegment || w.Kind == postgres.WALPartial) {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			hdr := make([]byte, 40)
-			_, err = io.ReadFull(f, hdr)
-			f.Close()
-			if err == nil {
-				sysid, _ = postgres.SegmentSystemID(hdr)
-			}
-		}
+	sysid, err := postgres.ArchiveSystemID(paths, sysid, "global/pg_control")
+	if err != nil {
+		return err
 	}
-	if sysid == "" {
-		b, err := os.ReadFile("global/pg_control")
-		if err != nil {
-			return errors.New("cannot tell the cluster's system identifier: no WAL segment header and no global/pg_control here; give --system-id")
-		}
-		if sysid, err = postgres.ControlSystemID(b); err != nil {
-			return err
-		}
-	}
-	if _, err := strconv.ParseUint(sysid, 10, 64); err != nil {
-		return fmt.Errorf("--system-id %q is not a number", sysid)
-	}
-	first, last := slices.Min(names), slices.Max(names)
-	w0, _ := postgres.ParseWALName(first)
-	b := sourceBackup{source: "postgres", paths: []string{"/postgres/" + sysid + "/wal"}, kind: kindContinuous, repo: r, quiet: quiet,
+	b := sourceBackup{source: postgres.Source, paths: []string{"/postgres/" + sysid + "/wal"}, kind: kindContinuous, repo: r, quiet: quiet,
 		host: func() string { h, _ := os.Hostname(); return h }(),
 		write: func(ctx context.Context, s source.Sink) (map[string]string, error) {
-			for _, p := range paths {
-				f, err := os.Open(p)
-				if err != nil {
-					return nil, err
-				}
-				fi, err := f.Stat()
-				if err != nil {
-					f.Close()
-					return nil, err
-				}
-				n, err := s.WriteFile(ctx, postgres.WALDir+"/"+filepath.Base(p), f, &source.Meta{Mode: 0o600, ModTime: fi.ModTime()})
-				f.Close()
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", p, err)
-				}
-				if n != fi.Size() {
-					return nil, fmt.Errorf("%s: read %d bytes, expected %d (file changed while archived)", p, n, fi.Size())
-				}
+			m, err := postgres.ArchiveWAL(ctx, s, paths, sysid)
+			if err != nil {
+				return nil, err
 			}
-			return map[string]string{"type": "wal", "system_identifier": sysid, "timeline": strconv.FormatUint(uint64(w0.Timeline), 10),
-				"wal_first": first, "wal_last": last, "wal_files": strings.Join(names, ",")}, nil
+			return m.Map(), nil
 		}}
-	_, err := a.runSourceBackup(ctx, b)
+	_, err = a.runSourceBackup(ctx, b)
 	return err
 }
 
@@ -835,14 +494,8 @@ func (a *App) fetchWAL(ctx context.Context, name, dest, sysid string) error {
 	if err != nil {
 		return err
 	}
-	if sysid == "" {
-		b, err := os.ReadFile("global/pg_control")
-		if err != nil {
-			return errors.New("cannot tell the cluster's system identifier (no global/pg_control here); give --system-id")
-		}
-		if sysid, err = postgres.ControlSystemID(b); err != nil {
-			return err
-		}
+	if sysid, err = postgres.LocalSystemID(sysid, "global/pg_control"); err != nil {
+		return err
 	}
 	r, err := a.openRepoIndexed(ctx)
 	if err != nil {
@@ -852,23 +505,7 @@ func (a *App) fetchWAL(ctx context.Context, name, dest, sysid string) error {
 	if err != nil {
 		return err
 	}
-	var found, partial *walRef
-	for _, f := range walFiles(walSnapshots(all, sysid)) {
-		ref := f.Ref.(walRef)
-		switch {
-		case f.Name == w.Name:
-			found = &ref
-		case f.Kind == postgres.WALPartial && f.Name == w.Name+".partial":
-			partial = &ref
-		}
-	}
-	if found == nil {
-		found = partial
-	}
-	if found == nil {
-		return fmt.Errorf("WAL file %s of system %s is not in the archive", name, sysid)
-	}
-	return writeWALFile(ctx, r, *found, dest, -1, -1)
+	return postgres.FetchWAL(ctx, snapshotInfos(all), snapshotTrees(r, all), w.Name, dest, sysid)
 }
 
 func (a *App) pgWALReceiveCommand() *cobra.Command {
@@ -938,11 +575,9 @@ func (a *App) pgWALListCommand() *cobra.Command {
 				Time     string `json:"time"`
 			}
 			var out []entry
-			for _, f := range walFiles(walSnapshots(all, sysid)) {
-				ref := f.Ref.(walRef)
-				out = append(out, entry{ref.sn.Metadata["system_identifier"], f.Name, f.Kind, ref.sn.ID.String(), ref.sn.Time.UTC().Format(time.RFC3339)})
+			for _, f := range postgres.ListArchive(snapshotInfos(all), sysid) {
+				out = append(out, entry{f.System, f.Name, f.Kind, f.Snapshot.ID, f.Snapshot.Time.UTC().Format(time.RFC3339)})
 			}
-			slices.SortFunc(out, func(x, y entry) int { return strings.Compare(x.System+x.Name, y.System+y.Name) })
 			if a.g.json {
 				b, _ := json.Marshal(out)
 				fmt.Fprintln(a.Stdout, string(b))
@@ -963,40 +598,5 @@ func (a *App) pgWALExpireCommand() *cobra.Command {
 		`Forget the WAL archive snapshots that only hold WAL older than the
 oldest physical backup still in the repository, per system. Run it after
 forget (prune then reclaims the space). A system without any base backup
-keeps all of its WAL.`, "WAL archive", expiredWAL)
-}
-
-// expiredWAL picks the WAL archive snapshots older than every base
-// backup of their system.
-func expiredWAL(all []*snapshot.Snapshot) ([]expired, int) {
-	oldest := map[string]postgres.WALName{}
-	for _, s := range all {
-		if s.Metadata["source"] != "postgres" || s.Metadata["type"] != "physical" {
-			continue
-		}
-		w, err := postgres.ParseWALName(s.Metadata["start_wal_file"])
-		if err != nil {
-			continue
-		}
-		id := s.Metadata["system_identifier"]
-		if o, ok := oldest[id]; !ok || w.Segment < o.Segment {
-			oldest[id] = w
-		}
-	}
-	archive := walSnapshots(all, "")
-	var out []expired
-	for _, s := range archive {
-		start, ok := oldest[s.Metadata["system_identifier"]]
-		if !ok {
-			continue
-		}
-		last, err := postgres.ParseWALName(s.Metadata["wal_last"])
-		if err != nil || last.Kind == postgres.WALHistory {
-			continue
-		}
-		if last.Segment < start.Segment {
-			out = append(out, expired{s, fmt.Sprintf("(WAL %s..%s)", s.Metadata["wal_first"], s.Metadata["wal_last"])})
-		}
-	}
-	return out, len(archive)
+keeps all of its WAL.`, postgres.WALArchive{})
 }

@@ -291,17 +291,69 @@ func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapsho
 	return r, sn, err
 }
 
+// snapshotInfos describes snapshots to the sources' own logic.
+func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo {
+	out := make([]source.SnapshotInfo, len(all))
+	for i, s := range all {
+		out[i] = source.SnapshotInfo{ID: s.ID.String(), Kind: s.Kind, Host: s.Hostname, Paths: s.Paths, Time: s.Time, Metadata: s.Metadata}
+	}
+	return out
+}
+
+// snapshotByID returns the snapshot with the full ID id among all, nil
+// for none.
+func snapshotByID(all []*snapshot.Snapshot, id string) *snapshot.Snapshot {
+	for _, s := range all {
+		if id != "" && s.ID.String() == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// snapshotTrees returns a function that gives the tree of the snapshot
+// with the full ID id among all.
+func snapshotTrees(r *repository.Repository, all []*snapshot.Snapshot) func(id string) source.Tree {
+	byID := make(map[string]*snapshot.Snapshot, len(all))
+	for _, s := range all {
+		byID[s.ID.String()] = s
+	}
+	return func(id string) source.Tree { return streamtree.NewReader(r, byID[id].Tree) }
+}
+
 // expired is a log archive snapshot to forget, with how to name it.
 type expired struct {
 	sn   *snapshot.Snapshot
 	desc string
 }
 
+// pickArchive is a log archive whose expiry still works on the engine's
+// snapshots in cli (binlogs, oplog). It goes once their sources
+// implement source.LogArchive; expireCommand calls pick itself.
+type pickArchive struct {
+	name string
+	pick func(all []*snapshot.Snapshot) ([]expired, int)
+}
+
+func (p pickArchive) Name() string { return p.name }
+
+// Expire is never called: expireCommand runs pick on the snapshots.
+func (p pickArchive) Expire([]source.SnapshotInfo) source.Expiry { return source.Expiry{} }
+
+func (p pickArchive) expire(all []*snapshot.Snapshot) source.Expiry {
+	list, total := p.pick(all)
+	x := source.Expiry{Archives: total}
+	for _, e := range list {
+		x.Expired = append(x.Expired, source.Expired{ID: e.sn.ID.String(), Why: e.desc})
+	}
+	return x
+}
+
 // expireCommand is the "forget what no kept backup needs" command of a
-// log archive (WAL, binlogs, oplog): pick chooses, from all snapshots, the
+// log archive (WAL, binlogs, oplog): la chooses, from all snapshots, the
 // archive snapshots to forget and says how many archive snapshots there
-// are.
-func (a *App) expireCommand(use, shortHelp, long, what string, pick func(all []*snapshot.Snapshot) ([]expired, int)) *cobra.Command {
+// are; its notes are shown with -v.
+func (a *App) expireCommand(use, shortHelp, long string, la source.LogArchive) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   use,
@@ -318,19 +370,40 @@ func (a *App) expireCommand(use, shortHelp, long, what string, pick func(all []*
 			if err != nil {
 				return err
 			}
-			list, total := pick(all)
+			var x source.Expiry
+			if p, ok := la.(pickArchive); ok {
+				x = p.expire(all)
+			} else {
+				x = la.Expire(snapshotInfos(all))
+			}
+			for _, n := range x.Notes {
+				a.out.infof("%s", n)
+			}
+			byID := make(map[string]*snapshot.Snapshot, len(all))
+			for _, s := range all {
+				byID[s.ID.String()] = s
+			}
+			var list []*snapshot.Snapshot
+			var why []string
+			for _, e := range x.Expired {
+				if sn := byID[e.ID]; sn != nil {
+					list = append(list, sn)
+					why = append(why, e.Why)
+				}
+			}
 			forgotten := 0
-			for _, x := range list {
+			for i, sn := range list {
 				if dryRun {
-					a.out.textf("would forget %s %s", x.sn.ShortID(), x.desc)
+					a.out.textf("would forget %s %s", sn.ShortID(), why[i])
 					continue
 				}
-				if err := snapshot.Remove(ctx, r, x.sn.ID); err != nil {
-					return fmt.Errorf("forget %s: %w", x.sn.ShortID(), err)
+				if err := snapshot.Remove(ctx, r, sn.ID); err != nil {
+					return fmt.Errorf("forget %s: %w", sn.ShortID(), err)
 				}
 				forgotten++
-				a.out.infof("forgot %s %s", x.sn.ShortID(), x.desc)
+				a.out.infof("forgot %s %s", sn.ShortID(), why[i])
 			}
+			total, what := x.Archives, la.Name()
 			if a.g.json {
 				a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": forgotten, "would_forget": len(list) - forgotten,
 					"archive_snapshots": total, "dry_run": dryRun})

@@ -1,12 +1,14 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -156,20 +158,26 @@ func (t *tail) String() string {
 	return strings.ReplaceAll(s, "\n", "; ")
 }
 
-// LookTool finds a program: in dir when given, else in the first of
-// searchDirs that has it, else on PATH.
+// LookTool is the one way sources find a program. It looks in dir when
+// given (a --tool-dir or --pg-bin flag: only there), else in the first of
+// searchDirs that has it, else on PATH. A search directory may be a glob
+// pattern such as "/usr/lib/postgresql/*/bin": its matches are tried
+// newest version first (the numbers in their paths compared as numbers,
+// so 16 comes before 9). Only an executable file is found (exec.LookPath
+// decides, with its platform's rules).
 func LookTool(name, dir string, searchDirs ...string) (string, error) {
 	if dir != "" {
-		p := filepath.Join(dir, name)
-		if _, err := exec.LookPath(p); err != nil {
+		p, err := exec.LookPath(filepath.Join(dir, name))
+		if err != nil {
 			return "", fmt.Errorf("%s not found in %s", name, dir)
 		}
 		return p, nil
 	}
-	for _, d := range searchDirs {
-		p := filepath.Join(d, name)
-		if _, err := exec.LookPath(p); err == nil {
-			return p, nil
+	for _, pat := range searchDirs {
+		for _, d := range expandDir(pat) {
+			if p, err := exec.LookPath(filepath.Join(d, name)); err == nil {
+				return p, nil
+			}
 		}
 	}
 	p, err := exec.LookPath(name)
@@ -177,4 +185,51 @@ func LookTool(name, dir string, searchDirs ...string) (string, error) {
 		return "", fmt.Errorf("%s not found on PATH: install it or give its directory", name)
 	}
 	return p, nil
+}
+
+// expandDir returns the directories a search directory names: itself, or
+// a glob pattern's matches, newest version first.
+func expandDir(pat string) []string {
+	if !strings.ContainsAny(pat, "*?[") {
+		return []string{pat}
+	}
+	ds, _ := filepath.Glob(pat)
+	slices.SortStableFunc(ds, func(a, b string) int { return compareVersions(b, a) })
+	return ds
+}
+
+// compareVersions compares two paths by their runs of digits as numbers
+// and the rest as text ("postgresql/9/bin" < "postgresql/16/bin").
+func compareVersions(a, b string) int {
+	for a != "" && b != "" {
+		na, ra := leadingRun(a)
+		nb, rb := leadingRun(b)
+		if c := compareRuns(na, nb); c != 0 {
+			return c
+		}
+		a, b = ra, rb
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// leadingRun splits s after its first run of digits or of other bytes.
+func leadingRun(s string) (run, rest string) {
+	d := isDigit(s[0])
+	i := 1
+	for i < len(s) && isDigit(s[i]) == d {
+		i++
+	}
+	return s[:i], s[i:]
+}
+
+func compareRuns(a, b string) int {
+	if isDigit(a[0]) && isDigit(b[0]) {
+		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+		if c := cmp.Compare(len(a), len(b)); c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(a, b)
 }

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -160,18 +158,20 @@ func (c *Client) Close() error {
 // Server names the server: host:port, never credentials.
 func (c *Client) Server() string { return c.cfg.Conn.Server(c.cfg.Getenv) }
 
-// BinDir finds the directory of PostgreSQL's programs: the newest
-// /usr/lib/postgresql/*/bin that has name, else name's directory on PATH.
-func BinDir(name string) string {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	major := func(d string) int { n, _ := strconv.Atoi(filepath.Base(filepath.Dir(d))); return n }
-	sort.Slice(dirs, func(i, j int) bool { return major(dirs[i]) > major(dirs[j]) })
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-			return d
-		}
+// SearchDirs is where PostgreSQL's programs are looked for when no
+// directory is given, before PATH: Debian's and Ubuntu's per-version
+// directories (pg_basebackup, pg_receivewal, pg_verifybackup and initdb
+// are only there), the newest first.
+var SearchDirs = []string{"/usr/lib/postgresql/*/bin"}
+
+// LookTool finds one of PostgreSQL's programs: in dir when given (the
+// --pg-bin flag), else in SearchDirs, else on PATH.
+func LookTool(name, dir string) (string, error) {
+	p, err := source.LookTool(name, dir, SearchDirs...)
+	if err != nil {
+		return "", fmt.Errorf("%w (PostgreSQL client programs; give --pg-bin DIR)", err)
 	}
-	return ""
+	return p, nil
 }
 
 // Tool returns a command for one of PostgreSQL's programs with the
@@ -179,16 +179,9 @@ func BinDir(name string) string {
 // without secrets (DSN), goes on the command line by the caller
 // (--dbname).
 func (c *Client) Tool(name string, args ...string) (*source.Command, error) {
-	dir := c.cfg.BinDir
-	var search []string
-	if dir == "" {
-		if d := BinDir(name); d != "" {
-			search = append(search, d)
-		}
-	}
-	p, err := source.LookTool(name, dir, search...)
+	p, err := LookTool(name, c.cfg.BinDir)
 	if err != nil {
-		return nil, fmt.Errorf("%w (PostgreSQL client programs; give --pg-bin DIR)", err)
+		return nil, err
 	}
 	return &source.Command{Path: p, Args: args, Env: c.env, Stderr: c.cfg.Stderr}, nil
 }

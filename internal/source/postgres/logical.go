@@ -160,17 +160,12 @@ func (c *Client) BackupLogical(ctx context.Context, sink source.Sink, o LogicalO
 	if err := source.WriteBytes(ctx, sink, LogicalManifest, append(b, '\n'), nil); err != nil {
 		return nil, err
 	}
-	meta := map[string]string{
-		"type":           "logical",
-		"server":         c.Server(),
-		"server_version": info.Version,
-		"databases":      strings.Join(dbs, ","),
-	}
+	md := Metadata{Type: TypeLogical, Server: c.Server(), ServerVersion: info.Version, Databases: strings.Join(dbs, ",")}
 	if info.SystemIdentifier != "" {
-		meta["system_identifier"] = info.SystemIdentifier
-		meta["timeline"] = strconv.Itoa(info.Timeline)
+		md.SystemIdentifier = info.SystemIdentifier
+		md.Timeline = uint32(info.Timeline)
 	}
-	return meta, nil
+	return md.Map(), nil
 }
 
 // ReadLogicalManifest reads and checks postgres/backup.json.

@@ -226,17 +226,8 @@ func (c *Client) BackupPhysical(ctx context.Context, sink source.Sink, o Physica
 	if err := source.WriteBytes(ctx, sink, PhysicalManifest, append(b, '\n'), nil); err != nil {
 		return nil, err
 	}
-	return map[string]string{
-		"type":              "physical",
-		"server":            c.Server(),
-		"server_version":    m.ServerVersion,
-		"system_identifier": m.SystemIdentifier,
-		"timeline":          strconv.Itoa(m.Timeline),
-		"start_lsn":         m.StartLSN,
-		"stop_lsn":          m.StopLSN,
-		"start_wal_file":    m.StartWALFile,
-		"wal_method":        method,
-	}, nil
+	return Metadata{Type: TypePhysical, Server: c.Server(), ServerVersion: m.ServerVersion, SystemIdentifier: m.SystemIdentifier,
+		Timeline: uint32(m.Timeline), StartLSN: m.StartLSN, StopLSN: m.StopLSN, StartWALFile: m.StartWALFile, WALMethod: method}.Map(), nil
 }
 
 // smallFiles are kept in memory as they stream past, for their facts.

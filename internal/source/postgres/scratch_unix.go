@@ -34,12 +34,12 @@ type Scratch struct {
 // StartScratch initialises and starts a scratch cluster with the
 // programs in binDir ("" finds them).
 func StartScratch(ctx context.Context, binDir string) (*Scratch, error) {
-	if binDir == "" {
-		binDir = BinDir("initdb")
+	initdb, err := LookTool("initdb", binDir)
+	if err != nil {
+		return nil, fmt.Errorf("a database drill needs the PostgreSQL server programs: %w", err)
 	}
-	if binDir == "" {
-		return nil, fmt.Errorf("initdb not found: a database drill needs the PostgreSQL server programs")
-	}
+	// The server and its client programs come from initdb's directory.
+	binDir = filepath.Dir(initdb)
 	s := &Scratch{bin: binDir, owner: "postgres"}
 	dir, err := os.MkdirTemp("", "bunker-drill-pg-")
 	if err != nil {

@@ -1,11 +1,19 @@
 package postgres
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // WALDir is the directory of WAL archive snapshots' files.
@@ -183,6 +191,99 @@ func CheckContinuity(files []WALFile, startFile string, segSize uint64) error {
 		if !have[n] {
 			return fmt.Errorf("the archive lacks segment %08X%08X%08X: recovery would stop there", start.Timeline, n/segsPerLog, n%segsPerLog)
 		}
+	}
+	return nil
+}
+
+// ArchiveSystemID checks the names of the WAL files at paths and tells
+// which cluster they belong to: sysid when given (it must be a number),
+// else the system identifier in the long header of the first segment
+// among them that has one, else the one in controlFile
+// (global/pg_control of the data directory archive_command runs in).
+func ArchiveSystemID(paths []string, sysid, controlFile string) (string, error) {
+	for _, p := range paths {
+		w, err := ParseWALName(filepath.Base(p))
+		if err != nil {
+			return "", err
+		}
+		if sysid == "" && (w.Kind == WALSegment || w.Kind == WALPartial) {
+			sysid = segmentFileSystemID(p)
+		}
+	}
+	if sysid == "" {
+		b, err := os.ReadFile(controlFile)
+		if err != nil {
+			return "", errors.New("cannot tell the cluster's system identifier: no WAL segment header and no global/pg_control here; give --system-id")
+		}
+		if sysid, err = ControlSystemID(b); err != nil {
+			return "", err
+		}
+	}
+	if _, err := strconv.ParseUint(sysid, 10, 64); err != nil {
+		return "", fmt.Errorf("--system-id %q is not a number", sysid)
+	}
+	return sysid, nil
+}
+
+// segmentFileSystemID reads the system identifier from the header of the
+// segment file p, "" when it has none.
+func segmentFileSystemID(p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	hdr := make([]byte, 40)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return ""
+	}
+	id, _ := SegmentSystemID(hdr)
+	return id
+}
+
+// ArchiveWAL stores the WAL files at paths (segments, partial segments,
+// history and backup history files of the cluster sysid) under WALDir
+// of sink and returns the archive snapshot's metadata. A file that
+// changes size while it is read fails the archive.
+func ArchiveWAL(ctx context.Context, sink source.Sink, paths []string, sysid string) (Metadata, error) {
+	var names []string
+	for _, p := range paths {
+		w, err := ParseWALName(filepath.Base(p))
+		if err != nil {
+			return Metadata{}, err
+		}
+		names = append(names, w.Name)
+	}
+	if len(names) == 0 {
+		return Metadata{}, errors.New("no WAL file to archive")
+	}
+	for _, p := range paths {
+		if err := archiveFile(ctx, sink, p); err != nil {
+			return Metadata{}, err
+		}
+	}
+	first, last := slices.Min(names), slices.Max(names)
+	w0, _ := ParseWALName(first)
+	return Metadata{Type: TypeWAL, SystemIdentifier: sysid, Timeline: w0.Timeline,
+		WALFirst: first, WALLast: last, WALFiles: names}, nil
+}
+
+func archiveFile(ctx context.Context, sink source.Sink, p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	n, err := sink.WriteFile(ctx, WALDir+"/"+filepath.Base(p), f, &source.Meta{Mode: 0o600, ModTime: fi.ModTime()})
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if n != fi.Size() {
+		return fmt.Errorf("%s: read %d bytes, expected %d (file changed while archived)", p, n, fi.Size())
 	}
 	return nil
 }
