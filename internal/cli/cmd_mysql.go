@@ -141,7 +141,7 @@ binlog_pos, gtid, databases and physical.
 					if err != nil {
 						return nil, err
 					}
-					return m.Metadata(), nil
+					return m.Meta().Map(), nil
 				},
 			})
 			return err
@@ -296,7 +296,8 @@ func mysqlArchived(all []*snapshot.Snapshot, p, host string) ([]mysql.BinlogFile
 		if s.Metadata["source"] != "mysql" || s.Kind != kindContinuous || s.Hostname != host || !slices.Equal(s.Paths, []string{p}) {
 			continue
 		}
-		fs, err := mysql.ArchivedFiles(s.Metadata)
+		am, err := mysql.ParseArchiveMeta(s.Metadata)
+		fs := am.Files
 		if err != nil {
 			return nil, nil, fmt.Errorf("binlog archive snapshot %s: %w", s.ShortID(), err)
 		}
@@ -503,10 +504,7 @@ func (a *App) pushBinlogs(ctx context.Context, r *repository.Repository, src *my
 					return nil, fmt.Errorf("store %s: read %d bytes, want %d", f.Name, n, f.Size)
 				}
 			}
-			md := mysql.PushMetadata(p)
-			md["flavour"] = string(src.Info.Flavour)
-			md["server_version"] = src.Info.Version
-			return md, nil
+			return src.PushMeta(p).Map(), nil
 		},
 	})
 	if err != nil {
@@ -639,7 +637,8 @@ func (a *App) expiredBinlogs(all []*snapshot.Snapshot) ([]expired, int) {
 		if s.Metadata["source"] != "mysql" || s.Kind != kindContinuous || len(s.Paths) != 1 {
 			continue
 		}
-		files, err := mysql.ArchivedFiles(s.Metadata)
+		am, err := mysql.ParseArchiveMeta(s.Metadata)
+		files := am.Files
 		if err != nil {
 			a.out.warnf("binlog archive snapshot %s: %v (kept)", s.ShortID(), err)
 			continue
