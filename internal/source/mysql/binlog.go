@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // ArchiveOptions configure ArchiveBinlogs.
@@ -542,4 +544,24 @@ func ExpireBinlogs(snaps []ArchiveSnapshot, oldest string) []string {
 		}
 	}
 	return out
+}
+
+// WritePush stores the files of a push as binlog/NAME, each exactly its
+// Size bytes.
+func WritePush(ctx context.Context, sink source.Sink, p Push) error {
+	for _, f := range p.Files {
+		rc, err := f.Open()
+		if err != nil {
+			return err
+		}
+		n, err := sink.WriteFile(ctx, "binlog/"+f.Name, rc, nil)
+		_ = rc.Close()
+		if err != nil {
+			return fmt.Errorf("store %s: %w", f.Name, err)
+		}
+		if n != f.Size {
+			return fmt.Errorf("store %s: read %d bytes, want %d", f.Name, n, f.Size)
+		}
+	}
+	return nil
 }

@@ -28,8 +28,10 @@ type BinlogFile struct {
 	// First and Last are the times of its first and last events (zero
 	// when unknown).
 	First, Last time.Time
-	// Snapshot names where it is stored, for messages.
-	Snapshot string
+	// Snapshot names where it is stored, for messages (a short ID);
+	// SnapshotID is that snapshot's full ID.
+	Snapshot   string
+	SnapshotID string
 	// Open reads the copy.
 	Open func(ctx context.Context) (io.ReadCloser, error)
 }
