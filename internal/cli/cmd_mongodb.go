@@ -14,9 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// mongoChunkMax bounds one archived oplog chunk (held in memory).
-const mongoChunkMax = 64 << 20
-
 func (a *App) mongodbCommands() sourceCommands {
 	top := &cobra.Command{
 		Use:   "mongodb",
@@ -515,9 +512,6 @@ Not tested against a real replica set (the test server has no oplog).`,
 }
 
 func (a *App) runMongoOplogArchive(ctx context.Context, o mongoArchiveOptions) error {
-	if o.interval < time.Second {
-		return fmt.Errorf("--interval %v is too short (at least 1s)", o.interval)
-	}
 	cfg, err := a.mongoConfig(&o.conn)
 	if err != nil {
 		return err
@@ -536,60 +530,18 @@ func (a *App) runMongoOplogArchive(ctx context.Context, o mongoArchiveOptions) e
 	if err != nil {
 		return err
 	}
-	chunkEnd, backupEnd := mongodb.ArchiveResume(snapshotInfos(all), paths)
-	after := chunkEnd
-	if after == nil {
-		after = backupEnd
-	}
-	tail := func(after *mongodb.Timestamp) (*mongodb.Tailer, error) {
-		if after != nil {
-			a.out.infof("archiving the oplog after %s", mongodb.FormatTimestamp(*after))
-		} else {
-			a.out.infof("archiving the oplog from its oldest entry")
-		}
-		return c.TailOplog(after, !o.once)
-	}
-	tl, err := tail(after)
-	if err != nil {
-		return err
-	}
-	defer func() { tl.Close(context.WithoutCancel(ctx)) }()
-	for {
-		data, ci, err := tl.Collect(ctx, time.Now().Add(o.interval), mongoChunkMax)
-		if errors.Is(err, mongodb.ErrOplogGap) && after == chunkEnd && backupEnd != nil && backupEnd.After(*chunkEnd) {
-			// The archive cannot continue, but a newer backup can be
-			// continued from: point-in-time restores between the two
-			// are lost, later ones are not.
-			a.out.warnf("%v; continuing after the newest backup's end %s instead", err, mongodb.FormatTimestamp(*backupEnd))
-			tl.Close(ctx)
-			after = backupEnd
-			if tl, err = tail(after); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if data != nil {
+	ao := mongodb.ArchiveOptions{Interval: o.interval, Once: o.once, Log: a.out.infof, Warn: a.out.warnf,
+		Commit: func(ctx context.Context, data []byte, ci mongodb.ChunkInfo) error {
 			_, err := a.runSourceBackup(ctx, sourceBackup{
 				source: mongodb.OplogSourceName, paths: paths, tags: o.src.tags, host: host, kind: kindContinuous, repo: r, quiet: true,
 				write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
-					if err := source.WriteBytes(ctx, w, mongodb.ChunkFile(ci.Start), data, nil); err != nil {
-						return nil, err
-					}
-					ci.Topology, ci.ReplicaSet, ci.Hosts = c.Info.Topology, c.Info.SetName, cfg.Hosts()
-					return ci.Map(), nil
+					return mongodb.WriteChunk(ctx, w, data, ci)
 				},
 			})
-			if err != nil {
-				return err
-			}
-		}
-		if o.once && len(data) < mongoChunkMax {
-			return nil
-		}
-	}
+			return err
+		}}
+	ao.ChunkEnd, ao.BackupEnd = mongodb.ArchiveResume(snapshotInfos(all), paths)
+	return c.ArchiveOplog(ctx, ao)
 }
 
 func (a *App) mongoOplogExpireCommand() *cobra.Command {
