@@ -195,22 +195,17 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 			if datadir != "" {
 				return errors.New("--datadir goes with --physical")
 			}
-			if targetTime != "" && targetPos != "" {
-				return errors.New("give --target-time or --target-position, not both")
-			}
+			var tt time.Time
 			if targetTime != "" {
 				t, err := parseTime(targetTime)
 				if err != nil {
 					return err
 				}
-				o.Target = &mysql.Target{Time: t}
+				tt = t
 			}
-			if targetPos != "" {
-				p, err := mysql.ParsePosition(targetPos)
-				if err != nil {
-					return err
-				}
-				o.Target = &mysql.Target{Position: p}
+			var err error
+			if o.Target, err = mysql.NewTarget(tt, targetPos); err != nil {
+				return err
 			}
 			r, sn, all, err := a.mysqlSnapshot(ctx, args[0], ff.filter())
 			if err != nil {
@@ -334,13 +329,8 @@ func (a *App) mysqlRestorePhysical(ctx context.Context, ref string, ff snapshotF
 		a.out.textf("     it must belong to the server's user: chown -R mysql:mysql %s", dir)
 	}
 	a.out.textf("  2. start the server; it has the data and accounts of the moment the backup ended")
-	if m.BinlogFile != "" {
-		a.out.textf("  3. to roll forward from %s:%d (GTID %s), list the archived binlogs,", m.BinlogFile, m.BinlogPos, m.GTID)
-		a.out.textf("       bunker mysql binlogs --path %s", mysql.ArchivePath(m.Server))
-		a.out.textf("     fetch %s and the files after it (SNAPSHOT is the one listed for each),", m.BinlogFile)
-		a.out.textf("       bunker dump SNAPSHOT /binlog/NAME > NAME")
-		a.out.textf("     and replay them into the running server:")
-		a.out.textf("       mariadb-binlog --start-position=%d [--stop-datetime='YYYY-MM-DD HH:MM:SS'] %s NEXT... | mariadb", m.BinlogPos, m.BinlogFile)
+	for _, l := range m.RollForwardSteps() {
+		a.out.textf("%s", l)
 	}
 	return nil
 }

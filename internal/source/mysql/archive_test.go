@@ -170,3 +170,35 @@ func TestCheckBackup(t *testing.T) {
 		t.Errorf("postgres: %v", err)
 	}
 }
+
+func TestNewTarget(t *testing.T) {
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	if tg, err := NewTarget(time.Time{}, ""); tg != nil || err != nil {
+		t.Errorf("none: %v %v", tg, err)
+	}
+	if tg, err := NewTarget(at, ""); err != nil || !tg.Time.Equal(at) || !tg.Position.IsZero() {
+		t.Errorf("time: %v %v", tg, err)
+	}
+	if tg, err := NewTarget(time.Time{}, "binlog.000002:77"); err != nil || tg.Position != (BinlogPos{"binlog.000002", 77}) {
+		t.Errorf("position: %v %v", tg, err)
+	}
+	if _, err := NewTarget(at, "binlog.000002:77"); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("both: %v", err)
+	}
+	if _, err := NewTarget(time.Time{}, "../x:4"); err == nil {
+		t.Error("bad position accepted")
+	}
+}
+
+func TestRollForwardSteps(t *testing.T) {
+	if s := (&Manifest{}).RollForwardSteps(); s != nil {
+		t.Errorf("without a position: %q", s)
+	}
+	m := &Manifest{Server: "db:3306", BinlogFile: "binlog.000003", BinlogPos: 900, GTID: "0-1-5"}
+	s := strings.Join(m.RollForwardSteps(), "\n")
+	for _, want := range []string{"binlog.000003:900 (GTID 0-1-5)", "--path /mysql/db:3306/binlog", "--start-position=900", "binlog.000003 NEXT..."} {
+		if !strings.Contains(s, want) {
+			t.Errorf("steps lack %q:\n%s", want, s)
+		}
+	}
+}
