@@ -4,28 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
-	"github.com/bunkerbackup/bunker/internal/safefs"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/mongodb"
 	"github.com/spf13/cobra"
-)
-
-// Snapshot sources and kinds of the MongoDB commands.
-const (
-	mongoSource      = "mongodb"
-	mongoOplogSource = "mongodb-oplog"
-	// mongoChunkMax bounds one archived oplog chunk (held in memory).
-	mongoChunkMax = 64 << 20
 )
 
 func (a *App) mongodbCommands() sourceCommands {
@@ -87,12 +73,6 @@ func (a *App) mongoConnect(ctx context.Context, cfg mongodb.Config) (*mongodb.Cl
 type mongoCloser func() error
 
 func (f mongoCloser) Close() error { return f() }
-
-// mongoPaths is the snapshot path of a deployment: /mongodb/<hosts>.
-func mongoPaths(cfg mongodb.Config) []string {
-	hosts := strings.Join(cfg.Hosts(), ",")
-	return []string{"/mongodb/" + strings.ReplaceAll(hosts, "/", "%2F")}
-}
 
 // mongoTools finds mongodump and mongorestore in dir or on the PATH of
 // this command's environment, which the programs also get.
@@ -231,7 +211,7 @@ func (a *App) runMongoBackup(ctx context.Context, cmd *cobra.Command, o mongoBac
 	}
 	a.out.infof("MongoDB %s (%s) at %s", c.Info.Version, c.Info.Topology, strings.Join(cfg.Hosts(), ","))
 	_, err = a.runSourceBackup(ctx, sourceBackup{
-		source: mongoSource, paths: mongoPaths(cfg), tags: o.src.tags, host: o.src.hostname(), kind: snapshot.KindFull,
+		source: mongodb.SourceName, paths: cfg.SnapshotPaths(), tags: o.src.tags, host: o.src.hostname(), kind: snapshot.KindFull,
 		write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
 			var info *mongodb.BackupInfo
 			var err error
@@ -243,7 +223,7 @@ func (a *App) runMongoBackup(ctx context.Context, cmd *cobra.Command, o mongoBac
 			if err != nil {
 				return nil, err
 			}
-			return info.SnapshotMetadata(), nil
+			return info.Meta().Map(), nil
 		},
 	})
 	return err
@@ -356,13 +336,22 @@ func (a *App) runMongoRestore(ctx context.Context, ref string, o mongoRestoreOpt
 		return err
 	}
 
-	r, sn, err := a.openSourceSnapshot(ctx, ref, mongoSource, snapshot.Filter{Hosts: o.hosts})
+	r, sn, err := a.openSourceSnapshot(ctx, ref, mongodb.SourceName, snapshot.Filter{Hosts: o.hosts})
 	if err != nil {
 		return err
 	}
 	t := streamtree.NewReader(r, sn.Tree)
 	if o.toDir != "" {
-		return a.mongoRestoreToDir(ctx, t, sn, o.toDir)
+		files, bytes, err := mongodb.RestoreToDir(ctx, t, o.toDir)
+		if err != nil {
+			return err
+		}
+		if a.g.json {
+			a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "files": files, "bytes": bytes, "target": o.toDir})
+			return nil
+		}
+		a.out.textf("Wrote %d files (%s) of snapshot %s to %s (mongorestore %s)", files, formatBytes(bytes), sn.ShortID(), o.toDir, o.toDir)
+		return nil
 	}
 	info, err := mongodb.ReadBackupInfo(ctx, t)
 	if err != nil {
@@ -388,22 +377,22 @@ func (a *App) runMongoRestore(ctx context.Context, ref string, o mongoRestoreOpt
 		return nil
 	}
 	var chunks []mongodb.ChunkInfo
-	var chunkSnaps map[string]*snapshot.Snapshot
+	chunkSnaps := map[string]*snapshot.Snapshot{}
 	if limit != nil {
-		if info.OplogEnd == "" {
-			return fmt.Errorf("--oplog-limit: snapshot %s has no oplog position (taken without --oplog): it cannot start a point-in-time restore", sn.ShortID())
-		}
-		// The data is consistent only once every entry up to the end of
-		// the dump is applied: the target must come after it.
-		end, _ := mongodb.ParseTimestamp(info.OplogEnd)
-		if !limit.After(end) {
-			return fmt.Errorf("--oplog-limit %s is not after the end of snapshot %s's dump (%s): restore an older backup", o.oplogLimit, sn.ShortID(), info.OplogEnd)
-		}
-		if chunks, chunkSnaps, err = a.mongoOplogChunks(ctx, r, sn); err != nil {
+		all, _, err := snapshot.LoadAll(ctx, r)
+		if err != nil {
 			return err
 		}
+		var notes []string
+		chunks, notes = mongodb.ArchivedChunks(snapshotInfos(all), sn.Paths)
+		for _, n := range notes {
+			a.out.warnf("%s", n)
+		}
+		for _, s := range all {
+			chunkSnaps[s.ID.String()] = s
+		}
 		// Check the archive covers the target before touching the server.
-		if _, err := mongodb.PlanReplay(end, *limit, chunks); err != nil {
+		if err := mongodb.PlanPointInTime(sn.ShortID(), info, *limit, chunks); err != nil {
 			return fmt.Errorf("--oplog-limit: %w", err)
 		}
 	}
@@ -433,30 +422,6 @@ func (a *App) runMongoRestore(ctx context.Context, ref string, o mongoRestoreOpt
 		return &partialError{msg: fmt.Sprintf("%d of %d collections could not be restored", res.Failed, len(res.Collections))}
 	}
 	return nil
-}
-
-// mongoOplogChunks returns the archived oplog chunks of the deployment
-// snapshot sn was taken of.
-func (a *App) mongoOplogChunks(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot) ([]mongodb.ChunkInfo, map[string]*snapshot.Snapshot, error) {
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return nil, nil, err
-	}
-	var chunks []mongodb.ChunkInfo
-	byID := map[string]*snapshot.Snapshot{}
-	for _, s := range all {
-		if s.Metadata["source"] != mongoOplogSource || !slices.Equal(s.Paths, sn.Paths) {
-			continue
-		}
-		ci, err := mongodb.ParseChunkInfo(s.ID.String(), s.Metadata)
-		if err != nil {
-			a.out.warnf("%v", err)
-			continue
-		}
-		chunks = append(chunks, ci)
-		byID[ci.ID] = s
-	}
-	return chunks, byID, nil
 }
 
 func (a *App) printMongoCollection(r mongodb.CollectionResult) {
@@ -510,89 +475,6 @@ func (a *App) printMongoRestoreSummary(sn *snapshot.Snapshot, res *mongodb.Resto
 	}
 }
 
-// mongoRestoreToDir writes the files of the backup, mongodump's layout,
-// into dir (which must not hold them already). Names come from the
-// snapshot and links may already be in dir, so everything is created
-// beneath dir through safefs: a link in the way (dir/shop -> /etc) is
-// refused by name and nothing is written through it; dir itself is the
-// user's choice and may be a link.
-func (a *App) mongoRestoreToDir(ctx context.Context, t source.Tree, sn *snapshot.Snapshot, dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	root, err := safefs.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	var files int
-	var bytes int64
-	// walk copies the backup's directory rel into the directory local
-	// beneath root ("" is root itself).
-	var walk func(rel, local string) error
-	walk = func(rel, local string) error {
-		entries, err := t.List(ctx, rel)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\\\x00") {
-				return fmt.Errorf("%s: invalid name %q in the backup", rel, e.Name)
-			}
-			src, dst := rel+"/"+e.Name, path.Join(local, e.Name)
-			switch e.Type {
-			case source.TypeDir:
-				if err := root.MkdirAll(dst, 0o700); err != nil {
-					return err
-				}
-				if err := walk(src, dst); err != nil {
-					return err
-				}
-			case source.TypeFile:
-				n, err := mongoCopyOut(ctx, t, src, root, dst)
-				if err != nil {
-					return err
-				}
-				files++
-				bytes += n
-			}
-		}
-		return nil
-	}
-	if err := walk(mongodb.Root, ""); err != nil {
-		return fmt.Errorf("restore to %s: %w", dir, err)
-	}
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "files": files, "bytes": bytes, "target": dir})
-		return nil
-	}
-	a.out.textf("Wrote %d files (%s) of snapshot %s to %s (mongorestore %s)", files, formatBytes(bytes), sn.ShortID(), dir, dir)
-	return nil
-}
-
-// mongoCopyOut writes the file src of the backup to dst beneath root,
-// which must not exist; a file it could not finish is removed.
-func mongoCopyOut(ctx context.Context, t source.Tree, src string, root *safefs.Root, dst string) (int64, error) {
-	rc, err := t.Open(ctx, src)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	f, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(f, rc)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = root.Remove(dst)
-		return n, fmt.Errorf("%s: %w", root.Join(dst), err)
-	}
-	return n, nil
-}
-
 type mongoArchiveOptions struct {
 	conn     mongoConnFlags
 	src      sourceFlags
@@ -630,9 +512,6 @@ Not tested against a real replica set (the test server has no oplog).`,
 }
 
 func (a *App) runMongoOplogArchive(ctx context.Context, o mongoArchiveOptions) error {
-	if o.interval < time.Second {
-		return fmt.Errorf("--interval %v is too short (at least 1s)", o.interval)
-	}
 	cfg, err := a.mongoConfig(&o.conn)
 	if err != nil {
 		return err
@@ -641,99 +520,28 @@ func (a *App) runMongoOplogArchive(ctx context.Context, o mongoArchiveOptions) e
 	if err != nil {
 		return err
 	}
-	paths, host := mongoPaths(cfg), o.src.hostname()
+	paths, host := cfg.SnapshotPaths(), o.src.hostname()
 	// The repository is opened once: the archiver commits many times.
 	r, err := a.openRepo(ctx)
 	if err != nil {
 		return err
 	}
-	chunkEnd, backupEnd, err := a.mongoArchiveResume(ctx, r, paths)
-	if err != nil {
-		return err
-	}
-	after := chunkEnd
-	if after == nil {
-		after = backupEnd
-	}
-	tail := func(after *mongodb.Timestamp) (*mongodb.Tailer, error) {
-		if after != nil {
-			a.out.infof("archiving the oplog after %s", mongodb.FormatTimestamp(*after))
-		} else {
-			a.out.infof("archiving the oplog from its oldest entry")
-		}
-		return c.TailOplog(after, !o.once)
-	}
-	tl, err := tail(after)
-	if err != nil {
-		return err
-	}
-	defer func() { tl.Close(context.WithoutCancel(ctx)) }()
-	for {
-		data, ci, err := tl.Collect(ctx, time.Now().Add(o.interval), mongoChunkMax)
-		if errors.Is(err, mongodb.ErrOplogGap) && after == chunkEnd && backupEnd != nil && backupEnd.After(*chunkEnd) {
-			// The archive cannot continue, but a newer backup can be
-			// continued from: point-in-time restores between the two
-			// are lost, later ones are not.
-			a.out.warnf("%v; continuing after the newest backup's end %s instead", err, mongodb.FormatTimestamp(*backupEnd))
-			tl.Close(ctx)
-			after = backupEnd
-			if tl, err = tail(after); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if data != nil {
-			_, err := a.runSourceBackup(ctx, sourceBackup{
-				source: mongoOplogSource, paths: paths, tags: o.src.tags, host: host, kind: kindContinuous, repo: r, quiet: true,
-				write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
-					if err := source.WriteBytes(ctx, w, mongodb.ChunkFile(ci.Start), data, nil); err != nil {
-						return nil, err
-					}
-					m := ci.Metadata()
-					m["topology"], m["replica_set"] = c.Info.Topology, c.Info.SetName
-					m["hosts"] = strings.Join(cfg.Hosts(), ",")
-					return m, nil
-				},
-			})
-			if err != nil {
-				return err
-			}
-		}
-		if o.once && len(data) < mongoChunkMax {
-			return nil
-		}
-	}
-}
-
-// mongoArchiveResume finds where archiving may continue: after the newest
-// archived chunk of these paths, and after the end of the newest backup's
-// oplog (nil when there is none).
-func (a *App) mongoArchiveResume(ctx context.Context, r *repository.Repository, paths []string) (chunkEnd, backupEnd *mongodb.Timestamp, err error) {
 	all, _, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	for _, s := range all {
-		src := s.Metadata["source"]
-		if (src != mongoOplogSource && src != mongoSource) || !slices.Equal(s.Paths, paths) {
-			continue
-		}
-		ts, err := mongodb.ParseTimestamp(s.Metadata["oplog_end"])
-		if err != nil {
-			continue
-		}
-		p := &chunkEnd
-		if src == mongoSource {
-			p = &backupEnd
-		}
-		if *p == nil || ts.After(**p) {
-			*p = &ts
-		}
-	}
-	return chunkEnd, backupEnd, nil
+	ao := mongodb.ArchiveOptions{Interval: o.interval, Once: o.once, Log: a.out.infof, Warn: a.out.warnf,
+		Commit: func(ctx context.Context, data []byte, ci mongodb.ChunkInfo) error {
+			_, err := a.runSourceBackup(ctx, sourceBackup{
+				source: mongodb.OplogSourceName, paths: paths, tags: o.src.tags, host: host, kind: kindContinuous, repo: r, quiet: true,
+				write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
+					return mongodb.WriteChunk(ctx, w, data, ci)
+				},
+			})
+			return err
+		}}
+	ao.ChunkEnd, ao.BackupEnd = mongodb.ArchiveResume(snapshotInfos(all), paths)
+	return c.ArchiveOplog(ctx, ao)
 }
 
 func (a *App) mongoOplogExpireCommand() *cobra.Command {
@@ -741,43 +549,5 @@ func (a *App) mongoOplogExpireCommand() *cobra.Command {
 		`Forget the oplog archive snapshots that only hold entries up to the end
 of the oldest MongoDB backup (taken with --oplog) still in the repository,
 per deployment (snapshot path). Run it after forget (prune then reclaims
-the space). A deployment without such a backup keeps its whole archive.`, pickArchive{"oplog archive", a.expiredOplog})
-}
-
-// expiredOplog picks the oplog chunks older than every backup's oplog.
-func (a *App) expiredOplog(all []*snapshot.Snapshot) ([]expired, int) {
-	key := func(s *snapshot.Snapshot) string { return strings.Join(s.Paths, "\x00") }
-	oldest := map[string]mongodb.Timestamp{}
-	chunks := map[string][]mongodb.ChunkInfo{}
-	byID := map[string]*snapshot.Snapshot{}
-	total := 0
-	for _, s := range all {
-		switch s.Metadata["source"] {
-		case mongoSource:
-			ts, err := mongodb.ParseTimestamp(s.Metadata["oplog_end"])
-			if err != nil {
-				continue
-			}
-			if o, ok := oldest[key(s)]; !ok || ts.Before(o) {
-				oldest[key(s)] = ts
-			}
-		case mongoOplogSource:
-			total++
-			ci, err := mongodb.ParseChunkInfo(s.ID.String(), s.Metadata)
-			if err != nil {
-				a.out.warnf("%v", err)
-				continue
-			}
-			chunks[key(s)] = append(chunks[key(s)], ci)
-			byID[ci.ID] = s
-		}
-	}
-	var out []expired
-	for k, base := range oldest {
-		for _, ci := range mongodb.ExpiredChunks(base, chunks[k]) {
-			s := byID[ci.ID]
-			out = append(out, expired{s, fmt.Sprintf("(oplog %s..%s)", s.Metadata["oplog_start"], s.Metadata["oplog_end"])})
-		}
-	}
-	return out, total
+the space). A deployment without such a backup keeps its whole archive.`, mongodb.LogArchive{})
 }

@@ -7,9 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
@@ -82,12 +80,6 @@ func (f *mysqlConnFlags) connect(ctx context.Context, a *App) (*mysql.Source, er
 	return mysql.Connect(ctx, mysql.Options{Conn: c, ToolDir: f.toolDir, Warn: func(msg string) { a.out.warnf("%s", msg) }})
 }
 
-// mysqlPath is the snapshot path of a server's backups.
-func mysqlPath(server string) string { return path.Clean("/mysql/" + server) }
-
-// mysqlBinlogPath is the snapshot path of a server's binlog archive.
-func mysqlBinlogPath(server string) string { return mysqlPath(server) + "/binlog" }
-
 func (a *App) mysqlCommands() sourceCommands {
 	return sourceCommands{
 		backup:  a.mysqlBackupCommand(),
@@ -135,14 +127,14 @@ binlog_pos, gtid, databases and physical.
 			}
 			defer src.Close()
 			_, err = a.runSourceBackup(ctx, sourceBackup{
-				source: "mysql", paths: []string{mysqlPath(src.Server())}, tags: sf.tags, host: sf.hostname(),
+				source: mysql.SourceName, paths: []string{mysql.BackupPath(src.Server())}, tags: sf.tags, host: sf.hostname(),
 				kind: snapshot.KindFull,
 				write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
 					m, err := src.Backup(ctx, w, o)
 					if err != nil {
 						return nil, err
 					}
-					return m.Metadata(), nil
+					return m.Meta().Map(), nil
 				},
 			})
 			return err
@@ -204,22 +196,17 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 			if datadir != "" {
 				return errors.New("--datadir goes with --physical")
 			}
-			if targetTime != "" && targetPos != "" {
-				return errors.New("give --target-time or --target-position, not both")
-			}
+			var tt time.Time
 			if targetTime != "" {
 				t, err := timespec.ParseTime(targetTime)
 				if err != nil {
 					return fmt.Errorf("--target-time: %w", err)
 				}
-				o.Target = &mysql.Target{Time: t}
+				tt = t
 			}
-			if targetPos != "" {
-				p, err := mysql.ParsePosition(targetPos)
-				if err != nil {
-					return err
-				}
-				o.Target = &mysql.Target{Position: p}
+			var err error
+			if o.Target, err = mysql.NewTarget(tt, targetPos); err != nil {
+				return err
 			}
 			r, sn, all, err := a.mysqlSnapshot(ctx, args[0], ff.filter())
 			if err != nil {
@@ -276,62 +263,25 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 // returns every snapshot, for finding the binlog archive.
 func (a *App) mysqlSnapshot(ctx context.Context, ref string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, []*snapshot.Snapshot, error) {
 	return a.findBackup(ctx, ref, f, func(sn *snapshot.Snapshot) error {
-		switch {
-		case sn.Metadata["source"] != "mysql":
-			return fmt.Errorf("snapshot %s is not a MySQL backup (source %q)", sn.ShortID(), sn.Metadata["source"])
-		case sn.Kind == kindContinuous:
-			return fmt.Errorf("snapshot %s is part of a binlog archive, not a backup: restore a backup with --target-time or --target-position", sn.ShortID())
-		case len(sn.Paths) != 1:
-			return fmt.Errorf("snapshot %s has %d paths, a MySQL backup has one", sn.ShortID(), len(sn.Paths))
-		}
-		return nil
+		return mysql.CheckBackup(&snapshotInfos([]*snapshot.Snapshot{sn})[0])
 	})
 }
 
-// mysqlArchived lists the binlog copies in the archive snapshots of one
-// server (path p, hostname host), oldest snapshot first.
-func mysqlArchived(all []*snapshot.Snapshot, p, host string) ([]mysql.BinlogFile, []*snapshot.Snapshot, error) {
-	var files []mysql.BinlogFile
-	var owners []*snapshot.Snapshot
-	for _, s := range all {
-		if s.Metadata["source"] != "mysql" || s.Kind != kindContinuous || s.Hostname != host || !slices.Equal(s.Paths, []string{p}) {
-			continue
-		}
-		fs, err := mysql.ArchivedFiles(s.Metadata)
-		if err != nil {
-			return nil, nil, fmt.Errorf("binlog archive snapshot %s: %w", s.ShortID(), err)
-		}
-		for i := range fs {
-			fs[i].Snapshot = s.ShortID()
-			files = append(files, fs[i])
-			owners = append(owners, s)
-		}
-	}
-	return files, owners, nil
-}
-
-// mysqlBinlogArchive collects what is archived for one server.
+// mysqlBinlogArchive collects what is archived for one server, each
+// file read from its snapshot.
 func mysqlBinlogArchive(r *repository.Repository, all []*snapshot.Snapshot, p, host string) (*mysql.BinlogArchive, error) {
-	files, owners, err := mysqlArchived(all, p, host)
+	arch, err := mysql.FindArchive(snapshotInfos(all), p, host)
 	if err != nil {
 		return nil, err
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no binlogs are archived under %s from host %s: run bunker mysql binlog-archive (or give --binlog-path)", p, host)
-	}
-	for i := range files {
-		tree := owners[i].Tree
-		name := files[i].Name
-		files[i].Open = func(ctx context.Context) (io.ReadCloser, error) {
-			return streamtree.NewReader(r, tree).Open(ctx, "binlog/"+name)
-		}
-	}
-	arch := &mysql.BinlogArchive{Files: mysql.BestCopies(files)}
+	byID := map[string]*snapshot.Snapshot{}
 	for _, s := range all {
-		if s.Metadata["source"] == "mysql" && s.Kind == kindContinuous && s.Hostname == host && slices.Equal(s.Paths, []string{p}) {
-			if u, err := time.Parse(time.RFC3339Nano, s.Metadata["until"]); err == nil && u.After(arch.Until) {
-				arch.Until = u
-			}
+		byID[s.ID.String()] = s
+	}
+	for i := range arch.Files {
+		tree, name := byID[arch.Files[i].SnapshotID].Tree, arch.Files[i].Name
+		arch.Files[i].Open = func(ctx context.Context) (io.ReadCloser, error) {
+			return streamtree.NewReader(r, tree).Open(ctx, "binlog/"+name)
 		}
 	}
 	return arch, nil
@@ -380,13 +330,8 @@ func (a *App) mysqlRestorePhysical(ctx context.Context, ref string, ff snapshotF
 		a.out.textf("     it must belong to the server's user: chown -R mysql:mysql %s", dir)
 	}
 	a.out.textf("  2. start the server; it has the data and accounts of the moment the backup ended")
-	if m.BinlogFile != "" {
-		a.out.textf("  3. to roll forward from %s:%d (GTID %s), list the archived binlogs,", m.BinlogFile, m.BinlogPos, m.GTID)
-		a.out.textf("       bunker mysql binlogs --path %s", mysqlBinlogPath(m.Server))
-		a.out.textf("     fetch %s and the files after it (SNAPSHOT is the one listed for each),", m.BinlogFile)
-		a.out.textf("       bunker dump SNAPSHOT /binlog/NAME > NAME")
-		a.out.textf("     and replay them into the running server:")
-		a.out.textf("       mariadb-binlog --start-position=%d [--stop-datetime='YYYY-MM-DD HH:MM:SS'] %s NEXT... | mariadb", m.BinlogPos, m.BinlogFile)
+	for _, l := range m.RollForwardSteps() {
+		a.out.textf("%s", l)
 	}
 	return nil
 }
@@ -450,7 +395,7 @@ func (a *App) runMysqlBinlogArchive(ctx context.Context, cf mysqlConnFlags, sf s
 		return err
 	}
 	defer src.Close()
-	binlogPath := mysqlBinlogPath(src.Server())
+	binlogPath := mysql.ArchivePath(src.Server())
 	host := sf.hostname()
 	// The repository is opened once: the archiver commits many times.
 	r, err := a.openRepo(ctx)
@@ -462,7 +407,7 @@ func (a *App) runMysqlBinlogArchive(ctx context.Context, cf mysqlConnFlags, sf s
 	if err != nil {
 		return err
 	}
-	if o.Archived, _, err = mysqlArchived(all, binlogPath, host); err != nil {
+	if o.Archived, err = mysql.Archived(snapshotInfos(all), binlogPath, host); err != nil {
 		return err
 	}
 	spool := o.SpoolDir
@@ -488,26 +433,12 @@ func (a *App) runMysqlBinlogArchive(ctx context.Context, cf mysqlConnFlags, sf s
 // pushBinlogs commits one snapshot of the archive.
 func (a *App) pushBinlogs(ctx context.Context, r *repository.Repository, src *mysql.Source, binlogPath, host string, tags []string, p mysql.Push) error {
 	_, err := a.runSourceBackup(ctx, sourceBackup{
-		source: "mysql", paths: []string{binlogPath}, tags: tags, host: host, kind: kindContinuous, repo: r, quiet: true,
+		source: mysql.SourceName, paths: []string{binlogPath}, tags: tags, host: host, kind: kindContinuous, repo: r, quiet: true,
 		write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
-			for _, f := range p.Files {
-				rc, err := f.Open()
-				if err != nil {
-					return nil, err
-				}
-				n, err := w.WriteFile(ctx, "binlog/"+f.Name, rc, nil)
-				_ = rc.Close()
-				if err != nil {
-					return nil, fmt.Errorf("store %s: %w", f.Name, err)
-				}
-				if n != f.Size {
-					return nil, fmt.Errorf("store %s: read %d bytes, want %d", f.Name, n, f.Size)
-				}
+			if err := mysql.WritePush(ctx, w, p); err != nil {
+				return nil, err
 			}
-			md := mysql.PushMetadata(p)
-			md["flavour"] = string(src.Info.Flavour)
-			md["server_version"] = src.Info.Version
-			return md, nil
+			return src.PushMeta(p).Map(), nil
 		},
 	})
 	if err != nil {
@@ -543,16 +474,7 @@ its first and last events.`,
 			if err != nil {
 				return err
 			}
-			type key struct{ path, host string }
-			var keys []key
-			for _, s := range ff.filter().Apply(all) {
-				if s.Metadata["source"] != "mysql" || s.Kind != kindContinuous || len(s.Paths) != 1 {
-					continue
-				}
-				if k := (key{s.Paths[0], s.Hostname}); !slices.Contains(keys, k) {
-					keys = append(keys, k)
-				}
-			}
+			infos := snapshotInfos(all)
 			type row struct {
 				Path       string `json:"path"`
 				Host       string `json:"host"`
@@ -564,13 +486,13 @@ its first and last events.`,
 				LastEvent  string `json:"last_event,omitempty"`
 			}
 			rows := []row{}
-			for _, k := range keys {
-				files, _, err := mysqlArchived(all, k.path, k.host)
+			for _, k := range mysql.ArchiveServers(snapshotInfos(ff.filter().Apply(all))) {
+				files, err := mysql.Archived(infos, k.Path, k.Host)
 				if err != nil {
 					return err
 				}
 				for _, f := range mysql.BestCopies(files) {
-					rw := row{Path: k.path, Host: k.host, File: f.Name, Size: f.Size, Complete: f.Complete, Snapshot: f.Snapshot}
+					rw := row{Path: k.Path, Host: k.Host, File: f.Name, Size: f.Size, Complete: f.Complete, Snapshot: f.Snapshot}
 					if !f.First.IsZero() {
 						rw.FirstEvent = f.First.Format(time.RFC3339)
 						rw.LastEvent = f.Last.Format(time.RFC3339)
@@ -612,59 +534,5 @@ backup still in the repository starts from, or has a better copy (complete,
 or larger) in another snapshot — the many copies of the growing active file
 the archiver commits. forget leaves binlog archives alone: run this after
 it, then prune to free the space. A server without a backup keeps all of its
-binlogs.`, pickArchive{"binlog archive", a.expiredBinlogs})
-}
-
-// expiredBinlogs picks the binlog archive snapshots no restore reads.
-func (a *App) expiredBinlogs(all []*snapshot.Snapshot) ([]expired, int) {
-	type key struct{ path, host string }
-	// Where the oldest backup of every server starts.
-	oldest := map[key]string{}
-	for _, s := range all {
-		if s.Metadata["source"] != "mysql" || s.Kind == kindContinuous || len(s.Paths) != 1 {
-			continue
-		}
-		f := s.Metadata["binlog_file"]
-		if _, _, err := mysql.ParseBinlogName(f); err != nil {
-			continue
-		}
-		k := key{s.Paths[0] + "/binlog", s.Hostname}
-		if cur, ok := oldest[k]; !ok || (mysql.BinlogPos{File: f}).Before(mysql.BinlogPos{File: cur}) {
-			oldest[k] = f
-		}
-	}
-	archives := map[key][]mysql.ArchiveSnapshot{}
-	byID := map[string]*snapshot.Snapshot{}
-	var keys []key
-	for _, s := range all {
-		if s.Metadata["source"] != "mysql" || s.Kind != kindContinuous || len(s.Paths) != 1 {
-			continue
-		}
-		files, err := mysql.ArchivedFiles(s.Metadata)
-		if err != nil {
-			a.out.warnf("binlog archive snapshot %s: %v (kept)", s.ShortID(), err)
-			continue
-		}
-		k := key{s.Paths[0], s.Hostname}
-		if _, ok := archives[k]; !ok {
-			keys = append(keys, k)
-		}
-		as := mysql.ArchiveSnapshot{ID: s.ID.String(), Files: files}
-		as.Until, _ = time.Parse(time.RFC3339Nano, s.Metadata["until"])
-		archives[k] = append(archives[k], as)
-		byID[as.ID] = s
-	}
-	var out []expired
-	total := 0
-	for _, k := range keys {
-		total += len(archives[k])
-		if oldest[k] == "" {
-			a.out.infof("%s (host %s): no backup records a binlog position, all binlogs kept", k.path, k.host)
-			continue
-		}
-		for _, id := range mysql.ExpireBinlogs(archives[k], oldest[k]) {
-			out = append(out, expired{byID[id], fmt.Sprintf("(%s, host %s)", k.path, k.host)})
-		}
-	}
-	return out, total
+binlogs.`, mysql.LogArchive{})
 }

@@ -327,28 +327,6 @@ type expired struct {
 	desc string
 }
 
-// pickArchive is a log archive whose expiry still works on the engine's
-// snapshots in cli (binlogs, oplog). It goes once their sources
-// implement source.LogArchive; expireCommand calls pick itself.
-type pickArchive struct {
-	name string
-	pick func(all []*snapshot.Snapshot) ([]expired, int)
-}
-
-func (p pickArchive) Name() string { return p.name }
-
-// Expire is never called: expireCommand runs pick on the snapshots.
-func (p pickArchive) Expire([]source.SnapshotInfo) source.Expiry { return source.Expiry{} }
-
-func (p pickArchive) expire(all []*snapshot.Snapshot) source.Expiry {
-	list, total := p.pick(all)
-	x := source.Expiry{Archives: total}
-	for _, e := range list {
-		x.Expired = append(x.Expired, source.Expired{ID: e.sn.ID.String(), Why: e.desc})
-	}
-	return x
-}
-
 // expireCommand is the "forget what no kept backup needs" command of a
 // log archive (WAL, binlogs, oplog): la chooses, from all snapshots, the
 // archive snapshots to forget and says how many archive snapshots there
@@ -370,12 +348,7 @@ func (a *App) expireCommand(use, shortHelp, long string, la source.LogArchive) *
 			if err != nil {
 				return err
 			}
-			var x source.Expiry
-			if p, ok := la.(pickArchive); ok {
-				x = p.expire(all)
-			} else {
-				x = la.Expire(snapshotInfos(all))
-			}
+			x := la.Expire(snapshotInfos(all))
 			for _, n := range x.Notes {
 				a.out.infof("%s", n)
 			}

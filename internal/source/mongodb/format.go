@@ -155,40 +155,6 @@ func ReadBackupInfo(ctx context.Context, t source.Tree) (*BackupInfo, error) {
 	return DecodeBackupInfo(data)
 }
 
-// SnapshotMetadata is what the snapshot records of a backup.
-func (b *BackupInfo) SnapshotMetadata() map[string]string {
-	m := map[string]string{
-		"server_version": b.ServerVersion,
-		"topology":       b.Topology,
-		"hosts":          strings.Join(b.Hosts, ","),
-	}
-	var dbs []string
-	n := 0
-	for _, c := range b.Collections {
-		if c.authCollection() {
-			continue
-		}
-		n++
-		if len(dbs) == 0 || dbs[len(dbs)-1] != c.DB {
-			dbs = append(dbs, c.DB)
-		}
-	}
-	if b.Tool == "" {
-		m["databases"] = strings.Join(dbs, ",")
-		m["collections"] = strconv.Itoa(n)
-	} else {
-		m["tool"] = b.Tool
-	}
-	if b.OplogStart != "" {
-		m["oplog_start"] = b.OplogStart
-		m["oplog_end"] = b.OplogEnd
-	}
-	if b.Users {
-		m["users"] = "true"
-	}
-	return m
-}
-
 // Metadata is a collection's <coll>.metadata.json, in mongodump's layout:
 // canonical extended JSON with options, indexes, uuid (hex),
 // collectionName and type.

@@ -96,7 +96,7 @@ func TestBackupInfo(t *testing.T) {
 	if len(got.Collections) != 4 || got.OplogEnd != "9:3" {
 		t.Fatalf("decoded %+v", got)
 	}
-	m := got.SnapshotMetadata()
+	m := got.Meta().Map()
 	if m["databases"] != "a,b" || m["collections"] != "3" || m["oplog_end"] != "9:3" || m["hosts"] != "a:1,b:2" || m["topology"] != "replset" {
 		t.Fatalf("snapshot metadata %v", m)
 	}

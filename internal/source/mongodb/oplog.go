@@ -226,7 +226,8 @@ func (r *Replayer) Apply(ctx context.Context, rd io.Reader) error {
 }
 
 // ChunkInfo describes one archived oplog chunk: a snapshot of kind
-// "continuous" holding ChunkFile(Start).
+// "continuous" holding ChunkFile(Start). It is also the chunk snapshot's
+// metadata (Map, ParseChunkInfo).
 type ChunkInfo struct {
 	ID string // the snapshot, for messages
 	// After is the entry the chunk continues from (exclusive); nil when
@@ -234,6 +235,9 @@ type ChunkInfo struct {
 	After      *Timestamp
 	Start, End Timestamp // first and last entry
 	Entries    int64
+	// Topology, ReplicaSet and Hosts say where it was read.
+	Topology, ReplicaSet string
+	Hosts                []string
 }
 
 // ChunkDir is the directory of oplog chunks in an archive snapshot.
@@ -244,12 +248,16 @@ func ChunkFile(start Timestamp) string {
 	return fmt.Sprintf("%s/%010d-%010d.bson", ChunkDir, start.T, start.I)
 }
 
-// Metadata is what the chunk's snapshot records.
-func (ci *ChunkInfo) Metadata() map[string]string {
+// Map is what the chunk's snapshot records: oplog_start, oplog_end,
+// oplog_entries, oplog_after (unless nil), topology, replica_set, hosts.
+func (ci *ChunkInfo) Map() map[string]string {
 	m := map[string]string{
 		"oplog_start":   FormatTimestamp(ci.Start),
 		"oplog_end":     FormatTimestamp(ci.End),
 		"oplog_entries": strconv.FormatInt(ci.Entries, 10),
+		"topology":      ci.Topology,
+		"replica_set":   ci.ReplicaSet,
+		"hosts":         strings.Join(ci.Hosts, ","),
 	}
 	if ci.After != nil {
 		m["oplog_after"] = FormatTimestamp(*ci.After)
@@ -257,26 +265,29 @@ func (ci *ChunkInfo) Metadata() map[string]string {
 	return m
 }
 
-// ParseChunkInfo reads a chunk snapshot's metadata.
+// ParseChunkInfo reads a chunk snapshot's metadata; errors name the
+// snapshot, the key and the value.
 func ParseChunkInfo(id string, m map[string]string) (ChunkInfo, error) {
-	ci := ChunkInfo{ID: id}
+	ci := ChunkInfo{ID: id, Topology: m["topology"], ReplicaSet: m["replica_set"], Hosts: splitList(m["hosts"])}
 	var err error
 	if ci.Start, err = ParseTimestamp(m["oplog_start"]); err != nil {
-		return ci, fmt.Errorf("oplog chunk %s: start: %w", id, err)
+		return ci, fmt.Errorf("oplog chunk %s: start: %w", id, metaError("oplog_start", m["oplog_start"], err))
 	}
 	if ci.End, err = ParseTimestamp(m["oplog_end"]); err != nil {
-		return ci, fmt.Errorf("oplog chunk %s: end: %w", id, err)
+		return ci, fmt.Errorf("oplog chunk %s: end: %w", id, metaError("oplog_end", m["oplog_end"], err))
 	}
 	if a, ok := m["oplog_after"]; ok {
 		ts, err := ParseTimestamp(a)
 		if err != nil {
-			return ci, fmt.Errorf("oplog chunk %s: after: %w", id, err)
+			return ci, fmt.Errorf("oplog chunk %s: after: %w", id, metaError("oplog_after", a, err))
 		}
 		ci.After = &ts
 	}
 	if ci.End.Before(ci.Start) || (ci.After != nil && !ci.After.Before(ci.Start)) {
 		return ci, fmt.Errorf("oplog chunk %s: inconsistent range", id)
 	}
+	// The count is for messages only: a bad one does not make the
+	// chunk unusable.
 	ci.Entries, _ = strconv.ParseInt(m["oplog_entries"], 10, 64)
 	return ci, nil
 }

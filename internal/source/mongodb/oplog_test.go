@@ -147,7 +147,7 @@ func TestExpiredChunks(t *testing.T) {
 
 func TestChunkInfo(t *testing.T) {
 	ci := ChunkInfo{ID: "x", After: tsp(3), Start: ts(4), End: ts(9), Entries: 12}
-	got, err := ParseChunkInfo("x", ci.Metadata())
+	got, err := ParseChunkInfo("x", ci.Map())
 	if err != nil || got.After == nil || *got.After != *ci.After || got.Start != ci.Start || got.End != ci.End || got.Entries != 12 {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}

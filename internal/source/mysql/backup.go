@@ -73,28 +73,12 @@ type Dump struct {
 // Position is where the dump is consistent with the binary log.
 func (d Dump) Position() BinlogPos { return BinlogPos{File: d.BinlogFile, Pos: d.BinlogPos} }
 
-// Metadata are the snapshot metadata of the backup: flavour,
-// server_version, binlog_file, binlog_pos, gtid, databases, physical.
-func (m *Manifest) Metadata() map[string]string {
-	md := map[string]string{
-		"flavour":        string(m.Flavour),
-		"server_version": m.ServerVersion,
-		"physical":       strconv.FormatBool(m.Physical),
-	}
-	if m.BinlogFile != "" {
-		md["binlog_file"] = m.BinlogFile
-		md["binlog_pos"] = strconv.FormatUint(m.BinlogPos, 10)
-	}
-	if m.GTID != "" {
-		md["gtid"] = m.GTID
-	}
-	if len(m.Databases) > 0 {
-		names := make([]string, len(m.Databases))
-		for i, d := range m.Databases {
-			// A comma list: escape what would break it.
-			names[i] = strings.NewReplacer("%", "%25", ",", "%2C").Replace(d.Name)
-		}
-		md["databases"] = strings.Join(names, ",")
+// Meta is the snapshot metadata of the backup.
+func (m *Manifest) Meta() BackupMeta {
+	md := BackupMeta{Flavour: m.Flavour, ServerVersion: m.ServerVersion, Physical: m.Physical,
+		Position: BinlogPos{File: m.BinlogFile, Pos: m.BinlogPos}, GTID: m.GTID}
+	for _, d := range m.Databases {
+		md.Databases = append(md.Databases, d.Name)
 	}
 	return md
 }

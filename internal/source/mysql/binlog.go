@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // ArchiveOptions configure ArchiveBinlogs.
@@ -497,56 +499,6 @@ func (a *archiver) spooled(name string, active bool) (PushFile, error) {
 	return f, nil
 }
 
-// PushMetadata are the snapshot metadata of a push: binlog_files (the
-// complete files, comma separated), partial (the active file), until
-// (RFC 3339) and binlog_index (every file's size and event times, which
-// ArchivedFiles reads back).
-func PushMetadata(p Push) map[string]string {
-	md := map[string]string{}
-	var complete []string
-	var index []binlogIndexEntry
-	for _, f := range p.Files {
-		if f.Partial {
-			md["partial"] = f.Name
-		} else {
-			complete = append(complete, f.Name)
-		}
-		e := binlogIndexEntry{Name: f.Name, Size: f.Size}
-		if !f.First.IsZero() {
-			e.First, e.Last = f.First.Unix(), f.Last.Unix()
-		}
-		index = append(index, e)
-	}
-	if len(complete) > 0 {
-		md["binlog_files"] = strings.Join(complete, ",")
-	}
-	md["binlog_index"] = formatBinlogIndex(index)
-	if !p.Until.IsZero() {
-		md["until"] = p.Until.UTC().Format(time.RFC3339Nano)
-	}
-	return md
-}
-
-// ArchivedFiles reads the files of an archive snapshot back from its
-// metadata (as PushMetadata wrote them). Open and Snapshot are left to
-// the caller.
-func ArchivedFiles(md map[string]string) ([]BinlogFile, error) {
-	index, err := parseBinlogIndex(md["binlog_index"])
-	if err != nil {
-		return nil, err
-	}
-	partial := md["partial"]
-	var out []BinlogFile
-	for _, e := range index {
-		f := BinlogFile{Name: e.Name, Size: e.Size, Complete: e.Name != partial}
-		if e.First != 0 {
-			f.First, f.Last = time.Unix(e.First, 0).UTC(), time.Unix(e.Last, 0).UTC()
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
 // ArchiveSnapshot is one snapshot of a server's binlog archive, as
 // ExpireBinlogs sees it.
 type ArchiveSnapshot struct {
@@ -592,4 +544,24 @@ func ExpireBinlogs(snaps []ArchiveSnapshot, oldest string) []string {
 		}
 	}
 	return out
+}
+
+// WritePush stores the files of a push as binlog/NAME, each exactly its
+// Size bytes.
+func WritePush(ctx context.Context, sink source.Sink, p Push) error {
+	for _, f := range p.Files {
+		rc, err := f.Open()
+		if err != nil {
+			return err
+		}
+		n, err := sink.WriteFile(ctx, "binlog/"+f.Name, rc, nil)
+		_ = rc.Close()
+		if err != nil {
+			return fmt.Errorf("store %s: %w", f.Name, err)
+		}
+		if n != f.Size {
+			return fmt.Errorf("store %s: read %d bytes, want %d", f.Name, n, f.Size)
+		}
+	}
+	return nil
 }

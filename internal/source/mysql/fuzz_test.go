@@ -121,7 +121,7 @@ func FuzzParseManifest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = m.Metadata()
+		_ = m.Meta().Map()
 		for _, d := range m.Databases {
 			if !strings.HasPrefix(d.File, "mysql/") || path.Clean(d.File) != d.File || strings.Count(d.File, "/") != 1 {
 				t.Fatalf("file %q accepted", d.File)

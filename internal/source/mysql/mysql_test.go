@@ -348,11 +348,12 @@ func TestBinlogIndex(t *testing.T) {
 	}
 	p := Push{Files: []PushFile{{Name: "binlog.000001", Size: 10, First: time.Unix(5, 0), Last: time.Unix(6, 0)}, {Name: "binlog.000002", Size: 7, Partial: true}},
 		Until: time.Unix(100, 5)}
-	md := PushMetadata(p)
+	md := pushMeta(p).Map()
 	if md["partial"] != "binlog.000002" || md["binlog_files"] != "binlog.000001" || md["until"] == "" {
 		t.Errorf("metadata %v", md)
 	}
-	files, err := ArchivedFiles(md)
+	am, err := ParseArchiveMeta(md)
+	files := am.Files
 	if err != nil || len(files) != 2 || !files[0].Complete || files[1].Complete || files[0].First.Unix() != 5 || files[1].Size != 7 {
 		t.Errorf("ArchivedFiles: %+v %v", files, err)
 	}
@@ -380,7 +381,7 @@ func TestManifest(t *testing.T) {
 		{Name: "b,c", File: "mysql/b,c.sql", BinlogFile: "binlog.000002", BinlogPos: 4},
 		{Name: "a", File: "mysql/a.sql", BinlogFile: "binlog.000001", BinlogPos: 900},
 	}, BinlogFile: "binlog.000001", BinlogPos: 900}
-	md := m.Metadata()
+	md := m.Meta().Map()
 	if md["databases"] != "b%2Cc,a" || md["physical"] != "false" || md["binlog_pos"] != "900" {
 		t.Errorf("metadata %v", md)
 	}

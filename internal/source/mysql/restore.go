@@ -28,8 +28,10 @@ type BinlogFile struct {
 	// First and Last are the times of its first and last events (zero
 	// when unknown).
 	First, Last time.Time
-	// Snapshot names where it is stored, for messages.
-	Snapshot string
+	// Snapshot names where it is stored, for messages (a short ID);
+	// SnapshotID is that snapshot's full ID.
+	Snapshot   string
+	SnapshotID string
 	// Open reads the copy.
 	Open func(ctx context.Context) (io.ReadCloser, error)
 }
@@ -615,4 +617,38 @@ func checkPrepareOptions(dir string) error {
 		return fmt.Errorf("in %s: %w", dir, err)
 	}
 	return nil
+}
+
+// NewTarget is the target of a point-in-time restore from a time (zero:
+// none) or a position FILE:POS ("": none); nil when there is neither.
+func NewTarget(t time.Time, pos string) (*Target, error) {
+	switch {
+	case !t.IsZero() && pos != "":
+		return nil, errors.New("give --target-time or --target-position, not both")
+	case !t.IsZero():
+		return &Target{Time: t}, nil
+	case pos != "":
+		p, err := ParsePosition(pos)
+		if err != nil {
+			return nil, err
+		}
+		return &Target{Position: p}, nil
+	}
+	return nil, nil
+}
+
+// RollForwardSteps says how to roll a prepared physical backup forward by
+// hand with the archived binlogs (nothing when it records no position).
+func (m *Manifest) RollForwardSteps() []string {
+	if m.BinlogFile == "" {
+		return nil
+	}
+	return []string{
+		fmt.Sprintf("  3. to roll forward from %s:%d (GTID %s), list the archived binlogs,", m.BinlogFile, m.BinlogPos, m.GTID),
+		fmt.Sprintf("       bunker mysql binlogs --path %s", ArchivePath(m.Server)),
+		fmt.Sprintf("     fetch %s and the files after it (SNAPSHOT is the one listed for each),", m.BinlogFile),
+		"       bunker dump SNAPSHOT /binlog/NAME > NAME",
+		"     and replay them into the running server:",
+		fmt.Sprintf("       mariadb-binlog --start-position=%d [--stop-datetime='YYYY-MM-DD HH:MM:SS'] %s NEXT... | mariadb", m.BinlogPos, m.BinlogFile),
+	}
 }

@@ -32,18 +32,10 @@ type Scratch struct {
 func StartScratch(ctx context.Context, toolDir string) (*Scratch, error) {
 	find := func(names ...string) (string, error) {
 		for _, n := range names {
-			for _, d := range []string{toolDir, "/usr/sbin", "/usr/bin"} {
-				if d == "" {
-					continue
-				}
-				if p := filepath.Join(d, n); isExec(p) {
-					return p, nil
-				}
-			}
-			if toolDir == "" {
-				if p, err := exec.LookPath(n); err == nil {
-					return p, nil
-				}
+			// Debian installs the server programs in /usr/sbin, which
+			// is not on every PATH.
+			if p, err := source.LookTool(n, toolDir, "/usr/sbin", "/usr/bin"); err == nil {
+				return p, nil
 			}
 		}
 		return "", fmt.Errorf("%s not found: a database drill needs the server programs", names[0])
@@ -115,11 +107,6 @@ func StartScratch(ctx context.Context, toolDir string) (*Scratch, error) {
 			return nil, fmt.Errorf("the scratch server did not accept connections within a minute: %v", err)
 		}
 	}
-}
-
-func isExec(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
 func lastLines(s string) string {
