@@ -16,11 +16,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/daemon"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/notify"
 	"github.com/bunkerbackup/bunker/internal/plan"

@@ -8,10 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/spf13/cobra"
 )
@@ -319,12 +319,6 @@ func snapshotTrees(r *repository.Repository, all []*snapshot.Snapshot) func(id s
 		byID[s.ID.String()] = s
 	}
 	return func(id string) source.Tree { return streamtree.NewReader(r, byID[id].Tree) }
-}
-
-// expired is a log archive snapshot to forget, with how to name it.
-type expired struct {
-	sn   *snapshot.Snapshot
-	desc string
 }
 
 // expireCommand is the "forget what no kept backup needs" command of a

@@ -20,10 +20,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
-	"github.com/bunkerbackup/bunker/internal/engine/streamtree"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
 	"github.com/bunkerbackup/bunker/internal/storage/mem"
