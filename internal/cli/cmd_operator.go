@@ -3,13 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/operator"
 	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/spf13/cobra"
@@ -210,8 +211,30 @@ func intOf(v any) int64 {
 	return int64(f)
 }
 
+// core is the use cases' App for repo: its backends see only repo's
+// environment and policy (see child).
+func (r *cliRunner) core(repo operator.Repo) (*app.App, error) {
+	c, err := r.parent.core()
+	if err != nil {
+		return nil, err
+	}
+	t := c.With(nil)
+	t.Storage.Getenv = repo.Getenv
+	if repo.Policy != nil {
+		t.Storage.Policy = repo.Policy
+	}
+	return t, nil
+}
+
+// Check opens the repository: its location, credentials and password.
 func (r *cliRunner) Check(ctx context.Context, repo operator.Repo) error {
-	_, _, err := r.run(ctx, repo, "cat", "config")
+	c, err := r.core(repo)
+	if err != nil {
+		return err
+	}
+	ctx, done := app.WithScope(ctx)
+	defer done()
+	_, err = c.Open(ctx, app.Repo{Location: repo.URL, Password: repo.Password})
 	return err
 }
 
@@ -236,30 +259,28 @@ func (r *cliRunner) Backup(ctx context.Context, req operator.BackupRequest) (ope
 	return res, nil
 }
 
-// FindBackup reads "snapshots --json --tag TAG" (one JSON array).
+// FindBackup finds the newest snapshot tagged tag.
 func (r *cliRunner) FindBackup(ctx context.Context, repo operator.Repo, tag string) (operator.BackupResult, bool, error) {
-	child, stdout, stderr := r.child(repo)
-	if code := child.Run(ctx, []string{"--json", "-r", repo.URL, "snapshots", "--tag", tag}); code != 0 {
-		if ctx.Err() != nil {
-			return operator.BackupResult{}, false, ctx.Err()
-		}
-		return operator.BackupResult{}, false, fmt.Errorf("list snapshots: %s (exit %d)", lastLine(stderr.String()), code)
+	c, err := r.core(repo)
+	if err != nil {
+		return operator.BackupResult{}, false, err
 	}
-	var list []struct {
-		ID       string            `json:"id"`
-		Metadata map[string]string `json:"metadata"`
-		Summary  *struct {
-			BytesAdded int64 `json:"bytes_added"`
-		} `json:"summary"`
-	}
-	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &list); err != nil {
+	ctx, done := app.WithScope(ctx)
+	defer done()
+	rp, err := c.Open(ctx, app.Repo{Location: repo.URL, Password: repo.Password})
+	if err != nil {
 		return operator.BackupResult{}, false, fmt.Errorf("list snapshots: %w", err)
 	}
+	all, err := c.LoadSnapshots(ctx, rp)
+	if err != nil {
+		return operator.BackupResult{}, false, fmt.Errorf("list snapshots: %w", err)
+	}
+	list := snapshot.Filter{Tags: []string{tag}}.Apply(all)
 	if len(list) == 0 {
 		return operator.BackupResult{}, false, nil
 	}
 	s := list[len(list)-1]
-	res := operator.BackupResult{SnapshotID: s.ID}
+	res := operator.BackupResult{SnapshotID: s.ID.String()}
 	fmt.Sscan(s.Metadata["kubernetes_objects"], &res.Objects)
 	if s.Summary != nil {
 		res.BytesAdded = s.Summary.BytesAdded
