@@ -116,6 +116,9 @@ type Daemon struct {
 	wg      sync.WaitGroup
 	wake    chan struct{}
 	jobsCtx context.Context
+	// started is closed once Run has set jobsCtx: the API may serve
+	// before that, and a run asked for in between waits for it.
+	started chan struct{}
 	// measureSoon asks the loop for a measurement before the next
 	// regular one (a backup just changed the RPO picture).
 	measureSoon bool
@@ -141,7 +144,7 @@ func New(o Options) (*Daemon, error) {
 		o.ShutdownGrace = 30 * time.Second
 	}
 	return &Daemon{o: o, clock: o.Clock, log: o.Logger, plan: o.Plan, running: map[string]context.CancelFunc{},
-		repoSem: map[string]chan struct{}{}, wake: make(chan struct{}, 1)}, nil
+		repoSem: map[string]chan struct{}{}, wake: make(chan struct{}, 1), started: make(chan struct{})}, nil
 }
 
 // Plan is the plan in force.
@@ -196,6 +199,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.jobsCtx = jobsCtx
 	d.mu.Unlock()
+	close(d.started)
 	if d.o.Ready != nil {
 		d.o.Ready()
 	}
@@ -317,16 +321,31 @@ func (d *Daemon) Trigger(job string) error {
 	if j == nil {
 		return fmt.Errorf("no job %q", job)
 	}
-	d.mu.Lock()
-	ctx := d.jobsCtx
-	d.mu.Unlock()
-	if ctx == nil {
-		return errors.New("the daemon is not running")
+	ctx, err := d.runningContext()
+	if err != nil {
+		return err
 	}
 	if !d.startJob(ctx, p, j, state.TriggerAPI, time.Time{}) {
 		return fmt.Errorf("job %s is running already", job)
 	}
 	return nil
+}
+
+// startWait is how long a run asked for while the daemon starts waits
+// for its scheduler.
+const startWait = 30 * time.Second
+
+// runningContext is the context runs start under, once Run has begun
+// (waiting up to startWait for it: the API serves from the start).
+func (d *Daemon) runningContext() (context.Context, error) {
+	select {
+	case <-d.started:
+	case <-time.After(startWait):
+		return nil, errors.New("the daemon is not running")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.jobsCtx, nil
 }
 
 // acquire takes the repository's concurrency slot.
@@ -524,11 +543,9 @@ func (d *Daemon) TriggerDrill(name string) error {
 	p := d.Plan()
 	for _, dr := range p.Drills {
 		if dr.Name == name {
-			d.mu.Lock()
-			ctx := d.jobsCtx
-			d.mu.Unlock()
-			if ctx == nil {
-				return errors.New("the daemon is not running")
+			ctx, err := d.runningContext()
+			if err != nil {
+				return err
 			}
 			if !d.startDrill(ctx, p, dr, state.TriggerAPI, time.Time{}) {
 				return fmt.Errorf("drill %s is running already", name)
