@@ -7,11 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/maintenance"
-	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
@@ -89,113 +88,37 @@ are removed as asked.`,
 			if err != nil {
 				return err
 			}
+			c, err := a.core()
+			if err != nil {
+				return err
+			}
 			r, err := a.openRepo(ctx)
 			if err != nil {
 				return err
 			}
-			all, err := a.loadSnapshots(ctx, r)
+			res, err := c.Forget(ctx, app.ForgetRequest{Opened: r, Snapshots: args, Policy: pol, Filter: ff.filter(), GroupBy: groupBy,
+				DryRun: dryRun, AllowRemoveAll: allowRemoveAll})
+			if res == nil {
+				return err
+			}
+			if len(args) == 0 {
+				a.printForgetGroups(res, pol, dryRun)
+			}
+			for _, l := range res.Locked {
+				a.out.warnf("snapshot %s is under Object Lock until %s: a forget after that removes it", l.Snapshot.ShortID(), l.Until.Local().Format("2006-01-02 15:04"))
+			}
 			if err != nil {
 				return err
 			}
-			var remove []*snapshot.Snapshot
-			if len(args) > 0 {
-				for _, ref := range args {
-					sn, err := snapshot.Find(all, ref, snapshot.Filter{})
-					if err != nil {
-						return err
-					}
-					remove = append(remove, sn)
-				}
-			} else {
-				// Log archives (WAL, binlogs) are not backups a count or
-				// age policy can thin out: a gap breaks every recovery
-				// through it. Their retention follows the base backups
-				// (pg wal-expire); name them to remove them by hand.
-				var backups []*snapshot.Snapshot
-				skipped := 0
-				for _, sn := range ff.filter().Apply(all) {
-					if sn.Kind == kindContinuous {
-						skipped++
-						continue
-					}
-					backups = append(backups, sn)
-				}
-				if skipped > 0 {
-					a.out.infof("%d log archive snapshot(s) (WAL, binlogs) are left to their own retention (e.g. bunker pg wal-expire)", skipped)
-				}
-				keys, groups, err := snapshot.Group(backups, groupBy)
-				if err != nil {
-					return err
-				}
-				type groupOut struct {
-					Key    snapshot.GroupKey   `json:"group_key"`
-					Keep   []snapshot.Decision `json:"keep"`
-					Remove []snapshot.Decision `json:"remove"`
-				}
-				var out []groupOut
-				var emptied []string
-				for _, k := range keys {
-					g := groupOut{Key: k, Keep: []snapshot.Decision{}, Remove: []snapshot.Decision{}}
-					decisions := pol.Apply(groups[k.String()])
-					var rows [][]string
-					for _, d := range decisions {
-						verdict := "remove"
-						if d.Keep {
-							verdict = "keep (" + strings.Join(d.Reasons, ", ") + ")"
-							g.Keep = append(g.Keep, d)
-						} else {
-							remove = append(remove, d.Snapshot)
-							g.Remove = append(g.Remove, d)
-						}
-						rows = append(rows, []string{d.Snapshot.ShortID(), d.Snapshot.Time.Local().Format("2006-01-02 15:04:05"), verdict})
-					}
-					out = append(out, g)
-					if len(g.Keep) == 0 && len(g.Remove) > 0 {
-						emptied = append(emptied, fmt.Sprintf("host %q paths %v tags %v", k.Hostname, k.Paths, k.Tags))
-					}
-					if !a.g.json && !a.g.quiet {
-						fmt.Fprintf(a.Stdout, "host %q paths %v tags %v — %s:\n", k.Hostname, k.Paths, k.Tags, pol)
-						table(a.Stdout, []string{"ID", "Time", "Decision"}, rows)
-						fmt.Fprintln(a.Stdout)
-					}
-				}
-				if a.g.json {
-					a.out.jsonLine(map[string]any{"message_type": "forget", "groups": out, "dry_run": dryRun})
-				}
-				if len(emptied) > 0 && !allowRemoveAll {
-					return fmt.Errorf("refusing to forget: the policy (%s) would remove every snapshot of %s; nothing was removed (check the --keep-* flags, or give --unsafe-allow-remove-all if that is meant)",
-						pol, strings.Join(emptied, ", "))
-				}
-			}
 			if dryRun {
-				a.out.textf("dry run: would remove %s", plural(int64(len(remove)), "snapshot"))
+				a.out.textf("dry run: would remove %s", plural(int64(len(res.Remove)), "snapshot"))
 			} else {
-				if err := checkMaintenanceAccess(r, "forget"); err != nil {
-					return err
-				}
-				removed, locked := 0, 0
-				now := time.Now()
-				for _, sn := range remove {
-					until, err := r.RetainedUntil(ctx, storage.Handle{Type: storage.SnapshotFile, Name: pack.Name(sn.ID)})
-					if err != nil {
-						return fmt.Errorf("snapshot %s: %w", sn.ShortID(), err)
-					}
-					if until.After(now) {
-						a.out.warnf("snapshot %s is under Object Lock until %s: a forget after that removes it", sn.ShortID(), until.Local().Format("2006-01-02 15:04"))
-						locked++
-						continue
-					}
-					if err := snapshot.Remove(ctx, r, sn.ID); err != nil {
-						return maintenanceRefused("forget", fmt.Errorf("remove snapshot %s: %w", sn.ShortID(), err))
-					}
-					removed++
-				}
 				if a.g.json {
-					a.out.jsonLine(map[string]any{"message_type": "forget_result", "removed": removed, "locked": locked})
+					a.out.jsonLine(map[string]any{"message_type": "forget_result", "removed": res.Removed, "locked": len(res.Locked)})
 				}
-				a.out.textf("removed %s", plural(int64(removed), "snapshot"))
+				a.out.textf("removed %s", plural(int64(res.Removed), "snapshot"))
 			}
-			if prune && (len(remove) > 0 || dryRun) {
+			if prune && (len(res.Remove) > 0 || dryRun) {
 				return a.doPrune(ctx, r, popts)
 			}
 			return nil
@@ -249,20 +172,45 @@ backup that was running then has finished — right away when none was.`,
 	return cmd
 }
 
-func (a *App) doPrune(ctx context.Context, r *repository.Repository, opts maintenance.Options) error {
-	opts.Progress = func(p string) { a.out.infof("prune: %s", p) }
-	start := time.Now()
-	if !opts.DryRun {
-		if err := checkMaintenanceAccess(r, "prune"); err != nil {
-			return err
-		}
-	}
-	res, err := maintenance.Prune(ctx, r, opts)
-	if err != nil {
-		return maintenanceRefused("prune", fmt.Errorf("prune: %w", err))
-	}
+// printForgetGroups prints the policy's decisions: a table per group, or
+// one JSON line.
+func (a *App) printForgetGroups(res *app.ForgetResult, pol snapshot.Policy, dryRun bool) {
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "prune", "result": res, "duration_seconds": time.Since(start).Seconds()})
+		a.out.jsonLine(map[string]any{"message_type": "forget", "groups": res.Groups, "dry_run": dryRun})
+		return
+	}
+	if a.g.quiet {
+		return
+	}
+	for _, g := range res.Groups {
+		var rows [][]string
+		for _, d := range g.Decisions {
+			verdict := "remove"
+			if d.Keep {
+				verdict = "keep (" + strings.Join(d.Reasons, ", ") + ")"
+			}
+			rows = append(rows, []string{d.Snapshot.ShortID(), d.Snapshot.Time.Local().Format("2006-01-02 15:04:05"), verdict})
+		}
+		k := g.Key
+		fmt.Fprintf(a.Stdout, "host %q paths %v tags %v — %s:\n", k.Hostname, k.Paths, k.Tags, pol)
+		table(a.Stdout, []string{"ID", "Time", "Decision"}, rows)
+		fmt.Fprintln(a.Stdout)
+	}
+}
+
+// doPrune prunes r and prints what it did.
+func (a *App) doPrune(ctx context.Context, r *repository.Repository, opts maintenance.Options) error {
+	c, err := a.core()
+	if err != nil {
+		return err
+	}
+	out, err := c.Prune(ctx, app.PruneRequest{Opened: r, Options: opts})
+	if err != nil {
+		return err
+	}
+	res := &out.Result
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "prune", "result": res, "duration_seconds": out.Duration.Seconds()})
 		return nil
 	}
 	if opts.DryRun {
@@ -290,22 +238,4 @@ func (a *App) doPrune(ctx context.Context, r *repository.Repository, opts mainte
 		a.out.warnf("prune: ignored %d unreadable maintenance plans (damaged or planted); 'bunker repair maint' removes them", n)
 	}
 	return nil
-}
-
-// checkMaintenanceAccess refuses forget and prune up front on a store that
-// says it is append-only.
-func checkMaintenanceAccess(r *repository.Repository, op string) error {
-	if r.Backend().Features().AppendOnly {
-		return fmt.Errorf("%s: %s is append-only for this credential: backups work, but %s deletes data and needs a maintenance credential (a bunker serve without --append-only, or store credentials that may delete): %w",
-			op, r.Backend().Location(), op, storage.ErrPermission)
-	}
-	return nil
-}
-
-// maintenanceRefused explains a deletion the store refused.
-func maintenanceRefused(op string, err error) error {
-	if !errors.Is(err, storage.ErrPermission) {
-		return err
-	}
-	return fmt.Errorf("%w\nthe store refused to delete: this credential may only add data (append-only access). Backups keep working; %s needs a maintenance credential that may delete", err, op)
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/engine/maintenance"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/redact"
 	"github.com/bunkerbackup/bunker/internal/source"
@@ -278,14 +280,23 @@ func (a *App) copyJob(ctx context.Context, p *plan.Plan, j *plan.Job, main *plan
 	if err != nil {
 		return fmt.Sprintf("password: %v", err)
 	}
-	env := map[string]string{"BUNKER_PASSWORD": pw, "BUNKER_FROM_PASSWORD": mainPw}
-	_, code, err := a.sub(ctx, env, log, "-r", dst.Location, "copy", "--from-repo", main.Location, "--tag", jobTag(j.Name))
-	if code != 0 {
-		if dst.Airgapped {
-			return "skipped: not attached (" + errText(err) + ")"
-		}
-		return "failed: " + errText(err)
+	core, err := a.core()
+	if err != nil {
+		return "failed: " + err.Error()
 	}
+	fmt.Fprintf(log, "copy of the snapshots of job %s from %s to %s\n", j.Name, redact.URLs(main.Location), redact.URLs(dst.Location))
+	uc := core.With(&app.LogEvents{W: lockedWriter(log)})
+	defer uc.Close()
+	res, err := uc.Copy(ctx, app.CopyRequest{From: app.Repo{Location: main.Location, Password: mainPw},
+		To: app.Repo{Location: dst.Location, Password: pw}, Filter: snapshot.Filter{Tags: []string{jobTag(j.Name)}}})
+	if err != nil {
+		if dst.Airgapped {
+			return "skipped: not attached (" + err.Error() + ")"
+		}
+		return "failed: " + err.Error()
+	}
+	fmt.Fprintf(log, "copied %d snapshots (%d already there): %d new blobs, %s (%s stored)\n",
+		res.Copied, res.Skipped, res.BlobsAdded, formatBytes(res.BytesAdded), formatBytes(res.BytesStored))
 	if err := a.applyRetention(ctx, j, dst, pw, c.Retention, log); err != nil {
 		return err.Error()
 	}
@@ -298,25 +309,42 @@ func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Reposi
 	if r.Empty() {
 		return nil
 	}
-	args := []string{"-r", repo.Location, "forget", "--tag", jobTag(j.Name), "--group-by", "tags"}
-	for _, k := range []struct {
-		flag string
-		n    int
-	}{{"--keep-last", r.KeepLast}, {"--keep-hourly", r.KeepHourly}, {"--keep-daily", r.KeepDaily},
-		{"--keep-weekly", r.KeepWeekly}, {"--keep-monthly", r.KeepMonthly}, {"--keep-yearly", r.KeepYearly}} {
-		if k.n != 0 {
-			args = append(args, k.flag, strconv.Itoa(k.n))
+	core, err := a.core()
+	if err != nil {
+		return fmt.Errorf("retention in %s failed: %w", repo.Name, err)
+	}
+	req := app.ForgetRequest{Repo: app.Repo{Location: repo.Location, Password: pw},
+		Policy: snapshot.Policy{Last: r.KeepLast, Hourly: r.KeepHourly, Daily: r.KeepDaily, Weekly: r.KeepWeekly,
+			Monthly: r.KeepMonthly, Yearly: r.KeepYearly, Within: r.KeepWithin},
+		Filter: snapshot.Filter{Tags: []string{jobTag(j.Name)}}, GroupBy: "tags"}
+	then := ""
+	if r.Prune {
+		// The defaults of prune's flags: 5% unused space tolerated, no
+		// safety window.
+		req.Prune = &maintenance.Options{MaxUnused: 0.05}
+		then = ", then prune"
+	}
+	fmt.Fprintf(log, "retention in %s: %s%s\n", repo.Name, req.Policy, then)
+	uc := core.With(&app.LogEvents{W: lockedWriter(log)})
+	defer uc.Close()
+	res, err := uc.Forget(ctx, req)
+	if res != nil {
+		for _, l := range res.Locked {
+			fmt.Fprintf(log, "warning: snapshot %s is under Object Lock until %s: a forget after that removes it\n", l.Snapshot.ShortID(), l.Until.Local().Format("2006-01-02 15:04"))
 		}
 	}
-	if r.KeepWithin > 0 {
-		args = append(args, "--keep-within", fmt.Sprintf("%dh", int(r.KeepWithin.Hours()+0.999)))
-	}
-	if r.Prune {
-		args = append(args, "--prune")
-	}
-	_, code, err := a.sub(ctx, map[string]string{"BUNKER_PASSWORD": pw}, log, args...)
-	if code != 0 {
+	if err != nil {
 		return fmt.Errorf("retention in %s failed: %w", repo.Name, err)
+	}
+	fmt.Fprintf(log, "removed %s\n", plural(int64(res.Removed), "snapshot"))
+	if pr := res.Prune; pr != nil {
+		fmt.Fprintf(log, "prune: deleted %d packs (%s)\n", pr.PacksDeleted, formatBytes(pr.BytesDeleted))
+		if pr.RepackFailed > 0 {
+			fmt.Fprintf(log, "warning: prune: left %d packs alone: a blob a snapshot needs could not be read back from them; run 'bunker check --read-data'\n", pr.RepackFailed)
+		}
+		if n := len(pr.UnreadablePlans); n > 0 {
+			fmt.Fprintf(log, "warning: prune: ignored %d unreadable maintenance plans (damaged or planted); 'bunker repair maint' removes them\n", n)
+		}
 	}
 	return nil
 }
@@ -409,15 +437,6 @@ func (a *App) planSecret(ctx context.Context, ref string) (string, error) {
 
 // subOutput is what a sub-command printed.
 type subOutput struct{ stdout, stderr string }
-
-// errText is err's message, or "unknown error" for a nil error (a
-// non-zero exit always comes with one).
-func errText(err error) string {
-	if err == nil {
-		return "unknown error"
-	}
-	return err.Error()
-}
 
 // sub runs bunker in-process with extra environment (an empty value
 // unsets a variable) and returns its output, exit code and error (the

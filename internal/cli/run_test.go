@@ -291,3 +291,47 @@ drills:
 		t.Errorf("drills of a job: %s", res)
 	}
 }
+
+// TestRunCopyOutcomes: a copy says how it went, per repository: done, an
+// air-gapped repository skipped because it is not attached, or why it
+// failed (and the run is then partial).
+func TestRunCopyOutcomes(t *testing.T) {
+	pe := newPlanEnv(t, "")
+	pe.env["VAULT"] = filepath.Join(pe.dir, "unplugged")
+	pe.env["GONE"] = filepath.Join(pe.dir, "gone")
+	content := `repositories:
+  - name: main
+    location: ${MAIN}
+    password: env:MAIN_PW
+  - name: copy
+    location: ${COPY}
+    password: env:COPY_PW
+  - name: vault
+    location: ${VAULT}
+    password: env:COPY_PW
+    airgapped: true
+  - name: gone
+    location: ${GONE}
+    password: env:COPY_PW
+jobs:
+  - name: home
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: every 1h
+    repository: main
+    copies: [{repository: copy, retention: {keep_last: 1}}, {repository: vault}, {repository: gone}]
+`
+	if err := os.WriteFile(pe.plan, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := testutil.Expect(t, pe.run("--json", "run", "--plan", pe.plan, "home"), 3)
+	copies, _ := res.Message(t, "summary")["copies"].(map[string]any)
+	vault, _ := copies["vault"].(string)
+	gone, _ := copies["gone"].(string)
+	if copies["copy"] != "ok" || !strings.HasPrefix(vault, "skipped: not attached (") ||
+		!strings.HasPrefix(gone, "failed: target: ") || !strings.Contains(gone, "does not exist") {
+		t.Errorf("copies: %v", copies)
+	}
+	if n := pe.snapshotsTagged(pe.copy, "job=home"); n != 1 {
+		t.Errorf("copy holds %d snapshots of home, want 1", n)
+	}
+}
