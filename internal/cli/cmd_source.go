@@ -179,13 +179,7 @@ func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapsho
 }
 
 // snapshotInfos describes snapshots to the sources' own logic.
-func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo {
-	out := make([]source.SnapshotInfo, len(all))
-	for i, s := range all {
-		out[i] = source.SnapshotInfo{ID: s.ID.String(), Kind: s.Kind, Host: s.Hostname, Paths: s.Paths, Time: s.Time, Metadata: s.Metadata}
-	}
-	return out
-}
+func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo { return app.SnapshotInfos(all) }
 
 // snapshotByID returns the snapshot with the full ID id among all, nil
 // for none.
