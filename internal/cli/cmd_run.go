@@ -212,28 +212,47 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 // files counts as done.
 func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jobResult, log io.Writer) error {
 	s := j.Source
-	if s.Type != "files" && s.Type != "stdin" {
+	switch s.Type {
+	case "files", "stdin", "postgres":
+	default:
 		return a.jobBackupSub(ctx, j, repo, res, log)
 	}
 	c, err := a.core()
 	if err != nil {
 		return err
 	}
-	b := app.Backup{Repo: repo, Tags: append([]string{jobTag(j.Name)}, j.Tags...)}
-	if s.Type == "files" {
-		b.Paths, b.Exclude.Patterns = s.Paths, s.Exclude
-		fmt.Fprintf(log, "backup of %s into %s\n", strings.Join(s.Paths, ", "), redact.URLs(repo.Location))
-	} else {
-		b.StreamCommand, b.StreamName, b.StreamStderr = s.Command, s.Filename, log
-		if b.StreamName == "" {
-			b.StreamName = j.Name
+	c = c.With(&app.LogEvents{W: lockedWriter(log)})
+	tags := append([]string{jobTag(j.Name)}, j.Tags...)
+	var out *app.BackupResult
+	switch s.Type {
+	case "postgres":
+		b, berr := a.jobPostgresBackup(ctx, j, repo, tags)
+		if berr != nil {
+			return berr
 		}
-		fmt.Fprintf(log, "backup of the output of %s as %s into %s\n", strings.Join(redactArgs(s.Command), " "), b.StreamName, redact.URLs(repo.Location))
+		kind := "logical"
+		if b.Physical {
+			kind = "physical"
+		}
+		fmt.Fprintf(log, "backup postgres (%s) into %s\n", kind, redact.URLs(repo.Location))
+		out, err = c.RunPostgresBackup(ctx, b)
+	default:
+		b := app.Backup{Repo: repo, Tags: tags}
+		if s.Type == "files" {
+			b.Paths, b.Exclude.Patterns = s.Paths, s.Exclude
+			fmt.Fprintf(log, "backup of %s into %s\n", strings.Join(s.Paths, ", "), redact.URLs(repo.Location))
+		} else {
+			b.StreamCommand, b.StreamName, b.StreamStderr = s.Command, s.Filename, log
+			if b.StreamName == "" {
+				b.StreamName = j.Name
+			}
+			fmt.Fprintf(log, "backup of the output of %s as %s into %s\n", strings.Join(redactArgs(s.Command), " "), b.StreamName, redact.URLs(repo.Location))
+		}
+		if len(b.StreamCommand) == 0 && s.Type == "stdin" {
+			return errors.New("a stdin job needs a command")
+		}
+		out, err = c.RunBackup(ctx, b)
 	}
-	if len(b.StreamCommand) == 0 && s.Type == "stdin" {
-		return errors.New("a stdin job needs a command")
-	}
-	out, err := c.With(&app.LogEvents{W: lockedWriter(log)}).RunBackup(ctx, b)
 	var pe *app.PartialError
 	if err != nil && !errors.As(err, &pe) {
 		return err

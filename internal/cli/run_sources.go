@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/source/postgres"
+)
+
+// jobPostgresBackup is the backup request of a plan's postgres job, with
+// the defaults of 'bunker backup postgres': two dumps at once, and for a
+// physical backup WAL fetched into it, a fast checkpoint and the default
+// archive timeout. The DSN is the job's secret, else
+// $BUNKER_POSTGRES_DSN, else libpq's PG* variables.
+func (a *App) jobPostgresBackup(ctx context.Context, j *plan.Job, repo app.Repo, tags []string) (app.PostgresBackup, error) {
+	s := j.Source
+	dsn := a.Getenv("BUNKER_POSTGRES_DSN")
+	if s.DSN != "" {
+		var err error
+		if dsn, err = a.planSecret(ctx, s.DSN); err != nil {
+			return app.PostgresBackup{}, fmt.Errorf("source dsn: %w", err)
+		}
+	}
+	ci, err := postgres.ParseConnInfo(dsn)
+	if err != nil {
+		return app.PostgresBackup{}, fmt.Errorf("source dsn: %w", err)
+	}
+	jobs := 2
+	if s.Jobs > 0 {
+		jobs = s.Jobs
+	}
+	return app.PostgresBackup{Repo: repo, Server: postgres.Config{Conn: ci, Getenv: a.Getenv}, Tags: tags, Physical: s.Physical,
+		Logical:         postgres.LogicalOptions{Databases: s.Databases, Jobs: jobs},
+		PhysicalOptions: postgres.PhysicalOptions{WALMethod: "fetch", FastCheckpoint: true, ArchiveTimeout: postgres.DefaultArchiveTimeout},
+	}, nil
+}
