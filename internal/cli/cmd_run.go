@@ -213,7 +213,7 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jobResult, log io.Writer) error {
 	s := j.Source
 	switch s.Type {
-	case "files", "stdin", "postgres":
+	case "files", "stdin", "postgres", "mysql":
 	default:
 		return a.jobBackupSub(ctx, j, repo, res, log)
 	}
@@ -230,12 +230,15 @@ func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jo
 		if berr != nil {
 			return berr
 		}
-		kind := "logical"
-		if b.Physical {
-			kind = "physical"
-		}
-		fmt.Fprintf(log, "backup postgres (%s) into %s\n", kind, redact.URLs(repo.Location))
+		fmt.Fprintf(log, "backup postgres (%s) into %s\n", backupKind(b.Physical), redact.URLs(repo.Location))
 		out, err = c.RunPostgresBackup(ctx, b)
+	case "mysql":
+		b, berr := a.jobMySQLBackup(ctx, j, repo, tags)
+		if berr != nil {
+			return berr
+		}
+		fmt.Fprintf(log, "backup mysql (%s) into %s\n", backupKind(b.Options.Physical), redact.URLs(repo.Location))
+		out, err = c.RunMySQLBackup(ctx, b)
 	default:
 		b := app.Backup{Repo: repo, Tags: tags}
 		if s.Type == "files" {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/source/mysql"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
 )
 
@@ -35,4 +36,32 @@ func (a *App) jobPostgresBackup(ctx context.Context, j *plan.Job, repo app.Repo,
 		Logical:         postgres.LogicalOptions{Databases: s.Databases, Jobs: jobs},
 		PhysicalOptions: postgres.PhysicalOptions{WALMethod: "fetch", FastCheckpoint: true, ArchiveTimeout: postgres.DefaultArchiveTimeout},
 	}, nil
+}
+
+// jobMySQLBackup is the backup request of a plan's mysql job, with the
+// defaults of 'bunker backup mysql'. The DSN is the job's secret, else
+// $BUNKER_MYSQL_DSN; the password, when the DSN has none, $MYSQL_PWD.
+func (a *App) jobMySQLBackup(ctx context.Context, j *plan.Job, repo app.Repo, tags []string) (app.MySQLBackup, error) {
+	s := j.Source
+	var f mysqlConnFlags
+	if s.DSN != "" {
+		var err error
+		if f.dsn, err = a.planSecret(ctx, s.DSN); err != nil {
+			return app.MySQLBackup{}, fmt.Errorf("source dsn: %w", err)
+		}
+	}
+	conn, err := f.conn(a)
+	if err != nil {
+		return app.MySQLBackup{}, fmt.Errorf("source dsn: %w", err)
+	}
+	return app.MySQLBackup{Repo: repo, Server: mysql.Options{Conn: conn}, Tags: tags,
+		Options: mysql.BackupOptions{Databases: s.Databases, Jobs: s.Jobs, Physical: s.Physical}}, nil
+}
+
+// backupKind names a database backup's kind in a job's log.
+func backupKind(physical bool) string {
+	if physical {
+		return "physical"
+	}
+	return "logical"
 }
