@@ -213,7 +213,7 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jobResult, log io.Writer) error {
 	s := j.Source
 	switch s.Type {
-	case "files", "stdin", "postgres", "mysql":
+	case "files", "stdin", "postgres", "mysql", "mongodb":
 	default:
 		return a.jobBackupSub(ctx, j, repo, res, log)
 	}
@@ -239,6 +239,13 @@ func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jo
 		}
 		fmt.Fprintf(log, "backup mysql (%s) into %s\n", backupKind(b.Options.Physical), redact.URLs(repo.Location))
 		out, err = c.RunMySQLBackup(ctx, b)
+	case "mongodb":
+		b, berr := a.jobMongoBackup(ctx, j, repo, tags)
+		if berr != nil {
+			return berr
+		}
+		fmt.Fprintf(log, "backup mongodb into %s\n", redact.URLs(repo.Location))
+		out, err = c.RunMongoBackup(ctx, b)
 	default:
 		b := app.Backup{Repo: repo, Tags: tags}
 		if s.Type == "files" {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/source/mongodb"
 	"github.com/bunkerbackup/bunker/internal/source/mysql"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
 )
@@ -64,4 +65,25 @@ func backupKind(physical bool) string {
 		return "physical"
 	}
 	return "logical"
+}
+
+// jobMongoBackup is the backup request of a plan's mongodb job, with the
+// defaults of 'bunker backup mongodb' (the driver; the oplog on a replica
+// set). The URI is the job's secret, else $BUNKER_MONGODB_URI; a password
+// file, $BUNKER_MONGODB_PASSWORD_FILE.
+func (a *App) jobMongoBackup(ctx context.Context, j *plan.Job, repo app.Repo, tags []string) (app.MongoBackup, error) {
+	s := j.Source
+	var f mongoConnFlags
+	if s.DSN != "" {
+		var err error
+		if f.uri, err = a.planSecret(ctx, s.DSN); err != nil {
+			return app.MongoBackup{}, fmt.Errorf("source dsn: %w", err)
+		}
+	}
+	cfg, err := a.mongoConfig(&f)
+	if err != nil {
+		return app.MongoBackup{}, fmt.Errorf("source dsn: %w", err)
+	}
+	return app.MongoBackup{Repo: repo, Server: cfg, Tags: tags,
+		Options: mongodb.DumpOptions{Select: mongodb.Selector{Databases: s.Databases}, Jobs: s.Jobs}}, nil
 }
