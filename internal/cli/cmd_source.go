@@ -181,17 +181,6 @@ func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapsho
 // snapshotInfos describes snapshots to the sources' own logic.
 func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo { return app.SnapshotInfos(all) }
 
-// snapshotByID returns the snapshot with the full ID id among all, nil
-// for none.
-func snapshotByID(all []*snapshot.Snapshot, id string) *snapshot.Snapshot {
-	for _, s := range all {
-		if id != "" && s.ID.String() == id {
-			return s
-		}
-	}
-	return nil
-}
-
 // snapshotTrees returns a function that gives the tree of the snapshot
 // with the full ID id among all.
 func snapshotTrees(r *repository.Repository, all []*snapshot.Snapshot) func(id string) source.Tree {
