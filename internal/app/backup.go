@@ -26,7 +26,11 @@ import (
 
 // Progress is how far a long use case has come.
 type Progress struct {
-	Op      string // "backup", …
+	Op string // "backup", …
+	// Source is the source of a source backup (SourceBackup: "postgres",
+	// …), whose files are streams written as they come: there is no
+	// scan and Bytes is BytesRead. Empty for files and single streams.
+	Source  string
 	Elapsed time.Duration
 	// Files and Bytes are done so far; with Scanned, FilesTotal and
 	// BytesTotal are what a scan running alongside has found so far,

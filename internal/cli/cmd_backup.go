@@ -77,8 +77,6 @@ Exit code 3 means the snapshot was saved, but some files could not be read.`,
 	return cmd
 }
 
-func splitTags(tags []string) []string { return app.SplitTags(tags) }
-
 func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) error {
 	b := app.Backup{
 		Exclude: exclude.Options{Patterns: o.excludes, IPatterns: o.iexcludes, PatternFiles: o.excludeFiles,

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/source"
@@ -176,57 +176,40 @@ func (a *App) runMongoBackup(ctx context.Context, cmd *cobra.Command, o mongoBac
 	if err != nil {
 		return err
 	}
-	opts := mongodb.DumpOptions{
+	b := app.MongoBackup{Server: cfg, Tags: o.src.tags, Host: o.src.hostname(), Options: mongodb.DumpOptions{
 		Select: mongodb.Selector{Databases: o.databases, Collections: o.collections, Exclude: excl},
 		Jobs:   o.src.jobs, Users: o.users,
-		Log: a.out.infof, Warn: a.out.warnf,
-	}
-	if err := opts.Validate(); err != nil {
+	}}
+	// Checked before the repository is opened: a bad flag fails at once.
+	check := b.Options
+	if err := check.Validate(); err != nil {
 		return err
 	}
-	var tools mongodb.Tools
 	switch o.tool {
 	case "", "driver":
 	case "mongodump":
-		if tools, err = a.mongoTools(o.toolDir, true, false); err != nil {
+		if b.Tools, err = a.mongoTools(o.toolDir, true, false); err != nil {
 			return err
 		}
 	default:
 		return fmt.Errorf("--tool %q: the only tool is mongodump", o.tool)
 	}
-	c, err := a.mongoConnect(ctx, cfg)
+	if cmd.Flags().Changed("oplog") {
+		b.Oplog = &o.oplog
+	}
+	c, err := a.core()
 	if err != nil {
 		return err
 	}
-	opts.Oplog = c.Info.Topology == mongodb.ReplicaSet
-	if o.tool == "mongodump" && len(o.databases)+len(o.collections) > 0 {
-		// mongodump's --oplog is for whole-server dumps only.
-		opts.Oplog = false
+	if b.Repo, err = a.repoRef(ctx); err != nil {
+		return err
 	}
-	if cmd.Flags().Changed("oplog") {
-		opts.Oplog = o.oplog
+	res, err := c.RunMongoBackup(ctx, b)
+	if err != nil {
+		return err
 	}
-	if c.Info.Topology == mongodb.Sharded {
-		a.out.warnf("%s is a sharded cluster (mongos): the backup has no consistent point across shards", strings.Join(cfg.Hosts(), ","))
-	}
-	a.out.infof("MongoDB %s (%s) at %s", c.Info.Version, c.Info.Topology, strings.Join(cfg.Hosts(), ","))
-	_, err = a.runSourceBackup(ctx, sourceBackup{
-		source: mongodb.SourceName, paths: cfg.SnapshotPaths(), tags: o.src.tags, host: o.src.hostname(), kind: snapshot.KindFull,
-		write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
-			var info *mongodb.BackupInfo
-			var err error
-			if o.tool == "mongodump" {
-				info, err = c.DumpArchive(ctx, tools, w, opts)
-			} else {
-				info, err = c.Dump(ctx, w, opts)
-			}
-			if err != nil {
-				return nil, err
-			}
-			return info.Meta().Map(), nil
-		},
-	})
-	return err
+	a.printSourceSummary(res.Snapshot, res.Write)
+	return nil
 }
 
 type mongoRestoreOptions struct {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
@@ -121,23 +122,24 @@ binlog_pos, gtid, databases and physical.
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			src, err := cf.connect(ctx, a)
+			c, err := a.core()
 			if err != nil {
 				return err
 			}
-			defer src.Close()
-			_, err = a.runSourceBackup(ctx, sourceBackup{
-				source: mysql.SourceName, paths: []string{mysql.BackupPath(src.Server())}, tags: sf.tags, host: sf.hostname(),
-				kind: snapshot.KindFull,
-				write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
-					m, err := src.Backup(ctx, w, o)
-					if err != nil {
-						return nil, err
-					}
-					return m.Meta().Map(), nil
-				},
-			})
-			return err
+			conn, err := cf.conn(a)
+			if err != nil {
+				return err
+			}
+			b := app.MySQLBackup{Server: mysql.Options{Conn: conn, ToolDir: cf.toolDir}, Options: o, Tags: sf.tags, Host: sf.hostname()}
+			if b.Repo, err = a.repoRef(ctx); err != nil {
+				return err
+			}
+			res, err := c.RunMySQLBackup(ctx, b)
+			if err != nil {
+				return err
+			}
+			a.printSourceSummary(res.Snapshot, res.Write)
+			return nil
 		},
 	}
 	cf.add(cmd)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
@@ -39,18 +40,27 @@ func (f *pgConnFlags) add(cmd *cobra.Command) {
 
 // pgClient opens a client for the flags; the caller closes it.
 func (a *App) pgClient(f *pgConnFlags) (*postgres.Client, error) {
+	cfg, err := a.pgConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	return postgres.Open(cfg)
+}
+
+// pgConfig is how the flags reach the server.
+func (a *App) pgConfig(f *pgConnFlags) (postgres.Config, error) {
 	dsn := f.dsn
 	if dsn == "" {
 		dsn = a.Getenv("BUNKER_POSTGRES_DSN")
 	}
 	ci, err := postgres.ParseConnInfo(dsn)
 	if err != nil {
-		return nil, err
+		return postgres.Config{}, err
 	}
 	if f.passwordFile != "" {
 		pw, err := readSecretFile(f.passwordFile)
 		if err != nil {
-			return nil, fmt.Errorf("--db-password-file: %w", err)
+			return postgres.Config{}, fmt.Errorf("--db-password-file: %w", err)
 		}
 		ci = ci.With("password", pw)
 	}
@@ -58,7 +68,7 @@ func (a *App) pgClient(f *pgConnFlags) (*postgres.Client, error) {
 	if a.g.verbose > 0 {
 		stderr = a.Stderr
 	}
-	return postgres.Open(postgres.Config{Conn: ci, BinDir: f.binDir, Stderr: stderr, Getenv: a.Getenv})
+	return postgres.Config{Conn: ci, BinDir: f.binDir, Stderr: stderr, Getenv: a.Getenv}, nil
 }
 
 func (a *App) postgresCommands() sourceCommands {
@@ -143,36 +153,29 @@ func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
 	if o.archiveTimeout <= 0 {
 		return fmt.Errorf("--archive-timeout %v: must be positive", o.archiveTimeout)
 	}
-	c, err := a.pgClient(&o.conn)
+	if o.physical && (len(o.databases) > 0 || o.noGlobals) {
+		return errors.New("--database and --no-globals are for logical backups; a base backup holds the whole cluster")
+	}
+	c, err := a.core()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	b := sourceBackup{source: "postgres", tags: o.src.tags, host: o.src.hostname(), kind: snapshot.KindFull}
-	if !o.physical {
-		b.paths = []string{"/postgres/" + c.Server() + "/logical"}
-		b.write = func(ctx context.Context, w source.Sink) (map[string]string, error) {
-			return c.BackupLogical(ctx, w, postgres.LogicalOptions{Databases: o.databases, Jobs: o.src.jobs, NoGlobals: o.noGlobals})
-		}
-		_, err = a.runSourceBackup(ctx, b)
+	b := app.PostgresBackup{Tags: o.src.tags, Host: o.src.hostname(), Physical: o.physical, Full: o.full, Differential: o.diff,
+		Logical: postgres.LogicalOptions{Databases: o.databases, Jobs: o.src.jobs, NoGlobals: o.noGlobals},
+		PhysicalOptions: postgres.PhysicalOptions{WALMethod: o.walMethod, FastCheckpoint: o.fast, MaxRate: o.maxRate,
+			ArchiveTimeout: o.archiveTimeout, OnArchiveWait: a.reportArchiveWait}}
+	if b.Server, err = a.pgConfig(&o.conn); err != nil {
 		return err
 	}
-	if len(o.databases) > 0 || o.noGlobals {
-		return errors.New("--database and --no-globals are for logical backups; a base backup holds the whole cluster")
+	if b.Repo, err = a.repoRef(ctx); err != nil {
+		return err
 	}
-	b.paths = []string{"/postgres/" + c.Server() + "/physical"}
-	if !o.full {
-		b.parent = func(all []*snapshot.Snapshot) (*snapshot.Snapshot, *snapshot.Snapshot, string) {
-			p, base, kind := postgres.PhysicalParent(snapshotInfos(all), o.diff)
-			return snapshotByID(all, p), snapshotByID(all, base), kind
-		}
+	res, err := c.RunPostgresBackup(ctx, b)
+	if err != nil {
+		return err
 	}
-	b.write = func(ctx context.Context, w source.Sink) (map[string]string, error) {
-		return c.BackupPhysical(ctx, w, postgres.PhysicalOptions{WALMethod: o.walMethod, FastCheckpoint: o.fast, MaxRate: o.maxRate,
-			ArchiveTimeout: o.archiveTimeout, OnArchiveWait: a.reportArchiveWait})
-	}
-	_, err = a.runSourceBackup(ctx, b)
-	return err
+	a.printSourceSummary(res.Snapshot, res.Write)
+	return nil
 }
 
 // reportArchiveWait says that a base backup waits for WAL archiving, and

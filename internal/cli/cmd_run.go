@@ -214,28 +214,57 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 // files counts as done.
 func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jobResult, log io.Writer) error {
 	s := j.Source
-	if s.Type != "files" && s.Type != "stdin" {
+	switch s.Type {
+	case "files", "stdin", "postgres", "mysql", "mongodb":
+	default:
 		return a.jobBackupSub(ctx, j, repo, res, log)
 	}
 	c, err := a.core()
 	if err != nil {
 		return err
 	}
-	b := app.Backup{Repo: repo, Tags: append([]string{jobTag(j.Name)}, j.Tags...)}
-	if s.Type == "files" {
-		b.Paths, b.Exclude.Patterns = s.Paths, s.Exclude
-		fmt.Fprintf(log, "backup of %s into %s\n", strings.Join(s.Paths, ", "), redact.URLs(repo.Location))
-	} else {
-		b.StreamCommand, b.StreamName, b.StreamStderr = s.Command, s.Filename, log
-		if b.StreamName == "" {
-			b.StreamName = j.Name
+	c = c.With(&app.LogEvents{W: lockedWriter(log)})
+	tags := append([]string{jobTag(j.Name)}, j.Tags...)
+	var out *app.BackupResult
+	switch s.Type {
+	case "postgres":
+		b, berr := a.jobPostgresBackup(ctx, j, repo, tags)
+		if berr != nil {
+			return berr
 		}
-		fmt.Fprintf(log, "backup of the output of %s as %s into %s\n", strings.Join(redactArgs(s.Command), " "), b.StreamName, redact.URLs(repo.Location))
+		fmt.Fprintf(log, "backup postgres (%s) into %s\n", backupKind(b.Physical), redact.URLs(repo.Location))
+		out, err = c.RunPostgresBackup(ctx, b)
+	case "mysql":
+		b, berr := a.jobMySQLBackup(ctx, j, repo, tags)
+		if berr != nil {
+			return berr
+		}
+		fmt.Fprintf(log, "backup mysql (%s) into %s\n", backupKind(b.Options.Physical), redact.URLs(repo.Location))
+		out, err = c.RunMySQLBackup(ctx, b)
+	case "mongodb":
+		b, berr := a.jobMongoBackup(ctx, j, repo, tags)
+		if berr != nil {
+			return berr
+		}
+		fmt.Fprintf(log, "backup mongodb into %s\n", redact.URLs(repo.Location))
+		out, err = c.RunMongoBackup(ctx, b)
+	default:
+		b := app.Backup{Repo: repo, Tags: tags}
+		if s.Type == "files" {
+			b.Paths, b.Exclude.Patterns = s.Paths, s.Exclude
+			fmt.Fprintf(log, "backup of %s into %s\n", strings.Join(s.Paths, ", "), redact.URLs(repo.Location))
+		} else {
+			b.StreamCommand, b.StreamName, b.StreamStderr = s.Command, s.Filename, log
+			if b.StreamName == "" {
+				b.StreamName = j.Name
+			}
+			fmt.Fprintf(log, "backup of the output of %s as %s into %s\n", strings.Join(redactArgs(s.Command), " "), b.StreamName, redact.URLs(repo.Location))
+		}
+		if len(b.StreamCommand) == 0 && s.Type == "stdin" {
+			return errors.New("a stdin job needs a command")
+		}
+		out, err = c.RunBackup(ctx, b)
 	}
-	if len(b.StreamCommand) == 0 && s.Type == "stdin" {
-		return errors.New("a stdin job needs a command")
-	}
-	out, err := c.With(&app.LogEvents{W: lockedWriter(log)}).RunBackup(ctx, b)
 	var pe *app.PartialError
 	if err != nil && !errors.As(err, &pe) {
 		return err
@@ -349,75 +378,37 @@ func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Reposi
 	return nil
 }
 
-// dbSources are how a plan's database sources become backup arguments:
-// the variable the DSN goes in, the flag naming a database, and whether
-// there is a physical backup.
-var dbSources = map[string]struct {
-	dsnVar, dbFlag string
-	physical       bool
-}{
-	"postgres": {"BUNKER_POSTGRES_DSN", "--database", true},
-	"mysql":    {"BUNKER_MYSQL_DSN", "--database", true},
-	"mongodb":  {"BUNKER_MONGODB_URI", "--db", false},
-}
-
 // backupArgs turns a job's source into backup arguments and the
-// environment (database DSNs) the backup needs.
+// environment the backup needs, for the sources that have no typed use
+// case yet (Kubernetes).
 func (a *App) backupArgs(ctx context.Context, j *plan.Job) ([]string, map[string]string, error) {
 	s := j.Source
-	env := map[string]string{}
-	tags := []string{"--tag", jobTag(j.Name)}
-	for _, t := range j.Tags {
-		tags = append(tags, "--tag", t)
-	}
-	var dsnVar string
-	var args []string
-	switch s.Type {
-	case "kubernetes":
-		args = append([]string{"backup", "kubernetes"}, tags...)
-		if s.Context != "" {
-			args = append(args, "--context", s.Context)
-		}
-		for _, ns := range s.IncludeNamespaces {
-			args = append(args, "--include-namespaces", ns)
-		}
-		for _, ns := range s.ExcludeNamespaces {
-			args = append(args, "--exclude-namespaces", ns)
-		}
-		if s.Volumes {
-			args = append(args, "--volumes")
-		}
-		if s.NodeRoot != "" {
-			args = append(args, "--node-root", s.NodeRoot)
-		}
-		if s.Jobs > 0 {
-			args = append(args, "--jobs", strconv.Itoa(s.Jobs))
-		}
-		return args, env, nil
-	case "postgres", "mysql", "mongodb":
-		db := dbSources[s.Type]
-		dsnVar = db.dsnVar
-		args = append([]string{"backup", s.Type}, tags...)
-		for _, d := range s.Databases {
-			args = append(args, db.dbFlag, d)
-		}
-		if s.Physical && db.physical {
-			args = append(args, "--physical")
-		}
-	default:
+	if s.Type != "kubernetes" {
 		return nil, nil, fmt.Errorf("source type %q cannot be run", s.Type)
+	}
+	args := []string{"backup", "kubernetes", "--tag", jobTag(j.Name)}
+	for _, t := range j.Tags {
+		args = append(args, "--tag", t)
+	}
+	if s.Context != "" {
+		args = append(args, "--context", s.Context)
+	}
+	for _, ns := range s.IncludeNamespaces {
+		args = append(args, "--include-namespaces", ns)
+	}
+	for _, ns := range s.ExcludeNamespaces {
+		args = append(args, "--exclude-namespaces", ns)
+	}
+	if s.Volumes {
+		args = append(args, "--volumes")
+	}
+	if s.NodeRoot != "" {
+		args = append(args, "--node-root", s.NodeRoot)
 	}
 	if s.Jobs > 0 {
 		args = append(args, "--jobs", strconv.Itoa(s.Jobs))
 	}
-	if s.DSN != "" {
-		dsn, err := a.planSecret(ctx, s.DSN)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source dsn: %w", err)
-		}
-		env[dsnVar] = dsn
-	}
-	return args, env, nil
+	return args, map[string]string{}, nil
 }
 
 // planSecret resolves a plan's secret reference.

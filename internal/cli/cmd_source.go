@@ -2,14 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/app/streamtree"
-	"github.com/bunkerbackup/bunker/internal/engine/archiver"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/source"
@@ -95,138 +92,28 @@ func (f *sourceFlags) hostname() string {
 	return h
 }
 
-// runSourceBackup streams a source into the repository and commits one
-// snapshot, or nothing at all when anything fails.
+// runSourceBackup runs the source backup use case on -r (or b.repo) and
+// prints its summary.
 func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Snapshot, error) {
-	r := b.repo
-	if r == nil {
-		var err error
-		if r, err = a.openRepo(ctx); err != nil {
+	c, err := a.core()
+	if err != nil {
+		return nil, err
+	}
+	req := app.SourceBackup{Repository: b.repo, Source: b.source, Paths: b.paths, Tags: b.tags, Host: b.host, Kind: b.kind,
+		Parent: b.parent, Save: b.write, NoProgress: b.quiet}
+	if b.repo == nil {
+		if req.Repo, err = a.repoRef(ctx); err != nil {
 			return nil, err
 		}
 	}
-	start := time.Now()
-	before := r.Stats()
-	sess, adopted, err := r.BeginWrite(ctx, "backup")
+	res, err := c.RunSourceBackup(ctx, req)
 	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		endCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := sess.End(endCtx); err != nil {
-			a.out.warnf("could not remove session marker %s: %v (it expires by itself)", sess.Name, err)
-		}
-	}()
-	if adopted.Packs > 0 {
-		a.out.infof("resuming: reusing %d packs (%s) left by an interrupted backup", adopted.Packs, formatBytes(adopted.Bytes))
-	}
-	a.setMemoryBudget(r)
-
-	sn := snapshot.New(b.paths, splitTags(b.tags), b.host, start)
-	sn.Program = "bunker " + Version
-	sn.Kind = b.kind
-	if b.parent != nil {
-		all, _, err := snapshot.LoadAll(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		var same []*snapshot.Snapshot
-		for _, s := range all {
-			if s.Hostname == sn.Hostname && slices.Equal(s.Paths, sn.Paths) {
-				same = append(same, s)
-			}
-		}
-		p, base, kind := b.parent(same)
-		if kind != "" {
-			sn.Kind = kind
-		}
-		if p != nil {
-			sn.Parent = &p.ID
-			if base != nil {
-				sn.Base = &base.ID
-			}
-		}
-	}
-
-	cfg := r.Config()
-	arch, err := archiver.New(r, archiver.Options{
-		Chunker: cfg.Chunker.Params(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	w := streamtree.NewWriter(arch, start, sn.Username)
-	stopProgress := func() {}
-	if !b.quiet {
-		stopProgress = a.out.ticker(200*time.Millisecond, func(final bool) { a.sourceProgress(arch, w, start) })
-	}
-	stopSavers := arch.StartStreams(ctx)
-	meta, err := b.write(ctx, w)
-	var root archiver.ID
-	if err == nil {
-		root, err = w.Root(ctx)
-	}
-	stopSavers()
-	stopProgress()
-	if err == nil {
-		err = r.Flush(ctx)
-	} else {
-		// Keep what was uploaded findable for the next run.
-		fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_ = r.Flush(fctx)
-		cancel()
-	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		return nil, fmt.Errorf("%s backup failed, no snapshot saved: %w", b.source, err)
-	}
-	if sn.Metadata == nil {
-		sn.Metadata = map[string]string{}
-	}
-	for k, v := range meta {
-		sn.Metadata[k] = v
-	}
-	sn.Metadata["source"] = b.source
-	st := &arch.Stats
-	ws := r.Stats()
-	ws.Blobs -= before.Blobs
-	ws.BlobBytes -= before.BlobBytes
-	ws.StoredBytes -= before.StoredBytes
-	ws.Packs -= before.Packs
-	sn.Tree = root
-	read := st.BytesRead.Load()
-	sn.Summary = &snapshot.Summary{
-		Start: start, End: time.Now(), Files: w.Files(), FilesNew: w.Files(), FilesRead: w.Files(),
-		BytesRead: read, TotalBytes: read,
-		BlobsAdded: int64(ws.Blobs), BytesAdded: ws.BlobBytes, BytesStored: ws.StoredBytes,
-	}
-	if _, err := sess.Commit(ctx, sn); err != nil {
 		return nil, err
 	}
 	if !b.quiet {
-		a.printSourceSummary(sn, ws)
+		a.printSourceSummary(res.Snapshot, res.Write)
 	}
-	return sn, nil
-}
-
-func (a *App) sourceProgress(arch *archiver.Archiver, w *streamtree.Writer, start time.Time) {
-	st := &arch.Stats
-	elapsed := time.Since(start)
-	read := st.BytesRead.Load()
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "status", "seconds_elapsed": int(elapsed.Seconds()),
-			"files_done": w.Files(), "bytes_read": read, "bytes_added": st.BytesAdded.Load(), "current": w.Current()})
-		return
-	}
-	cur := w.Current()
-	if len(cur) > 40 {
-		cur = "…" + cur[len(cur)-39:]
-	}
-	a.out.status(fmt.Sprintf("[%s] %d files, %s read, %s added, %s  %s", formatDuration(elapsed), w.Files(),
-		formatBytes(read), formatBytes(st.BytesAdded.Load()), formatRate(read, elapsed), cur))
+	return res.Snapshot, nil
 }
 
 func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats) {
@@ -292,24 +179,7 @@ func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapsho
 }
 
 // snapshotInfos describes snapshots to the sources' own logic.
-func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo {
-	out := make([]source.SnapshotInfo, len(all))
-	for i, s := range all {
-		out[i] = source.SnapshotInfo{ID: s.ID.String(), Kind: s.Kind, Host: s.Hostname, Paths: s.Paths, Time: s.Time, Metadata: s.Metadata}
-	}
-	return out
-}
-
-// snapshotByID returns the snapshot with the full ID id among all, nil
-// for none.
-func snapshotByID(all []*snapshot.Snapshot, id string) *snapshot.Snapshot {
-	for _, s := range all {
-		if id != "" && s.ID.String() == id {
-			return s
-		}
-	}
-	return nil
-}
+func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo { return app.SnapshotInfos(all) }
 
 // snapshotTrees returns a function that gives the tree of the snapshot
 // with the full ID id among all.

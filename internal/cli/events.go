@@ -23,6 +23,10 @@ func (e cliEvents) Progress(p app.Progress) {
 		a.out.doneStatus()
 		return
 	}
+	if p.Source != "" {
+		sourceProgress(a, p)
+		return
+	}
 	if a.g.json {
 		if !a.out.jsonStatusDue(time.Now()) {
 			return
@@ -48,4 +52,22 @@ func (e cliEvents) Progress(p app.Progress) {
 	}
 	a.out.status(fmt.Sprintf("[%s] %s%d files, %s of %s, %s added, %s%s  %s", formatDuration(p.Elapsed), pct, p.Files,
 		formatBytes(p.Bytes), formatBytes(p.BytesTotal), formatBytes(p.BytesAdded), formatRate(p.BytesRead, p.Elapsed), eta, cur))
+}
+
+// sourceProgress prints the progress of a source backup: streams written
+// as they come, with no total to compare with.
+func sourceProgress(a *App, p app.Progress) {
+	if a.g.json {
+		if a.out.jsonStatusDue(time.Now()) {
+			a.out.jsonLine(map[string]any{"message_type": "status", "seconds_elapsed": int(p.Elapsed.Seconds()),
+				"files_done": p.Files, "bytes_read": p.BytesRead, "bytes_added": p.BytesAdded, "current": p.Current})
+		}
+		return
+	}
+	cur := p.Current
+	if len(cur) > 40 {
+		cur = "…" + cur[len(cur)-39:]
+	}
+	a.out.status(fmt.Sprintf("[%s] %d files, %s read, %s added, %s  %s", formatDuration(p.Elapsed), p.Files,
+		formatBytes(p.BytesRead), formatBytes(p.BytesAdded), formatRate(p.BytesRead, p.Elapsed), cur))
 }

@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/source/mongodb"
+	"github.com/bunkerbackup/bunker/internal/source/mysql"
+	"github.com/bunkerbackup/bunker/internal/source/postgres"
+)
+
+// jobPostgresBackup is the backup request of a plan's postgres job, with
+// the defaults of 'bunker backup postgres': two dumps at once, and for a
+// physical backup WAL fetched into it, a fast checkpoint and the default
+// archive timeout. The DSN is the job's secret, else
+// $BUNKER_POSTGRES_DSN, else libpq's PG* variables.
+func (a *App) jobPostgresBackup(ctx context.Context, j *plan.Job, repo app.Repo, tags []string) (app.PostgresBackup, error) {
+	s := j.Source
+	dsn := a.Getenv("BUNKER_POSTGRES_DSN")
+	if s.DSN != "" {
+		var err error
+		if dsn, err = a.planSecret(ctx, s.DSN); err != nil {
+			return app.PostgresBackup{}, fmt.Errorf("source dsn: %w", err)
+		}
+	}
+	ci, err := postgres.ParseConnInfo(dsn)
+	if err != nil {
+		return app.PostgresBackup{}, fmt.Errorf("source dsn: %w", err)
+	}
+	jobs := 2
+	if s.Jobs > 0 {
+		jobs = s.Jobs
+	}
+	return app.PostgresBackup{Repo: repo, Server: postgres.Config{Conn: ci, Getenv: a.Getenv}, Tags: tags, Physical: s.Physical,
+		Logical:         postgres.LogicalOptions{Databases: s.Databases, Jobs: jobs},
+		PhysicalOptions: postgres.PhysicalOptions{WALMethod: "fetch", FastCheckpoint: true, ArchiveTimeout: postgres.DefaultArchiveTimeout},
+	}, nil
+}
+
+// jobMySQLBackup is the backup request of a plan's mysql job, with the
+// defaults of 'bunker backup mysql'. The DSN is the job's secret, else
+// $BUNKER_MYSQL_DSN; the password, when the DSN has none, $MYSQL_PWD.
+func (a *App) jobMySQLBackup(ctx context.Context, j *plan.Job, repo app.Repo, tags []string) (app.MySQLBackup, error) {
+	s := j.Source
+	var f mysqlConnFlags
+	if s.DSN != "" {
+		var err error
+		if f.dsn, err = a.planSecret(ctx, s.DSN); err != nil {
+			return app.MySQLBackup{}, fmt.Errorf("source dsn: %w", err)
+		}
+	}
+	conn, err := f.conn(a)
+	if err != nil {
+		return app.MySQLBackup{}, fmt.Errorf("source dsn: %w", err)
+	}
+	return app.MySQLBackup{Repo: repo, Server: mysql.Options{Conn: conn}, Tags: tags,
+		Options: mysql.BackupOptions{Databases: s.Databases, Jobs: s.Jobs, Physical: s.Physical}}, nil
+}
+
+// backupKind names a database backup's kind in a job's log.
+func backupKind(physical bool) string {
+	if physical {
+		return "physical"
+	}
+	return "logical"
+}
+
+// jobMongoBackup is the backup request of a plan's mongodb job, with the
+// defaults of 'bunker backup mongodb' (the driver; the oplog on a replica
+// set). The URI is the job's secret, else $BUNKER_MONGODB_URI; a password
+// file, $BUNKER_MONGODB_PASSWORD_FILE.
+func (a *App) jobMongoBackup(ctx context.Context, j *plan.Job, repo app.Repo, tags []string) (app.MongoBackup, error) {
+	s := j.Source
+	var f mongoConnFlags
+	if s.DSN != "" {
+		var err error
+		if f.uri, err = a.planSecret(ctx, s.DSN); err != nil {
+			return app.MongoBackup{}, fmt.Errorf("source dsn: %w", err)
+		}
+	}
+	cfg, err := a.mongoConfig(&f)
+	if err != nil {
+		return app.MongoBackup{}, fmt.Errorf("source dsn: %w", err)
+	}
+	return app.MongoBackup{Repo: repo, Server: cfg, Tags: tags,
+		Options: mongodb.DumpOptions{Select: mongodb.Selector{Databases: s.Databases}, Jobs: s.Jobs}}, nil
+}
