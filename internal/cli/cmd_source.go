@@ -14,7 +14,7 @@ import (
 )
 
 // kindContinuous marks snapshots of a log archive (WAL, binlog, oplog).
-const kindContinuous = "continuous"
+const kindContinuous = app.KindContinuous
 
 // sourceCommands are the commands one database source adds.
 type sourceCommands struct {
