@@ -147,15 +147,12 @@ func (a *App) RunBackup(ctx context.Context, b Backup) (*BackupResult, error) {
 			return nil, fmt.Errorf("load index: %w", err)
 		}
 	} else {
-		s, adopted, err := r.BeginWrite(ctx, "backup")
+		s, err := a.beginBackup(ctx, r)
 		if err != nil {
 			return nil, err
 		}
 		sess = s
 		defer a.endSession(sess)
-		if adopted.Packs > 0 {
-			a.infof("resuming: reusing %d packs (%s) left by an interrupted backup", adopted.Packs, formatBytes(adopted.Bytes))
-		}
 	}
 	a.SetMemoryBudget(r)
 
@@ -264,6 +261,19 @@ func commit(ctx context.Context, r *repository.Repository, sess *repository.Sess
 	sn.Summary.BlobsAdded, sn.Summary.BytesAdded, sn.Summary.BytesStored = int64(ws.Blobs), ws.BlobBytes, ws.StoredBytes
 	_, err := sess.Commit(ctx, sn)
 	return err
+}
+
+// beginBackup starts a backup's write session, noting the packs it
+// adopts from an interrupted backup.
+func (a *App) beginBackup(ctx context.Context, r *repository.Repository) (*repository.Session, error) {
+	sess, adopted, err := r.BeginWrite(ctx, "backup")
+	if err != nil {
+		return nil, err
+	}
+	if adopted.Packs > 0 {
+		a.infof("resuming: reusing %d packs (%s) left by an interrupted backup", adopted.Packs, formatBytes(adopted.Bytes))
+	}
+	return sess, nil
 }
 
 // endSession ends a writer's session when its use case returns, warning

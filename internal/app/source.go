@@ -73,14 +73,11 @@ func (a *App) RunSourceBackup(ctx context.Context, b SourceBackup) (*BackupResul
 	}
 	start := time.Now()
 	before := r.Stats()
-	sess, adopted, err := r.BeginWrite(ctx, "backup")
+	sess, err := a.beginBackup(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	defer a.endSession(sess)
-	if adopted.Packs > 0 {
-		a.infof("resuming: reusing %d packs (%s) left by an interrupted backup", adopted.Packs, formatBytes(adopted.Bytes))
-	}
 	a.SetMemoryBudget(r)
 
 	host := b.Host

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,16 +20,16 @@ import (
 // Version is the program version, set at build time with -ldflags.
 var Version = "0.1.0-dev"
 
-// Exit codes.
+// Exit codes (app.ExitCode's).
 const (
-	ExitOK            = 0
-	ExitError         = 1
-	ExitPartial       = 3
-	ExitViolation     = 4
-	ExitNoRepository  = 10
-	ExitNewerFormat   = 11
-	ExitWrongPassword = 12
-	ExitInterrupted   = 130
+	ExitOK            = app.ExitOK
+	ExitError         = app.ExitError
+	ExitPartial       = app.ExitPartial
+	ExitViolation     = app.ExitViolation
+	ExitNoRepository  = app.ExitNoRepository
+	ExitNewerFormat   = app.ExitNewerFormat
+	ExitWrongPassword = app.ExitWrongPassword
+	ExitInterrupted   = app.ExitInterrupted
 )
 
 const exitCodeHelp = `Exit codes:
@@ -119,21 +118,6 @@ type globalOptions struct {
 	noAmbient       bool
 }
 
-// partialError marks a command that finished, but not all of it (as
-// app.PartialError does for a use case).
-type partialError struct{ msg string }
-
-func (e *partialError) Error() string { return e.msg }
-
-// exitError carries a specific exit code.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
 // addCloser registers something to close when the command ends.
 func (a *App) addCloser(c io.Closer) {
 	a.addCloserCtx(context.Background(), c)
@@ -199,14 +183,6 @@ func (a *App) exec(ctx context.Context, args []string) (int, error) {
 }
 
 func exitCode(ctx context.Context, err error) int {
-	var ee *exitError
-	var pe *partialError
-	switch {
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.As(err, &pe) && ctx.Err() == nil:
-		return ExitPartial
-	}
 	return app.ExitCode(ctx, err)
 }
 

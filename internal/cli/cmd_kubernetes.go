@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
@@ -369,7 +370,7 @@ could not run, 3 some objects failed (each is listed).`,
 				return err
 			}
 			if sum.Partial() {
-				return &partialError{msg: fmt.Sprintf("%d objects or volumes could not be restored (listed above)", sum.Failed)}
+				return &app.PartialError{Msg: fmt.Sprintf("%d objects or volumes could not be restored (listed above)", sum.Failed)}
 			}
 			return nil
 		},

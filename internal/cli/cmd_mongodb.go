@@ -402,7 +402,7 @@ func (a *App) runMongoRestore(ctx context.Context, ref string, o mongoRestoreOpt
 	}
 	a.printMongoRestoreSummary(sn, res, start)
 	if res.Failed > 0 {
-		return &partialError{msg: fmt.Sprintf("%d of %d collections could not be restored", res.Failed, len(res.Collections))}
+		return &app.PartialError{Msg: fmt.Sprintf("%d of %d collections could not be restored", res.Failed, len(res.Collections))}
 	}
 	return nil
 }

@@ -238,7 +238,7 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 				for _, e := range res.UserErrors {
 					a.out.warnf("accounts: %s", e)
 				}
-				return &partialError{fmt.Sprintf("the data is restored, but %s of the accounts file failed (see the warnings)",
+				return &app.PartialError{Msg: fmt.Sprintf("the data is restored, but %s of the accounts file failed (see the warnings)",
 					plural(int64(len(res.UserErrors)), "statement"))}
 			}
 			return nil

@@ -318,7 +318,7 @@ func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error
 	})
 	var pe *postgres.PartialError
 	if errors.As(err, &pe) {
-		return &partialError{msg: fmt.Sprintf("restore of snapshot %s: %v", sn.ShortID(), err)}
+		return &app.PartialError{Msg: fmt.Sprintf("restore of snapshot %s: %v", sn.ShortID(), err)}
 	}
 	if err != nil {
 		return err

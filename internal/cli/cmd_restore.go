@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/exclude"
 	"github.com/bunkerbackup/bunker/internal/storage/location"
@@ -130,7 +131,7 @@ reads every restored file back and compares it with the snapshot.`,
 			if len(failed) > 0 || len(bad) > 0 {
 				// The rest was restored: a partial result (exit 3), like a
 				// backup with unreadable sources.
-				return &partialError{msg: fmt.Sprintf("%d entries could not be restored, %d failed verification", len(failed), len(bad))}
+				return &app.PartialError{Msg: fmt.Sprintf("%d entries could not be restored, %d failed verification", len(failed), len(bad))}
 			}
 			return nil
 		},

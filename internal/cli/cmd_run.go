@@ -93,7 +93,7 @@ cause (10 no repository, 11 wrong password, …; see bunker --help), else 1.`,
 			}
 			for repo, st := range res.Copies {
 				if st != "ok" && !strings.HasPrefix(st, "skipped") {
-					return &partialError{msg: fmt.Sprintf("job %s: backup %s saved, but the copy to %s failed", j.Name, short(res.Snapshot), repo)}
+					return &app.PartialError{Msg: fmt.Sprintf("job %s: backup %s saved, but the copy to %s failed", j.Name, short(res.Snapshot), repo)}
 				}
 			}
 			return nil

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/daemon"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/monitor"
@@ -62,7 +63,7 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 				a.printStatus(st)
 			}
 			if len(st.Violations) > 0 {
-				return &exitError{code: ExitViolation, err: fmt.Errorf("%d objective(s) violated: %s", len(st.Violations), strings.Join(st.Violations, "; "))}
+				return &app.CodeError{Code: ExitViolation, Err: fmt.Errorf("%d objective(s) violated: %s", len(st.Violations), strings.Join(st.Violations, "; "))}
 			}
 			return nil
 		},
