@@ -224,6 +224,7 @@ func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jo
 		return err
 	}
 	c = c.With(&app.LogEvents{W: lockedWriter(log)})
+	defer func() { _ = c.Close() }() // what it opened outside a scope (bunker run)
 	tags := append([]string{jobTag(j.Name)}, j.Tags...)
 	var out *app.BackupResult
 	switch s.Type {
