@@ -7,10 +7,8 @@ import (
 	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/bunkerbackup/bunker/internal/timespec"
@@ -221,18 +219,6 @@ func (a *App) setMemoryBudget(r *repository.Repository) {
 	if c, err := a.core(); err == nil {
 		c.SetMemoryBudget(r)
 	}
-}
-
-// saveTree stores t in r, split when it is large; with dryRun it only
-// computes the ID it would have.
-func saveTree(ctx context.Context, r *repository.Repository, t *tree.Tree, dryRun bool) (tree.ID, error) {
-	return tree.Save(t, func(b []byte) (tree.ID, error) {
-		if dryRun {
-			return r.Hash(b), nil
-		}
-		id, _, err := r.SaveBlob(ctx, pack.TreeBlob, b)
-		return id, err
-	})
 }
 
 // flagPolicy is the repository policy of --allow-schemes, --allow-hosts
