@@ -166,25 +166,47 @@ func (t *tail) String() string {
 // so 16 comes before 9). Only an executable file is found (exec.LookPath
 // decides, with its platform's rules).
 func LookTool(name, dir string, searchDirs ...string) (string, error) {
-	if dir != "" {
-		p, err := exec.LookPath(filepath.Join(dir, name))
-		if err != nil {
-			return "", fmt.Errorf("%s not found in %s", name, dir)
-		}
-		return p, nil
-	}
-	for _, pat := range searchDirs {
-		for _, d := range expandDir(pat) {
-			if p, err := exec.LookPath(filepath.Join(d, name)); err == nil {
-				return p, nil
-			}
-		}
+	if p, ok, err := lookIn(name, dir, searchDirs); ok || err != nil {
+		return p, err
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
 		return "", fmt.Errorf("%s not found on PATH: install it or give its directory", name)
 	}
 	return p, nil
+}
+
+// LookToolOnPath is LookTool for a program that must come from the
+// caller's PATH, path (a PATH value of the environment the program will
+// run in, which may not be this process's), instead of this process's.
+func LookToolOnPath(name, dir, path string) (string, error) {
+	if p, ok, err := lookIn(name, dir, filepath.SplitList(path)); ok || err != nil {
+		return p, err
+	}
+	return "", fmt.Errorf("%s not found on PATH: install it or give its directory", name)
+}
+
+// lookIn finds name in dir when given (an error when it is not there),
+// else in the first of searchDirs that has it (ok false when none has).
+func lookIn(name, dir string, searchDirs []string) (p string, ok bool, err error) {
+	if dir != "" {
+		p, err := exec.LookPath(filepath.Join(dir, name))
+		if err != nil {
+			return "", false, fmt.Errorf("%s not found in %s", name, dir)
+		}
+		return p, true, nil
+	}
+	for _, pat := range searchDirs {
+		if pat == "" {
+			continue
+		}
+		for _, d := range expandDir(pat) {
+			if p, err := exec.LookPath(filepath.Join(d, name)); err == nil {
+				return p, true, nil
+			}
+		}
+	}
+	return "", false, nil
 }
 
 // expandDir returns the directories a search directory names: itself, or

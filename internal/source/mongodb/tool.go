@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -238,28 +237,13 @@ func mongoPattern(p string) string {
 	return p + ".*"
 }
 
-// LookPath finds a program in dir when given, else in the directories of
-// path (a PATH value: the caller's environment, not this process's).
+// LookPath finds a MongoDB tool in dir when given, else in the
+// directories of path (a PATH value: the caller's environment, not this
+// process's), with source.LookToolOnPath.
 func LookPath(name, dir, path string) (string, error) {
-	if dir != "" {
-		p := filepath.Join(dir, name)
-		if isExecutable(p) {
-			return p, nil
-		}
-		return "", fmt.Errorf("%s not found in %s", name, dir)
+	p, err := source.LookToolOnPath(name, dir, path)
+	if err != nil && dir == "" {
+		return "", fmt.Errorf("%s not found on PATH: install the MongoDB Database Tools or give their directory (--tool-dir)", name)
 	}
-	for _, d := range filepath.SplitList(path) {
-		if d == "" {
-			continue
-		}
-		if p := filepath.Join(d, name); isExecutable(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found on PATH: install the MongoDB Database Tools or give their directory (--tool-dir)", name)
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+	return p, err
 }
