@@ -88,7 +88,10 @@ daemon:
 	writeFile(t, filepath.Join(pe.dir, "pw"), []byte(testPassword))
 	pe.env["API_TOKEN"] = "run-token-1234"
 	pe.env["READ_TOKEN"] = "read-token-5678"
-	de := startDaemon(t, pe, daemon.NewFakeClock(time.Now()))
+	// The clock starts mid-hour, so moving it past the cache's TTL never
+	// reaches the job's next slot (every 1h is aligned to the hour):
+	// a backup then would run the password command too.
+	de := startDaemon(t, pe, daemon.NewFakeClock(time.Now().Truncate(time.Hour).Add(10*time.Minute)))
 	runs := func() int {
 		b, err := os.ReadFile(counter)
 		if os.IsNotExist(err) {

@@ -151,7 +151,9 @@ spec: {repository: main, includeNamespaces: [app], volumes: true}
 // end stops it.
 func startOperator(t *testing.T, r *repo, k *testsrv.KubeServer, extra ...string) *testsrv.Process {
 	t.Helper()
-	args := append([]string{"operator", "--kubeconfig", k.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0"}, extra...)
+	// The test is the cluster's admin backing up namespace app into a
+	// local repository, which a tenant's namespace may not use.
+	args := append([]string{"operator", "--kubeconfig", k.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0", "--admin-namespace", "app"}, extra...)
 	cmd := exec.Command(bunkerBin, args...)
 	cmd.Env = r.env
 	return testsrv.Start(t, "bunker operator", cmd)
