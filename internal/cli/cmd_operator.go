@@ -190,18 +190,16 @@ func (r *cliRunner) run(ctx context.Context, repo operator.Repo, args ...string)
 		}
 		full = append(append(append([]string{}, full[:5]...), conn...), full[5:]...)
 	}
-	child, stdout, stderr := r.child(repo)
-	code := child.Run(ctx, full)
+	child, stdout, _ := r.child(repo)
+	code, err := child.exec(ctx, full)
 	out := stdout.String()
 	if code != 0 && code != 3 {
 		if ctx.Err() != nil {
 			return out, code, ctx.Err()
 		}
-		msg, _ := lastJSON(out, "error")["error"].(string)
-		if msg == "" {
-			msg = lastLine(stderr.String())
-		}
-		return out, code, fmt.Errorf("bunker %s: %s (exit %d)", strings.Join(args[:min(2, len(args))], " "), msg, code)
+		// The command's own error, cause and all (a wrong password stays
+		// repository.ErrWrongPassword for the operator's status).
+		return out, code, fmt.Errorf("bunker %s: %w (exit %d)", strings.Join(args[:min(2, len(args))], " "), err, code)
 	}
 	return out, code, nil
 }

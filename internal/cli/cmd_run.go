@@ -509,14 +509,6 @@ func (a *App) runHook(ctx context.Context, h *plan.Hook, vars []string, log io.W
 	return nil
 }
 
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return strings.TrimPrefix(s, "bunker: ")
-}
-
 // lastJSON returns the last JSON line of the given message type.
 func lastJSON(out, typ string) map[string]any {
 	lines := strings.Split(strings.TrimSpace(out), "\n")

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/operator"
 )
 
@@ -41,5 +43,19 @@ func TestOperatorRunnerTenantEnvRunsNothing(t *testing.T) {
 		if v := child.BackendGetenv("HOME"); v != "" {
 			t.Errorf("backend HOME = %q: the operator's key files are in reach", v)
 		}
+	}
+}
+
+// TestOperatorRunnerKeepsCause: a command the operator's runner runs
+// in-process fails with its own error, cause and all — an uninitialised
+// repository stays repository.ErrNoRepository for the operator's status,
+// not a line of text read back from the output.
+func TestOperatorRunnerKeepsCause(t *testing.T) {
+	dir := t.TempDir()
+	r := &cliRunner{parent: &App{Getenv: func(string) string { return "" }}}
+	repo := operator.Repo{URL: filepath.Join(dir, "never-initialised"), Password: "pw"}
+	_, code, err := r.run(context.Background(), repo, "cat", "config")
+	if !errors.Is(err, repository.ErrNoRepository) || code != ExitNoRepository {
+		t.Fatalf("run: exit %d, %v; want ErrNoRepository (exit %d) kept in the chain", code, err, ExitNoRepository)
 	}
 }
