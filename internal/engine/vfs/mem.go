@@ -346,22 +346,24 @@ func (d *memDir) XattrsAt(name string) ([]tree.Xattr, error) {
 }
 
 func (d *memDir) OpenDir(name string) (Dir, error) {
-	d.m.mu.Lock()
-	defer d.m.mu.Unlock()
-	n, err := d.entry("open", name)
+	n, err := d.openAs(name, tree.TypeDir, syscall.ENOTDIR)
 	if err != nil {
 		return nil, err
-	}
-	if n.meta.Type == tree.TypeSymlink {
-		return nil, memErr("open", d.join(name), syscall.ELOOP)
-	}
-	if n.meta.Type != tree.TypeDir {
-		return nil, memErr("open", d.join(name), syscall.ENOTDIR)
 	}
 	return &memDir{m: d.m, n: n, path: d.join(name)}, nil
 }
 
 func (d *memDir) OpenFile(name string) (File, error) {
+	n, err := d.openAs(name, tree.TypeFile, errors.New("not a regular file"))
+	if err != nil {
+		return nil, err
+	}
+	return &memFile{m: d.m, n: n, path: d.join(name)}, nil
+}
+
+// openAs finds the entry name, which must be of type typ (not a symlink:
+// ELOOP, as O_NOFOLLOW; another type: notErr).
+func (d *memDir) openAs(name string, typ tree.NodeType, notErr error) (*memNode, error) {
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()
 	n, err := d.entry("open", name)
@@ -371,10 +373,10 @@ func (d *memDir) OpenFile(name string) (File, error) {
 	if n.meta.Type == tree.TypeSymlink {
 		return nil, memErr("open", d.join(name), syscall.ELOOP)
 	}
-	if n.meta.Type != tree.TypeFile {
-		return nil, memErr("open", d.join(name), errors.New("not a regular file"))
+	if n.meta.Type != typ {
+		return nil, memErr("open", d.join(name), notErr)
 	}
-	return &memFile{m: d.m, n: n, path: d.join(name)}, nil
+	return n, nil
 }
 
 func (d *memDir) Create(name string, nd *tree.Node) error {
