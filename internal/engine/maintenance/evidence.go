@@ -239,3 +239,82 @@ func forEach[T any](ctx context.Context, items []T, fn func(context.Context, T) 
 	}
 	return ctx.Err()
 }
+
+// entryAt names one index entry: a blob at an offset of a pack.
+type entryAt struct {
+	pack   ID
+	blob   [33]byte
+	offset uint32
+}
+
+// falseSurvivors finds the index entries that would outlive a deleted copy
+// of their blob without being true. A writer with the key may plant an
+// entry placing a blob in some stored pack while the real copy still
+// exists; once prune deletes the real copy (the blob is unreachable), the
+// planted entry would be the blob's only one, and a later backup of that
+// content would deduplicate against nothing. So every surviving entry of a
+// blob that loses a copy here is checked against the pack's own trailer
+// (one small read per pack), or, when the trailer does not open, by
+// reading the blob back and hashing it. Transient read errors are returned.
+func (p *copyProver) falseSurvivors(ctx context.Context, contents map[ID][]pack.Entry, deleted map[ID]bool) (map[entryAt]bool, error) {
+	losing := map[[33]byte]bool{}
+	for pk := range deleted {
+		for _, e := range contents[pk] {
+			losing[key(e.ID, e.Type)] = true
+		}
+	}
+	out := map[entryAt]bool{}
+	check := map[ID][]pack.Entry{}
+	for pk, entries := range contents {
+		if deleted[pk] {
+			continue
+		}
+		size, stored := p.stored[pk]
+		for _, e := range entries {
+			if !losing[key(e.ID, e.Type)] || !stored {
+				continue // packs that are gone lose their entries anyway
+			}
+			if int64(e.Offset)+int64(e.Length) > size {
+				out[entryAt{pk, key(e.ID, e.Type), e.Offset}] = true
+				continue
+			}
+			check[pk] = append(check[pk], e)
+		}
+	}
+	var mu sync.Mutex
+	err := forEach(ctx, slices.Collect(maps.Keys(check)), func(ctx context.Context, pk ID) error {
+		trailer, _, err := p.r.ReadTrailer(ctx, pk, p.stored[pk])
+		if err != nil && !repository.IsDecodeError(err) {
+			return fmt.Errorf("check pack %s: %w", pk.Short(), err)
+		}
+		listed := map[pack.Entry]bool{}
+		for _, e := range trailer {
+			listed[e] = true
+		}
+		for _, e := range check[pk] {
+			ok := listed[e]
+			if err != nil { // no trailer to trust: the bytes decide
+				if ok, err = p.readsBack(ctx, index.Location{Pack: pk, Entry: e}); err != nil {
+					return err
+				}
+			}
+			if !ok {
+				mu.Lock()
+				out[entryAt{pk, key(e.ID, e.Type), e.Offset}] = true
+				mu.Unlock()
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// readsBack reports whether the blob at l decrypts and hashes to its ID.
+func (p *copyProver) readsBack(ctx context.Context, l index.Location) (bool, error) {
+	sealed, err := p.r.ReadPack(ctx, l.Pack, int64(l.Offset), int(l.Length), nil)
+	if err != nil {
+		return false, err
+	}
+	plain, err := p.r.OpenSealed(l, sealed, nil)
+	return err == nil && p.r.Hash(plain) == l.ID, nil
+}

@@ -63,7 +63,10 @@ type Result struct {
 	UnreadablePlans []string `json:"unreadable_plans,omitempty"`
 	// RepackFailed counts packs left alone because a reachable blob in
 	// them could not be read back (check names it).
-	RepackFailed    int      `json:"repack_failed,omitempty"`
+	RepackFailed int `json:"repack_failed,omitempty"`
+	// FalseEntries counts index entries dropped by compaction because
+	// they placed a blob that lost a copy in a pack that does not hold it.
+	FalseEntries    int      `json:"false_index_entries_dropped,omitempty"`
 	IndexCompacted  bool     `json:"index_compacted"`
 	IndexFilesGone  int      `json:"index_files_removed"`
 	PlansSwept      int      `json:"plans_swept"`
@@ -711,6 +714,12 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 			}
 		}
 	}
+	// Entries that would outlive a deleted copy must be true ones.
+	untrue, err := prover.falseSurvivors(ctx, contents, doomed)
+	if err != nil {
+		return err
+	}
+	res.FalseEntries = len(untrue)
 	be := r.Backend()
 	now = time.Now()
 	for pk := range doomed {
@@ -734,7 +743,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	var f index.File
 	packNum := map[ID]uint32{}
 	fresh.Each(func(l index.Location) bool {
-		if doomed[l.Pack] {
+		if doomed[l.Pack] || untrue[entryAt{l.Pack, key(l.ID, l.Type), l.Offset}] {
 			return true
 		}
 		if _, ok := stored[l.Pack]; !ok && !planned[l.Pack] {
