@@ -45,8 +45,7 @@ func TestAttackerSimulationServe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real servers")
 	}
-	runAttackSeeds(t, 1, attackServerSeeds, false, func(t *testing.T, seed uint64) (*attackWorld, error) {
-		ctx := context.Background()
+	runAttackSeeds(t, 1, attackServerSeeds, false, func(ctx context.Context, t *testing.T, seed uint64) (*attackWorld, error) {
 		dir := t.TempDir()
 		srv, err := restserver.New(restserver.Options{Dir: dir, NoAuth: true, NoTLS: true, AppendOnly: true})
 		if err != nil {
@@ -89,8 +88,7 @@ func TestAttackerSimulationObjectLockedS3(t *testing.T) {
 	s := testsrv.SeaweedFS(t)
 	env := map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKey, "AWS_SECRET_ACCESS_KEY": s.SecretKey, "AWS_REGION": s.Region}
 	getenv := func(k string) string { return env[k] }
-	runAttackSeeds(t, 1, attackServerSeeds, false, func(t *testing.T, seed uint64) (*attackWorld, error) {
-		ctx := context.Background()
+	runAttackSeeds(t, 1, attackServerSeeds, false, func(ctx context.Context, t *testing.T, seed uint64) (*attackWorld, error) {
 		loc := fmt.Sprintf("s3:%s/attack-%d/repo", s.URL, seed)
 		honest, err := location.Open(ctx, loc, location.Options{Getenv: getenv, Create: true, ObjectLock: true})
 		if err != nil {

@@ -67,8 +67,8 @@ func TestAttackerSimulation(t *testing.T) {
 	if testing.Short() {
 		n = 8
 	}
-	runAttackSeeds(t, *attackFirst, n, true, func(t *testing.T, seed uint64) (*attackWorld, error) {
-		clock, store, pool, open, err := newSimWorld(context.Background(), seed, 11)
+	runAttackSeeds(t, *attackFirst, n, true, func(ctx context.Context, t *testing.T, seed uint64) (*attackWorld, error) {
+		clock, store, pool, open, err := newSimWorld(ctx, seed, 11)
 		if err != nil {
 			return nil, err
 		}
@@ -90,15 +90,17 @@ type attackWorld struct {
 // made by newWorld. With wantBoth, it also insists that prune both deleted
 // and kept packs somewhere in the run (on real stores, whose clocks the
 // simulation cannot advance, planted sessions may hold every sweep back).
-func runAttackSeeds(t *testing.T, first, n int, wantBoth bool, newWorld func(*testing.T, uint64) (*attackWorld, error)) {
+func runAttackSeeds(t *testing.T, first, n int, wantBoth bool, newWorld func(context.Context, *testing.T, uint64) (*attackWorld, error)) {
 	moves := map[string]int{}
 	var deleted, kept int
 	for seed := first; seed < first+n; seed++ {
-		w, err := newWorld(t, uint64(seed))
+		ctx, cancel := context.WithCancel(context.Background())
+		w, err := newWorld(ctx, t, uint64(seed))
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		st, err := runAttackSim(uint64(seed), moves, w)
+		cancel() // closes the seed's repositories
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}

@@ -26,7 +26,7 @@ type planWorld struct {
 }
 
 func newPlanWorld(t *testing.T) *planWorld {
-	clock, store, pool, open, err := newSimWorld(context.Background(), 11, 11)
+	clock, store, pool, open, err := newSimWorld(t.Context(), 11, 11)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,8 @@ func TestPruneSimulation(t *testing.T) {
 }
 
 func runSim(t *testing.T, seed uint64, total *simStats) error {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	clock, store, pool, open, err := newSimWorld(ctx, seed, 7)
 	if err != nil {
 		return err
@@ -267,6 +268,8 @@ func initSimRepo(ctx context.Context, seed, stream uint64, clock *simClock, be s
 			return nil, err
 		}
 		r.SetClock(clock.Now)
+		// Its uploaders stop when the run's context ends.
+		context.AfterFunc(ctx, func() { _ = r.Close() })
 		return r, nil
 	}
 	return pool, open, nil

@@ -31,7 +31,7 @@ func (c *countLoads) Load(ctx context.Context, h storage.Handle, n int, off int6
 // few range reads rather than one request per blob (on S3 each request
 // costs time and money).
 func TestSweepProvesRepackedCopiesInFewReads(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	clock, store, pool, open, err := newSimWorld(ctx, 5, 5)
 	if err != nil {
 		t.Fatal(err)
