@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
-	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/format"
-	"github.com/bunkerbackup/bunker/internal/engine/index"
-	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repair"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/storage"
@@ -73,37 +69,23 @@ func (a *App) repairMaint(ctx context.Context, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	_, damaged, err := r.PlansChecked(ctx)
-	if err != nil {
-		return err
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
 	}
-	bad, err := repository.UnreadableObjects(ctx, r)
-	if err != nil {
-		return err
-	}
-	for name, e := range damaged {
-		bad = append(bad, repository.Unreadable{Type: storage.MaintFile, Name: name, Reason: fmt.Sprintf("unreadable maintenance plan (%v)", e)})
-	}
-	slices.SortFunc(bad, func(x, y repository.Unreadable) int {
-		return strings.Compare(string(x.Type)+"/"+x.Name, string(y.Type)+"/"+y.Name)
-	})
-	removed := 0
-	for _, u := range bad {
-		if !dryRun {
-			if err := r.Backend().Remove(ctx, storage.Handle{Type: u.Type, Name: u.Name}); err != nil && !errors.Is(err, storage.ErrNotExist) {
-				return fmt.Errorf("remove %s/%s: %w", u.Type, u.Name, err)
-			}
-			removed++
-		}
+	bad, err := repair.Maint(ctx, r, dryRun, func(u repository.Unreadable, removed bool) {
 		if a.g.json {
-			a.out.jsonLine(map[string]any{"message_type": "object", "type": u.Type, "name": u.Name, "reason": u.Reason, "removed": !dryRun})
+			a.out.jsonLine(map[string]any{"message_type": "object", "type": u.Type, "name": u.Name, "reason": u.Reason, "removed": removed})
 		} else {
-			verb := "removed"
-			if dryRun {
-				verb = "would remove"
-			}
 			a.out.textf("%s %s/%s: %s", verb, u.Type, u.Name, u.Reason)
 		}
+	})
+	if err != nil {
+		return err
+	}
+	removed := len(bad)
+	if dryRun {
+		removed = 0
 	}
 	if a.g.json {
 		a.out.jsonLine(map[string]any{"message_type": "summary", "found": len(bad), "removed": removed, "dry_run": dryRun})
@@ -114,59 +96,22 @@ func (a *App) repairMaint(ctx context.Context, dryRun bool) error {
 }
 
 func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {
-	old, err := r.List(ctx, storage.IndexFile)
-	if err != nil {
-		return err
-	}
-	packs, err := r.List(ctx, storage.PackFile)
-	if err != nil {
-		return err
-	}
-	var f index.File
-	var bad int
-	for i, fi := range packs {
-		id, err := format.ParseID(fi.Name)
-		if err != nil {
-			continue
-		}
-		entries, _, err := r.ReadTrailer(ctx, id, fi.Size)
-		if err != nil {
-			bad++
-			a.out.warnf("pack %s: %v (left out of the index)", id.Short(), err)
-			continue
-		}
-		n := uint32(len(f.Packs))
-		f.Packs = append(f.Packs, id)
-		for _, e := range entries {
-			f.Entries = append(f.Entries, index.FileEntry{Pack: n, Entry: e})
-		}
-		if a.out.progress {
-			a.out.status(fmt.Sprintf("read %d / %d pack trailers", i+1, len(packs)))
-		}
-	}
+	res, err := repair.Index(ctx, r, repair.IndexOptions{
+		Skipped: func(pk format.ID, err error) { a.out.warnf("pack %s: %v (left out of the index)", pk.Short(), err) },
+		Progress: func(done, total int) {
+			if a.out.progress {
+				a.out.status(fmt.Sprintf("read %d / %d pack trailers", done, total))
+			}
+		},
+	})
 	a.out.doneStatus()
-	for _, fi := range old {
-		if id, err := format.ParseID(fi.Name); err == nil {
-			f.Supersedes = append(f.Supersedes, id)
-		}
-	}
-	b := index.EncodeFile(r.Key(), &f)
-	newID := pack.Hash(b)
-	if err := r.Backend().Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(newID)}, b, storage.SaveOptions{}); err != nil {
-		return fmt.Errorf("save index: %w", err)
-	}
-	for _, fi := range old {
-		if fi.Name == pack.Name(newID) {
-			continue
-		}
-		if err := r.Backend().Remove(ctx, storage.Handle{Type: storage.IndexFile, Name: fi.Name}); err != nil {
-			return fmt.Errorf("remove old index %s: %w", short(fi.Name), err)
-		}
+	if err != nil {
+		return err
 	}
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "packs": len(f.Packs), "blobs": len(f.Entries), "damaged_packs": bad, "index": newID.String()})
+		a.out.jsonLine(map[string]any{"message_type": "summary", "packs": res.Packs, "blobs": res.Blobs, "damaged_packs": res.Damaged, "index": res.Index.String()})
 	} else {
-		a.out.textf("rebuilt the index from %d packs (%d blobs); %d unreadable packs left out", len(f.Packs), len(f.Entries), bad)
+		a.out.textf("rebuilt the index from %d packs (%d blobs); %d unreadable packs left out", res.Packs, res.Blobs, res.Damaged)
 	}
 	return nil
 }
@@ -233,49 +178,29 @@ the repository as of TIME with the password before it changes anything.`,
 			if err != nil {
 				return fmt.Errorf("--to: %w", err)
 			}
-			be, err := a.backendFor(ctx, a.g.repo, false)
+			c, err := a.core()
 			if err != nil {
 				return err
 			}
-			v, ok := storage.Find[storage.Versioner](be)
-			if !ok {
-				return fmt.Errorf("%s does not keep old versions of objects: rollback needs a versioned store (an S3 bucket with versioning or Object Lock)", be.Location())
-			}
-			// Prove the repository as of t opens with our password before
-			// touching anything.
-			view, err := v.AsOf(ctx, t)
+			repo, err := a.repoRef(ctx)
 			if err != nil {
 				return err
 			}
-			pw, err := a.password(ctx, "enter password for repository: ", false)
-			if err != nil {
-				return err
-			}
-			old, err := repository.Open(ctx, view, pw, a.g.keyHint)
-			if err != nil {
-				return fmt.Errorf("the repository as of %s: %w", t.Format(time.RFC3339), err)
-			}
-			snaps, err := old.List(ctx, storage.SnapshotFile)
-			if err != nil {
-				return fmt.Errorf("the repository as of %s: %w", t.Format(time.RFC3339), err)
-			}
-			counts := map[string]int{}
-			err = v.RollBack(ctx, t, func(h storage.Handle, action string) {
-				counts[action]++
+			res, err := c.Rollback(ctx, app.RollbackRequest{Repo: repo, To: t, Object: func(h storage.Handle, action string) {
 				if a.g.json {
 					a.out.jsonLine(map[string]any{"message_type": "rollback_object", "object": h.String(), "action": action})
 				} else {
 					a.out.infof("%s %s", action, h)
 				}
-			})
+			}})
 			if err != nil {
-				return fmt.Errorf("rollback to %s: %w", t.Format(time.RFC3339), err)
+				return err
 			}
 			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "rollback", "to": t, "snapshots": len(snaps), "actions": counts})
+				a.out.jsonLine(map[string]any{"message_type": "rollback", "to": t, "snapshots": res.Snapshots, "actions": res.Actions})
 				return nil
 			}
-			a.out.textf("rolled %s back to %s: %d snapshots; %v", be.Location(), t.Local().Format("2006-01-02 15:04:05"), len(snaps), counts)
+			a.out.textf("rolled %s back to %s: %d snapshots; %v", res.Location, t.Local().Format("2006-01-02 15:04:05"), res.Snapshots, res.Actions)
 			a.out.textf("run 'bunker check --read-data' to verify")
 			return nil
 		},
