@@ -13,12 +13,25 @@ import (
 type Policy struct {
 	Last, Hourly, Daily, Weekly, Monthly, Yearly int           // -1 means unlimited
 	Within                                       time.Duration // math.MaxInt64: all
-	Tags                                         []string
+	// WithinHourly … WithinYearly keep the newest snapshot of each hour
+	// (day, week, month, year) that lies within that duration of the
+	// newest snapshot (restic's --keep-within-hourly and so on).
+	WithinHourly, WithinDaily, WithinWeekly, WithinMonthly, WithinYearly time.Duration
+	Tags                                                                 []string
 }
 
 // Empty reports whether the policy keeps nothing explicitly.
 func (p Policy) Empty() bool {
-	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 && p.Within == 0 && len(p.Tags) == 0
+	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 && p.Within == 0 &&
+		p.WithinHourly == 0 && p.WithinDaily == 0 && p.WithinWeekly == 0 && p.WithinMonthly == 0 && p.WithinYearly == 0 && len(p.Tags) == 0
+}
+
+// withinText says a duration of the policy in words.
+func withinText(d time.Duration) string {
+	if d == math.MaxInt64 {
+		return "any time"
+	}
+	return d.String()
 }
 
 func (p Policy) String() string {
@@ -38,11 +51,13 @@ func (p Policy) String() string {
 	add("weekly", p.Weekly)
 	add("monthly", p.Monthly)
 	add("yearly", p.Yearly)
-	switch {
-	case p.Within == math.MaxInt64:
-		parts = append(parts, "all within any time")
-	case p.Within > 0:
-		parts = append(parts, "all within "+p.Within.String())
+	if p.Within > 0 {
+		parts = append(parts, "all within "+withinText(p.Within))
+	}
+	for _, w := range p.withinRules() {
+		if w.d > 0 {
+			parts = append(parts, w.name+" within "+withinText(w.d))
+		}
 	}
 	if len(p.Tags) > 0 {
 		parts = append(parts, "all with tags "+strings.Join(p.Tags, ","))
@@ -51,6 +66,27 @@ func (p Policy) String() string {
 		return "nothing"
 	}
 	return "keep " + strings.Join(parts, ", ")
+}
+
+// buckets name the period a local time falls in, per rule.
+var buckets = map[string]func(time.Time) string{
+	"hourly": func(t time.Time) string { return t.Format("2006-01-02 15") },
+	"daily":  func(t time.Time) string { return t.Format("2006-01-02") },
+	"weekly": func(t time.Time) string {
+		y, w := t.ISOWeek()
+		return fmt.Sprintf("%d-%02d", y, w)
+	},
+	"monthly": func(t time.Time) string { return t.Format("2006-01") },
+	"yearly":  func(t time.Time) string { return t.Format("2006") },
+}
+
+type withinRule struct {
+	name string
+	d    time.Duration
+}
+
+func (p Policy) withinRules() []withinRule {
+	return []withinRule{{"hourly", p.WithinHourly}, {"daily", p.WithinDaily}, {"weekly", p.WithinWeekly}, {"monthly", p.WithinMonthly}, {"yearly", p.WithinYearly}}
 }
 
 // Decision is the verdict on one snapshot.
@@ -78,18 +114,17 @@ func (p Policy) Apply(group []*Snapshot) []Decision {
 	}
 	rules := []*rule{
 		{name: "last", count: p.Last, bucket: func(t time.Time) string { return "" }},
-		{name: "hourly", count: p.Hourly, bucket: func(t time.Time) string { return t.Format("2006-01-02 15") }},
-		{name: "daily", count: p.Daily, bucket: func(t time.Time) string { return t.Format("2006-01-02") }},
-		{name: "weekly", count: p.Weekly, bucket: func(t time.Time) string {
-			y, w := t.ISOWeek()
-			return fmt.Sprintf("%d-%02d", y, w)
-		}},
-		{name: "monthly", count: p.Monthly, bucket: func(t time.Time) string { return t.Format("2006-01") }},
-		{name: "yearly", count: p.Yearly, bucket: func(t time.Time) string { return t.Format("2006") }},
+		{name: "hourly", count: p.Hourly, bucket: buckets["hourly"]},
+		{name: "daily", count: p.Daily, bucket: buckets["daily"]},
+		{name: "weekly", count: p.Weekly, bucket: buckets["weekly"]},
+		{name: "monthly", count: p.Monthly, bucket: buckets["monthly"]},
+		{name: "yearly", count: p.Yearly, bucket: buckets["yearly"]},
 	}
 	for _, r := range rules {
 		r.last = "\x00unset"
 	}
+	withins := p.withinRules()
+	withinLast := make([]string, len(withins)) // "" is no period
 	var newest time.Time
 	if len(list) > 0 {
 		newest = list[0].Time
@@ -121,6 +156,16 @@ func (p Policy) Apply(group []*Snapshot) []Decision {
 		if p.Within > 0 && newest.Sub(sn.Time) <= p.Within {
 			d.Keep = true
 			d.Reasons = append(d.Reasons, "within "+p.Within.String())
+		}
+		for k, w := range withins {
+			if w.d <= 0 || newest.Sub(sn.Time) > w.d {
+				continue
+			}
+			if b := buckets[w.name](sn.Time.Local()); b != withinLast[k] {
+				withinLast[k] = b
+				d.Keep = true
+				d.Reasons = append(d.Reasons, w.name+" within "+withinText(w.d))
+			}
 		}
 		for _, t := range p.Tags {
 			// Like restic: "a,b" keeps snapshots that have both a and b.

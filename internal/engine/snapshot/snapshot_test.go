@@ -3,6 +3,7 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -211,6 +212,13 @@ func TestPolicyTable(t *testing.T) {
 		// Rules combine: kept if any rule keeps it.
 		{"last 1 + monthly 2 + tag", Policy{Last: 1, Monthly: 2, Tags: []string{"keep"}}, []int{4, 21, 23}},
 		{"daily 2 + weekly 2 + yearly 1", Policy{Daily: 2, Weekly: 2, Yearly: 1}, []int{21, 23}},
+		// restic's --keep-within-daily and friends: the newest snapshot of
+		// each period within the duration of the newest snapshot.
+		{"daily within 34d", Policy{WithinDaily: at(400, 1).Sub(at(366, 1))}, []int{19, 21, 23}},
+		{"hourly within 1h", Policy{WithinHourly: time.Hour}, []int{22, 23}},
+		{"weekly within 50d", Policy{WithinWeekly: 50 * 24 * time.Hour}, []int{21, 23}},
+		{"monthly within 400d", Policy{WithinMonthly: 400 * 24 * time.Hour}, []int{11, 15, 17, 21, 23}},
+		{"yearly within 2y", Policy{WithinYearly: 2 * 365 * 24 * time.Hour}, []int{17, 23}},
 	} {
 		ds := tc.p.Apply(list)
 		if got := kept(ds); !slices.Equal(got, tc.want) {
@@ -269,9 +277,25 @@ func resticModel(list []*Snapshot, p Policy) []int {
 		{p.Monthly, func(d time.Time, _ int) int { return d.Year()*100 + int(d.Month()) }, -1},
 		{p.Yearly, func(d time.Time, _ int) int { return d.Year() }, -1},
 	}
+	within := []*bucket{
+		{int(p.WithinHourly / time.Hour), buckets[1].f, -1},
+		{int(p.WithinDaily / time.Hour), buckets[2].f, -1},
+		{int(p.WithinWeekly / time.Hour), buckets[3].f, -1},
+		{int(p.WithinMonthly / time.Hour), buckets[4].f, -1},
+		{int(p.WithinYearly / time.Hour), buckets[5].f, -1},
+	}
 	var keep []int
 	for nr, cur := range s {
 		k := false
+		// restic's keep-within-hourly … yearly (count holds hours here).
+		for _, b := range within {
+			if b.count > 0 && !cur.Time.Before(s[0].Time.Add(-time.Duration(b.count)*time.Hour)) {
+				if v := b.f(cur.Time.Local(), nr); v != b.last {
+					k = true
+					b.last = v
+				}
+			}
+		}
 		for _, tag := range p.Tags {
 			if cur.HasTag(tag) {
 				k = true
@@ -335,6 +359,13 @@ func TestPolicyMatchesRestic(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			p.Tags = []string{"t"}
 		}
+		wr := func() time.Duration {
+			if rng.IntN(3) > 0 {
+				return 0
+			}
+			return time.Duration(1+rng.IntN(400*24)) * time.Hour
+		}
+		p.WithinHourly, p.WithinDaily, p.WithinWeekly, p.WithinMonthly, p.WithinYearly = wr(), wr(), wr(), wr(), wr()
 		got, want := kept(p.Apply(list)), resticModel(list, p)
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d, policy %+v (%s):\nbunker keeps %v\nrestic keeps %v", round, p, p, got, want)
@@ -349,6 +380,7 @@ func TestPolicyString(t *testing.T) {
 	}{
 		{Policy{}, "nothing"},
 		{Policy{Last: 2, Daily: -1, Within: 48 * time.Hour, Tags: []string{"a", "b"}}, "keep 2 latest, all daily, all within 48h0m0s, all with tags a,b"},
+		{Policy{WithinDaily: 7 * 24 * time.Hour, WithinYearly: math.MaxInt64}, "keep daily within 168h0m0s, yearly within any time"},
 	} {
 		if got := tc.p.String(); got != tc.want {
 			t.Errorf("%q, want %q", got, tc.want)
