@@ -54,19 +54,16 @@ func (r *MeasureResult) Violated() error {
 // plan. A repository that cannot be read is not an error: it is in the
 // status, unreachable, with its error.
 func (a *App) Measure(ctx context.Context, req MeasureRequest) (*MeasureResult, error) {
-	p := req.Plan
-	if p == nil {
+	if req.Plan == nil {
 		return nil, errors.New("measure: no plan")
 	}
 	now := req.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	views := make([]*monitor.RepoState, len(p.Repositories))
+	views := repoStates(req.Plan, now)
 	var wg sync.WaitGroup
-	for i, r := range p.Repositories {
-		views[i] = &monitor.RepoState{Name: r.Name, Site: r.Site, Medium: r.Medium, Immutable: r.Immutable, Airgapped: r.Airgapped, Checked: now,
-			Newest: map[string]monitor.SnapshotRef{}}
+	for i, r := range req.Plan.Repositories {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -74,11 +71,41 @@ func (a *App) Measure(ctx context.Context, req MeasureRequest) (*MeasureResult, 
 		}()
 	}
 	wg.Wait()
-	st := monitor.Evaluate(p, views, now, req.Known)
-	if req.JudgeDrills {
-		monitor.JudgeDrills(st, p, req.Drills, req.DrillsKnown)
+	return judge(req, views, now), nil
+}
+
+// Unmeasured is the judgement Measure gives when no repository can be
+// opened at all (a front end whose storage settings are wrong): each is
+// unreachable with err, and req.Known stands in for them.
+func Unmeasured(req MeasureRequest, err error) *MeasureResult {
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
 	}
-	return &MeasureResult{Status: st}, nil
+	views := repoStates(req.Plan, now)
+	for _, v := range views {
+		v.Error = err.Error()
+	}
+	return judge(req, views, now)
+}
+
+// repoStates is a state for each repository of p, not read yet.
+func repoStates(p *plan.Plan, now time.Time) []*monitor.RepoState {
+	views := make([]*monitor.RepoState, len(p.Repositories))
+	for i, r := range p.Repositories {
+		views[i] = &monitor.RepoState{Name: r.Name, Site: r.Site, Medium: r.Medium, Immutable: r.Immutable, Airgapped: r.Airgapped, Checked: now,
+			Newest: map[string]monitor.SnapshotRef{}}
+	}
+	return views
+}
+
+// judge judges req's plan at now from the repositories' states.
+func judge(req MeasureRequest, views []*monitor.RepoState, now time.Time) *MeasureResult {
+	st := monitor.Evaluate(req.Plan, views, now, req.Known)
+	if req.JudgeDrills {
+		monitor.JudgeDrills(st, req.Plan, req.Drills, req.DrillsKnown)
+	}
+	return &MeasureResult{Status: st}
 }
 
 // readRepoState opens one repository and finds its size and each job's

@@ -106,4 +106,15 @@ drills:
 	if j := res.Status.Jobs[0]; j.LastSnapshot != "old" || j.RPOState != monitor.RPOAtRisk {
 		t.Errorf("job of an unread repository: %+v, want the known backup, at risk", j)
 	}
+
+	// With no way to open a repository, each is unread with the reason.
+	res = app.Unmeasured(app.MeasureRequest{Plan: p, Known: known}, errors.New("--limit-upload: bad rate"))
+	for _, r := range res.Status.Repositories {
+		if r.Reachable || r.Error != "--limit-upload: bad rate" {
+			t.Errorf("unmeasured %s: %+v", r.Name, r)
+		}
+	}
+	if j := res.Status.Jobs[0]; j.LastSnapshot != "old" {
+		t.Errorf("unmeasured job: %+v, want the known backup", j)
+	}
 }

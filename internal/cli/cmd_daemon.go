@@ -276,11 +276,7 @@ func (r *appRunner) RunDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, l
 func (r *appRunner) Measure(ctx context.Context, p *plan.Plan, now time.Time, known map[string]monitor.SnapshotRef) *monitor.Status {
 	ctx, done := withCloserScope(ctx)
 	defer done()
-	c, err := r.a.core()
-	if err != nil {
-		return nil
-	}
-	res, err := c.Measure(ctx, app.MeasureRequest{Plan: p, Now: now, Known: known, Secret: r.a.planSecret})
+	res, err := r.a.measure(ctx, app.MeasureRequest{Plan: p, Now: now, Known: known, Secret: r.a.planSecret})
 	if err != nil {
 		return nil
 	}

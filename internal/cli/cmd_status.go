@@ -51,12 +51,8 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 					return fmt.Errorf("--at: %w", err)
 				}
 			}
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
 			h := a.daemonHistory(cmd.Context(), p, stateDir)
-			res, err := c.Measure(cmd.Context(), app.MeasureRequest{Plan: p, Now: now, Known: h.jobs,
+			res, err := a.measure(cmd.Context(), app.MeasureRequest{Plan: p, Now: now, Known: h.jobs,
 				JudgeDrills: true, Drills: h.drills, DrillsKnown: h.known, Secret: a.planSecret})
 			if err != nil {
 				return err
@@ -73,6 +69,17 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the daemon's state `directory`, for drill results when no daemon API answers (default: as bunker daemon)")
 	cmd.Flags().StringVar(&at, "at", "", "judge ages as of this `time` (RFC 3339, 2026-11-26 09:41:00+00, or local 2026-11-26 09:41:00; for what-if checks and tests)")
 	return cmd
+}
+
+// measure measures with the use cases' App; when the global flags
+// cannot make one, every repository is judged unreadable with that
+// error (the run history still stands in for them).
+func (a *App) measure(ctx context.Context, req app.MeasureRequest) (*app.MeasureResult, error) {
+	c, err := a.core()
+	if err != nil {
+		return app.Unmeasured(req, err), nil
+	}
+	return c.Measure(ctx, req)
 }
 
 // history is what the daemon's run history says: each drill's last
