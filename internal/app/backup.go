@@ -26,7 +26,7 @@ import (
 
 // Progress is how far a long use case has come.
 type Progress struct {
-	Op string // "backup", …
+	Op string // "backup", "check", …
 	// Source is the source of a source backup (SourceBackup: "postgres",
 	// …), whose files are streams written as they come: there is no
 	// scan and Bytes is BytesRead. Empty for files and single streams.
@@ -42,6 +42,9 @@ type Progress struct {
 	BytesAdded        int64
 	Errors            int64
 	Current           string // the file being read
+	// Packs and PacksTotal are the packs read so far and to read (a
+	// check).
+	Packs, PacksTotal int64
 	Final             bool
 }
 

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/checker"
 	"github.com/spf13/cobra"
 )
@@ -30,89 +29,24 @@ The exit code is non-zero when anything harmful is found.`,
 			// Check what the store holds, not the local metadata cache.
 			a.g.noCache = true
 			opts := checker.Options{ReadData: readData}
-			if subset != "" {
-				opts.ReadData = true
-				if strings.HasSuffix(subset, "%") {
-					p, ok := parseFraction(strings.TrimSuffix(subset, "%"), 0, 100)
-					if !ok || p == 0 {
-						return fmt.Errorf("--read-data-subset %q: want a percentage in (0,100]", subset)
-					}
-					opts.SubsetPercent = p
-				} else {
-					n, t, ok := strings.Cut(subset, "/")
-					ni, err1 := strconv.Atoi(n)
-					ti, err2 := strconv.Atoi(t)
-					if !ok || err1 != nil || err2 != nil || ti < 1 || ni < 1 || ni > ti {
-						return fmt.Errorf("--read-data-subset %q: want N%% or n/t with 1 <= n <= t", subset)
-					}
-					opts.SubsetPart, opts.SubsetTotal = ni, ti
-				}
+			if err := parseSubset(subset, &opts); err != nil {
+				return err
 			}
-			r, err := a.openRepo(ctx)
+			c, err := a.core()
 			if err != nil {
 				return err
 			}
-			start := time.Now()
-			// Progress is reported from the checker's workers and read by the
-			// ticker goroutine.
-			var done, total, bytes atomic.Int64
-			opts.Progress = func(d, t int, b int64) { done.Store(int64(d)); total.Store(int64(t)); bytes.Store(b) }
-			stop := a.out.ticker(200*time.Millisecond, func(bool) {
-				d, t, b := done.Load(), total.Load(), bytes.Load()
-				if t == 0 {
-					return
-				}
-				el := time.Since(start)
-				if a.g.json {
-					a.out.jsonLine(map[string]any{"message_type": "status", "packs_read": d, "packs_total": t, "bytes_read": b})
-					return
-				}
-				a.out.status(fmt.Sprintf("[%s] read %d / %d packs, %s, %s", formatDuration(el), d, t, formatBytes(b), formatRate(b, el)))
-			})
-			res, err := checker.New(r, opts).Run(ctx)
-			stop()
+			repo, err := a.repoRef(ctx)
 			if err != nil {
 				return err
 			}
-			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "summary", "ok": res.OK(), "result": res, "duration_seconds": time.Since(start).Seconds()})
-			} else {
-				for _, p := range res.Problems {
-					switch {
-					case p.Harmless && (p.Kind == "maint" || p.Kind == "sessions"):
-						// Ignored by every command, but a sign that someone
-						// writes to the store without the rules: always shown.
-						a.out.warnf("%s", p)
-					case p.Harmless:
-						a.out.infof("note: %s", p)
-					default:
-						fmt.Fprintf(a.Stdout, "error: %s\n", p)
-					}
-				}
-				if len(res.DamagedPacks) > 0 {
-					fmt.Fprintf(a.Stdout, "damaged packs:\n")
-					for _, p := range res.DamagedPacks {
-						fmt.Fprintf(a.Stdout, "  %s\n", p)
-					}
-				}
-				if len(res.Affected) > 0 {
-					fmt.Fprintf(a.Stdout, "affected files:\n")
-					for _, af := range res.Affected {
-						fmt.Fprintf(a.Stdout, "  snapshot %s: %s\n", short(af.Snapshot), af.Path)
-					}
-				}
-				harmless := len(res.Problems) - res.Harmful()
-				msg := fmt.Sprintf("checked %d snapshots, %d packs, %d blobs", res.Snapshots, res.Packs, res.Blobs)
-				if opts.ReadData {
-					msg += fmt.Sprintf("; read %d packs (%s)", res.PacksRead, formatBytes(res.BytesRead))
-				}
-				if harmless > 0 {
-					msg += fmt.Sprintf("; %d harmless findings such as unindexed or unreferenced packs (-v lists them)", harmless)
-				}
-				a.out.textf("%s in %s", msg, formatDuration(time.Since(start)))
+			res, err := c.Check(ctx, app.CheckRequest{Repo: repo, Options: opts})
+			if res == nil {
+				return err
 			}
-			if !res.OK() {
-				return fmt.Errorf("repository has errors: %d problems found; see 'bunker repair'", res.Harmful())
+			a.printCheck(res, opts.ReadData)
+			if err != nil {
+				return err
 			}
 			a.out.textf("no errors found")
 			return nil
@@ -121,4 +55,70 @@ The exit code is non-zero when anything harmful is found.`,
 	cmd.Flags().BoolVar(&readData, "read-data", false, "read and verify all data")
 	cmd.Flags().StringVar(&subset, "read-data-subset", "", "read and verify a subset: N% or n/t")
 	return cmd
+}
+
+// parseSubset sets the subset of --read-data-subset (N% or n/t) in opts.
+func parseSubset(subset string, opts *checker.Options) error {
+	if subset == "" {
+		return nil
+	}
+	opts.ReadData = true
+	if strings.HasSuffix(subset, "%") {
+		p, ok := parseFraction(strings.TrimSuffix(subset, "%"), 0, 100)
+		if !ok || p == 0 {
+			return fmt.Errorf("--read-data-subset %q: want a percentage in (0,100]", subset)
+		}
+		opts.SubsetPercent = p
+		return nil
+	}
+	n, t, ok := strings.Cut(subset, "/")
+	ni, err1 := strconv.Atoi(n)
+	ti, err2 := strconv.Atoi(t)
+	if !ok || err1 != nil || err2 != nil || ti < 1 || ni < 1 || ni > ti {
+		return fmt.Errorf("--read-data-subset %q: want N%% or n/t with 1 <= n <= t", subset)
+	}
+	opts.SubsetPart, opts.SubsetTotal = ni, ti
+	return nil
+}
+
+// printCheck prints what a check found: its problems, the damaged packs
+// and the files they affect, and a summary (one JSON line with --json).
+func (a *App) printCheck(res *app.CheckResult, readData bool) {
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "ok": res.OK(), "result": &res.Result, "duration_seconds": res.Duration.Seconds()})
+		return
+	}
+	for _, p := range res.Problems {
+		switch {
+		case p.Harmless && (p.Kind == "maint" || p.Kind == "sessions"):
+			// Ignored by every command, but a sign that someone
+			// writes to the store without the rules: always shown.
+			a.out.warnf("%s", p)
+		case p.Harmless:
+			a.out.infof("note: %s", p)
+		default:
+			fmt.Fprintf(a.Stdout, "error: %s\n", p)
+		}
+	}
+	if len(res.DamagedPacks) > 0 {
+		fmt.Fprintf(a.Stdout, "damaged packs:\n")
+		for _, p := range res.DamagedPacks {
+			fmt.Fprintf(a.Stdout, "  %s\n", p)
+		}
+	}
+	if len(res.Affected) > 0 {
+		fmt.Fprintf(a.Stdout, "affected files:\n")
+		for _, af := range res.Affected {
+			fmt.Fprintf(a.Stdout, "  snapshot %s: %s\n", short(af.Snapshot), af.Path)
+		}
+	}
+	harmless := len(res.Problems) - res.Harmful()
+	msg := fmt.Sprintf("checked %d snapshots, %d packs, %d blobs", res.Snapshots, res.Packs, res.Blobs)
+	if readData {
+		msg += fmt.Sprintf("; read %d packs (%s)", res.PacksRead, formatBytes(res.BytesRead))
+	}
+	if harmless > 0 {
+		msg += fmt.Sprintf("; %d harmless findings such as unindexed or unreferenced packs (-v lists them)", harmless)
+	}
+	a.out.textf("%s in %s", msg, formatDuration(res.Duration))
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/daemon"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
@@ -275,7 +276,11 @@ func (r *appRunner) RunDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, l
 func (r *appRunner) Measure(ctx context.Context, p *plan.Plan, now time.Time, known map[string]monitor.SnapshotRef) *monitor.Status {
 	ctx, done := withCloserScope(ctx)
 	defer done()
-	return r.a.measure(ctx, p, now, known)
+	res, err := r.a.measure(ctx, app.MeasureRequest{Plan: p, Now: now, Known: known, Secret: r.a.planSecret})
+	if err != nil {
+		return nil
+	}
+	return res.Status
 }
 
 func (r *appRunner) Snapshots(ctx context.Context, p *plan.Plan, name string) ([]daemon.SnapshotInfo, error) {

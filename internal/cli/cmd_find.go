@@ -2,12 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"path"
-	"strings"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
-	"github.com/bunkerbackup/bunker/internal/engine/walker"
 	"github.com/spf13/cobra"
 )
 
@@ -21,64 +19,26 @@ func (a *App) findCommand() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := a.openRepoIndexed(ctx)
+			c, err := a.core()
 			if err != nil {
 				return err
 			}
-			all, _, err := snapshot.LoadAll(ctx, r)
+			repo, err := a.repoRef(ctx)
 			if err != nil {
 				return err
 			}
-			list := ff.filter().Apply(all)
-			if len(snaps) > 0 {
-				list = nil
-				for _, ref := range snaps {
-					sn, err := snapshot.Find(all, ref, ff.filter())
-					if err != nil {
-						return err
+			res, err := c.Find(ctx, app.FindRequest{Repo: repo, Patterns: args, IgnoreCase: ignoreCase, Filter: ff.filter(), Snapshots: snaps,
+				Match: func(sn *snapshot.Snapshot, p string, n *tree.Node) {
+					if a.g.json {
+						a.out.jsonLine(map[string]any{"message_type": "match", "snapshot": sn.ID.String(), "node": toNodeJSON(p, n)})
+					} else {
+						fmt.Fprintf(a.Stdout, "%s  %s  %s  %d\n", sn.ShortID(), sn.Time.Local().Format("2006-01-02 15:04:05"), p, n.Size)
 					}
-					list = append(list, sn)
-				}
+				}})
+			if err != nil {
+				return err
 			}
-			pats := args
-			if ignoreCase {
-				pats = nil
-				for _, p := range args {
-					pats = append(pats, strings.ToLower(p))
-				}
-			}
-			for _, p := range pats {
-				if _, err := path.Match(p, ""); err != nil {
-					return fmt.Errorf("bad pattern %q: %w", p, err)
-				}
-			}
-			found := 0
-			for _, sn := range list {
-				err := walker.Walk(ctx, r, sn.Tree, "/", func(p string, n *tree.Node) error {
-					name := string(n.Name)
-					if ignoreCase {
-						name = strings.ToLower(name)
-					}
-					for _, pat := range pats {
-						m1, _ := path.Match(pat, name)
-						m2, _ := path.Match(pat, p)
-						if m1 || m2 {
-							found++
-							if a.g.json {
-								a.out.jsonLine(map[string]any{"message_type": "match", "snapshot": sn.ID.String(), "node": toNodeJSON(p, n)})
-							} else {
-								fmt.Fprintf(a.Stdout, "%s  %s  %s  %d\n", sn.ShortID(), sn.Time.Local().Format("2006-01-02 15:04:05"), p, n.Size)
-							}
-							break
-						}
-					}
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-			}
-			if !a.g.json && found == 0 {
+			if !a.g.json && res.Matches == 0 {
 				fmt.Fprintln(a.Stderr, "no matches")
 			}
 			return nil

@@ -3,11 +3,10 @@ package cli
 import (
 	"fmt"
 	"io/fs"
-	"path"
 
-	"github.com/bunkerbackup/bunker/internal/engine/restorer"
+	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
-	"github.com/bunkerbackup/bunker/internal/engine/walker"
 	"github.com/spf13/cobra"
 )
 
@@ -40,7 +39,11 @@ func (a *App) lsCommand() *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := a.openRepoIndexed(ctx)
+			c, err := a.core()
+			if err != nil {
+				return err
+			}
+			repo, err := a.repoRef(ctx)
 			if err != nil {
 				return err
 			}
@@ -48,54 +51,44 @@ func (a *App) lsCommand() *cobra.Command {
 			if len(args) == 2 {
 				sub = args[1]
 			}
-			sn, err := a.findSnapshot(ctx, r, ref, ff.filter())
-			if err != nil {
-				return err
-			}
-			start := path.Clean("/" + sub)
-			node, err := restorer.FindNode(ctx, r, sn.Tree, start)
-			if err != nil {
-				return err
-			}
-			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "snapshot", "id": sn.ID.String(), "time": sn.Time, "paths": sn.Paths, "hostname": sn.Hostname})
-			} else {
-				a.out.textf("snapshot %s of %v at %s:", sn.ShortID(), sn.Paths, sn.Time.Local().Format("2006-01-02 15:04:05"))
-			}
-			print := func(p string, n *tree.Node) {
-				if a.g.json {
-					j := toNodeJSON(p, n)
-					a.out.jsonLine(struct {
-						MessageType string `json:"message_type"`
-						nodeJSON
-					}{"node", j})
-					return
-				}
-				if long {
-					link := ""
-					if n.Type == tree.TypeSymlink {
-						link = " -> " + string(n.LinkTarget)
-					}
-					fmt.Fprintf(a.Stdout, "%s %5d %5d %12d %s %s%s\n", fs.FileMode(n.Mode), n.UID, n.GID, n.Size, n.ModTime.Local().Format("2006-01-02 15:04:05"), p, link)
-				} else {
-					fmt.Fprintln(a.Stdout, p)
-				}
-			}
-			if node.Type != tree.TypeDir {
-				print(start, node)
-				return nil
-			}
-			return walker.Walk(ctx, r, *node.Subtree, start, func(p string, n *tree.Node) error {
-				print(p, n)
-				if n.Type == tree.TypeDir && !recursive {
-					return walker.ErrSkipDir
-				}
-				return nil
-			})
+			_, err = c.List(ctx, app.ListRequest{Repo: repo, Snapshot: ref, Filter: ff.filter(), Path: sub, Recursive: recursive,
+				Found: a.printLsSnapshot, Node: func(p string, n *tree.Node) { a.printLsNode(p, n, long) }})
+			return err
 		},
 	}
 	addFilterFlags(cmd, &ff)
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "long listing")
 	cmd.Flags().BoolVar(&recursive, "recursive", true, "list subdirectories too")
 	return cmd
+}
+
+// printLsSnapshot prints the snapshot ls lists.
+func (a *App) printLsSnapshot(sn *snapshot.Snapshot) {
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "snapshot", "id": sn.ID.String(), "time": sn.Time, "paths": sn.Paths, "hostname": sn.Hostname})
+	} else {
+		a.out.textf("snapshot %s of %v at %s:", sn.ShortID(), sn.Paths, sn.Time.Local().Format("2006-01-02 15:04:05"))
+	}
+}
+
+// printLsNode prints one node ls lists (long: with mode, owner, size and
+// time).
+func (a *App) printLsNode(p string, n *tree.Node, long bool) {
+	if a.g.json {
+		j := toNodeJSON(p, n)
+		a.out.jsonLine(struct {
+			MessageType string `json:"message_type"`
+			nodeJSON
+		}{"node", j})
+		return
+	}
+	if long {
+		link := ""
+		if n.Type == tree.TypeSymlink {
+			link = " -> " + string(n.LinkTarget)
+		}
+		fmt.Fprintf(a.Stdout, "%s %5d %5d %12d %s %s%s\n", fs.FileMode(n.Mode), n.UID, n.GID, n.Size, n.ModTime.Local().Format("2006-01-02 15:04:05"), p, link)
+	} else {
+		fmt.Fprintln(a.Stdout, p)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -34,89 +35,23 @@ listing counts them in one line unless --archives is given. --json lists
 everything.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
+			c, err := a.core()
 			if err != nil {
 				return err
 			}
-			all, err := a.loadSnapshots(ctx, r)
+			repo, err := a.repoRef(ctx)
 			if err != nil {
 				return err
 			}
-			list := ff.filter().Apply(all)
-			if len(args) > 0 {
-				var sel []*snapshot.Snapshot
-				for _, ref := range args {
-					sn, err := snapshot.Find(all, ref, ff.filter())
-					if err != nil {
-						return err
-					}
-					sel = append(sel, sn)
-				}
-				list = sel
-			}
-			hidden := 0
-			if !archives && !a.g.json && len(args) == 0 {
-				var keep []*snapshot.Snapshot
-				for _, sn := range list {
-					if sn.Kind == kindContinuous {
-						hidden++
-						continue
-					}
-					keep = append(keep, sn)
-				}
-				list = keep
-			}
-			keys, groups, err := snapshot.Group(list, groupBy)
+			res, err := c.Snapshots(ctx, app.SnapshotsRequest{Repo: repo, Filter: ff.filter(), Snapshots: args, GroupBy: groupBy, Latest: latest,
+				HideArchives: !archives && !a.g.json})
 			if err != nil {
 				return err
 			}
 			if a.g.json {
-				if groupBy == "" {
-					out := []snapshotJSON{}
-					for _, sn := range lastN(list, latest) {
-						out = append(out, snapshotJSON{sn, sn.ID.String(), sn.ShortID()})
-					}
-					a.out.jsonLine(out)
-					return nil
-				}
-				type group struct {
-					Key       snapshot.GroupKey `json:"group_key"`
-					Snapshots []snapshotJSON    `json:"snapshots"`
-				}
-				out := []group{}
-				for _, k := range keys {
-					g := group{Key: k, Snapshots: []snapshotJSON{}}
-					for _, sn := range lastN(groups[k.String()], latest) {
-						g.Snapshots = append(g.Snapshots, snapshotJSON{sn, sn.ID.String(), sn.ShortID()})
-					}
-					out = append(out, g)
-				}
-				a.out.jsonLine(out)
-				return nil
-			}
-			for i, k := range keys {
-				if groupBy != "" {
-					if i > 0 {
-						fmt.Fprintln(a.Stdout)
-					}
-					fmt.Fprintf(a.Stdout, "snapshots for host %q paths %v tags %v:\n", k.Hostname, k.Paths, k.Tags)
-				}
-				var rows [][]string
-				for _, sn := range lastN(groups[k.String()], latest) {
-					size := ""
-					if sn.Summary != nil {
-						size = formatBytes(sn.Summary.TotalBytes)
-					}
-					rows = append(rows, []string{sn.ShortID(), sn.Time.Local().Format("2006-01-02 15:04:05"), sn.Hostname, sn.Kind, strings.Join(sn.Tags, ","), size, strings.Join(sn.Paths, " ")})
-				}
-				table(a.Stdout, []string{"ID", "Time", "Host", "Kind", "Tags", "Size", "Paths"}, rows)
-				fmt.Fprintf(a.Stdout, "%s\n", plural(int64(len(rows)), "snapshot"))
-			}
-			if len(keys) == 0 {
-				fmt.Fprintln(a.Stdout, "no snapshots")
-			}
-			if hidden > 0 {
-				fmt.Fprintf(a.Stdout, "(and %s of log archives; --archives lists them, pg wal-list and mysql binlogs show what they hold)\n", plural(int64(hidden), "snapshot"))
+				a.printSnapshotsJSON(res, groupBy != "")
+			} else {
+				a.printSnapshots(res, groupBy != "")
 			}
 			return nil
 		},
@@ -128,9 +63,57 @@ everything.`,
 	return cmd
 }
 
-func lastN(s []*snapshot.Snapshot, n int) []*snapshot.Snapshot {
-	if n > 0 && len(s) > n {
-		return s[len(s)-n:]
+// printSnapshotsJSON prints the listed snapshots as one JSON line: a
+// list, or (grouped) a list of groups.
+func (a *App) printSnapshotsJSON(res *app.SnapshotsResult, grouped bool) {
+	if !grouped {
+		out := []snapshotJSON{}
+		for _, sn := range res.Snapshots {
+			out = append(out, snapshotJSON{sn, sn.ID.String(), sn.ShortID()})
+		}
+		a.out.jsonLine(out)
+		return
 	}
-	return s
+	type group struct {
+		Key       snapshot.GroupKey `json:"group_key"`
+		Snapshots []snapshotJSON    `json:"snapshots"`
+	}
+	out := []group{}
+	for _, rg := range res.Groups {
+		g := group{Key: rg.Key, Snapshots: []snapshotJSON{}}
+		for _, sn := range rg.Snapshots {
+			g.Snapshots = append(g.Snapshots, snapshotJSON{sn, sn.ID.String(), sn.ShortID()})
+		}
+		out = append(out, g)
+	}
+	a.out.jsonLine(out)
+}
+
+// printSnapshots prints the listed snapshots as a table (one per group
+// when grouped).
+func (a *App) printSnapshots(res *app.SnapshotsResult, grouped bool) {
+	for i, g := range res.Groups {
+		if grouped {
+			if i > 0 {
+				fmt.Fprintln(a.Stdout)
+			}
+			fmt.Fprintf(a.Stdout, "snapshots for host %q paths %v tags %v:\n", g.Key.Hostname, g.Key.Paths, g.Key.Tags)
+		}
+		var rows [][]string
+		for _, sn := range g.Snapshots {
+			size := ""
+			if sn.Summary != nil {
+				size = formatBytes(sn.Summary.TotalBytes)
+			}
+			rows = append(rows, []string{sn.ShortID(), sn.Time.Local().Format("2006-01-02 15:04:05"), sn.Hostname, sn.Kind, strings.Join(sn.Tags, ","), size, strings.Join(sn.Paths, " ")})
+		}
+		table(a.Stdout, []string{"ID", "Time", "Host", "Kind", "Tags", "Size", "Paths"}, rows)
+		fmt.Fprintf(a.Stdout, "%s\n", plural(int64(len(rows)), "snapshot"))
+	}
+	if len(res.Groups) == 0 {
+		fmt.Fprintln(a.Stdout, "no snapshots")
+	}
+	if res.Hidden > 0 {
+		fmt.Fprintf(a.Stdout, "(and %s of log archives; --archives lists them, pg wal-list and mysql binlogs show what they hold)\n", plural(int64(res.Hidden), "snapshot"))
+	}
 }

@@ -8,16 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/daemon"
-	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/state"
-	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
@@ -55,17 +52,17 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 				}
 			}
 			h := a.daemonHistory(cmd.Context(), p, stateDir)
-			st := a.measure(cmd.Context(), p, now, h.jobs)
-			monitor.JudgeDrills(st, p, h.drills, h.known)
+			res, err := a.measure(cmd.Context(), app.MeasureRequest{Plan: p, Now: now, Known: h.jobs,
+				JudgeDrills: true, Drills: h.drills, DrillsKnown: h.known, Secret: a.planSecret})
+			if err != nil {
+				return err
+			}
 			if a.g.json {
-				a.out.jsonLine(st)
+				a.out.jsonLine(res.Status)
 			} else {
-				a.printStatus(st)
+				a.printStatus(res.Status)
 			}
-			if len(st.Violations) > 0 {
-				return &app.CodeError{Code: ExitViolation, Err: fmt.Errorf("%d objective(s) violated: %s", len(st.Violations), strings.Join(st.Violations, "; "))}
-			}
-			return nil
+			return res.Violated()
 		},
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
@@ -74,22 +71,15 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 	return cmd
 }
 
-// measure reads every repository of the plan (at once) and judges the
-// plan at now.
-func (a *App) measure(ctx context.Context, p *plan.Plan, now time.Time, known map[string]monitor.SnapshotRef) *monitor.Status {
-	views := make([]*monitor.RepoState, len(p.Repositories))
-	var wg sync.WaitGroup
-	for i, r := range p.Repositories {
-		views[i] = &monitor.RepoState{Name: r.Name, Site: r.Site, Medium: r.Medium, Immutable: r.Immutable, Airgapped: r.Airgapped, Checked: now,
-			Newest: map[string]monitor.SnapshotRef{}}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.readRepoView(ctx, r, views[i])
-		}()
+// measure measures with the use cases' App; when the global flags
+// cannot make one, every repository is judged unreadable with that
+// error (the run history still stands in for them).
+func (a *App) measure(ctx context.Context, req app.MeasureRequest) (*app.MeasureResult, error) {
+	c, err := a.core()
+	if err != nil {
+		return app.Unmeasured(req, err), nil
 	}
-	wg.Wait()
-	return monitor.Evaluate(p, views, now, known)
+	return c.Measure(ctx, req)
 }
 
 // history is what the daemon's run history says: each drill's last
@@ -163,47 +153,6 @@ func (a *App) daemonHistory(ctx context.Context, p *plan.Plan, stateDir string) 
 	}
 	h.known = true
 	return h
-}
-
-// readRepoView opens one repository and finds each job's newest snapshot.
-func (a *App) readRepoView(ctx context.Context, r *plan.Repository, v *monitor.RepoState) {
-	pw, err := a.planSecret(ctx, r.Password)
-	if err != nil {
-		v.Error = "password: " + err.Error()
-		return
-	}
-	rp, err := a.openRepoAt(ctx, r.Location, pw)
-	if err != nil {
-		v.Error = err.Error()
-		return
-	}
-	all, _, err := snapshot.LoadAll(ctx, rp)
-	if err != nil {
-		v.Error = err.Error()
-		return
-	}
-	v.Reachable = true
-	v.Snapshots = len(all)
-	for _, t := range []storage.FileType{storage.PackFile, storage.IndexFile, storage.SnapshotFile} {
-		infos, err := rp.List(ctx, t)
-		if err != nil {
-			break
-		}
-		for _, fi := range infos {
-			v.SizeBytes += fi.Size
-		}
-	}
-	for _, sn := range all {
-		for _, t := range sn.Tags {
-			job, ok := strings.CutPrefix(t, "job=")
-			if !ok {
-				continue
-			}
-			if cur, ok := v.Newest[job]; !ok || sn.Time.After(cur.Time) {
-				v.Newest[job] = monitor.SnapshotRef{ID: sn.ID.String(), Time: sn.Time}
-			}
-		}
-	}
 }
 
 func (a *App) printStatus(st *monitor.Status) {

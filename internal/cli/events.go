@@ -27,6 +27,10 @@ func (e cliEvents) Progress(p app.Progress) {
 		sourceProgress(a, p)
 		return
 	}
+	if p.Op == "check" {
+		checkProgress(a, p)
+		return
+	}
 	if a.g.json {
 		if !a.out.jsonStatusDue(time.Now()) {
 			return
@@ -70,4 +74,16 @@ func sourceProgress(a *App, p app.Progress) {
 	}
 	a.out.status(fmt.Sprintf("[%s] %d files, %s read, %s added, %s  %s", formatDuration(p.Elapsed), p.Files,
 		formatBytes(p.BytesRead), formatBytes(p.BytesAdded), formatRate(p.BytesRead, p.Elapsed), cur))
+}
+
+// checkProgress prints the progress of a check: packs read of those to
+// read.
+func checkProgress(a *App, p app.Progress) {
+	if a.g.json {
+		if a.out.jsonStatusDue(time.Now()) {
+			a.out.jsonLine(map[string]any{"message_type": "status", "packs_read": p.Packs, "packs_total": p.PacksTotal, "bytes_read": p.BytesRead})
+		}
+		return
+	}
+	a.out.status(fmt.Sprintf("[%s] read %d / %d packs, %s, %s", formatDuration(p.Elapsed), p.Packs, p.PacksTotal, formatBytes(p.BytesRead), formatRate(p.BytesRead, p.Elapsed)))
 }
