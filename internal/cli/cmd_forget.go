@@ -61,6 +61,7 @@ func (a *App) forgetCommand() *cobra.Command {
 	var ff snapshotFilterFlags
 	var pol snapshot.Policy
 	var within, groupBy string
+	var withinBy [5]string // --keep-within-hourly … yearly
 	var dryRun, prune, allowRemoveAll bool
 	var pf pruneFlags
 	cmd := &cobra.Command{
@@ -76,11 +77,18 @@ nothing is removed, unless --unsafe-allow-remove-all is given (a typo in
 are removed as asked.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			w, err := parseWithin(within)
-			if err != nil {
-				return fmt.Errorf("--keep-within: %w", err)
+			for _, w := range []struct {
+				flag string
+				s    string
+				d    *time.Duration
+			}{{"", within, &pol.Within}, {"-hourly", withinBy[0], &pol.WithinHourly}, {"-daily", withinBy[1], &pol.WithinDaily},
+				{"-weekly", withinBy[2], &pol.WithinWeekly}, {"-monthly", withinBy[3], &pol.WithinMonthly}, {"-yearly", withinBy[4], &pol.WithinYearly}} {
+				d, err := parseWithin(w.s)
+				if err != nil {
+					return fmt.Errorf("--keep-within%s: %w", w.flag, err)
+				}
+				*w.d = d
 			}
-			pol.Within = w
 			if len(args) == 0 && pol.Empty() {
 				return errors.New("nothing to do: name snapshots or give a policy (--keep-last, --keep-daily, ...)")
 			}
@@ -134,6 +142,9 @@ are removed as asked.`,
 	f.IntVarP(&pol.Yearly, "keep-yearly", "y", 0, "keep the last `n` yearly snapshots (-1: all)")
 	flagRange(f, -1, unbounded, "keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly")
 	f.StringVar(&within, "keep-within", "", "keep snapshots within `duration` of the newest (e.g. 36h, 7d, 2w, 6mo, 1y; restic's 1y5m7d2h works, a lone m is refused: write mo or min)")
+	for i, period := range []string{"hourly", "daily", "weekly", "monthly", "yearly"} {
+		f.StringVar(&withinBy[i], "keep-within-"+period, "", "keep the newest "+period+" snapshot of each period within `duration` of the newest")
+	}
 	f.StringArrayVar(&pol.Tags, "keep-tag", nil, "keep snapshots with this `tag`")
 	f.StringVarP(&groupBy, "group-by", "g", "host,paths", "group snapshots by `fields` before applying the policy")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be removed")

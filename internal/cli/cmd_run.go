@@ -345,7 +345,9 @@ func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Reposi
 	}
 	req := app.ForgetRequest{Repo: app.Repo{Location: repo.Location, Password: pw},
 		Policy: snapshot.Policy{Last: r.KeepLast, Hourly: r.KeepHourly, Daily: r.KeepDaily, Weekly: r.KeepWeekly,
-			Monthly: r.KeepMonthly, Yearly: r.KeepYearly, Within: r.KeepWithin},
+			Monthly: r.KeepMonthly, Yearly: r.KeepYearly, Within: r.KeepWithin,
+			WithinHourly: r.KeepWithinHourly, WithinDaily: r.KeepWithinDaily, WithinWeekly: r.KeepWithinWeekly,
+			WithinMonthly: r.KeepWithinMonthly, WithinYearly: r.KeepWithinYearly},
 		Filter: snapshot.Filter{Tags: []string{jobTag(j.Name)}}, GroupBy: "tags"}
 	then := ""
 	if r.Prune {

@@ -221,3 +221,19 @@ func TestDamagedKeyObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetKeepWithinPeriods: restic's --keep-within-daily (and the other
+// periods) keep the newest snapshot of each period within the duration;
+// their values take the retention grammar and say which flag is wrong.
+func TestForgetKeepWithinPeriods(t *testing.T) {
+	e := snapshotRepo(t, 3)
+	res := e.expect(1, "forget", "--keep-within-weekly", "6m")
+	if !strings.Contains(res.Stderr, "--keep-within-weekly") {
+		t.Errorf("a lone m is not refused naming the flag:\n%s", res)
+	}
+	// Three snapshots taken moments apart: one day, one snapshot kept.
+	e.mustRun("forget", "--keep-within-daily", "7d")
+	if list := e.snapshots(); len(list) != 1 {
+		t.Fatalf("--keep-within-daily 7d left %d snapshots, want 1", len(list))
+	}
+}

@@ -109,13 +109,21 @@ type Retention struct {
 	KeepMonthly int           `yaml:"keep_monthly"`
 	KeepYearly  int           `yaml:"keep_yearly"`
 	KeepWithin  time.Duration `yaml:"keep_within" duration:"retention"`
-	Prune       bool          `yaml:"prune"`
-	Positions   `json:"-"`
+	// restic's keep-within-hourly … yearly: the newest snapshot of each
+	// period within the duration of the newest snapshot.
+	KeepWithinHourly  time.Duration `yaml:"keep_within_hourly" duration:"retention"`
+	KeepWithinDaily   time.Duration `yaml:"keep_within_daily" duration:"retention"`
+	KeepWithinWeekly  time.Duration `yaml:"keep_within_weekly" duration:"retention"`
+	KeepWithinMonthly time.Duration `yaml:"keep_within_monthly" duration:"retention"`
+	KeepWithinYearly  time.Duration `yaml:"keep_within_yearly" duration:"retention"`
+	Prune             bool          `yaml:"prune"`
+	Positions         `json:"-"`
 }
 
 // Empty reports whether the policy keeps everything (none is set).
 func (r Retention) Empty() bool {
-	return r.KeepLast == 0 && r.KeepHourly == 0 && r.KeepDaily == 0 && r.KeepWeekly == 0 && r.KeepMonthly == 0 && r.KeepYearly == 0 && r.KeepWithin == 0
+	return r.KeepLast == 0 && r.KeepHourly == 0 && r.KeepDaily == 0 && r.KeepWeekly == 0 && r.KeepMonthly == 0 && r.KeepYearly == 0 && r.KeepWithin == 0 &&
+		r.KeepWithinHourly == 0 && r.KeepWithinDaily == 0 && r.KeepWithinWeekly == 0 && r.KeepWithinMonthly == 0 && r.KeepWithinYearly == 0
 }
 
 // Hooks run around a job.

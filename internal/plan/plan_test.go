@@ -266,6 +266,15 @@ func TestDurationGrammar(t *testing.T) {
 	if want := `"6m" is not a duration: 6m is ambiguous: write 6min for minutes or 6mo for months`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("keep_within: 6m: %v\nwant an error saying %s", err, want)
 	}
+	// restic's keep-within-<period> keys take the same grammar.
+	p, err = Parse("example.yaml", edit(retention, "retention: {keep_within_daily: 7d, keep_within_monthly: 1y6m}"), noEnv)
+	if r := p.Job("home").Retention; err != nil || r.KeepWithinDaily != 7*24*time.Hour || r.KeepWithinMonthly != 545*24*time.Hour || r.Empty() {
+		t.Errorf("keep_within_daily: 7d, keep_within_monthly: 1y6m: %v %+v", err, r)
+	}
+	_, err = Parse("example.yaml", edit(retention, "retention: {keep_within_weekly: 3m}"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "3m is ambiguous") {
+		t.Errorf("keep_within_weekly: 3m: %v", err)
+	}
 	// Elsewhere a lone m is minutes, as it always was.
 	p, err = Parse("example.yaml", edit(retention, "retention: {keep_within: 6mo}", "rpo: 2h", "rpo: 45m"), noEnv)
 	if err != nil || p.Job("home").RPO != 45*time.Minute || p.Job("home").Retention.KeepWithin != 180*24*time.Hour {
