@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
@@ -21,7 +23,13 @@ const (
 	StatsRawData = "raw-data"
 	// StatsFilesByContents counts files with distinct contents once.
 	StatsFilesByContents = "files-by-contents"
+	// StatsBlobsPerFile counts, for files with distinct contents, the
+	// plaintext of each blob once per file path (restic's blobs-per-file).
+	StatsBlobsPerFile = "blobs-per-file"
 )
+
+// StatsModes are the modes of Stats, restic's four.
+var StatsModes = []string{StatsRestoreSize, StatsFilesByContents, StatsBlobsPerFile, StatsRawData}
 
 // StatsRequest asks for the sizes of snapshots.
 type StatsRequest struct {
@@ -35,16 +43,25 @@ type StatsRequest struct {
 	Snapshots []string
 }
 
+// Validate refuses a mode Stats does not know.
+func (req StatsRequest) Validate() error {
+	if !slices.Contains(StatsModes, req.Mode) {
+		return fmt.Errorf("stats mode %q: want %s", req.Mode, strings.Join(StatsModes, ", "))
+	}
+	return nil
+}
+
 // StatsResult is the sizes of the snapshots, counted as the mode says.
 type StatsResult struct {
 	Mode string
 	// Snapshots counts the snapshots counted.
 	Snapshots int
 	// Files and RestoreSize are the files and their size (restore-size,
-	// files-by-contents; raw-data counts files too).
+	// files-by-contents, blobs-per-file; raw-data counts files too).
 	Files, RestoreSize int64
 	// Blobs, RawSize and StoredSize are the unique data blobs, their
-	// plaintext and their stored size (raw-data).
+	// plaintext and their stored size (raw-data); blobs-per-file counts
+	// blob references per file in Blobs and their plaintext in RestoreSize.
 	Blobs, RawSize, StoredSize int64
 	// Packs and PackBytes are the packs of the repository.
 	Packs     int
@@ -54,6 +71,9 @@ type StatsResult struct {
 // Stats counts the files and data of the snapshots req selects, and the
 // packs of the repository.
 func (a *App) Stats(ctx context.Context, req StatsRequest) (*StatsResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
 	r, err := a.OpenIndexed(ctx, req.Repo)
 	if err != nil {
 		return nil, err
@@ -67,12 +87,11 @@ func (a *App) Stats(ctx context.Context, req StatsRequest) (*StatsResult, error)
 		return nil, err
 	}
 	res := &StatsResult{Mode: req.Mode, Snapshots: len(list)}
-	seen := map[[33]byte]bool{}
-	seenFile := map[string]bool{}
+	c := &statsCounter{r: r, res: res, seen: map[[33]byte]bool{}, seenFile: map[string]bool{}, fileBlobs: map[string]map[[33]byte]bool{}}
 	for _, sn := range list {
 		err := walker.Walk(ctx, r, sn.Tree, "/", func(p string, n *tree.Node) error {
 			if n.Type == tree.TypeFile {
-				res.count(r, n, seen, seenFile)
+				c.count(p, n)
 			}
 			return nil
 		})
@@ -88,29 +107,58 @@ func (a *App) Stats(ctx context.Context, req StatsRequest) (*StatsResult, error)
 	return res, nil
 }
 
-// count adds the file n as the mode says; seen holds the data blobs and
-// seenFile the contents counted already.
-func (res *StatsResult) count(r *repository.Repository, n *tree.Node, seen map[[33]byte]bool, seenFile map[string]bool) {
+// statsCounter counts files as the mode says: seen holds the data blobs,
+// seenFile the contents, fileBlobs the blobs per file path counted already.
+type statsCounter struct {
+	r         *repository.Repository
+	res       *StatsResult
+	seen      map[[33]byte]bool
+	seenFile  map[string]bool
+	fileBlobs map[string]map[[33]byte]bool
+}
+
+// count adds the file n at path p.
+func (c *statsCounter) count(p string, n *tree.Node) {
+	res, r := c.res, c.r
 	switch res.Mode {
 	case StatsRestoreSize:
 		res.Files++
 		res.RestoreSize += int64(n.Size)
-	case StatsFilesByContents:
+	case StatsFilesByContents, StatsBlobsPerFile:
 		k := fmt.Sprint(n.Content)
-		if !seenFile[k] {
-			seenFile[k] = true
+		if c.seenFile[k] {
+			return
+		}
+		c.seenFile[k] = true
+		if res.Mode == StatsFilesByContents {
 			res.Files++
 			res.RestoreSize += int64(n.Size)
+			return
+		}
+		blobs := c.fileBlobs[p]
+		if blobs == nil {
+			blobs = map[[33]byte]bool{}
+			c.fileBlobs[p] = blobs
+			res.Files++
+		}
+		for _, id := range n.Content {
+			var bk [33]byte
+			copy(bk[:], id[:])
+			if l, ok := r.Index().Lookup(id, pack.DataBlob); ok && !blobs[bk] {
+				blobs[bk] = true
+				res.Blobs++
+				res.RestoreSize += int64(l.RawLength)
+			}
 		}
 	case StatsRawData:
 		res.Files++
 		for _, id := range n.Content {
 			var k [33]byte
 			copy(k[:], id[:])
-			if seen[k] {
+			if c.seen[k] {
 				continue
 			}
-			seen[k] = true
+			c.seen[k] = true
 			if l, ok := r.Index().Lookup(id, pack.DataBlob); ok {
 				res.Blobs++
 				res.RawSize += int64(l.RawLength)

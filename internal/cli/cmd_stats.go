@@ -13,20 +13,24 @@ func (a *App) statsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats [SNAPSHOT...]",
 		Short: "Show sizes: restore size, deduplicated size, raw repository size",
-		Long: `Modes: restore-size (the size a restore would write), raw-data (the
-deduplicated plaintext and stored size of the blobs the snapshots reference),
-files-by-contents (unique file contents).`,
+		Long: `Modes (restic's): restore-size (the size a restore would write), raw-data
+(the deduplicated plaintext and stored size of the blobs the snapshots
+reference), files-by-contents (unique file contents), blobs-per-file (the
+blobs of each unique file once per path). Any other mode is refused.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.core()
 			if err != nil {
 				return err
 			}
-			repo, err := a.repoRef(ctx)
-			if err != nil {
+			req := app.StatsRequest{Mode: mode, Filter: ff.filter(), Snapshots: args}
+			if err := req.Validate(); err != nil {
+				return fmt.Errorf("--mode: %w", err)
+			}
+			if req.Repo, err = a.repoRef(ctx); err != nil {
 				return err
 			}
-			res, err := c.Stats(ctx, app.StatsRequest{Repo: repo, Mode: mode, Filter: ff.filter(), Snapshots: args})
+			res, err := c.Stats(ctx, req)
 			if err != nil {
 				return err
 			}
@@ -35,7 +39,7 @@ files-by-contents (unique file contents).`,
 		},
 	}
 	addFilterFlags(cmd, &ff)
-	cmd.Flags().StringVar(&mode, "mode", app.StatsRestoreSize, "restore-size, raw-data or files-by-contents")
+	cmd.Flags().StringVar(&mode, "mode", app.StatsRestoreSize, "restore-size, files-by-contents, blobs-per-file or raw-data")
 	return cmd
 }
 
@@ -49,6 +53,8 @@ func (a *App) printStats(res *app.StatsResult) {
 	}
 	fmt.Fprintf(a.Stdout, "Stats in %s mode:\n  Snapshots: %d\n", res.Mode, res.Snapshots)
 	switch res.Mode {
+	case app.StatsBlobsPerFile:
+		fmt.Fprintf(a.Stdout, "  Files: %d\n  Blob references: %d\n  Total size: %s\n", res.Files, res.Blobs, formatBytes(res.RestoreSize))
 	case app.StatsRawData:
 		fmt.Fprintf(a.Stdout, "  Unique blobs: %d\n  Plaintext size: %s\n  Stored size: %s\n", res.Blobs, formatBytes(res.RawSize), formatBytes(res.StoredSize))
 		if res.StoredSize > 0 {

@@ -233,6 +233,16 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 			t.Errorf("files-by-contents = %v, want 5 distinct contents", byContent)
 		}
 		e.mustRun("stats", "--mode", "raw-data")
+		// restic's blobs-per-file: each file's blobs once per path.
+		bpf := e.mustRun("--json", "stats", "--mode", "blobs-per-file", "latest").Message(t, "stats")
+		if num(bpf["total_file_count"]) != 3 || num(bpf["total_size"]) != want || num(bpf["total_blob_count"]) < 3 {
+			t.Errorf("stats blobs-per-file latest = %v, want 3 files of %d bytes", bpf, want)
+		}
+		// An unknown mode is refused, naming the modes (restic's four).
+		bad := e.expect(1, "stats", "--mode", "bogus")
+		if !strings.Contains(bad.Stderr, "blobs-per-file") || strings.Contains(bad.Stdout, "Stats in") {
+			t.Errorf("stats --mode bogus:\n%s", bad)
+		}
 	})
 
 	t.Run("restore by prefix and latest", func(t *testing.T) {
