@@ -18,7 +18,9 @@ func (a *App) checkCommand() *cobra.Command {
 		Short: "Check the repository for errors",
 		Long: `Check the structure of the repository: index files, packs, snapshots and
 every tree they reference. --read-data also reads every pack and verifies every
-blob; --read-data-subset N% or n/t reads a part (n/t: the n-th of t slices).
+blob; --read-data-subset reads a part: N% (packs chosen at random on every
+run, as restic does), a size such as 500M (random packs up to that size), or
+n/t (the n-th of t slices, to read everything in t runs).
 It reads from the store itself, never from the local metadata cache.
 
 Damaged packs are named together with the snapshots and files they affect.
@@ -53,11 +55,12 @@ The exit code is non-zero when anything harmful is found.`,
 		},
 	}
 	cmd.Flags().BoolVar(&readData, "read-data", false, "read and verify all data")
-	cmd.Flags().StringVar(&subset, "read-data-subset", "", "read and verify a subset: N% or n/t")
+	cmd.Flags().StringVar(&subset, "read-data-subset", "", "read and verify a subset: N% or a size (random packs), or n/t")
 	return cmd
 }
 
-// parseSubset sets the subset of --read-data-subset (N% or n/t) in opts.
+// parseSubset sets the subset of --read-data-subset (N%, n/t or a size)
+// in opts.
 func parseSubset(subset string, opts *checker.Options) error {
 	if subset == "" {
 		return nil
@@ -69,6 +72,14 @@ func parseSubset(subset string, opts *checker.Options) error {
 			return fmt.Errorf("--read-data-subset %q: want a percentage in (0,100]", subset)
 		}
 		opts.SubsetPercent = p
+		return nil
+	}
+	if last := subset[len(subset)-1]; !strings.Contains(subset, "/") && (last < '0' || last > '9') {
+		size, err := parseByteSize(subset)
+		if err != nil {
+			return fmt.Errorf("--read-data-subset %q: want N%%, n/t or a size such as 500M", subset)
+		}
+		opts.SubsetBytes = size
 		return nil
 	}
 	n, t, ok := strings.Cut(subset, "/")

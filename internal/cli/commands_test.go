@@ -853,8 +853,34 @@ func TestCheckReadDataSubset(t *testing.T) {
 		t.Errorf("the three 1/3 subsets read %d packs, want %d", total, want)
 	}
 	e.mustRun("check", "--read-data-subset", "50%")
-	for _, bad := range []string{"0/3", "4/3", "0%", "101%", "x"} {
+	for _, bad := range []string{"0/3", "4/3", "0%", "101%", "x", "12Q", "-5M"} {
 		requireFailure(t, e.run("check", "--read-data-subset", bad))
+	}
+	// A size reads random packs up to it: 1M of 1 MiB packs is one.
+	s := e.mustRun("--json", "check", "--read-data-subset", "1M").Message(t, "summary")
+	if n := num(s["result"].(map[string]any)["packs_read"]); n != 1 {
+		t.Errorf("--read-data-subset 1M read %d packs, want 1", n)
+	}
+	// N% picks packs at random on every run (restic), so a damaged pack
+	// is found by some runs and missed by others; the old selection by ID
+	// prefix always read the same packs.
+	packs := listRepoFiles(t, e.repo, "packs")
+	biggest := packs[0] // a data pack: the trees' pack is read by every check
+	for _, p := range packs {
+		if fileSize(t, p) > fileSize(t, biggest) {
+			biggest = p
+		}
+	}
+	modifyFile(t, biggest, flipByte(-1))
+	found := 0
+	const runs = 30
+	for range runs {
+		if e.run("check", "--read-data-subset", "34%").Code != 0 {
+			found++
+		}
+	}
+	if found == 0 || found == runs {
+		t.Errorf("the damaged pack was found in %d of %d runs of a random 34%% subset of %d packs", found, runs, len(packs))
 	}
 }
 

@@ -211,3 +211,10 @@ var (
 
 func must(t *testing.T, err error)                     { t.Helper(); testutil.Must(t, err) }
 func writeFile(t *testing.T, path string, data []byte) { t.Helper(); testutil.WriteFile(t, path, data) }
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	must(t, err)
+	return fi.Size()
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"path"
 	"slices"
 	"sort"
@@ -71,10 +73,14 @@ func (r *Result) OK() bool { return r.Harmful() == 0 }
 type Options struct {
 	ReadData bool
 	// Subset selects packs to read: when Total > 0, packs whose position in
-	// name order modulo Total equals Part-1; when Percent > 0, that share of
-	// packs chosen at random.
+	// name order modulo Total equals Part-1 (a rotation that reads every
+	// pack in Total runs); when Percent > 0, that share of the packs (at
+	// least one), chosen at random on every run, as restic does; when
+	// Bytes > 0, random packs as long as they hold no more than that many
+	// bytes (at least one).
 	SubsetPart, SubsetTotal int
 	SubsetPercent           float64
+	SubsetBytes             int64
 	// Progress is called after each pack read (may be nil).
 	Progress func(done, total int, bytes int64)
 	Workers  int
@@ -301,6 +307,38 @@ func (c *Checker) walk(ctx context.Context, snaps []*snapshot.Snapshot, onNode f
 	return nil
 }
 
+// selectPacks picks the packs to read from names (sorted) as the subset
+// options say.
+func (c *Checker) selectPacks(names []ID, stored map[ID]int64) []ID {
+	o := c.opts
+	switch {
+	case o.SubsetTotal > 0:
+		var sel []ID
+		for i, id := range names {
+			if i%o.SubsetTotal == o.SubsetPart-1 {
+				sel = append(sel, id)
+			}
+		}
+		return sel
+	case o.SubsetPercent > 0 || o.SubsetBytes > 0:
+		shuffled := slices.Clone(names)
+		rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		if o.SubsetPercent > 0 {
+			n := int(math.Round(float64(len(names)) * o.SubsetPercent / 100))
+			return shuffled[:min(len(names), max(n, 1))]
+		}
+		var sum int64 // at least one pack, then as many as fit
+		for i, id := range shuffled {
+			if i > 0 && sum+stored[id] > o.SubsetBytes {
+				return shuffled[:i]
+			}
+			sum += stored[id]
+		}
+		return shuffled
+	}
+	return names
+}
+
 // readPacks reads the selected packs fully and returns the IDs of blobs
 // found damaged.
 func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents map[ID][]pack.Entry) (map[ID]bool, error) {
@@ -309,22 +347,7 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents m
 		names = append(names, id)
 	}
 	slices.SortFunc(names, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
-	var sel []ID
-	for i, id := range names {
-		switch {
-		case c.opts.SubsetTotal > 0:
-			if i%c.opts.SubsetTotal == c.opts.SubsetPart-1 {
-				sel = append(sel, id)
-			}
-		case c.opts.SubsetPercent > 0:
-			// Deterministic per pack but spread: use the first ID byte pair.
-			if float64(uint16(id[0])<<8|uint16(id[1]))/65536.0*100 < c.opts.SubsetPercent {
-				sel = append(sel, id)
-			}
-		default:
-			sel = append(sel, id)
-		}
-	}
+	sel := c.selectPacks(names, stored)
 	// A blob is damaged when no copy of it reads back right: an index
 	// entry that lies (or a forged copy in a planted pack) is reported as a
 	// pack problem, but does not hurt a snapshot whose blob has a good
