@@ -111,7 +111,9 @@ func Open(ctx context.Context, loc string, opts Options) (storage.Backend, error
 	}
 	scheme, _ := Split(loc)
 	if scheme == "local" {
-		return be, nil
+		// No retries or cache for a local directory, but the bandwidth
+		// limits hold (a "local" path may be an NFS or SMB mount).
+		return limit.New(be, opts.Limits), nil
 	}
 	be = retry.New(be, opts.Retry)
 	be = limit.New(be, opts.Limits)
