@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/operator"
 	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
@@ -138,12 +139,13 @@ func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.C
 		}
 		value := "none"
 		filter := kube.Filter{IncludeNamespaces: w.Spec.IncludeNamespaces, ExcludeNamespaces: w.Spec.ExcludeNamespaces}
-		vols, _, err := volume.Find(ctx, cs, a.findOptions(vf, filter.Namespace))
+		node := a.agentNode(vf)
+		vols, _, err := volume.Find(ctx, cs, node.FindOptions(filter.Namespace))
 		if err != nil {
 			return fmt.Errorf("Backup %s/%s: %w", b.Namespace, b.Name, err)
 		}
 		if len(vols) > 0 {
-			if value, err = a.agentBackup(ctx, c, runner, vf, b, w.Spec, operator.TenantPolicy(b.Namespace, adminNS, policy)); err != nil {
+			if value, err = a.agentBackup(ctx, c, runner, node, b, w.Spec, operator.TenantPolicy(b.Namespace, adminNS, policy)); err != nil {
 				a.out.warnf("agent: Backup %s/%s: %v", b.Namespace, b.Name, err)
 				continue
 			}
@@ -161,33 +163,24 @@ func (a *App) agentPass(ctx context.Context, cs kubernetes.Interface, c client.C
 	return nil
 }
 
+// agentNode is the agent's node: its name, root and kubelet directory.
+func (a *App) agentNode(vf *kubeVolumeFlags) app.KubernetesNode {
+	return app.KubernetesNode{Node: vf.node, NodeRoot: vf.nodeRoot, KubeletDir: vf.kubeletDir}
+}
+
 // agentBackup backs up this node's volumes for b, as spec (b's confined
 // spec) selects them, and returns the snapshot ID.
-func (a *App) agentBackup(ctx context.Context, c client.Client, runner *cliRunner, vf *kubeVolumeFlags, b *v1alpha1.Backup, spec v1alpha1.BackupSpec, policy *location.Policy) (string, error) {
+func (a *App) agentBackup(ctx context.Context, c client.Client, runner *cliRunner, node app.KubernetesNode, b *v1alpha1.Backup, spec v1alpha1.BackupSpec, policy *location.Policy) (string, error) {
 	repo, err := operator.ResolveRepository(ctx, c, b.Namespace, spec.Repository, policy)
 	if err != nil {
 		return "", err
 	}
-	args := []string{"backup", "kubernetes", "--volumes", "--node", vf.node, "--kubelet-dir", vf.kubeletDir,
-		"--include-resources", "persistentvolumeclaims", "--cluster-resources", "off",
-		"--tag", fmt.Sprintf("%s=%s/%s/%s", v1alpha1.TagBackup, b.Namespace, b.Name, b.UID),
-		"--tag", "bunker.dev/node=" + vf.node}
-	if vf.nodeRoot != "" {
-		args = append(args, "--node-root", vf.nodeRoot)
-	}
-	for _, ns := range spec.IncludeNamespaces {
-		args = append(args, "--include-namespaces", ns)
-	}
-	for _, ns := range spec.ExcludeNamespaces {
-		args = append(args, "--exclude-namespaces", ns)
-	}
-	out, _, err := runner.run(ctx, repo, args...)
+	id, err := runner.volumeBackup(ctx, repo, app.KubernetesVolumeBackup{
+		IncludeNamespaces: spec.IncludeNamespaces, ExcludeNamespaces: spec.ExcludeNamespaces, Node: node,
+		Tags: []string{fmt.Sprintf("%s=%s/%s/%s", v1alpha1.TagBackup, b.Namespace, b.Name, b.UID), "bunker.dev/node=" + node.Node}})
 	if err != nil {
+		// The message only: the repository's secrets are redacted from it.
 		return "", errors.New(repo.Redact(err.Error()))
-	}
-	id, _ := lastJSON(out, "summary")["snapshot_id"].(string)
-	if id == "" {
-		return "", errors.New("backup kubernetes printed no snapshot ID")
 	}
 	return id, nil
 }

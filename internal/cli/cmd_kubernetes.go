@@ -2,29 +2,21 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/app/streamtree"
-	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
-	"github.com/bunkerbackup/bunker/internal/source/postgres"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-const kubeSource = "kubernetes"
+const kubeSource = app.KubernetesSource
 
 func (a *App) kubernetesCommands() sourceCommands {
 	return sourceCommands{backup: a.kubeBackupCommand(), restore: a.kubeRestoreCommand()}
@@ -111,123 +103,6 @@ func (f *kubeFilterFlags) filter() kube.Filter {
 		IncludeResources: f.includeRes, ExcludeResources: f.excludeRes}
 }
 
-// kubeBackupRequest is one backup of a cluster's objects.
-type kubeBackupRequest struct {
-	cfg     *rest.Config
-	cluster string // names the snapshot path /kubernetes/<cluster>
-	opts    kube.BackupOptions
-	tags    []string
-	host    string
-	repo    *repository.Repository // nil: open -r
-	quiet   bool
-	// databases are backed up through their Services first, each into
-	// databases/<ns>/<service>/.
-	databases []kube.Database
-	// volumes, when set, backs up the files of this node's volumes.
-	volumes *kubeVolumeFlags
-	hooks   kubeHooks
-}
-
-func kubePaths(cluster string) []string { return []string{"/kubernetes/" + cluster} }
-
-// kubeBackup backs up the cluster's objects into one snapshot.
-func (a *App) kubeBackup(ctx context.Context, req kubeBackupRequest) (*snapshot.Snapshot, *kube.Manifest, error) {
-	if err := req.opts.Validate(); err != nil {
-		return nil, nil, err
-	}
-	clients, err := kube.NewClients(req.cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	if req.opts.Warn == nil {
-		req.opts.Warn = func(s string) { a.out.warnf("%s", s) }
-	}
-	var man *kube.Manifest
-	sn, err := a.runSourceBackup(ctx, sourceBackup{
-		source: kubeSource, paths: kubePaths(req.cluster), tags: req.tags, host: req.host,
-		kind: snapshot.KindFull, repo: req.repo, quiet: req.quiet,
-		write: func(ctx context.Context, w source.Sink) (_ map[string]string, err error) {
-			var vw *kubeVolumeWork
-			if req.volumes != nil || len(req.hooks.flags) > 0 || req.hooks.annotations {
-				vf := kubeVolumeFlags{}
-				if req.volumes != nil {
-					vf = *req.volumes
-				}
-				if vw, err = a.newKubeVolumeWork(req.cfg, clients, vf, req.hooks, &req.opts.Filter); err != nil {
-					return nil, err
-				}
-				post, err := a.kubePreHooks(ctx, vw)
-				if err != nil {
-					return nil, err
-				}
-				defer a.kubePostHooks(vw, post)
-			}
-			var dbs []string
-			for _, d := range req.databases {
-				if err := a.kubeDatabaseBackup(ctx, clients, w, d); err != nil {
-					return nil, err
-				}
-				dbs = append(dbs, d.Namespace+"/"+d.Service)
-			}
-			m, err := kube.Backup(ctx, clients, w, req.opts)
-			if err != nil {
-				return nil, err
-			}
-			m.Databases = dbs
-			if req.volumes != nil && req.volumes.volumes {
-				if m.Volumes, err = a.kubeBackupVolumes(ctx, vw, w); err != nil {
-					return nil, err
-				}
-			}
-			if err := kube.WriteManifest(ctx, w, m); err != nil {
-				return nil, err
-			}
-			man = m
-			return map[string]string{
-				"kubernetes_cluster": req.cluster, "kubernetes_server": m.Server,
-				"kubernetes_objects": strconv.Itoa(m.Objects), "kubernetes_namespaces": strconv.Itoa(len(m.Namespaces)),
-				"kubernetes_volumes": strconv.Itoa(len(m.Volumes)),
-			}, nil
-		},
-	})
-	return sn, man, err
-}
-
-// kubeDatabaseBackup takes a logical backup of a database in the cluster,
-// reached through its Service, with the password from a Secret.
-func (a *App) kubeDatabaseBackup(ctx context.Context, c *kube.Clients, w source.Sink, d kube.Database) error {
-	addr, err := kube.ResolveService(ctx, c, d.Namespace, d.Service, d.Port)
-	if err != nil {
-		return fmt.Errorf("database %s/%s: %w", d.Namespace, d.Service, err)
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	ci := postgres.ConnInfo{"host": host, "port": port}
-	if d.User != "" {
-		ci = ci.With("user", d.User)
-	}
-	if d.Secret != "" {
-		pw, err := kube.SecretValue(ctx, c, d.Namespace, d.Secret, d.Key)
-		if err != nil {
-			return fmt.Errorf("database %s/%s: password: %w", d.Namespace, d.Service, err)
-		}
-		ci = ci.With("password", pw)
-	}
-	var stderr io.Writer
-	if a.g.verbose > 0 {
-		stderr = a.Stderr
-	}
-	pc, err := postgres.Open(postgres.Config{Conn: ci, Stderr: stderr, Getenv: a.Getenv})
-	if err != nil {
-		return err
-	}
-	defer pc.Close()
-	a.out.infof("backing up PostgreSQL %s/%s at %s", d.Namespace, d.Service, addr)
-	if _, err := pc.BackupLogical(ctx, source.PrefixSink(w, d.Dir()), postgres.LogicalOptions{Databases: d.Databases}); err != nil {
-		return fmt.Errorf("database %s/%s: %w", d.Namespace, d.Service, err)
-	}
-	return nil
-}
-
 func (a *App) kubeBackupCommand() *cobra.Command {
 	var (
 		dbSpecs []string
@@ -276,12 +151,18 @@ Exit codes: 0 saved, 1 failed (no snapshot saved).`,
 				}
 				dbs = append(dbs, d)
 			}
-			_, _, err = a.kubeBackup(cmd.Context(), kubeBackupRequest{
-				cfg: cfg, cluster: cluster, tags: sf.tags, host: sf.hostname(), databases: dbs, volumes: &vf, hooks: hooks,
-				opts: kube.BackupOptions{Filter: filt.filter(), LabelSelector: filt.selector,
-					ClusterResources: filt.cluster, Concurrency: workers},
-			})
-			return err
+			hs, err := hooks.parse()
+			if err != nil {
+				return err
+			}
+			req := app.KubernetesBackup{Config: cfg, Cluster: cluster, Tags: sf.tags, Host: sf.hostname(), Databases: dbs,
+				Volumes: vf.volumes, Node: a.kubeNode(&vf), Hooks: hs, AnnotationHooks: hooks.annotations,
+				Options: kube.BackupOptions{Filter: filt.filter(), LabelSelector: filt.selector,
+					ClusterResources: filt.cluster, Concurrency: workers}}
+			if a.g.verbose > 0 {
+				req.ToolStderr = a.Stderr
+			}
+			return a.kubeBackup(cmd.Context(), req)
 		},
 	}
 	conn.add(cmd)
@@ -354,25 +235,15 @@ could not run, 3 some objects failed (each is listed).`,
 					return fmt.Errorf("--modifiers %s: %w", modFile, err)
 				}
 			}
+			req := app.KubernetesRestore{Snapshot: args[0], Filter: snapshot.Filter{Hosts: hosts}, Options: opts,
+				Volumes: vf.volumes, VolumesOnly: volumesOnly, Node: a.kubeNode(&vf)}
 			if err := opts.Validate(); err != nil {
 				return err
 			}
-			cfg, _, err := a.kubeConfig(&conn)
-			if err != nil {
+			if req.Config, _, err = a.kubeConfig(&conn); err != nil {
 				return err
 			}
-			r, sn, err := a.openSourceSnapshot(ctx, args[0], kubeSource, snapshot.Filter{Hosts: hosts})
-			if err != nil {
-				return err
-			}
-			sum, err := a.kubeRestore(ctx, r, sn, cfg, opts, &vf, volumesOnly)
-			if err != nil {
-				return err
-			}
-			if sum.Partial() {
-				return &app.PartialError{Msg: fmt.Sprintf("%d objects or volumes could not be restored (listed above)", sum.Failed)}
-			}
-			return nil
+			return a.kubeRestore(ctx, req)
 		},
 	}
 	conn.add(cmd)
@@ -392,50 +263,51 @@ could not run, 3 some objects failed (each is listed).`,
 	return cmd
 }
 
-// kubeRestore restores snapshot sn into the cluster of cfg and prints
-// each object's outcome and a summary.
-//
-// With vf.volumes, the volume files are written back after the claims are
-// restored and before workloads; with volumesOnly, only that is done.
-// Volumes whose data could not be written count as failed objects.
-func (a *App) kubeRestore(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, cfg *rest.Config, o kube.RestoreOptions, vf *kubeVolumeFlags, volumesOnly bool) (*kube.Summary, error) {
-	clients, err := kube.NewClients(cfg)
+// kubeBackup runs the Kubernetes backup use case on -r and prints its
+// summary.
+func (a *App) kubeBackup(ctx context.Context, req app.KubernetesBackup) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	c, err := a.core()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	start := time.Now()
-	tree := streamtree.NewReader(r, sn.Tree)
-	volFailed := 0
-	if vf != nil && (vf.volumes || volumesOnly) {
-		if o.DryRun {
-			return nil, errors.New("--volumes cannot be combined with --dry-run")
-		}
-		o.BeforeWorkloads = func(ctx context.Context) error {
-			var err error
-			volFailed, err = a.kubeRestoreVolumes(ctx, tree, cfg, *vf, o.NamespaceMapping, &o.Filter)
-			return err
-		}
+	if req.Repo, err = a.repoRef(ctx); err != nil {
+		return err
 	}
-	if volumesOnly {
-		if err := o.BeforeWorkloads(ctx); err != nil {
-			return nil, err
-		}
-		return &kube.Summary{Failed: volFailed}, nil
-	}
-	user := o.Report
-	o.Report = func(res kube.Result) {
-		if user != nil {
-			user(res)
-		}
-		a.printKubeResult(res, o.DryRun)
-	}
-	sum, err := kube.Restore(ctx, clients, tree, o)
+	res, err := c.RunKubernetesBackup(ctx, req)
 	if err != nil {
-		return sum, fmt.Errorf("restore snapshot %s: %w", sn.ShortID(), err)
+		return err
 	}
-	sum.Failed += volFailed
-	a.printKubeSummary(sn, sum, o.DryRun, time.Since(start))
-	return sum, nil
+	a.printSourceSummary(res.Snapshot, res.Write)
+	return nil
+}
+
+// kubeRestore runs the Kubernetes restore use case on -r and prints each
+// object's outcome, each volume written back, and a summary (none with
+// --volumes-only).
+func (a *App) kubeRestore(ctx context.Context, req app.KubernetesRestore) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	c, err := a.core()
+	if err != nil {
+		return err
+	}
+	if req.Repo, err = a.repoRef(ctx); err != nil {
+		return err
+	}
+	dryRun := req.Options.DryRun
+	req.Options.Report = func(res kube.Result) { a.printKubeResult(res, dryRun) }
+	req.VolumeRestored = func(v app.KubernetesVolumeRestored) {
+		a.out.textf("volume %s restored into %s: %d files, %s", v.Claim, v.Path, v.Files, formatBytes(v.Bytes))
+	}
+	res, err := c.RunKubernetesRestore(ctx, req)
+	if res != nil && !req.VolumesOnly {
+		a.printKubeSummary(res.Snapshot, &res.Summary, dryRun, res.Duration)
+	}
+	return err
 }
 
 func kubeObjectName(res kube.Result) string {

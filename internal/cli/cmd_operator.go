@@ -1,20 +1,21 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/operator"
+	"github.com/bunkerbackup/bunker/internal/operator/api/v1alpha1"
+	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/storage/location"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
 )
 
 func (a *App) operatorCommand() *cobra.Command {
@@ -137,9 +138,10 @@ func (f *tenantPolicyFlags) policy() (*location.Policy, error) {
 	return p, nil
 }
 
-// cliRunner runs the operator's backups and restores as in-process bunker
-// commands, each with the repository and credentials in its own
-// environment (never on a command line).
+// cliRunner runs the operator's backups and restores in this process
+// through the use cases (app.RunKubernetesBackup, RunKubernetesRestore),
+// each with the repository's password in its request and its backends
+// confined to the repository's own environment and policy.
 type cliRunner struct {
 	parent *App
 	conn   kubeConnFlags
@@ -148,80 +150,59 @@ type cliRunner struct {
 	nodeVolumes bool
 }
 
-// child returns an App whose environment holds the repository's
-// password, with its output captured. Its backends see only repo.Env (the
-// allowed keys of the tenant's env Secret): nothing of the operator's own
-// credentials, home directory or key files. The tenant's keys never reach
-// the rest of the command, so none of them is control (no password
-// command, no repository, no kubeconfig, no node root).
-func (r *cliRunner) child(repo operator.Repo) (*App, *bytes.Buffer, *bytes.Buffer) {
-	getenv := func(k string) string {
-		switch k {
-		case "BUNKER_PASSWORD":
-			return repo.Password
-		case "BUNKER_PASSWORD_FILE", "BUNKER_PASSWORD_COMMAND", "BUNKER_REPOSITORY",
-			"BUNKER_NEW_PASSWORD", "BUNKER_FROM_PASSWORD":
-			return ""
-		}
-		return r.parent.Getenv(k)
-	}
-	var stdout, stderr bytes.Buffer
-	return &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: getenv,
-		BackendGetenv: repo.Getenv, BackendPolicy: repo.Policy}, &stdout, &stderr
-}
-
-// run runs one bunker command line against repo with --json and returns
-// its output and exit code (0 or 3). The error carries the command's own
-// error message.
-func (r *cliRunner) run(ctx context.Context, repo operator.Repo, args ...string) (string, int, error) {
-	if repo.Password == "" {
-		return "", 0, fmt.Errorf("repository %s: empty password", repo.URL)
-	}
-	full := []string{"--json", "-r", repo.URL}
-	full = append(full, args...)
-	if len(args) >= 2 && args[1] == "kubernetes" {
-		// The operator's own cluster access, before any "--".
-		var conn []string
-		if r.conn.kubeconfig != "" {
-			conn = append(conn, "--kubeconfig", r.conn.kubeconfig)
-		}
-		if r.conn.context != "" {
-			conn = append(conn, "--context", r.conn.context)
-		}
-		full = append(append(append([]string{}, full[:5]...), conn...), full[5:]...)
-	}
-	child, stdout, _ := r.child(repo)
-	code, err := child.exec(ctx, full)
-	out := stdout.String()
-	if code != 0 && code != 3 {
-		if ctx.Err() != nil {
-			return out, code, ctx.Err()
-		}
-		// The command's own error, cause and all (a wrong password stays
-		// repository.ErrWrongPassword for the operator's status).
-		return out, code, fmt.Errorf("bunker %s: %w (exit %d)", strings.Join(args[:min(2, len(args))], " "), err, code)
-	}
-	return out, code, nil
-}
-
-func intOf(v any) int64 {
-	f, _ := v.(float64)
-	return int64(f)
-}
-
-// core is the use cases' App for repo: its backends see only repo's
-// environment and policy (see child).
+// core is the use cases' App for repo. Its backends see only repo.Env
+// (the allowed keys of the tenant's env Secret) and repo.Policy: nothing
+// of the operator's own credentials, home directory or key files. The
+// tenant's keys never reach the rest of the use case, so none of them is
+// control (no password command, no repository, no kubeconfig, no node
+// root); the password is repo's, passed in the request, and the
+// operator's own password settings are hidden too.
 func (r *cliRunner) core(repo operator.Repo) (*app.App, error) {
 	c, err := r.parent.core()
 	if err != nil {
 		return nil, err
 	}
 	t := c.With(nil)
+	t.Getenv = func(k string) string {
+		switch k {
+		case "BUNKER_PASSWORD", "BUNKER_PASSWORD_FILE", "BUNKER_PASSWORD_COMMAND", "BUNKER_REPOSITORY",
+			"BUNKER_NEW_PASSWORD", "BUNKER_FROM_PASSWORD":
+			return ""
+		}
+		return r.parent.Getenv(k)
+	}
 	t.Storage.Getenv = repo.Getenv
 	if repo.Policy != nil {
 		t.Storage.Policy = repo.Policy
 	}
 	return t, nil
+}
+
+// open is the use cases' App for repo, the repository's reference, and
+// the operator's cluster configuration and cluster name.
+func (r *cliRunner) open(repo operator.Repo) (*app.App, app.Repo, *rest.Config, string, error) {
+	if repo.Password == "" {
+		return nil, app.Repo{}, nil, "", fmt.Errorf("repository %s: empty password", repo.URL)
+	}
+	c, err := r.core(repo)
+	if err != nil {
+		return nil, app.Repo{}, nil, "", err
+	}
+	cfg, cluster, err := r.parent.kubeConfig(&r.conn)
+	if err != nil {
+		return nil, app.Repo{}, nil, "", err
+	}
+	return c, app.Repo{Location: repo.URL, Password: repo.Password}, cfg, cluster, nil
+}
+
+// failed is the error of a use case that returned err: the context's
+// when it ended (interrupted, not failed), else err, cause and all (a
+// wrong password stays repository.ErrWrongPassword for the status).
+func failed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // Check opens the repository: its location, credentials and password.
@@ -236,25 +217,69 @@ func (r *cliRunner) Check(ctx context.Context, repo operator.Repo) error {
 	return err
 }
 
-func (r *cliRunner) Backup(ctx context.Context, req operator.BackupRequest) (operator.BackupResult, error) {
-	spec := req.Spec
-	if !r.nodeVolumes {
-		spec.Volumes = false
+// kubeSelection is the filter of a Backup's or Restore's selection.
+func kubeSelection(s v1alpha1.Selection) kube.Filter {
+	return kube.Filter{IncludeNamespaces: s.IncludeNamespaces, ExcludeNamespaces: s.ExcludeNamespaces,
+		IncludeResources: s.IncludeResources, ExcludeResources: s.ExcludeResources}
+}
+
+// kubeClusterMode is the cluster-resources mode of c: nil is auto.
+func kubeClusterMode(c *bool) string {
+	switch {
+	case c == nil:
+		return kube.ClusterAuto
+	case *c:
+		return kube.ClusterOn
 	}
-	out, _, err := r.run(ctx, req.Repo, operator.BackupArgs(spec, req.Tags)...)
+	return kube.ClusterOff
+}
+
+// Backup runs the Backup as 'bunker backup kubernetes' would with its
+// defaults: eight resources listed at once, the pods' annotation hooks,
+// and with volumes (when this process backs them up), those of $NODE_NAME.
+func (r *cliRunner) Backup(ctx context.Context, req operator.BackupRequest) (operator.BackupResult, error) {
+	c, repo, cfg, cluster, err := r.open(req.Repo)
 	if err != nil {
 		return operator.BackupResult{}, err
 	}
-	sum := lastJSON(out, "summary")
-	if sum == nil {
-		return operator.BackupResult{}, errors.New("backup kubernetes printed no summary")
+	spec := req.Spec
+	ctx, done := app.WithScope(ctx)
+	defer done()
+	res, err := c.RunKubernetesBackup(ctx, app.KubernetesBackup{Repo: repo, Config: cfg, Cluster: cluster, Tags: req.Tags,
+		Options: kube.BackupOptions{Filter: kubeSelection(spec.Selection), LabelSelector: spec.LabelSelector,
+			ClusterResources: kubeClusterMode(spec.IncludeClusterResources), Concurrency: 8},
+		Volumes: spec.Volumes && r.nodeVolumes, Node: app.KubernetesNode{Node: r.parent.Getenv("NODE_NAME")}, AnnotationHooks: true})
+	if err != nil {
+		return operator.BackupResult{}, failed(ctx, err)
 	}
-	res := operator.BackupResult{BytesAdded: intOf(sum["bytes_added"])}
-	res.SnapshotID, _ = sum["snapshot_id"].(string)
-	if md, ok := sum["metadata"].(map[string]any); ok {
-		fmt.Sscan(fmt.Sprint(md["kubernetes_objects"]), &res.Objects)
+	return backupResult(res.Snapshot), nil
+}
+
+// backupResult is what the operator records of a Kubernetes backup.
+func backupResult(s *snapshot.Snapshot) operator.BackupResult {
+	res := operator.BackupResult{SnapshotID: s.ID.String()}
+	fmt.Sscan(s.Metadata["kubernetes_objects"], &res.Objects)
+	if s.Summary != nil {
+		res.BytesAdded = s.Summary.BytesAdded
 	}
-	return res, nil
+	return res
+}
+
+// volumeBackup runs the node agent's backup of this node's volume files
+// into repo and returns the snapshot's ID.
+func (r *cliRunner) volumeBackup(ctx context.Context, repo operator.Repo, b app.KubernetesVolumeBackup) (string, error) {
+	c, ref, cfg, cluster, err := r.open(repo)
+	if err != nil {
+		return "", err
+	}
+	b.Repo, b.Config, b.Cluster = ref, cfg, cluster
+	ctx, done := app.WithScope(ctx)
+	defer done()
+	res, err := c.RunKubernetesVolumeBackup(ctx, b)
+	if err != nil {
+		return "", failed(ctx, err)
+	}
+	return res.Snapshot.ID.String(), nil
 }
 
 // FindBackup finds the newest snapshot tagged tag.
@@ -277,28 +302,40 @@ func (r *cliRunner) FindBackup(ctx context.Context, repo operator.Repo, tag stri
 	if len(list) == 0 {
 		return operator.BackupResult{}, false, nil
 	}
-	s := list[len(list)-1]
-	res := operator.BackupResult{SnapshotID: s.ID.String()}
-	fmt.Sscan(s.Metadata["kubernetes_objects"], &res.Objects)
-	if s.Summary != nil {
-		res.BytesAdded = s.Summary.BytesAdded
-	}
-	return res, true, nil
+	return backupResult(list[len(list)-1]), true, nil
 }
 
+// Restore runs the Restore as 'bunker restore kubernetes' would with its
+// defaults: eight objects applied at once, a minute for new CRDs to be
+// served, no privilege-granting objects.
 func (r *cliRunner) Restore(ctx context.Context, req operator.RestoreRequest) (operator.RestoreResult, error) {
-	out, code, err := r.run(ctx, req.Repo, operator.RestoreArgs(req.Spec, req.Snapshot, req.ClusterResources)...)
+	c, repo, cfg, _, err := r.open(req.Repo)
 	if err != nil {
 		return operator.RestoreResult{}, err
 	}
-	sum := lastJSON(out, "summary")
-	if sum == nil {
-		return operator.RestoreResult{}, errors.New("restore kubernetes printed no summary")
+	spec := req.Spec
+	var mapping map[string]string
+	if len(spec.NamespaceMapping) > 0 {
+		mapping = make(map[string]string, len(spec.NamespaceMapping))
+		for from, to := range spec.NamespaceMapping {
+			mapping[from] = string(to)
+		}
 	}
-	return operator.RestoreResult{
-		Restored: int(intOf(sum["created"]) + intOf(sum["updated"])),
-		Skipped:  int(intOf(sum["skipped"]) + intOf(sum["unchanged"])),
-		Failed:   int(intOf(sum["failed"])),
-		Partial:  code == 3,
-	}, nil
+	existing := string(spec.Existing)
+	if existing == "" {
+		existing = kube.ExistingSkip
+	}
+	ctx, done := app.WithScope(ctx)
+	defer done()
+	res, err := c.RunKubernetesRestore(ctx, app.KubernetesRestore{Repo: repo, Snapshot: req.Snapshot, Config: cfg,
+		Options: kube.RestoreOptions{Filter: kubeSelection(spec.Selection), LabelSelector: spec.LabelSelector,
+			ClusterResources: kubeClusterMode(req.ClusterResources), NamespaceMapping: mapping, Existing: existing,
+			DryRun: spec.DryRun, Concurrency: 8, CRDTimeout: time.Minute}})
+	var pe *app.PartialError
+	if err != nil && !errors.As(err, &pe) {
+		return operator.RestoreResult{}, failed(ctx, err)
+	}
+	s := res.Summary
+	return operator.RestoreResult{Restored: s.Created + s.Updated, Skipped: s.Skipped + s.Unchanged, Failed: s.Failed,
+		Partial: pe != nil}, nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -215,9 +214,9 @@ func (a *App) runJobOnce(ctx context.Context, p *plan.Plan, j *plan.Job, res *jo
 func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jobResult, log io.Writer) error {
 	s := j.Source
 	switch s.Type {
-	case "files", "stdin", "postgres", "mysql", "mongodb":
+	case "files", "stdin", "postgres", "mysql", "mongodb", "kubernetes":
 	default:
-		return a.jobBackupSub(ctx, j, repo, res, log)
+		return fmt.Errorf("source type %q cannot be run", s.Type)
 	}
 	c, err := a.core()
 	if err != nil {
@@ -249,6 +248,13 @@ func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jo
 		}
 		fmt.Fprintf(log, "backup mongodb into %s\n", redact.URLs(repo.Location))
 		out, err = c.RunMongoBackup(ctx, b)
+	case "kubernetes":
+		b, berr := a.jobKubeBackup(j, repo, tags)
+		if berr != nil {
+			return berr
+		}
+		fmt.Fprintf(log, "backup kubernetes (cluster %s) into %s\n", b.Cluster, redact.URLs(repo.Location))
+		out, err = c.RunKubernetesBackup(ctx, b)
 	default:
 		b := app.Backup{Repo: repo, Tags: tags}
 		if s.Type == "files" {
@@ -276,28 +282,6 @@ func (a *App) jobBackup(ctx context.Context, j *plan.Job, repo app.Repo, res *jo
 	sum := out.Snapshot.Summary
 	res.Snapshot, res.BytesRead, res.BytesAdded = out.Snapshot.ID.String(), sum.BytesRead, sum.BytesAdded
 	fmt.Fprintf(log, "snapshot %s saved (%s read, %s added)\n", out.Snapshot.ShortID(), formatBytes(sum.BytesRead), formatBytes(sum.BytesAdded))
-	return nil
-}
-
-// jobBackupSub runs the backup of a job whose source has no typed use
-// case yet through its command line, in-process.
-func (a *App) jobBackupSub(ctx context.Context, j *plan.Job, repo app.Repo, res *jobResult, log io.Writer) error {
-	args, env, err := a.backupArgs(ctx, j)
-	if err != nil {
-		return err
-	}
-	env["BUNKER_PASSWORD"] = repo.Password
-	out, code, err := a.sub(ctx, env, log, append([]string{"-r", repo.Location, "--json"}, args...)...)
-	if code != 0 && code != 3 {
-		return err
-	}
-	sum := lastJSON(out.stdout, "summary")
-	res.Snapshot, _ = sum["snapshot_id"].(string)
-	res.BytesRead = jsonInt(sum["bytes_read"])
-	res.BytesAdded = jsonInt(sum["bytes_added"])
-	if v, ok := sum["data_added"]; ok && res.BytesAdded == 0 {
-		res.BytesAdded = jsonInt(v)
-	}
 	return nil
 }
 
@@ -381,39 +365,6 @@ func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Reposi
 	return nil
 }
 
-// backupArgs turns a job's source into backup arguments and the
-// environment the backup needs, for the sources that have no typed use
-// case yet (Kubernetes).
-func (a *App) backupArgs(ctx context.Context, j *plan.Job) ([]string, map[string]string, error) {
-	s := j.Source
-	if s.Type != "kubernetes" {
-		return nil, nil, fmt.Errorf("source type %q cannot be run", s.Type)
-	}
-	args := []string{"backup", "kubernetes", "--tag", jobTag(j.Name)}
-	for _, t := range j.Tags {
-		args = append(args, "--tag", t)
-	}
-	if s.Context != "" {
-		args = append(args, "--context", s.Context)
-	}
-	for _, ns := range s.IncludeNamespaces {
-		args = append(args, "--include-namespaces", ns)
-	}
-	for _, ns := range s.ExcludeNamespaces {
-		args = append(args, "--exclude-namespaces", ns)
-	}
-	if s.Volumes {
-		args = append(args, "--volumes")
-	}
-	if s.NodeRoot != "" {
-		args = append(args, "--node-root", s.NodeRoot)
-	}
-	if s.Jobs > 0 {
-		args = append(args, "--jobs", strconv.Itoa(s.Jobs))
-	}
-	return args, map[string]string{}, nil
-}
-
 // planSecret resolves a plan's secret reference.
 func (a *App) planSecret(ctx context.Context, ref string) (string, error) {
 	return plan.ResolveSecret(ref, a.Getenv, func(c string) (string, error) {
@@ -427,32 +378,6 @@ func (a *App) planSecret(ctx context.Context, ref string) (string, error) {
 		}
 		return strings.TrimRight(string(out), "\r\n"), nil
 	})
-}
-
-// subOutput is what a sub-command printed.
-type subOutput struct{ stdout, stderr string }
-
-// sub runs bunker in-process with extra environment (an empty value
-// unsets a variable) and returns its output, exit code and error (the
-// command's own, cause and all). Its standard error also goes to log.
-func (a *App) sub(ctx context.Context, env map[string]string, log io.Writer, args ...string) (subOutput, int, error) {
-	// The password of a sub-command comes from env only.
-	for _, k := range []string{"BUNKER_PASSWORD_FILE", "BUNKER_PASSWORD_COMMAND"} {
-		if _, ok := env[k]; !ok {
-			env[k] = ""
-		}
-	}
-	getenv := func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		return a.Getenv(k)
-	}
-	var stdout, stderr bytes.Buffer
-	child := &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.MultiWriter(&stderr, lockedWriter(log)), Getenv: getenv, IsTerminal: func(uintptr) bool { return false }}
-	fmt.Fprintf(log, "$ bunker %s\n", strings.Join(redactArgs(args), " "))
-	code, err := child.exec(ctx, args)
-	return subOutput{stdout.String(), stderr.String()}, code, err
 }
 
 // redactArgs keeps the user information and secret query values of
@@ -509,27 +434,4 @@ func (a *App) runHook(ctx context.Context, h *plan.Hook, vars []string, log io.W
 		return fmt.Errorf("%q: %w", h.Command, err)
 	}
 	return nil
-}
-
-// lastJSON returns the last JSON line of the given message type.
-func lastJSON(out, typ string) map[string]any {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		var m map[string]any
-		if json.Unmarshal([]byte(lines[i]), &m) == nil && m["message_type"] == typ {
-			return m
-		}
-	}
-	return map[string]any{}
-}
-
-func jsonInt(v any) int64 {
-	switch n := v.(type) {
-	case float64:
-		return int64(n)
-	case json.Number:
-		i, _ := n.Int64()
-		return i
-	}
-	return 0
 }

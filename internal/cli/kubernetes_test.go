@@ -888,3 +888,39 @@ spec: {repository: main, includeNamespaces: [app, other], volumes: true}
 		t.Errorf("the agent backed up the same Backup twice")
 	}
 }
+
+// TestRunKubernetesJob: a plan's kubernetes job backs up the namespaces
+// it names in-process, through the same use case as 'bunker backup
+// kubernetes', and its run reports the snapshot and what it read; a
+// Secret's value reaches neither the output nor the job's log.
+func TestRunKubernetesJob(t *testing.T) {
+	k := testsrv.Kube(t)
+	dyn, err := dynamic.NewForConfig(k.Config())
+	must(t, err)
+	(&kubeClient{t: t, dyn: dyn}).apply(decodeYAMLDocs(t, kubeFixtures))
+	pe := newPlanEnv(t, `  - name: cluster
+    source: {type: kubernetes, include_namespaces: [shop]}
+    schedule: every 24h
+    repository: main
+`)
+	pe.env["KUBECONFIG"] = k.Kubeconfig
+	res := pe.run("--json", "-v", "run", "--plan", pe.plan, "cluster")
+	if res.Code != 0 {
+		t.Fatalf("run: exit %d\n%s", res.Code, res)
+	}
+	sum := res.Message(t, "summary")
+	id := str(sum["snapshot_id"])
+	if id == "" || num(sum["bytes_read"]) == 0 {
+		t.Fatalf("run summary: %v", sum)
+	}
+	if n := pe.snapshotsTagged(pe.main, "job=cluster"); n != 1 {
+		t.Fatalf("main holds %d snapshots of the job, want 1", n)
+	}
+	if strings.Contains(res.Stdout+res.Stderr, "s3cr3t") {
+		t.Errorf("the run printed the secret:\n%s", res)
+	}
+	ls := pe.main.mustRun("ls", id).Stdout
+	if !strings.Contains(ls, "/namespaces/shop/core/configmaps/settings.json\n") || strings.Contains(ls, "/namespaces/default") {
+		t.Errorf("the job's snapshot holds the wrong objects:\n%s", ls)
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/mongodb"
 	"github.com/bunkerbackup/bunker/internal/source/mysql"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
@@ -86,4 +87,24 @@ func (a *App) jobMongoBackup(ctx context.Context, j *plan.Job, repo app.Repo, ta
 	}
 	return app.MongoBackup{Repo: repo, Server: cfg, Tags: tags,
 		Options: mongodb.DumpOptions{Select: mongodb.Selector{Databases: s.Databases}, Jobs: s.Jobs}}, nil
+}
+
+// jobKubeBackup is the backup request of a plan's kubernetes job, with
+// the defaults of 'bunker backup kubernetes': the kubeconfig's context
+// (or the job's), eight resources listed at once, the pods' annotation
+// hooks, and with volumes, those of this node ($NODE_NAME).
+func (a *App) jobKubeBackup(j *plan.Job, repo app.Repo, tags []string) (app.KubernetesBackup, error) {
+	s := j.Source
+	cfg, cluster, err := a.kubeConfig(&kubeConnFlags{context: s.Context})
+	if err != nil {
+		return app.KubernetesBackup{}, err
+	}
+	jobs := 8
+	if s.Jobs > 0 {
+		jobs = s.Jobs
+	}
+	return app.KubernetesBackup{Repo: repo, Config: cfg, Cluster: cluster, Tags: tags,
+		Options: kube.BackupOptions{Filter: kube.Filter{IncludeNamespaces: s.IncludeNamespaces, ExcludeNamespaces: s.ExcludeNamespaces},
+			ClusterResources: kube.ClusterAuto, Concurrency: jobs},
+		Volumes: s.Volumes, Node: app.KubernetesNode{Node: a.Getenv("NODE_NAME"), NodeRoot: s.NodeRoot}, AnnotationHooks: true}, nil
 }
