@@ -24,3 +24,13 @@ func FormatBytes(n int64) string {
 }
 
 func formatBytes(n int64) string { return FormatBytes(n) }
+
+// Plural is "1 snapshot", "2 snapshots".
+func Plural(n int64, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func plural(n int64, word string) string { return Plural(n, word) }

@@ -328,12 +328,7 @@ func (a *App) versionCommand() *cobra.Command {
 	}
 }
 
-func plural(n int64, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
-}
+func plural(n int64, word string) string { return app.Plural(n, word) }
 
 // short returns the first 8 characters of an object name for messages;
 // names listed from storage may be shorter (stray files).

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -479,11 +478,10 @@ func (a *App) sqlChecks(ctx context.Context, d *plan.Drill, out daemon.DrillOutc
 func (a *App) drillCheck(ctx context.Context, c *plan.Check, dir string, log io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Command)
+	hooks := &app.App{Getenv: a.Getenv}
+	cmd := hooks.HookCommand(ctx, c.Command, hooks.HookEnv(c.Env, "BUNKER_RESTORE_DIR="+dir))
 	cmd.Dir = dir
-	cmd.Env = a.hookEnv(c.Env, "BUNKER_RESTORE_DIR="+dir)
 	cmd.Stderr = lockedWriter(log)
-	hookProcessGroup(cmd)
 	fmt.Fprintf(log, "$ %s\n", c.Command)
 	b, err := cmd.Output()
 	if err != nil {

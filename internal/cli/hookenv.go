@@ -8,55 +8,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/plan"
 )
 
-// hookBaseVars are what a hook or drill check inherits of bunker's
-// environment without asking: what a shell and its tools need to run,
-// and nothing that holds a secret. Everything else (BUNKER_PASSWORD,
-// API tokens, AWS_*, AZURE_*, GOOGLE_*, PG*…) reaches a hook only when
-// the plan names it in the hook's env.
-var hookBaseVars = []string{
-	"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TZ",
-	"LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY",
-	"LC_MESSAGES", "LC_PAPER", "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE", "LC_MEASUREMENT", "LC_IDENTIFICATION",
-}
-
-// defaultPath is a hook's PATH when bunker has none (systemd's default).
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// hookEnv returns the whole environment of a hook: hookBaseVars from
-// bunker's environment, then the plan's env entries (NAME passes
-// bunker's NAME through when it is set, NAME=VALUE sets it), then vars,
-// the run's documented BUNKER_* variables, which win.
-func (a *App) hookEnv(planEnv []string, vars ...string) []string {
-	env := map[string]string{}
-	var order []string
-	set := func(k, v string) {
-		if _, ok := env[k]; !ok {
-			order = append(order, k)
-		}
-		env[k] = v
-	}
-	for _, k := range hookBaseVars {
-		if v := a.Getenv(k); v != "" {
-			set(k, v)
-		}
-	}
-	if env["PATH"] == "" {
-		set("PATH", defaultPath)
-	}
-	for _, e := range append(planEnv, vars...) {
-		if k, v, ok := strings.Cut(e, "="); ok {
-			set(k, v)
-		} else if v := a.Getenv(k); v != "" {
-			set(k, v)
-		}
-	}
-	out := make([]string, 0, len(order))
-	for _, k := range order {
-		out = append(out, k+"="+env[k])
-	}
-	return out
-}
-
 // secretVars are the variables of bunker's environment that hold
 // secrets, masked in run logs whatever printed them.
 var secretVars = []string{

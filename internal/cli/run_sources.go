@@ -2,15 +2,72 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/plan"
+	"github.com/bunkerbackup/bunker/internal/redact"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/mongodb"
 	"github.com/bunkerbackup/bunker/internal/source/mysql"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
 )
+
+// jobSourceBackup maps a plan job's source to its typed backup request,
+// with the defaults of the matching 'bunker backup' command, and runs it
+// on uc (app.JobBackup).
+func (a *App) jobSourceBackup(ctx context.Context, uc *app.App, j *plan.Job, repo app.Repo, tags []string, log io.Writer) (*app.BackupResult, error) {
+	s := j.Source
+	at := redact.URLs(repo.Location)
+	switch s.Type {
+	case "postgres":
+		b, err := a.jobPostgresBackup(ctx, j, repo, tags)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "backup postgres (%s) into %s\n", backupKind(b.Physical), at)
+		return uc.RunPostgresBackup(ctx, b)
+	case "mysql":
+		b, err := a.jobMySQLBackup(ctx, j, repo, tags)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "backup mysql (%s) into %s\n", backupKind(b.Options.Physical), at)
+		return uc.RunMySQLBackup(ctx, b)
+	case "mongodb":
+		b, err := a.jobMongoBackup(ctx, j, repo, tags)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "backup mongodb into %s\n", at)
+		return uc.RunMongoBackup(ctx, b)
+	case "kubernetes":
+		b, err := a.jobKubeBackup(j, repo, tags)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "backup kubernetes (cluster %s) into %s\n", b.Cluster, at)
+		return uc.RunKubernetesBackup(ctx, b)
+	case "files":
+		fmt.Fprintf(log, "backup of %s into %s\n", strings.Join(s.Paths, ", "), at)
+		b := app.Backup{Repo: repo, Tags: tags, Paths: s.Paths}
+		b.Exclude.Patterns = s.Exclude
+		return uc.RunBackup(ctx, b)
+	}
+	// stdin: a command's output
+	if len(s.Command) == 0 {
+		return nil, errors.New("a stdin job needs a command")
+	}
+	b := app.Backup{Repo: repo, Tags: tags, StreamCommand: s.Command, StreamName: s.Filename, StreamStderr: log}
+	if b.StreamName == "" {
+		b.StreamName = j.Name
+	}
+	fmt.Fprintf(log, "backup of the output of %s as %s into %s\n", strings.Join(redactArgs(s.Command), " "), b.StreamName, at)
+	return uc.RunBackup(ctx, b)
+}
 
 // jobPostgresBackup is the backup request of a plan's postgres job, with
 // the defaults of 'bunker backup postgres': two dumps at once, and for a
