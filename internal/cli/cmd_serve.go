@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,20 +14,23 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// serveFlags are the flags of bunker serve.
+type serveFlags struct {
+	path, listen, htpasswd     string
+	tlsCert, tlsKey            string
+	noTLS, noAuth              bool
+	privateRepos, appendOnly   bool
+	metricsNoAuth              bool
+	maxRequestSize, uploadMem  string
+	userUploadMem, minRate     string
+	maxConcurrent              int
+	transferWindow             time.Duration
+	headerTimeout, idleTimeout time.Duration
+	shutdownTimeout            time.Duration
+}
+
 func (a *App) serveCommand() *cobra.Command {
-	var opts struct {
-		path, listen, htpasswd     string
-		tlsCert, tlsKey            string
-		noTLS, noAuth              bool
-		privateRepos, appendOnly   bool
-		metricsNoAuth              bool
-		maxRequestSize, uploadMem  string
-		userUploadMem, minRate     string
-		maxConcurrent              int
-		transferWindow             time.Duration
-		headerTimeout, idleTimeout time.Duration
-		shutdownTimeout            time.Duration
-	}
+	var opts serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve --path DIR (--htpasswd FILE | --no-auth)",
 		Short: "Serve repositories over HTTPS (the rest: backend)",
@@ -58,119 +62,12 @@ Prometheus metrics are served on /metrics (to any user; to anyone with
 requests in flight finish (at most --shutdown-timeout), then exits 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			maxReq, err := parseByteSize(opts.maxRequestSize)
-			if err != nil {
-				return fmt.Errorf("--max-request-size: %w", err)
-			}
-			var uploadMem int64
-			if opts.uploadMem != "" {
-				if uploadMem, err = parseByteSize(opts.uploadMem); err != nil {
-					return fmt.Errorf("--max-upload-memory: %w", err)
-				}
-			}
-			var userUploadMem int64
-			if opts.userUploadMem != "" {
-				if userUploadMem, err = parseByteSize(opts.userUploadMem); err != nil {
-					return fmt.Errorf("--max-upload-memory-per-user: %w", err)
-				}
-			}
-			minRate, err := parseByteSize(opts.minRate)
-			if err != nil {
-				return fmt.Errorf("--min-transfer-rate: %w", err)
-			}
-			if opts.maxConcurrent <= 0 {
-				return fmt.Errorf("--max-concurrent %d: want at least 1", opts.maxConcurrent)
-			}
-			if opts.transferWindow < time.Second {
-				return fmt.Errorf("--transfer-window %v: want at least 1s", opts.transferWindow)
-			}
-			for _, d := range []struct {
-				flag string
-				v    time.Duration
-			}{{"--header-timeout", opts.headerTimeout}, {"--idle-timeout", opts.idleTimeout}, {"--shutdown-timeout", opts.shutdownTimeout}} {
-				if d.v <= 0 {
-					return fmt.Errorf("%s %v: want a positive duration", d.flag, d.v)
-				}
-			}
-			host, _, err := net.SplitHostPort(opts.listen)
-			if err != nil {
-				return fmt.Errorf("--listen %q: %w", opts.listen, err)
-			}
-			so := restserver.Options{
-				Dir:              opts.path,
-				NoAuth:           opts.noAuth,
-				PrivateRepos:     opts.privateRepos,
-				AppendOnly:       opts.appendOnly,
-				MaxRequestSize:   maxReq,
-				MaxConcurrent:    opts.maxConcurrent,
-				UploadMemory:     uploadMem,
-				UserUploadMemory: userUploadMem,
-				MinTransferRate:  minRate,
-				TransferWindow:   opts.transferWindow,
-				MetricsNoAuth:    opts.metricsNoAuth,
-				NoTLS:            opts.noTLS,
-				TLSCert:          opts.tlsCert,
-				TLSKey:           opts.tlsKey,
-				Hosts:            []string{host},
-				HeaderTimeout:    opts.headerTimeout,
-				IdleTimeout:      opts.idleTimeout,
-				ShutdownTimeout:  opts.shutdownTimeout,
-				Logger:           a.log,
-			}
-			if opts.htpasswd != "" {
-				if opts.noAuth {
-					return errors.New("--no-auth and --htpasswd exclude each other")
-				}
-				users, err := restserver.LoadHtpasswd(opts.htpasswd)
-				if err != nil {
-					return err
-				}
-				so.Users = users
-			}
-			srv, err := restserver.New(so)
+			so, err := opts.options()
 			if err != nil {
 				return err
 			}
-			var lc net.ListenConfig
-			ln, err := lc.Listen(ctx, "tcp", opts.listen)
-			if err != nil {
-				return fmt.Errorf("listen on %s: %w", opts.listen, err)
-			}
-			scheme := "https"
-			if !srv.TLS() {
-				scheme = "http"
-			}
-			u := url.URL{Scheme: scheme, Host: ln.Addr().String(), Path: "/"}
-			if a.g.json {
-				msg := map[string]any{"message_type": "serving", "url": u.String(), "path": opts.path,
-					"tls": srv.TLS(), "auth": !opts.noAuth, "append_only": opts.appendOnly, "private_repos": opts.privateRepos}
-				if fp := srv.Fingerprint(); fp != "" {
-					msg["fingerprint"] = fp
-					msg["new_certificate"] = srv.NewCertificate()
-				}
-				a.out.jsonLine(msg)
-			} else {
-				a.out.textf("serving repositories in %s on %s", opts.path, u.String())
-				if fp := srv.Fingerprint(); fp != "" {
-					note := ""
-					if srv.NewCertificate() {
-						note = " (new)"
-					}
-					a.out.textf("TLS certificate fingerprint%s: %s", note, fp)
-					if opts.tlsCert == "" {
-						a.out.textf("clients: BUNKER_REST_FINGERPRINT=%s", fp)
-					}
-				}
-			}
-			if opts.noAuth {
-				a.log.Warn("serving without authentication (--no-auth): anyone who can connect can read and write")
-			}
-			if err := srv.Serve(ctx, ln); err != nil {
-				return err
-			}
-			a.out.textf("stopped")
-			return nil
+			so.Logger = a.log
+			return a.serve(cmd.Context(), opts, so)
 		},
 	}
 	f := cmd.Flags()
@@ -194,6 +91,111 @@ requests in flight finish (at most --shutdown-timeout), then exits 0.`,
 	f.DurationVar(&opts.idleTimeout, "idle-timeout", restserver.DefaultIdleTimeout, "close keep-alive connections idle this long")
 	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", restserver.DefaultShutdownTimeout, "on a signal, wait this long for requests in flight")
 	return cmd
+}
+
+// options checks the flags and turns them into the server's options.
+func (opts *serveFlags) options() (restserver.Options, error) {
+	var so restserver.Options
+	sizes := []struct {
+		flag, v string
+		dst     *int64
+	}{{"--max-request-size", opts.maxRequestSize, &so.MaxRequestSize}, {"--max-upload-memory", opts.uploadMem, &so.UploadMemory},
+		{"--max-upload-memory-per-user", opts.userUploadMem, &so.UserUploadMemory}, {"--min-transfer-rate", opts.minRate, &so.MinTransferRate}}
+	for _, sz := range sizes {
+		if sz.v == "" {
+			continue // the server's default
+		}
+		v, err := parseByteSize(sz.v)
+		if err != nil {
+			return so, fmt.Errorf("%s: %w", sz.flag, err)
+		}
+		*sz.dst = v
+	}
+	if opts.maxConcurrent <= 0 {
+		return so, fmt.Errorf("--max-concurrent %d: want at least 1", opts.maxConcurrent)
+	}
+	if opts.transferWindow < time.Second {
+		return so, fmt.Errorf("--transfer-window %v: want at least 1s", opts.transferWindow)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--header-timeout", opts.headerTimeout}, {"--idle-timeout", opts.idleTimeout}, {"--shutdown-timeout", opts.shutdownTimeout}} {
+		if d.v <= 0 {
+			return so, fmt.Errorf("%s %v: want a positive duration", d.flag, d.v)
+		}
+	}
+	host, _, err := net.SplitHostPort(opts.listen)
+	if err != nil {
+		return so, fmt.Errorf("--listen %q: %w", opts.listen, err)
+	}
+	so.Dir, so.NoAuth, so.PrivateRepos, so.AppendOnly = opts.path, opts.noAuth, opts.privateRepos, opts.appendOnly
+	so.MaxConcurrent, so.TransferWindow, so.MetricsNoAuth = opts.maxConcurrent, opts.transferWindow, opts.metricsNoAuth
+	so.NoTLS, so.TLSCert, so.TLSKey, so.Hosts = opts.noTLS, opts.tlsCert, opts.tlsKey, []string{host}
+	so.HeaderTimeout, so.IdleTimeout, so.ShutdownTimeout = opts.headerTimeout, opts.idleTimeout, opts.shutdownTimeout
+	if opts.htpasswd != "" {
+		if opts.noAuth {
+			return so, errors.New("--no-auth and --htpasswd exclude each other")
+		}
+		if so.Users, err = restserver.LoadHtpasswd(opts.htpasswd); err != nil {
+			return so, err
+		}
+	}
+	return so, nil
+}
+
+// serve listens, says where and with which certificate, and serves until
+// ctx ends.
+func (a *App) serve(ctx context.Context, opts serveFlags, so restserver.Options) error {
+	srv, err := restserver.New(so)
+	if err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", opts.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.listen, err)
+	}
+	a.printServing(srv, ln.Addr().String(), opts)
+	if opts.noAuth {
+		a.log.Warn("serving without authentication (--no-auth): anyone who can connect can read and write")
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	a.out.textf("stopped")
+	return nil
+}
+
+func (a *App) printServing(srv *restserver.Server, addr string, opts serveFlags) {
+	scheme := "https"
+	if !srv.TLS() {
+		scheme = "http"
+	}
+	u := url.URL{Scheme: scheme, Host: addr, Path: "/"}
+	fp := srv.Fingerprint()
+	if a.g.json {
+		msg := map[string]any{"message_type": "serving", "url": u.String(), "path": opts.path,
+			"tls": srv.TLS(), "auth": !opts.noAuth, "append_only": opts.appendOnly, "private_repos": opts.privateRepos}
+		if fp != "" {
+			msg["fingerprint"] = fp
+			msg["new_certificate"] = srv.NewCertificate()
+		}
+		a.out.jsonLine(msg)
+		return
+	}
+	a.out.textf("serving repositories in %s on %s", opts.path, u.String())
+	if fp == "" {
+		return
+	}
+	note := ""
+	if srv.NewCertificate() {
+		note = " (new)"
+	}
+	a.out.textf("TLS certificate fingerprint%s: %s", note, fp)
+	if opts.tlsCert == "" {
+		a.out.textf("clients: BUNKER_REST_FINGERPRINT=%s", fp)
+	}
 }
 
 // parseByteSize parses "256MiB", "1GiB", "512KiB", "64M", "1000" (bytes).
