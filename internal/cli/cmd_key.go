@@ -9,6 +9,11 @@ func (a *App) keyCommand() *cobra.Command {
 		Use:   "key",
 		Short: "Manage the password keys of a repository",
 	}
+	cmd.AddCommand(a.keyAddCommand(), a.keyListCommand(), a.keyRemoveCommand(), a.keyPasswdCommand())
+	return cmd
+}
+
+func (a *App) keyAddCommand() *cobra.Command {
 	var newPwFile string
 	add := &cobra.Command{
 		Use:   "add",
@@ -37,7 +42,11 @@ func (a *App) keyCommand() *cobra.Command {
 		},
 	}
 	add.Flags().StringVar(&newPwFile, "new-password-file", "", "file holding the new password (default $BUNKER_NEW_PASSWORD or a prompt)")
-	list := &cobra.Command{
+	return add
+}
+
+func (a *App) keyListCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List keys",
 		Args:  cobra.NoArgs,
@@ -71,7 +80,10 @@ func (a *App) keyCommand() *cobra.Command {
 			return nil
 		},
 	}
-	remove := &cobra.Command{
+}
+
+func (a *App) keyRemoveCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "remove ID",
 		Short: "Remove a key (not the one in use, not the last)",
 		Args:  cobra.ExactArgs(1),
@@ -88,6 +100,9 @@ func (a *App) keyCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func (a *App) keyPasswdCommand() *cobra.Command {
 	var passwdFile string
 	passwd := &cobra.Command{
 		Use:   "passwd",
@@ -112,6 +127,5 @@ func (a *App) keyCommand() *cobra.Command {
 		},
 	}
 	passwd.Flags().StringVar(&passwdFile, "new-password-file", "", "file holding the new password (default $BUNKER_NEW_PASSWORD or a prompt)")
-	cmd.AddCommand(add, list, remove, passwd)
-	return cmd
+	return passwd
 }
