@@ -27,6 +27,10 @@ func (e cliEvents) Progress(p app.Progress) {
 		sourceProgress(a, p)
 		return
 	}
+	if p.Op == "restore" {
+		restoreProgress(a, p)
+		return
+	}
 	if a.g.json {
 		if !a.out.jsonStatusDue(time.Now()) {
 			return
@@ -70,4 +74,25 @@ func sourceProgress(a *App, p app.Progress) {
 	}
 	a.out.status(fmt.Sprintf("[%s] %d files, %s read, %s added, %s  %s", formatDuration(p.Elapsed), p.Files,
 		formatBytes(p.BytesRead), formatBytes(p.BytesAdded), formatRate(p.BytesRead, p.Elapsed), cur))
+}
+
+// restoreProgress prints the progress of a restore against the totals
+// known so far.
+func restoreProgress(a *App, p app.Progress) {
+	if a.g.json {
+		if a.out.jsonStatusDue(time.Now()) {
+			a.out.jsonLine(map[string]any{"message_type": "status", "seconds_elapsed": int(p.Elapsed.Seconds()), "files_restored": p.Files,
+				"total_files": p.FilesTotal, "bytes_restored": p.Bytes, "total_bytes": p.BytesTotal})
+		}
+		return
+	}
+	pct, eta := 0.0, "-"
+	if p.BytesTotal > 0 {
+		pct = float64(p.Bytes) / float64(p.BytesTotal) * 100
+		if p.Bytes > 0 {
+			eta = formatDuration(time.Duration(float64(p.Elapsed) * float64(p.BytesTotal-p.Bytes) / float64(p.Bytes)))
+		}
+	}
+	a.out.status(fmt.Sprintf("[%s] %5.1f%%  %d / %d files  %s / %s  %s  ETA %s", formatDuration(p.Elapsed), pct, p.Files, p.FilesTotal,
+		formatBytes(p.Bytes), formatBytes(p.BytesTotal), formatRate(p.Bytes, p.Elapsed), eta))
 }
