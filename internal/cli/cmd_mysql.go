@@ -150,12 +150,17 @@ binlog_pos, gtid, databases and physical.
 	return cmd
 }
 
+// mysqlRestoreFlags are the flags of "restore mysql".
+type mysqlRestoreFlags struct {
+	ff                                                snapshotFilterFlags
+	cf                                                mysqlConnFlags
+	o                                                 mysql.RestoreOptions
+	targetTime, targetPos, datadir, owner, binlogPath string
+	physical                                          bool
+}
+
 func (a *App) mysqlRestoreCommand() *cobra.Command {
-	var ff snapshotFilterFlags
-	var cf mysqlConnFlags
-	var o mysql.RestoreOptions
-	var targetTime, targetPos, datadir, owner, binlogPath string
-	var physical bool
+	var f mysqlRestoreFlags
 	cmd := &cobra.Command{
 		Use:   "mysql SNAPSHOT [flags]",
 		Short: "Restore a MySQL or MariaDB backup, optionally to a point in time",
@@ -180,56 +185,67 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 ` + mysqlConnHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := app.MySQLRestore{Snapshot: args[0], Filter: ff.filter(), Physical: physical, BinlogPath: binlogPath}
-			if physical {
-				if targetTime != "" || targetPos != "" {
-					return errors.New("a physical restore prepares a data directory; roll it forward by hand (see the output) — leave out --target-time/--target-position")
-				}
-				if !cmd.Flags().Changed("owner") && os.Geteuid() == 0 {
-					if _, err := user.Lookup("mysql"); err == nil {
-						owner = "mysql"
-					}
-				}
-				req.PhysicalOptions = mysql.PhysicalRestoreOptions{DataDir: datadir, Owner: owner, ToolDir: cf.toolDir}
-				return a.runMySQLRestore(cmd.Context(), req)
-			}
-			if datadir != "" {
-				return errors.New("--datadir goes with --physical")
-			}
-			var tt time.Time
-			if targetTime != "" {
-				t, err := timespec.ParseTime(targetTime)
-				if err != nil {
-					return fmt.Errorf("--target-time: %w", err)
-				}
-				tt = t
-			}
-			var err error
-			if o.Target, err = mysql.NewTarget(tt, targetPos); err != nil {
-				return err
-			}
-			conn, err := cf.conn(a)
+			req, err := a.mysqlRestoreRequest(cmd, &f, args[0])
 			if err != nil {
 				return err
 			}
-			req.Options, req.Server = o, mysql.Options{Conn: conn, ToolDir: cf.toolDir}
 			return a.runMySQLRestore(cmd.Context(), req)
 		},
 	}
-	addFilterFlags(cmd, &ff)
-	cf.add(cmd)
+	addFilterFlags(cmd, &f.ff)
+	f.cf.add(cmd)
 	fl := cmd.Flags()
-	fl.StringArrayVar(&o.Databases, "database", nil, "restore only this `database` (repeatable)")
-	fl.IntVarP(&o.Jobs, "jobs", "j", 2, "load `N` databases at once")
+	fl.StringArrayVar(&f.o.Databases, "database", nil, "restore only this `database` (repeatable)")
+	fl.IntVarP(&f.o.Jobs, "jobs", "j", 2, "load `N` databases at once")
 	flagRange(fl, 1, 1000, "jobs")
-	fl.BoolVar(&o.NoUsers, "no-users", false, "do not restore the accounts and grants")
-	fl.StringVar(&targetTime, "target-time", "", "roll forward to this `time` (RFC 3339, or 2006-01-02 15:04:05 local)")
-	fl.StringVar(&targetPos, "target-position", "", "roll forward to this binlog `FILE:POS`")
-	fl.StringVar(&binlogPath, "binlog-path", "", "the archive's snapshot `path` (default: the backup's path + /binlog)")
-	fl.BoolVar(&physical, "physical", false, "restore a physical backup into --datadir")
-	fl.StringVar(&datadir, "datadir", "", "with --physical: the data `directory` to create (empty or absent)")
-	fl.StringVar(&owner, "owner", "", "with --physical: give the files to this `user` (default: mysql when run as root)")
+	fl.BoolVar(&f.o.NoUsers, "no-users", false, "do not restore the accounts and grants")
+	fl.StringVar(&f.targetTime, "target-time", "", "roll forward to this `time` (RFC 3339, or 2006-01-02 15:04:05 local)")
+	fl.StringVar(&f.targetPos, "target-position", "", "roll forward to this binlog `FILE:POS`")
+	fl.StringVar(&f.binlogPath, "binlog-path", "", "the archive's snapshot `path` (default: the backup's path + /binlog)")
+	fl.BoolVar(&f.physical, "physical", false, "restore a physical backup into --datadir")
+	fl.StringVar(&f.datadir, "datadir", "", "with --physical: the data `directory` to create (empty or absent)")
+	fl.StringVar(&f.owner, "owner", "", "with --physical: give the files to this `user` (default: mysql when run as root)")
 	return cmd
+}
+
+// mysqlRestoreRequest is the restore the flags ask for.
+func (a *App) mysqlRestoreRequest(cmd *cobra.Command, f *mysqlRestoreFlags, ref string) (app.MySQLRestore, error) {
+	req := app.MySQLRestore{Snapshot: ref, Filter: f.ff.filter(), Physical: f.physical, BinlogPath: f.binlogPath}
+	if f.physical {
+		if f.targetTime != "" || f.targetPos != "" {
+			return req, errors.New("a physical restore prepares a data directory; roll it forward by hand (see the output) — leave out --target-time/--target-position")
+		}
+		owner := f.owner
+		if !cmd.Flags().Changed("owner") && os.Geteuid() == 0 {
+			if _, err := user.Lookup("mysql"); err == nil {
+				owner = "mysql"
+			}
+		}
+		req.PhysicalOptions = mysql.PhysicalRestoreOptions{DataDir: f.datadir, Owner: owner, ToolDir: f.cf.toolDir}
+		return req, nil
+	}
+	if f.datadir != "" {
+		return req, errors.New("--datadir goes with --physical")
+	}
+	var tt time.Time
+	if f.targetTime != "" {
+		t, err := timespec.ParseTime(f.targetTime)
+		if err != nil {
+			return req, fmt.Errorf("--target-time: %w", err)
+		}
+		tt = t
+	}
+	o := f.o
+	var err error
+	if o.Target, err = mysql.NewTarget(tt, f.targetPos); err != nil {
+		return req, err
+	}
+	conn, err := f.cf.conn(a)
+	if err != nil {
+		return req, err
+	}
+	req.Options, req.Server = o, mysql.Options{Conn: conn, ToolDir: f.cf.toolDir}
+	return req, nil
 }
 
 // runMySQLRestore runs the MySQL restore use case on -r and prints its
