@@ -50,8 +50,9 @@ type PostgresPhysicalOptions struct {
 	WALDir string
 	// Owner is the local user to own the files ("": the backup's).
 	Owner string
-	// Target is the point of recovery; zero restores the backup as it
-	// was.
+	// Target is the point of recovery (no time, LSN, XID, name or
+	// latest: the backup as it was) and its Action ("promote", "pause"
+	// or "shutdown"; required).
 	Target postgres.RecoveryTarget
 	// NoVerify skips pg_verifybackup.
 	NoVerify bool

@@ -13,6 +13,9 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/source/mongodb"
+	"github.com/bunkerbackup/bunker/internal/source/mysql"
+	"github.com/bunkerbackup/bunker/internal/source/postgres"
 )
 
 // TestRestore backs files up and restores them with app.Restore: every
@@ -103,5 +106,55 @@ func TestRestore(t *testing.T) {
 		if err := req.Validate(); err == nil || !strings.Contains(err.Error(), map[bool]string{true: "target", false: "overwrite"}[req.Target == ""]) {
 			t.Errorf("Validate(%+v): %v", req, err)
 		}
+	}
+}
+
+// TestFindSourceBackup: "latest" is the newest backup of the source, log
+// archives and other sources left out; one named by ID that is not a
+// backup of the source is refused, saying why.
+func TestFindSourceBackup(t *testing.T) {
+	ctx, done := app.WithScope(context.Background())
+	defer done()
+	a := &app.App{}
+	repo := newRepo(t)
+	save := func(src, kind string) *snapshot.Snapshot {
+		res, err := a.RunSourceBackup(ctx, app.SourceBackup{Repo: repo, Source: src, Kind: kind, Paths: []string{"/" + src},
+			Save: writeFiles(map[string]string{"f": src + kind}, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Snapshot
+	}
+	want := save("mongodb", snapshot.KindFull)
+	archive := save("mongodb", app.KindContinuous)
+	save("postgres", snapshot.KindFull)
+	f, err := a.FindSourceBackup(ctx, repo, "latest", "mongodb", snapshot.Filter{})
+	if err != nil || f.Snapshot.ID != want.ID || len(f.All) != 3 {
+		t.Fatalf("latest mongodb backup: %v, %v; want %s among 3", f, err, want.ShortID())
+	}
+	if _, err := a.FindSourceBackup(ctx, repo, archive.ID.String(), "mongodb", snapshot.Filter{}); err == nil || !strings.Contains(err.Error(), "is not a mongodb backup") {
+		t.Errorf("a log archive named by ID: %v", err)
+	}
+	if _, err := a.FindSourceBackup(ctx, repo, "latest", "mysql", snapshot.Filter{}); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Errorf("latest of a source without backups: %v, want ErrNotFound", err)
+	}
+}
+
+// TestRestoreRequestsValidate: what does not go together is refused
+// before anything is opened.
+func TestRestoreRequestsValidate(t *testing.T) {
+	for i, err := range []error{
+		(&app.PostgresRestore{PhysicalOptions: app.PostgresPhysicalOptions{PGData: "d"}}).Validate(),
+		(&app.PostgresRestore{Physical: true}).Validate(),
+		(&app.MySQLRestore{PhysicalOptions: mysql.PhysicalRestoreOptions{DataDir: "d"}}).Validate(),
+		(&app.MongoRestore{Options: mongodb.RestoreOptions{Jobs: -1}}).Validate(),
+	} {
+		if err == nil {
+			t.Errorf("request %d: accepted", i)
+		}
+	}
+	asItWas := postgres.RecoveryTarget{Action: "promote"}
+	if err := (&app.PostgresRestore{Physical: true, PhysicalOptions: app.PostgresPhysicalOptions{PGData: "d", Target: asItWas}}).Validate(); err != nil {
+		t.Errorf("a physical restore as the backup was: %v", err)
 	}
 }
