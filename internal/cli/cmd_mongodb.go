@@ -82,26 +82,17 @@ type mongoCloser func() error
 
 func (f mongoCloser) Close() error { return f() }
 
-// mongoTools finds mongodump and mongorestore in dir or on the PATH of
-// this command's environment, which the programs also get.
-func (a *App) mongoTools(dir string, dump, restore bool) (mongodb.Tools, error) {
+// mongoTools finds mongodump in dir or on the PATH of this command's
+// environment, which the program also gets.
+func (a *App) mongoTools(dir string) (mongodb.Tools, error) {
 	path := a.Getenv("PATH")
 	t := mongodb.Tools{Env: []string{"PATH=" + path}}
 	if a.g.verbose > 0 {
 		t.Stderr = a.Stderr
 	}
 	var err error
-	if dump {
-		if t.Mongodump, err = mongodb.LookPath("mongodump", dir, path); err != nil {
-			return t, err
-		}
-	}
-	if restore {
-		if t.Mongorestore, err = mongodb.LookPath("mongorestore", dir, path); err != nil {
-			return t, err
-		}
-	}
-	return t, nil
+	t.Mongodump, err = mongodb.LookPath("mongodump", dir, path)
+	return t, err
 }
 
 func mongoPatterns(flag string, in []string) ([]*mongodb.Pattern, error) {
@@ -196,7 +187,7 @@ func (a *App) runMongoBackup(ctx context.Context, cmd *cobra.Command, o mongoBac
 	switch o.tool {
 	case "", "driver":
 	case "mongodump":
-		if b.Tools, err = a.mongoTools(o.toolDir, true, false); err != nil {
+		if b.Tools, err = a.mongoTools(o.toolDir); err != nil {
 			return err
 		}
 	default:
