@@ -26,7 +26,7 @@ import (
 
 // Progress is how far a long use case has come.
 type Progress struct {
-	Op string // "backup", "check", …
+	Op string // "backup", "check", "restore", …
 	// Source is the source of a source backup (SourceBackup: "postgres",
 	// …), whose files are streams written as they come: there is no
 	// scan and Bytes is BytesRead. Empty for files and single streams.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/mongodb"
@@ -35,9 +34,18 @@ func (f *mongoConnFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.passwordFile, "db-password-file", "", "read the MongoDB user's password from this `file` (default $BUNKER_MONGODB_PASSWORD_FILE; else the URI's)")
 }
 
-// mongoConfig builds the connection configuration; the password file's
-// content replaces the URI's password.
+// mongoConfig builds the connection configuration and checks it.
 func (a *App) mongoConfig(f *mongoConnFlags) (mongodb.Config, error) {
+	cfg, err := a.mongoServer(f)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// mongoServer builds the connection configuration (unchecked); the
+// password file's content replaces the URI's password.
+func (a *App) mongoServer(f *mongoConnFlags) (mongodb.Config, error) {
 	cfg := mongodb.Config{URI: f.uri}
 	if cfg.URI == "" {
 		cfg.URI = a.Getenv("BUNKER_MONGODB_URI")
@@ -53,7 +61,7 @@ func (a *App) mongoConfig(f *mongoConnFlags) (mongodb.Config, error) {
 		}
 		cfg.Password, cfg.PasswordSet = pw, true
 	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
 // mongoConnect connects; the connection is closed when the command ends.
@@ -74,26 +82,17 @@ type mongoCloser func() error
 
 func (f mongoCloser) Close() error { return f() }
 
-// mongoTools finds mongodump and mongorestore in dir or on the PATH of
-// this command's environment, which the programs also get.
-func (a *App) mongoTools(dir string, dump, restore bool) (mongodb.Tools, error) {
+// mongoTools finds mongodump in dir or on the PATH of this command's
+// environment, which the program also gets.
+func (a *App) mongoTools(dir string) (mongodb.Tools, error) {
 	path := a.Getenv("PATH")
 	t := mongodb.Tools{Env: []string{"PATH=" + path}}
 	if a.g.verbose > 0 {
 		t.Stderr = a.Stderr
 	}
 	var err error
-	if dump {
-		if t.Mongodump, err = mongodb.LookPath("mongodump", dir, path); err != nil {
-			return t, err
-		}
-	}
-	if restore {
-		if t.Mongorestore, err = mongodb.LookPath("mongorestore", dir, path); err != nil {
-			return t, err
-		}
-	}
-	return t, nil
+	t.Mongodump, err = mongodb.LookPath("mongodump", dir, path)
+	return t, err
 }
 
 func mongoPatterns(flag string, in []string) ([]*mongodb.Pattern, error) {
@@ -188,7 +187,7 @@ func (a *App) runMongoBackup(ctx context.Context, cmd *cobra.Command, o mongoBac
 	switch o.tool {
 	case "", "driver":
 	case "mongodump":
-		if b.Tools, err = a.mongoTools(o.toolDir, true, false); err != nil {
+		if b.Tools, err = a.mongoTools(o.toolDir); err != nil {
 			return err
 		}
 	default:
@@ -281,7 +280,6 @@ mongodump's layout, for mongorestore or inspection.`,
 }
 
 func (a *App) runMongoRestore(ctx context.Context, ref string, o mongoRestoreOptions) error {
-	start := time.Now()
 	if len(o.from) != len(o.to) {
 		return errors.New("--ns-from and --ns-to must come in pairs")
 	}
@@ -309,102 +307,50 @@ func (a *App) runMongoRestore(ctx context.Context, ref string, o mongoRestoreOpt
 		}
 		limit = &ts
 	}
-	opts := mongodb.RestoreOptions{
-		Select:  mongodb.Selector{Include: incl, Exclude: excl},
-		Renames: renames, Drop: o.drop, Jobs: o.jobs, Users: o.users,
-		OplogReplay: o.oplogReplay || limit != nil, OplogLimit: limit,
-		Done: a.printMongoCollection,
-	}
-	if err := opts.Validate(); err != nil {
+	req := app.MongoRestore{Snapshot: ref, Filter: snapshot.Filter{Hosts: o.hosts}, ToDir: o.toDir, ToolDir: o.toolDir,
+		Options: mongodb.RestoreOptions{
+			Select:  mongodb.Selector{Include: incl, Exclude: excl},
+			Renames: renames, Drop: o.drop, Jobs: o.jobs, Users: o.users,
+			OplogReplay: o.oplogReplay || limit != nil, OplogLimit: limit,
+			Done: a.printMongoCollection,
+		}}
+	if err := req.Validate(); err != nil {
 		return err
 	}
-
-	r, sn, err := a.openSourceSnapshot(ctx, ref, mongodb.SourceName, snapshot.Filter{Hosts: o.hosts})
+	if a.g.verbose > 0 {
+		req.ToolStderr = a.Stderr
+	}
+	if o.toDir == "" {
+		// Checked when the server is needed: after the snapshot is found.
+		if req.Server, err = a.mongoServer(&o.conn); err != nil {
+			return err
+		}
+	}
+	c, err := a.core()
 	if err != nil {
 		return err
 	}
-	t := streamtree.NewReader(r, sn.Tree)
+	if req.Repo, err = a.repoRef(ctx); err != nil {
+		return err
+	}
+	res, err := c.RestoreMongo(ctx, req)
+	if res == nil {
+		return err
+	}
 	if o.toDir != "" {
-		files, bytes, err := mongodb.RestoreToDir(ctx, t, o.toDir)
-		if err != nil {
-			return err
-		}
-		if a.g.json {
-			a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "files": files, "bytes": bytes, "target": o.toDir})
-			return nil
-		}
-		a.out.textf("Wrote %d files (%s) of snapshot %s to %s (mongorestore %s)", files, formatBytes(bytes), sn.ShortID(), o.toDir, o.toDir)
-		return nil
+		a.printMongoToDir(res, o.toDir)
+	} else {
+		a.printMongoRestoreSummary(res)
 	}
-	info, err := mongodb.ReadBackupInfo(ctx, t)
-	if err != nil {
-		return fmt.Errorf("snapshot %s: %w", sn.ShortID(), err)
+	return err
+}
+
+func (a *App) printMongoToDir(res *app.MongoRestoreResult, dir string) {
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": res.Snapshot.ID.String(), "files": res.Files, "bytes": res.Bytes, "target": dir})
+		return
 	}
-	cfg, err := a.mongoConfig(&o.conn)
-	if err != nil {
-		return err
-	}
-	if info.Tool != "" {
-		tools, err := a.mongoTools(o.toolDir, false, true)
-		if err != nil {
-			return err
-		}
-		err = mongodb.RestoreArchive(ctx, tools, cfg, t, mongodb.ArchiveRestoreOptions{
-			Include: o.includes, Exclude: o.excludes, From: o.from, To: o.to, Drop: o.drop, Jobs: o.jobs,
-			OplogReplay: opts.OplogReplay, OplogLimit: limit,
-		})
-		if err != nil {
-			return err
-		}
-		a.printMongoRestoreSummary(sn, &mongodb.RestoreResult{}, start)
-		return nil
-	}
-	var chunks []mongodb.ChunkInfo
-	chunkSnaps := map[string]*snapshot.Snapshot{}
-	if limit != nil {
-		all, _, err := snapshot.LoadAll(ctx, r)
-		if err != nil {
-			return err
-		}
-		var notes []string
-		chunks, notes = mongodb.ArchivedChunks(snapshotInfos(all), sn.Paths)
-		for _, n := range notes {
-			a.out.warnf("%s", n)
-		}
-		for _, s := range all {
-			chunkSnaps[s.ID.String()] = s
-		}
-		// Check the archive covers the target before touching the server.
-		if err := mongodb.PlanPointInTime(sn.ShortID(), info, *limit, chunks); err != nil {
-			return fmt.Errorf("--oplog-limit: %w", err)
-		}
-	}
-	c, err := a.mongoConnect(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	res, err := c.Restore(ctx, t, info, opts)
-	if err != nil {
-		return err
-	}
-	if limit != nil && res.OplogPos.Before(*limit) {
-		rp, err := c.ReplayArchive(ctx, &opts.Select, res.OplogPos, *limit, chunks,
-			func(ctx context.Context, ch mongodb.ChunkInfo) (source.Tree, error) {
-				return streamtree.NewReader(r, chunkSnaps[ch.ID].Tree), nil
-			})
-		if rp != nil {
-			res.OplogApplied += rp.Applied
-			res.OplogPos = rp.Pos
-		}
-		if err != nil {
-			return err
-		}
-	}
-	a.printMongoRestoreSummary(sn, res, start)
-	if res.Failed > 0 {
-		return &app.PartialError{Msg: fmt.Sprintf("%d of %d collections could not be restored", res.Failed, len(res.Collections))}
-	}
-	return nil
+	a.out.textf("Wrote %d files (%s) of snapshot %s to %s (mongorestore %s)", res.Files, formatBytes(res.Bytes), res.Snapshot.ShortID(), dir, dir)
 }
 
 func (a *App) printMongoCollection(r mongodb.CollectionResult) {
@@ -432,12 +378,12 @@ func (a *App) printMongoCollection(r mongodb.CollectionResult) {
 	a.out.textf("restored %s: %d documents, %d indexes", name, r.Documents, r.Indexes)
 }
 
-func (a *App) printMongoRestoreSummary(sn *snapshot.Snapshot, res *mongodb.RestoreResult, start time.Time) {
+func (a *App) printMongoRestoreSummary(r *app.MongoRestoreResult) {
+	sn, res, dur := r.Snapshot, r.Restore, r.Duration
 	var docs int64
 	for _, c := range res.Collections {
 		docs += c.Documents
 	}
-	dur := time.Since(start)
 	if a.g.json {
 		m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "collections": len(res.Collections),
 			"failed": res.Failed, "documents": docs, "oplog_applied": res.OplogApplied, "duration_seconds": dur.Seconds()}

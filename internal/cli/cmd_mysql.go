@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/source"
@@ -152,12 +150,17 @@ binlog_pos, gtid, databases and physical.
 	return cmd
 }
 
+// mysqlRestoreFlags are the flags of "restore mysql".
+type mysqlRestoreFlags struct {
+	ff                                                snapshotFilterFlags
+	cf                                                mysqlConnFlags
+	o                                                 mysql.RestoreOptions
+	targetTime, targetPos, datadir, owner, binlogPath string
+	physical                                          bool
+}
+
 func (a *App) mysqlRestoreCommand() *cobra.Command {
-	var ff snapshotFilterFlags
-	var cf mysqlConnFlags
-	var o mysql.RestoreOptions
-	var targetTime, targetPos, datadir, owner, binlogPath string
-	var physical bool
+	var f mysqlRestoreFlags
 	cmd := &cobra.Command{
 		Use:   "mysql SNAPSHOT [flags]",
 		Short: "Restore a MySQL or MariaDB backup, optionally to a point in time",
@@ -182,117 +185,98 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 ` + mysqlConnHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			start := time.Now()
-			if physical {
-				if targetTime != "" || targetPos != "" {
-					return errors.New("a physical restore prepares a data directory; roll it forward by hand (see the output) — leave out --target-time/--target-position")
-				}
-				if !cmd.Flags().Changed("owner") && os.Geteuid() == 0 {
-					if _, err := user.Lookup("mysql"); err == nil {
-						owner = "mysql"
-					}
-				}
-				return a.mysqlRestorePhysical(ctx, args[0], ff, mysql.PhysicalRestoreOptions{DataDir: datadir, Owner: owner, ToolDir: cf.toolDir}, start)
-			}
-			if datadir != "" {
-				return errors.New("--datadir goes with --physical")
-			}
-			var tt time.Time
-			if targetTime != "" {
-				t, err := timespec.ParseTime(targetTime)
-				if err != nil {
-					return fmt.Errorf("--target-time: %w", err)
-				}
-				tt = t
-			}
-			var err error
-			if o.Target, err = mysql.NewTarget(tt, targetPos); err != nil {
-				return err
-			}
-			r, sn, all, err := a.mysqlSnapshot(ctx, args[0], ff.filter())
+			req, err := a.mysqlRestoreRequest(cmd, &f, args[0])
 			if err != nil {
 				return err
 			}
-			if o.Target != nil {
-				bp := binlogPath
-				if bp == "" {
-					bp = sn.Paths[0] + "/binlog"
-				}
-				if o.Binlogs, err = mysqlBinlogArchive(r, all, bp, sn.Hostname); err != nil {
-					return err
-				}
-			}
-			src, err := cf.connect(ctx, a)
-			if err != nil {
-				return err
-			}
-			defer src.Close()
-			o.Progress = func(msg string) { a.out.infof("%s", msg) }
-			res, err := src.Restore(ctx, streamtree.NewReader(r, sn.Tree), o)
-			if err != nil {
-				return fmt.Errorf("restore of snapshot %s into %s failed: %w", sn.ShortID(), src.Server(), err)
-			}
-			a.mysqlRestoreSummary(sn, src.Server(), res, o.Target, start)
-			if len(res.UserErrors) > 0 {
-				for _, e := range res.UserErrors {
-					a.out.warnf("accounts: %s", e)
-				}
-				return &app.PartialError{Msg: fmt.Sprintf("the data is restored, but %s of the accounts file failed (see the warnings)",
-					plural(int64(len(res.UserErrors)), "statement"))}
-			}
-			return nil
+			return a.runMySQLRestore(cmd.Context(), req)
 		},
 	}
-	addFilterFlags(cmd, &ff)
-	cf.add(cmd)
+	addFilterFlags(cmd, &f.ff)
+	f.cf.add(cmd)
 	fl := cmd.Flags()
-	fl.StringArrayVar(&o.Databases, "database", nil, "restore only this `database` (repeatable)")
-	fl.IntVarP(&o.Jobs, "jobs", "j", 2, "load `N` databases at once")
+	fl.StringArrayVar(&f.o.Databases, "database", nil, "restore only this `database` (repeatable)")
+	fl.IntVarP(&f.o.Jobs, "jobs", "j", 2, "load `N` databases at once")
 	flagRange(fl, 1, 1000, "jobs")
-	fl.BoolVar(&o.NoUsers, "no-users", false, "do not restore the accounts and grants")
-	fl.StringVar(&targetTime, "target-time", "", "roll forward to this `time` (RFC 3339, or 2006-01-02 15:04:05 local)")
-	fl.StringVar(&targetPos, "target-position", "", "roll forward to this binlog `FILE:POS`")
-	fl.StringVar(&binlogPath, "binlog-path", "", "the archive's snapshot `path` (default: the backup's path + /binlog)")
-	fl.BoolVar(&physical, "physical", false, "restore a physical backup into --datadir")
-	fl.StringVar(&datadir, "datadir", "", "with --physical: the data `directory` to create (empty or absent)")
-	fl.StringVar(&owner, "owner", "", "with --physical: give the files to this `user` (default: mysql when run as root)")
+	fl.BoolVar(&f.o.NoUsers, "no-users", false, "do not restore the accounts and grants")
+	fl.StringVar(&f.targetTime, "target-time", "", "roll forward to this `time` (RFC 3339, or 2006-01-02 15:04:05 local)")
+	fl.StringVar(&f.targetPos, "target-position", "", "roll forward to this binlog `FILE:POS`")
+	fl.StringVar(&f.binlogPath, "binlog-path", "", "the archive's snapshot `path` (default: the backup's path + /binlog)")
+	fl.BoolVar(&f.physical, "physical", false, "restore a physical backup into --datadir")
+	fl.StringVar(&f.datadir, "datadir", "", "with --physical: the data `directory` to create (empty or absent)")
+	fl.StringVar(&f.owner, "owner", "", "with --physical: give the files to this `user` (default: mysql when run as root)")
 	return cmd
 }
 
-// mysqlSnapshot opens the repository and finds a MySQL backup: "latest"
-// is the newest one passing the filter, binlog archives excluded. It also
-// returns every snapshot, for finding the binlog archive.
-func (a *App) mysqlSnapshot(ctx context.Context, ref string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, []*snapshot.Snapshot, error) {
-	return a.findBackup(ctx, ref, f, func(sn *snapshot.Snapshot) error {
-		return mysql.CheckBackup(&snapshotInfos([]*snapshot.Snapshot{sn})[0])
-	})
-}
-
-// mysqlBinlogArchive collects what is archived for one server, each
-// file read from its snapshot.
-func mysqlBinlogArchive(r *repository.Repository, all []*snapshot.Snapshot, p, host string) (*mysql.BinlogArchive, error) {
-	arch, err := mysql.FindArchive(snapshotInfos(all), p, host)
-	if err != nil {
-		return nil, err
-	}
-	byID := map[string]*snapshot.Snapshot{}
-	for _, s := range all {
-		byID[s.ID.String()] = s
-	}
-	for i := range arch.Files {
-		tree, name := byID[arch.Files[i].SnapshotID].Tree, arch.Files[i].Name
-		arch.Files[i].Open = func(ctx context.Context) (io.ReadCloser, error) {
-			return streamtree.NewReader(r, tree).Open(ctx, "binlog/"+name)
+// mysqlRestoreRequest is the restore the flags ask for.
+func (a *App) mysqlRestoreRequest(cmd *cobra.Command, f *mysqlRestoreFlags, ref string) (app.MySQLRestore, error) {
+	req := app.MySQLRestore{Snapshot: ref, Filter: f.ff.filter(), Physical: f.physical, BinlogPath: f.binlogPath}
+	if f.physical {
+		if f.targetTime != "" || f.targetPos != "" {
+			return req, errors.New("a physical restore prepares a data directory; roll it forward by hand (see the output) — leave out --target-time/--target-position")
 		}
+		owner := f.owner
+		if !cmd.Flags().Changed("owner") && os.Geteuid() == 0 {
+			if _, err := user.Lookup("mysql"); err == nil {
+				owner = "mysql"
+			}
+		}
+		req.PhysicalOptions = mysql.PhysicalRestoreOptions{DataDir: f.datadir, Owner: owner, ToolDir: f.cf.toolDir}
+		return req, nil
 	}
-	return arch, nil
+	if f.datadir != "" {
+		return req, errors.New("--datadir goes with --physical")
+	}
+	var tt time.Time
+	if f.targetTime != "" {
+		t, err := timespec.ParseTime(f.targetTime)
+		if err != nil {
+			return req, fmt.Errorf("--target-time: %w", err)
+		}
+		tt = t
+	}
+	o := f.o
+	var err error
+	if o.Target, err = mysql.NewTarget(tt, f.targetPos); err != nil {
+		return req, err
+	}
+	conn, err := f.cf.conn(a)
+	if err != nil {
+		return req, err
+	}
+	req.Options, req.Server = o, mysql.Options{Conn: conn, ToolDir: f.cf.toolDir}
+	return req, nil
 }
 
-func (a *App) mysqlRestoreSummary(sn *snapshot.Snapshot, server string, res *mysql.RestoreResult, target *mysql.Target, start time.Time) {
-	dur := time.Since(start)
+// runMySQLRestore runs the MySQL restore use case on -r and prints its
+// result.
+func (a *App) runMySQLRestore(ctx context.Context, req app.MySQLRestore) error {
+	c, err := a.core()
+	if err != nil {
+		return err
+	}
+	if req.Repo, err = a.repoRef(ctx); err != nil {
+		return err
+	}
+	res, err := c.RestoreMySQL(ctx, req)
+	if res == nil {
+		return err
+	}
+	if req.Physical {
+		a.mysqlPhysicalSummary(res, req.PhysicalOptions.Owner)
+		return err
+	}
+	a.mysqlRestoreSummary(res)
+	for _, e := range res.Logical.UserErrors {
+		a.out.warnf("accounts: %s", e)
+	}
+	return err
+}
+
+func (a *App) mysqlRestoreSummary(r *app.MySQLRestoreResult) {
+	sn, res, target, dur := r.Snapshot, r.Logical, r.Target, r.Duration
 	if a.g.json {
-		m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "server": server,
+		m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "server": r.Server,
 			"databases": res.Databases, "users": res.Users, "binlog_files": res.BinlogFiles, "duration_seconds": dur.Seconds()}
 		if target != nil {
 			m["target"] = target.String()
@@ -300,7 +284,7 @@ func (a *App) mysqlRestoreSummary(sn *snapshot.Snapshot, server string, res *mys
 		a.out.jsonLine(m)
 		return
 	}
-	a.out.textf("restored %s from snapshot %s into %s in %s", plural(int64(len(res.Databases)), "database"), sn.ShortID(), server, formatDuration(dur))
+	a.out.textf("restored %s from snapshot %s into %s in %s", plural(int64(len(res.Databases)), "database"), sn.ShortID(), r.Server, formatDuration(dur))
 	if res.Users {
 		a.out.textf("restored the accounts and grants")
 	}
@@ -309,33 +293,23 @@ func (a *App) mysqlRestoreSummary(sn *snapshot.Snapshot, server string, res *mys
 	}
 }
 
-func (a *App) mysqlRestorePhysical(ctx context.Context, ref string, ff snapshotFilterFlags, o mysql.PhysicalRestoreOptions, start time.Time) error {
-	r, sn, _, err := a.mysqlSnapshot(ctx, ref, ff.filter())
-	if err != nil {
-		return err
-	}
-	o.Progress = func(msg string) { a.out.infof("%s", msg) }
-	m, err := mysql.RestorePhysical(ctx, streamtree.NewReader(r, sn.Tree), o)
-	if err != nil {
-		return fmt.Errorf("physical restore of snapshot %s failed: %w", sn.ShortID(), err)
-	}
-	dir, _ := filepath.Abs(o.DataDir)
+func (a *App) mysqlPhysicalSummary(r *app.MySQLRestoreResult, owner string) {
+	sn, m, dir := r.Snapshot, r.Manifest, r.DataDir
 	if a.g.json {
 		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "datadir": dir,
-			"binlog_file": m.BinlogFile, "binlog_pos": m.BinlogPos, "gtid": m.GTID, "duration_seconds": time.Since(start).Seconds()})
-		return nil
+			"binlog_file": m.BinlogFile, "binlog_pos": m.BinlogPos, "gtid": m.GTID, "duration_seconds": r.Duration.Seconds()})
+		return
 	}
 	a.out.textf("prepared a %s data directory in %s from snapshot %s (server %s)", m.Flavour, dir, sn.ShortID(), m.ServerVersion)
 	a.out.textf("next:")
 	a.out.textf("  1. stop the server, and put %s in place of its data directory (or start it with --datadir=%s)", dir, dir)
-	if o.Owner == "" {
+	if owner == "" {
 		a.out.textf("     it must belong to the server's user: chown -R mysql:mysql %s", dir)
 	}
 	a.out.textf("  2. start the server; it has the data and accounts of the moment the backup ended")
 	for _, l := range m.RollForwardSteps() {
 		a.out.textf("%s", l)
 	}
-	return nil
 }
 
 func (a *App) mysqlCommand() *cobra.Command {

@@ -14,9 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
-	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
@@ -267,83 +265,54 @@ func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error
 	if o.pgdata != "" || o.targetTime != "" || o.targetLSN != "" || o.targetXID != "" || o.targetName != "" || o.latest {
 		return errors.New("--pgdata and --target-* need --physical (point-in-time restores start from a base backup)")
 	}
-	var t source.Tree
-	var sn *snapshot.Snapshot
-	if o.fromKube != "" {
-		// A database backed up with a Kubernetes backup, under
-		// databases/<ns>/<service>/ of that snapshot.
-		ns, svc, ok := strings.Cut(o.fromKube, "/")
-		if !ok || ns == "" || svc == "" || strings.Contains(svc, "/") {
-			return fmt.Errorf("--from-kubernetes %q: want NAMESPACE/SERVICE", o.fromKube)
-		}
-		r, s, err := a.openSourceSnapshot(ctx, o.snapshotRef, kubeSource, snapshot.Filter{})
-		if err != nil {
-			return err
-		}
-		sn = s
-		t = source.PrefixTree(streamtree.NewReader(r, sn.Tree), kube.Database{Namespace: ns, Service: svc}.Dir())
-		if _, err := t.Stat(ctx, ""); err != nil {
-			return fmt.Errorf("snapshot %s holds no database backup of service %s: %w", sn.ShortID(), o.fromKube, err)
-		}
-	} else {
-		r, s, err := a.findPGSnapshot(ctx, o.snapshotRef, postgres.TypeLogical)
-		if err != nil {
-			return err
-		}
-		sn = s
-		t = streamtree.NewReader(r, sn.Tree)
-	}
-	c, err := a.pgClient(&o.conn)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	start := time.Now()
-	var results []map[string]any
-	err = c.RestoreLogical(ctx, t, postgres.RestoreOptions{
+	req := app.PostgresRestore{Snapshot: o.snapshotRef, Logical: postgres.RestoreOptions{
 		Databases: o.databases, Jobs: o.jobs, Clean: o.clean, NoGlobals: o.noGlobals, NoOwner: o.noOwner,
 		Report: func(name string, err error) {
 			res := map[string]any{"message_type": "database", "name": name, "ok": err == nil}
 			if err != nil {
 				res["error"] = err.Error()
-				a.out.warnf("%s: %v", name, err)
-			} else {
-				a.out.infof("restored %s", name)
 			}
-			results = append(results, res)
 			if a.g.json {
 				a.out.jsonLine(res)
 			}
 		},
-	})
-	var pe *postgres.PartialError
-	if errors.As(err, &pe) {
-		return &app.PartialError{Msg: fmt.Sprintf("restore of snapshot %s: %v", sn.ShortID(), err)}
+	}}
+	if o.fromKube != "" {
+		ns, svc, ok := strings.Cut(o.fromKube, "/")
+		if !ok || ns == "" || svc == "" || strings.Contains(svc, "/") {
+			return fmt.Errorf("--from-kubernetes %q: want NAMESPACE/SERVICE", o.fromKube)
+		}
+		req.FromKubernetes = &kube.Database{Namespace: ns, Service: svc}
 	}
+	res, err := a.runPGRestore(ctx, req, &o.conn)
 	if err != nil {
 		return err
 	}
+	sn := res.Snapshot
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "restored": len(results), "duration_seconds": time.Since(start).Seconds()})
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "restored": res.Databases, "duration_seconds": res.Duration.Seconds()})
 	} else {
-		a.out.textf("restored snapshot %s to %s in %s", sn.ShortID(), c.Server(), formatDuration(time.Since(start)))
+		a.out.textf("restored snapshot %s to %s in %s", sn.ShortID(), res.Server, formatDuration(res.Duration))
 	}
 	return nil
 }
 
-// findPGSnapshot finds a postgres snapshot of the given type ("latest" is
-// the newest of that type).
-func (a *App) findPGSnapshot(ctx context.Context, ref, typ string) (*repository.Repository, *snapshot.Snapshot, error) {
-	r, sn, _, err := a.findBackup(ctx, ref, snapshot.Filter{}, func(s *snapshot.Snapshot) error {
-		if _, err := postgres.CheckBackup(s.Metadata, typ); err != nil {
-			return fmt.Errorf("snapshot %s %w", s.ShortID(), err)
-		}
-		return nil
-	})
-	if ref == "latest" && errors.Is(err, snapshot.ErrNotFound) {
-		return nil, nil, fmt.Errorf("no %s PostgreSQL backup in the repository", typ)
+// runPGRestore runs the PostgreSQL restore use case on -r, with the
+// server of conn unless a physical restore does not verify.
+func (a *App) runPGRestore(ctx context.Context, req app.PostgresRestore, conn *pgConnFlags) (*app.PostgresRestoreResult, error) {
+	c, err := a.core()
+	if err != nil {
+		return nil, err
 	}
-	return r, sn, err
+	if !req.Physical || !req.PhysicalOptions.NoVerify {
+		if req.Server, err = a.pgConfig(conn); err != nil {
+			return nil, err
+		}
+	}
+	if req.Repo, err = a.repoRef(ctx); err != nil {
+		return nil, err
+	}
+	return c.RestorePostgres(ctx, req)
 }
 
 func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) error {
@@ -361,72 +330,33 @@ func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) erro
 		}
 		target.Time = t
 	}
-	if _, _, err := target.Settings(); err != nil {
-		return err
-	}
-	pgdata, err := postgres.CheckDataDir(o.pgdata)
+	req := app.PostgresRestore{Snapshot: o.snapshotRef, Physical: true, PhysicalOptions: app.PostgresPhysicalOptions{
+		PGData: o.pgdata, WALDir: o.walDir, Owner: o.owner, Target: target, NoVerify: o.noVerify}}
+	res, err := a.runPGRestore(ctx, req, &o.conn)
 	if err != nil {
 		return err
 	}
-	r, sn, err := a.findPGSnapshot(ctx, o.snapshotRef, postgres.TypePhysical)
-	if err != nil {
-		return err
-	}
-	m, err := postgres.ReadPhysicalManifest(ctx, streamtree.NewReader(r, sn.Tree))
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	a.out.infof("restoring base backup %s (%s, system %s, start %s) into %s", sn.ShortID(), m.ServerVersion, m.SystemIdentifier, m.StartLSN, pgdata)
-	pr := postgres.PhysicalRestore{PGData: pgdata, WALDir: o.walDir, Owner: o.owner, Target: target, NoVerify: o.noVerify, Manifest: m,
-		RestoreBase: func(ctx context.Context, dir string) error {
-			res := restorer.New(r, restorer.Options{Sync: true, NoXattrs: true, OnError: func(p string, err error) error { return err }})
-			return res.Restore(ctx, sn.Tree, "/"+postgres.PGDataDir, dir)
-		},
-		Archive: func(ctx context.Context) ([]source.SnapshotInfo, postgres.Trees, error) {
-			all, _, err := snapshot.LoadAll(ctx, r)
-			return snapshotInfos(all), snapshotTrees(r, all), err
-		},
-	}
-	if !o.noVerify {
-		// Opened before anything is written: a wrong --dsn or
-		// --db-password-file fails the restore at once.
-		c, err := a.pgClient(&o.conn)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		pr.Verify = func(ctx context.Context, args []string) error {
-			cmd, err := c.Tool("pg_verifybackup", args...)
-			if err != nil {
-				return err
-			}
-			return cmd.Run(ctx)
-		}
-	}
-	res, err := pr.Restore(ctx)
-	if err != nil {
-		return err
-	}
-	if res.Replay {
-		a.out.infof("fetched %d WAL files into %s", res.WALFiles, res.WALDir)
-	}
-	if res.Verified {
+	a.printPGRestorePhysical(res)
+	return nil
+}
+
+func (a *App) printPGRestorePhysical(res *app.PostgresRestoreResult) {
+	sn, pgdata, ph := res.Snapshot, res.PGData, res.Physical
+	if ph.Verified {
 		a.out.textf("pg_verifybackup: backup successfully verified")
 	}
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": res.WALDir,
-			"recovery": res.Recovery, "duration_seconds": time.Since(start).Seconds()})
-		return nil
+		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": ph.WALDir,
+			"recovery": ph.Recovery, "duration_seconds": res.Duration.Seconds()})
+		return
 	}
-	a.out.textf("restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(time.Since(start)))
-	if res.Replay {
-		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(res.Recovery, ", "), pgdata)
-		a.out.textf("remove %s once recovery has finished", res.WALDir)
+	a.out.textf("restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(res.Duration))
+	if ph.Replay {
+		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(ph.Recovery, ", "), pgdata)
+		a.out.textf("remove %s once recovery has finished", ph.WALDir)
 	} else {
 		a.out.textf("start it with: pg_ctl -D %s start", pgdata)
 	}
-	return nil
 }
 
 // ---- WAL archive commands ----
@@ -508,7 +438,7 @@ func (a *App) fetchWAL(ctx context.Context, name, dest, sysid string) error {
 	if err != nil {
 		return err
 	}
-	return postgres.FetchWAL(ctx, snapshotInfos(all), snapshotTrees(r, all), w.Name, dest, sysid)
+	return postgres.FetchWAL(ctx, snapshotInfos(all), app.SnapshotTrees(r, all), w.Name, dest, sysid)
 }
 
 func (a *App) pgWALReceiveCommand() *cobra.Command {

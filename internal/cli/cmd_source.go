@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/source"
@@ -134,62 +133,27 @@ func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats
 	a.out.textf("snapshot %s saved (%s %s)", sn.ShortID(), sn.Metadata["source"], sn.Kind)
 }
 
-// findBackup opens the repository with its index and finds the snapshot
-// ref among those that check accepts (nil error): "latest" is the newest
-// accepted one passing f; a snapshot named by ID that check refuses is
-// an error saying why. It also returns every snapshot.
-func (a *App) findBackup(ctx context.Context, ref string, f snapshot.Filter, check func(*snapshot.Snapshot) error) (*repository.Repository, *snapshot.Snapshot, []*snapshot.Snapshot, error) {
-	r, err := a.openRepoIndexed(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	all, err := a.loadSnapshots(ctx, r)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cands := all
-	if ref == "latest" {
-		cands = nil
-		for _, s := range all {
-			if check(s) == nil {
-				cands = append(cands, s)
-			}
-		}
-	}
-	sn, err := snapshot.Find(cands, ref, f)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := check(sn); err != nil {
-		return nil, nil, nil, err
-	}
-	return r, sn, all, nil
-}
-
-// openSourceSnapshot finds a backup of the given source ("latest" is the
-// newest of that source, log archives excluded).
+// openSourceSnapshot opens the repository of -r with its index and finds
+// a backup of the given source ("latest" is the newest of that source,
+// log archives excluded).
 func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, error) {
-	r, sn, _, err := a.findBackup(ctx, ref, f, func(s *snapshot.Snapshot) error {
-		if s.Metadata["source"] != src || s.Kind == kindContinuous {
-			return fmt.Errorf("snapshot %s is not a %s backup (source %q, kind %s)", s.ShortID(), src, s.Metadata["source"], s.Kind)
-		}
-		return nil
-	})
-	return r, sn, err
+	c, err := a.core()
+	if err != nil {
+		return nil, nil, err
+	}
+	repo, err := a.repoRef(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	found, err := c.FindSourceBackup(ctx, repo, ref, src, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	return found.Repository, found.Snapshot, nil
 }
 
 // snapshotInfos describes snapshots to the sources' own logic.
 func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo { return app.SnapshotInfos(all) }
-
-// snapshotTrees returns a function that gives the tree of the snapshot
-// with the full ID id among all.
-func snapshotTrees(r *repository.Repository, all []*snapshot.Snapshot) func(id string) source.Tree {
-	byID := make(map[string]*snapshot.Snapshot, len(all))
-	for _, s := range all {
-		byID[s.ID.String()] = s
-	}
-	return func(id string) source.Tree { return streamtree.NewReader(r, byID[id].Tree) }
-}
 
 // expireCommand is the "forget what no kept backup needs" command of a
 // log archive (WAL, binlogs, oplog): la chooses, from all snapshots, the

@@ -31,6 +31,10 @@ func (e cliEvents) Progress(p app.Progress) {
 		checkProgress(a, p)
 		return
 	}
+	if p.Op == "restore" {
+		restoreProgress(a, p)
+		return
+	}
 	if a.g.json {
 		if !a.out.jsonStatusDue(time.Now()) {
 			return
@@ -86,4 +90,25 @@ func checkProgress(a *App, p app.Progress) {
 		return
 	}
 	a.out.status(fmt.Sprintf("[%s] read %d / %d packs, %s, %s", formatDuration(p.Elapsed), p.Packs, p.PacksTotal, formatBytes(p.BytesRead), formatRate(p.BytesRead, p.Elapsed)))
+}
+
+// restoreProgress prints the progress of a restore against the totals
+// known so far.
+func restoreProgress(a *App, p app.Progress) {
+	if a.g.json {
+		if a.out.jsonStatusDue(time.Now()) {
+			a.out.jsonLine(map[string]any{"message_type": "status", "seconds_elapsed": int(p.Elapsed.Seconds()), "files_restored": p.Files,
+				"total_files": p.FilesTotal, "bytes_restored": p.Bytes, "total_bytes": p.BytesTotal})
+		}
+		return
+	}
+	pct, eta := 0.0, "-"
+	if p.BytesTotal > 0 {
+		pct = float64(p.Bytes) / float64(p.BytesTotal) * 100
+		if p.Bytes > 0 {
+			eta = formatDuration(time.Duration(float64(p.Elapsed) * float64(p.BytesTotal-p.Bytes) / float64(p.Bytes)))
+		}
+	}
+	a.out.status(fmt.Sprintf("[%s] %5.1f%%  %d / %d files  %s / %s  %s  ETA %s", formatDuration(p.Elapsed), pct, p.Files, p.FilesTotal,
+		formatBytes(p.Bytes), formatBytes(p.BytesTotal), formatRate(p.Bytes, p.Elapsed), eta))
 }

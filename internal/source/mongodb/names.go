@@ -125,8 +125,9 @@ func (p *Pattern) Match(ns string) bool { return p.re.MatchString(ns) }
 // From captures what it matched, and the captures replace the stars of To
 // in order ("shop.*" → "shop_copy.*").
 type Rename struct {
-	from *Pattern
-	to   []string // literal parts of To between its stars
+	from  *Pattern
+	to    []string // literal parts of To between its stars
+	toSrc string   // To as given
 }
 
 // ParseRename compiles a renaming; both patterns must have as many stars.
@@ -142,7 +143,7 @@ func ParseRename(from, to string) (*Rename, error) {
 	if len(t)-1 != f.stars {
 		return nil, fmt.Errorf("renaming %q to %q: the patterns have %d and %d wildcards; they need as many", from, to, f.stars, len(t)-1)
 	}
-	return &Rename{from: f, to: t}, nil
+	return &Rename{from: f, to: t, toSrc: to}, nil
 }
 
 // Apply returns the new name of ns, and false when From does not match.
@@ -160,6 +161,9 @@ func (r *Rename) Apply(ns string) (string, bool) {
 	}
 	return b.String(), true
 }
+
+// Patterns are From and To as given.
+func (r *Rename) Patterns() (from, to string) { return r.from.src, r.toSrc }
 
 // String describes the renaming.
 func (r *Rename) String() string {

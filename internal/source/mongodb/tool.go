@@ -175,6 +175,24 @@ type ArchiveRestoreOptions struct {
 	OplogLimit       *Timestamp
 }
 
+// ArchiveOptions are mongorestore's options for what o asks of a
+// restore: its namespace patterns as given, its renamings, drop, jobs
+// and oplog replay.
+func (o *RestoreOptions) ArchiveOptions() ArchiveRestoreOptions {
+	ao := ArchiveRestoreOptions{Drop: o.Drop, Jobs: o.Jobs, OplogReplay: o.OplogReplay, OplogLimit: o.OplogLimit}
+	for _, p := range o.Select.Include {
+		ao.Include = append(ao.Include, p.String())
+	}
+	for _, p := range o.Select.Exclude {
+		ao.Exclude = append(ao.Exclude, p.String())
+	}
+	for _, r := range o.Renames {
+		from, to := r.Patterns()
+		ao.From, ao.To = append(ao.From, from), append(ao.To, to)
+	}
+	return ao
+}
+
 // RestoreArchive feeds Root/ArchiveFile of t to mongorestore --archive.
 func RestoreArchive(ctx context.Context, tools Tools, cfg Config, t source.Tree, o ArchiveRestoreOptions) error {
 	if err := cfg.Validate(); err != nil {
