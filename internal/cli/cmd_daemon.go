@@ -5,27 +5,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/app/streamtree"
 	"github.com/bunkerbackup/bunker/internal/daemon"
-	"github.com/bunkerbackup/bunker/internal/engine/repository"
-	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/notify"
 	"github.com/bunkerbackup/bunker/internal/plan"
-	"github.com/bunkerbackup/bunker/internal/source/mysql"
-	"github.com/bunkerbackup/bunker/internal/source/postgres"
 	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/spf13/cobra"
 )
@@ -313,182 +306,13 @@ func (r *appRunner) Snapshots(ctx context.Context, p *plan.Plan, name string) ([
 	return out, nil
 }
 
-// runDrill restores a job's snapshot (the newest, or a random one) into
-// a temporary directory, verifying every file against the snapshot, runs
-// the drill's checks, and reports the restore time.
+// runDrill runs a drill (app.Drill) for the daemon and bunker drill.
 func (a *App) runDrill(ctx context.Context, p *plan.Plan, d *plan.Drill, log io.Writer) (daemon.DrillOutcome, error) {
-	var out daemon.DrillOutcome
-	j := p.Job(d.Job)
-	if j == nil {
-		return out, fmt.Errorf("drill %s: no job %q", d.Name, d.Job)
-	}
-	switch {
-	case (j.Source.Type == "postgres" || j.Source.Type == "mysql") && !j.Source.Physical:
-	case j.Source.Type == "files" || j.Source.Type == "stdin":
-	default:
-		kind := j.Source.Type
-		if j.Source.Physical {
-			kind = "physical " + kind
-		}
-		return out, fmt.Errorf("drill %s: drills of %s jobs are not supported yet (files, stdin and logical postgres and mysql jobs are)", d.Name, kind)
-	}
-	repo := p.Repository(j.Repository)
-	pw, err := a.planSecret(ctx, repo.Password)
+	c, err := a.core()
 	if err != nil {
-		return out, fmt.Errorf("repository %s password: %w", repo.Name, err)
+		return daemon.DrillOutcome{}, err
 	}
-	r, err := a.openRepoAt(ctx, repo.Location, pw)
-	if err != nil {
-		return out, fmt.Errorf("drill %s: open %s: %w", d.Name, repo.Name, err)
-	}
-	if err := r.LoadIndex(ctx, false); err != nil {
-		return out, fmt.Errorf("drill %s: load index: %w", d.Name, err)
-	}
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return out, err
-	}
-	var mine []*snapshot.Snapshot
-	for _, sn := range all {
-		for _, t := range sn.Tags {
-			if t == jobTag(j.Name) {
-				mine = append(mine, sn)
-				break
-			}
-		}
-	}
-	if len(mine) == 0 {
-		return out, fmt.Errorf("drill %s: job %s has no snapshot in %s to restore", d.Name, j.Name, repo.Name)
-	}
-	sn := mine[len(mine)-1]
-	if d.Pick == "random" {
-		sn = mine[rand.IntN(len(mine))]
-	}
-	out.Snapshot = sn.ID.String()
-	switch j.Source.Type {
-	case "postgres":
-		return a.drillPostgres(ctx, r, sn, d, out, log)
-	case "mysql":
-		return a.drillMySQL(ctx, r, sn, d, out, log)
-	}
-	tmp, err := os.MkdirTemp("", "bunker-drill-")
-	if err != nil {
-		return out, err
-	}
-	defer os.RemoveAll(tmp)
-	fmt.Fprintf(log, "drill %s: restoring snapshot %s of %s into a sandbox\n", d.Name, sn.ShortID(), j.Name)
-	start := time.Now()
-	verify := d.Validate.Hashes == nil || *d.Validate.Hashes
-	var failed []string
-	res := restorer.New(r, restorer.Options{Verify: verify, NoOwner: true, OnError: func(p string, err error) error {
-		failed = append(failed, p+": "+err.Error())
-		return nil
-	}})
-	if err := res.Restore(ctx, sn.Tree, "/", tmp); err != nil {
-		return out, fmt.Errorf("drill %s: restore of %s failed: %w", d.Name, sn.ShortID(), err)
-	}
-	out.RestoreSeconds = time.Since(start).Seconds()
-	if len(failed) > 0 {
-		return out, fmt.Errorf("drill %s: %d file(s) did not restore: %s", d.Name, len(failed), strings.Join(failed[:min(len(failed), 5)], "; "))
-	}
-	if bad := res.VerifyFailures(); len(bad) > 0 {
-		return out, fmt.Errorf("drill %s: %d restored file(s) differ from the snapshot: %s", d.Name, len(bad), strings.Join(bad[:min(len(bad), 5)], ", "))
-	}
-	for _, c := range d.Validate.Checks {
-		if c.Command == "" {
-			return out, fmt.Errorf("drill %s: SQL checks need a database drill, which is not supported yet", d.Name)
-		}
-		if err := a.drillCheck(ctx, c, tmp, log); err != nil {
-			return out, fmt.Errorf("drill %s: %w", d.Name, err)
-		}
-	}
-	fmt.Fprintf(log, "drill %s: restored and verified in %.2fs\n", d.Name, out.RestoreSeconds)
-	return out, nil
-}
-
-// drillPostgres restores a logical PostgreSQL backup into a scratch
-// cluster, runs the drill's SQL checks and stops the cluster.
-func (a *App) drillPostgres(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, d *plan.Drill, out daemon.DrillOutcome, log io.Writer) (daemon.DrillOutcome, error) {
-	fmt.Fprintf(log, "drill %s: starting a scratch PostgreSQL server\n", d.Name)
-	sc, err := postgres.StartScratch(ctx, "")
-	if err != nil {
-		return out, fmt.Errorf("drill %s: %w", d.Name, err)
-	}
-	defer sc.Stop()
-	fmt.Fprintf(log, "drill %s: restoring snapshot %s\n", d.Name, sn.ShortID())
-	start := time.Now()
-	var failed []string
-	err = sc.Client.RestoreLogical(ctx, streamtree.NewReader(r, sn.Tree), postgres.RestoreOptions{Jobs: 2, Report: func(name string, err error) {
-		if err != nil {
-			failed = append(failed, name+": "+err.Error())
-		}
-	}})
-	out.RestoreSeconds = time.Since(start).Seconds()
-	if err != nil {
-		return out, fmt.Errorf("drill %s: restore of %s failed: %v %s", d.Name, sn.ShortID(), err, strings.Join(failed, "; "))
-	}
-	return out, a.sqlChecks(ctx, d, out, log, "postgres", sc.Query)
-}
-
-// drillMySQL restores a logical MySQL/MariaDB backup into a scratch
-// server, runs the drill's SQL checks and stops the server.
-func (a *App) drillMySQL(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, d *plan.Drill, out daemon.DrillOutcome, log io.Writer) (daemon.DrillOutcome, error) {
-	fmt.Fprintf(log, "drill %s: starting a scratch MariaDB/MySQL server\n", d.Name)
-	sc, err := mysql.StartScratch(ctx, "")
-	if err != nil {
-		return out, fmt.Errorf("drill %s: %w", d.Name, err)
-	}
-	defer sc.Stop()
-	fmt.Fprintf(log, "drill %s: restoring snapshot %s\n", d.Name, sn.ShortID())
-	start := time.Now()
-	_, err = sc.Source.Restore(ctx, streamtree.NewReader(r, sn.Tree), mysql.RestoreOptions{Jobs: 2,
-		Progress: func(msg string) { fmt.Fprintln(log, msg) }})
-	out.RestoreSeconds = time.Since(start).Seconds()
-	if err != nil {
-		return out, fmt.Errorf("drill %s: restore of %s failed: %w", d.Name, sn.ShortID(), err)
-	}
-	return out, a.sqlChecks(ctx, d, out, log, "", sc.Query)
-}
-
-// sqlChecks runs a database drill's checks with query.
-func (a *App) sqlChecks(ctx context.Context, d *plan.Drill, out daemon.DrillOutcome, log io.Writer, defaultDB string, query func(ctx context.Context, db, sql string) (string, error)) error {
-	for _, c := range d.Validate.Checks {
-		if c.SQL == "" {
-			return fmt.Errorf("drill %s: a database drill takes sql checks", d.Name)
-		}
-		db := c.Database
-		if db == "" {
-			db = defaultDB
-		}
-		got, err := query(ctx, db, c.SQL)
-		fmt.Fprintf(log, "%s> %s\n%s\n", db, c.SQL, got)
-		if err != nil {
-			return fmt.Errorf("drill %s: check %q: %w", d.Name, c.SQL, err)
-		}
-		if got != strings.TrimSpace(c.Expect) {
-			return fmt.Errorf("drill %s: check %q returned %q, want %q", d.Name, c.SQL, got, c.Expect)
-		}
-	}
-	fmt.Fprintf(log, "drill %s: restored and checked in %.2fs\n", d.Name, out.RestoreSeconds)
-	return nil
-}
-
-// drillCheck runs a check command in the restored tree, with a hook's
-// environment; its trimmed output must equal Expect.
-func (a *App) drillCheck(ctx context.Context, c *plan.Check, dir string, log io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	hooks := &app.App{Getenv: a.Getenv}
-	cmd := hooks.HookCommand(ctx, c.Command, hooks.HookEnv(c.Env, "BUNKER_RESTORE_DIR="+dir))
-	cmd.Dir = dir
-	cmd.Stderr = lockedWriter(log)
-	fmt.Fprintf(log, "$ %s\n", c.Command)
-	b, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("check %q: %w", c.Command, err)
-	}
-	if got := strings.TrimSpace(string(b)); got != strings.TrimSpace(c.Expect) {
-		return fmt.Errorf("check %q printed %q, want %q", c.Command, got, c.Expect)
-	}
-	return nil
+	defer func() { _ = c.Close() }()
+	res, err := c.Drill(ctx, app.DrillRequest{Plan: p, Drill: d, Log: log})
+	return daemon.DrillOutcome{Snapshot: res.Snapshot, RestoreSeconds: res.RestoreSeconds}, err
 }

@@ -67,9 +67,10 @@ func TestSchedule(t *testing.T) {
 	if !metav1.IsControlledBy(b, &cur) || !slices.Equal(b.Spec.Tags, []string{"scheduled"}) {
 		t.Errorf("backup %s: owners %v, spec %+v", b.Name, b.OwnerReferences, b.Spec)
 	}
-	if v := value(op.op.metrics.lastSuccess.WithLabelValues(ns, s.Name)); v <= 0 {
-		t.Errorf("last_success{schedule} = %v", v)
-	}
+	// The metric follows the status write that backupPhase saw.
+	eventually(t, "last_success{schedule}", func() bool {
+		return value(op.op.metrics.lastSuccess.WithLabelValues(ns, s.Name)) > 0
+	})
 
 	// A restart that lost the status write (the operator died between
 	// creating the Backup and recording it) recreates the same name and
