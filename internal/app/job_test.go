@@ -15,7 +15,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/plan"
 )
 
-// TestRunJob runs a plan's files job in-process: before and after hooks
+// TestRunJob runs a plan's files job in-process, and its drills: before and after hooks
 // with the run's variables and nothing else of the environment, the
 // backup, a copy with its own retention, retention in the main
 // repository; then a failing run: on_failure hooks get the cause in
@@ -47,6 +47,19 @@ jobs:
       before: [{command: 'echo "before $BUNKER_JOB token=$SECRET_TOKEN" > %s/before'}]
       after: [{command: 'echo "after $BUNKER_RESULT $BUNKER_SNAPSHOT" > %s/after'}]
       on_failure: [{command: 'echo "failed: $BUNKER_ERROR" > %s/failed'}]
+drills:
+  - name: weekly
+    job: home
+    schedule: "@weekly"
+    validate:
+      checks:
+        - {command: 'find . -name f.txt -exec cat {} +', expect: content}
+  - name: wrong
+    job: home
+    schedule: "@weekly"
+    validate:
+      checks:
+        - {command: 'find . -name f.txt -exec cat {} +', expect: other}
 `, main.Location, second.Location, files, marks, marks, marks)
 	p, err := plan.Parse("plan.yaml", []byte(src), a.Getenv)
 	if err != nil {
@@ -85,6 +98,16 @@ jobs:
 		if len(all) != want {
 			t.Errorf("%s holds %d snapshots after retention, want %d", repo.Location, len(all), want)
 		}
+	}
+
+	// A drill restores the newest snapshot into a sandbox and runs its
+	// check there; a check that prints something else fails it.
+	dr, err := a.Drill(ctx, app.DrillRequest{Plan: p, Drill: p.Drills[0], Log: &log})
+	if err != nil || dr.Snapshot != res.Snapshot {
+		t.Fatalf("drill: %v, %+v\n%s", err, dr, log.String())
+	}
+	if _, err := a.Drill(ctx, app.DrillRequest{Plan: p, Drill: p.Drills[1], Log: io.Discard}); err == nil || !strings.Contains(err.Error(), `want "other"`) {
+		t.Errorf("a drill whose check fails: %v", err)
 	}
 
 	// A missing source: the run fails with its cause, on_failure says it.
