@@ -16,8 +16,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-const kubeSource = app.KubernetesSource
-
 func (a *App) kubernetesCommands() sourceCommands {
 	return sourceCommands{backup: a.kubeBackupCommand(), restore: a.kubeRestoreCommand()}
 }

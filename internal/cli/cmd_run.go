@@ -16,9 +16,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// jobTag marks the snapshots of a plan job, in every repository.
-func jobTag(job string) string { return app.JobTag(job) }
-
 func (a *App) runCommand() *cobra.Command {
 	var planFile string
 	cmd := &cobra.Command{
@@ -130,5 +127,3 @@ func redactArgs(args []string) []string {
 	}
 	return out
 }
-
-func lockedWriter(w io.Writer) io.Writer { return app.LockedWriter(w) }

@@ -133,25 +133,6 @@ func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats
 	a.out.textf("snapshot %s saved (%s %s)", sn.ShortID(), sn.Metadata["source"], sn.Kind)
 }
 
-// openSourceSnapshot opens the repository of -r with its index and finds
-// a backup of the given source ("latest" is the newest of that source,
-// log archives excluded).
-func (a *App) openSourceSnapshot(ctx context.Context, ref, src string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, error) {
-	c, err := a.core()
-	if err != nil {
-		return nil, nil, err
-	}
-	repo, err := a.repoRef(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	found, err := c.FindSourceBackup(ctx, repo, ref, src, f)
-	if err != nil {
-		return nil, nil, err
-	}
-	return found.Repository, found.Snapshot, nil
-}
-
 // snapshotInfos describes snapshots to the sources' own logic.
 func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo { return app.SnapshotInfos(all) }
 

@@ -109,37 +109,6 @@ func (p *printer) doneStatus() {
 	p.clearLocked()
 }
 
-// ticker calls fn every interval until stop is closed; used for progress.
-// With --json it emits status lines once a second.
-func (p *printer) ticker(interval time.Duration, fn func(final bool)) (stop func()) {
-	if !p.progress && !p.a.g.json {
-		return func() {}
-	}
-	if p.a.g.json && interval < time.Second {
-		interval = time.Second
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fn(false)
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-		p.doneStatus()
-	}
-}
-
 func formatBytes(n int64) string { return app.FormatBytes(n) }
 
 func formatDuration(d time.Duration) string {
