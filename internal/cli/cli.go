@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/bunkerbackup/bunker/internal/app"
@@ -45,6 +47,7 @@ const exitCodeHelp = `Exit codes:
 
 Environment:
   BUNKER_REPOSITORY      repository location (like -r)
+  BUNKER_REPOSITORY_FILE file holding the repository location (like --repository-file)
   BUNKER_PASSWORD        repository password
   BUNKER_PASSWORD_FILE   file holding the password (like --password-file)
   BUNKER_PASSWORD_COMMAND command printing the password (like --password-command)
@@ -99,6 +102,8 @@ type App struct {
 
 type globalOptions struct {
 	repo            string
+	repoFile        string
+	repoErr         error // the location could not be resolved (setup)
 	passwordFile    string
 	passwordCommand string
 	keyHint         string
@@ -205,6 +210,7 @@ encrypted repositories, and restores them exactly.
 	root.SetVersionTemplate("bunker {{.Version}}\n")
 	f := root.PersistentFlags()
 	f.StringVarP(&a.g.repo, "repo", "r", "", "repository location (default $BUNKER_REPOSITORY)")
+	f.StringVar(&a.g.repoFile, "repository-file", "", "read the repository location from a `file` (default $BUNKER_REPOSITORY_FILE)")
 	f.StringVar(&a.g.passwordFile, "password-file", "", "read the password from a file (default $BUNKER_PASSWORD_FILE)")
 	f.StringVar(&a.g.passwordCommand, "password-command", "", "run a command that prints the password (default $BUNKER_PASSWORD_COMMAND)")
 	f.StringVar(&a.g.keyHint, "key-hint", "", "try this key first")
@@ -260,9 +266,7 @@ encrypted repositories, and restores them exactly.
 }
 
 func (a *App) setup() {
-	if a.g.repo == "" {
-		a.g.repo = a.Getenv("BUNKER_REPOSITORY")
-	}
+	a.g.repo, a.g.repoErr = resolveRepo(a.g.repo, a.g.repoFile, a.Getenv("BUNKER_REPOSITORY"), a.Getenv("BUNKER_REPOSITORY_FILE"))
 	if a.g.passwordFile == "" {
 		a.g.passwordFile = a.Getenv("BUNKER_PASSWORD_FILE")
 	}
@@ -281,6 +285,34 @@ func (a *App) setup() {
 	}
 	a.log = slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: level}))
 	a.out = newPrinter(a)
+}
+
+// resolveRepo is the repository location: -r, else --repository-file's
+// content, else $BUNKER_REPOSITORY, else $BUNKER_REPOSITORY_FILE's (as
+// restic's RESTIC_REPOSITORY and RESTIC_REPOSITORY_FILE). Naming it twice
+// at one level is an error.
+func resolveRepo(flag, flagFile, env, envFile string) (string, error) {
+	if flag == "" && flagFile == "" {
+		flag, flagFile = env, envFile
+		if flag != "" && flagFile != "" {
+			return "", errors.New("both BUNKER_REPOSITORY and BUNKER_REPOSITORY_FILE are set: unset one")
+		}
+	}
+	if flag != "" && flagFile != "" {
+		return "", errors.New("-r and --repository-file exclude each other")
+	}
+	if flagFile == "" {
+		return flag, nil
+	}
+	b, err := os.ReadFile(flagFile)
+	if err != nil {
+		return "", fmt.Errorf("repository file: %w", err)
+	}
+	loc := strings.TrimSpace(string(b))
+	if loc == "" {
+		return "", fmt.Errorf("repository file %s is empty", flagFile)
+	}
+	return loc, nil
 }
 
 func (a *App) kdf() crypto.KDFParams {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,14 +14,17 @@ import (
 
 func (a *App) copyCommand() *cobra.Command {
 	var ff snapshotFilterFlags
-	var from, fromPwFile string
+	var from fromFlags
 	cmd := &cobra.Command{
 		Use:   "copy --from-repo OTHER [SNAPSHOT...]",
 		Short: "Copy snapshots from another repository into this one",
 		Long: `Copy snapshots (all, or the named ones) from --from-repo into the repository
 of -r. Only blobs the target lacks are transferred. Snapshots already copied
-are skipped. The source password comes from --from-password-file or
-BUNKER_FROM_PASSWORD.
+are skipped. The source is --from-repo or --from-repository-file (default
+$BUNKER_FROM_REPOSITORY, $BUNKER_FROM_REPOSITORY_FILE); its password comes
+from --from-password-file or --from-password-command, else
+$BUNKER_FROM_PASSWORD, $BUNKER_FROM_PASSWORD_FILE or
+$BUNKER_FROM_PASSWORD_COMMAND (restic's --from-* flags and RESTIC_FROM_*).
 
 When both repositories share chunker and ID keys (init
 --copy-chunker-params-from), blobs keep their IDs and are checked against the
@@ -28,19 +32,9 @@ target index without being read; otherwise every blob is read and re-hashed
 with the target's key, and only those the target lacks are stored.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if from == "" {
-				return errors.New("--from-repo is required")
-			}
-			pw := a.Getenv("BUNKER_FROM_PASSWORD")
-			if fromPwFile != "" {
-				b, err := os.ReadFile(fromPwFile)
-				if err != nil {
-					return err
-				}
-				pw = strings.TrimRight(string(b), "\r\n")
-			}
-			if pw == "" {
-				return errors.New("no source password: use --from-password-file or BUNKER_FROM_PASSWORD")
+			src, err := a.fromRepo(ctx, &from)
+			if err != nil {
+				return err
 			}
 			c, err := a.core()
 			if err != nil {
@@ -50,7 +44,7 @@ with the target's key, and only those the target lacks are stored.`,
 			if err != nil {
 				return fmt.Errorf("target: %w", err)
 			}
-			res, err := c.Copy(ctx, app.CopyRequest{From: app.Repo{Location: from, Password: pw}, To: dst,
+			res, err := c.Copy(ctx, app.CopyRequest{From: src, To: dst,
 				Filter: ff.filter(), Snapshots: args,
 				Copied: func(from, to *snapshot.Snapshot) {
 					a.out.textf("snapshot %s copied as %s", from.ShortID(), to.ShortID())
@@ -68,7 +62,54 @@ with the target's key, and only those the target lacks are stored.`,
 		},
 	}
 	addFilterFlags(cmd, &ff)
-	cmd.Flags().StringVar(&from, "from-repo", "", "source repository")
-	cmd.Flags().StringVar(&fromPwFile, "from-password-file", "", "file holding the source password")
+	from.add(cmd)
 	return cmd
+}
+
+// fromFlags name copy's source repository and its password, as restic's
+// --from-* flags and RESTIC_FROM_* variables do.
+type fromFlags struct {
+	repo, repoFile, pwFile, pwCommand string
+}
+
+func (f *fromFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.repo, "from-repo", "", "source repository (default $BUNKER_FROM_REPOSITORY)")
+	fl.StringVar(&f.repoFile, "from-repository-file", "", "read the source repository's location from a `file` (default $BUNKER_FROM_REPOSITORY_FILE)")
+	fl.StringVar(&f.pwFile, "from-password-file", "", "file holding the source password (default $BUNKER_FROM_PASSWORD_FILE)")
+	fl.StringVar(&f.pwCommand, "from-password-command", "", "command printing the source password (default $BUNKER_FROM_PASSWORD_COMMAND)")
+}
+
+// fromRepo is the source repository the flags and $BUNKER_FROM_* name,
+// with its password.
+func (a *App) fromRepo(ctx context.Context, f *fromFlags) (app.Repo, error) {
+	loc, err := resolveRepo(f.repo, f.repoFile, a.Getenv("BUNKER_FROM_REPOSITORY"), a.Getenv("BUNKER_FROM_REPOSITORY_FILE"))
+	if err != nil {
+		return app.Repo{}, fmt.Errorf("source: %w", err)
+	}
+	if loc == "" {
+		return app.Repo{}, errors.New("no source repository: use --from-repo, --from-repository-file or BUNKER_FROM_REPOSITORY")
+	}
+	pwFile, pwCommand := f.pwFile, f.pwCommand
+	pw := ""
+	if pwFile == "" && pwCommand == "" {
+		pw, pwFile, pwCommand = a.Getenv("BUNKER_FROM_PASSWORD"), a.Getenv("BUNKER_FROM_PASSWORD_FILE"), a.Getenv("BUNKER_FROM_PASSWORD_COMMAND")
+	}
+	switch {
+	case pw != "":
+	case pwFile != "":
+		b, err := os.ReadFile(pwFile)
+		if err != nil {
+			return app.Repo{}, fmt.Errorf("source password: %w", err)
+		}
+		pw = strings.TrimRight(string(b), "\r\n")
+	case pwCommand != "":
+		if pw, err = runPasswordCommand(ctx, pwCommand); err != nil {
+			return app.Repo{}, fmt.Errorf("source password: %w", err)
+		}
+	}
+	if pw == "" {
+		return app.Repo{}, errors.New("no source password: use --from-password-file, --from-password-command or BUNKER_FROM_PASSWORD")
+	}
+	return app.Repo{Location: loc, Password: pw}, nil
 }

@@ -71,7 +71,7 @@ func (a *App) daemonCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
+	f.StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN, else plan.yaml in $XDG_CONFIG_HOME/bunker or /etc/bunker)")
 	f.StringVar(&listen, "listen", "", "HTTP `address` (default: the plan's daemon.listen; none: no HTTP)")
 	f.StringArrayVar(&allowedHosts, "allowed-host", nil, "a host `name` (or name:port) the HTTP server answers to besides IP addresses and localhost, added to daemon.allowed_hosts (repeatable)")
 	f.BoolVar(&openAPI, "insecure-open-api", false, "serve the status, run logs and metrics without a token on a non-loopback --listen address (refused otherwise when the plan sets no daemon.api_read_token or api_token)")

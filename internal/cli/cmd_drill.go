@@ -91,6 +91,6 @@ is printed as the measured RTO and compared with the job's objective.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
+	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN, else plan.yaml in $XDG_CONFIG_HOME/bunker or /etc/bunker)")
 	return cmd
 }

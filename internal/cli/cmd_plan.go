@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/plan"
@@ -24,7 +26,11 @@ func (a *App) loadPlan(path string) (*plan.Plan, error) {
 		path = a.Getenv("BUNKER_PLAN")
 	}
 	if path == "" {
-		return nil, errors.New("no plan file: give --plan FILE or set BUNKER_PLAN")
+		var tried []string
+		path, tried = a.findPlan()
+		if path == "" {
+			return nil, fmt.Errorf("no plan file: give --plan FILE, set BUNKER_PLAN, or put one at %s", strings.Join(tried, ", "))
+		}
 	}
 	p, err := plan.Load(path, a.Getenv)
 	var es plan.Errors
@@ -43,16 +49,45 @@ func (a *App) loadPlan(path string) (*plan.Plan, error) {
 	return p, err
 }
 
+// systemPlanDir is where a plan for the whole machine lives.
+var systemPlanDir = "/etc/bunker"
+
+// findPlan looks for a plan where borgmatic users look for their
+// configuration: $XDG_CONFIG_HOME/bunker (default ~/.config/bunker), then
+// /etc/bunker, each as plan.yaml or plan.yml. It returns the first that
+// exists, and every path it tried.
+func (a *App) findPlan() (string, []string) {
+	var dirs []string
+	if x := a.Getenv("XDG_CONFIG_HOME"); x != "" {
+		dirs = append(dirs, filepath.Join(x, "bunker"))
+	} else if h := a.Getenv("HOME"); h != "" {
+		dirs = append(dirs, filepath.Join(h, ".config", "bunker"))
+	}
+	dirs = append(dirs, systemPlanDir)
+	var tried []string
+	for _, d := range dirs {
+		for _, name := range []string{"plan.yaml", "plan.yml"} {
+			p := filepath.Join(d, name)
+			tried = append(tried, p)
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				return p, tried
+			}
+		}
+	}
+	return "", tried
+}
+
 func (a *App) planValidateCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate FILE",
+		Use:   "validate [FILE]",
 		Short: "Check a plan file: syntax, keys, references, schedules, secrets",
 		Long: `Check a plan file and print every problem as FILE:LINE:COLUMN: message
 (hint). Exit code 0 when the plan is valid, 1 otherwise. It does not
-contact repositories or databases.`,
-		Args: cobra.ExactArgs(1),
+contact repositories or databases. Without FILE, the plan of $BUNKER_PLAN,
+else plan.yaml in $XDG_CONFIG_HOME/bunker or /etc/bunker.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := a.loadPlan(args[0])
+			p, err := a.loadPlan(strings.Join(args, ""))
 			if err != nil {
 				return err
 			}
@@ -64,7 +99,7 @@ contact repositories or databases.`,
 			for _, j := range p.Jobs {
 				jobs = append(jobs, fmt.Sprintf("%s (%s, %s)", j.Name, j.Source.Type, j.Schedule))
 			}
-			a.out.textf("%s is valid: %d repositories, %d jobs, %d drills", args[0], len(p.Repositories), len(p.Jobs), len(p.Drills))
+			a.out.textf("%s is valid: %d repositories, %d jobs, %d drills", p.File, len(p.Repositories), len(p.Jobs), len(p.Drills))
 			if len(jobs) > 0 {
 				a.out.textf("jobs: %s", strings.Join(jobs, "; "))
 			}

@@ -73,7 +73,7 @@ cause (10 no repository, 11 wrong password, …; see bunker --help), else 1.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
+	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN, else plan.yaml in $XDG_CONFIG_HOME/bunker or /etc/bunker)")
 	return cmd
 }
 

@@ -65,7 +65,7 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 			return res.Violated()
 		},
 	}
-	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN)")
+	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN, else plan.yaml in $XDG_CONFIG_HOME/bunker or /etc/bunker)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the daemon's state `directory`, for drill results when no daemon API answers (default: as bunker daemon)")
 	cmd.Flags().StringVar(&at, "at", "", "judge ages as of this `time` (RFC 3339, 2026-11-26 09:41:00+00, or local 2026-11-26 09:41:00; for what-if checks and tests)")
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/bunkerbackup/bunker/internal/cli"
 	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
@@ -12,5 +13,7 @@ import (
 // start must see only what each test sets.
 func TestMain(m *testing.M) {
 	testutil.CleanEnv()
+	// No plan of this machine's /etc/bunker reaches a test.
+	*cli.SystemPlanDir = "/nonexistent/bunker-test/etc"
 	os.Exit(m.Run())
 }

@@ -49,6 +49,9 @@ func (a *App) core() (*app.App, error) {
 	if a.coreReady {
 		return c, nil
 	}
+	if a.g.repoErr != nil {
+		return nil, a.g.repoErr
+	}
 	c.Getenv, c.Log, c.Events, c.Program = a.Getenv, a.log, cliEvents{a}, "bunker "+Version
 	c.KDF, c.MemoryBudget = a.kdf(), a.memBudget
 	so := &c.Storage
