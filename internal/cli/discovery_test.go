@@ -16,7 +16,9 @@ func TestRepositoryFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "repo.txt")
 	writeFile(t, file, []byte(e.repo+"\n"))
 	env := map[string]string{"BUNKER_PASSWORD": testPassword}
-	run := func(args ...string) result { return runApp(t, strings.NewReader(""), func(k string) string { return env[k] }, args...) }
+	run := func(args ...string) result {
+		return runApp(t, strings.NewReader(""), func(k string) string { return env[k] }, args...)
+	}
 	if r := run("--repository-file", file, "snapshots"); r.Code != 0 {
 		t.Fatalf("--repository-file:\n%s", r)
 	}
@@ -78,7 +80,9 @@ func TestCopyFromEnvironment(t *testing.T) {
 func TestPlanDiscovery(t *testing.T) {
 	cfg := t.TempDir()
 	env := map[string]string{"XDG_CONFIG_HOME": cfg}
-	run := func(args ...string) result { return runApp(t, strings.NewReader(""), func(k string) string { return env[k] }, args...) }
+	run := func(args ...string) result {
+		return runApp(t, strings.NewReader(""), func(k string) string { return env[k] }, args...)
+	}
 	r := run("plan", "validate")
 	if r.Code == 0 || !strings.Contains(r.Stderr, filepath.Join(cfg, "bunker", "plan.yaml")) {
 		t.Fatalf("no plan anywhere:\n%s", r)
