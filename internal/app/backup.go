@@ -48,6 +48,31 @@ type Progress struct {
 	Final             bool
 }
 
+// Done is the share of the work done (0 to 1) and an estimate of the time
+// left at the pace so far, when the total is known: packs for a check,
+// snapshots for a copy, bytes otherwise (for a backup, once its scan has finished). left is -1
+// while nothing is done yet.
+func (p Progress) Done() (frac float64, left time.Duration, known bool) {
+	done, total := p.Bytes, p.BytesTotal
+	switch {
+	case p.Op == "check":
+		done, total = p.Packs, p.PacksTotal
+	case p.Op == "copy":
+		done, total = p.Files, p.FilesTotal
+	case p.Source != "", p.Scanned && !p.ScanDone:
+		return 0, 0, false
+	}
+	if total <= 0 {
+		return 0, 0, false
+	}
+	frac = min(1, float64(done)/float64(total))
+	left = -1
+	if done > 0 {
+		left = time.Duration(float64(p.Elapsed) * float64(max(total-done, 0)) / float64(done))
+	}
+	return frac, left, true
+}
+
 // Backup is a backup of files, or of one stream, into a repository.
 type Backup struct {
 	Repo Repo

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
@@ -100,7 +101,14 @@ func (a *App) Copy(ctx context.Context, req CopyRequest) (*CopyResult, error) {
 		res.Duration = time.Since(start)
 	}
 	defer stats()
+	var done atomic.Int64
+	stop := a.ticker(func(final bool) {
+		a.progress(Progress{Op: "copy", Elapsed: time.Since(start), Files: done.Load(), FilesTotal: int64(len(list)),
+			BytesAdded: dst.Stats().BlobBytes, Final: final})
+	})
+	defer stop()
 	for _, sn := range list {
+		done.Add(1)
 		orig := sn.ID
 		if sn.Original != nil {
 			orig = *sn.Original

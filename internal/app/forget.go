@@ -204,10 +204,13 @@ func (a *App) Prune(ctx context.Context, req PruneRequest) (*PruneResult, error)
 		}
 	}
 	opts := req.Options
-	if opts.Progress == nil {
-		opts.Progress = func(p string) { a.infof("prune: %s", p) }
-	}
 	start := time.Now()
+	if opts.Progress == nil {
+		opts.Progress = func(phase string) {
+			a.infof("prune: %s", phase)
+			a.progress(Progress{Op: "prune", Current: phase, Elapsed: time.Since(start)})
+		}
+	}
 	if !opts.DryRun {
 		if err := checkMaintenanceAccess(r, "prune"); err != nil {
 			return nil, err

@@ -35,6 +35,10 @@ func (e cliEvents) Progress(p app.Progress) {
 		restoreProgress(a, p)
 		return
 	}
+	if p.Op == "copy" || p.Op == "prune" {
+		maintenanceProgress(a, p)
+		return
+	}
 	if a.g.json {
 		if !a.out.jsonStatusDue(time.Now()) {
 			return
@@ -44,7 +48,7 @@ func (e cliEvents) Progress(p app.Progress) {
 		if p.Scanned {
 			m["total_files"], m["total_bytes"], m["scan_finished"] = p.FilesTotal, p.BytesTotal, p.ScanDone
 		}
-		a.out.jsonLine(m)
+		a.out.jsonLine(withETA(m, p))
 		return
 	}
 	pct, eta := "", ""
@@ -85,7 +89,7 @@ func sourceProgress(a *App, p app.Progress) {
 func checkProgress(a *App, p app.Progress) {
 	if a.g.json {
 		if a.out.jsonStatusDue(time.Now()) {
-			a.out.jsonLine(map[string]any{"message_type": "status", "packs_read": p.Packs, "packs_total": p.PacksTotal, "bytes_read": p.BytesRead})
+			a.out.jsonLine(withETA(map[string]any{"message_type": "status", "seconds_elapsed": int(p.Elapsed.Seconds()), "packs_read": p.Packs, "packs_total": p.PacksTotal, "bytes_read": p.BytesRead}, p))
 		}
 		return
 	}
@@ -97,8 +101,8 @@ func checkProgress(a *App, p app.Progress) {
 func restoreProgress(a *App, p app.Progress) {
 	if a.g.json {
 		if a.out.jsonStatusDue(time.Now()) {
-			a.out.jsonLine(map[string]any{"message_type": "status", "seconds_elapsed": int(p.Elapsed.Seconds()), "files_restored": p.Files,
-				"total_files": p.FilesTotal, "bytes_restored": p.Bytes, "total_bytes": p.BytesTotal})
+			a.out.jsonLine(withETA(map[string]any{"message_type": "status", "seconds_elapsed": int(p.Elapsed.Seconds()), "files_restored": p.Files,
+				"total_files": p.FilesTotal, "bytes_restored": p.Bytes, "total_bytes": p.BytesTotal}, p))
 		}
 		return
 	}
@@ -111,4 +115,44 @@ func restoreProgress(a *App, p app.Progress) {
 	}
 	a.out.status(fmt.Sprintf("[%s] %5.1f%%  %d / %d files  %s / %s  %s  ETA %s", formatDuration(p.Elapsed), pct, p.Files, p.FilesTotal,
 		formatBytes(p.Bytes), formatBytes(p.BytesTotal), formatRate(p.Bytes, p.Elapsed), eta))
+}
+
+// withETA adds restic's percent_done (0 to 1) and seconds_remaining to a
+// JSON status line, when the total is known (and something is done).
+func withETA(m map[string]any, p app.Progress) map[string]any {
+	if frac, left, ok := p.Done(); ok {
+		m["percent_done"] = frac
+		if left >= 0 {
+			m["seconds_remaining"] = int(left.Round(time.Second).Seconds())
+		}
+	}
+	return m
+}
+
+// maintenanceProgress prints the progress of a copy (snapshots done of
+// those to copy) or a prune (its phase).
+func maintenanceProgress(a *App, p app.Progress) {
+	if a.g.json {
+		if p.Final || !a.out.jsonStatusDue(time.Now()) {
+			return
+		}
+		m := map[string]any{"message_type": "status", "action": p.Op, "seconds_elapsed": int(p.Elapsed.Seconds())}
+		if p.Op == "prune" {
+			m["phase"] = p.Current
+		} else {
+			m["snapshots_done"], m["total_snapshots"], m["bytes_added"] = p.Files, p.FilesTotal, p.BytesAdded
+		}
+		a.out.jsonLine(withETA(m, p))
+		return
+	}
+	if p.Final {
+		a.out.doneStatus()
+		return
+	}
+	if p.Op == "prune" {
+		a.out.status(fmt.Sprintf("[%s] prune: %s", formatDuration(p.Elapsed), p.Current))
+		return
+	}
+	a.out.status(fmt.Sprintf("[%s] copy: %d / %d snapshots, %s added, %s", formatDuration(p.Elapsed), p.Files, p.FilesTotal,
+		formatBytes(p.BytesAdded), formatRate(p.BytesAdded, p.Elapsed)))
 }
