@@ -352,11 +352,21 @@ func (a *App) printPGRestorePhysical(res *app.PostgresRestoreResult) {
 	}
 	a.out.textf("restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(res.Duration))
 	if ph.Replay {
-		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", strings.Join(ph.Recovery, ", "), pgdata)
+		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", recoveryText(ph.Recovery), pgdata)
 		a.out.textf("remove %s once recovery has finished", ph.WALDir)
 	} else {
 		a.out.textf("start it with: pg_ctl -D %s start", pgdata)
 	}
+}
+
+// recoveryText says what a restored data directory recovers to: its
+// recovery target settings, or, with none (--target-latest), the end of
+// the archived WAL.
+func recoveryText(settings []string) string {
+	if len(settings) == 0 {
+		return "to the end of the archived WAL"
+	}
+	return strings.Join(settings, ", ")
 }
 
 // ---- WAL archive commands ----
