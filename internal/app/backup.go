@@ -83,6 +83,10 @@ type Backup struct {
 	// OneFileSystem does not cross filesystem boundaries; NoXattrs
 	// stores no extended attributes; WithAtime stores access times.
 	OneFileSystem, NoXattrs, WithAtime bool
+	// FileChanged, if set, is told how each regular file compares with
+	// the parent (new, modified, unchanged), from several goroutines at
+	// once.
+	FileChanged func(path string, change archiver.FileChange)
 
 	// Stream, when set, is backed up instead of Paths, as the one file
 	// StreamName; with StreamCommand set, that command's output is
@@ -221,6 +225,7 @@ func (a *App) RunBackup(ctx context.Context, b Backup) (*BackupResult, error) {
 			a.warnf("%s: %v", path, unwrapPathErr(err))
 			return nil
 		},
+		OnFile: b.FileChanged,
 	}
 	if matcher != nil {
 		opts.Excluder = matcher

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/engine/archiver"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
@@ -135,11 +136,24 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 	if err != nil {
 		return err
 	}
+	if a.g.verbose >= 2 {
+		b.FileChanged = a.printFileChange
+	}
 	res, err := c.RunBackup(ctx, b)
 	if res != nil {
 		a.printBackupSummary(res.Snapshot, res.Write, o.dryRun)
 	}
 	return err
+}
+
+// printFileChange lists a file as restic's -vv does: new, modified or
+// unchanged (a verbose_status line with --json).
+func (a *App) printFileChange(path string, c archiver.FileChange) {
+	if a.g.json {
+		a.out.jsonLine(map[string]any{"message_type": "verbose_status", "action": c.String(), "item": path})
+		return
+	}
+	a.out.textf("%-9s %s", c, path)
 }
 
 func (a *App) printBackupSummary(sn *snapshot.Snapshot, ws repository.WriteStats, dryRun bool) {

@@ -82,6 +82,37 @@ type Options struct {
 	OnError func(path string, err error) error
 	// FS is the filesystem backed up (default the real one, vfs.NewOS()).
 	FS vfs.FS
+	// OnFile, if set, is told of every regular file as it is judged
+	// against the parent: FileNew, FileModified or FileUnchanged. It is
+	// called from several goroutines at once.
+	OnFile func(path string, change FileChange)
+}
+
+// FileChange is how a file compares with the parent snapshot.
+type FileChange int
+
+const (
+	FileNew       FileChange = iota + 1 // not in the parent
+	FileModified                        // in the parent, read again
+	FileUnchanged                       // in the parent, reused without reading
+)
+
+func (c FileChange) String() string {
+	switch c {
+	case FileNew:
+		return "new"
+	case FileModified:
+		return "modified"
+	case FileUnchanged:
+		return "unchanged"
+	}
+	return "?"
+}
+
+func (a *Archiver) onFile(path string, c FileChange) {
+	if a.opts.OnFile != nil {
+		a.opts.OnFile(path, c)
+	}
 }
 
 // Stats are live counters; read them with Load while the backup runs.
@@ -757,12 +788,15 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir vfs.Dir, path, name str
 				node.Xattrs = parentNode.Xattrs
 			}
 			a.Stats.FilesUnchanged.Add(1)
+			a.onFile(path, FileUnchanged)
 			return resolved(node)
 		}
 		if parentNode == nil {
 			a.Stats.FilesNew.Add(1)
+			a.onFile(path, FileNew)
 		} else {
 			a.Stats.FilesChanged.Add(1)
+			a.onFile(path, FileModified)
 		}
 		f, err := dir.OpenFile(name)
 		if err != nil {
