@@ -519,6 +519,24 @@ func (d *dryRunRepo) SaveBlobWithID(ctx context.Context, t pack.BlobType, id arc
 
 func (d *dryRunRepo) Flush(ctx context.Context) error { return nil }
 
+// ReadFilesFrom reads the paths listed in files, one per line; empty
+// lines and lines starting with # are skipped (restic's --files-from).
+func ReadFilesFrom(files []string) ([]string, error) {
+	var paths []string
+	for _, ff := range files {
+		data, err := os.ReadFile(ff)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimRight(line, "\r"); line != "" && !strings.HasPrefix(line, "#") {
+				paths = append(paths, line)
+			}
+		}
+	}
+	return paths, nil
+}
+
 // SplitTags splits comma-separated tags and drops empty and repeated
 // ones.
 func SplitTags(tags []string) []string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
@@ -95,17 +94,11 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 	} else if o.stdin {
 		b.Stream = a.Stdin
 	}
-	for _, ff := range o.filesFrom {
-		data, err := os.ReadFile(ff)
-		if err != nil {
-			return fmt.Errorf("--files-from: %w", err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if line = strings.TrimRight(line, "\r"); line != "" && !strings.HasPrefix(line, "#") {
-				paths = append(paths, line)
-			}
-		}
+	listed, err := app.ReadFilesFrom(o.filesFrom)
+	if err != nil {
+		return fmt.Errorf("--files-from: %w", err)
 	}
+	paths = append(paths, listed...)
 	stream := o.stdin || o.stdinCommand
 	switch {
 	case stream && len(paths) > 0:
@@ -128,7 +121,6 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 			return fmt.Errorf("source %s: %w", p, err)
 		}
 	}
-	var err error
 	if b.Repo, err = a.repoRef(ctx); err != nil {
 		return err
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/exclude"
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/redact"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
@@ -52,9 +54,13 @@ func (a *App) jobSourceBackup(ctx context.Context, uc *app.App, j *plan.Job, rep
 		fmt.Fprintf(log, "backup kubernetes (cluster %s) into %s\n", b.Cluster, at)
 		return uc.RunKubernetesBackup(ctx, b)
 	case "files":
-		fmt.Fprintf(log, "backup of %s into %s\n", strings.Join(s.Paths, ", "), at)
-		b := app.Backup{Repo: repo, Tags: tags, Paths: s.Paths}
-		b.Exclude.Patterns = s.Exclude
+		listed, err := app.ReadFilesFrom(s.FilesFrom)
+		if err != nil {
+			return nil, fmt.Errorf("files_from: %w", err)
+		}
+		b := app.Backup{Repo: repo, Tags: tags, Paths: append(slices.Clone(s.Paths), listed...), OneFileSystem: s.OneFileSystem,
+			Exclude: exclude.Options{Patterns: s.Exclude, PatternFiles: s.ExcludeFile, IfPresent: s.ExcludeIfPresent, ExcludeCaches: s.ExcludeCaches}}
+		fmt.Fprintf(log, "backup of %s into %s\n", strings.Join(b.Paths, ", "), at)
 		return uc.RunBackup(ctx, b)
 	}
 	// stdin: a command's output

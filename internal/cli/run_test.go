@@ -335,3 +335,52 @@ jobs:
 		t.Errorf("copy holds %d snapshots of home, want 1", n)
 	}
 }
+
+// TestRunFilesSourceKeys: a files job takes the backup flags borgmatic and
+// restic users set in their configuration: files_from, exclude_file,
+// exclude_caches, exclude_if_present, one_file_system.
+func TestRunFilesSourceKeys(t *testing.T) {
+	pe := newPlanEnv(t, `  - name: home
+    source:
+      type: files
+      files_from:
+        - ${DIR}/list
+      exclude: ["*.tmp"]
+      exclude_file:
+        - ${DIR}/excludes
+      exclude_caches: true
+      exclude_if_present: [.nobackup]
+      one_file_system: true
+    schedule: every 1h
+    repository: main
+`)
+	writeFiles(t, pe.src, map[string]string{
+		"keep.txt": "kept", "scratch.tmp": "no", "secret.key": "no",
+		"cache/CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n", "cache/blob": "no",
+		"private/.nobackup": "", "private/diary": "no",
+	})
+	writeFiles(t, pe.dir, map[string]string{"list": "# the source\n" + pe.src + "\n", "excludes": "*.key\n"})
+	if r := pe.run("run", "--plan", pe.plan, "home"); r.Code != 0 {
+		t.Fatalf("run:\n%s", r)
+	}
+	ls := pe.main.mustRun("ls", "latest").Stdout
+	for _, want := range []string{"keep.txt", "sub/b.txt", "a.txt"} {
+		if !strings.Contains(ls, want) {
+			t.Errorf("%s missing from the snapshot:\n%s", want, ls)
+		}
+	}
+	for _, gone := range []string{"scratch.tmp", "secret.key", "cache/blob", "private/diary"} {
+		if strings.Contains(ls, gone) {
+			t.Errorf("%s was backed up:\n%s", gone, ls)
+		}
+	}
+	// The keys are for files sources only.
+	bad := newPlanEnv(t, `  - name: db
+    source: {type: postgres, dsn: env:DSN, files_from: [/x]}
+    schedule: every 1h
+    repository: main
+`)
+	if r := bad.run("plan", "validate", bad.plan); r.Code == 0 || !strings.Contains(r.Stderr, "files_from is not a key of a postgres source") {
+		t.Errorf("files_from on a postgres source:\n%s", r)
+	}
+}

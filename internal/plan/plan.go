@@ -73,6 +73,14 @@ type Source struct {
 	Type     string   `yaml:"type"` // files | stdin | postgres | mysql | mongodb | kubernetes
 	Paths    []string `yaml:"paths"`
 	Exclude  []string `yaml:"exclude"`
+	// Files sources, as the backup flags of the same names (borgmatic's
+	// and restic's): pattern files, CACHEDIR.TAG and marker files,
+	// staying on the paths' filesystems, paths read from files.
+	ExcludeFile      []string `yaml:"exclude_file"`
+	ExcludeCaches    bool     `yaml:"exclude_caches"`
+	ExcludeIfPresent []string `yaml:"exclude_if_present"`
+	OneFileSystem    bool     `yaml:"one_file_system"`
+	FilesFrom        []string `yaml:"files_from"`
 	Command  []string `yaml:"command"`  // stdin: the command whose output is backed up
 	Filename string   `yaml:"filename"` // stdin: the file name in the snapshot
 	// DSN is a secret reference (env:, file:, command:) for database
@@ -466,10 +474,21 @@ var eventKinds = []string{"failure", "rpo", "rto", "drill", "recovery", "321"}
 var sourceTypes = []string{"files", "stdin", "postgres", "mysql", "mongodb", "kubernetes"}
 
 func (s *Source) check(d *decoder) {
+	if s.Type != "files" {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"exclude_file", len(s.ExcludeFile) > 0}, {"exclude_caches", s.ExcludeCaches}, {"exclude_if_present", len(s.ExcludeIfPresent) > 0},
+			{"one_file_system", s.OneFileSystem}, {"files_from", len(s.FilesFrom) > 0}} {
+			if k.set {
+				d.fail(s.Positions, k.key, "it applies to files sources", "%s is not a key of a %s source", k.key, s.Type)
+			}
+		}
+	}
 	switch s.Type {
 	case "files":
-		if len(s.Paths) == 0 {
-			d.fail(s.Positions, "", "", "a files source needs paths")
+		if len(s.Paths) == 0 && len(s.FilesFrom) == 0 {
+			d.fail(s.Positions, "", "", "a files source needs paths or files_from")
 		}
 	case "stdin":
 		if len(s.Command) == 0 {
