@@ -70,9 +70,9 @@ type Job struct {
 
 // Source says what a job backs up.
 type Source struct {
-	Type     string   `yaml:"type"` // files | stdin | postgres | mysql | mongodb | kubernetes
-	Paths    []string `yaml:"paths"`
-	Exclude  []string `yaml:"exclude"`
+	Type    string   `yaml:"type"` // files | stdin | postgres | mysql | mongodb | kubernetes
+	Paths   []string `yaml:"paths"`
+	Exclude []string `yaml:"exclude"`
 	// Files sources, as the backup flags of the same names (borgmatic's
 	// and restic's): pattern files, CACHEDIR.TAG and marker files,
 	// staying on the paths' filesystems, paths read from files.
@@ -81,8 +81,8 @@ type Source struct {
 	ExcludeIfPresent []string `yaml:"exclude_if_present"`
 	OneFileSystem    bool     `yaml:"one_file_system"`
 	FilesFrom        []string `yaml:"files_from"`
-	Command  []string `yaml:"command"`  // stdin: the command whose output is backed up
-	Filename string   `yaml:"filename"` // stdin: the file name in the snapshot
+	Command          []string `yaml:"command"`  // stdin: the command whose output is backed up
+	Filename         string   `yaml:"filename"` // stdin: the file name in the snapshot
 	// DSN is a secret reference (env:, file:, command:) for database
 	// sources: connection strings carry passwords.
 	DSN       string   `yaml:"dsn"`
