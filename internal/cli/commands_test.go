@@ -856,10 +856,11 @@ func TestCheckReadDataSubset(t *testing.T) {
 	for _, bad := range []string{"0/3", "4/3", "0%", "101%", "x", "12Q", "-5M"} {
 		requireFailure(t, e.run("check", "--read-data-subset", bad))
 	}
-	// A size reads random packs up to it: 1M of 1 MiB packs is one.
+	// A size reads random packs up to it: 1M of packs up to 1 MiB (and
+	// a small one holding the trees) is one or two, not all.
 	s := e.mustRun("--json", "check", "--read-data-subset", "1M").Message(t, "summary")
-	if n := num(s["result"].(map[string]any)["packs_read"]); n != 1 {
-		t.Errorf("--read-data-subset 1M read %d packs, want 1", n)
+	if n, all := num(s["result"].(map[string]any)["packs_read"]), len(listRepoFiles(t, e.repo, "packs")); n < 1 || n > 2 || n >= int64(all) {
+		t.Errorf("--read-data-subset 1M read %d of %d packs, want one or two", n, all)
 	}
 	// N% picks packs at random on every run (restic), so a damaged pack
 	// is found by some runs and missed by others; the old selection by ID
