@@ -178,7 +178,7 @@ func (a *App) exec(ctx context.Context, args []string) (int, error) {
 	}
 	code := exitCode(ctx, err)
 	if a.out != nil && a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "error", "error": err.Error(), "exit_code": code})
+		a.out.jsonErrLine(map[string]any{"message_type": "error", "error": err.Error(), "exit_code": code})
 	} else if code != ExitPartial {
 		fmt.Fprintf(a.Stderr, "bunker: %s\n", err)
 	} else {

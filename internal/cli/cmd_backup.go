@@ -148,18 +148,30 @@ func (a *App) printFileChange(path string, c archiver.FileChange) {
 	a.out.textf("%-9s %s", c, path)
 }
 
+// summaryJSON is a snapshot's summary under the names of the backup
+// summary line (restic's), in every JSON output (docs/JSON.md).
+func summaryJSON(s *snapshot.Summary) map[string]any {
+	return map[string]any{"files_new": s.FilesNew, "files_changed": s.FilesChanged, "files_unmodified": s.FilesUnchanged,
+		"files": s.Files, "dirs": s.Dirs, "files_read": s.FilesRead, "errors": s.Errors,
+		"bytes_read": s.BytesRead, "total_bytes_processed": s.TotalBytes,
+		"data_blobs_added": s.BlobsAdded, "data_added": s.BytesAdded, "data_added_packed": s.BytesStored,
+		"backup_start": s.Start, "backup_end": s.End}
+}
+
+// backupSummaryJSON is the summary line of a backup, of files or of a
+// source: the snapshot's summary and what the write stored.
+func backupSummaryJSON(sn *snapshot.Snapshot, ws repository.WriteStats, dryRun bool) map[string]any {
+	m := summaryJSON(sn.Summary)
+	m["message_type"], m["snapshot_id"], m["dry_run"], m["kind"] = "summary", sn.ID.String(), dryRun, sn.Kind
+	m["packs_written"], m["duration_seconds"] = ws.Packs, sn.Summary.End.Sub(sn.Summary.Start).Seconds()
+	return m
+}
+
 func (a *App) printBackupSummary(sn *snapshot.Snapshot, ws repository.WriteStats, dryRun bool) {
 	s := sn.Summary
 	dur := s.End.Sub(s.Start)
 	if a.g.json {
-		a.out.jsonLine(map[string]any{
-			"message_type": "summary", "snapshot_id": sn.ID.String(), "dry_run": dryRun, "kind": sn.Kind,
-			"files_new": s.FilesNew, "files_changed": s.FilesChanged, "files_unmodified": s.FilesUnchanged,
-			"files": s.Files, "dirs": s.Dirs, "files_read": s.FilesRead, "errors": s.Errors,
-			"bytes_read": s.BytesRead, "total_bytes_processed": s.TotalBytes,
-			"data_blobs_added": s.BlobsAdded, "data_added": s.BytesAdded, "data_added_packed": s.BytesStored,
-			"packs_written": ws.Packs, "duration_seconds": dur.Seconds(),
-		})
+		a.out.jsonLine(backupSummaryJSON(sn, ws, dryRun))
 		return
 	}
 	a.out.textf("Files:       %d new, %d changed, %d unmodified", s.FilesNew, s.FilesChanged, s.FilesUnchanged)

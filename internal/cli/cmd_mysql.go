@@ -477,7 +477,9 @@ its first and last events.`,
 				}
 			}
 			if a.g.json {
-				a.out.jsonLine(rows)
+				for _, rw := range rows {
+					a.out.jsonLine(typed("binlog", rw))
+				}
 				return nil
 			}
 			var table2 [][]string

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -21,6 +22,22 @@ type snapshotJSON struct {
 	ShortID string `json:"short_id"`
 }
 
+// MarshalJSON writes the snapshot with its summary under the names of
+// the backup summary line (the stored object keeps its own).
+func (s snapshotJSON) MarshalJSON() ([]byte, error) {
+	type plain snapshotJSON
+	b, err := json.Marshal(plain(s))
+	if err != nil || s.Summary == nil {
+		return b, err
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["summary"] = summaryJSON(s.Summary)
+	return json.Marshal(m)
+}
+
 func (a *App) snapshotsCommand() *cobra.Command {
 	var ff snapshotFilterFlags
 	var groupBy string
@@ -32,7 +49,8 @@ func (a *App) snapshotsCommand() *cobra.Command {
 		Long: `List snapshots. The pieces of log archives (PostgreSQL WAL, MySQL
 binlogs, MongoDB oplog: kind continuous) can number thousands; the text
 listing counts them in one line unless --archives is given. --json lists
-everything.`,
+everything: one "snapshot" line each (with --group-by, one "snapshot_group"
+line per group).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.core()
@@ -63,30 +81,22 @@ everything.`,
 	return cmd
 }
 
-// printSnapshotsJSON prints the listed snapshots as one JSON line: a
-// list, or (grouped) a list of groups.
+// printSnapshotsJSON prints one "snapshot" line per snapshot, or
+// (grouped) one "snapshot_group" line per group (docs/JSON.md).
 func (a *App) printSnapshotsJSON(res *app.SnapshotsResult, grouped bool) {
 	if !grouped {
-		out := []snapshotJSON{}
 		for _, sn := range res.Snapshots {
-			out = append(out, snapshotJSON{sn, sn.ID.String(), sn.ShortID()})
+			a.out.jsonLine(typed("snapshot", snapshotJSON{sn, sn.ID.String(), sn.ShortID()}))
 		}
-		a.out.jsonLine(out)
 		return
 	}
-	type group struct {
-		Key       snapshot.GroupKey `json:"group_key"`
-		Snapshots []snapshotJSON    `json:"snapshots"`
-	}
-	out := []group{}
 	for _, rg := range res.Groups {
-		g := group{Key: rg.Key, Snapshots: []snapshotJSON{}}
+		list := []snapshotJSON{}
 		for _, sn := range rg.Snapshots {
-			g.Snapshots = append(g.Snapshots, snapshotJSON{sn, sn.ID.String(), sn.ShortID()})
+			list = append(list, snapshotJSON{sn, sn.ID.String(), sn.ShortID()})
 		}
-		out = append(out, g)
+		a.out.jsonLine(map[string]any{"message_type": "snapshot_group", "group_key": rg.Key, "snapshots": list})
 	}
-	a.out.jsonLine(out)
 }
 
 // printSnapshots prints the listed snapshots as a table (one per group

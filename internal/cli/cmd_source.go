@@ -119,12 +119,9 @@ func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats
 	s := sn.Summary
 	dur := s.End.Sub(s.Start)
 	if a.g.json {
-		a.out.jsonLine(map[string]any{
-			"message_type": "summary", "snapshot_id": sn.ID.String(), "kind": sn.Kind, "source": sn.Metadata["source"],
-			"files": s.Files, "bytes_read": s.BytesRead, "bytes_added": s.BytesAdded, "bytes_stored": s.BytesStored,
-			"data_blobs_added": s.BlobsAdded, "packs_written": ws.Packs, "duration_seconds": dur.Seconds(),
-			"metadata": sn.Metadata,
-		})
+		m := backupSummaryJSON(sn, ws, false)
+		m["source"], m["metadata"] = sn.Metadata["source"], sn.Metadata
+		a.out.jsonLine(m)
 		return
 	}
 	a.out.textf("Files:       %d", s.Files)

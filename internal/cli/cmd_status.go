@@ -58,7 +58,10 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 				return err
 			}
 			if a.g.json {
-				a.out.jsonLine(res.Status)
+				a.out.jsonLine(struct {
+					MessageType string `json:"message_type"`
+					*monitor.Status
+				}{"plan_status", res.Status})
 			} else {
 				a.printStatus(res.Status)
 			}

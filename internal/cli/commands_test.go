@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // twoSnapshots makes a repository with two snapshots of one source tree
@@ -65,7 +67,7 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 			t.Helper()
 			r := e.mustRun(append([]string{"--json", "snapshots"}, args...)...)
 			var l []map[string]any
-			must(t, json.Unmarshal([]byte(r.Stdout), &l))
+			testutil.DecodeMessages(t, r.Stdout, "snapshot", &l)
 			var out []string
 			for _, sn := range l {
 				out = append(out, str(sn["id"]))
@@ -82,7 +84,7 @@ func TestSnapshotsAndBrowsing(t *testing.T) {
 			t.Errorf("--path %s selects %v", src, got)
 		}
 		r := e.mustRun("--json", "snapshots", "--host", "otherhost")
-		if strings.TrimSpace(r.Stdout) != "[]" {
+		if strings.TrimSpace(r.Stdout) != "" {
 			t.Errorf("--host otherhost should list nothing:\n%s", r)
 		}
 		if got := ids(id1[:6]); !slices.Equal(got, []string{id1}) {

@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -108,9 +107,7 @@ func (e *repoEnv) snapshots() []map[string]any {
 	e.t.Helper()
 	r := e.mustRun("--json", "snapshots")
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(strings.TrimSpace(r.Stdout)), &list); err != nil {
-		e.t.Fatalf("decode snapshots --json: %v\n%s", err, r)
-	}
+	testutil.DecodeMessages(e.t, r.Stdout, "snapshot", &list)
 	return list
 }
 

@@ -328,7 +328,7 @@ func TestKubernetesBackupRestore(t *testing.T) {
 
 	t.Run("unchanged second backup adds almost nothing", func(t *testing.T) {
 		sum := e.mustRun("--json", "backup", "kubernetes", "--include-namespaces", "shop").Message(t, "summary")
-		if added := num(sum["bytes_added"]); added > 2048 {
+		if added := num(sum["data_added"]); added > 2048 {
 			t.Errorf("an unchanged cluster added %d bytes", added)
 		}
 	})

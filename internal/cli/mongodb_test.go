@@ -213,7 +213,7 @@ func TestMongoRoundTrip(t *testing.T) {
 	e := initRepo(t)
 
 	sum, _ := e.backupJSON(0, "mongodb", "--uri", src.URI, "--jobs", "3", "--tag", "nightly")
-	for _, k := range []string{"bytes_read", "bytes_added", "duration_seconds"} {
+	for _, k := range []string{"bytes_read", "data_added", "duration_seconds"} {
 		if _, ok := sum[k]; !ok {
 			t.Errorf("summary lacks %s: %v", k, sum)
 		}
@@ -274,7 +274,7 @@ func TestMongoRoundTrip(t *testing.T) {
 
 	t.Run("unchanged data deduplicates", func(t *testing.T) {
 		sum2, _ := e.backupJSON(0, "mongodb", "--uri", src.URI)
-		read, added := num(sum2["bytes_read"]), num(sum2["bytes_added"])
+		read, added := num(sum2["bytes_read"]), num(sum2["data_added"])
 		if read < 3<<20 || added > read/50 {
 			t.Fatalf("second backup read %v and added %v bytes", read, added)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/cli"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 	driver "github.com/go-sql-driver/mysql"
 )
 
@@ -100,7 +100,7 @@ func TestMySQLLogicalRoundTrip(t *testing.T) {
 	e := initRepo(t)
 
 	sum, r := e.backupJSON(0, "mysql", "--dsn", src.DSN(), "--jobs", "2")
-	for _, k := range []string{"bytes_read", "bytes_added", "duration_seconds"} {
+	for _, k := range []string{"bytes_read", "data_added", "duration_seconds"} {
 		if v, ok := sum[k].(float64); !ok || v < 0 || k != "duration_seconds" && v == 0 {
 			t.Errorf("summary %s = %v", k, sum[k])
 		}
@@ -264,7 +264,7 @@ func TestMySQLPointInTime(t *testing.T) {
 	for {
 		var rows []map[string]any
 		out := e.mustRun("--json", "mysql", "binlogs").Stdout
-		must(t, json.Unmarshal([]byte(out), &rows))
+		testutil.DecodeMessages(t, out, "binlog", &rows)
 		done := false
 		for _, r := range rows {
 			if le, err := time.Parse(time.RFC3339, str(r["last_event"])); err == nil && !le.Before(last.Truncate(time.Second)) {

@@ -43,7 +43,23 @@ func newPrinter(a *App) *printer {
 }
 
 // jsonLine prints one JSON object on stdout.
-func (p *printer) jsonLine(v any) {
+func (p *printer) jsonLine(v any) { p.jsonTo(p.a.Stdout, v) }
+
+// typed is v's JSON object with its message_type set to typ.
+func typed(typ string, v any) map[string]any {
+	m := map[string]any{}
+	if b, err := json.Marshal(v); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	m["message_type"] = typ
+	return m
+}
+
+// jsonErrLine prints one JSON object on stderr: errors and warnings, so
+// that stdout holds only the command's results (docs/JSON.md).
+func (p *printer) jsonErrLine(v any) { p.jsonTo(p.a.Stderr, v) }
+
+func (p *printer) jsonTo(w io.Writer, v any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b, err := json.Marshal(v)
@@ -51,7 +67,7 @@ func (p *printer) jsonLine(v any) {
 		b = []byte(fmt.Sprintf(`{"message_type":"error","error":%q}`, err.Error()))
 	}
 	p.clearLocked()
-	p.a.Stdout.Write(append(b, '\n'))
+	w.Write(append(b, '\n'))
 }
 
 // textf prints a line of text on stdout unless --json or --quiet.
@@ -76,7 +92,7 @@ func (p *printer) infof(format string, args ...any) {
 func (p *printer) warnf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if p.a.g.json {
-		p.jsonLine(map[string]any{"message_type": "warning", "message": msg})
+		p.jsonErrLine(map[string]any{"message_type": "warning", "message": msg})
 		return
 	}
 	p.mu.Lock()

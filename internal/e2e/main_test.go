@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,9 +137,7 @@ func (r *repo) snapshotIDs() []string {
 	var list []struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(res.Stdout)), &list); err != nil {
-		r.t.Fatalf("decode snapshots: %v\n%s", err, res)
-	}
+	testutil.DecodeMessages(r.t, res.Stdout, "snapshot", &list)
 	var ids []string
 	for _, s := range list {
 		ids = append(ids, s.ID)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/testsrv"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // pgRepo makes a repository that the postgres user owns and runs every
@@ -64,7 +65,7 @@ func TestPostgresLogicalRoundTrip(t *testing.T) {
 	r.env = append(r.env, "BUNKER_POSTGRES_DSN="+src.DSN("postgres"))
 	res := r.mustRun("--json", "backup", "postgres", "--jobs", "2")
 	sum := res.Message(t, "summary")
-	for _, k := range []string{"bytes_read", "bytes_added", "duration_seconds"} {
+	for _, k := range []string{"bytes_read", "data_added", "duration_seconds"} {
 		if _, ok := sum[k]; !ok {
 			t.Errorf("summary lacks %s: %v", k, sum)
 		}
@@ -173,14 +174,14 @@ func TestPostgresPhysicalRoundTrip(t *testing.T) {
 	src.PSQL(t, "app", `INSERT INTO t VALUES (0, 'second')`)
 	second := r.mustRun("--json", "backup", "postgres", "--physical").Message(t, "summary")
 	// Unchanged relation files are not stored again.
-	if a, b := num(first["bytes_added"]), num(second["bytes_added"]); b > a/4 {
+	if a, b := num(first["data_added"]), num(second["data_added"]); b > a/4 {
 		t.Errorf("second base backup added %v bytes, first %v: no deduplication", b, a)
 	}
 	var list []struct {
 		Kind     string            `json:"kind"`
 		Metadata map[string]string `json:"metadata"`
 	}
-	must(t, json.Unmarshal([]byte(r.mustRun("--json", "snapshots").Stdout), &list))
+	testutil.DecodeMessages(t, r.mustRun("--json", "snapshots").Stdout, "snapshot", &list)
 	if len(list) != 2 || list[0].Kind != "full" || list[1].Kind != "incremental" || list[1].Metadata["start_lsn"] == "" || list[1].Metadata["timeline"] != "1" {
 		t.Fatalf("snapshots: %+v", list)
 	}
@@ -343,7 +344,7 @@ func physicalIDs(t *testing.T, r *repo) []string {
 		ID       string            `json:"id"`
 		Metadata map[string]string `json:"metadata"`
 	}
-	must(t, json.Unmarshal([]byte(r.mustRun("--json", "snapshots").Stdout), &list))
+	testutil.DecodeMessages(t, r.mustRun("--json", "snapshots").Stdout, "snapshot", &list)
 	var ids []string
 	for _, s := range list {
 		if s.Metadata["type"] == "physical" {
@@ -433,7 +434,7 @@ func TestPostgresDumpDedup(t *testing.T) {
 	first := r.mustRun("--json", "backup", "postgres", "--database", "bench").Message(t, "summary")
 	src.PSQL(t, "bench", "UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid <= 10000") // 1% of 1,000,000
 	second := r.mustRun("--json", "backup", "postgres", "--database", "bench").Message(t, "summary")
-	a, b := num(first["bytes_added"]), num(second["bytes_added"])
+	a, b := num(first["data_added"]), num(second["data_added"])
 	t.Logf("first dump added %d bytes, second %d (%.1f%%)", a, b, 100*float64(b)/float64(a))
 	if b*10 >= a {
 		t.Errorf("second dump added %d bytes, first %d: not under 10%%", b, a)
@@ -458,7 +459,7 @@ func TestForgetPolicyKeepsLogArchives(t *testing.T) {
 	var list []struct {
 		Kind string `json:"kind"`
 	}
-	must(t, json.Unmarshal([]byte(r.mustRun("--json", "snapshots").Stdout), &list))
+	testutil.DecodeMessages(t, r.mustRun("--json", "snapshots").Stdout, "snapshot", &list)
 	kinds := map[string]int{}
 	for _, s := range list {
 		kinds[s.Kind]++

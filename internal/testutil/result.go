@@ -29,8 +29,13 @@ func (r Result) String() string {
 		strings.Join(args, " "), r.Code, after, Clip(r.Stdout, 6000), Clip(r.Stderr, 6000))
 }
 
-// JSONLines decodes the JSON-object lines of the command's stdout.
-func (r Result) JSONLines() []map[string]any { return JSONLines(r.Stdout) }
+// JSONLines decodes the JSON-object lines of the command's output.
+//
+// With --json, results are on stdout and errors and warnings on stderr
+// (docs/JSON.md): both are read, stdout first.
+func (r Result) JSONLines() []map[string]any {
+	return append(JSONLines(r.Stdout), JSONLines(r.Stderr)...)
+}
 
 // Message returns the last JSON line with the given message_type, failing
 // the test when there is none.

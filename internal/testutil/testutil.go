@@ -152,3 +152,23 @@ func Str(v any) string {
 	s, _ := v.(string)
 	return s
 }
+
+// DecodeMessages decodes the JSON lines of output whose message_type is
+// typ into out, a pointer to a slice (e.g. the "snapshot" lines of
+// snapshots --json).
+func DecodeMessages(t testing.TB, output, typ string, out any) {
+	t.Helper()
+	ms := []map[string]any{}
+	for _, m := range JSONLines(output) {
+		if m["message_type"] == typ {
+			ms = append(ms, m)
+		}
+	}
+	b, err := json.Marshal(ms)
+	if err == nil {
+		err = json.Unmarshal(b, out)
+	}
+	if err != nil {
+		t.Fatalf("decode %s lines: %v\n%s", typ, err, output)
+	}
+}
