@@ -39,7 +39,11 @@ select the snapshots shown.`,
 					a.out.jsonLine(map[string]any{"message_type": "mounted", "mountpoint": dir, "snapshots": n})
 					return
 				}
-				a.out.textf("mounted %d snapshots at %s; Ctrl-C unmounts", n, dir)
+				what := "snapshots"
+				if n == 1 {
+					what = "snapshot"
+				}
+				a.out.textf("mounted %d %s at %s; Ctrl-C unmounts", n, what, dir)
 			}
 			res, err := c.Mount(ctx, req)
 			if err != nil {

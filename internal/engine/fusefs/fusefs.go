@@ -308,6 +308,8 @@ func (r *rootDir) OnAdd(ctx context.Context) {
 	if len(snaps) > 0 {
 		link := &gofs.MemSymlink{Data: []byte("snapshots/" + names[len(names)-1])}
 		link.Attr.Mode = 0o777
+		link.Attr.Size = uint64(len(link.Data))
+		link.Attr.Nlink = 1
 		link.Attr.SetTimes(&t, &t, &t)
 		r.AddChild("latest", r.NewPersistentInode(ctx, link, gofs.StableAttr{Mode: fuse.S_IFLNK}), false)
 	}
