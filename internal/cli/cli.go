@@ -239,6 +239,7 @@ encrypted repositories, and restores them exactly.
 		a.backupCommand(),
 		a.snapshotsCommand(),
 		a.restoreCommand(),
+		a.mountCommand(),
 		a.lsCommand(),
 		a.catCommand(),
 		a.checkCommand(),

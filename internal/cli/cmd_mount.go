@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/spf13/cobra"
+)
+
+func (a *App) mountCommand() *cobra.Command {
+	var ff snapshotFilterFlags
+	var allowOther bool
+	cmd := &cobra.Command{
+		Use:   "mount DIR",
+		Short: "Browse the snapshots in a read-only FUSE filesystem",
+		Long: `Mount the repository's snapshots at DIR, an empty directory, until
+interrupted (Ctrl-C, SIGTERM), then unmount. Under DIR:
+
+  snapshots/<time>/     each snapshot, named by its time
+  ids/<short id>/       by ID
+  hosts/<host>/<time>/  by host
+  tags/<tag>/<time>/    by tag
+  latest                a link to the newest snapshot
+
+Files are read from the repository as they are read; nothing can be written.
+Needs /dev/fuse and fusermount3 (package fuse3). --host, --tag and --path
+select the snapshots shown.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := a.core()
+			if err != nil {
+				return err
+			}
+			req := app.MountRequest{Filter: ff.filter(), Dir: args[0], AllowOther: allowOther}
+			if req.Repo, err = a.repoRef(ctx); err != nil {
+				return err
+			}
+			req.Mounted = func(dir string, n int) {
+				if a.g.json {
+					a.out.jsonLine(map[string]any{"message_type": "mounted", "mountpoint": dir, "snapshots": n})
+					return
+				}
+				what := "snapshots"
+				if n == 1 {
+					what = "snapshot"
+				}
+				a.out.textf("mounted %d %s at %s; Ctrl-C unmounts", n, what, dir)
+			}
+			res, err := c.Mount(ctx, req)
+			if err != nil {
+				return err
+			}
+			if a.g.json {
+				a.out.jsonLine(map[string]any{"message_type": "unmounted", "mountpoint": res.Dir, "duration_seconds": res.Duration.Seconds()})
+			} else {
+				a.out.textf("unmounted %s", res.Dir)
+			}
+			return nil
+		},
+	}
+	addFilterFlags(cmd, &ff)
+	cmd.Flags().BoolVar(&allowOther, "allow-other", false, "let other users see the files (needs user_allow_other in /etc/fuse.conf unless root)")
+	return cmd
+}
