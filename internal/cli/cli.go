@@ -259,6 +259,7 @@ encrypted repositories, and restores them exactly.
 		a.operatorCommand(),
 		a.agentCommand(),
 		a.drillCommand(),
+		a.tagCommand(),
 	)
 	a.addSourceCommands(root)
 	durationFlags(root)
