@@ -260,6 +260,7 @@ encrypted repositories, and restores them exactly.
 		a.agentCommand(),
 		a.drillCommand(),
 		a.tagCommand(),
+		a.listCommand(),
 	)
 	a.addSourceCommands(root)
 	durationFlags(root)
