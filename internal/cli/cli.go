@@ -261,6 +261,7 @@ encrypted repositories, and restores them exactly.
 		a.drillCommand(),
 		a.tagCommand(),
 		a.listCommand(),
+		a.rewriteCommand(),
 	)
 	a.addSourceCommands(root)
 	durationFlags(root)
