@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
 
 // packBytes is the size of every pack of a local repository.
@@ -114,4 +116,31 @@ func TestRewriteDropsFile(t *testing.T) {
 		t.Errorf("the dropped file was restored: %v", err)
 	}
 	requireFailure(t, e.run("rewrite"))
+}
+
+// TestRewriteAndTagUnderObjectLock: originals under Object Lock are kept
+// next to their replacements, with a warning that says until when.
+func TestRewriteAndTagUnderObjectLock(t *testing.T) {
+	s := testsrv.Versitygw(t)
+	e, _ := lockedS3(t, s)
+	e.mustRun("--insecure-kdf-for-tests", "init", "--object-lock", "governance", "--retention", "1h")
+	src := filepath.Join(t.TempDir(), "src")
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("a"))
+	writeFile(t, filepath.Join(src, "b.key"), []byte("secret"))
+	s1, _ := e.backupJSON(0, src)
+	id := str(s1["snapshot_id"])
+
+	r := e.mustRun("rewrite", "--exclude", "*.key", "--forget", id)
+	if !strings.Contains(r.Stderr, "original snapshot "+id[:8]+" is kept") || !strings.Contains(r.Stderr, "under Object Lock until") {
+		t.Errorf("rewrite --forget of a locked snapshot does not warn:\n%s", r)
+	}
+	r = e.mustRun("tag", "--add", "x", id)
+	if !strings.Contains(r.Stderr, "under Object Lock until") {
+		t.Errorf("tag of a locked snapshot does not warn:\n%s", r)
+	}
+	list := e.snapshotsByID()
+	if len(list) != 3 || list[id] == nil {
+		t.Fatalf("want the locked original, its rewrite and its tagged copy; have %v", slices.Collect(maps.Keys(list)))
+	}
+	e.mustRun("check")
 }
