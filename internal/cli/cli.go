@@ -260,6 +260,9 @@ encrypted repositories, and restores them exactly.
 		a.operatorCommand(),
 		a.agentCommand(),
 		a.drillCommand(),
+		a.tagCommand(),
+		a.listCommand(),
+		a.rewriteCommand(),
 	)
 	a.addSourceCommands(root)
 	durationFlags(root)

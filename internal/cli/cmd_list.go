@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/engine/index"
+	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/spf13/cobra"
+)
+
+func (a *App) listCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list TYPE",
+		Short: "List the objects of one kind in the repository",
+		Long: `List the objects of one kind, one name per line, as restic's list:
+packs, index, snapshots, keys, sessions (locks is the same: bunker takes no
+locks, a running writer leaves a session marker) or maint (maintenance
+leases, plans and markers). "list blobs" lists every blob the index knows,
+as its type (data or tree) and ID. --json prints one line each.`,
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: app.ListObjectTypes,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := a.core()
+			if err != nil {
+				return err
+			}
+			repo, err := a.repoRef(ctx)
+			if err != nil {
+				return err
+			}
+			typ := args[0]
+			_, err = c.ListObjects(ctx, app.ListObjectsRequest{Repo: repo, Type: typ,
+				Object: func(fi storage.FileInfo) {
+					if a.g.json {
+						a.out.jsonLine(map[string]any{"message_type": "object", "type": typ, "name": fi.Name, "size": fi.Size})
+						return
+					}
+					fmt.Fprintln(a.Stdout, fi.Name)
+				},
+				Blob: func(l index.Location) {
+					if a.g.json {
+						a.out.jsonLine(map[string]any{"message_type": "blob", "type": l.Entry.Type.String(), "id": l.Entry.ID.String(), "pack": l.Pack.String()})
+						return
+					}
+					fmt.Fprintf(a.Stdout, "%s %s\n", l.Entry.Type, l.Entry.ID)
+				}})
+			return err
+		},
+	}
+}
