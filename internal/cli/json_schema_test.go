@@ -81,6 +81,10 @@ func TestJSONSchema(t *testing.T) {
 		{e, "check", []string{"check", "--read-data"}, 0},
 		{e, "restore", []string{"restore", "latest", "--target", dst}, 0},
 		{e, "key list", []string{"key", "list"}, 0},
+		{e, "tag", []string{"tag", "--add", "x"}, 0},
+		{e, "list", []string{"list", "snapshots"}, 0},
+		{e, "list", []string{"list", "blobs"}, 0},
+		{e, "rewrite", []string{"rewrite", "--exclude", "*/b.txt", "--forget"}, 0},
 		{e, "forget", []string{"forget", "--keep-last", "1"}, 0},
 		{e, "prune", []string{"prune"}, 0},
 		{e, "repair index", []string{"repair", "index"}, 0},
@@ -125,7 +129,7 @@ func TestJSONSchema(t *testing.T) {
 	}
 	var unseen []string
 	for k := range schema {
-		if !seen[k] && slices.Contains([]string{"backup", "snapshots", "restore", "check", "forget", "copy", "any"}, k[0]) && k[1] != "status" {
+		if !seen[k] && slices.Contains([]string{"backup", "snapshots", "restore", "check", "forget", "copy", "tag", "list", "rewrite", "any"}, k[0]) && k[1] != "status" {
 			unseen = append(unseen, k[0]+" "+k[1])
 		}
 	}
