@@ -37,15 +37,7 @@ type FindResult struct {
 // Find walks the snapshots req selects and reports the nodes whose name
 // or path matches one of its patterns. A malformed pattern is an error.
 func (a *App) Find(ctx context.Context, req FindRequest) (*FindResult, error) {
-	r, err := a.OpenIndexed(ctx, req.Repo)
-	if err != nil {
-		return nil, err
-	}
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	list, err := selectSnapshots(all, req.Filter, req.Snapshots)
+	r, list, err := a.openSelected(ctx, req.Repo, req.Filter, req.Snapshots)
 	if err != nil {
 		return nil, err
 	}

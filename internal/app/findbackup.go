@@ -44,6 +44,43 @@ func (a *App) FindBackup(ctx context.Context, repo Repo, ref string, filter snap
 	if err != nil {
 		return nil, err
 	}
+	sn, err := findAccepted(all, ref, filter, check)
+	if err != nil {
+		return nil, err
+	}
+	return &Found{Repository: r, Snapshot: sn, All: all}, nil
+}
+
+// FindSourceBackup finds a backup of the source src ("latest" is the
+// newest of that source, log archives excluded).
+func (a *App) FindSourceBackup(ctx context.Context, repo Repo, ref, src string, filter snapshot.Filter) (*Found, error) {
+	return a.FindBackup(ctx, repo, ref, filter, sourceCheck(src))
+}
+
+// sourceCheck accepts the backups of source src (log archives excluded).
+func sourceCheck(src string) func(*snapshot.Snapshot) error {
+	return func(s *snapshot.Snapshot) error {
+		if s.Metadata["source"] != src || s.Kind == KindContinuous {
+			return fmt.Errorf("snapshot %s is not a %s backup (source %q, kind %s)", s.ShortID(), src, s.Metadata["source"], s.Kind)
+		}
+		return nil
+	}
+}
+
+// SnapshotTrees returns a function that gives the tree of the snapshot
+// with the full ID id among all.
+func SnapshotTrees(r *repository.Repository, all []*snapshot.Snapshot) func(id string) source.Tree {
+	byID := make(map[string]*snapshot.Snapshot, len(all))
+	for _, s := range all {
+		byID[s.ID.String()] = s
+	}
+	return func(id string) source.Tree { return streamtree.NewReader(r, byID[id].Tree) }
+}
+
+// findAccepted finds the snapshot ref among all that check accepts:
+// "latest" is the newest accepted one passing filter; a snapshot named by
+// ID that check refuses is check's error.
+func findAccepted(all []*snapshot.Snapshot, ref string, filter snapshot.Filter, check func(*snapshot.Snapshot) error) (*snapshot.Snapshot, error) {
 	cands := all
 	if ref == "latest" {
 		cands = nil
@@ -60,26 +97,5 @@ func (a *App) FindBackup(ctx context.Context, repo Repo, ref string, filter snap
 	if err := check(sn); err != nil {
 		return nil, err
 	}
-	return &Found{Repository: r, Snapshot: sn, All: all}, nil
-}
-
-// FindSourceBackup finds a backup of the source src ("latest" is the
-// newest of that source, log archives excluded).
-func (a *App) FindSourceBackup(ctx context.Context, repo Repo, ref, src string, filter snapshot.Filter) (*Found, error) {
-	return a.FindBackup(ctx, repo, ref, filter, func(s *snapshot.Snapshot) error {
-		if s.Metadata["source"] != src || s.Kind == KindContinuous {
-			return fmt.Errorf("snapshot %s is not a %s backup (source %q, kind %s)", s.ShortID(), src, s.Metadata["source"], s.Kind)
-		}
-		return nil
-	})
-}
-
-// SnapshotTrees returns a function that gives the tree of the snapshot
-// with the full ID id among all.
-func SnapshotTrees(r *repository.Repository, all []*snapshot.Snapshot) func(id string) source.Tree {
-	byID := make(map[string]*snapshot.Snapshot, len(all))
-	for _, s := range all {
-		byID[s.ID.String()] = s
-	}
-	return func(id string) source.Tree { return streamtree.NewReader(r, byID[id].Tree) }
+	return sn, nil
 }

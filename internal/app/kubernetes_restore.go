@@ -136,29 +136,7 @@ func (a *App) kubeSnapshot(ctx context.Context, r *repository.Repository, ref st
 	if err != nil {
 		return nil, err
 	}
-	check := func(s *snapshot.Snapshot) error {
-		if s.Metadata["source"] != KubernetesSource || s.Kind == KindContinuous {
-			return fmt.Errorf("snapshot %s is not a %s backup (source %q, kind %s)", s.ShortID(), KubernetesSource, s.Metadata["source"], s.Kind)
-		}
-		return nil
-	}
-	cands := all
-	if ref == "latest" {
-		cands = nil
-		for _, s := range all {
-			if check(s) == nil {
-				cands = append(cands, s)
-			}
-		}
-	}
-	sn, err := snapshot.Find(cands, ref, f)
-	if err != nil {
-		return nil, err
-	}
-	if err := check(sn); err != nil {
-		return nil, err
-	}
-	return sn, nil
+	return findAccepted(all, ref, f, sourceCheck(KubernetesSource))
 }
 
 // kubeRestoreVolumes writes the volume files of tree back into the

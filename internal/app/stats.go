@@ -74,15 +74,7 @@ func (a *App) Stats(ctx context.Context, req StatsRequest) (*StatsResult, error)
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	r, err := a.OpenIndexed(ctx, req.Repo)
-	if err != nil {
-		return nil, err
-	}
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	list, err := selectSnapshots(all, req.Filter, req.Snapshots)
+	r, list, err := a.openSelected(ctx, req.Repo, req.Filter, req.Snapshots)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +158,21 @@ func (c *statsCounter) count(p string, n *tree.Node) {
 			}
 		}
 	}
+}
+
+// openSelected opens repo with its index and returns the snapshots filter
+// and refs select (selectSnapshots).
+func (a *App) openSelected(ctx context.Context, repo Repo, filter snapshot.Filter, refs []string) (*repository.Repository, []*snapshot.Snapshot, error) {
+	r, err := a.OpenIndexed(ctx, repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, _, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := selectSnapshots(all, filter, refs)
+	return r, list, err
 }
 
 // selectSnapshots is the snapshots of all that filter selects or, when
