@@ -167,51 +167,61 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 		listen = p.Daemon.Listen
 	}
 	if listen != "" {
-		token := ""
-		if p.Daemon.APIToken != "" {
-			if token, err = a.planSecret(ctx, p.Daemon.APIToken); err != nil {
-				return fmt.Errorf("daemon.api_token: %w", err)
-			}
-		}
-		readToken := ""
-		if p.Daemon.APIReadToken != "" {
-			if readToken, err = a.planSecret(ctx, p.Daemon.APIReadToken); err != nil {
-				return fmt.Errorf("daemon.api_read_token: %w", err)
-			}
-		}
-		ln, err := net.Listen("tcp", listen)
+		stop, err := a.serveDaemonAPI(ctx, p, d, listen, allowedHosts, openAPI, logger, &addr)
 		if err != nil {
-			return fmt.Errorf("listen %s: %w", listen, err)
+			return err
 		}
-		addr = ln.Addr().String()
-		// A name in --listen is a name the daemon answers to.
-		if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
-			allowedHosts = append(allowedHosts, h)
-		}
-		if token == "" && readToken == "" && !isLoopback(ln.Addr()) {
-			if !openAPI {
-				ln.Close()
-				return fmt.Errorf("listen %s: refusing to serve the API on a non-loopback address without a token: "+
-					"anyone who can reach %s would read the status, the run logs and the metrics. Set daemon.api_read_token "+
-					"(and daemon.api_token for runs) in the plan, listen on 127.0.0.1, or pass --insecure-open-api when "+
-					"a firewall or NetworkPolicy already keeps others out (docs/DAEMON.md)", listen, addr)
-			}
-			logger.Warn("INSECURE: serving the status, run logs and metrics without a token on a non-loopback address "+
-				"(--insecure-open-api): anyone who can reach it reads them; set daemon.api_read_token", "addr", addr)
-		}
-		srv := daemon.NewServer(d.Handler(daemon.HandlerOptions{Token: token, ReadToken: readToken, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}), logger)
-		go func() { _ = srv.Serve(daemon.LimitListener(ln, daemon.MaxConnections)) }()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
-		logger.Info("serving", "addr", addr)
+		defer stop()
 	}
 	logger.Info("daemon started", "plan", planFile, "state", dir, "jobs", len(p.Jobs), "drills", len(p.Drills))
 	err = d.Run(ctx)
 	logger.Info("daemon stopped")
 	return err
+}
+
+// serveDaemonAPI serves the daemon's API and dashboard on listen (its
+// address goes to *addr) until the returned stop. Without a token it
+// serves only on a loopback address, unless openAPI.
+func (a *App) serveDaemonAPI(ctx context.Context, p *plan.Plan, d *daemon.Daemon, listen string, allowedHosts []string, openAPI bool, logger *slog.Logger, addr *string) (stop func(), err error) {
+	token, readToken := "", ""
+	if p.Daemon.APIToken != "" {
+		if token, err = a.planSecret(ctx, p.Daemon.APIToken); err != nil {
+			return nil, fmt.Errorf("daemon.api_token: %w", err)
+		}
+	}
+	if p.Daemon.APIReadToken != "" {
+		if readToken, err = a.planSecret(ctx, p.Daemon.APIReadToken); err != nil {
+			return nil, fmt.Errorf("daemon.api_read_token: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", listen, err)
+	}
+	*addr = ln.Addr().String()
+	// A name in --listen is a name the daemon answers to.
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+		allowedHosts = append(allowedHosts, h)
+	}
+	if token == "" && readToken == "" && !isLoopback(ln.Addr()) {
+		if !openAPI {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s: refusing to serve the API on a non-loopback address without a token: "+
+				"anyone who can reach %s would read the status, the run logs and the metrics. Set daemon.api_read_token "+
+				"(and daemon.api_token for runs) in the plan, listen on 127.0.0.1, or pass --insecure-open-api when "+
+				"a firewall or NetworkPolicy already keeps others out (docs/DAEMON.md)", listen, *addr)
+		}
+		logger.Warn("INSECURE: serving the status, run logs and metrics without a token on a non-loopback address "+
+			"(--insecure-open-api): anyone who can reach it reads them; set daemon.api_read_token", "addr", *addr)
+	}
+	srv := daemon.NewServer(d.Handler(daemon.HandlerOptions{Token: token, ReadToken: readToken, Extra: a.dashboardHandler(d), AllowedHosts: allowedHosts}), logger)
+	go func() { _ = srv.Serve(daemon.LimitListener(ln, daemon.MaxConnections)) }()
+	logger.Info("serving", "addr", *addr)
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
 }
 
 // isLoopback reports whether addr, a listener's address, accepts only
