@@ -149,6 +149,12 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) error {
 	if e := n.cfg.Email; e != nil {
 		tasks = append(tasks, func() error { return n.sendEmail(ctx, e, ev) })
 	}
+	for i, sv := range n.cfg.Services {
+		if len(sv.Events) > 0 && !slices.Contains(sv.Events, ev.Kind) {
+			continue
+		}
+		tasks = append(tasks, func() error { return n.sendService(ctx, i, sv, ev) })
+	}
 	return runAll(tasks)
 }
 

@@ -193,6 +193,17 @@ type Notify struct {
 	Webhooks     []*Webhook     `yaml:"webhooks"`
 	Healthchecks []*Healthcheck `yaml:"healthchecks"`
 	Email        *Email         `yaml:"email"`
+	Services     []*Service     `yaml:"services"`
+}
+
+// Service is a notification service (ntfy, Gotify, PagerDuty, Slack,
+// Teams, Telegram, Matrix, Discord, SMTP…) named by a Shoutrrr URL such
+// as ntfy://ntfy.sh/topic or telegram://token@telegram?chats=@chan. The
+// URL carries the service's credentials, so it is a secret reference.
+type Service struct {
+	URL       string   `yaml:"url"`
+	Events    []string `yaml:"events"` // as a webhook's; default all
+	Positions `json:"-"`
 }
 
 // Webhook receives a JSON body (or a Slack-compatible one) per event.
@@ -434,15 +445,11 @@ func (p *Plan) check(d *decoder) {
 		if w.Format != "" && w.Format != "json" && w.Format != "slack" {
 			d.fail(w.Positions, "format", "json or slack", "webhook format %q is not known", w.Format)
 		}
-		for _, ev := range w.Events {
-			if !slices.Contains(eventKinds, ev) {
-				hint := "one of " + strings.Join(eventKinds, ", ")
-				if c := closest(ev, eventKinds); c != "" {
-					hint = "did you mean " + c + "?"
-				}
-				d.fail(w.Positions, "events", hint, "event %q is not known", ev)
-			}
-		}
+		checkEvents(d, w.Positions, w.Events)
+	}
+	for _, sv := range p.Notify.Services {
+		checkSecret(d, sv.Positions, "url", sv.URL, true)
+		checkEvents(d, sv.Positions, sv.Events)
 	}
 	for _, h := range p.Notify.Healthchecks {
 		checkRef(d, h.Positions, "job", h.Job, jobNames, "job")
@@ -508,6 +515,19 @@ func (s *Source) check(d *decoder) {
 			hint = "did you mean " + c + "?"
 		}
 		d.fail(s.Positions, "type", hint, "source type %q is not known", s.Type)
+	}
+}
+
+// checkEvents refuses event kinds a notification cannot ask for.
+func checkEvents(d *decoder, p Positions, events []string) {
+	for _, ev := range events {
+		if !slices.Contains(eventKinds, ev) {
+			hint := "one of " + strings.Join(eventKinds, ", ")
+			if c := closest(ev, eventKinds); c != "" {
+				hint = "did you mean " + c + "?"
+			}
+			d.fail(p, "events", hint, "event %q is not known", ev)
+		}
 	}
 }
 
