@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -522,8 +521,9 @@ func (a *App) pgWALListCommand() *cobra.Command {
 				out = append(out, entry{f.System, f.Name, f.Kind, f.Snapshot.ID, f.Snapshot.Time.UTC().Format(time.RFC3339)})
 			}
 			if a.g.json {
-				b, _ := json.Marshal(out)
-				fmt.Fprintln(a.Stdout, string(b))
+				for _, e := range out {
+					a.out.jsonLine(typed("wal", e))
+				}
 				return nil
 			}
 			for _, e := range out {

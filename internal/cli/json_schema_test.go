@@ -11,14 +11,9 @@ import (
 	"testing"
 )
 
-// schemaRow is one row of docs/JSON.md's table: a command's JSON line of
-// one message_type and the fields it always has.
-type schemaRow struct {
-	command, typ string
-	fields       []string
-}
-
-// readSchema parses the table of docs/JSON.md: | `command` | `type` | `field`, … |
+// readSchema parses the table of docs/JSON.md, rows | `command` | `type` |
+// `field`, … |: a command's JSON line of one message_type and the fields
+// it always has.
 func readSchema(t *testing.T) map[[2]string][]string {
 	t.Helper()
 	f, err := os.Open("../../docs/JSON.md")

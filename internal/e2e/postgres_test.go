@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -82,7 +81,7 @@ func TestPostgresLogicalRoundTrip(t *testing.T) {
 	var list []struct {
 		Metadata map[string]string `json:"metadata"`
 	}
-	must(t, json.Unmarshal([]byte(snaps.Stdout), &list))
+	testutil.DecodeMessages(t, snaps.Stdout, "snapshot", &list)
 	if len(list) != 1 || list[0].Metadata["databases"] != "odd/name ü,postgres,shop" || list[0].Metadata["server_version"] == "" || list[0].Metadata["system_identifier"] == "" {
 		t.Fatalf("snapshot metadata: %v", list)
 	}
@@ -266,7 +265,7 @@ func TestPostgresPITRArchiveCommand(t *testing.T) {
 	var wal []struct {
 		Name string `json:"name"`
 	}
-	must(t, json.Unmarshal([]byte(list.Stdout), &wal))
+	testutil.DecodeMessages(t, list.Stdout, "wal", &wal)
 	if len(wal) < 2 {
 		t.Fatalf("archived WAL: %s", list.Stdout)
 	}
