@@ -263,6 +263,7 @@ encrypted repositories, and restores them exactly.
 		a.tagCommand(),
 		a.listCommand(),
 		a.rewriteCommand(),
+		a.generateCommand(),
 	)
 	a.addSourceCommands(root)
 	durationFlags(root)

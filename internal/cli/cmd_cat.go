@@ -16,9 +16,10 @@ import (
 
 func (a *App) catCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "cat config|snapshot ID|index ID|pack ID|blob ID|tree ID|keys",
-		Short: "Print repository objects as JSON (for debugging)",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:               "cat config|snapshot ID|index ID|pack ID|blob ID|tree ID|keys",
+		Short:             "Print repository objects as JSON (for debugging)",
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: a.completeCat,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			r, err := a.openRepo(ctx)

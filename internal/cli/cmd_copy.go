@@ -30,6 +30,7 @@ When both repositories share chunker and ID keys (init
 --copy-chunker-params-from), blobs keep their IDs and are checked against the
 target index without being read; otherwise every blob is read and re-hashed
 with the target's key, and only those the target lacks are stored.`,
+		ValidArgsFunction: a.completeFromSnapshots(&from),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			src, err := a.fromRepo(ctx, &from)

@@ -126,7 +126,7 @@ func (a *App) runDaemon(ctx context.Context, planFile, listen, stateDir string, 
 		return notify.New(p.Notify, notify.Options{Getenv: a.Getenv, Logger: logger, Hostname: host,
 			RunSecretCommand: func(ctx context.Context, c string) (string, error) { return a.planSecret(ctx, "command:"+c) }})
 	}
-	metrics := daemon.NewMetrics()
+	metrics := daemon.NewMetrics(Version)
 	notifier := &swappableNotifier{n: newNotifier(p)}
 	var d *daemon.Daemon
 	var addr string

@@ -9,9 +9,10 @@ import (
 
 func (a *App) diffCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "diff SNAPSHOT1 SNAPSHOT2",
-		Short: "Show what changed between two snapshots",
-		Args:  cobra.ExactArgs(2),
+		Use:               "diff SNAPSHOT1 SNAPSHOT2",
+		Short:             "Show what changed between two snapshots",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: a.completeSnapshots(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.core()

@@ -25,7 +25,8 @@ or a plain restore check when it has none).
 
 Exit code 0 when every drill passed, 1 when one failed. The restore time
 is printed as the measured RTO and compared with the job's objective.`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeDrills(&planFile),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.loadPlan(planFile)
 			if err != nil {

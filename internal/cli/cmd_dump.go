@@ -20,9 +20,10 @@ import (
 func (a *App) dumpCommand() *cobra.Command {
 	var ff snapshotFilterFlags
 	cmd := &cobra.Command{
-		Use:   "dump SNAPSHOT PATH",
-		Short: "Write a file from a snapshot to stdout (a directory as tar)",
-		Args:  cobra.ExactArgs(2),
+		Use:               "dump SNAPSHOT PATH",
+		Short:             "Write a file from a snapshot to stdout (a directory as tar)",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: a.completeSnapshots(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			r, err := a.openRepoIndexed(ctx)

@@ -75,6 +75,7 @@ A policy that would remove every snapshot of a group is refused, and
 nothing is removed, unless --unsafe-allow-remove-all is given (a typo in
 --keep-tag, say, must not empty the repository). Snapshots named by ID
 are removed as asked.`,
+		ValidArgsFunction: a.completeSnapshots(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			for _, w := range []struct {

@@ -34,9 +34,10 @@ func (a *App) lsCommand() *cobra.Command {
 	var ff snapshotFilterFlags
 	var long, recursive bool
 	cmd := &cobra.Command{
-		Use:   "ls SNAPSHOT [PATH]",
-		Short: "List files in a snapshot",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:               "ls SNAPSHOT [PATH]",
+		Short:             "List files in a snapshot",
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: a.completeSnapshots(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.core()

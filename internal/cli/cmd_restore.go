@@ -36,7 +36,8 @@ into the target).
 whose size and mtime match; never keeps every existing entry. --delete removes
 entries of restored directories that the snapshot does not have. --verify
 reads every restored file back and compares it with the snapshot.`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeSnapshots(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.target == "" {
 				return errors.New("--target is required")

@@ -23,6 +23,7 @@ The originals stay unless --forget is given (a store that keeps them — Object
 Lock, append-only access — keeps both, with a warning). The data of the
 dropped files is freed only by a later prune, once no snapshot references it.
 --dry-run shows what would be dropped.`,
+		ValidArgsFunction: a.completeSnapshots(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.core()

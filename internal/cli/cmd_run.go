@@ -31,7 +31,8 @@ retention use.
 Exit code 0 when everything succeeded, 3 when the backup succeeded but a
 copy or retention did not; when the backup failed, the exit code of its
 cause (10 no repository, 11 wrong password, …; see bunker --help), else 1.`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeJobs(&planFile),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.loadPlan(planFile)
 			if err != nil {

@@ -23,6 +23,7 @@ records its original, and the original is removed; snapshots that already
 have the asked tags are left alone. A store that keeps the original (Object
 Lock, append-only access) keeps both, with a warning. --json prints one
 changed_snapshot line per changed snapshot and a summary.`,
+		ValidArgsFunction: a.completeSnapshots(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			req := app.TagRequest{Snapshots: args, Filter: ff.filter(), Set: splitTags(set), SetGiven: cmd.Flags().Changed("set"),

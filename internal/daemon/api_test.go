@@ -57,7 +57,7 @@ func TestAPITokens(t *testing.T) {
 	}
 	defer store.Close()
 	// Not running: the handler needs none of the scheduler.
-	d, err := New(Options{Plan: p, Runner: runner, Store: store, Clock: clock, Metrics: NewMetrics()})
+	d, err := New(Options{Plan: p, Runner: runner, Store: store, Clock: clock, Metrics: NewMetrics("test")})
 	if err != nil {
 		t.Fatal(err)
 	}

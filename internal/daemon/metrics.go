@@ -1,10 +1,15 @@
 package daemon
 
 import (
+	"runtime"
+	"strconv"
+
+	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/monitor"
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are the daemon's Prometheus metrics (docs/DAEMON.md lists
@@ -30,8 +35,10 @@ type Metrics struct {
 	repoSize      *prometheus.GaugeVec
 }
 
-// NewMetrics registers the metrics in a new registry.
-func NewMetrics() *Metrics {
+// NewMetrics registers the metrics in a new registry: the daemon's own,
+// bunker_build_info for version (the program's version, which the front
+// end knows), and the standard Go runtime and process collectors.
+func NewMetrics(version string) *Metrics {
 	g := func(name, help string, labels ...string) *prometheus.GaugeVec {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
 	}
@@ -59,6 +66,11 @@ func NewMetrics() *Metrics {
 	}
 	m.Registry.MustRegister(m.lastSuccess, m.runs, m.duration, m.bytesAdded, m.bytesRead, m.rpoAge, m.rpoObjective, m.rpoViolated,
 		m.copies, m.rule321, m.drillSuccess, m.drillLastRun, m.drillRestore, m.rtoViolated, m.repoReachable, m.repoSize)
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bunker_build_info",
+		Help:        "Always 1; the labels say which bunker runs: its version, the Go release that built it, the repository format it writes.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version(), "format": strconv.Itoa(format.Version)}})
+	build.Set(1)
+	m.Registry.MustRegister(build, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
