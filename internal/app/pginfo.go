@@ -146,7 +146,10 @@ func (a *App) archiveCheckTimeout(ctx context.Context, c *postgres.Client, seg s
 	}
 	e.Archiver = &st
 	switch {
-	case st.LastFailedWAL != "" && st.LastFailedWAL >= seg && !st.LastFailedTime.Before(st.LastArchivedTime):
+	// The archiver retries the oldest segment not archived, so its last
+	// failure may name an earlier one than seg: what matters is that
+	// failing is the last thing it did.
+	case st.LastFailedWAL != "" && st.LastFailedTime.After(st.LastArchivedTime):
 		e.Problem = fmt.Sprintf("archive_command fails: segment %s did not arrive in the repository within %v; the server's last failure is %s at %s (see the server log)",
 			seg, timeout, st.LastFailedWAL, st.LastFailedTime.UTC().Format(time.RFC3339))
 	case st.LastArchivedWAL != "" && st.LastArchivedWAL >= seg:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
@@ -132,5 +133,27 @@ func TestPostgresInfoAndCheck(t *testing.T) {
 	res = r.expect(1, "pg", "check", "--dsn", off.DSN("postgres"), "--timeout", "5s")
 	if !strings.Contains(res.Stderr, `archive_mode is "off"`) {
 		t.Errorf("pg check against a server with archive_mode off: %s", res)
+	}
+
+	// And against one whose archive_command fails: the message names the
+	// server's last failure. A first failure before the check, so that
+	// pg_stat_archiver has one however slowly the archiver runs.
+	failing := testsrv.Postgres(t, testsrv.PGOptions{Settings: map[string]string{
+		"archive_mode":    "on",
+		"archive_command": "echo 'bunker test: archiving refused' >&2; exit 1",
+	}})
+	failing.PSQL(t, "postgres", "CREATE TABLE t AS SELECT 1 AS x; SELECT pg_switch_wal()")
+	deadline := time.Now().Add(60 * time.Second)
+	for failing.PSQL(t, "postgres", "SELECT failed_count FROM pg_stat_archiver") == "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("archive_command never ran; log:\n%s", failing.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res = r.expect(1, "pg", "check", "--dsn", failing.DSN("postgres"), "--timeout", "3s")
+	for _, want := range []string{"archive_command fails", "did not arrive in the repository within 3s", "pg_stat_archiver: last failed WAL 0000000", "does not run bunker's wal-push"} {
+		if !strings.Contains(res.Stderr, want) {
+			t.Errorf("pg check against a failing archive_command lacks %q:\n%s", want, res)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,23 @@ func TestReport(t *testing.T) {
 	r = Report(all, nil)[0]
 	if !r.Archive.Continuous() || !r.OldestRecoverable.Equal(at(1)) || !r.NewestRecoverable.Equal(at(9)) {
 		t.Errorf("continuous: gaps %v, recoverable %v..%v", r.Archive.Gaps, r.OldestRecoverable, r.NewestRecoverable)
+	}
+}
+
+func TestArchiveSetupProblem(t *testing.T) {
+	for _, c := range []struct {
+		setup           ArchiveSetup
+		problem, remark string
+	}{
+		{ArchiveSetup{Mode: "off", Command: "bunker pg wal-push %p"}, `archive_mode is "off"`, ""},
+		{ArchiveSetup{Mode: "on"}, "archive_command is not set", ""},
+		{ArchiveSetup{Mode: "on", Command: "cp %p /mnt/%f"}, "", "does not run bunker's wal-push"},
+		{ArchiveSetup{Mode: "on", Library: "basic_archive"}, "", `archive_library is "basic_archive"`},
+		{ArchiveSetup{Mode: "always", Command: "bunker -r /srv/repo pg wal-push %p"}, "", ""},
+	} {
+		p, r := c.setup.Problem()
+		if c.problem == "" && p != "" || !strings.Contains(p, c.problem) || c.remark == "" && r != "" || !strings.Contains(r, c.remark) {
+			t.Errorf("%+v: problem %q remark %q, want %q %q", c.setup, p, r, c.problem, c.remark)
+		}
 	}
 }
