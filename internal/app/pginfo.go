@@ -22,13 +22,18 @@ func (a *App) PostgresInfo(ctx context.Context, repo Repo) ([]postgres.ServerRep
 	if err != nil {
 		return nil, err
 	}
-	sizes := map[string]int64{}
+	sums := map[string]*snapshot.Summary{}
 	for _, s := range all {
 		if s.Summary != nil {
-			sizes[s.ID.String()] = s.Summary.TotalBytes
+			sums[s.ID.String()] = s.Summary
 		}
 	}
-	return postgres.Report(SnapshotInfos(all), func(id string) int64 { return sizes[id] }), nil
+	return postgres.Report(SnapshotInfos(all), func(id string) (int64, time.Time) {
+		if s := sums[id]; s != nil {
+			return s.TotalBytes, s.End
+		}
+		return 0, time.Time{}
+	}), nil
 }
 
 // PostgresCheck checks end to end that a server archives its WAL into

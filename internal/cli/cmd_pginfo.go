@@ -73,7 +73,7 @@ func orNone[T any](s []T) []T {
 func pgInfoJSON(r postgres.ServerReport) map[string]any {
 	var bases, dumps []map[string]any
 	for _, b := range r.BaseBackups {
-		bases = append(bases, map[string]any{"id": b.ID, "kind": b.Kind, "time": rfc3339(b.Time), "hostname": b.Host,
+		bases = append(bases, map[string]any{"id": b.ID, "kind": b.Kind, "time": rfc3339(b.Time), "end": rfc3339(b.End), "hostname": b.Host,
 			"server": b.Server, "server_version": b.Version, "timeline": b.Timeline, "start_lsn": b.StartLSN, "stop_lsn": b.StopLSN,
 			"start_wal": b.StartWAL, "stop_wal": b.StopWAL, "wal_method": b.WALMethod, "size": b.Size})
 	}
@@ -101,7 +101,17 @@ func (a *App) printPGInfo(r postgres.ServerReport) {
 	if r.SystemIdentifier == "" {
 		title = "system identifier unknown"
 	}
-	a.out.textf("PostgreSQL %s (server %s, host %s)", title, strings.Join(r.Servers, ", "), strings.Join(r.Hosts, ", "))
+	var where []string
+	if len(r.Servers) > 0 {
+		where = append(where, "server "+strings.Join(r.Servers, ", "))
+	}
+	if len(r.Hosts) > 0 {
+		where = append(where, "backed up on "+strings.Join(r.Hosts, ", "))
+	}
+	if len(where) > 0 {
+		title += " (" + strings.Join(where, "; ") + ")"
+	}
+	a.out.textf("PostgreSQL %s", title)
 	a.out.textf("  base backups: %d", len(r.BaseBackups))
 	for _, b := range r.BaseBackups {
 		a.out.textf("    %.8s  %-12s %s  timeline %d  WAL %s (%s) .. %s (%s)  wal-method %s  %s",

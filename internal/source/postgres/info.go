@@ -37,13 +37,13 @@ func segName(tli uint32, n, segSize uint64) string {
 // WALGap is a range of WAL segments missing from the archive, First to
 // Last inclusive, on the timeline of the segment before it.
 type WALGap struct {
-	Timeline    uint32 `json:"timeline"`
-	First       string `json:"first"`
-	Last        string `json:"last"`
-	Count       uint64 `json:"count"`
-	AfterName   string `json:"after"`  // the last archived segment before the gap
-	BeforeName  string `json:"before"` // the first archived segment after it
-	firstNo, to uint64
+	Timeline   uint32 `json:"timeline"`
+	First      string `json:"first"`
+	Last       string `json:"last"`
+	Count      uint64 `json:"count"`
+	AfterName  string `json:"after"`  // the last archived segment before the gap
+	BeforeName string `json:"before"` // the first archived segment after it
+	to         uint64 // the last missing segment's number
 }
 
 func (g WALGap) String() string {
@@ -157,7 +157,7 @@ func AnalyzeArchive(files []WALFile, segSize uint64) ArchiveSummary {
 		tli := tliOf[prev]
 		s.Gaps = append(s.Gaps, WALGap{Timeline: tli, First: segName(tli, prev+1, segSize), Last: segName(tli, next-1, segSize),
 			Count: next - prev - 1, AfterName: segName(tli, prev, segSize), BeforeName: segName(tliOf[next], next, segSize),
-			firstNo: prev + 1, to: next - 1})
+			to: next - 1})
 	}
 	return s
 }
@@ -171,7 +171,8 @@ func mustSeg(name string) uint64 {
 type BaseBackup struct {
 	ID        string
 	Kind      string
-	Time      time.Time
+	Time      time.Time // the snapshot's: when the backup started
+	End       time.Time // when it ended (the snapshot's time when unknown)
 	Host      string
 	Server    string
 	Version   string
@@ -212,14 +213,19 @@ type ServerReport struct {
 	OldestRecoverable, NewestRecoverable time.Time
 }
 
+// SnapshotStats gives a snapshot's size in bytes and the time its backup
+// ended (zero when unknown).
+type SnapshotStats func(id string) (size int64, end time.Time)
+
 // Report describes, per server, the PostgreSQL snapshots among all
 // (oldest first): base backups, logical dumps and the WAL archive's
-// continuity. size gives a snapshot's size in bytes (nil: 0). Snapshots
-// whose metadata does not parse are left out.
-func Report(all []source.SnapshotInfo, size func(id string) int64) []ServerReport {
-	if size == nil {
-		size = func(string) int64 { return 0 }
+// continuity. stats may be nil. Snapshots whose metadata does not parse
+// are left out.
+func Report(all []source.SnapshotInfo, stats SnapshotStats) []ServerReport {
+	if stats == nil {
+		stats = func(string) (int64, time.Time) { return 0, time.Time{} }
 	}
+	size := func(id string) int64 { n, _ := stats(id); return n }
 	var order []string
 	byKey := map[string]*ServerReport{}
 	get := func(key string) *ServerReport {
@@ -268,7 +274,11 @@ func Report(all []source.SnapshotInfo, size func(id string) int64) []ServerRepor
 		}
 		switch m.Type {
 		case TypePhysical:
-			b := BaseBackup{ID: s.ID, Kind: s.Kind, Time: s.Time, Host: s.Host, Server: m.Server, Version: m.ServerVersion,
+			_, end := stats(s.ID)
+			if end.Before(s.Time) {
+				end = s.Time
+			}
+			b := BaseBackup{ID: s.ID, Kind: s.Kind, Time: s.Time, End: end, Host: s.Host, Server: m.Server, Version: m.ServerVersion,
 				Timeline: m.Timeline, StartLSN: m.StartLSN, StopLSN: m.StopLSN, StartWAL: m.StartWALFile, WALMethod: m.WALMethod, Size: size(s.ID)}
 			if lsn, err := ParseLSN(m.StopLSN); err == nil && m.StopLSN != "" && m.Timeline != 0 {
 				b.StopWAL = SegmentName(m.Timeline, lsn, 0)
@@ -325,10 +335,10 @@ func recoverable(backups []BaseBackup, a *ArchiveSummary) (oldest, newest time.T
 		if !ok {
 			continue
 		}
-		if oldest.IsZero() || b.Time.Before(oldest) {
-			oldest = b.Time
+		if oldest.IsZero() || b.End.Before(oldest) {
+			oldest = b.End
 		}
-		end := b.Time
+		end := b.End
 		if !selfOnly && a.LastTime.After(end) {
 			end = a.LastTime
 		}

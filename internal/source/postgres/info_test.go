@@ -123,7 +123,13 @@ func TestReport(t *testing.T) {
 		wal("w6", 9, "000000010000000000000006"),
 		logical, other,
 	}
-	rep := Report(all, func(id string) int64 { return int64(len(id)) })
+	// b2's backup ended 30s after it started: recovery reaches back to there.
+	rep := Report(all, func(id string) (int64, time.Time) {
+		if id == "b2" {
+			return 2, at(5).Add(30 * time.Second)
+		}
+		return int64(len(id)), time.Time{}
+	})
 	if len(rep) != 2 {
 		t.Fatalf("%d servers: %+v", len(rep), rep)
 	}
@@ -140,7 +146,7 @@ func TestReport(t *testing.T) {
 	if got := gapStrings(r.Archive.Gaps); !reflect.DeepEqual(got, []string{"000000010000000000000003 missing"}) {
 		t.Errorf("gaps %q", got)
 	}
-	if !r.OldestRecoverable.Equal(at(5)) || !r.NewestRecoverable.Equal(at(9)) {
+	if !r.OldestRecoverable.Equal(at(5).Add(30*time.Second)) || !r.NewestRecoverable.Equal(at(9)) {
 		t.Errorf("recoverable %v..%v, want b2's end to the last segment's time", r.OldestRecoverable, r.NewestRecoverable)
 	}
 	if o := rep[1]; o.SystemIdentifier != "" || len(o.LogicalDumps) != 1 || o.LogicalDumps[0].ID != "lo" || !o.OldestRecoverable.IsZero() {
