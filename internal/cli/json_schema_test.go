@@ -11,13 +11,6 @@ import (
 	"testing"
 )
 
-// schemaRow is one row of docs/JSON.md's table: a command's JSON line of
-// one message_type and the fields it always has.
-type schemaRow struct {
-	command, typ string
-	fields       []string
-}
-
 // readSchema parses the table of docs/JSON.md: | `command` | `type` | `field`, … |
 func readSchema(t *testing.T) map[[2]string][]string {
 	t.Helper()
