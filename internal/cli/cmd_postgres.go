@@ -74,6 +74,7 @@ func (a *App) postgresCommands() sourceCommands {
 		Short: "PostgreSQL WAL archiving: wal-push, wal-fetch, wal-receive, wal-list, wal-expire",
 	}
 	pg.AddCommand(a.pgWALPushCommand(), a.pgWALFetchCommand(), a.pgWALReceiveCommand(), a.pgWALListCommand(), a.pgWALExpireCommand())
+	pg.AddCommand(a.pgInfoCommands()...)
 	return sourceCommands{backup: a.pgBackupCommand(), restore: a.pgRestoreCommand(), extra: []*cobra.Command{pg}}
 }
 

@@ -54,6 +54,9 @@ func TestJSONSchema(t *testing.T) {
 	writeFile(t, filepath.Join(src, "sub", "b.txt"), []byte("bravo"))
 	other := newRepoEnv(t, filepath.Join(t.TempDir(), "other"))
 	dst := filepath.Join(t.TempDir(), "restored")
+	// An archived WAL segment (its name is what counts) gives pg info a server.
+	seg := filepath.Join(t.TempDir(), "000000010000000000000003")
+	writeFile(t, seg, []byte("not really WAL"))
 	seen := map[[2]string]bool{}
 	for _, c := range []struct {
 		env     *repoEnv
@@ -73,6 +76,8 @@ func TestJSONSchema(t *testing.T) {
 		{e, "find", []string{"find", "*.txt"}, 0},
 		{e, "diff", []string{"diff", "latest", "latest"}, 0},
 		{e, "stats", []string{"stats"}, 0},
+		{e, "backup", []string{"pg", "wal-push", "--system-id", "42", seg}, 0}, // a backup's summary line
+		{e, "pg info", []string{"pg", "info"}, 0},
 		{e, "check", []string{"check", "--read-data"}, 0},
 		{e, "restore", []string{"restore", "latest", "--target", dst}, 0},
 		{e, "key list", []string{"key", "list"}, 0},
