@@ -50,15 +50,7 @@ type SnapshotsResult struct {
 // Snapshots lists the snapshots req selects, grouped. Snapshots that
 // cannot be read are warned about and left out.
 func (a *App) Snapshots(ctx context.Context, req SnapshotsRequest) (*SnapshotsResult, error) {
-	r, err := a.Open(ctx, req.Repo)
-	if err != nil {
-		return nil, err
-	}
-	all, err := a.LoadSnapshots(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	list, err := selectSnapshots(all, req.Filter, req.Snapshots)
+	_, list, err := a.openChosen(ctx, req.Repo, req.Filter, req.Snapshots)
 	if err != nil {
 		return nil, err
 	}

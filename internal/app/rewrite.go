@@ -79,15 +79,7 @@ func (a *App) Rewrite(ctx context.Context, req RewriteRequest) (*RewriteResult, 
 	if err != nil {
 		return nil, err
 	}
-	r, err := a.Open(ctx, req.Repo)
-	if err != nil {
-		return nil, err
-	}
-	all, err := a.LoadSnapshots(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	list, err := selectSnapshots(all, req.Filter, req.Snapshots)
+	r, list, err := a.openChosen(ctx, req.Repo, req.Filter, req.Snapshots)
 	if err != nil {
 		return nil, err
 	}

@@ -175,6 +175,21 @@ func (a *App) openSelected(ctx context.Context, repo Repo, filter snapshot.Filte
 	return r, list, err
 }
 
+// openChosen opens repo (without its index) and returns the snapshots
+// filter and refs select, warning about those that cannot be read.
+func (a *App) openChosen(ctx context.Context, repo Repo, filter snapshot.Filter, refs []string) (*repository.Repository, []*snapshot.Snapshot, error) {
+	r, err := a.Open(ctx, repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := a.LoadSnapshots(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := selectSnapshots(all, filter, refs)
+	return r, list, err
+}
+
 // selectSnapshots is the snapshots of all that filter selects or, when
 // refs are given, those they name ("latest", IDs or prefixes, resolved
 // under filter), in their order.

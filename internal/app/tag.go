@@ -108,15 +108,7 @@ func (a *App) Tag(ctx context.Context, req TagRequest) (*TagResult, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	r, err := a.Open(ctx, req.Repo)
-	if err != nil {
-		return nil, err
-	}
-	all, err := a.LoadSnapshots(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	list, err := selectSnapshots(all, req.Filter, req.Snapshots)
+	r, list, err := a.openChosen(ctx, req.Repo, req.Filter, req.Snapshots)
 	if err != nil {
 		return nil, err
 	}

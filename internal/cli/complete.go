@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/spf13/cobra"
 )
 
@@ -126,28 +127,29 @@ func (a *App) completeCat(cmd *cobra.Command, args []string, toComplete string) 
 // completeJobs completes run's JOB from the plan of --plan (or the
 // default lookup), each described by its source and repository.
 func (a *App) completeJobs(planFile *string) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		a.completionSetup()
-		p, err := a.loadPlan(*planFile)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var out []cobra.Completion
+	return a.completeFromPlan(planFile, 0, func(p *plan.Plan, add func(name, desc string)) {
 		for _, j := range p.Jobs {
-			if strings.HasPrefix(j.Name, toComplete) {
-				out = append(out, cobra.CompletionWithDesc(j.Name, j.Source.Type+" into "+j.Repository))
-			}
+			add(j.Name, j.Source.Type+" into "+j.Repository)
 		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
+	})
 }
 
 // completeDrills completes drill's NAME: the plan's drills, then its jobs
 // (a job's name runs all its drills).
 func (a *App) completeDrills(planFile *string) cobra.CompletionFunc {
+	return a.completeFromPlan(planFile, cobra.ShellCompDirectiveKeepOrder, func(p *plan.Plan, add func(name, desc string)) {
+		for _, d := range p.Drills {
+			add(d.Name, "drill of job "+d.Job)
+		}
+		for _, j := range p.Jobs {
+			add(j.Name, "every drill of this job")
+		}
+	})
+}
+
+// completeFromPlan completes a command's one argument with names list
+// finds in the plan of --plan (or the default lookup).
+func (a *App) completeFromPlan(planFile *string, extra cobra.ShellCompDirective, list func(p *plan.Plan, add func(name, desc string))) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -158,16 +160,11 @@ func (a *App) completeDrills(planFile *string) cobra.CompletionFunc {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		var out []cobra.Completion
-		for _, d := range p.Drills {
-			if strings.HasPrefix(d.Name, toComplete) {
-				out = append(out, cobra.CompletionWithDesc(d.Name, "drill of job "+d.Job))
+		list(p, func(name, desc string) {
+			if strings.HasPrefix(name, toComplete) {
+				out = append(out, cobra.CompletionWithDesc(name, desc))
 			}
-		}
-		for _, j := range p.Jobs {
-			if strings.HasPrefix(j.Name, toComplete) {
-				out = append(out, cobra.CompletionWithDesc(j.Name, "every drill of this job"))
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+		})
+		return out, cobra.ShellCompDirectiveNoFileComp | extra
 	}
 }
