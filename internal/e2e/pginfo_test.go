@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/testsrv"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 // TestPostgresInfoAndCheck: with archive_command running bunker's
@@ -89,7 +90,7 @@ func TestPostgresInfoAndCheck(t *testing.T) {
 	// start, before the end of the archive.
 	list := r.mustRun("--json", "pg", "wal-list")
 	var wal []struct{ Name, Kind, Snapshot string }
-	must(t, json.Unmarshal([]byte(list.Stdout), &wal))
+	testutil.DecodeMessages(t, list.Stdout, "wal", &wal)
 	perSnap := map[string]int{}
 	for _, w := range wal {
 		perSnap[w.Snapshot]++
