@@ -57,19 +57,30 @@ func serviceName(raw string) string {
 	return u.Scheme + "://" + u.Hostname()
 }
 
-// redactURL keeps a service URL's secrets (user information, path, query)
-// out of an error text that may quote it.
+// redactURL keeps a service URL's secrets out of an error text that may
+// quote it, whole or in parts: services carry tokens in the user
+// information (telegram://TOKEN@…), in the path (Discord's and Teams'
+// webhook tokens, ntfy topics) and in query values.
 func redactURL(msg, raw string) string {
 	if raw == "" {
 		return msg
 	}
 	msg = strings.ReplaceAll(msg, raw, serviceName(raw))
-	if u, err := url.Parse(raw); err == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "***")
-		}
-		if un := u.User.Username(); un != "" {
-			msg = strings.ReplaceAll(msg, un, "***")
+	u, err := url.Parse(raw)
+	if err != nil {
+		return msg
+	}
+	secrets := []string{u.User.Username()}
+	if pw, ok := u.User.Password(); ok {
+		secrets = append(secrets, pw)
+	}
+	secrets = append(secrets, strings.Split(u.Path, "/")...)
+	for _, vs := range u.Query() {
+		secrets = append(secrets, vs...)
+	}
+	for _, v := range secrets {
+		if len(v) >= 4 { // shorter parts ("api", "yes") say nothing and are everywhere
+			msg = strings.ReplaceAll(msg, v, "***")
 		}
 	}
 	return msg

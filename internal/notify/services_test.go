@@ -61,10 +61,12 @@ func TestServices(t *testing.T) {
 		t.Errorf("generic webhook received %q (%v)", generic, err)
 	}
 
-	bad := New(plan.Notify{Services: []*plan.Service{{URL: "env:FAILING"}}}, Options{Getenv: func(k string) string { return env[k] }, Retries: -1})
-	err := bad.Notify(context.Background(), testEvent())
-	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "generic://127.0.0.1") {
-		t.Errorf("a failing service: %v", err)
+	for _, ref := range []string{"env:FAILING"} {
+		bad := New(plan.Notify{Services: []*plan.Service{{URL: ref}}}, Options{Getenv: func(k string) string { return env[k] }, Retries: -1})
+		err := bad.Notify(context.Background(), testEvent())
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "generic://127.0.0.1") {
+			t.Errorf("a failing service (%s): %v", ref, err)
+		}
 	}
 }
 
@@ -80,5 +82,17 @@ func TestServicesInPlans(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+// TestRedactURL: an error that quotes a service URL in parts — the HTTP
+// URL a service calls, rebuilt from the path and query of its Shoutrrr
+// URL — shows none of its tokens.
+func TestRedactURL(t *testing.T) {
+	raw := "generic://user1:s3cr3t-pw@hooks.example.net/api/webhooks/s3cr3t-path-token?disabletls=yes&apikey=s3cr3t-query"
+	msg := `Post "http://hooks.example.net/api/webhooks/s3cr3t-path-token?apikey=s3cr3t-query": 403; as user1 with s3cr3t-pw; ` + raw
+	got := redactURL(msg, raw)
+	if strings.Contains(got, "s3cr3t") || strings.Contains(got, "user1") || !strings.Contains(got, "generic://hooks.example.net") {
+		t.Errorf("redacted: %s", got)
 	}
 }
