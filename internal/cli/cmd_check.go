@@ -34,11 +34,7 @@ The exit code is non-zero when anything harmful is found.`,
 			if err := parseSubset(subset, &opts); err != nil {
 				return err
 			}
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
+			c, repo, err := a.coreRepo(ctx)
 			if err != nil {
 				return err
 			}

@@ -15,11 +15,7 @@ func (a *App) diffCommand() *cobra.Command {
 		ValidArgsFunction: a.completeSnapshots(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
+			c, repo, err := a.coreRepo(ctx)
 			if err != nil {
 				return err
 			}

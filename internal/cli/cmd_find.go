@@ -19,11 +19,7 @@ func (a *App) findCommand() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
+			c, repo, err := a.coreRepo(ctx)
 			if err != nil {
 				return err
 			}

@@ -22,11 +22,7 @@ as its type (data or tree) and ID. --json prints one line each.`,
 		ValidArgs: app.ListObjectTypes,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
+			c, repo, err := a.coreRepo(ctx)
 			if err != nil {
 				return err
 			}

@@ -40,11 +40,7 @@ func (a *App) lsCommand() *cobra.Command {
 		ValidArgsFunction: a.completeSnapshots(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
+			c, repo, err := a.coreRepo(ctx)
 			if err != nil {
 				return err
 			}

@@ -178,11 +178,7 @@ the repository as of TIME with the password before it changes anything.`,
 			if err != nil {
 				return fmt.Errorf("--to: %w", err)
 			}
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
+			c, repo, err := a.coreRepo(ctx)
 			if err != nil {
 				return err
 			}

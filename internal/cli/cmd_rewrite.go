@@ -26,11 +26,7 @@ dropped files is freed only by a later prune, once no snapshot references it.
 		ValidArgsFunction: a.completeSnapshots(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
+			c, repo, err := a.coreRepo(ctx)
 			if err != nil {
 				return err
 			}

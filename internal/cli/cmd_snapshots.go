@@ -53,11 +53,7 @@ everything: one "snapshot" line each (with --group-by, one "snapshot_group"
 line per group).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
+			c, repo, err := a.coreRepo(ctx)
 			if err != nil {
 				return err
 			}

@@ -148,6 +148,17 @@ func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string)
 	return c.OpenOn(ctx, be, pw)
 }
 
+// coreRepo is the use cases' App and the repository of -r with its
+// password: what most commands start with (flags checked first).
+func (a *App) coreRepo(ctx context.Context) (*app.App, app.Repo, error) {
+	c, err := a.core()
+	if err != nil {
+		return nil, app.Repo{}, err
+	}
+	repo, err := a.repoRef(ctx)
+	return c, repo, err
+}
+
 // repoRef is the repository of -r for a use case: its storage opened
 // (so that a wrong location is reported before the password is asked
 // for) and its password.
