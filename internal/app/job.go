@@ -100,12 +100,7 @@ func (a *App) runJobOnce(ctx context.Context, req JobRequest, res *JobResult) (e
 	hookEnv := []string{"BUNKER_JOB=" + j.Name}
 	defer func() {
 		if err != nil {
-			env := append(hookEnv, "BUNKER_RESULT=failed", "BUNKER_ERROR="+err.Error())
-			for _, h := range j.Hooks.OnFailure {
-				if herr := a.RunHook(context.WithoutCancel(ctx), h, env, log); herr != nil {
-					fmt.Fprintf(log, "on_failure hook: %v\n", herr)
-				}
-			}
+			a.RunFailureHooks(ctx, j, err, log)
 		}
 	}()
 	for _, h := range j.Hooks.Before {
@@ -142,6 +137,17 @@ func (a *App) runJobOnce(ctx context.Context, req JobRequest, res *JobResult) (e
 		fmt.Fprintf(log, "%v\n", e)
 	}
 	return nil
+}
+
+// RunFailureHooks runs a job's on_failure hooks for a run that failed
+// with err (in $BUNKER_ERROR), even when ctx has ended.
+func (a *App) RunFailureHooks(ctx context.Context, j *plan.Job, err error, log io.Writer) {
+	env := []string{"BUNKER_JOB=" + j.Name, "BUNKER_RESULT=failed", "BUNKER_ERROR=" + err.Error()}
+	for _, h := range j.Hooks.OnFailure {
+		if herr := a.RunHook(context.WithoutCancel(ctx), h, env, log); herr != nil {
+			fmt.Fprintf(log, "on_failure hook: %v\n", herr)
+		}
+	}
 }
 
 // jobBackup runs the backup of a job into repo and records what it did in

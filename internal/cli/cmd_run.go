@@ -106,7 +106,10 @@ func (a *App) printJobResult(r *app.JobResult) {
 func (a *App) runJob(ctx context.Context, p *plan.Plan, j *plan.Job, log io.Writer) (*app.JobResult, error) {
 	c, err := a.core()
 	if err != nil {
+		// The global flags are wrong: the run fails before it starts,
+		// and its on_failure hooks still hear why.
 		now := time.Now()
+		(&app.App{Getenv: a.Getenv}).RunFailureHooks(ctx, j, err, log)
 		return &app.JobResult{Job: j.Name, Repository: j.Repository, Started: now, Finished: now, Attempts: 1, Error: err.Error()}, err
 	}
 	defer func() { _ = c.Close() }()

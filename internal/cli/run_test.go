@@ -384,3 +384,28 @@ func TestRunFilesSourceKeys(t *testing.T) {
 		t.Errorf("files_from on a postgres source:\n%s", r)
 	}
 }
+
+// TestRunBadFlagsStillTellsHooks: a run that cannot start because a
+// global flag is wrong still runs the job's on_failure hooks with the
+// reason in $BUNKER_ERROR, and prints it.
+func TestRunBadFlagsStillTellsHooks(t *testing.T) {
+	pe := newPlanEnv(t, `  - name: home
+    source:
+      type: files
+      paths:
+        - ${SRC}
+    schedule: every 1h
+    repository: main
+    hooks:
+      on_failure:
+        - command: echo "$BUNKER_ERROR" > ${DIR}/failed
+`)
+	r := pe.run("--limit-upload", "lots", "run", "--plan", pe.plan, "home")
+	if r.Code == 0 || !strings.Contains(r.Stderr+r.Stdout, "--limit-upload") {
+		t.Fatalf("run with a bad flag:\n%s", r)
+	}
+	b, err := os.ReadFile(filepath.Join(pe.dir, "failed"))
+	if err != nil || !strings.Contains(string(b), "--limit-upload") {
+		t.Errorf("on_failure hook saw %q (%v)", b, err)
+	}
+}
