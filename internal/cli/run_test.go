@@ -338,7 +338,8 @@ jobs:
 
 // TestRunFilesSourceKeys: a files job takes the backup flags borgmatic and
 // restic users set in their configuration: files_from, exclude_file,
-// exclude_caches, exclude_if_present, one_file_system.
+// exclude_caches, exclude_if_present (checked in the snapshot) and
+// one_file_system (accepted; the temp tree has no mount point to stop at).
 func TestRunFilesSourceKeys(t *testing.T) {
 	pe := newPlanEnv(t, `  - name: home
     source:
