@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -239,10 +240,13 @@ func Open(path string, opts Options) (*Store, error) {
 // errDamaged is what a bbolt panic (on a damaged file) becomes.
 var errDamaged = errors.New("damaged database file")
 
-// openBolt is bbolt.Open turning a panic into an error. bbolt holds the
+// openBolt is bbolt.Open turning a panic (or a memory fault) into an error. bbolt holds the
 // file lock when it panics and would never release it, so it is released
 // here: the next Open then says what is wrong, not "in use".
 func openBolt(path string, timeout time.Duration) (db *bbolt.DB, err error) {
+	// bbolt reads the file through mmap: a damaged file can make it read
+	// past the mapping, a fault that kills the process unless it panics.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	var file *os.File
 	defer func() {
 		if p := recover(); p != nil {
