@@ -3,10 +3,13 @@ package app
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/checker"
+	"github.com/bunkerbackup/bunker/internal/units"
 )
 
 // CheckRequest is a check of a repository's structure and, when asked,
@@ -56,4 +59,39 @@ func (a *App) Check(ctx context.Context, req CheckRequest) (*CheckResult, error)
 		return out, fmt.Errorf("repository has errors: %d problems found; see 'bunker repair'", res.Harmful())
 	}
 	return out, nil
+}
+
+// ParseReadDataSubset sets in opts the subset of data a check reads:
+// N% or a size such as 500M (random packs), or n/t (the n-th of t
+// slices). The flag --read-data-subset and a plan's read_data_subset
+// take this grammar.
+func ParseReadDataSubset(subset string, opts *checker.Options) error {
+	if subset == "" {
+		return nil
+	}
+	opts.ReadData = true
+	if strings.HasSuffix(subset, "%") {
+		p, ok := units.ParseFraction(strings.TrimSuffix(subset, "%"), 0, 100)
+		if !ok || p == 0 {
+			return fmt.Errorf("--read-data-subset %q: want a percentage in (0,100]", subset)
+		}
+		opts.SubsetPercent = p
+		return nil
+	}
+	if last := subset[len(subset)-1]; !strings.Contains(subset, "/") && (last < '0' || last > '9') {
+		size, err := units.ParseSize(subset)
+		if err != nil {
+			return fmt.Errorf("--read-data-subset %q: want N%%, n/t or a size such as 500M", subset)
+		}
+		opts.SubsetBytes = size
+		return nil
+	}
+	n, t, ok := strings.Cut(subset, "/")
+	ni, err1 := strconv.Atoi(n)
+	ti, err2 := strconv.Atoi(t)
+	if !ok || err1 != nil || err2 != nil || ti < 1 || ni < 1 || ni > ti {
+		return fmt.Errorf("--read-data-subset %q: want N%% or n/t with 1 <= n <= t", subset)
+	}
+	opts.SubsetPart, opts.SubsetTotal = ni, ti
+	return nil
 }

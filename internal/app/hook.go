@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/plan"
-	"github.com/bunkerbackup/bunker/internal/source"
 )
 
 // hookBaseVars are what a hook or drill check inherits of bunker's
@@ -104,15 +102,11 @@ func (a *App) HookCommand(ctx context.Context, command string, env []string) *ex
 // no other secret.
 func (a *App) PlanSecret(ctx context.Context, ref string) (string, error) {
 	return plan.ResolveSecret(ref, a.getenv, func(c string) (string, error) {
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c)
-		cmd.Env = source.ChildEnv() // one secret's command sees no other
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		out, err := RunSecretCommand(ctx, c)
 		if err != nil {
-			return "", fmt.Errorf("secret command failed: %v: %s", err, strings.TrimSpace(stderr.String()))
+			return "", fmt.Errorf("secret command failed: %w", err)
 		}
-		return strings.TrimRight(string(out), "\r\n"), nil
+		return out, nil
 	})
 }
 

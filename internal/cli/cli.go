@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/bunkerbackup/bunker/internal/app"
@@ -106,21 +104,12 @@ type globalOptions struct {
 	repoErr         error // the location could not be resolved (setup)
 	passwordFile    string
 	passwordCommand string
-	keyHint         string
 	json            bool
 	quiet           bool
 	verbose         int
 	noProgress      bool
-	limitUpload     string
-	limitDownload   string
-	connections     int
-	cacheDir        string
-	noCache         bool
-	repoAsOf        string
-	retryAttempts   int
-	allowSchemes    []string
-	allowHosts      []string
-	noAmbient       bool
+	// s is how repositories are reached (app.App.Configure).
+	s app.Settings
 }
 
 // addCloser registers something to close when the command ends.
@@ -213,21 +202,21 @@ encrypted repositories, and restores them exactly.
 	f.StringVar(&a.g.repoFile, "repository-file", "", "read the repository location from a `file` (default $BUNKER_REPOSITORY_FILE)")
 	f.StringVar(&a.g.passwordFile, "password-file", "", "read the password from a file (default $BUNKER_PASSWORD_FILE)")
 	f.StringVar(&a.g.passwordCommand, "password-command", "", "run a command that prints the password (default $BUNKER_PASSWORD_COMMAND)")
-	f.StringVar(&a.g.keyHint, "key-hint", "", "try this key first")
+	f.StringVar(&a.g.s.KeyHint, "key-hint", "", "try this key first")
 	f.BoolVar(&a.g.json, "json", false, "print JSON lines instead of text")
 	f.BoolVarP(&a.g.quiet, "quiet", "q", false, "print only errors")
 	f.CountVarP(&a.g.verbose, "verbose", "v", "print more (repeat for more)")
 	f.BoolVar(&a.g.noProgress, "no-progress", false, "never show a progress bar")
-	f.StringVar(&a.g.limitUpload, "limit-upload", "", "limit uploads to RATE per second (e.g. 5M, 800K; a plain number is KiB)")
-	f.StringVar(&a.g.limitDownload, "limit-download", "", "limit downloads to RATE per second (e.g. 5M, 800K; a plain number is KiB)")
-	f.IntVar(&a.g.connections, "connections", 0, "at most N operations on a remote store at once (default: unbounded beyond the engine's own)")
-	f.StringVar(&a.g.cacheDir, "cache-dir", "", "cache remote repositories' metadata here (default $BUNKER_CACHE_DIR, else $XDG_CACHE_HOME/bunker or ~/.cache/bunker)")
-	f.IntVar(&a.g.retryAttempts, "retry-attempts", 10, "try a failing operation on a remote store at most N times (backoff with jitter between tries)")
-	f.BoolVar(&a.g.noCache, "no-cache", false, "keep no metadata cache of remote repositories (a temporary one, removed at the end, serves the command)")
-	f.StringVar(&a.g.repoAsOf, "repo-as-of", "", "read the repository as it was at TIME (RFC 3339, 2026-11-26 09:41:00+00, or local 2026-11-26 09:41:00; see docs/TIME.md); versioned object stores only, read-only")
-	f.StringSliceVar(&a.g.allowSchemes, "allow-schemes", nil, "open repositories only with these `schemes` (s3, gs, azure, sftp, rest, local; default $BUNKER_ALLOW_SCHEMES, else all)")
-	f.StringSliceVar(&a.g.allowHosts, "allow-hosts", nil, "let repository backends connect only to these `hosts` (names, *.domain, addresses, CIDR blocks; default $BUNKER_ALLOW_HOSTS); with this or --allow-schemes, loopback, link-local, unspecified and multicast addresses are refused unless listed")
-	f.BoolVar(&a.g.noAmbient, "no-ambient-credentials", false, "never let a repository backend use this process's own identity (instance role, credentials files) when the location brings none (default $BUNKER_NO_AMBIENT_CREDENTIALS=1)")
+	f.StringVar(&a.g.s.LimitUpload, "limit-upload", "", "limit uploads to RATE per second (e.g. 5M, 800K; a plain number is KiB)")
+	f.StringVar(&a.g.s.LimitDownload, "limit-download", "", "limit downloads to RATE per second (e.g. 5M, 800K; a plain number is KiB)")
+	f.IntVar(&a.g.s.Connections, "connections", 0, "at most N operations on a remote store at once (default: unbounded beyond the engine's own)")
+	f.StringVar(&a.g.s.CacheDir, "cache-dir", "", "cache remote repositories' metadata here (default $BUNKER_CACHE_DIR, else $XDG_CACHE_HOME/bunker or ~/.cache/bunker)")
+	f.IntVar(&a.g.s.RetryAttempts, "retry-attempts", 10, "try a failing operation on a remote store at most N times (backoff with jitter between tries)")
+	f.BoolVar(&a.g.s.NoCache, "no-cache", false, "keep no metadata cache of remote repositories (a temporary one, removed at the end, serves the command)")
+	f.StringVar(&a.g.s.RepoAsOf, "repo-as-of", "", "read the repository as it was at TIME (RFC 3339, 2026-11-26 09:41:00+00, or local 2026-11-26 09:41:00; see docs/TIME.md); versioned object stores only, read-only")
+	f.StringSliceVar(&a.g.s.AllowSchemes, "allow-schemes", nil, "open repositories only with these `schemes` (s3, gs, azure, sftp, rest, local; default $BUNKER_ALLOW_SCHEMES, else all)")
+	f.StringSliceVar(&a.g.s.AllowHosts, "allow-hosts", nil, "let repository backends connect only to these `hosts` (names, *.domain, addresses, CIDR blocks; default $BUNKER_ALLOW_HOSTS); with this or --allow-schemes, loopback, link-local, unspecified and multicast addresses are refused unless listed")
+	f.BoolVar(&a.g.s.NoAmbientCredentials, "no-ambient-credentials", false, "never let a repository backend use this process's own identity (instance role, credentials files) when the location brings none (default $BUNKER_NO_AMBIENT_CREDENTIALS=1)")
 	flagRange(f, 0, 1024, "connections")
 	flagRange(f, 0, 1000, "retry-attempts")
 	f.BoolVar(&a.weakKDF, "insecure-kdf-for-tests", false, "make new keys cheap to derive (tests only)")
@@ -292,32 +281,10 @@ func (a *App) setup() {
 	a.out = newPrinter(a)
 }
 
-// resolveRepo is the repository location: -r, else --repository-file's
-// content, else $BUNKER_REPOSITORY, else $BUNKER_REPOSITORY_FILE's (as
-// restic's RESTIC_REPOSITORY and RESTIC_REPOSITORY_FILE). Naming it twice
-// at one level is an error.
+// resolveRepo is the repository location of -r, --repository-file,
+// $BUNKER_REPOSITORY or $BUNKER_REPOSITORY_FILE.
 func resolveRepo(flag, flagFile, env, envFile string) (string, error) {
-	if flag == "" && flagFile == "" {
-		flag, flagFile = env, envFile
-		if flag != "" && flagFile != "" {
-			return "", errors.New("both BUNKER_REPOSITORY and BUNKER_REPOSITORY_FILE are set: unset one")
-		}
-	}
-	if flag != "" && flagFile != "" {
-		return "", errors.New("-r and --repository-file exclude each other")
-	}
-	if flagFile == "" {
-		return flag, nil
-	}
-	b, err := os.ReadFile(flagFile)
-	if err != nil {
-		return "", fmt.Errorf("repository file: %w", err)
-	}
-	loc := strings.TrimSpace(string(b))
-	if loc == "" {
-		return "", fmt.Errorf("repository file %s is empty", flagFile)
-	}
-	return loc, nil
+	return app.ResolveLocation(flag, flagFile, env, envFile, [4]string{"-r", "--repository-file", "BUNKER_REPOSITORY", "BUNKER_REPOSITORY_FILE"})
 }
 
 func (a *App) kdf() crypto.KDFParams {

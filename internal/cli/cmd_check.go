@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/checker"
@@ -29,9 +27,9 @@ The exit code is non-zero when anything harmful is found.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			// Check what the store holds, not the local metadata cache.
-			a.g.noCache = true
+			a.g.s.NoCache = true
 			opts := checker.Options{ReadData: readData}
-			if err := parseSubset(subset, &opts); err != nil {
+			if err := app.ParseReadDataSubset(subset, &opts); err != nil {
 				return err
 			}
 			c, repo, err := a.coreRepo(ctx)
@@ -53,39 +51,6 @@ The exit code is non-zero when anything harmful is found.`,
 	cmd.Flags().BoolVar(&readData, "read-data", false, "read and verify all data")
 	cmd.Flags().StringVar(&subset, "read-data-subset", "", "read and verify a subset: N% or a size (random packs), or n/t")
 	return cmd
-}
-
-// parseSubset sets the subset of --read-data-subset (N%, n/t or a size)
-// in opts.
-func parseSubset(subset string, opts *checker.Options) error {
-	if subset == "" {
-		return nil
-	}
-	opts.ReadData = true
-	if strings.HasSuffix(subset, "%") {
-		p, ok := parseFraction(strings.TrimSuffix(subset, "%"), 0, 100)
-		if !ok || p == 0 {
-			return fmt.Errorf("--read-data-subset %q: want a percentage in (0,100]", subset)
-		}
-		opts.SubsetPercent = p
-		return nil
-	}
-	if last := subset[len(subset)-1]; !strings.Contains(subset, "/") && (last < '0' || last > '9') {
-		size, err := parseByteSize(subset)
-		if err != nil {
-			return fmt.Errorf("--read-data-subset %q: want N%%, n/t or a size such as 500M", subset)
-		}
-		opts.SubsetBytes = size
-		return nil
-	}
-	n, t, ok := strings.Cut(subset, "/")
-	ni, err1 := strconv.Atoi(n)
-	ti, err2 := strconv.Atoi(t)
-	if !ok || err1 != nil || err2 != nil || ti < 1 || ni < 1 || ni > ti {
-		return fmt.Errorf("--read-data-subset %q: want N%% or n/t with 1 <= n <= t", subset)
-	}
-	opts.SubsetPart, opts.SubsetTotal = ni, ti
-	return nil
 }
 
 // printCheck prints what a check found: its problems, the damaged packs

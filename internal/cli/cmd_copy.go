@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
@@ -84,33 +82,25 @@ func (f *fromFlags) add(cmd *cobra.Command) {
 // fromRepo is the source repository the flags and $BUNKER_FROM_* name,
 // with its password.
 func (a *App) fromRepo(ctx context.Context, f *fromFlags) (app.Repo, error) {
-	loc, err := resolveRepo(f.repo, f.repoFile, a.Getenv("BUNKER_FROM_REPOSITORY"), a.Getenv("BUNKER_FROM_REPOSITORY_FILE"))
+	loc, err := app.ResolveLocation(f.repo, f.repoFile, a.Getenv("BUNKER_FROM_REPOSITORY"), a.Getenv("BUNKER_FROM_REPOSITORY_FILE"),
+		[4]string{"--from-repo", "--from-repository-file", "BUNKER_FROM_REPOSITORY", "BUNKER_FROM_REPOSITORY_FILE"})
 	if err != nil {
 		return app.Repo{}, fmt.Errorf("source: %w", err)
 	}
 	if loc == "" {
 		return app.Repo{}, errors.New("no source repository: use --from-repo, --from-repository-file or BUNKER_FROM_REPOSITORY")
 	}
-	pwFile, pwCommand := f.pwFile, f.pwCommand
-	pw := ""
-	if pwFile == "" && pwCommand == "" {
-		pw, pwFile, pwCommand = a.Getenv("BUNKER_FROM_PASSWORD"), a.Getenv("BUNKER_FROM_PASSWORD_FILE"), a.Getenv("BUNKER_FROM_PASSWORD_COMMAND")
+	var pw string
+	if f.pwFile != "" || f.pwCommand != "" {
+		pw, err = app.ResolvePassword(ctx, "", f.pwFile, f.pwCommand)
+	} else {
+		pw, err = app.ResolvePassword(ctx, a.Getenv("BUNKER_FROM_PASSWORD"), a.Getenv("BUNKER_FROM_PASSWORD_FILE"), a.Getenv("BUNKER_FROM_PASSWORD_COMMAND"))
 	}
-	switch {
-	case pw != "":
-	case pwFile != "":
-		b, err := os.ReadFile(pwFile)
-		if err != nil {
-			return app.Repo{}, fmt.Errorf("source password: %w", err)
-		}
-		pw = strings.TrimRight(string(b), "\r\n")
-	case pwCommand != "":
-		if pw, err = runPasswordCommand(ctx, pwCommand); err != nil {
-			return app.Repo{}, fmt.Errorf("source password: %w", err)
-		}
-	}
-	if pw == "" {
+	if errors.Is(err, app.ErrNoPassword) {
 		return app.Repo{}, errors.New("no source password: use --from-password-file, --from-password-command or BUNKER_FROM_PASSWORD")
+	}
+	if err != nil {
+		return app.Repo{}, fmt.Errorf("source password: %w", err)
 	}
 	return app.Repo{Location: loc, Password: pw}, nil
 }

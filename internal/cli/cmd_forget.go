@@ -12,6 +12,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/timespec"
+	"github.com/bunkerbackup/bunker/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -31,11 +32,11 @@ func (p *pruneFlags) options(dryRun bool) (maintenance.Options, error) {
 	case s == "unlimited":
 		o.MaxUnused = -1
 	default:
-		v, ok := parseFraction(strings.TrimSuffix(s, "%"), 0, 100)
+		v, ok := units.ParsePercent(s)
 		if !ok {
 			return o, fmt.Errorf("--max-unused %q: want a percentage from 0%% to 100%%, or 'unlimited'", s)
 		}
-		o.MaxUnused = v / 100
+		o.MaxUnused = v
 	}
 	return o, nil
 }

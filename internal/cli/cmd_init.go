@@ -1,12 +1,7 @@
 package cli
 
 import (
-	"errors"
-	"fmt"
-
-	"github.com/bunkerbackup/bunker/internal/engine/repository"
-	"github.com/bunkerbackup/bunker/internal/storage"
-	"github.com/bunkerbackup/bunker/internal/timespec"
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/spf13/cobra"
 )
 
@@ -30,57 +25,37 @@ missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			ropts := repository.Options{KDF: a.kdf(), Compression: opts.compression, PackSize: opts.packSizeMiB << 20}
-			if opts.objectLock != "" {
-				if opts.retention == "" {
-					opts.retention = "30d"
-				}
-				ret, err := timespec.ParseRetention(opts.retention)
-				if err != nil {
-					return fmt.Errorf("--retention: %w", err)
-				}
-				lc := &repository.LockConfig{Mode: storage.LockMode(opts.objectLock), Retention: ret}
-				if err := lc.Validate(); err != nil {
-					return fmt.Errorf("--object-lock/--retention: %w", err)
-				}
-				ropts.ObjectLock = lc
-			} else if opts.retention != "" {
-				return errors.New("--retention needs --object-lock compliance|governance")
+			req := app.InitRequest{Location: a.g.repo, Compression: opts.compression, PackSize: opts.packSizeMiB << 20,
+				ObjectLock: opts.objectLock, Retention: opts.retention}
+			if err := req.Validate(); err != nil {
+				return err
 			}
 			if opts.copyFrom != "" {
-				pw := ""
+				pw, err := a.password(ctx, "enter password for repository "+opts.copyFrom+": ", false)
 				if opts.fromPwFile != "" {
-					p, err := a.newPassword(ctx, opts.fromPwFile)
-					if err != nil {
-						return err
-					}
-					pw = p
+					pw, err = a.newPassword(ctx, opts.fromPwFile)
 				}
-				src, err := a.openRepoAt(ctx, opts.copyFrom, pw)
 				if err != nil {
-					return fmt.Errorf("open %s: %w", opts.copyFrom, err)
+					return err
 				}
-				ropts.CopyFrom = src
+				req.CopyFrom = &app.Repo{Location: opts.copyFrom, Password: pw}
 			}
-			pw, err := a.password(ctx, "enter password for new repository: ", true)
+			c, err := a.core()
 			if err != nil {
 				return err
 			}
-			be, err := a.backendForInit(ctx, a.g.repo, ropts.ObjectLock != nil)
+			if req.Password, err = a.password(ctx, "enter password for new repository: ", true); err != nil {
+				return err
+			}
+			res, err := c.Init(ctx, req)
 			if err != nil {
 				return err
 			}
-			r, err := repository.Init(ctx, be, pw, ropts)
-			if err != nil {
-				return err
-			}
-			a.addCloser(r)
-			cfg := r.Config()
 			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "initialized", "id": cfg.ID, "repository": be.Location(), "key": r.KeyName()})
+				a.out.jsonLine(map[string]any{"message_type": "initialized", "id": res.ID, "repository": res.Location, "key": res.Key})
 				return nil
 			}
-			a.out.textf("created bunker repository %s at %s", cfg.ID[:10], be.Location())
+			a.out.textf("created bunker repository %s at %s", res.ID[:10], res.Location)
 			a.out.textf("Keep the password safe: without it the data cannot be recovered.")
 			return nil
 		},

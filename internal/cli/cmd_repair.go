@@ -171,7 +171,7 @@ the repository as of TIME with the password before it changes anything.`,
 			if to == "" {
 				return errors.New("rollback needs --to TIME")
 			}
-			if a.g.repoAsOf != "" {
+			if a.g.s.RepoAsOf != "" {
 				return errors.New("rollback changes the repository; use --to instead of --repo-as-of")
 			}
 			t, err := timespec.ParseTime(to)

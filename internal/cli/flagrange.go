@@ -143,13 +143,3 @@ func checkFlagRange(f *pflag.Flag) error {
 	}
 	return nil
 }
-
-// parseFraction reads a finite number in [lo, hi] (a percentage with or
-// without its % sign); NaN and infinities are not numbers here.
-func parseFraction(s string, lo, hi float64) (float64, bool) {
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < lo || v > hi {
-		return 0, false
-	}
-	return v, true
-}

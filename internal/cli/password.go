@@ -1,17 +1,12 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 
-	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/app"
 	"golang.org/x/term"
 )
 
@@ -21,36 +16,33 @@ func isTerminal(fd uintptr) bool { return term.IsTerminal(int(fd)) }
 // --password-file / BUNKER_PASSWORD_FILE, then --password-command, then a
 // prompt on the terminal.
 func (a *App) password(ctx context.Context, prompt string, confirm bool) (string, error) {
-	if pw := a.Getenv("BUNKER_PASSWORD"); pw != "" {
-		return pw, nil
-	}
-	if a.g.passwordFile != "" {
-		b, err := os.ReadFile(a.g.passwordFile)
-		if err != nil {
-			return "", fmt.Errorf("read password file: %w", err)
-		}
-		pw := strings.TrimRight(string(b), "\r\n")
-		if pw == "" {
-			return "", fmt.Errorf("password file %s is empty", a.g.passwordFile)
-		}
-		return pw, nil
-	}
-	if a.g.passwordCommand != "" {
-		return runPasswordCommand(ctx, a.g.passwordCommand)
+	pw, err := app.ResolvePassword(ctx, a.Getenv("BUNKER_PASSWORD"), a.g.passwordFile, a.g.passwordCommand)
+	if !errors.Is(err, app.ErrNoPassword) {
+		return pw, err
 	}
 	if !a.stdinIsTerminal() {
 		return "", errors.New("no password given: set BUNKER_PASSWORD, BUNKER_PASSWORD_FILE, --password-file or --password-command, or run on a terminal")
 	}
+	again := ""
+	if confirm {
+		again = "enter the password again: "
+	}
+	return a.promptPassword(prompt, again)
+}
+
+// promptPassword asks on the terminal, a second time with again unless
+// it is "".
+func (a *App) promptPassword(prompt, again string) (string, error) {
 	pw, err := a.readPassword(prompt)
 	if err != nil {
 		return "", err
 	}
-	if confirm {
-		again, err := a.readPassword("enter the password again: ")
+	if again != "" {
+		pw2, err := a.readPassword(again)
 		if err != nil {
 			return "", err
 		}
-		if again != pw {
+		if pw2 != pw {
 			return "", errors.New("passwords do not match")
 		}
 	}
@@ -74,11 +66,10 @@ func (a *App) readPassword(prompt string) (string, error) {
 // newPassword asks for a new password (key add / passwd / init).
 func (a *App) newPassword(ctx context.Context, file string) (string, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
+		pw, err := app.ReadSecretFile(file)
 		if err != nil {
 			return "", fmt.Errorf("read new password file: %w", err)
 		}
-		pw := strings.TrimRight(string(b), "\r\n")
 		if pw == "" {
 			return "", errors.New("new password file is empty")
 		}
@@ -90,52 +81,8 @@ func (a *App) newPassword(ctx context.Context, file string) (string, error) {
 	if !a.stdinIsTerminal() {
 		return "", errors.New("no new password given: use --new-password-file or BUNKER_NEW_PASSWORD, or run on a terminal")
 	}
-	pw, err := a.readPassword("enter the new password: ")
-	if err != nil {
-		return "", err
-	}
-	again, err := a.readPassword("enter the new password again: ")
-	if err != nil {
-		return "", err
-	}
-	if pw != again {
-		return "", errors.New("passwords do not match")
-	}
-	if pw == "" {
-		return "", errors.New("an empty password is not allowed")
-	}
-	return pw, nil
+	return a.promptPassword("enter the new password: ", "enter the new password again: ")
 }
 
-func runPasswordCommand(ctx context.Context, command string) (string, error) {
-	var cmd *exec.Cmd
-	if runtime.GOOS == "windows" {
-		cmd = exec.CommandContext(ctx, "cmd", "/C", command)
-	} else {
-		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	}
-	// It computes one password: it needs the user's environment (a
-	// keyring's, a vault's variables), not bunker's other secrets.
-	cmd.Env = source.ChildEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("password command failed: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	line, _, _ := bufio.NewReader(bytes.NewReader(out)).ReadLine()
-	if len(line) == 0 {
-		return "", errors.New("password command printed nothing")
-	}
-	return string(line), nil
-}
-
-// readSecretFile returns a password kept in a file, without the line
-// ending an editor leaves.
-func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
-}
+// readSecretFile returns a secret kept in a file (app.ReadSecretFile).
+func readSecretFile(path string) (string, error) { return app.ReadSecretFile(path) }

@@ -10,8 +10,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/storage"
-	"github.com/bunkerbackup/bunker/internal/storage/location"
-	"github.com/bunkerbackup/bunker/internal/timespec"
 )
 
 // backendFor opens (or, with create, creates) the storage named by a
@@ -25,19 +23,6 @@ func (a *App) backendFor(ctx context.Context, loc string, create bool) (storage.
 		return nil, errors.New("--repo-as-of opens a repository read-only: it cannot be used to create one")
 	}
 	return c.OpenBackend(ctx, loc, create, false)
-}
-
-// backendForInit creates the storage of a new repository, with Object Lock
-// when asked.
-func (a *App) backendForInit(ctx context.Context, loc string, objectLock bool) (storage.Backend, error) {
-	c, err := a.core()
-	if err != nil {
-		return nil, err
-	}
-	if !c.Storage.AsOf.IsZero() {
-		return nil, errors.New("--repo-as-of opens a repository read-only: it cannot be used to create one")
-	}
-	return c.OpenBackend(ctx, loc, true, objectLock)
 }
 
 // core is the use cases' App for this invocation, made from the global
@@ -54,31 +39,10 @@ func (a *App) core() (*app.App, error) {
 	}
 	c.Getenv, c.Log, c.Events, c.Program = a.Getenv, a.log, cliEvents{a}, "bunker "+Version
 	c.KDF, c.MemoryBudget = a.kdf(), a.memBudget
-	so := &c.Storage
-	so.Getenv, so.Policy, so.KeyHint = a.BackendGetenv, a.BackendPolicy, a.g.keyHint
-	if so.Policy == nil {
-		var err error
-		if so.Policy, err = a.flagPolicy(); err != nil {
-			return nil, err
-		}
+	c.Storage.Getenv, c.Storage.Policy = a.BackendGetenv, a.BackendPolicy
+	if err := c.Configure(a.g.s); err != nil {
+		return nil, err
 	}
-	var err error
-	if so.UploadBytes, err = parseRate(a.g.limitUpload); err != nil {
-		return nil, fmt.Errorf("--limit-upload: %w", err)
-	}
-	if so.DownloadBytes, err = parseRate(a.g.limitDownload); err != nil {
-		return nil, fmt.Errorf("--limit-download: %w", err)
-	}
-	so.Connections = a.g.connections
-	if a.g.repoAsOf != "" {
-		if so.AsOf, err = timespec.ParseTime(a.g.repoAsOf); err != nil {
-			return nil, fmt.Errorf("--repo-as-of: %w", err)
-		}
-	}
-	if !a.g.noCache {
-		so.CacheDir = a.cacheRoot()
-	}
-	so.RetryAttempts = max(a.g.retryAttempts, 1)
 	a.coreReady = true
 	return c, nil
 }
@@ -89,39 +53,6 @@ func (a *App) coreLocked() *app.App {
 		a.c = &app.App{Getenv: a.Getenv}
 	}
 	return a.c
-}
-
-// cacheRoot is the directory of the metadata caches, "" for none.
-func (a *App) cacheRoot() string {
-	if a.g.cacheDir != "" {
-		return a.g.cacheDir
-	}
-	return (&app.App{Getenv: a.Getenv}).CacheRoot()
-}
-
-// parseRate reads a transfer rate in bytes per second: a plain number is
-// KiB (as restic's flags), K/M/G suffixes are binary units.
-func parseRate(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	if s == "" || s == "0" {
-		return 0, nil
-	}
-	mult := int64(1 << 10)
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "/S"), "B")
-	t = strings.TrimSuffix(t, "I")
-	switch {
-	case strings.HasSuffix(t, "K"):
-		mult, t = 1<<10, t[:len(t)-1]
-	case strings.HasSuffix(t, "M"):
-		mult, t = 1<<20, t[:len(t)-1]
-	case strings.HasSuffix(t, "G"):
-		mult, t = 1<<30, t[:len(t)-1]
-	}
-	v, ok := parseFraction(t, 0, float64(int64(1)<<50)/float64(mult))
-	if !ok {
-		return 0, fmt.Errorf("%q is not a rate (examples: 800K, 5M, 1.5G, or a number of KiB)", s)
-	}
-	return int64(v * float64(mult)), nil
 }
 
 // openRepo opens the repository of -r with the password.
@@ -235,29 +166,10 @@ func (a *App) setMemoryBudget(r *repository.Repository) {
 	}
 }
 
-// flagPolicy is the repository policy of --allow-schemes, --allow-hosts
-// and --no-ambient-credentials (or their variables), nil when none is set.
-func (a *App) flagPolicy() (*location.Policy, error) {
-	list := func(v []string, env string) []string {
-		if len(v) > 0 {
-			return v
-		}
-		var out []string
-		for _, s := range strings.Split(a.Getenv(env), ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
+// cacheRoot is the directory of the metadata caches, "" for none.
+func (a *App) cacheRoot() string {
+	if a.g.s.CacheDir != "" {
+		return a.g.s.CacheDir
 	}
-	schemes, hosts := list(a.g.allowSchemes, "BUNKER_ALLOW_SCHEMES"), list(a.g.allowHosts, "BUNKER_ALLOW_HOSTS")
-	noAmbient := a.g.noAmbient || a.Getenv("BUNKER_NO_AMBIENT_CREDENTIALS") == "1"
-	if len(schemes) == 0 && len(hosts) == 0 && !noAmbient {
-		return nil, nil
-	}
-	p, err := location.NewPolicy(location.PolicyOptions{Schemes: schemes, Hosts: hosts, AmbientCredentials: !noAmbient})
-	if err != nil {
-		return nil, fmt.Errorf("--allow-schemes/--allow-hosts: %w", err)
-	}
-	return p, nil
+	return (&app.App{Getenv: a.Getenv}).CacheRoot()
 }

@@ -12,7 +12,7 @@ const mod = "github.com/bunkerbackup/bunker/"
 // leaves are small packages every layer may use: they import nothing of
 // ours but each other.
 var leaves = []string{
-	"internal/bufpool", "internal/fsmeta", "internal/safefs", "internal/timespec", "internal/redact",
+	"internal/bufpool", "internal/fsmeta", "internal/safefs", "internal/timespec", "internal/redact", "internal/units",
 }
 
 // rules says, for the packages under a prefix, which of our packages
