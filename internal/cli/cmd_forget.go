@@ -58,13 +58,63 @@ func parseWithin(s string) (time.Duration, error) {
 	return d, err
 }
 
+// forgetFlags are the flags of forget: the policy, what it applies to,
+// and whether prune follows.
+type forgetFlags struct {
+	ff                            snapshotFilterFlags
+	pol                           snapshot.Policy
+	within, groupBy               string
+	withinBy                      [5]string // --keep-within-hourly … yearly
+	dryRun, prune, allowRemoveAll bool
+	pf                            pruneFlags
+}
+
+var keepPeriods = []string{"hourly", "daily", "weekly", "monthly", "yearly"}
+
+func (f *forgetFlags) add(cmd *cobra.Command) {
+	addFilterFlags(cmd, &f.ff)
+	fl := cmd.Flags()
+	for _, k := range []struct {
+		n     *int
+		name  string
+		short string
+		what  string
+	}{{&f.pol.Last, "last", "l", ""}, {&f.pol.Hourly, "hourly", "H", " hourly"}, {&f.pol.Daily, "daily", "d", " daily"},
+		{&f.pol.Weekly, "weekly", "w", " weekly"}, {&f.pol.Monthly, "monthly", "m", " monthly"}, {&f.pol.Yearly, "yearly", "y", " yearly"}} {
+		fl.IntVarP(k.n, "keep-"+k.name, k.short, 0, "keep the last `n`"+k.what+" snapshots (-1: all)")
+		flagRange(fl, -1, unbounded, "keep-"+k.name)
+	}
+	fl.StringVar(&f.within, "keep-within", "", "keep snapshots within `duration` of the newest (e.g. 36h, 7d, 2w, 6mo, 1y; restic's 1y5m7d2h works, a lone m is refused: write mo or min)")
+	for i, period := range keepPeriods {
+		fl.StringVar(&f.withinBy[i], "keep-within-"+period, "", "keep the newest "+period+" snapshot of each period within `duration` of the newest")
+	}
+	fl.StringArrayVar(&f.pol.Tags, "keep-tag", nil, "keep snapshots with this `tag`")
+	fl.StringVarP(&f.groupBy, "group-by", "g", "host,paths", "group snapshots by `fields` before applying the policy")
+	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "only show what would be removed")
+	fl.BoolVar(&f.prune, "prune", false, "prune unreferenced data afterwards")
+	fl.BoolVar(&f.allowRemoveAll, "unsafe-allow-remove-all", false, "let the policy remove every snapshot of a group")
+	f.pf.add(cmd)
+}
+
+// parseWithins sets the policy's --keep-within durations.
+func (f *forgetFlags) parseWithins() error {
+	p := &f.pol
+	for i, d := range []*time.Duration{&p.Within, &p.WithinHourly, &p.WithinDaily, &p.WithinWeekly, &p.WithinMonthly, &p.WithinYearly} {
+		flag, s := "", f.within
+		if i > 0 {
+			flag, s = "-"+keepPeriods[i-1], f.withinBy[i-1]
+		}
+		v, err := parseWithin(s)
+		if err != nil {
+			return fmt.Errorf("--keep-within%s: %w", flag, err)
+		}
+		*d = v
+	}
+	return nil
+}
+
 func (a *App) forgetCommand() *cobra.Command {
-	var ff snapshotFilterFlags
-	var pol snapshot.Policy
-	var within, groupBy string
-	var withinBy [5]string // --keep-within-hourly … yearly
-	var dryRun, prune, allowRemoveAll bool
-	var pf pruneFlags
+	var f forgetFlags
 	cmd := &cobra.Command{
 		Use:   "forget [flags] [SNAPSHOT...]",
 		Short: "Remove snapshots by ID or by a retention policy",
@@ -78,82 +128,60 @@ nothing is removed, unless --unsafe-allow-remove-all is given (a typo in
 are removed as asked.`,
 		ValidArgsFunction: a.completeSnapshots(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			for _, w := range []struct {
-				flag string
-				s    string
-				d    *time.Duration
-			}{{"", within, &pol.Within}, {"-hourly", withinBy[0], &pol.WithinHourly}, {"-daily", withinBy[1], &pol.WithinDaily},
-				{"-weekly", withinBy[2], &pol.WithinWeekly}, {"-monthly", withinBy[3], &pol.WithinMonthly}, {"-yearly", withinBy[4], &pol.WithinYearly}} {
-				d, err := parseWithin(w.s)
-				if err != nil {
-					return fmt.Errorf("--keep-within%s: %w", w.flag, err)
-				}
-				*w.d = d
-			}
-			if len(args) == 0 && pol.Empty() {
-				return errors.New("nothing to do: name snapshots or give a policy (--keep-last, --keep-daily, ...)")
-			}
-			popts, err := pf.options(dryRun)
-			if err != nil {
-				return err
-			}
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			res, err := c.Forget(ctx, app.ForgetRequest{Opened: r, Snapshots: args, Policy: pol, Filter: ff.filter(), GroupBy: groupBy,
-				DryRun: dryRun, AllowRemoveAll: allowRemoveAll})
-			if res == nil {
-				return err
-			}
-			if len(args) == 0 {
-				a.printForgetGroups(res, pol, dryRun)
-			}
-			for _, l := range res.Locked {
-				a.out.warnf("snapshot %s is under Object Lock until %s: a forget after that removes it", l.Snapshot.ShortID(), l.Until.Local().Format("2006-01-02 15:04"))
-			}
-			if err != nil {
-				return err
-			}
-			if dryRun {
-				a.out.textf("dry run: would remove %s", plural(int64(len(res.Remove)), "snapshot"))
-			} else {
-				if a.g.json {
-					a.out.jsonLine(map[string]any{"message_type": "forget_result", "removed": res.Removed, "locked": len(res.Locked)})
-				}
-				a.out.textf("removed %s", plural(int64(res.Removed), "snapshot"))
-			}
-			if prune && (len(res.Remove) > 0 || dryRun) {
-				return a.doPrune(ctx, r, popts)
-			}
-			return nil
+			return a.forget(cmd.Context(), &f, args)
 		},
 	}
-	addFilterFlags(cmd, &ff)
-	f := cmd.Flags()
-	f.IntVarP(&pol.Last, "keep-last", "l", 0, "keep the last `n` snapshots (-1: all)")
-	f.IntVarP(&pol.Hourly, "keep-hourly", "H", 0, "keep the last `n` hourly snapshots (-1: all)")
-	f.IntVarP(&pol.Daily, "keep-daily", "d", 0, "keep the last `n` daily snapshots (-1: all)")
-	f.IntVarP(&pol.Weekly, "keep-weekly", "w", 0, "keep the last `n` weekly snapshots (-1: all)")
-	f.IntVarP(&pol.Monthly, "keep-monthly", "m", 0, "keep the last `n` monthly snapshots (-1: all)")
-	f.IntVarP(&pol.Yearly, "keep-yearly", "y", 0, "keep the last `n` yearly snapshots (-1: all)")
-	flagRange(f, -1, unbounded, "keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly")
-	f.StringVar(&within, "keep-within", "", "keep snapshots within `duration` of the newest (e.g. 36h, 7d, 2w, 6mo, 1y; restic's 1y5m7d2h works, a lone m is refused: write mo or min)")
-	for i, period := range []string{"hourly", "daily", "weekly", "monthly", "yearly"} {
-		f.StringVar(&withinBy[i], "keep-within-"+period, "", "keep the newest "+period+" snapshot of each period within `duration` of the newest")
-	}
-	f.StringArrayVar(&pol.Tags, "keep-tag", nil, "keep snapshots with this `tag`")
-	f.StringVarP(&groupBy, "group-by", "g", "host,paths", "group snapshots by `fields` before applying the policy")
-	f.BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be removed")
-	f.BoolVar(&prune, "prune", false, "prune unreferenced data afterwards")
-	f.BoolVar(&allowRemoveAll, "unsafe-allow-remove-all", false, "let the policy remove every snapshot of a group")
-	pf.add(cmd)
+	f.add(cmd)
 	return cmd
+}
+
+// forget runs forget with the flags f on the named snapshots (or the
+// policy), then prune when asked.
+func (a *App) forget(ctx context.Context, f *forgetFlags, args []string) error {
+	if err := f.parseWithins(); err != nil {
+		return err
+	}
+	if len(args) == 0 && f.pol.Empty() {
+		return errors.New("nothing to do: name snapshots or give a policy (--keep-last, --keep-daily, ...)")
+	}
+	popts, err := f.pf.options(f.dryRun)
+	if err != nil {
+		return err
+	}
+	c, err := a.core()
+	if err != nil {
+		return err
+	}
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := c.Forget(ctx, app.ForgetRequest{Opened: r, Snapshots: args, Policy: f.pol, Filter: f.ff.filter(), GroupBy: f.groupBy,
+		DryRun: f.dryRun, AllowRemoveAll: f.allowRemoveAll})
+	if res == nil {
+		return err
+	}
+	if len(args) == 0 {
+		a.printForgetGroups(res, f.pol, f.dryRun)
+	}
+	for _, l := range res.Locked {
+		a.out.warnf("snapshot %s is under Object Lock until %s: a forget after that removes it", l.Snapshot.ShortID(), l.Until.Local().Format("2006-01-02 15:04"))
+	}
+	if err != nil {
+		return err
+	}
+	if f.dryRun {
+		a.out.textf("dry run: would remove %s", plural(int64(len(res.Remove)), "snapshot"))
+	} else {
+		if a.g.json {
+			a.out.jsonLine(map[string]any{"message_type": "forget_result", "removed": res.Removed, "locked": len(res.Locked)})
+		}
+		a.out.textf("removed %s", plural(int64(res.Removed), "snapshot"))
+	}
+	if f.prune && (len(res.Remove) > 0 || f.dryRun) {
+		return a.doPrune(ctx, r, popts)
+	}
+	return nil
 }
 
 func (a *App) pruneCommand() *cobra.Command {
