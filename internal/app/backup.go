@@ -123,35 +123,48 @@ type BackupResult struct {
 	SourceErrors []string
 }
 
+// Validate checks what a backup can check before it opens anything:
+// paths or a stream (not both, not neither), full or differential, the
+// stream's file name, and that every path exists.
+func (b *Backup) Validate() error {
+	stream := b.Stream != nil || b.StreamCommand != nil
+	switch {
+	case stream && len(b.Paths) > 0:
+		return errors.New("give either paths or a stream to back up (--stdin, --stdin-from-command), not both")
+	case !stream && len(b.Paths) == 0:
+		return errors.New("nothing to back up: give at least one path (or a stream)")
+	case b.Full && b.Differential:
+		return errors.New("full and differential exclude each other")
+	}
+	if stream && b.StreamName != "" {
+		if err := tree.ValidName(b.StreamName); err != nil {
+			return fmt.Errorf("stream file name: %w", err)
+		}
+	}
+	for _, p := range b.Paths {
+		if _, err := os.Lstat(p); err != nil {
+			return fmt.Errorf("source %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // RunBackup backs up files or a stream into a repository and saves a
 // snapshot. When some source entries cannot be read the snapshot is still
 // saved and the error is a *PartialError (the result is complete).
 func (a *App) RunBackup(ctx context.Context, b Backup) (*BackupResult, error) {
-	stream := b.Stream != nil || b.StreamCommand != nil
-	switch {
-	case stream && len(b.Paths) > 0:
-		return nil, errors.New("give either paths or a stream to back up, not both")
-	case !stream && len(b.Paths) == 0:
-		return nil, errors.New("nothing to back up: give at least one path (or a stream)")
-	case b.Full && b.Differential:
-		return nil, errors.New("full and differential exclude each other")
+	if err := b.Validate(); err != nil {
+		return nil, err
 	}
-	if stream {
-		if b.StreamName == "" {
-			b.StreamName = "stdin"
-		}
-		if err := tree.ValidName(b.StreamName); err != nil {
-			return nil, fmt.Errorf("stream file name: %w", err)
-		}
+	stream := b.Stream != nil || b.StreamCommand != nil
+	if b.StreamName == "" {
+		b.StreamName = "stdin"
 	}
 	var absPaths []string
 	for _, p := range b.Paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			return nil, err
-		}
-		if _, err := os.Lstat(abs); err != nil {
-			return nil, fmt.Errorf("source %s: %w", p, err)
 		}
 		absPaths = append(absPaths, filepath.Clean(abs))
 	}

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/archiver"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/exclude"
 	"github.com/spf13/cobra"
 )
@@ -98,28 +96,13 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 	if err != nil {
 		return fmt.Errorf("--files-from: %w", err)
 	}
-	paths = append(paths, listed...)
-	stream := o.stdin || o.stdinCommand
-	switch {
-	case stream && len(paths) > 0:
-		return errors.New("give either paths or --stdin / --stdin-from-command, not both")
-	case !stream && len(paths) == 0:
-		return errors.New("nothing to back up: give at least one path (or --stdin)")
-	case o.full && o.differential:
-		return errors.New("--full and --differential exclude each other")
-	}
-	if stream {
-		if err := tree.ValidName(o.stdinFilename); err != nil {
-			return fmt.Errorf("--stdin-filename: %w", err)
-		}
+	b.Paths = append(paths, listed...)
+	if o.stdin || o.stdinCommand {
 		b.StreamName = o.stdinFilename
 	}
-	b.Paths = paths
 	// The paths' own errors come before asking for a password.
-	for _, p := range paths {
-		if _, err := os.Lstat(p); err != nil {
-			return fmt.Errorf("source %s: %w", p, err)
-		}
+	if err := b.Validate(); err != nil {
+		return err
 	}
 	if b.Repo, err = a.repoRef(ctx); err != nil {
 		return err
