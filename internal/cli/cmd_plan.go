@@ -3,8 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/bunkerbackup/bunker/internal/plan"
@@ -49,33 +47,11 @@ func (a *App) loadPlan(path string) (*plan.Plan, error) {
 	return p, err
 }
 
-// systemPlanDir is where a plan for the whole machine lives.
+// systemPlanDir is where a plan for the whole machine lives (tests move
+// it).
 var systemPlanDir = "/etc/bunker"
 
-// findPlan looks for a plan where borgmatic users look for their
-// configuration: $XDG_CONFIG_HOME/bunker (default ~/.config/bunker), then
-// /etc/bunker, each as plan.yaml or plan.yml. It returns the first that
-// exists, and every path it tried.
-func (a *App) findPlan() (string, []string) {
-	var dirs []string
-	if x := a.Getenv("XDG_CONFIG_HOME"); x != "" {
-		dirs = append(dirs, filepath.Join(x, "bunker"))
-	} else if h := a.Getenv("HOME"); h != "" {
-		dirs = append(dirs, filepath.Join(h, ".config", "bunker"))
-	}
-	dirs = append(dirs, systemPlanDir)
-	var tried []string
-	for _, d := range dirs {
-		for _, name := range []string{"plan.yaml", "plan.yml"} {
-			p := filepath.Join(d, name)
-			tried = append(tried, p)
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				return p, tried
-			}
-		}
-	}
-	return "", tried
-}
+func (a *App) findPlan() (string, []string) { return plan.Discover(a.Getenv, systemPlanDir) }
 
 func (a *App) planValidateCommand() *cobra.Command {
 	return &cobra.Command{

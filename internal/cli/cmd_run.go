@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
@@ -38,13 +37,9 @@ cause (10 no repository, 11 wrong password, …; see bunker --help), else 1.`,
 			if err != nil {
 				return err
 			}
-			j := p.Job(args[0])
-			if j == nil {
-				var names []string
-				for _, j := range p.Jobs {
-					names = append(names, j.Name)
-				}
-				return fmt.Errorf("plan %s has no job %q (jobs: %s)", p.File, args[0], strings.Join(names, ", "))
+			j, err := p.FindJob(args[0])
+			if err != nil {
+				return err
 			}
 			var show io.Writer
 			if a.g.verbose > 0 && !a.g.json {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -607,6 +608,38 @@ func (p *Plan) Job(name string) *Job {
 	return nil
 }
 
+// FindJob returns the job with the given name, or an error that names
+// the plan's jobs.
+func (p *Plan) FindJob(name string) (*Job, error) {
+	if j := p.Job(name); j != nil {
+		return j, nil
+	}
+	var names []string
+	for _, j := range p.Jobs {
+		names = append(names, j.Name)
+	}
+	return nil, fmt.Errorf("plan %s has no job %q (jobs: %s)", p.File, name, strings.Join(names, ", "))
+}
+
+// DrillsFor returns the drills a name asks for: the drill of that name
+// and every drill of the job of that name; a job without drills gets a
+// plain restore check (NAME-check).
+func (p *Plan) DrillsFor(name string) ([]*Drill, error) {
+	var drills []*Drill
+	for _, d := range p.Drills {
+		if d.Name == name || d.Job == name {
+			drills = append(drills, d)
+		}
+	}
+	if len(drills) == 0 {
+		if p.Job(name) == nil {
+			return nil, fmt.Errorf("plan %s has no drill or job %q", p.File, name)
+		}
+		drills = []*Drill{{Name: name + "-check", Job: name}}
+	}
+	return drills, nil
+}
+
 // Repository returns the repository with the given name.
 func (p *Plan) Repository(name string) *Repository {
 	for _, r := range p.Repositories {
@@ -622,3 +655,28 @@ func (j *Job) ScheduleOf() Schedule { return j.schedule }
 
 // ScheduleOf returns the drill's parsed schedule (nil: on demand only).
 func (d *Drill) ScheduleOf() Schedule { return d.schedule }
+
+// Discover looks for a plan where borgmatic users look for their
+// configuration: plan.yaml (or .yml) in $XDG_CONFIG_HOME/bunker (else
+// ~/.config/bunker), then in systemDir. It returns the first regular file
+// found, "" when none is, and every path it tried (for the message).
+func Discover(getenv func(string) string, systemDir string) (string, []string) {
+	var dirs []string
+	if x := getenv("XDG_CONFIG_HOME"); x != "" {
+		dirs = append(dirs, filepath.Join(x, "bunker"))
+	} else if h := getenv("HOME"); h != "" {
+		dirs = append(dirs, filepath.Join(h, ".config", "bunker"))
+	}
+	dirs = append(dirs, systemDir)
+	var tried []string
+	for _, d := range dirs {
+		for _, name := range []string{"plan.yaml", "plan.yml"} {
+			p := filepath.Join(d, name)
+			tried = append(tried, p)
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				return p, tried
+			}
+		}
+	}
+	return "", tried
+}

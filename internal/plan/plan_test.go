@@ -2,6 +2,7 @@ package plan
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,52 @@ func TestDurationGrammar(t *testing.T) {
 	p, err = Parse("example.yaml", edit(retention, "retention: {keep_within: 6mo}", "rpo: 2h", "rpo: 45m"), noEnv)
 	if err != nil || p.Job("home").RPO != 45*time.Minute || p.Job("home").Retention.KeepWithin != 180*24*time.Hour {
 		t.Errorf("rpo: 45m, keep_within: 6mo: %v %v", err, p)
+	}
+}
+
+func TestFindJobAndDrillsFor(t *testing.T) {
+	p := &Plan{File: "plan.yaml", Jobs: []*Job{{Name: "home"}, {Name: "db"}},
+		Drills: []*Drill{{Name: "db-weekly", Job: "db"}, {Name: "db-sql", Job: "db"}}}
+	if j, err := p.FindJob("db"); err != nil || j.Name != "db" {
+		t.Fatalf("FindJob(db) = %v, %v", j, err)
+	}
+	if _, err := p.FindJob("nope"); err == nil || !strings.Contains(err.Error(), "jobs: home, db") {
+		t.Errorf("FindJob(nope) error %v, want one naming the jobs", err)
+	}
+	for name, want := range map[string][]string{"db": {"db-weekly", "db-sql"}, "db-sql": {"db-sql"}, "home": {"home-check"}} {
+		ds, err := p.DrillsFor(name)
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.Name)
+		}
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("DrillsFor(%s) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	if _, err := p.DrillsFor("nope"); err == nil {
+		t.Error("DrillsFor(nope): no error")
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	xdg, sys := t.TempDir(), t.TempDir()
+	env := func(k string) string { return map[string]string{"XDG_CONFIG_HOME": xdg, "HOME": "/nonexistent"}[k] }
+	if p, tried := Discover(env, sys); p != "" || len(tried) != 4 {
+		t.Fatalf("Discover in empty dirs = %q, tried %v", p, tried)
+	}
+	if err := os.WriteFile(filepath.Join(sys, "plan.yml"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := Discover(env, sys); p != filepath.Join(sys, "plan.yml") {
+		t.Errorf("Discover = %q, want the system plan", p)
+	}
+	if err := os.MkdirAll(filepath.Join(xdg, "bunker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(xdg, "bunker", "plan.yaml"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := Discover(env, sys); p != filepath.Join(xdg, "bunker", "plan.yaml") {
+		t.Errorf("Discover = %q, want the user's plan first", p)
 	}
 }
