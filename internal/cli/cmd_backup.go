@@ -124,11 +124,7 @@ func (a *App) runBackup(ctx context.Context, o backupOptions, args []string) err
 // printFileChange lists a file as restic's -vv does: new, modified or
 // unchanged (a verbose_status line with --json).
 func (a *App) printFileChange(path string, c archiver.FileChange) {
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "verbose_status", "action": c.String(), "item": path})
-		return
-	}
-	a.out.textf("%-9s %s", c, path)
+	a.out.result(map[string]any{"message_type": "verbose_status", "action": c.String(), "item": path}, "%-9s %s", c, path)
 }
 
 // summaryJSON is a snapshot's summary under the names of the backup

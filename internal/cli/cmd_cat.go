@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -15,12 +17,7 @@ func (a *App) catCommand() *cobra.Command {
 		Short:             "Print repository objects as JSON (for debugging)",
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: a.completeCat,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.repoRun(func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error {
 			if args[0] == "snapshot" {
 				if len(args) < 2 {
 					return fmt.Errorf("cat snapshot needs an ID")
@@ -35,10 +32,6 @@ func (a *App) catCommand() *cobra.Command {
 			if len(args) == 2 {
 				req.ID = args[1]
 			}
-			c, err := a.core()
-			if err != nil {
-				return err
-			}
 			res, err := c.Cat(ctx, req)
 			if err != nil {
 				return err
@@ -48,7 +41,7 @@ func (a *App) catCommand() *cobra.Command {
 				return err
 			}
 			return a.emitJSON(res.Value)
-		},
+		}),
 	}
 }
 

@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"fmt"
+	"context"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/spf13/cobra"
@@ -13,28 +13,16 @@ func (a *App) diffCommand() *cobra.Command {
 		Short:             "Show what changed between two snapshots",
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: a.completeSnapshots(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, repo, err := a.coreRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {
 			res, err := c.Diff(ctx, app.DiffRequest{Repo: repo, From: args[0], To: args[1], Change: func(mark, p string) {
-				if a.g.json {
-					a.out.jsonLine(map[string]any{"message_type": "change", "path": p, "modifier": mark})
-				} else {
-					fmt.Fprintf(a.Stdout, "%s    %s\n", mark, p)
-				}
+				a.out.item(map[string]any{"message_type": "change", "path": p, "modifier": mark}, "%s    %s", mark, p)
 			}})
 			if err != nil {
 				return err
 			}
-			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "statistics", "added": res.Added, "removed": res.Removed, "changed": res.Changed})
-			} else {
-				fmt.Fprintf(a.Stdout, "\n%d added, %d removed, %d changed\n", res.Added, res.Removed, res.Changed)
-			}
+			a.out.item(map[string]any{"message_type": "statistics", "added": res.Added, "removed": res.Removed, "changed": res.Changed},
+				"\n%d added, %d removed, %d changed", res.Added, res.Removed, res.Changed)
 			return nil
-		},
+		}),
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/bunkerbackup/bunker/internal/app"
@@ -17,19 +18,11 @@ func (a *App) findCommand() *cobra.Command {
 		Use:   "find PATTERN...",
 		Short: "Find files by name pattern in snapshots",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, repo, err := a.coreRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {
 			res, err := c.Find(ctx, app.FindRequest{Repo: repo, Patterns: args, IgnoreCase: ignoreCase, Filter: ff.filter(), Snapshots: snaps,
 				Match: func(sn *snapshot.Snapshot, p string, n *tree.Node) {
-					if a.g.json {
-						a.out.jsonLine(map[string]any{"message_type": "match", "snapshot": sn.ID.String(), "node": toNodeJSON(p, n)})
-					} else {
-						fmt.Fprintf(a.Stdout, "%s  %s  %s  %d\n", sn.ShortID(), sn.Time.Local().Format("2006-01-02 15:04:05"), p, n.Size)
-					}
+					a.out.item(map[string]any{"message_type": "match", "snapshot": sn.ID.String(), "node": toNodeJSON(p, n)},
+						"%s  %s  %s  %d", sn.ShortID(), sn.Time.Local().Format("2006-01-02 15:04:05"), p, n.Size)
 				}})
 			if err != nil {
 				return err
@@ -38,7 +31,7 @@ func (a *App) findCommand() *cobra.Command {
 				fmt.Fprintln(a.Stderr, "no matches")
 			}
 			return nil
-		},
+		}),
 	}
 	addFilterFlags(cmd, &ff)
 	cmd.Flags().BoolVarP(&ignoreCase, "ignore-case", "i", false, "match case-insensitively")

@@ -1,6 +1,10 @@
 package cli
 
 import (
+	"context"
+
+	"github.com/bunkerbackup/bunker/internal/app"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/spf13/cobra"
 )
 
@@ -19,12 +23,7 @@ func (a *App) keyAddCommand() *cobra.Command {
 		Use:   "add",
 		Short: "Add a password that opens the repository",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.repoRun(func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error {
 			pw, err := a.newPassword(ctx, newPwFile)
 			if err != nil {
 				return err
@@ -33,13 +32,9 @@ func (a *App) keyAddCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "key_added", "id": name})
-				return nil
-			}
-			a.out.textf("added key %s", short(name))
+			a.out.result(map[string]any{"message_type": "key_added", "id": name}, "added key %s", short(name))
 			return nil
-		},
+		}),
 	}
 	add.Flags().StringVar(&newPwFile, "new-password-file", "", "file holding the new password (default $BUNKER_NEW_PASSWORD or a prompt)")
 	return add
@@ -50,12 +45,7 @@ func (a *App) keyListCommand() *cobra.Command {
 		Use:   "list",
 		Short: "List keys",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.repoRun(func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error {
 			keys, err := r.Keys(ctx)
 			if err != nil {
 				return err
@@ -78,7 +68,7 @@ func (a *App) keyListCommand() *cobra.Command {
 			}
 			table(a.Stdout, []string{" ID", "User", "Host", "Created", "KDF"}, rows)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -87,18 +77,13 @@ func (a *App) keyRemoveCommand() *cobra.Command {
 		Use:   "remove ID",
 		Short: "Remove a key (not the one in use, not the last)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.repoRun(func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error {
 			if err := r.RemoveKey(ctx, args[0]); err != nil {
 				return err
 			}
 			a.out.textf("removed key %s", args[0])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -108,12 +93,7 @@ func (a *App) keyPasswdCommand() *cobra.Command {
 		Use:   "passwd",
 		Short: "Change the password of the key in use",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.repoRun(func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error {
 			pw, err := a.newPassword(ctx, passwdFile)
 			if err != nil {
 				return err
@@ -124,7 +104,7 @@ func (a *App) keyPasswdCommand() *cobra.Command {
 			}
 			a.out.textf("password changed; new key %s", short(name))
 			return nil
-		},
+		}),
 	}
 	passwd.Flags().StringVar(&passwdFile, "new-password-file", "", "file holding the new password (default $BUNKER_NEW_PASSWORD or a prompt)")
 	return passwd

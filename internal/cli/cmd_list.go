@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"fmt"
+	"context"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/index"
@@ -20,29 +20,17 @@ leases, plans and markers). "list blobs" lists every blob the index knows,
 as its type (data or tree) and ID. --json prints one line each.`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: app.ListObjectTypes,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, repo, err := a.coreRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {
 			typ := args[0]
-			_, err = c.ListObjects(ctx, app.ListObjectsRequest{Repo: repo, Type: typ,
+			_, err := c.ListObjects(ctx, app.ListObjectsRequest{Repo: repo, Type: typ,
 				Object: func(fi storage.FileInfo) {
-					if a.g.json {
-						a.out.jsonLine(map[string]any{"message_type": "object", "type": typ, "name": fi.Name, "size": fi.Size})
-						return
-					}
-					fmt.Fprintln(a.Stdout, fi.Name)
+					a.out.item(map[string]any{"message_type": "object", "type": typ, "name": fi.Name, "size": fi.Size}, "%s", fi.Name)
 				},
 				Blob: func(l index.Location) {
-					if a.g.json {
-						a.out.jsonLine(map[string]any{"message_type": "blob", "type": l.Entry.Type.String(), "id": l.Entry.ID.String(), "pack": l.Pack.String()})
-						return
-					}
-					fmt.Fprintf(a.Stdout, "%s %s\n", l.Entry.Type, l.Entry.ID)
+					a.out.item(map[string]any{"message_type": "blob", "type": l.Entry.Type.String(), "id": l.Entry.ID.String(), "pack": l.Pack.String()},
+						"%s %s", l.Entry.Type, l.Entry.ID)
 				}})
 			return err
-		},
+		}),
 	}
 }

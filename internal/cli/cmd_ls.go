@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 
@@ -38,20 +39,15 @@ func (a *App) lsCommand() *cobra.Command {
 		Short:             "List files in a snapshot",
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: a.completeSnapshots(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, repo, err := a.coreRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {
 			ref, sub := splitSnapshotPath(args[0])
 			if len(args) == 2 {
 				sub = args[1]
 			}
-			_, err = c.List(ctx, app.ListRequest{Repo: repo, Snapshot: ref, Filter: ff.filter(), Path: sub, Recursive: recursive,
+			_, err := c.List(ctx, app.ListRequest{Repo: repo, Snapshot: ref, Filter: ff.filter(), Path: sub, Recursive: recursive,
 				Found: a.printLsSnapshot, Node: func(p string, n *tree.Node) { a.printLsNode(p, n, long) }})
 			return err
-		},
+		}),
 	}
 	addFilterFlags(cmd, &ff)
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "long listing")
@@ -61,11 +57,8 @@ func (a *App) lsCommand() *cobra.Command {
 
 // printLsSnapshot prints the snapshot ls lists.
 func (a *App) printLsSnapshot(sn *snapshot.Snapshot) {
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "snapshot", "id": sn.ID.String(), "time": sn.Time, "paths": sn.Paths, "hostname": sn.Hostname})
-	} else {
-		a.out.textf("snapshot %s of %v at %s:", sn.ShortID(), sn.Paths, sn.Time.Local().Format("2006-01-02 15:04:05"))
-	}
+	a.out.result(map[string]any{"message_type": "snapshot", "id": sn.ID.String(), "time": sn.Time, "paths": sn.Paths, "hostname": sn.Hostname},
+		"snapshot %s of %v at %s:", sn.ShortID(), sn.Paths, sn.Time.Local().Format("2006-01-02 15:04:05"))
 }
 
 // printLsNode prints one node ls lists (long: with mode, owner, size and

@@ -49,11 +49,7 @@ select the snapshots shown.`,
 			if err != nil {
 				return err
 			}
-			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "unmounted", "mountpoint": res.Dir, "duration_seconds": res.Duration.Seconds()})
-			} else {
-				a.out.textf("unmounted %s", res.Dir)
-			}
+			a.out.result(map[string]any{"message_type": "unmounted", "mountpoint": res.Dir, "duration_seconds": res.Duration.Seconds()}, "unmounted %s", res.Dir)
 			return nil
 		},
 	}

@@ -20,14 +20,9 @@ func (a *App) repairCommand() *cobra.Command {
 		Use:   "index",
 		Short: "Rebuild the index from the packs",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.repoRun(func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error {
 			return a.repairIndex(ctx, r)
-		},
+		}),
 	}
 	var dryRun, keep, readData bool
 	snaps := &cobra.Command{
@@ -74,11 +69,8 @@ func (a *App) repairMaint(ctx context.Context, dryRun bool) error {
 		verb = "would remove"
 	}
 	bad, err := repair.Maint(ctx, r, dryRun, func(u repository.Unreadable, removed bool) {
-		if a.g.json {
-			a.out.jsonLine(map[string]any{"message_type": "object", "type": u.Type, "name": u.Name, "reason": u.Reason, "removed": removed})
-		} else {
-			a.out.textf("%s %s/%s: %s", verb, u.Type, u.Name, u.Reason)
-		}
+		a.out.result(map[string]any{"message_type": "object", "type": u.Type, "name": u.Name, "reason": u.Reason, "removed": removed},
+			"%s %s/%s: %s", verb, u.Type, u.Name, u.Reason)
 	})
 	if err != nil {
 		return err
@@ -87,11 +79,8 @@ func (a *App) repairMaint(ctx context.Context, dryRun bool) error {
 	if dryRun {
 		removed = 0
 	}
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "found": len(bad), "removed": removed, "dry_run": dryRun})
-	} else {
-		a.out.textf("%d unreadable objects found, %d removed", len(bad), removed)
-	}
+	a.out.result(map[string]any{"message_type": "summary", "found": len(bad), "removed": removed, "dry_run": dryRun},
+		"%d unreadable objects found, %d removed", len(bad), removed)
 	return nil
 }
 
@@ -108,11 +97,8 @@ func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {
 	if err != nil {
 		return err
 	}
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "packs": res.Packs, "blobs": res.Blobs, "damaged_packs": res.Damaged, "index": res.Index.String()})
-	} else {
-		a.out.textf("rebuilt the index from %d packs (%d blobs); %d unreadable packs left out", res.Packs, res.Blobs, res.Damaged)
-	}
+	a.out.result(map[string]any{"message_type": "summary", "packs": res.Packs, "blobs": res.Blobs, "damaged_packs": res.Damaged, "index": res.Index.String()},
+		"rebuilt the index from %d packs (%d blobs); %d unreadable packs left out", res.Packs, res.Blobs, res.Damaged)
 	return nil
 }
 

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/exclude"
 	"github.com/spf13/cobra"
@@ -24,12 +26,7 @@ Lock, append-only access — keeps both, with a warning). The data of the
 dropped files is freed only by a later prune, once no snapshot references it.
 --dry-run shows what would be dropped.`,
 		ValidArgsFunction: a.completeSnapshots(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, repo, err := a.coreRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {
 			res, err := c.Rewrite(ctx, app.RewriteRequest{Repo: repo, Snapshots: args, Filter: ff.filter(), Exclude: ex,
 				Forget: forget, DryRun: dryRun, Rewritten: func(rw app.RewrittenSnapshot) { a.printRewritten(rw, dryRun) }})
 			if res == nil {
@@ -45,7 +42,7 @@ dropped files is freed only by a later prune, once no snapshot references it.
 					plural(int64(len(res.Rewritten)), "snapshot"), res.Examined)
 			}
 			return err
-		},
+		}),
 	}
 	addFilterFlags(cmd, &ff)
 	f := cmd.Flags()

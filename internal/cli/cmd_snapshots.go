@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -51,12 +52,7 @@ binlogs, MongoDB oplog: kind continuous) can number thousands; the text
 listing counts them in one line unless --archives is given. --json lists
 everything: one "snapshot" line each (with --group-by, one "snapshot_group"
 line per group).`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, repo, err := a.coreRepo(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {
 			res, err := c.Snapshots(ctx, app.SnapshotsRequest{Repo: repo, Filter: ff.filter(), Snapshots: args, GroupBy: groupBy, Latest: latest,
 				HideArchives: !archives && !a.g.json})
 			if err != nil {
@@ -68,7 +64,7 @@ line per group).`,
 				a.printSnapshots(res, groupBy != "")
 			}
 			return nil
-		},
+		}),
 	}
 	addFilterFlags(cmd, &ff)
 	cmd.Flags().StringVarP(&groupBy, "group-by", "g", "", "group by `fields`: host, paths, tags (comma separated)")

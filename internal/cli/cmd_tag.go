@@ -39,23 +39,17 @@ changed_snapshot line per changed snapshot and a summary.`,
 				return err
 			}
 			req.Changed = func(rs app.ReplacedSnapshot) {
-				if a.g.json {
-					a.out.jsonLine(map[string]any{"message_type": "changed_snapshot", "old_snapshot_id": rs.Old.ID.String(),
-						"new_snapshot_id": rs.New.ID.String(), "tags": rs.New.Tags, "original_kept": rs.Kept != nil})
-					return
-				}
-				a.out.textf("snapshot %s -> %s: tags %s", rs.Old.ShortID(), rs.New.ShortID(), strings.Join(rs.New.Tags, ","))
+				a.out.result(map[string]any{"message_type": "changed_snapshot", "old_snapshot_id": rs.Old.ID.String(),
+					"new_snapshot_id": rs.New.ID.String(), "tags": rs.New.Tags, "original_kept": rs.Kept != nil},
+					"snapshot %s -> %s: tags %s", rs.Old.ShortID(), rs.New.ShortID(), strings.Join(rs.New.Tags, ","))
 			}
 			res, err := c.Tag(ctx, req)
 			if res == nil {
 				return err
 			}
-			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "summary", "snapshots_examined": res.Examined,
-					"changed_snapshots": len(res.Changed), "originals_kept": len(res.Kept)})
-			} else {
-				a.out.textf("changed the tags of %s of %d", plural(int64(len(res.Changed)), "snapshot"), res.Examined)
-			}
+			a.out.result(map[string]any{"message_type": "summary", "snapshots_examined": res.Examined,
+				"changed_snapshots": len(res.Changed), "originals_kept": len(res.Kept)},
+				"changed the tags of %s of %d", plural(int64(len(res.Changed)), "snapshot"), res.Examined)
 			return err
 		},
 	}

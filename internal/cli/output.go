@@ -81,6 +81,30 @@ func (p *printer) textf(format string, args ...any) {
 	fmt.Fprintf(p.a.Stdout, format+"\n", args...)
 }
 
+// result prints one result of a command: m as a JSON line with --json,
+// else the line of text (unless --quiet).
+func (p *printer) result(m map[string]any, format string, args ...any) {
+	if p.a.g.json {
+		p.jsonLine(m)
+		return
+	}
+	p.textf(format, args...)
+}
+
+// item prints one item of a listing: m as a JSON line with --json, else
+// the line of text on stdout, even with --quiet (the listing is what the
+// command is for).
+func (p *printer) item(m map[string]any, format string, args ...any) {
+	if p.a.g.json {
+		p.jsonLine(m)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+	fmt.Fprintf(p.a.Stdout, format+"\n", args...)
+}
+
 // infof prints at -v.
 func (p *printer) infof(format string, args ...any) {
 	if p.a.g.verbose > 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/spf13/cobra"
 )
 
 // backendFor opens (or, with create, creates) the storage named by a
@@ -172,4 +173,35 @@ func (a *App) cacheRoot() string {
 		return a.g.s.CacheDir
 	}
 	return (&app.App{Getenv: a.Getenv}).CacheRoot()
+}
+
+// repoRun is a command's RunE that opens the repository of -r first,
+// for the commands that work on an open repository.
+func (a *App) repoRun(run func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		c, err := a.core()
+		if err != nil {
+			return err
+		}
+		r, err := a.openRepo(ctx)
+		if err != nil {
+			return err
+		}
+		return run(ctx, c, r, args)
+	}
+}
+
+// refRun is a command's RunE that resolves the repository of -r (storage
+// opened, password known) first, for the use cases that open it
+// themselves.
+func (a *App) refRun(run func(ctx context.Context, c *app.App, repo app.Repo, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		c, repo, err := a.coreRepo(ctx)
+		if err != nil {
+			return err
+		}
+		return run(ctx, c, repo, args)
+	}
 }
