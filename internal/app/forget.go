@@ -11,6 +11,10 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
+	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/source/mongodb"
+	"github.com/bunkerbackup/bunker/internal/source/mysql"
+	"github.com/bunkerbackup/bunker/internal/source/postgres"
 	"github.com/bunkerbackup/bunker/internal/storage"
 )
 
@@ -43,6 +47,10 @@ type ForgetRequest struct {
 	// Prune, when set, prunes with these options afterwards, when a
 	// snapshot was to be removed or on a dry run.
 	Prune *maintenance.Options
+	// KeepLogArchives leaves the log archives (WAL, binlogs, oplog) to
+	// their own expiry commands. By default a policy also forgets the
+	// archive snapshots that no backup it keeps needs (ExpireLogs).
+	KeepLogArchives bool
 }
 
 // ForgetGroup is the policy's decisions for one group of snapshots.
@@ -66,9 +74,12 @@ type ForgetResult struct {
 	// Groups are the policy's decisions (none when snapshots were
 	// named).
 	Groups []ForgetGroup
-	// LogArchives counts the log archive snapshots the policy left
-	// alone.
+	// LogArchives counts the log archive snapshots the policy did not
+	// judge itself.
 	LogArchives int
+	// ExpiredLogs are the log archive snapshots no kept backup needs any
+	// more, which are removed with the backups (in Remove too).
+	ExpiredLogs []ExpiredLog
 	// Remove are the snapshots to remove; Removed counts those removed
 	// (none on a dry run) and Locked those the store keeps for now.
 	Remove  []*snapshot.Snapshot
@@ -116,9 +127,6 @@ func (a *App) Forget(ctx context.Context, req ForgetRequest) (*ForgetResult, err
 			}
 			backups = append(backups, sn)
 		}
-		if res.LogArchives > 0 {
-			a.infof("%d log archive snapshot(s) (WAL, binlogs) are left to their own retention (e.g. bunker pg wal-expire)", res.LogArchives)
-		}
 		keys, groups, err := snapshot.Group(backups, req.GroupBy)
 		if err != nil {
 			return nil, err
@@ -140,6 +148,9 @@ func (a *App) Forget(ctx context.Context, req ForgetRequest) (*ForgetResult, err
 				emptied = append(emptied, fmt.Sprintf("host %q paths %v tags %v", k.Hostname, k.Paths, k.Tags))
 			}
 		}
+		if len(emptied) == 0 || req.AllowRemoveAll {
+			a.expireLogs(req, all, res)
+		}
 		if len(emptied) > 0 && !req.AllowRemoveAll {
 			return res, fmt.Errorf("refusing to forget: the policy (%s) would remove every snapshot of %s; nothing was removed (check the --keep-* flags, or give --unsafe-allow-remove-all if that is meant)",
 				req.Policy, strings.Join(emptied, ", "))
@@ -150,7 +161,17 @@ func (a *App) Forget(ctx context.Context, req ForgetRequest) (*ForgetResult, err
 			return res, err
 		}
 		now := time.Now()
-		for _, sn := range res.Remove {
+		logsFrom := len(res.Remove) - len(res.ExpiredLogs)
+		for i := 0; i < len(res.Remove); i++ {
+			sn := res.Remove[i]
+			if i == logsFrom && len(res.Locked) > 0 {
+				// A backup the store keeps for now keeps its logs too.
+				a.keepLogsOfLocked(all, res, logsFrom)
+				if i >= len(res.Remove) {
+					break
+				}
+				sn = res.Remove[i]
+			}
 			until, err := r.RetainedUntil(ctx, storage.Handle{Type: storage.SnapshotFile, Name: pack.Name(sn.ID)})
 			if err != nil {
 				return res, fmt.Errorf("snapshot %s: %w", sn.ShortID(), err)
@@ -174,6 +195,103 @@ func (a *App) Forget(ctx context.Context, req ForgetRequest) (*ForgetResult, err
 		}
 	}
 	return res, nil
+}
+
+// LogArchives are the databases' log archives, whose expiry a retention
+// policy applies with the backups it keeps.
+var LogArchives = []source.LogArchive{postgres.WALArchive{}, mysql.LogArchive{}, mongodb.LogArchive{}}
+
+// ExpiredLog is a log archive snapshot no kept backup needs.
+type ExpiredLog struct {
+	Snapshot *snapshot.Snapshot
+	// Archive names the archive ("WAL archive"); Why says what the
+	// snapshot holds ("(WAL 00…A1..00…B7)").
+	Archive, Why string
+}
+
+// ExpireLogs picks, from the snapshots a repository keeps, the log
+// archive snapshots that no kept backup needs (each archive's
+// source.LogArchive rule: a restore from any kept backup never reads
+// them); notes say what is kept and why (unreadable metadata, a server
+// without a base backup).
+func ExpireLogs(kept []*snapshot.Snapshot, archives ...source.LogArchive) (expired []ExpiredLog, notes []string) {
+	infos := SnapshotInfos(kept)
+	for _, la := range archives {
+		x := la.Expire(infos)
+		notes = append(notes, x.Notes...)
+		for _, e := range x.Expired {
+			if sn := snapshotByID(kept, e.ID); sn != nil {
+				expired = append(expired, ExpiredLog{Snapshot: sn, Archive: la.Name(), Why: e.Why})
+			}
+		}
+	}
+	return expired, notes
+}
+
+// expireLogs adds to res the log archive snapshots (of those req's
+// filter selects) that no backup the policy keeps needs: a backup's logs
+// expire with it, and no gap opens inside a kept backup's range (only
+// logs older than every kept base backup of their server go).
+func (a *App) expireLogs(req ForgetRequest, all []*snapshot.Snapshot, res *ForgetResult) {
+	if req.KeepLogArchives || res.LogArchives == 0 {
+		if res.LogArchives > 0 {
+			a.infof("%d log archive snapshot(s) (WAL, binlogs, oplog) are left to their own expiry (e.g. bunker pg wal-expire)", res.LogArchives)
+		}
+		return
+	}
+	gone := map[*snapshot.Snapshot]bool{}
+	for _, sn := range res.Remove {
+		gone[sn] = true
+	}
+	var kept []*snapshot.Snapshot
+	for _, sn := range all {
+		if !gone[sn] {
+			kept = append(kept, sn)
+		}
+	}
+	expired, notes := ExpireLogs(kept, LogArchives...)
+	for _, n := range notes {
+		a.infof("%s", n)
+	}
+	for _, e := range expired {
+		if req.Filter.Match(e.Snapshot) {
+			res.ExpiredLogs = append(res.ExpiredLogs, e)
+			res.Remove = append(res.Remove, e.Snapshot)
+		}
+	}
+}
+
+// keepLogsOfLocked drops from res's expired logs (Remove[logsFrom:])
+// those a backup the store keeps under Object Lock still needs.
+func (a *App) keepLogsOfLocked(all []*snapshot.Snapshot, res *ForgetResult, logsFrom int) {
+	gone := map[*snapshot.Snapshot]bool{}
+	for _, sn := range res.Remove[:logsFrom] {
+		gone[sn] = true
+	}
+	for _, l := range res.Locked {
+		delete(gone, l.Snapshot)
+	}
+	var kept []*snapshot.Snapshot
+	for _, sn := range all {
+		if !gone[sn] {
+			kept = append(kept, sn)
+		}
+	}
+	still, _ := ExpireLogs(kept, LogArchives...)
+	ok := map[*snapshot.Snapshot]bool{}
+	for _, e := range still {
+		ok[e.Snapshot] = true
+	}
+	remove, logs := res.Remove[:logsFrom], res.ExpiredLogs[:0]
+	for _, e := range res.ExpiredLogs {
+		if ok[e.Snapshot] {
+			remove, logs = append(remove, e.Snapshot), append(logs, e)
+		}
+	}
+	if n := len(res.ExpiredLogs) - len(logs); n > 0 {
+		a.infof("kept %d log archive snapshot(s) that a backup under Object Lock still needs", n)
+	}
+	res.Remove, res.ExpiredLogs = remove, logs
 }
 
 // PruneRequest is a prune: deleting the data no snapshot references.

@@ -66,6 +66,7 @@ type forgetFlags struct {
 	within, groupBy               string
 	withinBy                      [5]string // --keep-within-hourly … yearly
 	dryRun, prune, allowRemoveAll bool
+	keepLogs                      bool
 	pf                            pruneFlags
 }
 
@@ -93,6 +94,7 @@ func (f *forgetFlags) add(cmd *cobra.Command) {
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "only show what would be removed")
 	fl.BoolVar(&f.prune, "prune", false, "prune unreferenced data afterwards")
 	fl.BoolVar(&f.allowRemoveAll, "unsafe-allow-remove-all", false, "let the policy remove every snapshot of a group")
+	fl.BoolVar(&f.keepLogs, "keep-log-archives", false, "leave log archives (WAL, binlogs, oplog) to their expire commands instead of forgetting those no kept backup needs")
 	f.pf.add(cmd)
 }
 
@@ -121,6 +123,11 @@ func (a *App) forgetCommand() *cobra.Command {
 		Long: `Remove the named snapshots, or apply a retention policy to every group of
 snapshots (grouped by host and paths by default). Data is freed by prune
 (--prune runs it right after).
+
+A policy also forgets the log archive snapshots (PostgreSQL WAL, MySQL
+binlogs, MongoDB oplog) that no backup it keeps needs: only logs older than
+every kept base backup of their server go, never one inside a kept
+backup's range (--keep-log-archives leaves them alone).
 
 A policy that would remove every snapshot of a group is refused, and
 nothing is removed, unless --unsafe-allow-remove-all is given (a typo in
@@ -157,7 +164,7 @@ func (a *App) forget(ctx context.Context, f *forgetFlags, args []string) error {
 		return err
 	}
 	res, err := c.Forget(ctx, app.ForgetRequest{Opened: r, Snapshots: args, Policy: f.pol, Filter: f.ff.filter(), GroupBy: f.groupBy,
-		DryRun: f.dryRun, AllowRemoveAll: f.allowRemoveAll})
+		DryRun: f.dryRun, AllowRemoveAll: f.allowRemoveAll, KeepLogArchives: f.keepLogs})
 	if res == nil {
 		return err
 	}
@@ -217,7 +224,11 @@ backup that was running then has finished — right away when none was.`,
 // one JSON line.
 func (a *App) printForgetGroups(res *app.ForgetResult, pol snapshot.Policy, dryRun bool) {
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "forget", "groups": res.Groups, "dry_run": dryRun})
+		logs := []map[string]any{}
+		for _, e := range res.ExpiredLogs {
+			logs = append(logs, map[string]any{"id": e.Snapshot.ID.String(), "archive": e.Archive, "why": e.Why})
+		}
+		a.out.jsonLine(map[string]any{"message_type": "forget", "groups": res.Groups, "dry_run": dryRun, "expired_logs": logs})
 		return
 	}
 	if a.g.quiet {
@@ -236,6 +247,9 @@ func (a *App) printForgetGroups(res *app.ForgetResult, pol snapshot.Policy, dryR
 		fmt.Fprintf(a.Stdout, "host %q paths %v tags %v — %s:\n", k.Hostname, k.Paths, k.Tags, pol)
 		table(a.Stdout, []string{"ID", "Time", "Decision"}, rows)
 		fmt.Fprintln(a.Stdout)
+	}
+	for _, e := range res.ExpiredLogs {
+		fmt.Fprintf(a.Stdout, "%s snapshot %s %s: remove (no kept backup needs it)\n", e.Archive, e.Snapshot.ShortID(), e.Why)
 	}
 }
 

@@ -440,8 +440,9 @@ func TestPostgresDumpDedup(t *testing.T) {
 	}
 }
 
-// A retention policy never thins out the WAL archive: a gap would break
-// every recovery through it.
+// A retention policy keeps the whole WAL archive of a server without a
+// physical base backup (logical backups replay no WAL): forgetting any
+// of it could break a recovery through it.
 func TestForgetPolicyKeepsLogArchives(t *testing.T) {
 	src := testsrv.Postgres(t, testsrv.PGOptions{})
 	r := initRepo(t)
