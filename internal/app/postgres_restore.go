@@ -52,6 +52,11 @@ type PostgresPhysicalOptions struct {
 	Target postgres.RecoveryTarget
 	// NoVerify skips pg_verifybackup.
 	NoVerify bool
+	// Delta restores into an existing data directory of a stopped
+	// server (or an empty one): files whose content is the backup's are
+	// kept, the others rewritten, and what the backup lacks is deleted
+	// (pgBackRest's --delta).
+	Delta bool
 }
 
 // Validate says what in r does not go together.
@@ -184,7 +189,11 @@ func (a *App) restorePostgresLogical(ctx context.Context, req PostgresRestore) (
 
 func (a *App) restorePostgresPhysical(ctx context.Context, req PostgresRestore) (*PostgresRestoreResult, error) {
 	po := req.PhysicalOptions
-	pgdata, err := postgres.CheckDataDir(po.PGData)
+	check := postgres.CheckDataDir
+	if po.Delta {
+		check = postgres.CheckDeltaDir
+	}
+	pgdata, err := check(po.PGData)
 	if err != nil {
 		return nil, err
 	}
@@ -199,10 +208,15 @@ func (a *App) restorePostgresPhysical(ctx context.Context, req PostgresRestore) 
 	}
 	start := time.Now()
 	a.infof("restoring base backup %s (%s, system %s, start %s) into %s", sn.ShortID(), m.ServerVersion, m.SystemIdentifier, m.StartLSN, pgdata)
-	pr := postgres.PhysicalRestore{PGData: pgdata, WALDir: po.WALDir, Owner: po.Owner, Target: po.Target, NoVerify: po.NoVerify, Manifest: m,
+	ro := restorer.Options{Sync: true, NoXattrs: true, OnError: func(p string, err error) error { return err }}
+	if po.Delta {
+		ro.Overwrite, ro.Delete = restorer.OverwriteIfDifferent, true
+	}
+	var base *restorer.Restorer
+	pr := postgres.PhysicalRestore{PGData: pgdata, WALDir: po.WALDir, Owner: po.Owner, Target: po.Target, NoVerify: po.NoVerify, Manifest: m, Delta: po.Delta,
 		RestoreBase: func(ctx context.Context, dir string) error {
-			res := restorer.New(r, restorer.Options{Sync: true, NoXattrs: true, OnError: func(p string, err error) error { return err }})
-			return res.Restore(ctx, sn.Tree, "/"+postgres.PGDataDir, dir)
+			base = restorer.New(r, ro)
+			return base.Restore(ctx, sn.Tree, "/"+postgres.PGDataDir, dir)
 		},
 		Archive: func(ctx context.Context) ([]source.SnapshotInfo, postgres.Trees, error) {
 			all, _, err := snapshot.LoadAll(ctx, r)
@@ -231,6 +245,9 @@ func (a *App) restorePostgresPhysical(ctx context.Context, req PostgresRestore) 
 	}
 	if res.Replay {
 		a.infof("fetched %d WAL files into %s", res.WALFiles, res.WALDir)
+	}
+	if po.Delta && base != nil {
+		res.FilesKept, res.FilesWritten, res.Deleted = base.Stats.FilesSkipped.Load(), base.Stats.FilesDone.Load(), base.Stats.Deleted.Load()
 	}
 	return &PostgresRestoreResult{Snapshot: sn, PGData: pgdata, Physical: res, Duration: time.Since(start)}, nil
 }

@@ -29,8 +29,8 @@ type RestoreRequest struct {
 	// the snapshot's paths to restore; none restores everything.
 	Include, IInclude, Exclude, IExclude []string
 	// Overwrite is what happens to existing entries:
-	// restorer.OverwriteAlways (the default), OverwriteIfChanged or
-	// OverwriteNever.
+	// restorer.OverwriteAlways (the default), OverwriteIfChanged,
+	// OverwriteIfDifferent or OverwriteNever.
 	Overwrite string
 	// Delete removes entries of restored directories that the snapshot
 	// does not have.
@@ -49,9 +49,9 @@ func (r *RestoreRequest) Validate() error {
 		return errors.New("restore: no target directory")
 	}
 	switch r.Overwrite {
-	case "", restorer.OverwriteAlways, restorer.OverwriteIfChanged, restorer.OverwriteNever:
+	case "", restorer.OverwriteAlways, restorer.OverwriteIfChanged, restorer.OverwriteIfDifferent, restorer.OverwriteNever:
 	default:
-		return fmt.Errorf("overwrite must be always, if-changed or never, not %q", r.Overwrite)
+		return fmt.Errorf("--overwrite must be always, if-changed, if-different or never, not %q", r.Overwrite)
 	}
 	return nil
 }

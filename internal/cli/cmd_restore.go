@@ -3,10 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/engine/restorer"
 	"github.com/spf13/cobra"
 )
 
@@ -33,7 +31,9 @@ func (a *App) restoreCommand() *cobra.Command {
 into the target).
 
 --overwrite always (default) replaces existing entries; if-changed keeps files
-whose size and mtime match; never keeps every existing entry. --delete removes
+whose size and mtime match; if-different keeps files whose content is the
+snapshot's (every chunk read and compared: a delta restore) and gives them its
+metadata; never keeps every existing entry. --delete removes
 entries of restored directories that the snapshot does not have. --verify
 reads every restored file back and compares it with the snapshot.`,
 		Args:              cobra.ExactArgs(1),
@@ -41,11 +41,6 @@ reads every restored file back and compares it with the snapshot.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.target == "" {
 				return errors.New("--target is required")
-			}
-			switch o.overwrite {
-			case restorer.OverwriteAlways, restorer.OverwriteIfChanged, restorer.OverwriteNever:
-			default:
-				return fmt.Errorf("--overwrite must be always, if-changed or never, not %q", o.overwrite)
 			}
 			ref, sub := splitSnapshotPath(args[0])
 			req := app.RestoreRequest{Snapshot: ref, Filter: ff.filter(), Path: sub, Target: o.target,
@@ -61,7 +56,7 @@ reads every restored file back and compares it with the snapshot.`,
 	f.StringArrayVar(&o.iincludes, "iinclude", nil, "like --include, ignoring case")
 	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "do not restore paths matching `pattern`")
 	f.StringArrayVar(&o.iexcludes, "iexclude", nil, "like --exclude, ignoring case")
-	f.StringVar(&o.overwrite, "overwrite", "always", "existing entries: always, if-changed or never")
+	f.StringVar(&o.overwrite, "overwrite", "always", "existing entries: always, if-changed, if-different or never")
 	f.BoolVar(&o.delete, "delete", false, "delete entries the snapshot does not have")
 	f.BoolVar(&o.verify, "verify", false, "read restored files back and compare with the snapshot")
 	f.BoolVar(&o.noOwner, "no-owner", false, "do not restore ownership (even as root)")
@@ -72,6 +67,9 @@ reads every restored file back and compares it with the snapshot.`,
 
 // runRestore runs the restore use case on -r and prints its summary.
 func (a *App) runRestore(ctx context.Context, req app.RestoreRequest) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
 	c, err := a.core()
 	if err != nil {
 		return err

@@ -321,3 +321,64 @@ func TestRestoreMetadataFailureReported(t *testing.T) {
 		t.Errorf("a: %q, %v", b, err)
 	}
 }
+
+// TestRestoreIfDifferent: a delta restore over an earlier one leaves the
+// files whose content is the snapshot's (giving them its metadata),
+// rewrites the changed ones, including one changed without a change of
+// size or time, and with Delete removes what the snapshot lacks.
+func TestRestoreIfDifferent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	mt := time.Unix(1600000000, 0).UTC()
+	contents := map[string][]byte{"same": randBytes(20, 200<<10), "changed": randBytes(21, 100<<10), "sneaky": randBytes(22, 50<<10)}
+	var nodes []*tree.Node
+	for name, data := range contents {
+		n := f.file(name, data)
+		n.Mode, n.ModTime = 0o600, mt
+		nodes = append(nodes, n)
+	}
+	slices.SortFunc(nodes, func(a, b *tree.Node) int { return strings.Compare(string(a.Name), string(b.Name)) })
+	root := f.root(nodes...)
+	m := vfs.NewMem()
+	if err := restorer.New(f.r, restorer.Options{FS: m}).Restore(ctx, root, "/", "/dst"); err != nil {
+		t.Fatal(err)
+	}
+	// The data directory goes on: one file rewritten, one flipped in
+	// place keeping size and time, one added; one left as it was but
+	// with another mode.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(m.WriteFile("/dst/changed", []byte("new content"), 0o600))
+	sneaky := bytes.Clone(contents["sneaky"])
+	sneaky[1000] ^= 1
+	must(m.WriteFile("/dst/sneaky", sneaky, 0o600))
+	must(m.Apply("/dst/sneaky", &tree.Node{Type: tree.TypeFile, Mode: 0o600, ModTime: mt}, vfs.Meta{}))
+	must(m.WriteFile("/dst/extra", []byte("not in the backup"), 0o600))
+	must(m.Apply("/dst/same", &tree.Node{Type: tree.TypeFile, Mode: 0o644, ModTime: mt.Add(time.Hour)}, vfs.Meta{}))
+
+	res := restorer.New(f.r, restorer.Options{FS: m, Overwrite: restorer.OverwriteIfDifferent, Delete: true, Verify: true})
+	if err := res.Restore(ctx, root, "/", "/dst"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := res.Stats.FilesSkipped.Load(), int64(1); got != want {
+		t.Errorf("%d files left as they were, want %d (same)", got, want)
+	}
+	if got, want := res.Stats.FilesDone.Load(), int64(2); got != want {
+		t.Errorf("%d files rewritten, want %d (changed, sneaky)", got, want)
+	}
+	for name, want := range contents {
+		if got, err := m.ReadFile("/dst/" + name); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v; want the snapshot's %d", name, len(got), err, len(want))
+		}
+	}
+	if n, err := m.Node("/dst/same", false); err != nil || fs.FileMode(n.Mode) != 0o600 || !n.ModTime.Equal(mt) {
+		t.Errorf("same: mode %v mtime %v, %v; want the snapshot's metadata", fs.FileMode(n.Mode), n.ModTime, err)
+	}
+	if _, err := m.ReadFile("/dst/extra"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("extra: %v, want it deleted", err)
+	}
+}

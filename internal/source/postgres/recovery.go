@@ -105,6 +105,53 @@ func CheckDataDir(pgdata string) (string, error) {
 	return abs, nil
 }
 
+// CheckDeltaDir checks pgdata for a delta restore and returns it
+// absolute: absent, empty, or a PostgreSQL data directory (PG_VERSION)
+// of a stopped server (no postmaster.pid). A delta restore deletes what
+// the backup lacks, so it refuses any other directory.
+func CheckDeltaDir(pgdata string) (string, error) {
+	abs, err := filepath.Abs(pgdata)
+	if err != nil {
+		return "", err
+	}
+	ents, err := os.ReadDir(abs)
+	switch {
+	case errors.Is(err, os.ErrNotExist) || err == nil && len(ents) == 0:
+		return abs, nil
+	case err != nil:
+		return "", fmt.Errorf("--pgdata: %w", err)
+	}
+	if _, err := os.Lstat(filepath.Join(abs, "postmaster.pid")); err == nil {
+		return "", fmt.Errorf("--pgdata %s has a postmaster.pid: stop the server first (a delta restore rewrites its files)", abs)
+	}
+	if fi, err := os.Lstat(filepath.Join(abs, "PG_VERSION")); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("--pgdata %s is not a PostgreSQL data directory (no PG_VERSION): a delta restore deletes what the backup lacks, so it only goes into an empty directory or a data directory", abs)
+	}
+	return abs, nil
+}
+
+// clearWALFiles removes the files in dir named like WAL (segments,
+// partial segments, history and backup history files), which a delta
+// restore's earlier recovery left there; anything else stays.
+func clearWALFiles(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if _, perr := ParseWALName(e.Name()); perr != nil || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // VerifyArgs are pg_verifybackup's arguments for a restored data
 // directory: a backup that left its WAL to the archive is checked
 // against the fetched WAL in walDir, or without WAL when none was
@@ -244,7 +291,11 @@ func WriteRecoveryConf(pgdata string, settings []string, uid, gid int) error {
 // fetches the archived WAL and writes the recovery settings, so that
 // starting the server replays WAL and stops at the target.
 type PhysicalRestore struct {
-	PGData   string // absolute, absent or empty (CheckDataDir)
+	PGData string // absolute, absent or empty (CheckDataDir); with Delta a data directory (CheckDeltaDir)
+	// Delta restores into an existing data directory: RestoreBase keeps
+	// what is unchanged and deletes what the backup lacks, and the WAL
+	// files an earlier recovery left in WALDir are removed first.
+	Delta    bool
 	WALDir   string // where recovery reads the archived WAL; "" means PGData + ".wal"
 	Owner    string // local user to own the files; "" keeps the backup's owner
 	Target   RecoveryTarget
@@ -266,6 +317,9 @@ type PhysicalRestoreResult struct {
 	WALDir   string   // absolute, when Replay
 	WALFiles int      // fetched into WALDir
 	Verified bool     // pg_verifybackup accepted the restored directory
+	// A delta restore's files kept as they were, rewritten, and deleted
+	// (the caller's RestoreBase counts them).
+	FilesKept, FilesWritten, Deleted int64
 }
 
 // Restore performs the restore. Target must have been checked
@@ -301,6 +355,11 @@ func (o *PhysicalRestore) Restore(ctx context.Context) (*PhysicalRestoreResult, 
 		}
 		if res.WALDir, err = filepath.Abs(res.WALDir); err != nil {
 			return nil, err
+		}
+		if o.Delta {
+			if err := clearWALFiles(res.WALDir); err != nil {
+				return nil, fmt.Errorf("clear %s: %w", res.WALDir, err)
+			}
 		}
 		all, trees, err := o.Archive(ctx)
 		if err != nil {
