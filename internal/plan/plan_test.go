@@ -2,6 +2,8 @@ package plan
 
 import (
 	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +378,40 @@ func TestRepositoryKeyErrors(t *testing.T) {
 	}
 	if f, _ := p.Repository("offsite").Prune.MaxUnusedFraction(); f != -1 {
 		t.Errorf("unlimited: %v", f)
+	}
+}
+
+// TestPlansDocumentsEveryKey: every key a plan accepts is named in
+// docs/PLANS.md (a new key comes with its documentation).
+func TestPlansDocumentsEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/PLANS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type, string)
+	walk = func(tt reflect.Type, path string) {
+		for tt.Kind() == reflect.Pointer || tt.Kind() == reflect.Slice || tt.Kind() == reflect.Map {
+			tt = tt.Elem()
+		}
+		if tt.Kind() != reflect.Struct || seen[tt] {
+			return
+		}
+		seen[tt] = true
+		for i := 0; i < tt.NumField(); i++ {
+			f := tt.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if !regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`).Match(doc) {
+				t.Errorf("docs/PLANS.md does not name the key %s.%s", path, name)
+			}
+			walk(f.Type, path+"."+name)
+		}
+	}
+	walk(reflect.TypeOf(Plan{}), "plan")
+	if len(seen) < 10 {
+		t.Fatalf("only %d sections walked", len(seen))
 	}
 }
