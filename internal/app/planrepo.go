@@ -158,7 +158,11 @@ func (a *App) RunRepoCheck(ctx context.Context, req RepoTaskRequest) (*CheckResu
 			fmt.Fprintf(log, "%d snapshots, %d packs, %d blobs; %d packs read (%s) in %s\n", res.Snapshots, res.Packs, res.Blobs,
 				res.PacksRead, FormatBytes(res.BytesRead), time.Since(start).Round(time.Millisecond))
 			for _, p := range res.Problems {
-				fmt.Fprintf(log, "problem: %v\n", p)
+				if p.Harmless {
+					fmt.Fprintf(log, "note: %v (harmless)\n", p)
+				} else {
+					fmt.Fprintf(log, "problem: %v\n", p)
+				}
 			}
 		}
 		if err != nil {

@@ -216,6 +216,27 @@ after|main|prune||success
 		t.Errorf("hooks ran:\n%s\nwant:\n%s", b, want)
 	}
 
+	// A damaged repository: the check fails naming the problem, and the
+	// repository's on_failure hears it.
+	packs, _ := filepath.Glob(filepath.Join(main.Location, string(storage.PackFile), "*", "*"))
+	if len(packs) == 0 {
+		t.Fatal("no pack files in the main repository")
+	}
+	for _, f := range packs {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log.Reset()
+	if _, err := a.RunRepoCheck(ctx, app.RepoTaskRequest{Plan: p, Repository: "main", Log: &log}); err == nil ||
+		!strings.Contains(err.Error(), "check of main: repository has errors") || !strings.Contains(log.String(), "problem: ") {
+		t.Errorf("check of a repository without its packs: %v\n%s", err, log.String())
+	}
+	b, _ = os.ReadFile(marks)
+	if !strings.Contains(string(b), "on_failure main check check of main: repository has errors") {
+		t.Errorf("on_failure after a failed check:\n%s", b)
+	}
+
 	// A before hook of the repository fails: the run fails with it,
 	// the repository's on_failure hears it, nothing is backed up.
 	if err := os.WriteFile(fail, nil, 0o644); err != nil {
