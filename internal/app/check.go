@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -69,29 +67,11 @@ func ParseReadDataSubset(subset string, opts *checker.Options) error {
 	if subset == "" {
 		return nil
 	}
+	sub, err := units.ParseSubset(subset)
+	if err != nil {
+		return fmt.Errorf("--read-data-subset %q: %w", subset, err)
+	}
 	opts.ReadData = true
-	if strings.HasSuffix(subset, "%") {
-		p, ok := units.ParseFraction(strings.TrimSuffix(subset, "%"), 0, 100)
-		if !ok || p == 0 {
-			return fmt.Errorf("--read-data-subset %q: want a percentage in (0,100]", subset)
-		}
-		opts.SubsetPercent = p
-		return nil
-	}
-	if last := subset[len(subset)-1]; !strings.Contains(subset, "/") && (last < '0' || last > '9') {
-		size, err := units.ParseSize(subset)
-		if err != nil {
-			return fmt.Errorf("--read-data-subset %q: want N%%, n/t or a size such as 500M", subset)
-		}
-		opts.SubsetBytes = size
-		return nil
-	}
-	n, t, ok := strings.Cut(subset, "/")
-	ni, err1 := strconv.Atoi(n)
-	ti, err2 := strconv.Atoi(t)
-	if !ok || err1 != nil || err2 != nil || ti < 1 || ni < 1 || ni > ti {
-		return fmt.Errorf("--read-data-subset %q: want N%% or n/t with 1 <= n <= t", subset)
-	}
-	opts.SubsetPart, opts.SubsetTotal = ni, ti
+	opts.SubsetPercent, opts.SubsetBytes, opts.SubsetPart, opts.SubsetTotal = sub.Percent, sub.Bytes, sub.Part, sub.Total
 	return nil
 }

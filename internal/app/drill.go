@@ -74,11 +74,11 @@ func (a *App) Drill(ctx context.Context, req DrillRequest) (*DrillResult, error)
 // restore.
 func (a *App) drillSnapshot(ctx context.Context, p *plan.Plan, d *plan.Drill, j *plan.Job) (*repository.Repository, *snapshot.Snapshot, error) {
 	repo := p.Repository(j.Repository)
-	pw, err := a.PlanSecret(ctx, repo.Password)
+	planRepo, err := a.PlanRepo(ctx, p, repo.Name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("repository %s password: %w", repo.Name, err)
+		return nil, nil, err
 	}
-	r, err := a.Open(ctx, Repo{Location: repo.Location, Password: pw})
+	r, err := a.Open(ctx, planRepo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("drill %s: open %s: %w", d.Name, repo.Name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,25 +109,33 @@ func (a *App) runJobOnce(ctx context.Context, req JobRequest, res *JobResult) (e
 			return fmt.Errorf("before hook: %w", err)
 		}
 	}
+	// The main repository's hooks are around all that uses it: the
+	// backup, the copies out of it, retention in it.
 	main := p.Repository(j.Repository)
-	mainPw, err := a.PlanSecret(ctx, main.Password)
-	if err != nil {
-		return fmt.Errorf("repository %s password: %w", main.Name, err)
-	}
-	if err := a.jobBackup(ctx, req, Repo{Location: main.Location, Password: mainPw}, res); err != nil {
-		return fmt.Errorf("backup into %s failed: %w", main.Name, err)
-	}
-	res.Copies = map[string]string{}
 	var later []error // reported after the after hooks
-	for _, c := range j.Copies {
-		st := a.copyJob(ctx, p, j, main, mainPw, c, log)
-		res.Copies[c.Repository] = st
-		if st != "ok" && !strings.HasPrefix(st, "skipped") {
-			later = append(later, fmt.Errorf("copy to %s: %s", c.Repository, st))
+	err = a.aroundRepo(ctx, main, append(slices.Clip(hookEnv), "BUNKER_ACTION=backup"), log, func() ([]string, error) {
+		mainRepo, err := a.planRepo(ctx, main, a.PlanSecret)
+		if err != nil {
+			return nil, fmt.Errorf("repository %s %w", main.Name, err)
 		}
-	}
-	if err := a.applyRetention(ctx, j, main, mainPw, j.Retention, log); err != nil {
-		later = append(later, err)
+		if err := a.jobBackup(ctx, req, mainRepo, res); err != nil {
+			return nil, fmt.Errorf("backup into %s failed: %w", main.Name, err)
+		}
+		res.Copies = map[string]string{}
+		for _, c := range j.Copies {
+			st := a.copyJob(ctx, p, j, main, mainRepo, c, log)
+			res.Copies[c.Repository] = st
+			if st != "ok" && !strings.HasPrefix(st, "skipped") {
+				later = append(later, fmt.Errorf("copy to %s: %s", c.Repository, st))
+			}
+		}
+		if err := a.applyRetention(ctx, j, main, mainRepo, j.Retention, log); err != nil {
+			later = append(later, err)
+		}
+		return []string{"BUNKER_SNAPSHOT=" + res.Snapshot}, nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, h := range j.Hooks.After {
 		if err := a.RunHook(ctx, h, append(hookEnv, "BUNKER_RESULT=success", "BUNKER_SNAPSHOT="+res.Snapshot), log); err != nil {
@@ -177,19 +186,40 @@ func (a *App) jobBackup(ctx context.Context, req JobRequest, repo Repo, res *Job
 }
 
 // copyJob copies the job's snapshots to one copy repository and applies
-// the copy's retention there. It returns "ok", "skipped: …" for an
-// air-gapped repository that is not attached, or what failed.
-func (a *App) copyJob(ctx context.Context, p *plan.Plan, j *plan.Job, main *plan.Repository, mainPw string, c *plan.Copy, log io.Writer) string {
+// the copy's retention there, between that repository's hooks
+// (BUNKER_ACTION=copy). It returns "ok", "skipped: …" for an air-gapped
+// repository that is not attached, or what failed.
+func (a *App) copyJob(ctx context.Context, p *plan.Plan, j *plan.Job, main *plan.Repository, mainRepo Repo, c *plan.Copy, log io.Writer) string {
 	dst := p.Repository(c.Repository)
-	pw, err := a.PlanSecret(ctx, dst.Password)
+	st := ""
+	err := a.aroundRepo(ctx, dst, []string{"BUNKER_JOB=" + j.Name, "BUNKER_ACTION=copy"}, log, func() ([]string, error) {
+		st = a.copyTo(ctx, j, main, mainRepo, dst, c, log)
+		if st != "ok" {
+			// A skipped copy did not go either: on_failure hooks hear it.
+			return nil, errors.New(st)
+		}
+		return nil, nil
+	})
+	if st == "" && err != nil {
+		// A before hook failed (it may attach the repository).
+		if dst.Airgapped {
+			return "skipped: not attached (" + err.Error() + ")"
+		}
+		return "failed: " + err.Error()
+	}
+	return st
+}
+
+// copyTo does copyJob's copy and retention.
+func (a *App) copyTo(ctx context.Context, j *plan.Job, main *plan.Repository, mainRepo Repo, dst *plan.Repository, c *plan.Copy, log io.Writer) string {
+	to, err := a.planRepo(ctx, dst, a.PlanSecret)
 	if err != nil {
-		return fmt.Sprintf("password: %v", err)
+		return err.Error()
 	}
 	fmt.Fprintf(log, "copy of the snapshots of job %s from %s to %s\n", j.Name, redact.URLs(main.Location), redact.URLs(dst.Location))
 	uc := a.With(&LogEvents{W: LockedWriter(log)})
 	defer uc.Close()
-	res, err := uc.Copy(ctx, CopyRequest{From: Repo{Location: main.Location, Password: mainPw},
-		To: Repo{Location: dst.Location, Password: pw}, Filter: snapshot.Filter{Tags: []string{JobTag(j.Name)}}})
+	res, err := uc.Copy(ctx, CopyRequest{From: mainRepo, To: to, Filter: snapshot.Filter{Tags: []string{JobTag(j.Name)}}})
 	if err != nil {
 		if dst.Airgapped {
 			return "skipped: not attached (" + err.Error() + ")"
@@ -198,7 +228,7 @@ func (a *App) copyJob(ctx context.Context, p *plan.Plan, j *plan.Job, main *plan
 	}
 	fmt.Fprintf(log, "copied %d snapshots (%d already there): %d new blobs, %s (%s stored)\n",
 		res.Copied, res.Skipped, res.BlobsAdded, FormatBytes(res.BytesAdded), FormatBytes(res.BytesStored))
-	if err := a.applyRetention(ctx, j, dst, pw, c.Retention, log); err != nil {
+	if err := a.applyRetention(ctx, j, dst, to, c.Retention, log); err != nil {
 		return err.Error()
 	}
 	return "ok"
@@ -213,21 +243,20 @@ func RetentionPolicy(r plan.Retention) snapshot.Policy {
 }
 
 // applyRetention forgets the job's snapshots in one repository by its
-// policy (and prunes when asked).
-func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Repository, pw string, r plan.Retention, log io.Writer) error {
-	if r.Empty() {
+// policy, and prunes when asked — unless the repository prunes on its
+// own schedule: then the forget is all.
+func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Repository, r Repo, ret plan.Retention, log io.Writer) error {
+	if ret.Empty() {
 		return nil
 	}
-	req := ForgetRequest{Repo: Repo{Location: repo.Location, Password: pw}, Policy: RetentionPolicy(r),
+	req := ForgetRequest{Repo: r, Policy: RetentionPolicy(ret),
 		Filter: snapshot.Filter{Tags: []string{JobTag(j.Name)}}, GroupBy: "tags"}
-	then := ""
-	if r.Prune {
+	if ret.Prune && !repo.PrunesOnSchedule() {
 		// The defaults of prune's flags: 5% unused space tolerated, no
 		// safety window.
 		req.Prune = &maintenance.Options{MaxUnused: 0.05}
-		then = ", then prune"
 	}
-	fmt.Fprintf(log, "retention in %s: %s%s\n", repo.Name, req.Policy, then)
+	fmt.Fprintf(log, "retention in %s: %s%s\n", repo.Name, req.Policy, retentionSuffix(repo, ret))
 	uc := a.With(&LogEvents{W: LockedWriter(log)})
 	defer uc.Close()
 	res, err := uc.Forget(ctx, req)
@@ -241,13 +270,7 @@ func (a *App) applyRetention(ctx context.Context, j *plan.Job, repo *plan.Reposi
 	}
 	fmt.Fprintf(log, "removed %s\n", plural(int64(res.Removed), "snapshot"))
 	if pr := res.Prune; pr != nil {
-		fmt.Fprintf(log, "prune: deleted %d packs (%s)\n", pr.PacksDeleted, FormatBytes(pr.BytesDeleted))
-		if pr.RepackFailed > 0 {
-			fmt.Fprintf(log, "warning: prune: left %d packs alone: a blob a snapshot needs could not be read back from them; run 'bunker check --read-data'\n", pr.RepackFailed)
-		}
-		if n := len(pr.UnreadablePlans); n > 0 {
-			fmt.Fprintf(log, "warning: prune: ignored %d unreadable maintenance plans (damaged or planted); 'bunker repair maint' removes them\n", n)
-		}
+		logPrune(log, &pr.Result)
 	}
 	return nil
 }

@@ -86,7 +86,11 @@ drills:
 	if got := read("after"); got != "after success "+res.Snapshot {
 		t.Errorf("after hook saw %q", got)
 	}
-	for repo, want := range map[app.Repo]int{main: 2, second: 1} {
+	for _, c := range []struct {
+		repo app.Repo
+		want int
+	}{{main, 2}, {second, 1}} {
+		repo, want := c.repo, c.want
 		r, err := a.Open(ctx, repo)
 		if err != nil {
 			t.Fatal(err)

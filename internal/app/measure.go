@@ -111,12 +111,12 @@ func judge(req MeasureRequest, views []*monitor.RepoState, now time.Time) *Measu
 // readRepoState opens one repository and finds its size and each job's
 // newest snapshot (tag job=NAME); what fails goes to v.Error.
 func (a *App) readRepoState(ctx context.Context, r *plan.Repository, secret func(context.Context, string) (string, error), v *monitor.RepoState) {
-	pw, err := a.planSecret(ctx, secret, r.Password)
+	repo, err := a.planRepo(ctx, r, func(ctx context.Context, ref string) (string, error) { return a.planSecret(ctx, secret, ref) })
 	if err != nil {
-		v.Error = "password: " + err.Error()
+		v.Error = err.Error()
 		return
 	}
-	rp, err := a.Open(ctx, Repo{Location: r.Location, Password: pw})
+	rp, err := a.Open(ctx, repo)
 	if err != nil {
 		v.Error = err.Error()
 		return

@@ -23,17 +23,42 @@ type Repo struct {
 	// (by a caller that checks the location before asking for the
 	// password); it is not opened again.
 	Backend storage.Backend
+	// Env is the repository's own storage environment (a plan
+	// repository's env, resolved): each variable set here wins over the
+	// App's (Storage.Getenv, else Getenv) for this repository's backend
+	// only; one set to "" hides the App's.
+	Env map[string]string
+	// UploadBytes and DownloadBytes limit this repository's transfers
+	// per second (0: no limit of its own); with the App's limits, the
+	// stricter holds.
+	UploadBytes, DownloadBytes int64
 }
 
 // OpenBackend opens (with create, creates; with objectLock, with Object
 // Lock) the storage at loc with the App's storage options.
 func (a *App) OpenBackend(ctx context.Context, loc string, create, objectLock bool) (storage.Backend, error) {
+	return a.OpenRepoBackend(ctx, Repo{Location: loc}, create, objectLock)
+}
+
+// OpenRepoBackend opens the storage of repo like OpenBackend, with the
+// repository's own environment and limits on top of the App's.
+func (a *App) OpenRepoBackend(ctx context.Context, repo Repo, create, objectLock bool) (storage.Backend, error) {
 	so := &a.Storage
+	loc := repo.Location
 	opts := location.Options{Create: create, ObjectLock: objectLock, Getenv: a.getenv, Policy: so.Policy}
 	if so.Getenv != nil {
 		opts.Getenv = so.Getenv
 	}
-	opts.Limits.UploadBytes, opts.Limits.DownloadBytes = so.UploadBytes, so.DownloadBytes
+	if len(repo.Env) > 0 {
+		base := opts.Getenv
+		opts.Getenv = func(k string) string {
+			if v, ok := repo.Env[k]; ok {
+				return v
+			}
+			return base(k)
+		}
+	}
+	opts.Limits.UploadBytes, opts.Limits.DownloadBytes = stricter(so.UploadBytes, repo.UploadBytes), stricter(so.DownloadBytes, repo.DownloadBytes)
 	opts.Limits.Connections = so.Connections
 	if !so.AsOf.IsZero() {
 		if create {
@@ -67,6 +92,14 @@ func (a *App) OpenBackend(ctx context.Context, loc string, create, objectLock bo
 	return be, nil
 }
 
+// stricter is the lower of two rate limits, 0 being none.
+func stricter(a, b int64) int64 {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
 // Open opens the repository repo names. It is closed with ctx's scope
 // (WithScope), else by Close.
 func (a *App) Open(ctx context.Context, repo Repo) (*repository.Repository, error) {
@@ -76,7 +109,7 @@ func (a *App) Open(ctx context.Context, repo Repo) (*repository.Repository, erro
 	be := repo.Backend
 	if be == nil {
 		var err error
-		if be, err = a.OpenBackend(ctx, repo.Location, false, false); err != nil {
+		if be, err = a.OpenRepoBackend(ctx, repo, false, false); err != nil {
 			return nil, err
 		}
 	}

@@ -34,7 +34,7 @@ func (a *App) Rollback(ctx context.Context, req RollbackRequest) (*RollbackResul
 	be := req.Repo.Backend
 	if be == nil {
 		var err error
-		if be, err = a.OpenBackend(ctx, req.Repo.Location, false, false); err != nil {
+		if be, err = a.OpenRepoBackend(ctx, req.Repo, false, false); err != nil {
 			return nil, err
 		}
 	}

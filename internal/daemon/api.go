@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/monitor"
+	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -23,6 +24,10 @@ type APIStatus struct {
 	Drills  []APIDrill       `json:"drills"`
 	Running []string         `json:"running"`
 	Alerts  map[string]int64 `json:"alerts"` // active alert → since (Unix seconds)
+
+	// Repositories are the plan's repositories that have a check or a
+	// prune schedule.
+	Repositories []APIRepository `json:"repositories"`
 }
 
 // APIJob is a job with its last runs.
@@ -47,6 +52,21 @@ type APIDrill struct {
 	LastRun     *state.Run      `json:"last_run,omitempty"`
 	LastSuccess *state.Run      `json:"last_success,omitempty"`
 	History     []APIDrillPoint `json:"history"`
+}
+
+// APIRepository is a repository with its scheduled check and prune.
+type APIRepository struct {
+	Name  string       `json:"name"`
+	Check *APIRepoTask `json:"check,omitempty"`
+	Prune *APIRepoTask `json:"prune,omitempty"`
+}
+
+// APIRepoTask is a repository's check or prune with its last runs.
+type APIRepoTask struct {
+	Schedule    string     `json:"schedule"`
+	NextRun     time.Time  `json:"next_run"`
+	LastRun     *state.Run `json:"last_run,omitempty"`
+	LastSuccess *state.Run `json:"last_success,omitempty"`
 }
 
 // APIDrillPoint is one drill run for the RTO chart.
@@ -197,6 +217,8 @@ func (d *Daemon) Handler(o HandlerOptions) http.Handler {
 	})
 	mux.HandleFunc("POST /api/v1/jobs/{name}/run", run(d.Trigger))
 	mux.HandleFunc("POST /api/v1/drills/{name}/run", run(d.TriggerDrill))
+	mux.HandleFunc("POST /api/v1/repositories/{name}/check", run(d.TriggerCheck))
+	mux.HandleFunc("POST /api/v1/repositories/{name}/prune", run(d.TriggerPrune))
 	if o.Extra != nil {
 		mux.Handle("/", o.Extra)
 	}
@@ -257,7 +279,8 @@ func (a auth) check(w http.ResponseWriter, r *http.Request, unset string, tokens
 func (d *Daemon) apiStatus() *APIStatus {
 	p := d.Plan()
 	now := d.clock.Now()
-	st := &APIStatus{Time: now, Status: d.Status(), Jobs: []APIJob{}, Drills: []APIDrill{}, Running: d.Running(), Alerts: map[string]int64{}}
+	st := &APIStatus{Time: now, Status: d.Status(), Jobs: []APIJob{}, Drills: []APIDrill{}, Repositories: d.apiRepositories(p, now),
+		Running: d.Running(), Alerts: map[string]int64{}}
 	slices.Sort(st.Running)
 	if st.Running == nil {
 		st.Running = []string{}
@@ -298,6 +321,36 @@ func (d *Daemon) apiStatus() *APIStatus {
 		}
 	}
 	return st
+}
+
+// apiRepositories lists the repositories of p that have a check or a
+// prune schedule, each with its last runs.
+func (d *Daemon) apiRepositories(p *plan.Plan, now time.Time) []APIRepository {
+	out := []APIRepository{}
+	task := func(repo, kind, schedule string, s plan.Schedule) *APIRepoTask {
+		t := &APIRepoTask{Schedule: schedule}
+		if s != nil {
+			t.NextRun = s.Next(now)
+		}
+		t.LastRun, _ = d.o.Store.LastRun(repo, kind)
+		t.LastSuccess, _ = d.o.Store.LastSuccess(repo, kind)
+		clearLog(t.LastRun, t.LastSuccess)
+		return t
+	}
+	for _, r := range p.Repositories {
+		if r.Check == nil && r.Prune == nil {
+			continue
+		}
+		ar := APIRepository{Name: r.Name}
+		if r.Check != nil {
+			ar.Check = task(r.Name, state.KindCheck, r.Check.Schedule, r.Check.ScheduleOf())
+		}
+		if r.Prune != nil {
+			ar.Prune = task(r.Name, state.KindPrune, r.Prune.Schedule, r.Prune.ScheduleOf())
+		}
+		out = append(out, ar)
+	}
+	return out
 }
 
 func clearLog(runs ...*state.Run) {

@@ -124,6 +124,9 @@ type Daemon struct {
 	measureSoon bool
 	// snaps caches the API's snapshot listings.
 	snaps snapshotCache
+	// repoTasksOnce warns once that the runner runs no repository
+	// checks and prunes.
+	repoTasksOnce sync.Once
 }
 
 // New returns a daemon; Run starts it.
@@ -268,7 +271,7 @@ func (d *Daemon) schedule(ctx context.Context, now time.Time) time.Time {
 			next = n
 		}
 	}
-	return next
+	return d.scheduleRepos(ctx, p, now, next)
 }
 
 // due starts a run when a slot of s has come since the last one claimed,
@@ -512,8 +515,9 @@ func (d *Daemon) isRunning(key string) bool {
 }
 
 // RecordRun adds a finished run made outside the daemon (a manual
-// bunker run or drill) to the history: it must name a job (backup) or a
-// drill (drill) of the plan, and is recorded as triggered by hand.
+// bunker run or drill) to the history: it must name a job (backup), a
+// drill (drill) or a repository (check, prune) of the plan, and is
+// recorded as triggered by hand.
 func (d *Daemon) RecordRun(r *state.Run) error {
 	p := d.Plan()
 	switch r.Kind {
@@ -527,8 +531,13 @@ func (d *Daemon) RecordRun(r *state.Run) error {
 		if !slices.ContainsFunc(p.Drills, func(dr *plan.Drill) bool { return dr.Name == r.Job }) && (!isCheck || p.Job(job) == nil) {
 			return fmt.Errorf("record run: no drill %q", r.Job)
 		}
+	case state.KindCheck, state.KindPrune:
+		if p.Repository(r.Job) == nil {
+			return fmt.Errorf("record run: no repository %q", r.Job)
+		}
+		r.Repository = r.Job
 	default:
-		return fmt.Errorf("record run: kind %q: want %s or %s", r.Kind, state.KindBackup, state.KindDrill)
+		return fmt.Errorf("record run: kind %q: want %s, %s, %s or %s", r.Kind, state.KindBackup, state.KindDrill, state.KindCheck, state.KindPrune)
 	}
 	r.ID, r.Trigger, r.Scheduled = "", state.TriggerManual, time.Time{}
 	if err := d.o.Store.Record(r); err != nil {

@@ -33,6 +33,8 @@ type Metrics struct {
 	rtoViolated   *prometheus.GaugeVec
 	repoReachable *prometheus.GaugeVec
 	repoSize      *prometheus.GaugeVec
+	repoRuns      *prometheus.CounterVec
+	repoSuccess   *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics in a new registry: the daemon's own,
@@ -63,9 +65,11 @@ func NewMetrics(version string) *Metrics {
 		rtoViolated:   g("bunker_rto_violated", "1 when the drill's restore took longer than the job's RTO.", "drill"),
 		repoReachable: g("bunker_repository_reachable", "1 when the repository could be read at the last measurement.", "repository"),
 		repoSize:      g("bunker_repository_size_bytes", "Stored size of the repository.", "repository"),
+		repoRuns:      c("bunker_repository_runs_total", "Scheduled checks and prunes of the repository by kind (check, prune) and result (success, failed, cancelled).", "repository", "kind", "result"),
+		repoSuccess:   g("bunker_repository_last_success_timestamp_seconds", "Unix time of the repository's last successful check or prune (kind).", "repository", "kind"),
 	}
 	m.Registry.MustRegister(m.lastSuccess, m.runs, m.duration, m.bytesAdded, m.bytesRead, m.rpoAge, m.rpoObjective, m.rpoViolated,
-		m.copies, m.rule321, m.drillSuccess, m.drillLastRun, m.drillRestore, m.rtoViolated, m.repoReachable, m.repoSize)
+		m.copies, m.rule321, m.drillSuccess, m.drillLastRun, m.drillRestore, m.rtoViolated, m.repoReachable, m.repoSize, m.repoRuns, m.repoSuccess)
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bunker_build_info",
 		Help:        "Always 1; the labels say which bunker runs: its version, the Go release that built it, the repository format it writes.",
 		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version(), "format": strconv.Itoa(format.Version)}})
@@ -88,6 +92,14 @@ func (m *Metrics) jobRun(r *state.Run) {
 		m.lastSuccess.WithLabelValues(r.Job).Set(float64(r.Finished.UnixMilli()) / 1000)
 		m.bytesAdded.WithLabelValues(r.Job).Add(float64(r.BytesAdded))
 		m.bytesRead.WithLabelValues(r.Job).Add(float64(r.BytesRead))
+	}
+}
+
+// repoRun counts a repository's finished check or prune.
+func (m *Metrics) repoRun(r *state.Run) {
+	m.repoRuns.WithLabelValues(r.Repository, r.Kind, r.Result).Inc()
+	if r.Result == state.ResultSuccess {
+		m.repoSuccess.WithLabelValues(r.Repository, r.Kind).Set(float64(r.Finished.UnixMilli()) / 1000)
 	}
 }
 

@@ -140,8 +140,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))
 		}
+		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
+			if seen[k.Value] {
+				d.errorf(k, "", "%q is set twice", k.Value)
+				continue
+			}
+			seen[k.Value] = true
 			e := reflect.New(v.Type().Elem()).Elem()
 			d.decode(val, e)
 			v.SetMapIndex(reflect.ValueOf(k.Value), e)
@@ -216,6 +222,13 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		seen[k.Value] = true
 		if pos != nil {
 			pos[k.Value] = d.pos(val)
+			// A mapping's entries (a repository's env) have their own
+			// positions: "env.NAME".
+			if val.Kind == yaml.MappingNode && v.Field(idx).Kind() == reflect.Map {
+				for i := 0; i+1 < len(val.Content); i += 2 {
+					pos[k.Value+"."+val.Content[i].Value] = d.pos(val.Content[i+1])
+				}
+			}
 		}
 		// A retention duration (a field tagged duration:"retention")
 		// refuses an m restic would read as months.
@@ -269,7 +282,15 @@ func typeName(t reflect.Type) string {
 	case reflect.String:
 		return "string"
 	}
-	return strings.ToLower(t.Name())
+	// RepoCheck is "repo check".
+	var b strings.Builder
+	for i, r := range t.Name() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToLower(b.String())
 }
 
 // closest returns the candidate within edit distance 2 of s, if any.

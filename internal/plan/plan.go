@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/units"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -45,8 +46,81 @@ type Repository struct {
 	// copy to them when they are reachable, status reports how stale
 	// they are.
 	Airgapped bool `yaml:"airgapped"`
+	// Env is what the repository's storage backend sees of the
+	// environment on top of bunker's own (credentials, endpoints,
+	// regions): variable → a secret reference or a literal. A literal is
+	// refused for a name that looks secret (LooksSecret).
+	Env map[string]string `yaml:"env"`
+	// LimitUpload and LimitDownload bound the repository's transfers
+	// (units.ParseRate: "5M", "800K", a number of KiB).
+	LimitUpload   string `yaml:"limit_upload"`
+	LimitDownload string `yaml:"limit_download"`
+	// Hooks run around every job, copy, check and prune that uses the
+	// repository.
+	Hooks Hooks `yaml:"hooks"`
+	// Check is the repository's scheduled check.
+	Check *RepoCheck `yaml:"check"`
+	// Prune is the repository's prune schedule: with one, retention in
+	// the repository forgets only, and prune runs on this schedule.
+	Prune     *RepoPrune `yaml:"prune"`
 	Positions `json:"-"`
 }
+
+// RepoCheck is a repository's scheduled check.
+type RepoCheck struct {
+	Schedule string `yaml:"schedule"`
+	// ReadDataSubset is the data the check reads besides the structure
+	// (the --read-data-subset grammar: N%, a size such as 500M, n/t);
+	// "" reads no data.
+	ReadDataSubset string `yaml:"read_data_subset"`
+	Positions      `json:"-"`
+
+	schedule Schedule
+}
+
+// RepoPrune is a repository's prune schedule.
+type RepoPrune struct {
+	Schedule string `yaml:"schedule"`
+	// MaxUnused is the unused space tolerated in packs before they are
+	// repacked: a percentage ("5%", the default) or "unlimited".
+	MaxUnused string `yaml:"max_unused"`
+	Positions `json:"-"`
+
+	schedule Schedule
+}
+
+// ScheduleOf returns the check's parsed schedule.
+func (c *RepoCheck) ScheduleOf() Schedule { return c.schedule }
+
+// ScheduleOf returns the prune's parsed schedule.
+func (c *RepoPrune) ScheduleOf() Schedule { return c.schedule }
+
+// MaxUnusedFraction is max_unused as prune takes it: a fraction of 1,
+// -1 for "unlimited", 0.05 when unset.
+func (c *RepoPrune) MaxUnusedFraction() (float64, error) {
+	return ParseMaxUnused(c.MaxUnused)
+}
+
+// ParseMaxUnused reads a prune's tolerated unused space: a percentage
+// ("5%" or "5") as a fraction of 1, "unlimited" as -1, "" as the default
+// 0.05.
+func ParseMaxUnused(s string) (float64, error) {
+	switch s = strings.TrimSpace(s); s {
+	case "":
+		return 0.05, nil
+	case "unlimited":
+		return -1, nil
+	}
+	v, ok := units.ParsePercent(s)
+	if !ok {
+		return 0, fmt.Errorf("max_unused %q: want a percentage from 0%% to 100%%, or unlimited", s)
+	}
+	return v, nil
+}
+
+// PrunesOnSchedule reports whether the repository prunes on its own
+// schedule (then retention in it forgets only).
+func (r *Repository) PrunesOnSchedule() bool { return r.Prune != nil }
 
 // Job is one dataset backed up on a schedule.
 type Job struct {
@@ -377,6 +451,7 @@ func (p *Plan) check(d *decoder) {
 		if r.Site != "" && r.Site != "onsite" && r.Site != "offsite" {
 			d.fail(r.Positions, "site", "onsite or offsite", "site %q is not known", r.Site)
 		}
+		r.check(d)
 	}
 	jobs := map[string]*Job{}
 	var jobNames []string
@@ -404,12 +479,7 @@ func (p *Plan) check(d *decoder) {
 				d.fail(c.Positions, "repository", "a copy must go to another repository", "job %q copies to its own repository", j.Name)
 			}
 		}
-		for _, h := range slices.Concat(j.Hooks.Before, j.Hooks.After, j.Hooks.OnFailure) {
-			if strings.TrimSpace(h.Command) == "" {
-				d.fail(h.Positions, "", "", "hook without a command")
-			}
-			checkEnv(d, h.Positions, h.Env)
-		}
+		j.Hooks.check(d)
 		if j.Concurrency < 0 || j.Retries.Attempts < 0 {
 			d.fail(j.Positions, "", "", "job %q: concurrency and retries must not be negative", j.Name)
 		}
@@ -471,6 +541,99 @@ func (p *Plan) check(d *decoder) {
 			d.fail(p.Daemon.Positions, "allowed_hosts", "a host name as browsers send it, e.g. bunker.example.com or bunker.example.com:8080, without scheme or path", "allowed host %q is not a host name", h)
 		}
 	}
+}
+
+func (h Hooks) check(d *decoder) {
+	for _, h := range slices.Concat(h.Before, h.After, h.OnFailure) {
+		if strings.TrimSpace(h.Command) == "" {
+			d.fail(h.Positions, "", "", "hook without a command")
+		}
+		checkEnv(d, h.Positions, h.Env)
+	}
+}
+
+// check validates a repository's backend environment, limits, hooks and
+// schedules.
+func (r *Repository) check(d *decoder) {
+	names := make([]string, 0, len(r.Env))
+	for k := range r.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v, at := r.Env[k], "env."+k
+		if !envNameRe.MatchString(k) {
+			d.fail(r.Positions, at, "letters, digits and _, not starting with a digit", "env: %q is not a variable name", k)
+			continue
+		}
+		if kind, ref, ok := strings.Cut(v, ":"); ok && secretKinds[kind] {
+			if ref == "" {
+				d.fail(r.Positions, at, "env:NAME, file:/path or command:CMD", "env %s: the %s: reference names nothing", k, kind)
+			}
+			continue
+		}
+		if v != "" && LooksSecret(k) {
+			d.fail(r.Positions, at, "write env:NAME, file:/path or command:CMD, never the secret itself",
+				"env %s is written in clear, and its name says it holds a secret", k)
+		}
+	}
+	for _, l := range []struct{ key, v string }{{"limit_upload", r.LimitUpload}, {"limit_download", r.LimitDownload}} {
+		if _, err := units.ParseRate(l.v); err != nil {
+			d.fail(r.Positions, l.key, "bytes per second: 800K, 5M, 1.5G, or a number of KiB; 0 for none", "%s: %v", l.key, err)
+		}
+	}
+	r.Hooks.check(d)
+	if c := r.Check; c != nil {
+		c.schedule = repoSchedule(d, c.Positions, c.Schedule, "check", r.Name)
+		if c.ReadDataSubset != "" {
+			if _, err := units.ParseSubset(c.ReadDataSubset); err != nil {
+				d.fail(c.Positions, "read_data_subset", "N% of the packs at random, a size such as 500M, or the n-th of t slices as n/t",
+					"read_data_subset %q: %v", c.ReadDataSubset, err)
+			}
+		}
+	}
+	if pr := r.Prune; pr != nil {
+		pr.schedule = repoSchedule(d, pr.Positions, pr.Schedule, "prune", r.Name)
+		if _, err := pr.MaxUnusedFraction(); err != nil {
+			d.fail(pr.Positions, "max_unused", "e.g. 5% (the default), 0% to repack every partly used pack, or unlimited", "%v", err)
+		}
+	}
+}
+
+// repoSchedule parses the schedule of a repository's check or prune,
+// which must have one.
+func repoSchedule(d *decoder, p Positions, s, what, repo string) Schedule {
+	if s == "" {
+		d.fail(p, "", `e.g. schedule: "@weekly" or "every 7d"`, "the %s of repository %q has no schedule", what, repo)
+		return nil
+	}
+	sch, err := ParseSchedule(s)
+	if err != nil {
+		d.fail(p, "schedule", `cron (minute hour day month weekday), @weekly, or "every 7d"`, "%v", err)
+		return nil
+	}
+	return sch
+}
+
+// secretKinds are the kinds of secret reference.
+var secretKinds = map[string]bool{"env": true, "file": true, "command": true}
+
+// secretWords are what the names of variables that hold secrets contain
+// (AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_KEY, RESTIC_PASSWORD, …).
+var secretWords = []string{"KEY", "SECRET", "PASSWORD", "TOKEN", "CREDENTIAL"}
+
+// LooksSecret reports whether an environment variable's name says it
+// holds a secret: a plan must not write its value in clear.
+func LooksSecret(name string) bool {
+	u := strings.ToUpper(name)
+	return slices.ContainsFunc(secretWords, func(w string) bool { return strings.Contains(u, w) })
+}
+
+// IsSecretRef reports whether v is a secret reference (env:NAME,
+// file:/path, command:CMD) rather than a literal value.
+func IsSecretRef(v string) bool {
+	kind, ref, ok := strings.Cut(v, ":")
+	return ok && ref != "" && secretKinds[kind]
 }
 
 // hostRe is a host name with an optional port.

@@ -3,6 +3,8 @@ package plan
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -327,5 +329,137 @@ func TestDiscover(t *testing.T) {
 	}
 	if p, _ := Discover(env, sys); p != filepath.Join(xdg, "bunker", "plan.yaml") {
 		t.Errorf("Discover = %q, want the user's plan first", p)
+	}
+}
+
+// TestRepositoryKeys loads the plan that uses every per-repository key.
+func TestRepositoryKeys(t *testing.T) {
+	p, err := Load("testdata/repositories.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, off := p.Repository("local"), p.Repository("offsite")
+	if local.LimitUpload != "800" || local.Env != nil || !local.PrunesOnSchedule() || local.Check.ReadDataSubset != "" {
+		t.Errorf("local: %+v", local)
+	}
+	if f, err := local.Prune.MaxUnusedFraction(); err != nil || f != 0.05 {
+		t.Errorf("default max_unused: %v, %v", f, err)
+	}
+	if f, err := off.Prune.MaxUnusedFraction(); err != nil || f != 0.10 {
+		t.Errorf("max_unused 10%%: %v, %v", f, err)
+	}
+	if off.Env["AWS_REGION"] != "eu-central-1" || off.Env["AWS_SECRET_ACCESS_KEY"] != "file:/etc/bunker/offsite.key" || len(off.Env) != 5 {
+		t.Errorf("env: %v", off.Env)
+	}
+	if off.LimitUpload != "5M" || off.LimitDownload != "20M" || off.Check.ReadDataSubset != "5%" {
+		t.Errorf("offsite: %+v %+v", off, off.Check)
+	}
+	if off.Hooks.Before[0].Timeout != time.Minute || len(off.Hooks.After) != 1 || len(off.Hooks.OnFailure) != 1 {
+		t.Errorf("hooks: %+v", off.Hooks)
+	}
+	now := time.Date(2026, 11, 26, 10, 17, 0, 0, time.UTC)
+	if next := off.Prune.ScheduleOf().Next(now); !next.Equal(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("prune every 7d after %v: %v", now, next)
+	}
+	if next := off.Check.ScheduleOf().Next(now.In(time.Local)); next.Weekday() != time.Saturday || next.Hour() != 3 || next.Minute() != 30 {
+		t.Errorf("check: %v", next)
+	}
+	if local.Check.ScheduleOf() == nil || local.Prune.ScheduleOf() == nil {
+		t.Error("local's schedules were not parsed")
+	}
+	if pos := off.Positions.at("env.AWS_REGION"); pos.Line != 24 || pos.Column != 19 {
+		t.Errorf("env entry position %v", pos)
+	}
+}
+
+// TestRepositoryKeyErrors: each bad value of a per-repository key is
+// reported where it is, with a hint.
+func TestRepositoryKeyErrors(t *testing.T) {
+	base, err := os.ReadFile("testdata/repositories.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, from, to, want string
+	}{
+		{"secret literal", "AWS_SECRET_ACCESS_KEY: file:/etc/bunker/offsite.key", "AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI",
+			`r.yaml:22:30: env AWS_SECRET_ACCESS_KEY is written in clear, and its name says it holds a secret (write env:NAME, file:/path or command:CMD, never the secret itself)`},
+		{"token literal", "AWS_SESSION_TOKEN: command:vault read -field=token aws/sts/backup", "AWS_SESSION_TOKEN: abc",
+			`r.yaml:23:26: env AWS_SESSION_TOKEN is written in clear`},
+		{"lower-case secret name", "BUNKER_S3_STORAGE_CLASS: STANDARD_IA", "my_api_key: abc", `r.yaml:25:19: env my_api_key is written in clear`},
+		{"empty reference", "AWS_ACCESS_KEY_ID: env:OFFSITE_KEY_ID", "AWS_ACCESS_KEY_ID: 'env:'", `r.yaml:21:26: env AWS_ACCESS_KEY_ID: the env: reference names nothing`},
+		{"bad variable name", "AWS_REGION: eu-central-1", "1REGION: eu-central-1", `r.yaml:24:16: env: "1REGION" is not a variable name`},
+		{"env twice", "AWS_REGION: eu-central-1", "AWS_REGION: eu-central-1\n      AWS_REGION: us-east-1", `r.yaml:25:7: "AWS_REGION" is set twice`},
+		{"env not a mapping", "    env:\n      AWS_ACCESS_KEY_ID", "    env: [A]\n    xenv:\n      AWS_ACCESS_KEY_ID", `r.yaml:20:10: expected a mapping, found a list`},
+		{"bad upload rate", "limit_upload: 5M", "limit_upload: fast", `r.yaml:26:19: limit_upload: "fast" is not a rate`},
+		{"bad download rate", "limit_download: 20M", "limit_download: -1M", `r.yaml:27:21: limit_download: "-1M" is not a rate`},
+		{"hook without command", "        - command: wg-quick down offsite", "        - timeout: 1m", `r.yaml:33:11: hook without a command`},
+		{"hook env", "          timeout: 1m\n", "          timeout: 1m\n          env: [\"=x\"]\n", `env entry "" does not start with a variable name`},
+		{"unknown hook stage", "      on_failure:", "      on_falure:", `unknown key "on_falure" in hooks (did you mean on_failure?)`},
+		{"bad check schedule", `schedule: "30 3 * * 6"`, `schedule: "30 3 * * 8"`, `r.yaml:37:17: schedule "30 3 * * 8": end of range (8) above maximum (6)`},
+		{"check without schedule", "    check:\n      schedule: \"@weekly\"", "    check:\n      read_data_subset: 1/4", `r.yaml:14:7: the check of repository "local" has no schedule`},
+		{"bad subset", "read_data_subset: 5%", "read_data_subset: 150%", `r.yaml:38:25: read_data_subset "150%": want a percentage in (0,100] (N% of the packs at random`},
+		{"bad slice", "read_data_subset: 5%", "read_data_subset: 5/4", `read_data_subset "5/4": want N% or n/t with 1 <= n <= t`},
+		{"unknown check key", "read_data_subset: 5%", "read_data_subst: 5%", `r.yaml:38:7: unknown key "read_data_subst" in repo check (did you mean read_data_subset?)`},
+		{"bad prune schedule", "schedule: every 7d", "schedule: every 10s", `r.yaml:40:17: schedule "every 10s": run at most once a minute`},
+		{"prune without schedule", "    prune:\n      schedule: \"0 4 * * 0\"", "    prune:\n      max_unused: 1%", `r.yaml:12:7: the prune of repository "local" has no schedule`},
+		{"bad max_unused", "max_unused: 10%", "max_unused: lots", `r.yaml:41:19: max_unused "lots": want a percentage from 0% to 100%, or unlimited`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(string(base), tc.from, tc.to, 1)
+			if src == string(base) {
+				t.Fatalf("%q not found in the plan", tc.from)
+			}
+			_, err := Parse("r.yaml", []byte(src), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
+			}
+		})
+	}
+	// An empty literal hides bunker's variable from the backend, and
+	// holds no secret; "unlimited" leaves packs unrepacked.
+	src := strings.Replace(string(base), "AWS_SESSION_TOKEN: command:vault read -field=token aws/sts/backup", `AWS_SESSION_TOKEN: ""`, 1)
+	src = strings.Replace(src, "max_unused: 10%", "max_unused: unlimited", 1)
+	p, err := Parse("r.yaml", []byte(src), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := p.Repository("offsite").Prune.MaxUnusedFraction(); f != -1 {
+		t.Errorf("unlimited: %v", f)
+	}
+}
+
+// TestPlansDocumentsEveryKey: every key a plan accepts is named in
+// docs/PLANS.md (a new key comes with its documentation).
+func TestPlansDocumentsEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/PLANS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type, string)
+	walk = func(tt reflect.Type, path string) {
+		for tt.Kind() == reflect.Pointer || tt.Kind() == reflect.Slice || tt.Kind() == reflect.Map {
+			tt = tt.Elem()
+		}
+		if tt.Kind() != reflect.Struct || seen[tt] {
+			return
+		}
+		seen[tt] = true
+		for i := 0; i < tt.NumField(); i++ {
+			f := tt.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if !regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`).Match(doc) {
+				t.Errorf("docs/PLANS.md does not name the key %s.%s", path, name)
+			}
+			walk(f.Type, path+"."+name)
+		}
+	}
+	walk(reflect.TypeOf(Plan{}), "plan")
+	if len(seen) < 10 {
+		t.Fatalf("only %d sections walked", len(seen))
 	}
 }

@@ -42,6 +42,10 @@ const (
 	KindCopy      = "copy"
 	KindRetention = "retention"
 	KindDrill     = "drill"
+	// KindCheck and KindPrune are a plan repository's scheduled check
+	// and prune; their Job is the repository's name.
+	KindCheck = "check"
+	KindPrune = "prune"
 )
 
 // Run triggers.
@@ -110,8 +114,8 @@ func (o Options) withDefaults() Options {
 type Run struct {
 	// ID is unique and sorts by start time; StartRun sets it when empty.
 	ID   string `json:"id"`
-	Job  string `json:"job"`  // job or drill name
-	Kind string `json:"kind"` // KindBackup, KindCopy, KindRetention, KindDrill
+	Job  string `json:"job"`  // job or drill name; the repository's for KindCheck and KindPrune
+	Kind string `json:"kind"` // KindBackup, KindCopy, KindRetention, KindDrill, KindCheck, KindPrune
 	// Trigger is TriggerSchedule, TriggerManual, TriggerCatchUp,
 	// TriggerRetry or TriggerAPI.
 	Trigger   string    `json:"trigger,omitempty"`

@@ -65,3 +65,43 @@ func ParsePercent(s string) (float64, bool) {
 	v, ok := ParseFraction(strings.TrimSuffix(strings.TrimSpace(s), "%"), 0, 100)
 	return v / 100, ok
 }
+
+// Subset is the part of a repository's data a check reads: Percent of
+// the packs (chosen at random), packs adding up to Bytes, or the Part-th
+// of Total slices. One of them is set.
+type Subset struct {
+	Percent     float64
+	Bytes       int64
+	Part, Total int
+}
+
+// ParseSubset reads the grammar of check's --read-data-subset and a
+// plan's read_data_subset: "N%" (0 < N <= 100), a size such as "500M",
+// or "n/t" (1 <= n <= t). Its errors say what is wanted, not what was
+// given: the caller names the value and where it came from.
+func ParseSubset(s string) (Subset, error) {
+	if s == "" {
+		return Subset{}, fmt.Errorf("want N%%, n/t or a size such as 500M")
+	}
+	if strings.HasSuffix(s, "%") {
+		p, ok := ParseFraction(strings.TrimSuffix(s, "%"), 0, 100)
+		if !ok || p == 0 {
+			return Subset{}, fmt.Errorf("want a percentage in (0,100]")
+		}
+		return Subset{Percent: p}, nil
+	}
+	if last := s[len(s)-1]; !strings.Contains(s, "/") && (last < '0' || last > '9') {
+		size, err := ParseSize(s)
+		if err != nil {
+			return Subset{}, fmt.Errorf("want N%%, n/t or a size such as 500M")
+		}
+		return Subset{Bytes: size}, nil
+	}
+	n, t, ok := strings.Cut(s, "/")
+	ni, err1 := strconv.Atoi(n)
+	ti, err2 := strconv.Atoi(t)
+	if !ok || err1 != nil || err2 != nil || ti < 1 || ni < 1 || ni > ti {
+		return Subset{}, fmt.Errorf("want N%% or n/t with 1 <= n <= t")
+	}
+	return Subset{Part: ni, Total: ti}, nil
+}

@@ -44,6 +44,20 @@ func TestParsePercent(t *testing.T) {
 	}
 }
 
+func TestParseSubset(t *testing.T) {
+	for in, want := range map[string]Subset{"10%": {Percent: 10}, "100%": {Percent: 100}, "0.5%": {Percent: 0.5},
+		"500M": {Bytes: 500 << 20}, "1GiB": {Bytes: 1 << 30}, "1/5": {Part: 1, Total: 5}, "5/5": {Part: 5, Total: 5}} {
+		if got, err := ParseSubset(in); err != nil || got != want {
+			t.Errorf("ParseSubset(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0%", "101%", "NaN%", "0/5", "6/5", "1/0", "a/b", "5", "lots", "-5M"} {
+		if got, err := ParseSubset(in); err == nil {
+			t.Errorf("ParseSubset(%q) = %+v, want an error", in, got)
+		}
+	}
+}
+
 // FuzzParse: no input makes a parser panic or return a negative or
 // out-of-range value.
 func FuzzParse(f *testing.F) {
@@ -56,6 +70,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if n, err := ParseRate(s); err == nil && (n < 0 || n > 1<<50) {
 			t.Fatalf("ParseRate(%q) = %d", s, n)
+		}
+		if sub, err := ParseSubset(s); err == nil && (sub.Percent < 0 || sub.Percent > 100 || sub.Bytes < 0 || sub.Part > sub.Total) {
+			t.Fatalf("ParseSubset(%q) = %+v", s, sub)
 		}
 		if v, ok := ParsePercent(s); ok && (v < 0 || v > 1 || math.IsNaN(v)) {
 			t.Fatalf("ParsePercent(%q) = %v", s, v)

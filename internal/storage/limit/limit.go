@@ -30,6 +30,7 @@ const burst = 256 << 10
 // Backend is a limiting decorator.
 type Backend struct {
 	be       storage.Backend
+	opts     Options
 	sem      chan struct{}
 	up, down *rate.Limiter
 }
@@ -41,7 +42,7 @@ func New(be storage.Backend, opts Options) storage.Backend {
 	if opts.Connections <= 0 && opts.UploadBytes <= 0 && opts.DownloadBytes <= 0 {
 		return be
 	}
-	b := &Backend{be: be}
+	b := &Backend{be: be, opts: opts}
 	if opts.Connections > 0 {
 		b.sem = make(chan struct{}, opts.Connections)
 	}
@@ -53,6 +54,10 @@ func New(be storage.Backend, opts Options) storage.Backend {
 	}
 	return b
 }
+
+// Limits returns the limits b enforces: what a caller asked for reached
+// the store.
+func (b *Backend) Limits() Options { return b.opts }
 
 // Unwrap returns the wrapped backend.
 func (b *Backend) Unwrap() storage.Backend { return b.be }
