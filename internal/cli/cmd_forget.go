@@ -155,11 +155,7 @@ func (a *App) forget(ctx context.Context, f *forgetFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.core()
-	if err != nil {
-		return err
-	}
-	r, err := a.openRepo(ctx)
+	c, r, err := a.coreOpen(ctx)
 	if err != nil {
 		return err
 	}

@@ -180,16 +180,22 @@ func (a *App) cacheRoot() string {
 func (a *App) repoRun(run func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		c, err := a.core()
-		if err != nil {
-			return err
-		}
-		r, err := a.openRepo(ctx)
+		c, r, err := a.coreOpen(ctx)
 		if err != nil {
 			return err
 		}
 		return run(ctx, c, r, args)
 	}
+}
+
+// coreOpen is the use cases' App and the repository of -r, opened.
+func (a *App) coreOpen(ctx context.Context) (*app.App, *repository.Repository, error) {
+	c, err := a.core()
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := a.openRepo(ctx)
+	return c, r, err
 }
 
 // refRun is a command's RunE that resolves the repository of -r (storage
