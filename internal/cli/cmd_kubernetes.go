@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
@@ -13,7 +12,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/source/kube/volume"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 func (a *App) kubernetesCommands() sourceCommands {
@@ -21,10 +19,7 @@ func (a *App) kubernetesCommands() sourceCommands {
 }
 
 // kubeConnFlags are how every Kubernetes command reaches the API server.
-type kubeConnFlags struct {
-	kubeconfig string
-	context    string
-}
+type kubeConnFlags struct{ kubeconfig, context string }
 
 func (f *kubeConnFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
@@ -32,86 +27,128 @@ func (f *kubeConnFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.context, "context", "", "kubeconfig `context` to use (default: its current context)")
 }
 
+// kubeConn is how the Kubernetes commands reach the API server.
+func (a *App) kubeConn(f *kubeConnFlags) kube.Conn {
+	return kube.Conn{Kubeconfig: f.kubeconfig, Context: f.context, Getenv: a.Getenv, UserAgent: "bunker/" + Version}
+}
+
 // kubeConfig loads the client configuration and names the cluster: the
 // kubeconfig context's cluster, or "in-cluster".
 func (a *App) kubeConfig(f *kubeConnFlags) (*rest.Config, string, error) {
-	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: f.kubeconfig}
-	if f.kubeconfig == "" {
-		if env := a.Getenv("KUBECONFIG"); env != "" {
-			rules.Precedence = strings.Split(env, string(os.PathListSeparator))
-		} else if home := a.Getenv("HOME"); home != "" {
-			rules.Precedence = []string{home + "/.kube/config"}
-		}
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.context})
-	raw, rawErr := cc.RawConfig()
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		if clientcmd.IsEmptyConfig(err) && f.kubeconfig == "" && f.context == "" {
-			if ic, icErr := rest.InClusterConfig(); icErr == nil {
-				return a.tuneKube(ic), "in-cluster", nil
-			}
-		}
-		return nil, "", fmt.Errorf("kubernetes configuration: %w", err)
-	}
-	name := "cluster"
-	if rawErr == nil {
-		ctxName := raw.CurrentContext
-		if f.context != "" {
-			ctxName = f.context
-		}
-		if c, ok := raw.Contexts[ctxName]; ok && c.Cluster != "" {
-			name = c.Cluster
-		}
-	}
-	return a.tuneKube(cfg), name, nil
-}
-
-// tuneKube lifts client-go's client-side rate limit (5 requests/s): a
-// backup lists each resource once, a restore writes each object once,
-// and the API server's own fairness limits still apply.
-func (a *App) tuneKube(cfg *rest.Config) *rest.Config {
-	cfg.QPS, cfg.Burst = 200, 400
-	cfg.UserAgent = "bunker/" + Version
-	// Deprecation warnings for resources we only list are noise.
-	cfg.WarningHandler = rest.NoWarnings{}
-	return cfg
+	return a.kubeConn(f).Config()
 }
 
 // kubeFilterFlags select namespaces and resources.
 type kubeFilterFlags struct {
-	includeNS, excludeNS   []string
-	includeRes, excludeRes []string
-	selector               string
-	cluster                string
+	kube.Filter
+	selector, cluster string
 }
 
 func (f *kubeFilterFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringSliceVar(&f.includeNS, "include-namespaces", nil, "only these namespaces (`globs`, comma separated or repeated)")
-	fl.StringSliceVar(&f.excludeNS, "exclude-namespaces", nil, "leave out these namespaces (`globs`)")
-	fl.StringSliceVar(&f.includeRes, "include-resources", nil, "only these resources: `names` such as deployments, deployments.apps, a kind or a short name, or globs")
-	fl.StringSliceVar(&f.excludeRes, "exclude-resources", nil, "leave out these resources (`names` or globs)")
+	fl.StringSliceVar(&f.IncludeNamespaces, "include-namespaces", nil, "only these namespaces (`globs`, comma separated or repeated)")
+	fl.StringSliceVar(&f.ExcludeNamespaces, "exclude-namespaces", nil, "leave out these namespaces (`globs`)")
+	fl.StringSliceVar(&f.IncludeResources, "include-resources", nil, "only these resources: `names` such as deployments, deployments.apps, a kind or a short name, or globs")
+	fl.StringSliceVar(&f.ExcludeResources, "exclude-resources", nil, "leave out these resources (`names` or globs)")
 	fl.StringVarP(&f.selector, "selector", "l", "", "only objects matching this label `selector` (namespaces themselves are always kept)")
 	fl.StringVar(&f.cluster, "cluster-resources", kube.ClusterAuto, "cluster-scoped objects: auto (all when no namespace filter, else only what the selected objects need), on, or off")
 }
 
-func (f *kubeFilterFlags) filter() kube.Filter {
-	return kube.Filter{IncludeNamespaces: f.includeNS, ExcludeNamespaces: f.excludeNS,
-		IncludeResources: f.includeRes, ExcludeResources: f.excludeRes}
+// kubeVolumeFlags say where this node's volumes are and how to read them.
+type kubeVolumeFlags struct {
+	volumes bool
+	node    app.KubernetesNode
+}
+
+func (f *kubeVolumeFlags) add(cmd *cobra.Command, backup bool) {
+	fl := cmd.Flags()
+	if backup {
+		fl.BoolVar(&f.volumes, "volumes", false, "also back up the files of persistent volume claims that this node can read, into volumes/<ns>/<claim>/")
+		fl.BoolVar(&f.node.CSISnapshots, "csi-snapshots", false, "with --volumes: read CSI volumes from a VolumeSnapshot clone instead of the live mount")
+		fl.StringVar(&f.node.SnapshotClass, "snapshot-class", "", "with --csi-snapshots: the VolumeSnapshotClass (default: the driver's default class)")
+		fl.StringVar(&f.node.MoverImage, "mover-image", "", "with --csi-snapshots: the image of the pod that mounts the clone (default "+volume.DefaultMoverImage+")")
+		fl.DurationVar(&f.node.SnapshotTimeout, "snapshot-timeout", volume.DefaultSnapshotTimeout, "with --csi-snapshots: how long to wait for the snapshot, the clone and its pod")
+		flagRange(fl, 1, unbounded, "snapshot-timeout")
+	} else {
+		fl.BoolVar(&f.volumes, "volumes", false, "also write the volume files in the snapshot back into the restored claims' volumes on this node, before workloads are created")
+	}
+	fl.StringVar(&f.node.Node, "node", "", "this node's `name`, to pick the volumes it has (default $NODE_NAME; empty: every node, for single-node clusters)")
+	fl.StringVar(&f.node.NodeRoot, "node-root", "", "where the node's root filesystem is mounted here (the agent DaemonSet mounts it at /host; default /)")
+	fl.StringVar(&f.node.KubeletDir, "kubelet-dir", volume.DefaultKubeletDir, "the kubelet's directory on the node (CSI volumes are under its pods/)")
+	fl.IntVar(&f.node.Jobs, "volume-jobs", volume.DefaultJobs, "read or write this many files of a volume at once")
+	flagRange(fl, 1, 1000, "volume-jobs")
+}
+
+// kubeNode is the node of the flags: --node, else $NODE_NAME.
+func (a *App) kubeNode(f *kubeVolumeFlags) app.KubernetesNode {
+	node := f.node
+	if node.Node == "" {
+		node.Node = a.Getenv("NODE_NAME")
+	}
+	return node
+}
+
+// kubeBackupFlags are the flags of bunker backup kubernetes.
+type kubeBackupFlags struct {
+	conn           kubeConnFlags
+	filt           kubeFilterFlags
+	vf             kubeVolumeFlags
+	sf             sourceFlags
+	dbSpecs, hooks []string
+	annotations    bool
+	name           string
+	workers        int
+}
+
+func (f *kubeBackupFlags) add(cmd *cobra.Command) {
+	f.conn.add(cmd)
+	f.filt.add(cmd)
+	f.sf.add(cmd, "")
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "cluster-name", "", "name the cluster in the snapshot path (default: the kubeconfig's cluster name)")
+	fl.IntVarP(&f.workers, "jobs", "j", 8, "list this many resources at once")
+	flagRange(fl, 1, 1000, "jobs")
+	f.vf.add(cmd, true)
+	fl.StringArrayVar(&f.hooks, "exec-hook", nil, "run a command in a pod before the backup: `ns/pod[:container]=command args` (repeatable; pods' "+volume.HookAnnotation(volume.PhasePre, "command")+" annotations run too)")
+	fl.BoolVar(&f.annotations, "annotation-hooks", true, "run the pre and post hooks that pods of the selected namespaces declare in annotations")
+	fl.StringArrayVar(&f.dbSpecs, "database", nil, "first take a consistent logical backup of a database in the cluster through its Service: `postgres:NS/SERVICE[:PORT][,user=U][,secret=NAME][,key=KEY][,db=NAME]` (password from that Secret; repeatable)")
+}
+
+// request is the backup request of the flags, on cluster cfg; a hook
+// without a phase runs before the backup.
+func (f *kubeBackupFlags) request(a *App, cfg *rest.Config, cluster string) (app.KubernetesBackup, error) {
+	if f.name != "" {
+		cluster = f.name
+	}
+	req := app.KubernetesBackup{Config: cfg, Cluster: cluster, Tags: f.sf.tags, Host: f.sf.hostname(),
+		Volumes: f.vf.volumes, Node: a.kubeNode(&f.vf), AnnotationHooks: f.annotations,
+		Options: kube.BackupOptions{Filter: f.filt.Filter, LabelSelector: f.filt.selector,
+			ClusterResources: f.filt.cluster, Concurrency: f.workers}}
+	for _, s := range f.dbSpecs {
+		d, err := kube.ParseDatabase(s)
+		if err != nil {
+			return req, fmt.Errorf("--database: %w", err)
+		}
+		req.Databases = append(req.Databases, d)
+	}
+	for _, s := range f.hooks {
+		hk, err := volume.ParseHook(s)
+		if err != nil {
+			return req, fmt.Errorf("--exec-hook: %w", err)
+		}
+		if hk.Phase == "" {
+			hk.Phase = volume.PhasePre
+		}
+		req.Hooks = append(req.Hooks, hk)
+	}
+	if a.g.verbose > 0 {
+		req.ToolStderr = a.Stderr
+	}
+	return req, nil
 }
 
 func (a *App) kubeBackupCommand() *cobra.Command {
-	var (
-		dbSpecs []string
-		vf      kubeVolumeFlags
-		hooks   kubeHooks
-		conn    kubeConnFlags
-		filt    kubeFilterFlags
-		sf      sourceFlags
-		name    string
-		workers int
-	)
+	var f kubeBackupFlags
 	cmd := &cobra.Command{
 		Use:   "kubernetes",
 		Short: "Back up a Kubernetes cluster's objects (every API resource, including custom resources)",
@@ -134,63 +171,71 @@ name (--cluster-name to choose another).
 Exit codes: 0 saved, 1 failed (no snapshot saved).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, cluster, err := a.kubeConfig(&conn)
+			cfg, cluster, err := a.kubeConfig(&f.conn)
 			if err != nil {
 				return err
 			}
-			if name != "" {
-				cluster = name
-			}
-			var dbs []kube.Database
-			for _, s := range dbSpecs {
-				d, err := kube.ParseDatabase(s)
-				if err != nil {
-					return fmt.Errorf("--database: %w", err)
-				}
-				dbs = append(dbs, d)
-			}
-			hs, err := hooks.parse()
+			req, err := f.request(a, cfg, cluster)
 			if err != nil {
 				return err
-			}
-			req := app.KubernetesBackup{Config: cfg, Cluster: cluster, Tags: sf.tags, Host: sf.hostname(), Databases: dbs,
-				Volumes: vf.volumes, Node: a.kubeNode(&vf), Hooks: hs, AnnotationHooks: hooks.annotations,
-				Options: kube.BackupOptions{Filter: filt.filter(), LabelSelector: filt.selector,
-					ClusterResources: filt.cluster, Concurrency: workers}}
-			if a.g.verbose > 0 {
-				req.ToolStderr = a.Stderr
 			}
 			return a.kubeBackup(cmd.Context(), req)
 		},
 	}
-	conn.add(cmd)
-	filt.add(cmd)
-	sf.add(cmd, "")
-	cmd.Flags().StringVar(&name, "cluster-name", "", "name the cluster in the snapshot path (default: the kubeconfig's cluster name)")
-	cmd.Flags().IntVarP(&workers, "jobs", "j", 8, "list this many resources at once")
-	flagRange(cmd.Flags(), 1, 1000, "jobs")
-	vf.add(cmd, true)
-	cmd.Flags().StringArrayVar(&hooks.flags, "exec-hook", nil, "run a command in a pod before the backup: `ns/pod[:container]=command args` (repeatable; pods' "+volume.HookAnnotation(volume.PhasePre, "command")+" annotations run too)")
-	cmd.Flags().BoolVar(&hooks.annotations, "annotation-hooks", true, "run the pre and post hooks that pods of the selected namespaces declare in annotations")
-	cmd.Flags().StringArrayVar(&dbSpecs, "database", nil, "first take a consistent logical backup of a database in the cluster through its Service: `postgres:NS/SERVICE[:PORT][,user=U][,secret=NAME][,key=KEY][,db=NAME]` (password from that Secret; repeatable)")
+	f.add(cmd)
 	return cmd
 }
 
+// kubeRestoreFlags are the flags of bunker restore kubernetes.
+type kubeRestoreFlags struct {
+	conn           kubeConnFlags
+	filt           kubeFilterFlags
+	vf             kubeVolumeFlags
+	opts           kube.RestoreOptions
+	mapping, hosts []string
+	modFile        string
+	volumesOnly    bool
+}
+
+func (f *kubeRestoreFlags) add(cmd *cobra.Command) {
+	f.conn.add(cmd)
+	f.filt.add(cmd)
+	fl, o := cmd.Flags(), &f.opts
+	fl.StringSliceVar(&f.mapping, "namespace-mapping", nil, "restore namespace old into new (`old=new`, comma separated or repeated)")
+	fl.StringVar(&o.Existing, "existing", kube.ExistingSkip, "an object that exists: skip (leave it) or update (replace it with the backup's)")
+	fl.StringVar(&f.modFile, "modifiers", "", "apply the resource modifiers in this YAML `file`")
+	fl.StringSliceVar(&o.Privileged, "privileged", nil, "also restore these privilege-granting `objects`: clusterroles, clusterrolebindings, webhook configurations, admission policies, apiservices, CRDs with conversion webhooks, pod-security-labels (of namespaces), or all; left out, they are skipped and namespaces keep the target's Pod Security labels")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "change nothing; list what would be created or updated")
+	fl.IntVarP(&o.Concurrency, "jobs", "j", 8, "apply this many objects at once")
+	flagRange(fl, 1, 1000, "jobs")
+	fl.StringArrayVar(&f.hosts, "host", nil, "with latest: only snapshots of this `host`")
+	fl.DurationVar(&o.CRDTimeout, "crd-timeout", time.Minute, "how long to wait for restored CustomResourceDefinitions to be served")
+	f.vf.add(cmd, false)
+	fl.BoolVar(&f.volumesOnly, "volumes-only", false, "restore no objects, only write the volume files back into the claims' volumes on this node (e.g. once CSI volumes are mounted)")
+}
+
+// options are the restore options of the flags, with --modifiers read.
+func (f *kubeRestoreFlags) options() (kube.RestoreOptions, error) {
+	opts := f.opts
+	opts.Filter, opts.LabelSelector, opts.ClusterResources = f.filt.Filter, f.filt.selector, f.filt.cluster
+	var err error
+	if opts.NamespaceMapping, err = kube.ParseMapping(f.mapping); err != nil {
+		return opts, err
+	}
+	if f.modFile != "" {
+		b, err := os.ReadFile(f.modFile)
+		if err != nil {
+			return opts, fmt.Errorf("--modifiers: %w", err)
+		}
+		if opts.Modifiers, err = kube.ParseModifiers(b); err != nil {
+			return opts, fmt.Errorf("--modifiers %s: %w", f.modFile, err)
+		}
+	}
+	return opts, nil
+}
+
 func (a *App) kubeRestoreCommand() *cobra.Command {
-	var (
-		conn        kubeConnFlags
-		filt        kubeFilterFlags
-		mapping     []string
-		existing    string
-		modFile     string
-		privileged  []string
-		dryRun      bool
-		workers     int
-		hosts       []string
-		crdWait     time.Duration
-		vf          kubeVolumeFlags
-		volumesOnly bool
-	)
+	var f kubeRestoreFlags
 	cmd := &cobra.Command{
 		Use:   "kubernetes SNAPSHOT",
 		Short: "Restore Kubernetes objects from a snapshot, in dependency order",
@@ -217,47 +262,22 @@ Exit codes: 0 every object restored (or skipped as asked), 1 the restore
 could not run, 3 some objects failed (each is listed).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			m, err := kube.ParseMapping(mapping)
+			opts, err := f.options()
 			if err != nil {
 				return err
 			}
-			opts := kube.RestoreOptions{Filter: filt.filter(), LabelSelector: filt.selector, ClusterResources: filt.cluster,
-				NamespaceMapping: m, Existing: existing, DryRun: dryRun, Concurrency: workers, CRDTimeout: crdWait, Privileged: privileged}
-			if modFile != "" {
-				b, err := os.ReadFile(modFile)
-				if err != nil {
-					return fmt.Errorf("--modifiers: %w", err)
-				}
-				if opts.Modifiers, err = kube.ParseModifiers(b); err != nil {
-					return fmt.Errorf("--modifiers %s: %w", modFile, err)
-				}
-			}
-			req := app.KubernetesRestore{Snapshot: args[0], Filter: snapshot.Filter{Hosts: hosts}, Options: opts,
-				Volumes: vf.volumes, VolumesOnly: volumesOnly, Node: a.kubeNode(&vf)}
 			if err := opts.Validate(); err != nil {
 				return err
 			}
-			if req.Config, _, err = a.kubeConfig(&conn); err != nil {
+			req := app.KubernetesRestore{Snapshot: args[0], Filter: snapshot.Filter{Hosts: f.hosts}, Options: opts,
+				Volumes: f.vf.volumes, VolumesOnly: f.volumesOnly, Node: a.kubeNode(&f.vf)}
+			if req.Config, _, err = a.kubeConfig(&f.conn); err != nil {
 				return err
 			}
-			return a.kubeRestore(ctx, req)
+			return a.kubeRestore(cmd.Context(), req)
 		},
 	}
-	conn.add(cmd)
-	filt.add(cmd)
-	fl := cmd.Flags()
-	fl.StringSliceVar(&mapping, "namespace-mapping", nil, "restore namespace old into new (`old=new`, comma separated or repeated)")
-	fl.StringVar(&existing, "existing", kube.ExistingSkip, "an object that exists: skip (leave it) or update (replace it with the backup's)")
-	fl.StringVar(&modFile, "modifiers", "", "apply the resource modifiers in this YAML `file`")
-	fl.StringSliceVar(&privileged, "privileged", nil, "also restore these privilege-granting `objects`: clusterroles, clusterrolebindings, webhook configurations, admission policies, apiservices, CRDs with conversion webhooks, pod-security-labels (of namespaces), or all; left out, they are skipped and namespaces keep the target's Pod Security labels")
-	fl.BoolVar(&dryRun, "dry-run", false, "change nothing; list what would be created or updated")
-	fl.IntVarP(&workers, "jobs", "j", 8, "apply this many objects at once")
-	flagRange(fl, 1, 1000, "jobs")
-	fl.StringArrayVar(&hosts, "host", nil, "with latest: only snapshots of this `host`")
-	fl.DurationVar(&crdWait, "crd-timeout", time.Minute, "how long to wait for restored CustomResourceDefinitions to be served")
-	vf.add(cmd, false)
-	fl.BoolVar(&volumesOnly, "volumes-only", false, "restore no objects, only write the volume files back into the claims' volumes on this node (e.g. once CSI volumes are mounted)")
+	f.add(cmd)
 	return cmd
 }
 
@@ -267,13 +287,11 @@ func (a *App) kubeBackup(ctx context.Context, req app.KubernetesBackup) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	c, err := a.core()
+	c, repo, err := a.coreRepo(ctx)
 	if err != nil {
 		return err
 	}
-	if req.Repo, err = a.repoRef(ctx); err != nil {
-		return err
-	}
+	req.Repo = repo
 	res, err := c.RunKubernetesBackup(ctx, req)
 	if err != nil {
 		return err
@@ -289,13 +307,11 @@ func (a *App) kubeRestore(ctx context.Context, req app.KubernetesRestore) error 
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	c, err := a.core()
+	c, repo, err := a.coreRepo(ctx)
 	if err != nil {
 		return err
 	}
-	if req.Repo, err = a.repoRef(ctx); err != nil {
-		return err
-	}
+	req.Repo = repo
 	dryRun := req.Options.DryRun
 	req.Options.Report = func(res kube.Result) { a.printKubeResult(res, dryRun) }
 	req.VolumeRestored = func(v app.KubernetesVolumeRestored) {
@@ -308,24 +324,13 @@ func (a *App) kubeRestore(ctx context.Context, req app.KubernetesRestore) error 
 	return err
 }
 
-func kubeObjectName(res kube.Result) string {
-	gr := res.Resource
-	if res.Group != "" {
-		gr += "." + res.Group
-	}
-	if res.Namespace != "" {
-		return gr + " " + res.Namespace + "/" + res.Name
-	}
-	return gr + " " + res.Name
-}
-
 func (a *App) printKubeResult(res kube.Result, dryRun bool) {
 	if a.g.json {
 		a.out.jsonLine(map[string]any{"message_type": "object", "group": res.Group, "resource": res.Resource,
 			"namespace": res.Namespace, "name": res.Name, "action": res.Action, "reason": res.Reason})
 		return
 	}
-	line := fmt.Sprintf("%-12s %s", res.Action, kubeObjectName(res))
+	line := fmt.Sprintf("%-12s %s", res.Action, res.Object())
 	if res.Reason != "" {
 		line += ": " + res.Reason
 	}

@@ -1,20 +1,13 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/daemon"
 	"github.com/bunkerbackup/bunker/internal/monitor"
-	"github.com/bunkerbackup/bunker/internal/plan"
-	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
@@ -51,9 +44,12 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 					return fmt.Errorf("--at: %w", err)
 				}
 			}
-			h := a.daemonHistory(cmd.Context(), p, stateDir)
-			res, err := a.measure(cmd.Context(), app.MeasureRequest{Plan: p, Now: now, Known: h.jobs,
-				JudgeDrills: true, Drills: h.drills, DrillsKnown: h.known, Secret: a.planSecret})
+			h, err := (daemon.HistoryClient{Getenv: a.Getenv, Secret: a.planSecret}).Read(cmd.Context(), p, stateDir)
+			if err != nil {
+				a.out.warnf("run history: %v", err)
+			}
+			res, err := a.appRunner().MeasurePlan(cmd.Context(), app.MeasureRequest{Plan: p, Now: now, Known: h.Jobs,
+				JudgeDrills: true, Drills: h.Drills, DrillsKnown: h.Known, Secret: a.planSecret})
 			if err != nil {
 				return err
 			}
@@ -74,102 +70,20 @@ last drill failed, so it can gate a monitoring check; 0 when all is well.`,
 	return cmd
 }
 
-// measure measures with the use cases' App; when the global flags
-// cannot make one, every repository is judged unreadable with that
-// error (the run history still stands in for them).
-func (a *App) measure(ctx context.Context, req app.MeasureRequest) (*app.MeasureResult, error) {
-	c, err := a.core()
-	if err != nil {
-		return app.Unmeasured(req, err), nil
-	}
-	return c.Measure(ctx, req)
-}
-
-// history is what the daemon's run history says: each drill's last
-// finished run and each job's last successful backup.
-type history struct {
-	drills map[string]monitor.DrillRun
-	jobs   map[string]monitor.SnapshotRef
-	known  bool // false when neither the API nor the state could be read
-}
-
-// daemonHistory reads the run history from the running daemon's API when
-// the plan has daemon.listen, else from its state database when no
-// daemon holds it.
-func (a *App) daemonHistory(ctx context.Context, p *plan.Plan, stateDir string) history {
-	h := history{drills: map[string]monitor.DrillRun{}, jobs: map[string]monitor.SnapshotRef{}}
-	if addr := p.Daemon.Listen; addr != "" {
-		if strings.HasPrefix(addr, ":") {
-			addr = "127.0.0.1" + addr
-		}
-		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/api/v1/status", nil)
-		// A daemon with a token answers only with it: the read token
-		// when the plan has one, else the run token. One this process
-		// cannot resolve is left out; the state database stands in.
-		for _, ref := range []string{p.Daemon.APIReadToken, p.Daemon.APIToken} {
-			if ref == "" {
-				continue
-			}
-			if tok, err := a.planSecret(ctx, ref); err == nil && tok != "" {
-				req.Header.Set("Authorization", "Bearer "+tok)
-			}
-			break
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			defer resp.Body.Close()
-			var st daemon.APIStatus
-			if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil {
-				for _, d := range st.Drills {
-					if r := d.LastRun; r != nil && r.Result != state.ResultRunning {
-						h.drills[d.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds, Error: r.Error}
-					} else if r := d.LastSuccess; r != nil {
-						h.drills[d.Name] = monitor.DrillRun{Result: r.Result, Time: r.Started, RestoreSeconds: r.RestoreSeconds}
-					}
-				}
-				for _, j := range st.Jobs {
-					if r := j.LastSuccess; r != nil {
-						h.jobs[j.Name] = monitor.SnapshotRef{ID: r.Snapshot, Time: r.Started}
-					}
-				}
-				h.known = true
-				return h
-			}
-		}
-	}
-	path := filepath.Join(a.stateDir(p, stateDir), "state.db")
-	if _, err := os.Stat(path); err != nil {
-		return h
-	}
-	store, err := state.Open(path, state.Options{LockTimeout: 500 * time.Millisecond})
-	if err != nil {
-		a.out.warnf("run history: %v", err)
-		return h
-	}
-	defer store.Close()
-	h.drills = daemon.LastDrillRuns(store, p)
-	for _, j := range p.Jobs {
-		if r, err := store.LastSuccess(j.Name, state.KindBackup); err == nil && r != nil {
-			h.jobs[j.Name] = monitor.SnapshotRef{ID: r.Snapshot, Time: r.Started}
-		}
-	}
-	h.known = true
-	return h
-}
-
 func (a *App) printStatus(st *monitor.Status) {
+	age := func(s float64) string { return monitor.FormatAge(time.Duration(s * float64(time.Second))) }
+	upper := func(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "_", " ")) }
+	const stamp = "2006-01-02 15:04"
 	rows := [][]string{{"JOB", "SOURCE", "LAST BACKUP", "AGE", "RPO", "STATE", "NEXT RUN"}}
 	for _, j := range st.Jobs {
-		last, age, rpo := "never", "-", "-"
+		last, ago, rpo := "never", "-", "-"
 		if j.LastSuccess != nil {
-			last = j.LastSuccess.Local().Format("2006-01-02 15:04")
-			age = monitor.FormatAge(time.Duration(j.AgeSeconds * float64(time.Second)))
+			last, ago = j.LastSuccess.Local().Format(stamp), age(j.AgeSeconds)
 		}
 		if j.RPOSeconds > 0 {
-			rpo = monitor.FormatAge(time.Duration(j.RPOSeconds * float64(time.Second)))
+			rpo = age(j.RPOSeconds)
 		}
-		rows = append(rows, []string{j.Name, j.Source, last, age, rpo, strings.ToUpper(strings.ReplaceAll(j.RPOState, "_", " ")), j.NextRun.Local().Format("2006-01-02 15:04")})
+		rows = append(rows, []string{j.Name, j.Source, last, ago, rpo, upper(j.RPOState), j.NextRun.Local().Format(stamp)})
 	}
 	table(a.Stdout, rows[0], rows[1:])
 	a.out.textf("")
@@ -189,13 +103,12 @@ func (a *App) printStatus(st *monitor.Status) {
 		for _, d := range st.Drills {
 			last, restore, rto := "-", "-", "-"
 			if d.LastRun != nil {
-				last = d.LastRun.Local().Format("2006-01-02 15:04")
-				restore = fmt.Sprintf("%.1fs", d.RestoreSeconds)
+				last, restore = d.LastRun.Local().Format(stamp), fmt.Sprintf("%.1fs", d.RestoreSeconds)
 			}
 			if d.RTOSeconds > 0 {
-				rto = monitor.FormatAge(time.Duration(d.RTOSeconds * float64(time.Second)))
+				rto = age(d.RTOSeconds)
 			}
-			rows = append(rows, []string{d.Name, d.Job, last, strings.ToUpper(d.LastResult), restore, rto, strings.ToUpper(strings.ReplaceAll(d.RTOState, "_", " "))})
+			rows = append(rows, []string{d.Name, d.Job, last, strings.ToUpper(d.LastResult), restore, rto, upper(d.RTOState)})
 		}
 		table(a.Stdout, rows[0], rows[1:])
 	}

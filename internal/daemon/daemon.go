@@ -20,7 +20,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/state"
 )
 
-// Runner does the work: the CLI implements it with the same code as
+// Runner does the work: AppRunner implements it with the same code as
 // bunker run, drill and status.
 type Runner interface {
 	RunJob(ctx context.Context, p *plan.Plan, j *plan.Job, log io.Writer) (JobOutcome, error)

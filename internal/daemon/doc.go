@@ -2,7 +2,8 @@
 // once per slot and once at a time, measurements of RPO and the copy rule,
 // alerts on changes, Prometheus metrics, and an HTTP API (Handler) that
 // the dashboard and bunker status read. The work itself is done by a
-// Runner (the CLI's code); the run history lives in a state.Store.
+// Runner (AppRunner, over the use cases of package app); the run history
+// lives in a state.Store, which Serve opens and HistoryClient reads.
 //
 // Guarantees of the HTTP API, whoever reaches its listener:
 //   - With a token configured (HandlerOptions), every request that reveals

@@ -3,9 +3,10 @@
 // Restore), their CRDs, and their Prometheus metrics.
 //
 // The operator decides when work happens and records what happened; a
-// Runner (implemented by the CLI) does the work, either inside the
-// operator process (ModeInProcess) or in a batch/v1 Job per Backup or
-// Restore (ModeJob).
+// Runner (InProcess, over the use cases of package app) does the work,
+// either inside the operator process (ModeInProcess) or in a batch/v1 Job
+// per Backup or Restore (ModeJob). The node agent (Agent) backs up the
+// volume files of each node with the same runner.
 //
 // Guarantees:
 //   - A Backup or Restore is written "Running" (with attempts+1) before

@@ -54,8 +54,8 @@ type RestoreResult struct {
 	Partial                   bool
 }
 
-// Runner does the operator's work: the operator only decides when. The
-// CLI implements it with the Kubernetes source engine; tests use a fake.
+// Runner does the operator's work: the operator only decides when.
+// InProcess implements it with the use cases; tests use a fake.
 //
 // Every method must return when ctx ends. The operator calls Backup and
 // Restore from its own goroutines, at most Options.Concurrency at once,

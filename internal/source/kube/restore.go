@@ -211,6 +211,20 @@ type Result struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
+// Object names the object: "resource.group namespace/name", the core
+// group's resources without a group, cluster-scoped ones without a
+// namespace.
+func (r Result) Object() string {
+	gr := r.Resource
+	if r.Group != "" {
+		gr += "." + r.Group
+	}
+	if r.Namespace != "" {
+		return gr + " " + r.Namespace + "/" + r.Name
+	}
+	return gr + " " + r.Name
+}
+
 // Summary counts the outcomes of a restore.
 type Summary struct {
 	Created, Updated, Unchanged, Skipped, Failed int

@@ -1,4 +1,4 @@
-package cli
+package operator
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
-	"github.com/bunkerbackup/bunker/internal/operator"
+	"github.com/bunkerbackup/bunker/internal/source/kube"
 )
 
-// runnerParent is the operator's App for the runner tests: its HOME is
-// dir, its kubeconfig names an API server nothing listens on (the tests
-// fail before any request), and its own environment holds a password
-// command that must never run for a tenant either.
-func runnerParent(t *testing.T, dir, cmd string) *App {
+// inProcessRunner is the operator's runner for the runner tests: its
+// HOME is dir, its kubeconfig names an API server nothing listens on (the
+// tests fail before any request), and its own environment holds a
+// password command that must never run for a tenant either.
+func inProcessRunner(t *testing.T, dir, cmd string) *InProcess {
 	t.Helper()
 	kc := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(kc, []byte(`apiVersion: v1
@@ -28,7 +28,7 @@ current-context: c
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &App{Getenv: func(k string) string {
+	getenv := func(k string) string {
 		switch k {
 		case "HOME":
 			return dir
@@ -38,7 +38,9 @@ current-context: c
 			return cmd
 		}
 		return ""
-	}}
+	}
+	return &InProcess{Core: func() (*app.App, error) { return &app.App{Getenv: getenv}, nil },
+		Getenv: getenv, Kube: kube.Conn{Getenv: getenv}}
 }
 
 // TestOperatorRunnerTenantEnvRunsNothing is issue 15 finding 1 from the
@@ -50,15 +52,15 @@ func TestOperatorRunnerTenantEnvRunsNothing(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "pwned")
 	cmd := "touch " + marker + "; echo pw"
-	r := &cliRunner{parent: runnerParent(t, dir, cmd)}
+	r := inProcessRunner(t, dir, cmd)
 	ctx := context.Background()
-	for _, repo := range []operator.Repo{
+	for _, repo := range []Repo{
 		{URL: filepath.Join(dir, "repo"), Password: "", Env: map[string]string{"BUNKER_PASSWORD_COMMAND": cmd}},
 		{URL: filepath.Join(dir, "repo"), Password: "real", Env: map[string]string{"BUNKER_PASSWORD": "", "BUNKER_PASSWORD_COMMAND": cmd}},
 	} {
 		_ = r.Check(ctx, repo)
-		_, _ = r.Backup(ctx, operator.BackupRequest{Repo: repo})
-		_, _ = r.Restore(ctx, operator.RestoreRequest{Repo: repo, Snapshot: "latest"})
+		_, _ = r.Backup(ctx, BackupRequest{Repo: repo})
+		_, _ = r.Restore(ctx, RestoreRequest{Repo: repo, Snapshot: "latest"})
 		_, _ = r.volumeBackup(ctx, repo, app.KubernetesVolumeBackup{})
 		if _, err := os.Stat(marker); err == nil {
 			t.Fatalf("a BUNKER_PASSWORD_COMMAND ran (Env %v)", repo.Env)
@@ -84,15 +86,15 @@ func TestOperatorRunnerTenantEnvRunsNothing(t *testing.T) {
 // not a line of text read back from an output.
 func TestOperatorRunnerKeepsCause(t *testing.T) {
 	dir := t.TempDir()
-	r := &cliRunner{parent: runnerParent(t, dir, "")}
-	repo := operator.Repo{URL: filepath.Join(dir, "never-initialised"), Password: "pw"}
+	r := inProcessRunner(t, dir, "")
+	repo := Repo{URL: filepath.Join(dir, "never-initialised"), Password: "pw"}
 	ctx := context.Background()
-	_, backupErr := r.Backup(ctx, operator.BackupRequest{Repo: repo})
-	_, restoreErr := r.Restore(ctx, operator.RestoreRequest{Repo: repo, Snapshot: "latest"})
+	_, backupErr := r.Backup(ctx, BackupRequest{Repo: repo})
+	_, restoreErr := r.Restore(ctx, RestoreRequest{Repo: repo, Snapshot: "latest"})
 	_, volumeErr := r.volumeBackup(ctx, repo, app.KubernetesVolumeBackup{})
 	for what, err := range map[string]error{"check": r.Check(ctx, repo), "backup": backupErr, "restore": restoreErr, "volume backup": volumeErr} {
-		if code := app.ExitCode(ctx, err); !errors.Is(err, repository.ErrNoRepository) || code != ExitNoRepository {
-			t.Errorf("%s: exit %d, %v; want ErrNoRepository (exit %d) kept in the chain", what, code, err, ExitNoRepository)
+		if code := app.ExitCode(ctx, err); !errors.Is(err, repository.ErrNoRepository) || code != app.ExitNoRepository {
+			t.Errorf("%s: exit %d, %v; want ErrNoRepository (exit %d) kept in the chain", what, code, err, app.ExitNoRepository)
 		}
 	}
 }

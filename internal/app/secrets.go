@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"context"
@@ -18,11 +18,12 @@ var secretVars = []string{
 	"PGPASSWORD", "MYSQL_PWD",
 }
 
-// planSecrets returns every secret value a run of p may handle: the
-// repository passwords, source DSNs (and the passwords in them), the API
-// token and SMTP password, and secretVars. A reference that cannot be
-// resolved now is skipped: it could not have been used either.
-func (a *App) planSecrets(ctx context.Context, p *plan.Plan) []string {
+// PlanSecrets returns every secret value a run of p may handle, to be
+// masked in its log: the repository passwords, source DSNs (and the
+// passwords in them), the API tokens and SMTP password, and the secret
+// variables of the environment. A reference that cannot be resolved now
+// is skipped: it could not have been used either.
+func (a *App) PlanSecrets(ctx context.Context, p *plan.Plan) []string {
 	refs := []string{p.Daemon.APIToken, p.Daemon.APIReadToken}
 	for _, r := range p.Repositories {
 		refs = append(refs, r.Password)
@@ -38,12 +39,12 @@ func (a *App) planSecrets(ctx context.Context, p *plan.Plan) []string {
 		if ref == "" {
 			continue
 		}
-		if v, err := a.planSecret(ctx, ref); err == nil {
+		if v, err := a.PlanSecret(ctx, ref); err == nil {
 			out = append(out, v)
 		}
 	}
 	for _, k := range secretVars {
-		if v := a.Getenv(k); v != "" {
+		if v := a.getenv(k); v != "" {
 			out = append(out, v)
 		}
 	}
