@@ -27,6 +27,11 @@ func (a *App) PlanSecrets(ctx context.Context, p *plan.Plan) []string {
 	refs := []string{p.Daemon.APIToken, p.Daemon.APIReadToken}
 	for _, r := range p.Repositories {
 		refs = append(refs, r.Password)
+		for _, v := range r.Env {
+			if plan.IsSecretRef(v) {
+				refs = append(refs, v)
+			}
+		}
 	}
 	for _, j := range p.Jobs {
 		refs = append(refs, j.Source.DSN)

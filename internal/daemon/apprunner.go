@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -73,19 +72,46 @@ func (r *AppRunner) MeasurePlan(ctx context.Context, req app.MeasureRequest) (*a
 	return c.Measure(ctx, req)
 }
 
+// RunCheck checks a plan repository (its check schedule).
+func (r *AppRunner) RunCheck(ctx context.Context, p *plan.Plan, repo string, log io.Writer) error {
+	return r.repoTask(ctx, func(ctx context.Context, c *app.App) error {
+		_, err := c.RunRepoCheck(ctx, app.RepoTaskRequest{Plan: p, Repository: repo, Log: log})
+		return err
+	})
+}
+
+// RunPrune prunes a plan repository (its prune schedule).
+func (r *AppRunner) RunPrune(ctx context.Context, p *plan.Plan, repo string, log io.Writer) error {
+	return r.repoTask(ctx, func(ctx context.Context, c *app.App) error {
+		_, err := c.RunRepoPrune(ctx, app.RepoTaskRequest{Plan: p, Repository: repo, Log: log})
+		return err
+	})
+}
+
+// repoTask runs a repository's scheduled task with the use cases' App;
+// what it opens is closed when it ends (its scope).
+func (r *AppRunner) repoTask(ctx context.Context, run func(context.Context, *app.App) error) error {
+	ctx, done := app.WithScope(ctx)
+	defer done()
+	c, err := r.Core()
+	if err != nil {
+		return err
+	}
+	return run(ctx, c)
+}
+
 func (r *AppRunner) Snapshots(ctx context.Context, p *plan.Plan, name string) ([]SnapshotInfo, error) {
 	ctx, done := app.WithScope(ctx)
 	defer done()
-	repo := p.Repository(name)
-	pw, err := r.Secret(ctx, repo.Password)
-	if err != nil {
-		return nil, fmt.Errorf("repository %s password: %w", name, err)
-	}
 	c, err := r.Core()
 	if err != nil {
 		return nil, err
 	}
-	rp, err := c.Open(ctx, app.Repo{Location: repo.Location, Password: pw})
+	repo, err := c.PlanRepo(ctx, p, name)
+	if err != nil {
+		return nil, err
+	}
+	rp, err := c.Open(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -107,3 +133,6 @@ func (r *AppRunner) Snapshots(ctx context.Context, p *plan.Plan, name string) ([
 	}
 	return out, nil
 }
+
+// AppRunner runs the repositories' scheduled checks and prunes too.
+var _ RepositoryRunner = (*AppRunner)(nil)
