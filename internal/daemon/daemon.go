@@ -438,15 +438,7 @@ func (d *Daemon) runJob(ctx context.Context, p *plan.Plan, j *plan.Job, trigger 
 	}
 	r.Finished, r.Log = d.clock.Now(), buf.String()
 	r.Snapshot, r.BytesRead, r.BytesAdded = out.Snapshot, out.BytesRead, out.BytesAdded
-	switch {
-	case err == nil:
-		r.Result = state.ResultSuccess
-	case ctx.Err() != nil:
-		r.Result, r.Error, r.Reason = state.ResultCancelled, err.Error(), context.Cause(ctx).Error()
-	default:
-		r.Result, r.Error = state.ResultFailed, err.Error()
-	}
-	d.redactRun(ctx, p, r)
+	d.finishRecord(ctx, p, r, err)
 	if ferr := d.o.Store.FinishRun(r); ferr != nil {
 		log.Error("record run end", "err", ferr)
 	}
@@ -577,15 +569,7 @@ func (d *Daemon) runDrill(ctx context.Context, p *plan.Plan, dr *plan.Drill, tri
 	var buf bytes.Buffer
 	out, err := d.o.Runner.RunDrill(ctx, p, dr, &buf)
 	r.Finished, r.Log, r.Snapshot, r.RestoreSeconds = d.clock.Now(), buf.String(), out.Snapshot, out.RestoreSeconds
-	switch {
-	case err == nil:
-		r.Result = state.ResultSuccess
-	case ctx.Err() != nil:
-		r.Result, r.Error, r.Reason = state.ResultCancelled, err.Error(), context.Cause(ctx).Error()
-	default:
-		r.Result, r.Error = state.ResultFailed, err.Error()
-	}
-	d.redactRun(ctx, p, r)
+	d.finishRecord(ctx, p, r, err)
 	if ferr := d.o.Store.FinishRun(r); ferr != nil {
 		d.log.Error("record drill end", "drill", dr.Name, "err", ferr)
 	}
@@ -710,4 +694,18 @@ func (d *Daemon) ping(ctx context.Context, job, stage, body string) {
 	if err := d.o.Notifier.Ping(ctx, job, stage, body); err != nil {
 		d.log.Warn("healthcheck ping", "job", job, "stage", stage, "err", err)
 	}
+}
+
+// finishRecord sets a finished run's result from its error (cancelled
+// when ctx ended, with the cause) and masks the plan's secrets in it.
+func (d *Daemon) finishRecord(ctx context.Context, p *plan.Plan, r *state.Run, err error) {
+	switch {
+	case err == nil:
+		r.Result = state.ResultSuccess
+	case ctx.Err() != nil:
+		r.Result, r.Error, r.Reason = state.ResultCancelled, err.Error(), context.Cause(ctx).Error()
+	default:
+		r.Result, r.Error = state.ResultFailed, err.Error()
+	}
+	d.redactRun(ctx, p, r)
 }

@@ -140,15 +140,7 @@ func (d *Daemon) runRepoTask(ctx context.Context, p *plan.Plan, r *plan.Reposito
 		release()
 	}
 	rec.Finished, rec.Log = d.clock.Now(), buf.String()
-	switch {
-	case err == nil:
-		rec.Result = state.ResultSuccess
-	case ctx.Err() != nil:
-		rec.Result, rec.Error, rec.Reason = state.ResultCancelled, err.Error(), context.Cause(ctx).Error()
-	default:
-		rec.Result, rec.Error = state.ResultFailed, err.Error()
-	}
-	d.redactRun(ctx, p, rec)
+	d.finishRecord(ctx, p, rec, err)
 	if ferr := d.o.Store.FinishRun(rec); ferr != nil {
 		log.Error("record run end", "err", ferr)
 	}
