@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -32,57 +33,13 @@ is printed as the measured RTO and compared with the job's objective.`,
 			if err != nil {
 				return err
 			}
-			var drills []*plan.Drill
-			for _, d := range p.Drills {
-				if d.Name == args[0] || d.Job == args[0] {
-					drills = append(drills, d)
-				}
-			}
-			if len(drills) == 0 {
-				if p.Job(args[0]) == nil {
-					return fmt.Errorf("plan %s has no drill or job %q", p.File, args[0])
-				}
-				drills = []*plan.Drill{{Name: args[0] + "-check", Job: args[0]}}
-			}
-			var show io.Writer
-			if a.g.verbose > 0 && !a.g.json {
-				show = a.Stderr
+			drills, err := p.DrillsFor(args[0])
+			if err != nil {
+				return err
 			}
 			failed := 0
 			for _, d := range drills {
-				log := a.newRunLog(cmd.Context(), p, show)
-				started := time.Now()
-				out, err := a.runDrill(cmd.Context(), p, d, log)
-				j := p.Job(d.Job)
-				run := &state.Run{Job: d.Name, Kind: state.KindDrill, Started: started, Finished: time.Now(), Result: runResult(err),
-					Snapshot: out.Snapshot, RestoreSeconds: out.RestoreSeconds, Log: log.String()}
-				if j != nil {
-					run.Repository = j.Repository
-				}
-				if err != nil {
-					run.Error = err.Error()
-				}
-				a.recordRun(cmd.Context(), p, run)
-				rto := ""
-				if j != nil && j.RTO > 0 {
-					rto = fmt.Sprintf(" (RTO %s: %s)", j.RTO, map[bool]string{true: "met", false: "MISSED"}[out.RestoreSeconds <= j.RTO.Seconds()])
-				}
-				if a.g.json {
-					m := map[string]any{"message_type": "drill", "drill": d.Name, "job": d.Job, "snapshot_id": out.Snapshot,
-						"restore_seconds": out.RestoreSeconds, "ok": err == nil}
-					if j != nil && j.RTO > 0 {
-						m["rto_seconds"] = j.RTO.Seconds()
-					}
-					if err != nil {
-						m["error"] = err.Error()
-					}
-					a.out.jsonLine(m)
-				} else if err != nil {
-					a.out.textf("drill %s FAILED: %v", d.Name, err)
-				} else {
-					a.out.textf("drill %s passed: snapshot %s of %s restored and verified in %.2fs%s", d.Name, short(out.Snapshot), d.Job, out.RestoreSeconds, rto)
-				}
-				if err != nil {
+				if err := a.drill(cmd.Context(), p, d); err != nil {
 					failed++
 				}
 			}
@@ -94,4 +51,40 @@ is printed as the measured RTO and compared with the job's objective.`,
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan `file` (default $BUNKER_PLAN, else plan.yaml in $XDG_CONFIG_HOME/bunker or /etc/bunker)")
 	return cmd
+}
+
+// drill runs one drill, records it in the history and prints its
+// outcome; it returns the drill's error.
+func (a *App) drill(ctx context.Context, p *plan.Plan, d *plan.Drill) error {
+	var show io.Writer
+	if a.g.verbose > 0 && !a.g.json {
+		show = a.Stderr
+	}
+	log := a.newRunLog(ctx, p, show)
+	started := time.Now()
+	out, err := a.runDrill(ctx, p, d, log)
+	run := &state.Run{Job: d.Name, Kind: state.KindDrill, Started: started, Finished: time.Now(), Result: runResult(err),
+		Snapshot: out.Snapshot, RestoreSeconds: out.RestoreSeconds, Log: log.String()}
+	j := p.Job(d.Job)
+	if j != nil {
+		run.Repository = j.Repository
+	}
+	if err != nil {
+		run.Error = err.Error()
+	}
+	a.recordRun(ctx, p, run)
+	m := map[string]any{"message_type": "drill", "drill": d.Name, "job": d.Job, "snapshot_id": out.Snapshot,
+		"restore_seconds": out.RestoreSeconds, "ok": err == nil}
+	rto := ""
+	if j != nil && j.RTO > 0 {
+		m["rto_seconds"] = j.RTO.Seconds()
+		rto = fmt.Sprintf(" (RTO %s: %s)", j.RTO, map[bool]string{true: "met", false: "MISSED"}[out.RestoreSeconds <= j.RTO.Seconds()])
+	}
+	if err != nil {
+		m["error"] = err.Error()
+		a.out.result(m, "drill %s FAILED: %v", d.Name, err)
+		return err
+	}
+	a.out.result(m, "drill %s passed: snapshot %s of %s restored and verified in %.2fs%s", d.Name, short(out.Snapshot), d.Job, out.RestoreSeconds, rto)
+	return nil
 }
