@@ -71,7 +71,7 @@ func (a *App) pgConfig(f *pgConnFlags) (postgres.Config, error) {
 func (a *App) postgresCommands() sourceCommands {
 	pg := &cobra.Command{
 		Use:   "pg",
-		Short: "PostgreSQL WAL archiving: wal-push, wal-fetch, wal-receive, wal-list, wal-expire",
+		Short: "PostgreSQL WAL archiving: wal-push, wal-spool, wal-fetch, wal-receive, wal-list, wal-expire",
 	}
 	pg.AddCommand(a.pgWALPushCommand(), a.pgWALFetchCommand(), a.pgWALReceiveCommand(), a.pgWALListCommand(), a.pgWALExpireCommand(), a.pgWALSpoolCommand())
 	pg.AddCommand(a.pgInfoCommands()...)
