@@ -17,14 +17,16 @@ func (a *App) pgInfoCommands() []*cobra.Command {
 }
 
 func (a *App) pgInfoCommand() *cobra.Command {
-	return &cobra.Command{
+	var spool string
+	cmd := &cobra.Command{
 		Use:   "info",
 		Short: "Show each PostgreSQL server's backups, WAL archive, gaps and recovery window",
 		Long: `For each PostgreSQL server in the repository (by system identifier): its
 base backups with their WAL range, its logical dumps, and the archived WAL:
 first and last segment, timelines, count, every gap (missing segments)
 and the window of point-in-time recovery, from the end of the oldest base
-backup whose WAL is continuous up to the last archived segment.`,
+backup whose WAL is continuous up to the last archived segment. With
+--spool DIR, also what waits in that WAL spool (wal-push --spool).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -46,9 +48,11 @@ backup whose WAL is continuous up to the last archived segment.`,
 					a.printPGInfo(r)
 				}
 			}
-			return nil
+			return a.printSpoolInfo(c, spool)
 		},
 	}
+	cmd.Flags().StringVar(&spool, "spool", "", "also show the state of this WAL spool `directory` (wal-push --spool)")
+	return cmd
 }
 
 func rfc3339(t time.Time) string {

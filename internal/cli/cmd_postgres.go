@@ -71,9 +71,9 @@ func (a *App) pgConfig(f *pgConnFlags) (postgres.Config, error) {
 func (a *App) postgresCommands() sourceCommands {
 	pg := &cobra.Command{
 		Use:   "pg",
-		Short: "PostgreSQL WAL archiving: wal-push, wal-fetch, wal-receive, wal-list, wal-expire",
+		Short: "PostgreSQL WAL archiving: wal-push, wal-spool, wal-fetch, wal-receive, wal-list, wal-expire",
 	}
-	pg.AddCommand(a.pgWALPushCommand(), a.pgWALFetchCommand(), a.pgWALReceiveCommand(), a.pgWALListCommand(), a.pgWALExpireCommand())
+	pg.AddCommand(a.pgWALPushCommand(), a.pgWALFetchCommand(), a.pgWALReceiveCommand(), a.pgWALListCommand(), a.pgWALExpireCommand(), a.pgWALSpoolCommand())
 	pg.AddCommand(a.pgInfoCommands()...)
 	return sourceCommands{backup: a.pgBackupCommand(), restore: a.pgRestoreCommand(), extra: []*cobra.Command{pg}}
 }
@@ -373,6 +373,7 @@ func recoveryText(settings []string) string {
 
 func (a *App) pgWALPushCommand() *cobra.Command {
 	var sysid string
+	var spool walSpoolFlags
 	cmd := &cobra.Command{
 		Use:   "wal-push PATH...",
 		Short: "Archive WAL files (use as archive_command = 'bunker pg wal-push %p')",
@@ -385,12 +386,20 @@ It exits 0 only once the files are durable in the repository (packs, index
 and the snapshot written), so PostgreSQL recycles nothing that is not
 safely archived. Pushing a file again is harmless. The system identifier
 comes from the segment's header, else from global/pg_control in the
-current directory, else --system-id.`,
+current directory, else --system-id.
+
+With --spool DIR it exits 0 once the files are durable in DIR, and a
+pusher ('bunker pg wal-spool DIR', a service) archives them in batches;
+see 'bunker pg wal-spool --help'.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if spool.dir != "" {
+				return a.spoolWAL(cmd.Context(), args, sysid, spool)
+			}
 			return a.pushWAL(cmd.Context(), nil, args, sysid, false)
 		},
 	}
+	spool.add(cmd)
 	cmd.Flags().StringVar(&sysid, "system-id", "", "the cluster's system `identifier` (default: read from the WAL or pg_control)")
 	return cmd
 }

@@ -57,6 +57,7 @@ func TestJSONSchema(t *testing.T) {
 	// An archived WAL segment (its name is what counts) gives pg info a server.
 	seg := filepath.Join(t.TempDir(), "000000010000000000000003")
 	writeFile(t, seg, []byte("not really WAL"))
+	spool := filepath.Join(t.TempDir(), "spool")
 	seen := map[[2]string]bool{}
 	for _, c := range []struct {
 		env     *repoEnv
@@ -78,6 +79,9 @@ func TestJSONSchema(t *testing.T) {
 		{e, "stats", []string{"stats"}, 0},
 		{e, "backup", []string{"pg", "wal-push", "--system-id", "42", seg}, 0}, // a backup's summary line
 		{e, "pg info", []string{"pg", "info"}, 0},
+		{e, "pg wal-push --spool", []string{"pg", "wal-push", "--system-id", "42", "--spool", spool, seg}, 0},
+		{e, "pg wal-spool", []string{"pg", "wal-spool", "--once", spool}, 0},
+		{e, "pg info", []string{"pg", "info", "--spool", spool}, 0},
 		{e, "check", []string{"check", "--read-data"}, 0},
 		{e, "restore", []string{"restore", "latest", "--target", dst}, 0},
 		{e, "key list", []string{"key", "list"}, 0},
