@@ -208,7 +208,6 @@ func (a *App) mysqlBinlogArchiveCommand() *cobra.Command {
 	var conn app.MySQLConn
 	var sf sourceFlags
 	var o mysql.ArchiveOptions
-	var serverID uint32
 	cmd := &cobra.Command{
 		Use:   "binlog-archive [flags]",
 		Short: "Archive a server's binary logs continuously, for point-in-time restores",
@@ -233,7 +232,6 @@ replica's.
 ` + mysqlConnHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.ServerID = serverID
 			so, err := conn.Options(a.Getenv)
 			if err != nil {
 				return err
@@ -250,7 +248,7 @@ replica's.
 	fl.DurationVar(&o.Interval, "interval", 10*time.Second, "push the growing binlog this often")
 	flagRange(fl, 1, unbounded, "interval")
 	fl.BoolVar(&o.Once, "once", false, "archive everything up to now and exit")
-	fl.Uint32Var(&serverID, "server-id", 0, "replica server `id` to present (default: the tool's, 65535 on MySQL)")
+	fl.Uint32Var(&o.ServerID, "server-id", 0, "replica server `id` to present (default: the tool's, 65535 on MySQL)")
 	fl.StringVar(&o.SpoolDir, "spool-dir", "", "spool `directory` for the copies (default: under the cache directory, else a temporary one)")
 	return cmd
 }

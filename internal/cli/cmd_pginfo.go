@@ -11,11 +11,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
 )
 
-// pgInfoCommands are pg info and pg check (pgBackRest's info and check).
-func (a *App) pgInfoCommands() []*cobra.Command {
-	return []*cobra.Command{a.pgInfoCommand(), a.pgCheckCommand()}
-}
-
 func (a *App) pgInfoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "info",
@@ -88,11 +83,10 @@ func (a *App) printPGInfo(r postgres.ServerReport) {
 		a.out.jsonLine(pgInfoJSON(r))
 		return
 	}
-	title := "system " + r.SystemIdentifier
+	title, where := "system "+r.SystemIdentifier, []string{}
 	if r.SystemIdentifier == "" {
 		title = "system identifier unknown"
 	}
-	var where []string
 	if len(r.Servers) > 0 {
 		where = append(where, "server "+strings.Join(r.Servers, ", "))
 	}

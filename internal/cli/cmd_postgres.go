@@ -32,7 +32,8 @@ func (a *App) postgresCommands() sourceCommands {
 		Short: "PostgreSQL WAL archiving: wal-push, wal-fetch, wal-receive, wal-list, wal-expire",
 	}
 	pg.AddCommand(a.pgWALPushCommand(), a.pgWALFetchCommand(), a.pgWALReceiveCommand(), a.pgWALListCommand(), a.pgWALExpireCommand())
-	pg.AddCommand(a.pgInfoCommands()...)
+	// pg info and pg check are pgBackRest's info and check.
+	pg.AddCommand(a.pgInfoCommand(), a.pgCheckCommand())
 	return sourceCommands{backup: a.pgBackupCommand(), restore: a.pgRestoreCommand(), extra: []*cobra.Command{pg}}
 }
 
