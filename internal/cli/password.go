@@ -129,13 +129,3 @@ func runPasswordCommand(ctx context.Context, command string) (string, error) {
 	}
 	return string(line), nil
 }
-
-// readSecretFile returns a password kept in a file, without the line
-// ending an editor leaves.
-func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
-}
