@@ -213,19 +213,19 @@ type ExpiredLog struct {
 // archive snapshots that no kept backup needs (each archive's
 // source.LogArchive rule: a restore from any kept backup never reads
 // them); notes say what is kept and why (unreadable metadata, a server
-// without a base backup).
-func ExpireLogs(kept []*snapshot.Snapshot, archives ...source.LogArchive) (expired []ExpiredLog, notes []string) {
+// without a base backup); total counts the archives' snapshots.
+func ExpireLogs(kept []*snapshot.Snapshot, archives ...source.LogArchive) (expired []ExpiredLog, notes []string, total int) {
 	infos := SnapshotInfos(kept)
 	for _, la := range archives {
 		x := la.Expire(infos)
-		notes = append(notes, x.Notes...)
+		notes, total = append(notes, x.Notes...), total+x.Archives
 		for _, e := range x.Expired {
 			if sn := snapshotByID(kept, e.ID); sn != nil {
 				expired = append(expired, ExpiredLog{Snapshot: sn, Archive: la.Name(), Why: e.Why})
 			}
 		}
 	}
-	return expired, notes
+	return expired, notes, total
 }
 
 // expireLogs adds to res the log archive snapshots (of those req's
@@ -249,7 +249,7 @@ func (a *App) expireLogs(req ForgetRequest, all []*snapshot.Snapshot, res *Forge
 			kept = append(kept, sn)
 		}
 	}
-	expired, notes := ExpireLogs(kept, LogArchives...)
+	expired, notes, _ := ExpireLogs(kept, LogArchives...)
 	for _, n := range notes {
 		a.infof("%s", n)
 	}
@@ -277,7 +277,7 @@ func (a *App) keepLogsOfLocked(all []*snapshot.Snapshot, res *ForgetResult, logs
 			kept = append(kept, sn)
 		}
 	}
-	still, _ := ExpireLogs(kept, LogArchives...)
+	still, _, _ := ExpireLogs(kept, LogArchives...)
 	ok := map[*snapshot.Snapshot]bool{}
 	for _, e := range still {
 		ok[e.Snapshot] = true

@@ -44,9 +44,7 @@ func (r *JobResult) CopyFailed() string {
 }
 
 // JobBackup runs the backup of a job's source into repo with tags, on
-// uc (whose events go to the job's log): the front end's mapping of a
-// plan source to its typed backup request (connection defaults, DSN
-// variables).
+// uc (whose events go to the job's log).
 type JobBackup func(ctx context.Context, uc *App, j *plan.Job, repo Repo, tags []string, log io.Writer) (*BackupResult, error)
 
 // JobRequest runs one job of a plan.
@@ -54,8 +52,11 @@ type JobRequest struct {
 	Plan *plan.Plan
 	Job  *plan.Job
 	// Log receives every step's output: the run log.
-	Log    io.Writer
+	Log io.Writer
+	// Backup, when set, replaces SourceJobBackup (tests).
 	Backup JobBackup
+	// KubeConfig loads the cluster configuration of kubernetes jobs.
+	KubeConfig KubeConfigFunc
 }
 
 // RunJob runs a plan job with its retries: before hooks, the backup into
@@ -171,7 +172,14 @@ func (a *App) jobBackup(ctx context.Context, req JobRequest, repo Repo, res *Job
 	}
 	uc := a.With(&LogEvents{W: LockedWriter(log)})
 	defer func() { _ = uc.Close() }() // what it opened outside a scope
-	out, err := req.Backup(ctx, uc, j, repo, append([]string{JobTag(j.Name)}, j.Tags...), log)
+	tags := append([]string{JobTag(j.Name)}, j.Tags...)
+	var out *BackupResult
+	var err error
+	if req.Backup != nil {
+		out, err = req.Backup(ctx, uc, j, repo, tags, log)
+	} else {
+		out, err = uc.SourceJobBackup(ctx, j, repo, tags, log, req.KubeConfig)
+	}
 	var pe *PartialError
 	if err != nil && !errors.As(err, &pe) {
 		return err

@@ -2,13 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/mongodb"
 	"github.com/spf13/cobra"
 )
@@ -22,105 +18,19 @@ func (a *App) mongodbCommands() sourceCommands {
 	return sourceCommands{backup: a.mongoBackupCommand(), restore: a.mongoRestoreCommand(), extra: []*cobra.Command{top}}
 }
 
-// mongoConnFlags are how every MongoDB command reaches the server.
-type mongoConnFlags struct {
-	uri          string
-	passwordFile string
-}
-
-func (f *mongoConnFlags) add(cmd *cobra.Command) {
+// addMongoConnFlags adds how every MongoDB command reaches the server.
+func addMongoConnFlags(cmd *cobra.Command, c *app.MongoConn) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.uri, "uri", "", "MongoDB connection `URI`, mongodb:// or mongodb+srv://, with any driver option such as tls=true (default $BUNKER_MONGODB_URI)")
-	fl.StringVar(&f.passwordFile, "db-password-file", "", "read the MongoDB user's password from this `file` (default $BUNKER_MONGODB_PASSWORD_FILE; else the URI's)")
-}
-
-// mongoConfig builds the connection configuration and checks it.
-func (a *App) mongoConfig(f *mongoConnFlags) (mongodb.Config, error) {
-	cfg, err := a.mongoServer(f)
-	if err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
-}
-
-// mongoServer builds the connection configuration (unchecked); the
-// password file's content replaces the URI's password.
-func (a *App) mongoServer(f *mongoConnFlags) (mongodb.Config, error) {
-	cfg := mongodb.Config{URI: f.uri}
-	if cfg.URI == "" {
-		cfg.URI = a.Getenv("BUNKER_MONGODB_URI")
-	}
-	pf := f.passwordFile
-	if pf == "" {
-		pf = a.Getenv("BUNKER_MONGODB_PASSWORD_FILE")
-	}
-	if pf != "" {
-		pw, err := readSecretFile(pf)
-		if err != nil {
-			return cfg, fmt.Errorf("--db-password-file: %w", err)
-		}
-		cfg.Password, cfg.PasswordSet = pw, true
-	}
-	return cfg, nil
-}
-
-// mongoConnect connects; the connection is closed when the command ends.
-func (a *App) mongoConnect(ctx context.Context, cfg mongodb.Config) (*mongodb.Client, error) {
-	c, err := mongodb.Connect(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	a.addCloser(mongoCloser(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return c.Close(ctx)
-	}))
-	return c, nil
-}
-
-type mongoCloser func() error
-
-func (f mongoCloser) Close() error { return f() }
-
-// mongoTools finds mongodump in dir or on the PATH of this command's
-// environment, which the program also gets.
-func (a *App) mongoTools(dir string) (mongodb.Tools, error) {
-	path := a.Getenv("PATH")
-	t := mongodb.Tools{Env: []string{"PATH=" + path}}
-	if a.g.verbose > 0 {
-		t.Stderr = a.Stderr
-	}
-	var err error
-	t.Mongodump, err = mongodb.LookPath("mongodump", dir, path)
-	return t, err
-}
-
-func mongoPatterns(flag string, in []string) ([]*mongodb.Pattern, error) {
-	var out []*mongodb.Pattern
-	for _, s := range in {
-		p, err := mongodb.ParsePattern(s)
-		if err != nil {
-			return nil, fmt.Errorf("--%s: %w", flag, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-type mongoBackupOptions struct {
-	conn        mongoConnFlags
-	src         sourceFlags
-	databases   []string
-	collections []string
-	excludes    []string
-	oplog       bool
-	users       bool
-	tool        string
-	toolDir     string
+	fl.StringVar(&c.URI, "uri", "", "MongoDB connection `URI`, mongodb:// or mongodb+srv://, with any driver option such as tls=true (default $BUNKER_MONGODB_URI)")
+	fl.StringVar(&c.PasswordFile, "db-password-file", "", "read the MongoDB user's password from this `file` (default $BUNKER_MONGODB_PASSWORD_FILE; else the URI's)")
 }
 
 func (a *App) mongoBackupCommand() *cobra.Command {
-	var o mongoBackupOptions
+	var b app.MongoBackup
+	var conn app.MongoConn
+	var sf sourceFlags
+	var args app.MongoBackupArgs
+	var oplog bool
 	cmd := &cobra.Command{
 		Use:     "mongodb",
 		Aliases: []string{"mongo"},
@@ -149,85 +59,40 @@ configuration file. Nothing is saved unless every collection is dumped.`,
 		Example: `  bunker backup mongodb --uri mongodb://backup@db1:27017,db2:27017/?replicaSet=rs0 --db-password-file /etc/bunker/mongo.pw
   bunker backup mongodb --uri mongodb://127.0.0.1/ --db shop --exclude 'shop.cache*'`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runMongoBackup(cmd.Context(), cmd, o)
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
+			if b.Server, err = conn.Config(a.Getenv); err != nil {
+				return err
+			}
+			b.Options.Jobs, b.Tags, b.Host = sf.jobs, sf.tags, sf.hostname()
+			if err := args.Apply(&b, a.Getenv, a.toolStderr()); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("oplog") {
+				b.Oplog = &oplog
+			}
+			return a.dbBackup(cmd.Context(), func(c *app.App, repo app.Repo) (*app.BackupResult, error) {
+				b.Repo = repo
+				return c.RunMongoBackup(cmd.Context(), b)
+			})
 		},
 	}
-	o.conn.add(cmd)
-	o.src.add(cmd, "dump at most `N` collections at once (with --tool mongodump: its --numParallelCollections)")
+	addMongoConnFlags(cmd, &conn)
+	sf.add(cmd, "dump at most `N` collections at once (with --tool mongodump: its --numParallelCollections)")
 	fl := cmd.Flags()
-	fl.StringArrayVar(&o.databases, "db", nil, "back up only this `database` (repeatable; local and config only when named)")
-	fl.StringArrayVar(&o.collections, "collection", nil, "back up only this `DB.COLLECTION` (repeatable)")
-	fl.StringArrayVar(&o.excludes, "exclude", nil, "skip namespaces matching `GLOB` (DB.COLLECTION, * matches anything; a bare DB is DB.*)")
-	fl.BoolVar(&o.oplog, "oplog", false, "record the oplog during the dump for a consistent point (default: on for a replica set)")
-	fl.BoolVar(&o.users, "users", false, "also back up admin's users and roles (admin.system.users, system.roles) if permitted")
-	fl.StringVar(&o.tool, "tool", "", "dump with `TOOL` instead of the driver: mongodump")
-	fl.StringVar(&o.toolDir, "tool-dir", "", "`directory` of mongodump and mongorestore (default: PATH)")
+	fl.StringArrayVar(&b.Options.Select.Databases, "db", nil, "back up only this `database` (repeatable; local and config only when named)")
+	fl.StringArrayVar(&b.Options.Select.Collections, "collection", nil, "back up only this `DB.COLLECTION` (repeatable)")
+	fl.StringArrayVar(&args.Exclude, "exclude", nil, "skip namespaces matching `GLOB` (DB.COLLECTION, * matches anything; a bare DB is DB.*)")
+	fl.BoolVar(&oplog, "oplog", false, "record the oplog during the dump for a consistent point (default: on for a replica set)")
+	fl.BoolVar(&b.Options.Users, "users", false, "also back up admin's users and roles (admin.system.users, system.roles) if permitted")
+	fl.StringVar(&args.Tool, "tool", "", "dump with `TOOL` instead of the driver: mongodump")
+	fl.StringVar(&args.ToolDir, "tool-dir", "", "`directory` of mongodump and mongorestore (default: PATH)")
 	return cmd
 }
 
-func (a *App) runMongoBackup(ctx context.Context, cmd *cobra.Command, o mongoBackupOptions) error {
-	cfg, err := a.mongoConfig(&o.conn)
-	if err != nil {
-		return err
-	}
-	excl, err := mongoPatterns("exclude", o.excludes)
-	if err != nil {
-		return err
-	}
-	b := app.MongoBackup{Server: cfg, Tags: o.src.tags, Host: o.src.hostname(), Options: mongodb.DumpOptions{
-		Select: mongodb.Selector{Databases: o.databases, Collections: o.collections, Exclude: excl},
-		Jobs:   o.src.jobs, Users: o.users,
-	}}
-	// Checked before the repository is opened: a bad flag fails at once.
-	check := b.Options
-	if err := check.Validate(); err != nil {
-		return err
-	}
-	switch o.tool {
-	case "", "driver":
-	case "mongodump":
-		if b.Tools, err = a.mongoTools(o.toolDir); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("--tool %q: the only tool is mongodump", o.tool)
-	}
-	if cmd.Flags().Changed("oplog") {
-		b.Oplog = &o.oplog
-	}
-	c, err := a.core()
-	if err != nil {
-		return err
-	}
-	if b.Repo, err = a.repoRef(ctx); err != nil {
-		return err
-	}
-	res, err := c.RunMongoBackup(ctx, b)
-	if err != nil {
-		return err
-	}
-	a.printSourceSummary(res.Snapshot, res.Write)
-	return nil
-}
-
-type mongoRestoreOptions struct {
-	conn        mongoConnFlags
-	includes    []string
-	excludes    []string
-	from, to    []string
-	drop        bool
-	jobs        int
-	oplogReplay bool
-	oplogLimit  string
-	users       bool
-	toDir       string
-	toolDir     string
-	hosts       []string
-}
-
 func (a *App) mongoRestoreCommand() *cobra.Command {
-	var o mongoRestoreOptions
+	var req app.MongoRestore
+	var conn app.MongoConn
+	var args app.MongoRestoreArgs
 	cmd := &cobra.Command{
 		Use:     "mongodb SNAPSHOT",
 		Aliases: []string{"mongo"},
@@ -257,100 +122,60 @@ mongodump's layout, for mongorestore or inspection.`,
   bunker restore mongodb 3fa9 --uri mongodb://127.0.0.1/ --ns-from 'shop.*' --ns-to 'shop_copy.*'
   bunker restore mongodb latest --uri mongodb://127.0.0.1/ --oplog-limit 2026-05-01T10:00:00Z`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runMongoRestore(cmd.Context(), args[0], o)
+		RunE: func(cmd *cobra.Command, refs []string) error {
+			req.Snapshot = refs[0]
+			return a.runMongoRestore(cmd.Context(), req, conn, args)
 		},
 	}
-	o.conn.add(cmd)
+	addMongoConnFlags(cmd, &conn)
 	fl := cmd.Flags()
-	fl.StringArrayVar(&o.includes, "ns-include", nil, "restore only namespaces matching `GLOB` (repeatable)")
-	fl.StringArrayVar(&o.excludes, "ns-exclude", nil, "do not restore namespaces matching `GLOB` (repeatable)")
-	fl.StringArrayVar(&o.from, "ns-from", nil, "rename namespaces matching `GLOB` (with --ns-to, repeatable in pairs)")
-	fl.StringArrayVar(&o.to, "ns-to", nil, "new name `GLOB` for the --ns-from of the same position")
-	fl.BoolVar(&o.drop, "drop", false, "drop each collection before restoring it")
-	fl.IntVarP(&o.jobs, "jobs", "j", 2, "restore at most `N` collections at once")
+	fl.StringArrayVar(&args.Include, "ns-include", nil, "restore only namespaces matching `GLOB` (repeatable)")
+	fl.StringArrayVar(&args.Exclude, "ns-exclude", nil, "do not restore namespaces matching `GLOB` (repeatable)")
+	fl.StringArrayVar(&args.From, "ns-from", nil, "rename namespaces matching `GLOB` (with --ns-to, repeatable in pairs)")
+	fl.StringArrayVar(&args.To, "ns-to", nil, "new name `GLOB` for the --ns-from of the same position")
+	fl.BoolVar(&req.Options.Drop, "drop", false, "drop each collection before restoring it")
+	fl.IntVarP(&req.Options.Jobs, "jobs", "j", 2, "restore at most `N` collections at once")
 	flagRange(fl, 1, 1000, "jobs")
-	fl.BoolVar(&o.oplogReplay, "oplog-replay", false, "apply the oplog entries recorded during the dump")
-	fl.StringVar(&o.oplogLimit, "oplog-limit", "", "restore to this point: apply oplog entries (of the backup and the archive) before `TS|TIME`")
-	fl.BoolVar(&o.users, "users", false, "also restore admin's users and roles, when the backup has them")
-	fl.StringVar(&o.toDir, "to-dir", "", "write the backup's files (mongodump layout) into `DIR` instead of a server")
-	fl.StringVar(&o.toolDir, "tool-dir", "", "`directory` of mongorestore, for --tool mongodump backups (default: PATH)")
-	fl.StringArrayVar(&o.hosts, "host", nil, "with \"latest\": only snapshots of this `host`")
+	fl.BoolVar(&req.Options.OplogReplay, "oplog-replay", false, "apply the oplog entries recorded during the dump")
+	fl.StringVar(&args.OplogLimit, "oplog-limit", "", "restore to this point: apply oplog entries (of the backup and the archive) before `TS|TIME`")
+	fl.BoolVar(&req.Options.Users, "users", false, "also restore admin's users and roles, when the backup has them")
+	fl.StringVar(&req.ToDir, "to-dir", "", "write the backup's files (mongodump layout) into `DIR` instead of a server")
+	fl.StringVar(&req.ToolDir, "tool-dir", "", "`directory` of mongorestore, for --tool mongodump backups (default: PATH)")
+	fl.StringArrayVar(&req.Filter.Hosts, "host", nil, "with \"latest\": only snapshots of this `host`")
 	return cmd
 }
 
-func (a *App) runMongoRestore(ctx context.Context, ref string, o mongoRestoreOptions) error {
-	if len(o.from) != len(o.to) {
-		return errors.New("--ns-from and --ns-to must come in pairs")
-	}
-	incl, err := mongoPatterns("ns-include", o.includes)
-	if err != nil {
+func (a *App) runMongoRestore(ctx context.Context, req app.MongoRestore, conn app.MongoConn, args app.MongoRestoreArgs) error {
+	if err := args.Apply(&req.Options); err != nil {
 		return err
 	}
-	excl, err := mongoPatterns("ns-exclude", o.excludes)
-	if err != nil {
-		return err
-	}
-	var renames []*mongodb.Rename
-	for i := range o.from {
-		rn, err := mongodb.ParseRename(o.from[i], o.to[i])
-		if err != nil {
-			return fmt.Errorf("--ns-from/--ns-to: %w", err)
-		}
-		renames = append(renames, rn)
-	}
-	var limit *mongodb.Timestamp
-	if o.oplogLimit != "" {
-		ts, err := mongodb.ParseLimit(o.oplogLimit)
-		if err != nil {
-			return fmt.Errorf("--oplog-limit: %w", err)
-		}
-		limit = &ts
-	}
-	req := app.MongoRestore{Snapshot: ref, Filter: snapshot.Filter{Hosts: o.hosts}, ToDir: o.toDir, ToolDir: o.toolDir,
-		Options: mongodb.RestoreOptions{
-			Select:  mongodb.Selector{Include: incl, Exclude: excl},
-			Renames: renames, Drop: o.drop, Jobs: o.jobs, Users: o.users,
-			OplogReplay: o.oplogReplay || limit != nil, OplogLimit: limit,
-			Done: a.printMongoCollection,
-		}}
+	req.Options.Done, req.ToolStderr = a.printMongoCollection, a.toolStderr()
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	if a.g.verbose > 0 {
-		req.ToolStderr = a.Stderr
-	}
-	if o.toDir == "" {
+	if req.ToDir == "" {
 		// Checked when the server is needed: after the snapshot is found.
-		if req.Server, err = a.mongoServer(&o.conn); err != nil {
+		var err error
+		if req.Server, err = conn.Server(a.Getenv); err != nil {
 			return err
 		}
 	}
-	c, err := a.core()
+	c, repo, err := a.coreRepo(ctx)
 	if err != nil {
 		return err
 	}
-	if req.Repo, err = a.repoRef(ctx); err != nil {
-		return err
-	}
+	req.Repo = repo
 	res, err := c.RestoreMongo(ctx, req)
 	if res == nil {
 		return err
 	}
-	if o.toDir != "" {
-		a.printMongoToDir(res, o.toDir)
+	if dir := req.ToDir; dir != "" {
+		a.out.result(map[string]any{"message_type": "summary", "snapshot_id": res.Snapshot.ID.String(), "files": res.Files, "bytes": res.Bytes, "target": dir},
+			"Wrote %d files (%s) of snapshot %s to %s (mongorestore %s)", res.Files, formatBytes(res.Bytes), res.Snapshot.ShortID(), dir, dir)
 	} else {
 		a.printMongoRestoreSummary(res)
 	}
 	return err
-}
-
-func (a *App) printMongoToDir(res *app.MongoRestoreResult, dir string) {
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": res.Snapshot.ID.String(), "files": res.Files, "bytes": res.Bytes, "target": dir})
-		return
-	}
-	a.out.textf("Wrote %d files (%s) of snapshot %s to %s (mongorestore %s)", res.Files, formatBytes(res.Bytes), res.Snapshot.ShortID(), dir, dir)
 }
 
 func (a *App) printMongoCollection(r mongodb.CollectionResult) {
@@ -378,41 +203,34 @@ func (a *App) printMongoCollection(r mongodb.CollectionResult) {
 	a.out.textf("restored %s: %d documents, %d indexes", name, r.Documents, r.Indexes)
 }
 
+// printMongoRestoreSummary prints what a restore into a server did
+// (textf prints nothing with --json).
 func (a *App) printMongoRestoreSummary(r *app.MongoRestoreResult) {
 	sn, res, dur := r.Snapshot, r.Restore, r.Duration
 	var docs int64
 	for _, c := range res.Collections {
 		docs += c.Documents
 	}
-	if a.g.json {
-		m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "collections": len(res.Collections),
-			"failed": res.Failed, "documents": docs, "oplog_applied": res.OplogApplied, "duration_seconds": dur.Seconds()}
-		if !res.OplogPos.IsZero() {
-			m["oplog_position"] = mongodb.FormatTimestamp(res.OplogPos)
-		}
-		a.out.jsonLine(m)
-		return
+	m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "collections": len(res.Collections),
+		"failed": res.Failed, "documents": docs, "oplog_applied": res.OplogApplied, "duration_seconds": dur.Seconds()}
+	if !res.OplogPos.IsZero() {
+		m["oplog_position"] = mongodb.FormatTimestamp(res.OplogPos)
 	}
 	if len(res.Collections) > 0 {
-		a.out.textf("Restored %d collections (%d failed), %d documents from snapshot %s in %s",
+		a.out.result(m, "Restored %d collections (%d failed), %d documents from snapshot %s in %s",
 			len(res.Collections), res.Failed, docs, sn.ShortID(), formatDuration(dur))
 	} else {
-		a.out.textf("Restored snapshot %s in %s", sn.ShortID(), formatDuration(dur))
+		a.out.result(m, "Restored snapshot %s in %s", sn.ShortID(), formatDuration(dur))
 	}
 	if res.OplogApplied > 0 {
 		a.out.textf("Oplog: %d entries applied, up to %s", res.OplogApplied, mongodb.FormatTimestamp(res.OplogPos))
 	}
 }
 
-type mongoArchiveOptions struct {
-	conn     mongoConnFlags
-	src      sourceFlags
-	interval time.Duration
-	once     bool
-}
-
 func (a *App) mongoOplogArchiveCommand() *cobra.Command {
-	var o mongoArchiveOptions
+	var conn app.MongoConn
+	var sf sourceFlags
+	var req app.OplogArchive
 	cmd := &cobra.Command{
 		Use:   "oplog-archive",
 		Short: "Archive a replica set's oplog continuously, for point-in-time restores",
@@ -429,48 +247,23 @@ Runs until interrupted; --once archives what the oplog has now and exits.
 Not tested against a real replica set (the test server has no oplog).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runMongoOplogArchive(cmd.Context(), o)
+			var err error
+			if req.Server, err = conn.Config(a.Getenv); err != nil {
+				return err
+			}
+			req.Tags, req.Host = sf.tags, sf.hostname()
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				req.Repo = repo
+				return c.ArchiveMongoOplog(cmd.Context(), req)
+			})
 		},
 	}
-	o.conn.add(cmd)
-	o.src.add(cmd, "")
-	cmd.Flags().DurationVar(&o.interval, "interval", 30*time.Second, "commit what arrived every `DURATION`")
+	addMongoConnFlags(cmd, &conn)
+	sf.add(cmd, "")
+	cmd.Flags().DurationVar(&req.Interval, "interval", 30*time.Second, "commit what arrived every `DURATION`")
 	flagRange(cmd.Flags(), 1, unbounded, "interval")
-	cmd.Flags().BoolVar(&o.once, "once", false, "archive what the oplog has now and exit")
+	cmd.Flags().BoolVar(&req.Once, "once", false, "archive what the oplog has now and exit")
 	return cmd
-}
-
-func (a *App) runMongoOplogArchive(ctx context.Context, o mongoArchiveOptions) error {
-	cfg, err := a.mongoConfig(&o.conn)
-	if err != nil {
-		return err
-	}
-	c, err := a.mongoConnect(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	paths, host := cfg.SnapshotPaths(), o.src.hostname()
-	// The repository is opened once: the archiver commits many times.
-	r, err := a.openRepo(ctx)
-	if err != nil {
-		return err
-	}
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return err
-	}
-	ao := mongodb.ArchiveOptions{Interval: o.interval, Once: o.once, Log: a.out.infof, Warn: a.out.warnf,
-		Commit: func(ctx context.Context, data []byte, ci mongodb.ChunkInfo) error {
-			_, err := a.runSourceBackup(ctx, sourceBackup{
-				source: mongodb.OplogSourceName, paths: paths, tags: o.src.tags, host: host, kind: kindContinuous, repo: r, quiet: true,
-				write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
-					return mongodb.WriteChunk(ctx, w, data, ci)
-				},
-			})
-			return err
-		}}
-	ao.ChunkEnd, ao.BackupEnd = mongodb.ArchiveResume(snapshotInfos(all), paths)
-	return c.ArchiveOplog(ctx, ao)
 }
 
 func (a *App) mongoOplogExpireCommand() *cobra.Command {

@@ -2,20 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/user"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/engine/repository"
-	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/bunkerbackup/bunker/internal/source/mysql"
-	"github.com/bunkerbackup/bunker/internal/timespec"
 	"github.com/spf13/cobra"
 )
 
@@ -29,54 +20,14 @@ ssl-cert and ssl-key name PEM files. The tools get the credentials in a
 temporary 0600 option file (--defaults-extra-file), never on their command
 line.`
 
-// mysqlConnFlags are the flags of every command that talks to a server.
-type mysqlConnFlags struct {
-	dsn          string
-	passwordFile string
-	toolDir      string
-}
-
-func (f *mysqlConnFlags) add(cmd *cobra.Command) {
+// addMySQLConnFlags adds the flags of every command that talks to a
+// server.
+func addMySQLConnFlags(cmd *cobra.Command, c *app.MySQLConn) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.dsn, "dsn", "", "server to connect to, mysql://user:password@host:port/?socket=PATH (default $BUNKER_MYSQL_DSN)")
+	fl.StringVar(&c.DSN, "dsn", "", "server to connect to, mysql://user:password@host:port/?socket=PATH (default $BUNKER_MYSQL_DSN)")
 	// Not --password-file: that is the repository's.
-	fl.StringVar(&f.passwordFile, "db-password-file", "", "read the MySQL password from this `file` (else the DSN's, else $MYSQL_PWD)")
-	fl.StringVar(&f.toolDir, "tool-dir", "", "directory of mariadb-dump, mariadb, mariadb-binlog, mariadb-backup, mbstream (default: PATH; mysql* names work too)")
-}
-
-// conn builds the connection settings from the flags and environment.
-func (f *mysqlConnFlags) conn(a *App) (mysql.Conn, error) {
-	dsn := f.dsn
-	if dsn == "" {
-		dsn = a.Getenv("BUNKER_MYSQL_DSN")
-	}
-	var c mysql.Conn
-	if dsn != "" {
-		var err error
-		if c, err = mysql.ParseDSN(dsn); err != nil {
-			return c, err
-		}
-	}
-	switch {
-	case f.passwordFile != "":
-		pw, err := readSecretFile(f.passwordFile)
-		if err != nil {
-			return c, fmt.Errorf("read the MySQL password file: %w", err)
-		}
-		c.Password = pw
-	case c.Password == "":
-		c.Password = a.Getenv("MYSQL_PWD")
-	}
-	return c, nil
-}
-
-// connect connects to the server of the flags.
-func (f *mysqlConnFlags) connect(ctx context.Context, a *App) (*mysql.Source, error) {
-	c, err := f.conn(a)
-	if err != nil {
-		return nil, err
-	}
-	return mysql.Connect(ctx, mysql.Options{Conn: c, ToolDir: f.toolDir, Warn: func(msg string) { a.out.warnf("%s", msg) }})
+	fl.StringVar(&c.PasswordFile, "db-password-file", "", "read the MySQL password from this `file` (else the DSN's, else $MYSQL_PWD)")
+	fl.StringVar(&c.ToolDir, "tool-dir", "", "directory of mariadb-dump, mariadb, mariadb-binlog, mariadb-backup, mbstream (default: PATH; mysql* names work too)")
 }
 
 func (a *App) mysqlCommands() sourceCommands {
@@ -89,7 +40,7 @@ func (a *App) mysqlCommands() sourceCommands {
 
 func (a *App) mysqlBackupCommand() *cobra.Command {
 	var sf sourceFlags
-	var cf mysqlConnFlags
+	var conn app.MySQLConn
 	var o mysql.BackupOptions
 	cmd := &cobra.Command{
 		Use:   "mysql [flags]",
@@ -115,32 +66,20 @@ binlog_pos, gtid, databases and physical.
 ` + mysqlConnHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			o.Jobs = sf.jobs
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			c, err := a.core()
+			so, err := conn.Options(a.Getenv)
 			if err != nil {
 				return err
 			}
-			conn, err := cf.conn(a)
-			if err != nil {
-				return err
-			}
-			b := app.MySQLBackup{Server: mysql.Options{Conn: conn, ToolDir: cf.toolDir}, Options: o, Tags: sf.tags, Host: sf.hostname()}
-			if b.Repo, err = a.repoRef(ctx); err != nil {
-				return err
-			}
-			res, err := c.RunMySQLBackup(ctx, b)
-			if err != nil {
-				return err
-			}
-			a.printSourceSummary(res.Snapshot, res.Write)
-			return nil
+			return a.dbBackup(cmd.Context(), func(c *app.App, repo app.Repo) (*app.BackupResult, error) {
+				return c.RunMySQLBackup(cmd.Context(), app.MySQLBackup{Repo: repo, Server: so, Options: o, Tags: sf.tags, Host: sf.hostname()})
+			})
 		},
 	}
-	cf.add(cmd)
+	addMySQLConnFlags(cmd, &conn)
 	sf.add(cmd, "dump `N` databases at once (physical: mariadb-backup --parallel)")
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.Databases, "database", nil, "back up this `database` (repeatable; default: all user databases)")
@@ -150,17 +89,11 @@ binlog_pos, gtid, databases and physical.
 	return cmd
 }
 
-// mysqlRestoreFlags are the flags of "restore mysql".
-type mysqlRestoreFlags struct {
-	ff                                                snapshotFilterFlags
-	cf                                                mysqlConnFlags
-	o                                                 mysql.RestoreOptions
-	targetTime, targetPos, datadir, owner, binlogPath string
-	physical                                          bool
-}
-
 func (a *App) mysqlRestoreCommand() *cobra.Command {
-	var f mysqlRestoreFlags
+	var req app.MySQLRestore
+	var ff snapshotFilterFlags
+	var conn app.MySQLConn
+	var targets app.MySQLRestoreArgs
 	cmd := &cobra.Command{
 		Use:   "mysql SNAPSHOT [flags]",
 		Short: "Restore a MySQL or MariaDB backup, optionally to a point in time",
@@ -185,122 +118,72 @@ gives it to --owner (default mysql when run as root). Start mariadbd on it.
 ` + mysqlConnHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := a.mysqlRestoreRequest(cmd, &f, args[0])
-			if err != nil {
+			req.Snapshot, req.Filter, targets.OwnerSet = args[0], ff.filter(), cmd.Flags().Changed("owner")
+			if err := targets.Apply(&req, conn, a.Getenv); err != nil {
 				return err
 			}
 			return a.runMySQLRestore(cmd.Context(), req)
 		},
 	}
-	addFilterFlags(cmd, &f.ff)
-	f.cf.add(cmd)
+	addFilterFlags(cmd, &ff)
+	addMySQLConnFlags(cmd, &conn)
 	fl := cmd.Flags()
-	fl.StringArrayVar(&f.o.Databases, "database", nil, "restore only this `database` (repeatable)")
-	fl.IntVarP(&f.o.Jobs, "jobs", "j", 2, "load `N` databases at once")
+	fl.StringArrayVar(&req.Options.Databases, "database", nil, "restore only this `database` (repeatable)")
+	fl.IntVarP(&req.Options.Jobs, "jobs", "j", 2, "load `N` databases at once")
 	flagRange(fl, 1, 1000, "jobs")
-	fl.BoolVar(&f.o.NoUsers, "no-users", false, "do not restore the accounts and grants")
-	fl.StringVar(&f.targetTime, "target-time", "", "roll forward to this `time` (RFC 3339, or 2006-01-02 15:04:05 local)")
-	fl.StringVar(&f.targetPos, "target-position", "", "roll forward to this binlog `FILE:POS`")
-	fl.StringVar(&f.binlogPath, "binlog-path", "", "the archive's snapshot `path` (default: the backup's path + /binlog)")
-	fl.BoolVar(&f.physical, "physical", false, "restore a physical backup into --datadir")
-	fl.StringVar(&f.datadir, "datadir", "", "with --physical: the data `directory` to create (empty or absent)")
-	fl.StringVar(&f.owner, "owner", "", "with --physical: give the files to this `user` (default: mysql when run as root)")
+	fl.BoolVar(&req.Options.NoUsers, "no-users", false, "do not restore the accounts and grants")
+	fl.StringVar(&targets.TargetTime, "target-time", "", "roll forward to this `time` (RFC 3339, or 2006-01-02 15:04:05 local)")
+	fl.StringVar(&targets.TargetPosition, "target-position", "", "roll forward to this binlog `FILE:POS`")
+	fl.StringVar(&req.BinlogPath, "binlog-path", "", "the archive's snapshot `path` (default: the backup's path + /binlog)")
+	fl.BoolVar(&req.Physical, "physical", false, "restore a physical backup into --datadir")
+	fl.StringVar(&req.PhysicalOptions.DataDir, "datadir", "", "with --physical: the data `directory` to create (empty or absent)")
+	fl.StringVar(&req.PhysicalOptions.Owner, "owner", "", "with --physical: give the files to this `user` (default: mysql when run as root)")
 	return cmd
-}
-
-// mysqlRestoreRequest is the restore the flags ask for.
-func (a *App) mysqlRestoreRequest(cmd *cobra.Command, f *mysqlRestoreFlags, ref string) (app.MySQLRestore, error) {
-	req := app.MySQLRestore{Snapshot: ref, Filter: f.ff.filter(), Physical: f.physical, BinlogPath: f.binlogPath}
-	if f.physical {
-		if f.targetTime != "" || f.targetPos != "" {
-			return req, errors.New("a physical restore prepares a data directory; roll it forward by hand (see the output) — leave out --target-time/--target-position")
-		}
-		owner := f.owner
-		if !cmd.Flags().Changed("owner") && os.Geteuid() == 0 {
-			if _, err := user.Lookup("mysql"); err == nil {
-				owner = "mysql"
-			}
-		}
-		req.PhysicalOptions = mysql.PhysicalRestoreOptions{DataDir: f.datadir, Owner: owner, ToolDir: f.cf.toolDir}
-		return req, nil
-	}
-	if f.datadir != "" {
-		return req, errors.New("--datadir goes with --physical")
-	}
-	var tt time.Time
-	if f.targetTime != "" {
-		t, err := timespec.ParseTime(f.targetTime)
-		if err != nil {
-			return req, fmt.Errorf("--target-time: %w", err)
-		}
-		tt = t
-	}
-	o := f.o
-	var err error
-	if o.Target, err = mysql.NewTarget(tt, f.targetPos); err != nil {
-		return req, err
-	}
-	conn, err := f.cf.conn(a)
-	if err != nil {
-		return req, err
-	}
-	req.Options, req.Server = o, mysql.Options{Conn: conn, ToolDir: f.cf.toolDir}
-	return req, nil
 }
 
 // runMySQLRestore runs the MySQL restore use case on -r and prints its
 // result.
 func (a *App) runMySQLRestore(ctx context.Context, req app.MySQLRestore) error {
-	c, err := a.core()
-	if err != nil {
+	return a.onRepo(ctx, func(c *app.App, repo app.Repo) error {
+		req.Repo = repo
+		res, err := c.RestoreMySQL(ctx, req)
+		switch {
+		case res == nil:
+		case req.Physical:
+			a.mysqlPhysicalSummary(res, req.PhysicalOptions.Owner)
+		default:
+			a.mysqlRestoreSummary(res)
+		}
 		return err
-	}
-	if req.Repo, err = a.repoRef(ctx); err != nil {
-		return err
-	}
-	res, err := c.RestoreMySQL(ctx, req)
-	if res == nil {
-		return err
-	}
-	if req.Physical {
-		a.mysqlPhysicalSummary(res, req.PhysicalOptions.Owner)
-		return err
-	}
-	a.mysqlRestoreSummary(res)
-	for _, e := range res.Logical.UserErrors {
-		a.out.warnf("accounts: %s", e)
-	}
-	return err
+	})
 }
 
 func (a *App) mysqlRestoreSummary(r *app.MySQLRestoreResult) {
 	sn, res, target, dur := r.Snapshot, r.Logical, r.Target, r.Duration
-	if a.g.json {
-		m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "server": r.Server,
-			"databases": res.Databases, "users": res.Users, "binlog_files": res.BinlogFiles, "duration_seconds": dur.Seconds()}
-		if target != nil {
-			m["target"] = target.String()
-		}
-		a.out.jsonLine(m)
-		return
+	m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "server": r.Server,
+		"databases": res.Databases, "users": res.Users, "binlog_files": res.BinlogFiles, "duration_seconds": dur.Seconds()}
+	if target != nil {
+		m["target"] = target.String()
 	}
-	a.out.textf("restored %s from snapshot %s into %s in %s", plural(int64(len(res.Databases)), "database"), sn.ShortID(), r.Server, formatDuration(dur))
+	a.out.result(m, "restored %s from snapshot %s into %s in %s", plural(int64(len(res.Databases)), "database"), sn.ShortID(), r.Server, formatDuration(dur))
 	if res.Users {
 		a.out.textf("restored the accounts and grants")
 	}
 	if target != nil {
 		a.out.textf("rolled forward to %s with %s", target, plural(int64(len(res.BinlogFiles)), "binlog file"))
 	}
+	for _, e := range res.UserErrors {
+		a.out.warnf("accounts: %s", e)
+	}
 }
 
+// mysqlPhysicalSummary prints the prepared data directory and the steps
+// to put it to use (textf prints nothing with --json).
 func (a *App) mysqlPhysicalSummary(r *app.MySQLRestoreResult, owner string) {
 	sn, m, dir := r.Snapshot, r.Manifest, r.DataDir
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "datadir": dir,
-			"binlog_file": m.BinlogFile, "binlog_pos": m.BinlogPos, "gtid": m.GTID, "duration_seconds": r.Duration.Seconds()})
-		return
-	}
-	a.out.textf("prepared a %s data directory in %s from snapshot %s (server %s)", m.Flavour, dir, sn.ShortID(), m.ServerVersion)
+	a.out.result(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "datadir": dir,
+		"binlog_file": m.BinlogFile, "binlog_pos": m.BinlogPos, "gtid": m.GTID, "duration_seconds": r.Duration.Seconds()},
+		"prepared a %s data directory in %s from snapshot %s (server %s)", m.Flavour, dir, sn.ShortID(), m.ServerVersion)
 	a.out.textf("next:")
 	a.out.textf("  1. stop the server, and put %s in place of its data directory (or start it with --datadir=%s)", dir, dir)
 	if owner == "" {
@@ -322,10 +205,9 @@ func (a *App) mysqlCommand() *cobra.Command {
 }
 
 func (a *App) mysqlBinlogArchiveCommand() *cobra.Command {
-	var cf mysqlConnFlags
+	var conn app.MySQLConn
 	var sf sourceFlags
 	var o mysql.ArchiveOptions
-	var serverID uint32
 	cmd := &cobra.Command{
 		Use:   "binlog-archive [flags]",
 		Short: "Archive a server's binary logs continuously, for point-in-time restores",
@@ -350,84 +232,25 @@ replica's.
 ` + mysqlConnHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.ServerID = serverID
-			return a.runMysqlBinlogArchive(cmd.Context(), cf, sf, o)
+			so, err := conn.Options(a.Getenv)
+			if err != nil {
+				return err
+			}
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				return c.ArchiveMySQLBinlogs(cmd.Context(), app.BinlogArchive{Repo: repo, Server: so, Options: o,
+					CacheRoot: a.cacheRoot(), Tags: sf.tags, Host: sf.hostname()})
+			})
 		},
 	}
-	cf.add(cmd)
+	addMySQLConnFlags(cmd, &conn)
 	sf.add(cmd, "")
 	fl := cmd.Flags()
 	fl.DurationVar(&o.Interval, "interval", 10*time.Second, "push the growing binlog this often")
 	flagRange(fl, 1, unbounded, "interval")
 	fl.BoolVar(&o.Once, "once", false, "archive everything up to now and exit")
-	fl.Uint32Var(&serverID, "server-id", 0, "replica server `id` to present (default: the tool's, 65535 on MySQL)")
+	fl.Uint32Var(&o.ServerID, "server-id", 0, "replica server `id` to present (default: the tool's, 65535 on MySQL)")
 	fl.StringVar(&o.SpoolDir, "spool-dir", "", "spool `directory` for the copies (default: under the cache directory, else a temporary one)")
 	return cmd
-}
-
-func (a *App) runMysqlBinlogArchive(ctx context.Context, cf mysqlConnFlags, sf sourceFlags, o mysql.ArchiveOptions) error {
-	src, err := cf.connect(ctx, a)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	binlogPath := mysql.ArchivePath(src.Server())
-	host := sf.hostname()
-	// The repository is opened once: the archiver commits many times.
-	r, err := a.openRepo(ctx)
-	if err != nil {
-		return err
-	}
-	// What is archived already.
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return err
-	}
-	if o.Archived, err = mysql.Archived(snapshotInfos(all), binlogPath, host); err != nil {
-		return err
-	}
-	spool := o.SpoolDir
-	if spool == "" {
-		if root := a.cacheRoot(); root != "" {
-			spool = filepath.Join(root, "mysql-binlog")
-		} else {
-			tmp, err := os.MkdirTemp("", "bunker-binlog-spool-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			spool = tmp
-		}
-	}
-	o.SpoolDir = filepath.Join(spool, mysql.SpoolSubdir(src.Server()))
-	o.Push = func(ctx context.Context, p mysql.Push) error {
-		return a.pushBinlogs(ctx, r, src, binlogPath, host, sf.tags, p)
-	}
-	return src.ArchiveBinlogs(ctx, o)
-}
-
-// pushBinlogs commits one snapshot of the archive.
-func (a *App) pushBinlogs(ctx context.Context, r *repository.Repository, src *mysql.Source, binlogPath, host string, tags []string, p mysql.Push) error {
-	_, err := a.runSourceBackup(ctx, sourceBackup{
-		source: mysql.SourceName, paths: []string{binlogPath}, tags: tags, host: host, kind: kindContinuous, repo: r, quiet: true,
-		write: func(ctx context.Context, w source.Sink) (map[string]string, error) {
-			if err := mysql.WritePush(ctx, w, p); err != nil {
-				return nil, err
-			}
-			return src.PushMeta(p).Map(), nil
-		},
-	})
-	if err != nil {
-		return err
-	}
-	for _, f := range p.Files {
-		state := "complete"
-		if f.Partial {
-			state = "partial"
-		}
-		a.out.infof("archived %s (%s, %s)", f.Name, state, formatBytes(f.Size))
-	}
-	return nil
 }
 
 func (a *App) mysqlBinlogsCommand() *cobra.Command {
@@ -441,63 +264,14 @@ complete one, else the largest), its size, its snapshot and the times of
 its first and last events.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			all, err := a.loadSnapshots(ctx, r)
-			if err != nil {
-				return err
-			}
-			infos := snapshotInfos(all)
-			type row struct {
-				Path       string `json:"path"`
-				Host       string `json:"host"`
-				File       string `json:"file"`
-				Size       int64  `json:"size"`
-				Complete   bool   `json:"complete"`
-				Snapshot   string `json:"snapshot"`
-				FirstEvent string `json:"first_event,omitempty"`
-				LastEvent  string `json:"last_event,omitempty"`
-			}
-			rows := []row{}
-			for _, k := range mysql.ArchiveServers(snapshotInfos(ff.filter().Apply(all))) {
-				files, err := mysql.Archived(infos, k.Path, k.Host)
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				rows, err := c.ListBinlogs(cmd.Context(), repo, ff.filter())
 				if err != nil {
 					return err
 				}
-				for _, f := range mysql.BestCopies(files) {
-					rw := row{Path: k.Path, Host: k.Host, File: f.Name, Size: f.Size, Complete: f.Complete, Snapshot: f.Snapshot}
-					if !f.First.IsZero() {
-						rw.FirstEvent = f.First.Format(time.RFC3339)
-						rw.LastEvent = f.Last.Format(time.RFC3339)
-					}
-					rows = append(rows, rw)
-				}
-			}
-			if a.g.json {
-				for _, rw := range rows {
-					a.out.jsonLine(typed("binlog", rw))
-				}
+				a.printBinlogs(rows)
 				return nil
-			}
-			var table2 [][]string
-			for _, rw := range rows {
-				state := "complete"
-				if !rw.Complete {
-					state = "partial"
-				}
-				events := ""
-				if rw.FirstEvent != "" {
-					events = rw.FirstEvent + " – " + rw.LastEvent
-				}
-				table2 = append(table2, []string{rw.Path, rw.Host, rw.File, strconv.FormatInt(rw.Size, 10), state, rw.Snapshot, events})
-			}
-			if !a.g.quiet {
-				table(a.Stdout, []string{"Path", "Host", "File", "Size", "State", "Snapshot", "Events"}, table2)
-			}
-			return nil
+			})
 		},
 	}
 	addFilterFlags(cmd, &ff)
@@ -513,4 +287,29 @@ or larger) in another snapshot — the many copies of the growing active file
 the archiver commits. forget leaves binlog archives alone: run this after
 it, then prune to free the space. A server without a backup keeps all of its
 binlogs.`, mysql.LogArchive{})
+}
+
+// printBinlogs prints the archived binlogs: a binlog line each with
+// --json, else a table.
+func (a *App) printBinlogs(rows []app.BinlogCopy) {
+	if a.g.json {
+		for _, rw := range rows {
+			a.out.jsonLine(typed("binlog", rw))
+		}
+		return
+	}
+	var cells [][]string
+	for _, rw := range rows {
+		state, events := "complete", ""
+		if !rw.Complete {
+			state = "partial"
+		}
+		if rw.FirstEvent != "" {
+			events = rw.FirstEvent + " – " + rw.LastEvent
+		}
+		cells = append(cells, []string{rw.Path, rw.Host, rw.File, strconv.FormatInt(rw.Size, 10), state, rw.Snapshot, events})
+	}
+	if !a.g.quiet {
+		table(a.Stdout, []string{"Path", "Host", "File", "Size", "State", "Snapshot", "Events"}, cells)
+	}
 }

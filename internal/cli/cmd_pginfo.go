@@ -11,11 +11,6 @@ import (
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
 )
 
-// pgInfoCommands are pg info and pg check (pgBackRest's info and check).
-func (a *App) pgInfoCommands() []*cobra.Command {
-	return []*cobra.Command{a.pgInfoCommand(), a.pgCheckCommand()}
-}
-
 func (a *App) pgInfoCommand() *cobra.Command {
 	var spool string
 	cmd := &cobra.Command{
@@ -29,26 +24,19 @@ backup whose WAL is continuous up to the last archived segment. With
 --spool DIR, also what waits in that WAL spool (wal-push --spool).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, repo, err := a.coreRepo(ctx)
-			if err != nil {
-				return err
-			}
-			reports, err := c.PostgresInfo(ctx, repo)
-			if err != nil {
-				return err
-			}
-			if len(reports) == 0 && !a.g.json {
-				a.out.textf("no PostgreSQL backups in the repository")
-			}
-			for _, r := range reports {
-				if a.g.json {
-					a.out.jsonLine(pgInfoJSON(r))
-				} else {
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				reports, err := c.PostgresInfo(cmd.Context(), repo)
+				if len(reports) == 0 && err == nil {
+					a.out.textf("no PostgreSQL backups in the repository")
+				}
+				for _, r := range reports {
 					a.printPGInfo(r)
 				}
-			}
-			return a.printSpoolInfo(c, spool)
+				if err != nil {
+					return err
+				}
+				return a.printSpoolInfo(c, spool)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&spool, "spool", "", "also show the state of this WAL spool `directory` (wal-push --spool)")
@@ -96,12 +84,16 @@ func pgInfoJSON(r postgres.ServerReport) map[string]any {
 	}
 }
 
+// printPGInfo prints one server's report: its pg_info line with --json.
 func (a *App) printPGInfo(r postgres.ServerReport) {
-	title := "system " + r.SystemIdentifier
+	if a.g.json {
+		a.out.jsonLine(pgInfoJSON(r))
+		return
+	}
+	title, where := "system "+r.SystemIdentifier, []string{}
 	if r.SystemIdentifier == "" {
 		title = "system identifier unknown"
 	}
-	var where []string
 	if len(r.Servers) > 0 {
 		where = append(where, "server "+strings.Join(r.Servers, ", "))
 	}
@@ -145,7 +137,7 @@ func (a *App) printPGInfo(r postgres.ServerReport) {
 }
 
 func (a *App) pgCheckCommand() *cobra.Command {
-	var conn pgConnFlags
+	var conn app.PostgresConn
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -158,35 +150,25 @@ off, archive_command unset or failing (pg_stat_archiver's last failure),
 or the segment not arriving within --timeout.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, err := a.core()
+			cfg, err := a.pgConfig(conn)
 			if err != nil {
 				return err
 			}
-			cfg, err := a.pgConfig(&conn)
-			if err != nil {
-				return err
-			}
-			repo, err := a.repoRef(ctx)
-			if err != nil {
-				return err
-			}
-			res, err := c.RunPostgresCheck(ctx, app.PostgresCheck{Repo: repo, Server: cfg, Timeout: timeout})
-			if err != nil {
-				return err
-			}
-			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "pg_check", "ok": true, "server": res.Server,
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				res, err := c.RunPostgresCheck(cmd.Context(), app.PostgresCheck{Repo: repo, Server: cfg, Timeout: timeout})
+				if err != nil {
+					return err
+				}
+				a.out.result(map[string]any{"message_type": "pg_check", "ok": true, "server": res.Server,
 					"system_identifier": res.SystemIdentifier, "archive_mode": res.ArchiveMode, "archive_command": res.ArchiveCommand,
-					"segment": res.Segment, "snapshot": res.Snapshot, "duration_seconds": res.Waited.Seconds(), "remarks": orNone(res.Remarks)})
+					"segment": res.Segment, "snapshot": res.Snapshot, "duration_seconds": res.Waited.Seconds(), "remarks": orNone(res.Remarks)},
+					"WAL archiving works: segment %s of system %s (%s) reached the repository in %v (snapshot %.8s)",
+					res.Segment, res.SystemIdentifier, res.Server, res.Waited.Round(time.Millisecond), res.Snapshot)
 				return nil
-			}
-			a.out.textf("WAL archiving works: segment %s of system %s (%s) reached the repository in %v (snapshot %.8s)",
-				res.Segment, res.SystemIdentifier, res.Server, res.Waited.Round(time.Millisecond), res.Snapshot)
-			return nil
+			})
 		},
 	}
-	conn.add(cmd)
+	addPGConnFlags(cmd, &conn)
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the segment to reach the repository")
 	flagRange(cmd.Flags(), 1, unbounded, "timeout")
 	return cmd

@@ -4,68 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bunkerbackup/bunker/internal/app"
-	"github.com/bunkerbackup/bunker/internal/engine/repository"
-	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
-	"github.com/bunkerbackup/bunker/internal/source"
-	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
-	"github.com/bunkerbackup/bunker/internal/timespec"
 )
 
-// pgConnFlags are how every PostgreSQL command reaches the server.
-type pgConnFlags struct {
-	dsn          string
-	passwordFile string
-	binDir       string
-}
-
-func (f *pgConnFlags) add(cmd *cobra.Command) {
+// addPGConnFlags adds how every PostgreSQL command reaches the server.
+func addPGConnFlags(cmd *cobra.Command, c *app.PostgresConn) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.dsn, "dsn", "", "libpq connection string or URI (default $BUNKER_POSTGRES_DSN, else libpq's PG* variables)")
-	fl.StringVar(&f.passwordFile, "db-password-file", "", "read the database password from this `file` (else the DSN, PGPASSWORD or ~/.pgpass)")
-	fl.StringVar(&f.binDir, "pg-bin", "", "`directory` of pg_dump, pg_restore, pg_basebackup… (default: newest /usr/lib/postgresql/*/bin, then PATH)")
-}
-
-// pgClient opens a client for the flags; the caller closes it.
-func (a *App) pgClient(f *pgConnFlags) (*postgres.Client, error) {
-	cfg, err := a.pgConfig(f)
-	if err != nil {
-		return nil, err
-	}
-	return postgres.Open(cfg)
+	fl.StringVar(&c.DSN, "dsn", "", "libpq connection string or URI (default $BUNKER_POSTGRES_DSN, else libpq's PG* variables)")
+	fl.StringVar(&c.PasswordFile, "db-password-file", "", "read the database password from this `file` (else the DSN, PGPASSWORD or ~/.pgpass)")
+	fl.StringVar(&c.BinDir, "pg-bin", "", "`directory` of pg_dump, pg_restore, pg_basebackup… (default: newest /usr/lib/postgresql/*/bin, then PATH)")
 }
 
 // pgConfig is how the flags reach the server.
-func (a *App) pgConfig(f *pgConnFlags) (postgres.Config, error) {
-	dsn := f.dsn
-	if dsn == "" {
-		dsn = a.Getenv("BUNKER_POSTGRES_DSN")
-	}
-	ci, err := postgres.ParseConnInfo(dsn)
-	if err != nil {
-		return postgres.Config{}, err
-	}
-	if f.passwordFile != "" {
-		pw, err := readSecretFile(f.passwordFile)
-		if err != nil {
-			return postgres.Config{}, fmt.Errorf("--db-password-file: %w", err)
-		}
-		ci = ci.With("password", pw)
-	}
-	var stderr io.Writer
-	if a.g.verbose > 0 {
-		stderr = a.Stderr
-	}
-	return postgres.Config{Conn: ci, BinDir: f.binDir, Stderr: stderr, Getenv: a.Getenv}, nil
+func (a *App) pgConfig(c app.PostgresConn) (postgres.Config, error) {
+	return c.Config(a.Getenv, a.toolStderr())
 }
 
 func (a *App) postgresCommands() sourceCommands {
@@ -74,27 +32,15 @@ func (a *App) postgresCommands() sourceCommands {
 		Short: "PostgreSQL WAL archiving: wal-push, wal-spool, wal-fetch, wal-receive, wal-list, wal-expire",
 	}
 	pg.AddCommand(a.pgWALPushCommand(), a.pgWALFetchCommand(), a.pgWALReceiveCommand(), a.pgWALListCommand(), a.pgWALExpireCommand(), a.pgWALSpoolCommand())
-	pg.AddCommand(a.pgInfoCommands()...)
+	// pg info and pg check are pgBackRest's info and check.
+	pg.AddCommand(a.pgInfoCommand(), a.pgCheckCommand())
 	return sourceCommands{backup: a.pgBackupCommand(), restore: a.pgRestoreCommand(), extra: []*cobra.Command{pg}}
 }
 
-type pgBackupOptions struct {
-	conn      pgConnFlags
-	src       sourceFlags
-	databases []string
-	noGlobals bool
-	physical  bool
-	walMethod string
-	fast      bool
-	maxRate   string
-	full      bool
-	diff      bool
-	// archiveTimeout bounds the server's wait for WAL archiving.
-	archiveTimeout time.Duration
-}
-
 func (a *App) pgBackupCommand() *cobra.Command {
-	var o pgBackupOptions
+	var b app.PostgresBackup
+	var conn app.PostgresConn
+	var sf sourceFlags
 	cmd := &cobra.Command{
 		Use:     "postgres",
 		Aliases: []string{"postgresql", "pg"},
@@ -123,56 +69,49 @@ programs through a temporary password file. Nothing is saved unless every
 dump succeeds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runPGBackup(cmd.Context(), o)
+			if err := checkPGBackup(&b); err != nil {
+				return err
+			}
+			b.Logical.Jobs, b.Tags, b.Host = sf.jobs, sf.tags, sf.hostname()
+			b.PhysicalOptions.OnArchiveWait = a.reportArchiveWait
+			var err error
+			if b.Server, err = a.pgConfig(conn); err != nil {
+				return err
+			}
+			return a.dbBackup(cmd.Context(), func(c *app.App, repo app.Repo) (*app.BackupResult, error) {
+				b.Repo = repo
+				return c.RunPostgresBackup(cmd.Context(), b)
+			})
 		},
 	}
-	o.conn.add(cmd)
-	o.src.add(cmd, "dump at most `N` databases at once")
-	f := cmd.Flags()
-	f.StringArrayVar(&o.databases, "database", nil, "back up only this `database` (repeatable)")
-	f.BoolVar(&o.noGlobals, "no-globals", false, "skip roles and tablespaces (pg_dumpall --globals-only)")
-	f.BoolVar(&o.physical, "physical", false, "take a base backup (pg_basebackup) instead of dumps")
-	f.StringVar(&o.walMethod, "wal-method", "fetch", "with --physical: fetch (include the WAL the backup needs) or none (rely on the WAL archive)")
-	f.BoolVar(&o.fast, "fast-checkpoint", true, "with --physical: start with an immediate checkpoint")
-	f.StringVar(&o.maxRate, "max-rate", "", "with --physical: limit the server's transfer `rate` (pg_basebackup --max-rate, e.g. 100M)")
-	f.BoolVar(&o.full, "full", false, "with --physical: record a full backup (no parent)")
-	f.BoolVar(&o.diff, "differential", false, "with --physical: record a differential backup against the last full one")
-	f.DurationVar(&o.archiveTimeout, "archive-timeout", postgres.DefaultArchiveTimeout, "with --physical --wal-method none: give up when the server waits longer than this for WAL archiving")
+	addPGConnFlags(cmd, &conn)
+	sf.add(cmd, "dump at most `N` databases at once")
+	f, po := cmd.Flags(), &b.PhysicalOptions
+	f.StringArrayVar(&b.Logical.Databases, "database", nil, "back up only this `database` (repeatable)")
+	f.BoolVar(&b.Logical.NoGlobals, "no-globals", false, "skip roles and tablespaces (pg_dumpall --globals-only)")
+	f.BoolVar(&b.Physical, "physical", false, "take a base backup (pg_basebackup) instead of dumps")
+	f.StringVar(&po.WALMethod, "wal-method", "fetch", "with --physical: fetch (include the WAL the backup needs) or none (rely on the WAL archive)")
+	f.BoolVar(&po.FastCheckpoint, "fast-checkpoint", true, "with --physical: start with an immediate checkpoint")
+	f.StringVar(&po.MaxRate, "max-rate", "", "with --physical: limit the server's transfer `rate` (pg_basebackup --max-rate, e.g. 100M)")
+	f.BoolVar(&b.Full, "full", false, "with --physical: record a full backup (no parent)")
+	f.BoolVar(&b.Differential, "differential", false, "with --physical: record a differential backup against the last full one")
+	f.DurationVar(&po.ArchiveTimeout, "archive-timeout", postgres.DefaultArchiveTimeout, "with --physical --wal-method none: give up when the server waits longer than this for WAL archiving")
 	return cmd
 }
 
-func (a *App) runPGBackup(ctx context.Context, o pgBackupOptions) error {
-	if !o.physical && (o.full || o.diff || o.maxRate != "") {
+// checkPGBackup says, in terms of the flags, what in b does not go
+// together.
+func checkPGBackup(b *app.PostgresBackup) error {
+	switch {
+	case !b.Physical && (b.Full || b.Differential || b.PhysicalOptions.MaxRate != ""):
 		return errors.New("--full, --differential and --max-rate go with --physical")
-	}
-	if o.full && o.diff {
+	case b.Full && b.Differential:
 		return errors.New("--full and --differential exclude each other")
-	}
-	if o.archiveTimeout <= 0 {
-		return fmt.Errorf("--archive-timeout %v: must be positive", o.archiveTimeout)
-	}
-	if o.physical && (len(o.databases) > 0 || o.noGlobals) {
+	case b.PhysicalOptions.ArchiveTimeout <= 0:
+		return fmt.Errorf("--archive-timeout %v: must be positive", b.PhysicalOptions.ArchiveTimeout)
+	case b.Physical && (len(b.Logical.Databases) > 0 || b.Logical.NoGlobals):
 		return errors.New("--database and --no-globals are for logical backups; a base backup holds the whole cluster")
 	}
-	c, err := a.core()
-	if err != nil {
-		return err
-	}
-	b := app.PostgresBackup{Tags: o.src.tags, Host: o.src.hostname(), Physical: o.physical, Full: o.full, Differential: o.diff,
-		Logical: postgres.LogicalOptions{Databases: o.databases, Jobs: o.src.jobs, NoGlobals: o.noGlobals},
-		PhysicalOptions: postgres.PhysicalOptions{WALMethod: o.walMethod, FastCheckpoint: o.fast, MaxRate: o.maxRate,
-			ArchiveTimeout: o.archiveTimeout, OnArchiveWait: a.reportArchiveWait}}
-	if b.Server, err = a.pgConfig(&o.conn); err != nil {
-		return err
-	}
-	if b.Repo, err = a.repoRef(ctx); err != nil {
-		return err
-	}
-	res, err := c.RunPostgresBackup(ctx, b)
-	if err != nil {
-		return err
-	}
-	a.printSourceSummary(res.Snapshot, res.Write)
 	return nil
 }
 
@@ -183,31 +122,10 @@ func (a *App) reportArchiveWait(w postgres.ArchiveWait) {
 	a.out.warnf("the server waits for WAL archiving (%v of --archive-timeout %v); %v", w.Waited.Round(time.Second), w.Timeout, w.Archiver)
 }
 
-type pgRestoreOptions struct {
-	conn        pgConnFlags
-	fromKube    string
-	databases   []string
-	jobs        int
-	clean       bool
-	noGlobals   bool
-	noOwner     bool
-	physical    bool
-	pgdata      string
-	walDir      string
-	owner       string
-	noVerify    bool
-	targetTime  string
-	targetLSN   string
-	targetXID   string
-	targetName  string
-	latest      bool
-	exclusive   bool
-	action      string
-	snapshotRef string
-}
-
 func (a *App) pgRestoreCommand() *cobra.Command {
-	var o pgRestoreOptions
+	var req app.PostgresRestore
+	var conn app.PostgresConn
+	var args app.PostgresRestoreArgs
 	cmd := &cobra.Command{
 		Use:     "postgres SNAPSHOT",
 		Aliases: []string{"postgresql", "pg"},
@@ -222,141 +140,111 @@ ignored), then every database (or each --database) with pg_restore
 on; the exit code is then 3.
 
 Physical (--physical --pgdata DIR): lays down the base backup in DIR
-(absent or empty), checks it with pg_verifybackup, and with
+(absent or empty; with --delta also the data directory of a stopped
+server: files whose content is the backup's are kept, the others
+rewritten, what the backup lacks deleted, as pgBackRest's --delta), checks it with pg_verifybackup, and with
 --target-time, --target-lsn, --target-xid, --target-name or
 --target-latest fetches the archived WAL into --wal-dir and writes the
 recovery settings, so that starting the server replays WAL and stops
 exactly at the target (recovery_target_action, default promote). Start
 it with: pg_ctl -D DIR start.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.snapshotRef = args[0]
-			if o.physical {
-				return a.runPGRestorePhysical(cmd.Context(), o)
+		RunE: func(cmd *cobra.Command, refs []string) error {
+			req.Snapshot = refs[0]
+			if err := args.Apply(&req); err != nil {
+				return err
 			}
-			return a.runPGRestoreLogical(cmd.Context(), o)
+			if !req.Physical {
+				req.Logical.Report = a.reportPGDatabase
+			}
+			return a.runPGRestore(cmd.Context(), req, conn)
 		},
 	}
-	o.conn.add(cmd)
-	f := cmd.Flags()
-	f.StringArrayVar(&o.databases, "database", nil, "restore only this `database` (repeatable)")
-	f.StringVar(&o.fromKube, "from-kubernetes", "", "SNAPSHOT is a Kubernetes backup: restore the database it took of this `namespace/service` (backup kubernetes --database)")
-	f.IntVarP(&o.jobs, "jobs", "j", 2, "restore at most `N` databases at once")
+	addPGConnFlags(cmd, &conn)
+	f, lo, po := cmd.Flags(), &req.Logical, &req.PhysicalOptions
+	f.StringArrayVar(&lo.Databases, "database", nil, "restore only this `database` (repeatable)")
+	f.StringVar(&args.FromKubernetes, "from-kubernetes", "", "SNAPSHOT is a Kubernetes backup: restore the database it took of this `namespace/service` (backup kubernetes --database)")
+	f.IntVarP(&lo.Jobs, "jobs", "j", 2, "restore at most `N` databases at once")
 	flagRange(f, 1, 1000, "jobs")
-	f.BoolVar(&o.clean, "clean", false, "drop each database before recreating it")
-	f.BoolVar(&o.noGlobals, "no-globals", false, "do not restore roles and tablespaces")
-	f.BoolVar(&o.noOwner, "no-owner", false, "do not restore object ownership (pg_restore --no-owner)")
-	f.BoolVar(&o.physical, "physical", false, "restore a base backup into --pgdata")
-	f.StringVar(&o.pgdata, "pgdata", "", "with --physical: the data `directory` to create")
-	f.StringVar(&o.walDir, "wal-dir", "", "with a target: where to put the archived WAL for recovery (default PGDATA.wal beside it)")
-	f.StringVar(&o.owner, "owner", "", "with --physical: make this `user` own the restored files (default: the owner the backup recorded)")
-	f.BoolVar(&o.noVerify, "no-verify", false, "with --physical: skip pg_verifybackup")
-	f.StringVar(&o.targetTime, "target-time", "", "recover to this `time` (RFC 3339 or 2006-01-02 15:04:05 local)")
-	f.StringVar(&o.targetLSN, "target-lsn", "", "recover to this `LSN` (e.g. 0/3000060)")
-	f.StringVar(&o.targetXID, "target-xid", "", "recover to this transaction `ID`")
-	f.StringVar(&o.targetName, "target-name", "", "recover to this named restore `point` (pg_create_restore_point)")
-	f.BoolVar(&o.latest, "target-latest", false, "recover to the end of the archived WAL")
-	f.BoolVar(&o.exclusive, "target-exclusive", false, "stop just before the target instead of just after it")
-	f.StringVar(&o.action, "target-action", "promote", "after reaching the target: promote, pause or shutdown")
+	f.BoolVar(&lo.Clean, "clean", false, "drop each database before recreating it")
+	f.BoolVar(&lo.NoGlobals, "no-globals", false, "do not restore roles and tablespaces")
+	f.BoolVar(&lo.NoOwner, "no-owner", false, "do not restore object ownership (pg_restore --no-owner)")
+	f.BoolVar(&req.Physical, "physical", false, "restore a base backup into --pgdata")
+	f.StringVar(&po.PGData, "pgdata", "", "with --physical: the data `directory` to create")
+	f.StringVar(&po.WALDir, "wal-dir", "", "with a target: where to put the archived WAL for recovery (default PGDATA.wal beside it)")
+	f.StringVar(&po.Owner, "owner", "", "with --physical: make this `user` own the restored files (default: the owner the backup recorded)")
+	f.BoolVar(&po.NoVerify, "no-verify", false, "with --physical: skip pg_verifybackup")
+	f.BoolVar(&po.Delta, "delta", false, "with --physical: restore into an existing data directory of a stopped server, rewriting only the files that differ and deleting what the backup lacks")
+	f.StringVar(&args.TargetTime, "target-time", "", "recover to this `time` (RFC 3339 or 2006-01-02 15:04:05 local)")
+	f.StringVar(&po.Target.LSN, "target-lsn", "", "recover to this `LSN` (e.g. 0/3000060)")
+	f.StringVar(&po.Target.XID, "target-xid", "", "recover to this transaction `ID`")
+	f.StringVar(&po.Target.Name, "target-name", "", "recover to this named restore `point` (pg_create_restore_point)")
+	f.BoolVar(&po.Target.Latest, "target-latest", false, "recover to the end of the archived WAL")
+	f.BoolVar(&po.Target.Exclusive, "target-exclusive", false, "stop just before the target instead of just after it")
+	f.StringVar(&po.Target.Action, "target-action", "promote", "after reaching the target: promote, pause or shutdown")
 	return cmd
 }
 
-func (a *App) runPGRestoreLogical(ctx context.Context, o pgRestoreOptions) error {
-	if o.pgdata != "" || o.targetTime != "" || o.targetLSN != "" || o.targetXID != "" || o.targetName != "" || o.latest {
-		return errors.New("--pgdata and --target-* need --physical (point-in-time restores start from a base backup)")
-	}
-	req := app.PostgresRestore{Snapshot: o.snapshotRef, Logical: postgres.RestoreOptions{
-		Databases: o.databases, Jobs: o.jobs, Clean: o.clean, NoGlobals: o.noGlobals, NoOwner: o.noOwner,
-		Report: func(name string, err error) {
-			res := map[string]any{"message_type": "database", "name": name, "ok": err == nil}
-			if err != nil {
-				res["error"] = err.Error()
-			}
-			if a.g.json {
-				a.out.jsonLine(res)
-			}
-		},
-	}}
-	if o.fromKube != "" {
-		ns, svc, ok := strings.Cut(o.fromKube, "/")
-		if !ok || ns == "" || svc == "" || strings.Contains(svc, "/") {
-			return fmt.Errorf("--from-kubernetes %q: want NAMESPACE/SERVICE", o.fromKube)
-		}
-		req.FromKubernetes = &kube.Database{Namespace: ns, Service: svc}
-	}
-	res, err := a.runPGRestore(ctx, req, &o.conn)
+// reportPGDatabase prints, with --json, the outcome of one database of a
+// logical restore.
+func (a *App) reportPGDatabase(name string, err error) {
+	res := map[string]any{"message_type": "database", "name": name, "ok": err == nil}
 	if err != nil {
-		return err
+		res["error"] = err.Error()
 	}
-	sn := res.Snapshot
 	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "restored": res.Databases, "duration_seconds": res.Duration.Seconds()})
-	} else {
-		a.out.textf("restored snapshot %s to %s in %s", sn.ShortID(), res.Server, formatDuration(res.Duration))
+		a.out.jsonLine(res)
 	}
-	return nil
 }
 
 // runPGRestore runs the PostgreSQL restore use case on -r, with the
-// server of conn unless a physical restore does not verify.
-func (a *App) runPGRestore(ctx context.Context, req app.PostgresRestore, conn *pgConnFlags) (*app.PostgresRestoreResult, error) {
-	c, err := a.core()
-	if err != nil {
-		return nil, err
-	}
+// server of conn unless a physical restore does not verify, and prints
+// its result.
+func (a *App) runPGRestore(ctx context.Context, req app.PostgresRestore, conn app.PostgresConn) error {
 	if !req.Physical || !req.PhysicalOptions.NoVerify {
+		var err error
 		if req.Server, err = a.pgConfig(conn); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if req.Repo, err = a.repoRef(ctx); err != nil {
-		return nil, err
-	}
-	return c.RestorePostgres(ctx, req)
-}
-
-func (a *App) runPGRestorePhysical(ctx context.Context, o pgRestoreOptions) error {
-	if o.pgdata == "" {
-		return errors.New("--physical needs --pgdata DIR")
-	}
-	if len(o.databases) > 0 || o.clean {
-		return errors.New("--database and --clean are for logical restores")
-	}
-	target := postgres.RecoveryTarget{LSN: o.targetLSN, XID: o.targetXID, Name: o.targetName, Latest: o.latest, Exclusive: o.exclusive, Action: o.action}
-	if o.targetTime != "" {
-		t, err := timespec.ParseTime(o.targetTime)
-		if err != nil {
-			return fmt.Errorf("--target-time: %w", err)
-		}
-		target.Time = t
-	}
-	req := app.PostgresRestore{Snapshot: o.snapshotRef, Physical: true, PhysicalOptions: app.PostgresPhysicalOptions{
-		PGData: o.pgdata, WALDir: o.walDir, Owner: o.owner, Target: target, NoVerify: o.noVerify}}
-	res, err := a.runPGRestore(ctx, req, &o.conn)
+	c, repo, err := a.coreRepo(ctx)
 	if err != nil {
 		return err
 	}
-	a.printPGRestorePhysical(res)
+	req.Repo = repo
+	res, err := c.RestorePostgres(ctx, req)
+	if err != nil {
+		return err
+	}
+	if req.Physical {
+		a.printPGRestorePhysical(res)
+		return nil
+	}
+	sn := res.Snapshot
+	a.out.result(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "restored": res.Databases, "duration_seconds": res.Duration.Seconds()},
+		"restored snapshot %s to %s in %s", sn.ShortID(), res.Server, formatDuration(res.Duration))
 	return nil
 }
 
+// printPGRestorePhysical prints the restored data directory and how to
+// start it (textf prints nothing with --json).
 func (a *App) printPGRestorePhysical(res *app.PostgresRestoreResult) {
 	sn, pgdata, ph := res.Snapshot, res.PGData, res.Physical
 	if ph.Verified {
 		a.out.textf("pg_verifybackup: backup successfully verified")
 	}
-	if a.g.json {
-		a.out.jsonLine(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": ph.WALDir,
-			"recovery": ph.Recovery, "duration_seconds": res.Duration.Seconds()})
+	a.out.result(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "pgdata": pgdata, "wal_dir": ph.WALDir,
+		"recovery": ph.Recovery, "duration_seconds": res.Duration.Seconds(), "files_kept": ph.FilesKept, "files_written": ph.FilesWritten, "deleted": ph.Deleted},
+		"restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(res.Duration))
+	if ph.FilesKept+ph.FilesWritten+ph.Deleted > 0 {
+		a.out.textf("delta: kept %d files as they were, rewrote %d, deleted %d the backup lacks", ph.FilesKept, ph.FilesWritten, ph.Deleted)
+	}
+	if !ph.Replay {
+		a.out.textf("start it with: pg_ctl -D %s start", pgdata)
 		return
 	}
-	a.out.textf("restored base backup %s into %s in %s", sn.ShortID(), pgdata, formatDuration(res.Duration))
-	if ph.Replay {
-		a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", recoveryText(ph.Recovery), pgdata)
-		a.out.textf("remove %s once recovery has finished", ph.WALDir)
-	} else {
-		a.out.textf("start it with: pg_ctl -D %s start", pgdata)
-	}
+	a.out.textf("recovery is configured (%s); start the server to replay WAL: pg_ctl -D %s start", recoveryText(ph.Recovery), pgdata)
+	a.out.textf("remove %s once recovery has finished", ph.WALDir)
 }
 
 // recoveryText says what a restored data directory recovers to: its
@@ -396,31 +284,19 @@ see 'bunker pg wal-spool --help'.`,
 			if spool.dir != "" {
 				return a.spoolWAL(cmd.Context(), args, sysid, spool)
 			}
-			return a.pushWAL(cmd.Context(), nil, args, sysid, false)
+			p := app.WALPush{Paths: args, SystemID: sysid}
+			if err := p.Validate(); err != nil {
+				return err
+			}
+			return a.dbBackup(cmd.Context(), func(c *app.App, repo app.Repo) (*app.BackupResult, error) {
+				p.Repo = repo
+				return c.PushWAL(cmd.Context(), p)
+			})
 		},
 	}
 	spool.add(cmd)
 	cmd.Flags().StringVar(&sysid, "system-id", "", "the cluster's system `identifier` (default: read from the WAL or pg_control)")
 	return cmd
-}
-
-// pushWAL stores WAL files as one continuous snapshot.
-func (a *App) pushWAL(ctx context.Context, r *repository.Repository, paths []string, sysid string, quiet bool) error {
-	sysid, err := postgres.ArchiveSystemID(paths, sysid, "global/pg_control")
-	if err != nil {
-		return err
-	}
-	b := sourceBackup{source: postgres.Source, paths: []string{"/postgres/" + sysid + "/wal"}, kind: kindContinuous, repo: r, quiet: quiet,
-		host: func() string { h, _ := os.Hostname(); return h }(),
-		write: func(ctx context.Context, s source.Sink) (map[string]string, error) {
-			m, err := postgres.ArchiveWAL(ctx, s, paths, sysid)
-			if err != nil {
-				return nil, err
-			}
-			return m.Map(), nil
-		}}
-	_, err = a.runSourceBackup(ctx, b)
-	return err
 }
 
 func (a *App) pgWALFetchCommand() *cobra.Command {
@@ -434,36 +310,23 @@ what PostgreSQL expects at the end of the archive. A partial segment from
 wal-receive stands in when the full one was never archived.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.fetchWAL(cmd.Context(), args[0], args[1], sysid)
+			f := app.WALFetch{Name: args[0], Dest: args[1], SystemID: sysid}
+			if err := f.Validate(); err != nil {
+				return err
+			}
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				f.Repo = repo
+				return c.FetchWAL(cmd.Context(), f)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&sysid, "system-id", "", "the cluster's system `identifier` (default: read from global/pg_control here)")
 	return cmd
 }
 
-func (a *App) fetchWAL(ctx context.Context, name, dest, sysid string) error {
-	w, err := postgres.ParseWALName(name)
-	if err != nil {
-		return err
-	}
-	if sysid, err = postgres.LocalSystemID(sysid, "global/pg_control"); err != nil {
-		return err
-	}
-	r, err := a.openRepoIndexed(ctx)
-	if err != nil {
-		return err
-	}
-	all, _, err := snapshot.LoadAll(ctx, r)
-	if err != nil {
-		return err
-	}
-	return postgres.FetchWAL(ctx, snapshotInfos(all), app.SnapshotTrees(r, all), w.Name, dest, sysid)
-}
-
 func (a *App) pgWALReceiveCommand() *cobra.Command {
-	var conn pgConnFlags
-	var slot, spool string
-	var interval time.Duration
+	var conn app.PostgresConn
+	var req app.WALReceive
 	cmd := &cobra.Command{
 		Use:   "wal-receive",
 		Short: "Stream WAL from the server into the repository (RPO of seconds)",
@@ -473,32 +336,22 @@ every --interval, until interrupted. Needs a user with the REPLICATION
 attribute and a replication entry in pg_hba.conf. Run it as a service
 (see docs/POSTGRESQL.md); it resumes where it stopped.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, err := a.pgClient(&conn)
-			if err != nil {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			if req.Server, err = a.pgConfig(conn); err != nil {
 				return err
 			}
-			defer c.Close()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			if spool == "" {
-				spool = filepath.Join(a.cacheRoot(), "wal-spool", r.Config().ID[:16], slot)
-			}
-			a.out.infof("streaming WAL from %s (slot %s) through %s", c.Server(), slot, spool)
-			return c.ReceiveWAL(ctx, postgres.ReceiverOptions{Spool: spool, Slot: slot, Interval: interval,
-				Logf: func(format string, args ...any) { a.out.infof(format, args...) },
-				Push: func(ctx context.Context, paths []string) error { return a.pushWAL(ctx, r, paths, "", true) },
+			req.CacheRoot = a.cacheRoot()
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				req.Repo = repo
+				return c.ReceiveWAL(cmd.Context(), req)
 			})
 		},
 	}
-	conn.add(cmd)
+	addPGConnFlags(cmd, &conn)
 	f := cmd.Flags()
-	f.StringVar(&slot, "slot", "bunker", "replication `slot` name")
-	f.StringVar(&spool, "spool", "", "`directory` for WAL on its way (default: in the cache directory)")
-	f.DurationVar(&interval, "interval", 10*time.Second, "archive the growing segment this often")
+	f.StringVar(&req.Slot, "slot", "bunker", "replication `slot` name")
+	f.StringVar(&req.Spool, "spool", "", "`directory` for WAL on its way (default: in the cache directory)")
+	f.DurationVar(&req.Interval, "interval", 10*time.Second, "archive the growing segment this often")
 	flagRange(f, 1, unbounded, "interval")
 	return cmd
 }
@@ -510,36 +363,15 @@ func (a *App) pgWALListCommand() *cobra.Command {
 		Short: "List the archived WAL files per system, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			all, _, err := snapshot.LoadAll(ctx, r)
-			if err != nil {
-				return err
-			}
-			type entry struct {
-				System   string `json:"system_identifier"`
-				Name     string `json:"name"`
-				Kind     string `json:"kind"`
-				Snapshot string `json:"snapshot"`
-				Time     string `json:"time"`
-			}
-			var out []entry
-			for _, f := range postgres.ListArchive(snapshotInfos(all), sysid) {
-				out = append(out, entry{f.System, f.Name, f.Kind, f.Snapshot.ID, f.Snapshot.Time.UTC().Format(time.RFC3339)})
-			}
-			if a.g.json {
-				for _, e := range out {
-					a.out.jsonLine(typed("wal", e))
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				files, err := c.ListWAL(cmd.Context(), repo, sysid)
+				for _, f := range files {
+					e := map[string]any{"message_type": "wal", "system_identifier": f.System, "name": f.Name, "kind": f.Kind,
+						"snapshot": f.Snapshot.ID, "time": f.Snapshot.Time.UTC().Format(time.RFC3339)}
+					a.out.result(e, "%s  %-28s %-14s %s  %s", f.System, f.Name, f.Kind, f.Snapshot.ID[:8], e["time"])
 				}
-				return nil
-			}
-			for _, e := range out {
-				a.out.textf("%s  %-28s %-14s %s  %s", e.System, e.Name, e.Kind, e.Snapshot[:8], e.Time)
-			}
-			return nil
+				return err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&sysid, "system-id", "", "only this system `identifier`")

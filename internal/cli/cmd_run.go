@@ -10,7 +10,6 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/plan"
-	"github.com/bunkerbackup/bunker/internal/redact"
 	"github.com/bunkerbackup/bunker/internal/state"
 	"github.com/spf13/cobra"
 )
@@ -108,21 +107,10 @@ func (a *App) runJob(ctx context.Context, p *plan.Plan, j *plan.Job, log io.Writ
 		return &app.JobResult{Job: j.Name, Repository: j.Repository, Started: now, Finished: now, Attempts: 1, Error: err.Error()}, err
 	}
 	defer func() { _ = c.Close() }()
-	return c.RunJob(ctx, app.JobRequest{Plan: p, Job: j, Log: log, Backup: a.jobSourceBackup})
+	return c.RunJob(ctx, app.JobRequest{Plan: p, Job: j, Log: log, KubeConfig: a.kubeJobConfig})
 }
 
 // planSecret resolves a plan's secret reference.
 func (a *App) planSecret(ctx context.Context, ref string) (string, error) {
 	return (&app.App{Getenv: a.Getenv}).PlanSecret(ctx, ref)
-}
-
-// redactArgs keeps the user information and secret query values of
-// locations and DSNs out of logs (redact.URLs: parsed the way net/url
-// parses, so a password holding '@' is hidden whole).
-func redactArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, s := range args {
-		out[i] = redact.URLs(s)
-	}
-	return out
 }

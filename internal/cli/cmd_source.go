@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
 
 	"github.com/bunkerbackup/bunker/internal/app"
@@ -10,10 +10,8 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/source"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 )
-
-// kindContinuous marks snapshots of a log archive (WAL, binlog, oplog).
-const kindContinuous = app.KindContinuous
 
 // sourceCommands are the commands one database source adds.
 type sourceCommands struct {
@@ -45,27 +43,6 @@ func (a *App) addSourceCommands(root *cobra.Command) {
 	}
 }
 
-// sourceBackup describes one backup of a database (or any source that
-// produces named streams rather than reading a file tree).
-type sourceBackup struct {
-	source string   // "postgres", "mysql", "mongodb"; recorded as metadata "source"
-	paths  []string // the snapshot's paths, e.g. /postgres/127.0.0.1:5432
-	tags   []string
-	host   string
-	kind   string
-	// parent picks the parent, the base and the kind among the snapshots
-	// of the same paths and host (newest last); nil means none. An empty
-	// kind keeps kind.
-	parent func(all []*snapshot.Snapshot) (parent, base *snapshot.Snapshot, kind string)
-	// repo, when set, is used instead of opening -r (long-running
-	// commands open it once).
-	repo *repository.Repository
-	// quiet prints no summary (a receiver's frequent small pushes).
-	quiet bool
-	// write produces the files and returns the snapshot metadata.
-	write func(ctx context.Context, w source.Sink) (map[string]string, error)
-}
-
 // sourceFlags are the flags every database backup takes.
 type sourceFlags struct {
 	tags []string
@@ -91,28 +68,31 @@ func (f *sourceFlags) hostname() string {
 	return h
 }
 
-// runSourceBackup runs the source backup use case on -r (or b.repo) and
-// prints its summary.
-func (a *App) runSourceBackup(ctx context.Context, b sourceBackup) (*snapshot.Snapshot, error) {
-	c, err := a.core()
-	if err != nil {
-		return nil, err
-	}
-	req := app.SourceBackup{Repository: b.repo, Source: b.source, Paths: b.paths, Tags: b.tags, Host: b.host, Kind: b.kind,
-		Parent: b.parent, Save: b.write, NoProgress: b.quiet}
-	if b.repo == nil {
-		if req.Repo, err = a.repoRef(ctx); err != nil {
-			return nil, err
+// dbBackup runs a database backup use case on -r and prints its summary.
+func (a *App) dbBackup(ctx context.Context, run func(c *app.App, repo app.Repo) (*app.BackupResult, error)) error {
+	return a.onRepo(ctx, func(c *app.App, repo app.Repo) error {
+		res, err := run(c, repo)
+		if err != nil {
+			return err
 		}
-	}
-	res, err := c.RunSourceBackup(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if !b.quiet {
 		a.printSourceSummary(res.Snapshot, res.Write)
+		return nil
+	})
+}
+
+// toolStderr is where the database tools' standard error goes: stderr
+// with -v, else nowhere.
+func (a *App) toolStderr() io.Writer {
+	if a.g.verbose > 0 {
+		return a.Stderr
 	}
-	return res.Snapshot, nil
+	return nil
+}
+
+// kubeJobConfig loads the cluster configuration of a plan's kubernetes
+// job, as --context does.
+func (a *App) kubeJobConfig(kubeContext string) (*rest.Config, string, error) {
+	return a.kubeConfig(&kubeConnFlags{context: kubeContext})
 }
 
 func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats) {
@@ -130,9 +110,6 @@ func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats
 	a.out.textf("snapshot %s saved (%s %s)", sn.ShortID(), sn.Metadata["source"], sn.Kind)
 }
 
-// snapshotInfos describes snapshots to the sources' own logic.
-func snapshotInfos(all []*snapshot.Snapshot) []source.SnapshotInfo { return app.SnapshotInfos(all) }
-
 // expireCommand is the "forget what no kept backup needs" command of a
 // log archive (WAL, binlogs, oplog): la chooses, from all snapshots, the
 // archive snapshots to forget and says how many archive snapshots there
@@ -145,53 +122,24 @@ func (a *App) expireCommand(use, shortHelp, long string, la source.LogArchive) *
 		Long:  long,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			all, err := a.loadSnapshots(ctx, r)
-			if err != nil {
-				return err
-			}
-			x := la.Expire(snapshotInfos(all))
-			for _, n := range x.Notes {
-				a.out.infof("%s", n)
-			}
-			byID := make(map[string]*snapshot.Snapshot, len(all))
-			for _, s := range all {
-				byID[s.ID.String()] = s
-			}
-			var list []*snapshot.Snapshot
-			var why []string
-			for _, e := range x.Expired {
-				if sn := byID[e.ID]; sn != nil {
-					list = append(list, sn)
-					why = append(why, e.Why)
+			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
+				x, err := c.ExpireLogArchive(cmd.Context(), repo, la, dryRun)
+				if err != nil {
+					return err
 				}
-			}
-			forgotten := 0
-			for i, sn := range list {
-				if dryRun {
-					a.out.textf("would forget %s %s", sn.ShortID(), why[i])
-					continue
+				m := map[string]any{"message_type": "summary", "forgotten": x.Forgotten, "would_forget": len(x.Expired) - x.Forgotten,
+					"archive_snapshots": x.Archives, "dry_run": dryRun}
+				total := plural(int64(x.Archives), x.Name+" snapshot")
+				if !dryRun {
+					a.out.result(m, "forgot %d of %s; run prune to free the space", x.Forgotten, total)
+					return nil
 				}
-				if err := snapshot.Remove(ctx, r, sn.ID); err != nil {
-					return fmt.Errorf("forget %s: %w", sn.ShortID(), err)
+				for _, e := range x.Expired {
+					a.out.textf("would forget %s %s", e.Snapshot.ShortID(), e.Why)
 				}
-				forgotten++
-				a.out.infof("forgot %s %s", sn.ShortID(), why[i])
-			}
-			total, what := x.Archives, la.Name()
-			if a.g.json {
-				a.out.jsonLine(map[string]any{"message_type": "summary", "forgotten": forgotten, "would_forget": len(list) - forgotten,
-					"archive_snapshots": total, "dry_run": dryRun})
-			} else if dryRun {
-				a.out.textf("%d of %s would be forgotten", len(list), plural(int64(total), what+" snapshot"))
-			} else {
-				a.out.textf("forgot %d of %s; run prune to free the space", forgotten, plural(int64(total), what+" snapshot"))
-			}
-			return nil
+				a.out.result(m, "%d of %s would be forgotten", len(x.Expired), total)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be forgotten")

@@ -204,10 +204,15 @@ func (a *App) coreOpen(ctx context.Context) (*app.App, *repository.Repository, e
 func (a *App) refRun(run func(ctx context.Context, c *app.App, repo app.Repo, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		c, repo, err := a.coreRepo(ctx)
-		if err != nil {
-			return err
-		}
-		return run(ctx, c, repo, args)
+		return a.onRepo(ctx, func(c *app.App, repo app.Repo) error { return run(ctx, c, repo, args) })
 	}
+}
+
+// onRepo runs fn with the use cases' App and the repository of -r.
+func (a *App) onRepo(ctx context.Context, fn func(c *app.App, repo app.Repo) error) error {
+	c, repo, err := a.coreRepo(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(c, repo)
 }

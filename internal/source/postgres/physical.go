@@ -437,9 +437,14 @@ func (c *Client) watchArchive(ctx context.Context, appName string, timeout time.
 			if report != nil && reported.IsZero() {
 				report(w) // however late this watcher ran, the wait is told
 			}
-			// The server would go on waiting for a client that is gone.
-			_, _ = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", appName)
+			// The cause is set first: terminating the server's backend
+			// ends pg_basebackup with an error of its own, and the backup
+			// must report the timeout, not that error.
 			cancel(&ArchiveTimeoutError{Timeout: timeout, Archiver: w.Archiver})
+			// The server would go on waiting for a client that is gone.
+			tctx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_, _ = conn.Exec(tctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", appName)
+			done()
 			return
 		}
 		if report != nil && (reported.IsZero() || time.Since(reported) >= ArchiveWaitReport) {
