@@ -112,26 +112,6 @@ type globalOptions struct {
 	s app.Settings
 }
 
-// addCloser registers something to close when the command ends.
-func (a *App) addCloser(c io.Closer) {
-	a.addCloserCtx(context.Background(), c)
-}
-
-// withCloserScope returns a context under which opened repositories and
-// backends are closed by the returned function instead of at exit.
-func withCloserScope(ctx context.Context) (context.Context, func()) {
-	return app.WithScope(ctx)
-}
-
-// addCloserCtx registers c in ctx's scope, else to be closed when the
-// command ends.
-func (a *App) addCloserCtx(ctx context.Context, c io.Closer) {
-	a.coreMu.Lock()
-	core := a.coreLocked()
-	a.coreMu.Unlock()
-	core.Track(ctx, c)
-}
-
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, IsTerminal: isTerminal, memBudget: true}

@@ -83,6 +83,3 @@ func (a *App) newPassword(ctx context.Context, file string) (string, error) {
 	}
 	return a.promptPassword("enter the new password: ", "enter the new password again: ")
 }
-
-// readSecretFile returns a secret kept in a file (app.ReadSecretFile).
-func readSecretFile(path string) (string, error) { return app.ReadSecretFile(path) }
