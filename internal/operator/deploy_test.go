@@ -27,48 +27,49 @@ import (
 	"github.com/bunkerbackup/bunker/internal/testsrv"
 )
 
-var update = flag.Bool("update", false, "copy the CRDs into deploy/kubernetes/crds")
+var update = flag.Bool("update", false, "copy the CRDs into deploy/kubernetes/crds and deploy/helm/bunker/crds")
 
 const deployDir = "../../deploy/kubernetes"
 
-// TestDeployCRDs fails when deploy/kubernetes/crds is not a copy of the
-// embedded CRDs (-update copies them).
+// TestDeployCRDs fails when deploy/kubernetes/crds or the Helm chart's
+// crds/ is not a copy of the embedded CRDs (-update copies them).
 func TestDeployCRDs(t *testing.T) {
-	dir := filepath.Join(deployDir, "crds")
 	want := CRDFiles()
 	if len(want) != 4 {
 		t.Fatalf("%d embedded CRDs, want 4", len(want))
 	}
-	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, b := range want {
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+	for _, dir := range []string{filepath.Join(deployDir, "crds"), filepath.Join(chartDir, "crds")} {
+		if *update {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
+			for name, b := range want {
+				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		entries, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		seen[e.Name()] = true
-		if w, ok := want[e.Name()]; !ok {
-			t.Errorf("%s/%s is not an operator CRD", dir, e.Name())
-		} else if !bytes.Equal(b, w) {
-			t.Errorf("%s/%s differs from internal/operator/crds (go test ./internal/operator -run TestDeployCRDs -update)", dir, e.Name())
+		seen := map[string]bool{}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[e.Name()] = true
+			if w, ok := want[e.Name()]; !ok {
+				t.Errorf("%s/%s is not an operator CRD", dir, e.Name())
+			} else if !bytes.Equal(b, w) {
+				t.Errorf("%s/%s differs from internal/operator/crds (go test ./internal/operator -run TestDeployCRDs -update)", dir, e.Name())
+			}
 		}
-	}
-	for name := range want {
-		if !seen[name] {
-			t.Errorf("%s/%s is missing (go test ./internal/operator -run TestDeployCRDs -update)", dir, name)
+		for name := range want {
+			if !seen[name] {
+				t.Errorf("%s/%s is missing (go test ./internal/operator -run TestDeployCRDs -update)", dir, name)
+			}
 		}
 	}
 }
