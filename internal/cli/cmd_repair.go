@@ -133,7 +133,8 @@ func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, 
 	if err != nil {
 		return err
 	}
-	a.out.textf("%d of %d snapshots needed repair", res.Repaired, res.Examined)
+	a.out.result(map[string]any{"message_type": "summary", "snapshots_examined": res.Examined, "snapshots_repaired": res.Repaired, "dry_run": dryRun},
+		"%d of %d snapshots needed repair", res.Repaired, res.Examined)
 	return nil
 }
 

@@ -98,38 +98,7 @@ func TestJSONSchema(t *testing.T) {
 	} {
 		c.env.env["BUNKER_FROM_PASSWORD"] = testPassword
 		r := c.env.expect(c.code, append([]string{"--json"}, c.args...)...)
-		for stream, out := range map[string]string{"stdout": r.Stdout, "stderr": r.Stderr} {
-			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-				if line == "" || (stream == "stderr" && !strings.HasPrefix(line, "{")) {
-					continue // stderr may carry log lines
-				}
-				var m map[string]any
-				if err := json.Unmarshal([]byte(line), &m); err != nil {
-					t.Errorf("bunker --json %s: %s line is not a JSON object: %q", strings.Join(c.args, " "), stream, line)
-					continue
-				}
-				typ, _ := m["message_type"].(string)
-				onErr := typ == "error" || typ == "warning"
-				if onErr != (stream == "stderr") {
-					t.Errorf("bunker --json %s: a %q line on %s: %s", strings.Join(c.args, " "), typ, stream, line)
-				}
-				cmd := c.command
-				if onErr {
-					cmd = "any"
-				}
-				want, ok := schema[[2]string{cmd, typ}]
-				if !ok {
-					t.Errorf("bunker --json %s: message_type %q is not in docs/JSON.md for %s: %s", strings.Join(c.args, " "), typ, cmd, line)
-					continue
-				}
-				seen[[2]string{cmd, typ}] = true
-				for _, f := range want {
-					if _, ok := m[f]; !ok {
-						t.Errorf("bunker --json %s: %s line without %q: %s", strings.Join(c.args, " "), typ, f, line)
-					}
-				}
-			}
-		}
+		checkSchemaLines(t, schema, seen, c.command, c.args, r)
 	}
 	var unseen []string
 	for k := range schema {
@@ -140,5 +109,104 @@ func TestJSONSchema(t *testing.T) {
 	if len(unseen) > 0 {
 		slices.Sort(unseen)
 		t.Logf("documented lines not produced here: %v", unseen)
+	}
+}
+
+// checkSchemaLines checks the output of one run of command (with args)
+// against the schema, and marks the lines it saw.
+func checkSchemaLines(t *testing.T, schema map[[2]string][]string, seen map[[2]string]bool, command string, args []string, r result) {
+	t.Helper()
+	for stream, out := range map[string]string{"stdout": r.Stdout, "stderr": r.Stderr} {
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if line == "" || (stream == "stderr" && !strings.HasPrefix(line, "{")) {
+				continue // stderr may carry log lines
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Errorf("bunker --json %s: %s line is not a JSON object: %q", strings.Join(args, " "), stream, line)
+				continue
+			}
+			typ, _ := m["message_type"].(string)
+			onErr := typ == "error" || typ == "warning"
+			if onErr != (stream == "stderr") {
+				t.Errorf("bunker --json %s: a %q line on %s: %s", strings.Join(args, " "), typ, stream, line)
+			}
+			cmd := command
+			if onErr {
+				cmd = "any"
+			}
+			want, ok := schema[[2]string{cmd, typ}]
+			if !ok {
+				t.Errorf("bunker --json %s: message_type %q is not in docs/JSON.md for %s: %s", strings.Join(args, " "), typ, cmd, line)
+				continue
+			}
+			seen[[2]string{cmd, typ}] = true
+			for _, f := range want {
+				if _, ok := m[f]; !ok {
+					t.Errorf("bunker --json %s: %s line without %q: %s", strings.Join(args, " "), typ, f, line)
+				}
+			}
+		}
+	}
+}
+
+// TestJSONSchemaPlansAndArchives does for the plan commands (plan
+// validate, run, drill, status) and the commands of the log archives and
+// keys what TestJSONSchema does for the rest: every line they print with
+// --json is one docs/JSON.md lists, with its fields. (The commands that
+// need a database server, a cluster or a mount are checked in their own
+// tests against the same table through checkSchemaLines' rules:
+// TestJSONSchema's helper; cat prints one JSON document, dump raw bytes.)
+func TestJSONSchemaPlansAndArchives(t *testing.T) {
+	schema := readSchema(t)
+	seen := map[[2]string]bool{}
+	pe := newPlanEnv(t, `  - name: home
+    source: {type: files, paths: ["${SRC}"]}
+    schedule: "0 2 * * *"
+    repository: main
+    rpo: 26h
+drills:
+  - name: home-weekly
+    job: home
+    schedule: "0 5 * * 0"
+`)
+	for _, c := range []struct {
+		command string
+		args    []string
+	}{
+		{"plan validate", []string{"plan", "validate", pe.plan}},
+		{"run", []string{"run", "--plan", pe.plan, "home"}},
+		{"drill", []string{"drill", "--plan", pe.plan, "home-weekly"}},
+		{"status", []string{"status", "--plan", pe.plan}},
+	} {
+		r := pe.run(append([]string{"--json", "--insecure-kdf-for-tests"}, c.args...)...)
+		if r.Code != 0 && r.Code != 4 { // 4: status found an objective violated (3-2-1 with one copy)
+			t.Fatalf("bunker --json %s: exit %d\n%s", strings.Join(c.args, " "), r.Code, r)
+		}
+		checkSchemaLines(t, schema, seen, c.command, c.args, r)
+	}
+	e := pe.main
+	e.env["BUNKER_NEW_PASSWORD"] = "another password"
+	for _, c := range []struct {
+		command string
+		args    []string
+	}{
+		{"key add", []string{"--insecure-kdf-for-tests", "key", "add"}},
+		{"repair snapshots", []string{"repair", "snapshots", "--dry-run"}},
+		{"pg wal-list", []string{"pg", "wal-list"}},
+		{"pg wal-expire", []string{"pg", "wal-expire", "--dry-run"}},
+		{"mysql binlogs", []string{"mysql", "binlogs"}},
+		{"mysql binlog-expire", []string{"mysql", "binlog-expire", "--dry-run"}},
+		{"mongodb oplog-expire", []string{"mongodb", "oplog-expire", "--dry-run"}},
+		{"forget", []string{"forget", "--keep-last", "5", "--dry-run"}},
+	} {
+		r := e.expect(0, append([]string{"--json"}, c.args...)...)
+		checkSchemaLines(t, schema, seen, c.command, c.args, r)
+	}
+	for _, want := range [][2]string{{"plan validate", "summary"}, {"run", "summary"}, {"drill", "drill"}, {"status", "plan_status"},
+		{"key add", "key_added"}, {"repair snapshots", "summary"}, {"pg wal-expire", "summary"}, {"mysql binlog-expire", "summary"}, {"mongodb oplog-expire", "summary"}} {
+		if !seen[want] {
+			t.Errorf("bunker --json %s printed no %s line", want[0], want[1])
+		}
 	}
 }
