@@ -33,11 +33,12 @@ func IsZero(b []byte) bool {
 }
 
 // FileWriter writes the content of one regular file chunk by chunk at
-// given offsets, in any order and from several goroutines at once. Chunks
-// that are all zero are not written, and Close extends the file to its
-// final size, so zero runs (and a trailing hole) become holes on
-// filesystems that support sparse files. Only whole chunks are checked: a
-// chunk with a single non-zero byte is written in full.
+// given offsets, in any order and from several goroutines at once. The
+// 4 KiB blocks (aligned in the file) that are all zero are not written,
+// and Close extends the file to its final size, so zero runs (and a
+// trailing hole) become holes on filesystems that support sparse files,
+// at the granularity of a filesystem block: a 50 MB file with one small
+// write keeps one block allocated, not the chunk around it.
 //
 // The file must start out empty (CreateFileWriter truncates it); otherwise
 // skipped chunks would keep the old bytes.
@@ -74,16 +75,49 @@ func (w *FileWriter) Name() string { return w.f.Name() }
 // Size returns the final size of the file.
 func (w *FileWriter) Size() int64 { return w.size }
 
-// WriteAt writes p at offset off, or skips it when it is all zero. Writing
-// past the final size is an error. It is safe to call from several
-// goroutines for disjoint ranges.
+// holeBlock is the granularity of holes: the block size of common
+// filesystems (ext4, XFS, btrfs, tmpfs pages).
+const holeBlock = 4096
+
+// WriteAt writes p at offset off, skipping the 4 KiB blocks of it that
+// are all zero (runs of non-zero blocks go in one write). Writing past
+// the final size is an error. It is safe to call from several goroutines
+// for disjoint ranges.
 func (w *FileWriter) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || off > w.size || int64(len(p)) > w.size-off {
 		return 0, fmt.Errorf("write %q: %d bytes at offset %d exceed the file size %d", w.f.Name(), len(p), off, w.size)
 	}
-	if IsZero(p) {
-		return len(p), nil
+	// Block boundaries in p: the first block ends at the next multiple
+	// of holeBlock in the file.
+	first := int(holeBlock - off%holeBlock)
+	start := -1 // start in p of the current run of non-zero blocks
+	for i := 0; i < len(p); {
+		end := min(len(p), i+holeBlock)
+		if i == 0 {
+			end = min(len(p), first)
+		}
+		zero := IsZero(p[i:end])
+		if !zero && start < 0 {
+			start = i
+		}
+		if zero && start >= 0 {
+			if err := w.write(p[start:i], off+int64(start)); err != nil {
+				return start, err
+			}
+			start = -1
+		}
+		i = end
 	}
+	if start >= 0 {
+		if err := w.write(p[start:], off+int64(start)); err != nil {
+			return start, err
+		}
+	}
+	return len(p), nil
+}
+
+// write writes p at off and records how far the file has been written.
+func (w *FileWriter) write(p []byte, off int64) error {
 	n, err := w.f.WriteAt(p, off)
 	for end := off + int64(n); ; {
 		cur := w.end.Load()
@@ -92,9 +126,9 @@ func (w *FileWriter) WriteAt(p []byte, off int64) (int, error) {
 		}
 	}
 	if err != nil {
-		return n, fmt.Errorf("write %q at offset %d: %w", w.f.Name(), off, err)
+		return fmt.Errorf("write %q at offset %d: %w", w.f.Name(), off, err)
 	}
-	return n, nil
+	return nil
 }
 
 // Sync commits the written content to stable storage (fsync).

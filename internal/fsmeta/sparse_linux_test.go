@@ -88,3 +88,43 @@ func TestFileWriterSparse(t *testing.T) {
 		t.Errorf("data found at %d after the last data chunk", off)
 	}
 }
+
+// TestFileWriterHolesInsideChunks: zero runs inside a chunk become holes
+// at 4 KiB granularity. A 50 MB file with one 6-byte write in the middle
+// of a 1 MiB chunk (issue 18's case) keeps at most two blocks allocated,
+// and chunks that do not start on a block boundary keep their bytes.
+func TestFileWriterHolesInsideChunks(t *testing.T) {
+	const size = 50_000_000
+	p := filepath.Join(t.TempDir(), "vm.img")
+	w, err := CreateFileWriter(p, size)
+	must(t, err)
+	want := make([]byte, size)
+	// Chunks of odd sizes, so that their boundaries fall inside blocks.
+	at := 25_000_000 + 12345
+	copy(want[at:], "hello!")
+	// A second, unaligned run of data straddling two chunks.
+	for i := 40_000_000 - 3000; i < 40_000_000+5000; i++ {
+		want[i] = byte(i%251 + 1)
+	}
+	for off := 0; off < size; {
+		n := min(size-off, 1_048_576+off%7919)
+		if _, err := w.WriteAt(want[off:off+n], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		off += n
+	}
+	must(t, w.Close())
+	var st unix.Stat_t
+	must(t, unix.Stat(p, &st))
+	used := st.Blocks * 512
+	t.Logf("%d bytes allocated for a %d-byte file with 8,006 bytes of data", used, int64(size))
+	// The 6 bytes take one block, the 8,000-byte run at most three.
+	if used > 4*4096 {
+		t.Errorf("%d bytes allocated: holes are not punched at 4 KiB inside chunks", used)
+	}
+	got, err := os.ReadFile(p)
+	must(t, err)
+	if !bytes.Equal(got, want) {
+		t.Error("content differs")
+	}
+}
