@@ -31,6 +31,9 @@ Options (each also settable by the environment variable in brackets):
   --data-only         only build the data set (and install tools)
   --no-install        do not install missing tools; skip them instead     [INSTALL=0]
   --restore-diff      also diff -r every restore against cp -a (slow)     [RESTORE_DIFF=1]
+  --cold              drop the page cache (and dentries, inodes) before
+                      every timed step, as root: what a nightly backup and
+                      a real restore meet                                 [COLD=1]
   --restore-fs MODE   where restores and cp -a write: fresh (a new ext4
                       file system on a loop device per step) or scratch
                       (a directory next to the repositories)  [RESTORE_FS=fresh]
@@ -47,7 +50,7 @@ CMDLINE=${CMDLINE% }
 # Environment overrides, recorded in the report as part of the command.
 ENVLINE=""
 for v in ROUNDS SMALL_COPIES PGBENCH_SCALE RANDOM_MB TOOLS DATA_ROOT WORK_DIR SCRATCH_DIR TOOLS_DIR BORG_COMPRESSION \
-	CHANGE_PERCENT FLOOR FLOOR_SAMPLE_MB INSTALL RESTORE_DIFF RESTORE_FS STATUS NOTE GO_TREE DOC_TREE PGBIN; do
+	CHANGE_PERCENT FLOOR FLOOR_SAMPLE_MB INSTALL RESTORE_DIFF RESTORE_FS COLD STATUS NOTE GO_TREE DOC_TREE PGBIN; do
 	if [[ -n ${!v+x} ]]; then ENVLINE+="$v=$(printf '%q' "${!v}") "; fi
 done
 
@@ -64,6 +67,7 @@ FLOOR_SAMPLE_MB=${FLOOR_SAMPLE_MB:-256}
 INSTALL=${INSTALL:-1}
 RESTORE_DIFF=${RESTORE_DIFF:-0}
 RESTORE_FS=${RESTORE_FS:-fresh}
+COLD=${COLD:-0}
 STATUS=${STATUS:-}
 NOTE=${NOTE:-}
 GO_TREE=${GO_TREE:-/usr/local/go}
@@ -92,6 +96,7 @@ while (($#)); do
 	--no-install) INSTALL=0 ;;
 	--restore-diff) RESTORE_DIFF=1 ;;
 	--restore-fs) RESTORE_FS=$2; shift ;;
+	--cold) COLD=1 ;;
 	--status) STATUS=$2; shift ;;
 	--note) NOTE=$2; shift ;;
 	--summarize) MODE=summarize SUMMARIZE_DIR=$2; shift ;;
@@ -336,14 +341,26 @@ build_data() {
 
 CSV="" RUN_DIR=""
 
-# timed ROUND TOOL STEP OKCODES CMD...: run CMD under GNU time after a sync,
-# and append a CSV row (wall, user, sys seconds; peak RSS KB). Returns 0
-# if the exit code is one of OKCODES (comma separated).
+# drop_caches: with --cold, write back and drop the page cache, dentries
+# and inodes, so that the next step reads its source, repository and tools
+# from disk (as root; refused otherwise, since a cold run that is not cold
+# would be reported as one).
+drop_caches() {
+	((COLD)) || return 0
+	sync
+	echo 3 >/proc/sys/vm/drop_caches || die "--cold needs root (writing /proc/sys/vm/drop_caches failed)"
+}
+
+# timed ROUND TOOL STEP OKCODES CMD...: run CMD under GNU time after a sync
+# (and, with --cold, with the page cache dropped), and append a CSV row
+# (wall, user, sys seconds; peak RSS KB). Returns 0 if the exit code is
+# one of OKCODES (comma separated).
 timed() {
 	local round=$1 tool=$2 step=$3 okcodes=$4
 	shift 4
 	local base=$RUN_DIR/logs/r$round-$tool-$step
 	sync
+	drop_caches
 	local load rc=0
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	printf '%q ' "$@" >"$base.cmd"
@@ -522,6 +539,11 @@ meta "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta "data set" "$DATA ($(awk '/^total/ {print $2, $3, $4, $5}' "$DATA/stat.txt"))"
 meta "data set parts" "$(awk '!/^total/ {printf "%s: %s %s; ", $1, $2, $3}' "$DATA/stat.txt")"
 meta "data set recipe" "$SMALL_COPIES x ($GO_TREE + $DOC_TREE), pgbench -i -s $PGBENCH_SCALE plain pg_dump, $RANDOM_MB MB random"
+if ((COLD)); then
+	meta "page cache" "cold: dropped (echo 3 > /proc/sys/vm/drop_caches) before every timed step"
+else
+	meta "page cache" "warm: left as the previous step left it"
+fi
 meta "change step" "rewrite 16 bytes in place in $CHANGE_PERCENT% of the small files + insert 100 bytes near the start of the pgbench dump (deterministic per round)"
 if [[ $RESTORE_FS == fresh ]]; then
 	meta "restore target" "a new ext4 file system (sparse image, loop device with direct I/O) for each restore and each cp -a"
