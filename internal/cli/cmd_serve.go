@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/restserver"
+	"github.com/bunkerbackup/bunker/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -103,7 +102,7 @@ func (opts *serveFlags) options() (restserver.Options, error) {
 		if sz.v == "" {
 			continue // the server's default
 		}
-		v, err := parseByteSize(sz.v)
+		v, err := units.ParseSize(sz.v)
 		if err != nil {
 			return so, fmt.Errorf("%s: %w", sz.flag, err)
 		}
@@ -191,17 +190,4 @@ func (a *App) printServing(srv *restserver.Server, addr string, so restserver.Op
 	if so.TLSCert == "" {
 		a.out.textf("clients: BUNKER_REST_FINGERPRINT=%s", fp)
 	}
-}
-
-// parseByteSize parses "256MiB", "1GiB", "512KiB", "64M", "1000" (bytes).
-func parseByteSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	num := strings.TrimRightFunc(t, func(r rune) bool { return r < '0' || r > '9' })
-	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
-	mult := map[string]int64{"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40}[unit]
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || mult == 0 || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("bad size %q (want e.g. 256MiB)", s)
-	}
-	return n * mult, nil
 }

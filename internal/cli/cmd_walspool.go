@@ -11,6 +11,7 @@ import (
 
 	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/source/postgres"
+	"github.com/bunkerbackup/bunker/internal/units"
 )
 
 // Asynchronous WAL archiving: wal-push --spool and the pusher, pg
@@ -37,7 +38,7 @@ func parseSpoolMax(s string) (files int, bytes int64, err error) {
 		}
 		return n, 0, nil
 	}
-	b, err := parseByteSize(s)
+	b, err := units.ParseSize(s)
 	if err != nil {
 		return 0, 0, fmt.Errorf("--spool-max: %w (or a number of files)", err)
 	}
