@@ -4,14 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/plan"
-	"github.com/bunkerbackup/bunker/internal/state"
 )
 
 // countingRunner counts the snapshot listings it is asked for.
@@ -47,14 +45,7 @@ func serve(h http.Handler, method, path, auth string) *httptest.ResponseRecorder
 func TestAPITokens(t *testing.T) {
 	runner := &countingRunner{stubRunner: stubRunner{runs: map[string]int{}}}
 	clock := NewFakeClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
-	p, err := plan.Parse("p.yaml", []byte(twoJobs), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, store := testPlanStore(t, twoJobs, clock, t.TempDir())
 	defer store.Close()
 	// Not running: the handler needs none of the scheduler.
 	d, err := New(Options{Plan: p, Runner: runner, Store: store, Clock: clock, Metrics: NewMetrics("test")})

@@ -106,7 +106,10 @@ jobs:
   - {name: b, source: {type: files, paths: [/b]}, schedule: every 1h, repository: r}
 `
 
-func startTestDaemon(t *testing.T, src string, runner *stubRunner, clock *FakeClock, dir string) (d *Daemon, stop func()) {
+// testPlanStore parses the plan src and opens a run history in dir on
+// the clock: what every daemon test starts from. The caller closes the
+// store.
+func testPlanStore(t *testing.T, src string, clock *FakeClock, dir string) (*plan.Plan, *state.Store) {
 	t.Helper()
 	p, err := plan.Parse("p.yaml", []byte(src), func(string) string { return "" })
 	if err != nil {
@@ -116,7 +119,13 @@ func startTestDaemon(t *testing.T, src string, runner *stubRunner, clock *FakeCl
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err = New(Options{Plan: p, Runner: runner, Store: store, Clock: clock, Notifier: &nopNotifier{}, MeasureEvery: 24 * time.Hour, ShutdownGrace: time.Second})
+	return p, store
+}
+
+func startTestDaemon(t *testing.T, src string, runner *stubRunner, clock *FakeClock, dir string) (d *Daemon, stop func()) {
+	t.Helper()
+	p, store := testPlanStore(t, src, clock, dir)
+	d, err := New(Options{Plan: p, Runner: runner, Store: store, Clock: clock, Notifier: &nopNotifier{}, MeasureEvery: 24 * time.Hour, ShutdownGrace: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

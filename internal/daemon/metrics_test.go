@@ -2,15 +2,11 @@ package daemon
 
 import (
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/bunkerbackup/bunker/internal/plan"
-	"github.com/bunkerbackup/bunker/internal/state"
 )
 
 // TestMetricsBuildAndProcess: /metrics serves bunker_build_info (1, with
@@ -18,14 +14,7 @@ import (
 // and process collectors.
 func TestMetricsBuildAndProcess(t *testing.T) {
 	clock := NewFakeClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
-	p, err := plan.Parse("p.yaml", []byte(twoJobs), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, store := testPlanStore(t, twoJobs, clock, t.TempDir())
 	defer store.Close()
 	d, err := New(Options{Plan: p, Runner: &stubRunner{runs: map[string]int{}}, Store: store, Clock: clock, Metrics: NewMetrics("1.2.3-test")})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -72,14 +71,7 @@ jobs:
 // and starts them from the API.
 func TestRepositoryCheckAndPruneSchedules(t *testing.T) {
 	clock := NewFakeClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
-	p, err := plan.Parse("p.yaml", []byte(repoTasksPlan), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, store := testPlanStore(t, repoTasksPlan, clock, t.TempDir())
 	defer store.Close()
 	runner := &repoTaskRunner{stubRunner: stubRunner{runs: map[string]int{}}, pruneErr: errors.New("prune: disk full")}
 	notifier := &eventNotifier{}
