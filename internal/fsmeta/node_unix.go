@@ -206,6 +206,9 @@ func (fi *fileInfo) ModTime() time.Time { return fi.st.mtime }
 func (fi *fileInfo) IsDir() bool        { return fi.Mode().IsDir() }
 func (fi *fileInfo) Sys() any           { return fi.sys }
 
+// Links is how many names (hard links) the file has.
+func (fi *fileInfo) Links() uint64 { return fi.st.nlink }
+
 // LstatAt is os.Lstat for the entry name inside the open directory dir.
 // Its Sys method returns a *unix.Stat_t.
 func LstatAt(dir *os.File, name string) (fs.FileInfo, error) {

@@ -625,3 +625,74 @@ func hostileRestore(t *testing.T, seed uint64) {
 		}
 	}
 }
+
+// TestDeltaRestoreOverPlantedTarget: a delta restore (if-different with
+// Delete, what restore postgres --delta uses) into a directory someone
+// prepared: a hard link to a file outside whose content is the
+// snapshot's, symlinks where the snapshot has a file and a directory, and
+// extras the snapshot lacks pointing outside. Nothing outside changes —
+// not the linked file's mode, not a byte behind a symlink — and the
+// target ends as the snapshot.
+func TestDeltaRestoreOverPlantedTarget(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	base, outside := t.TempDir(), t.TempDir()
+	target := filepath.Join(base, "target")
+	secret := []byte("the secret the backup holds too\n")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(outside, "secret"), secret, 0o600))
+	must(os.WriteFile(filepath.Join(outside, "other"), []byte("other"), 0o600))
+	must(os.Mkdir(filepath.Join(outside, "dir"), 0o700))
+	must(os.WriteFile(filepath.Join(outside, "dir", "kept"), []byte("kept"), 0o600))
+	must(os.MkdirAll(filepath.Join(target, "extradir"), 0o700))
+	must(os.Link(filepath.Join(outside, "secret"), filepath.Join(target, "same")))
+	must(os.Symlink(filepath.Join(outside, "other"), filepath.Join(target, "file")))
+	must(os.Symlink(filepath.Join(outside, "dir"), filepath.Join(target, "sub")))
+	must(os.Symlink(filepath.Join(outside, "dir"), filepath.Join(target, "extra")))
+	must(os.Symlink(outside, filepath.Join(target, "extradir", "up")))
+
+	mt := time.Unix(1700000000, 0)
+	same := f.file("same", secret)
+	same.Mode = 0o644 // the snapshot's mode must not reach the outside file
+	inner := f.file("inner", []byte("inner"))
+	sub := f.dirNode("sub", 0o755, mt, inner)
+	root := f.root(same, f.file("file", []byte("new file")), sub)
+	res := restorer.New(f.r, restorer.Options{Overwrite: restorer.OverwriteIfDifferent, Delete: true, NoOwner: true, NoXattrs: true})
+	must(res.Restore(ctx, root, "/", target))
+
+	for name, want := range map[string]string{"secret": string(secret), "other": "other", "dir/kept": "kept"} {
+		if b, err := os.ReadFile(filepath.Join(outside, name)); err != nil || string(b) != want {
+			t.Errorf("outside %s: %q, %v; want it untouched", name, b, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(outside, "secret")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("outside secret: mode %v, %v; want 0600 (the snapshot's metadata went through the link)", fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(outside, "dir")); len(ents) != 1 {
+		t.Errorf("outside dir holds %d entries, want only kept", len(ents))
+	}
+	var st syscall.Stat_t
+	must(syscall.Lstat(filepath.Join(target, "same"), &st))
+	if st.Nlink != 1 || os.FileMode(st.Mode).Perm() != 0o644 {
+		t.Errorf("target/same: %d links, mode %o; want its own file with the snapshot's mode", st.Nlink, st.Mode&0o777)
+	}
+	for name, want := range map[string]string{"same": string(secret), "file": "new file", "sub/inner": "inner"} {
+		if fi, err := os.Lstat(filepath.Join(target, name)); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("target/%s: %v, %v; want a regular file", name, fi, err)
+			continue
+		}
+		if b, _ := os.ReadFile(filepath.Join(target, name)); string(b) != want {
+			t.Errorf("target/%s: %q, want %q", name, b, want)
+		}
+	}
+	for _, name := range []string{"extra", "extradir"} {
+		if _, err := os.Lstat(filepath.Join(target, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("target/%s: %v, want it deleted", name, err)
+		}
+	}
+}

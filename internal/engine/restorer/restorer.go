@@ -828,7 +828,10 @@ func (r *Restorer) prepare(d *dirState, name, tp string, n *tree.Node) (existed 
 			return true, errSkip
 		}
 	case OverwriteIfDifferent:
-		if n.Type == tree.TypeFile && fi.Mode().IsRegular() && fi.Size() == int64(n.Size) && r.sameContent(d, name, n) {
+		// A file with another name elsewhere is rewritten, never kept: the
+		// snapshot's metadata applied to it would change that other file
+		// too (a link planted to a file outside the target).
+		if n.Type == tree.TypeFile && fi.Mode().IsRegular() && vfs.Links(fi) == 1 && fi.Size() == int64(n.Size) && r.sameContent(d, name, n) {
 			if err := d.fd.Apply(name, n, r.meta); err != nil {
 				return true, fmt.Errorf("%s: %w", tp, err)
 			}

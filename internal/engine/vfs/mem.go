@@ -620,3 +620,6 @@ func (i memInfo) Mode() fs.FileMode  { return fs.FileMode(i.n.Mode) }
 func (i memInfo) ModTime() time.Time { return i.n.ModTime }
 func (i memInfo) IsDir() bool        { return i.n.Type == tree.TypeDir }
 func (i memInfo) Sys() any           { return i.n }
+
+// Links is how many names (hard links) the file has.
+func (i memInfo) Links() uint64 { return i.n.Links }

@@ -111,3 +111,13 @@ func Prefetch(f File, n int64) {
 		p.Prefetch(n)
 	}
 }
+
+// Links is how many names (hard links) the file of fi has, as an FS's
+// Lstat reports it; 1 when fi cannot tell (a platform without link
+// counts).
+func Links(fi fs.FileInfo) uint64 {
+	if l, ok := fi.(interface{ Links() uint64 }); ok {
+		return l.Links()
+	}
+	return 1
+}
