@@ -294,7 +294,9 @@ type PhysicalRestore struct {
 	PGData string // absolute, absent or empty (CheckDataDir); with Delta a data directory (CheckDeltaDir)
 	// Delta restores into an existing data directory: RestoreBase keeps
 	// what is unchanged and deletes what the backup lacks, and the WAL
-	// files an earlier recovery left in WALDir are removed first.
+	// files an earlier recovery left in the default WAL directory
+	// (PGData + ".wal", which only restores write) are removed first; a
+	// WALDir the caller names is never emptied.
 	Delta    bool
 	WALDir   string // where recovery reads the archived WAL; "" means PGData + ".wal"
 	Owner    string // local user to own the files; "" keeps the backup's owner
@@ -356,7 +358,7 @@ func (o *PhysicalRestore) Restore(ctx context.Context) (*PhysicalRestoreResult, 
 		if res.WALDir, err = filepath.Abs(res.WALDir); err != nil {
 			return nil, err
 		}
-		if o.Delta {
+		if o.Delta && o.WALDir == "" {
 			if err := clearWALFiles(res.WALDir); err != nil {
 				return nil, fmt.Errorf("clear %s: %w", res.WALDir, err)
 			}
