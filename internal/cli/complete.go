@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/plan"
 	"github.com/spf13/cobra"
@@ -117,7 +118,7 @@ func snapshotDescription(sn *snapshot.Snapshot) string {
 func (a *App) completeCat(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	switch {
 	case len(args) == 0:
-		return []cobra.Completion{"config", "snapshot", "index", "pack", "blob", "tree", "keys"}, cobra.ShellCompDirectiveNoFileComp
+		return append([]cobra.Completion{"snapshot"}, app.CatKinds...), cobra.ShellCompDirectiveNoFileComp
 	case len(args) == 1 && args[0] == "snapshot":
 		return a.completeSnapshots(1)(cmd, nil, toComplete)
 	}
