@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -25,13 +24,7 @@ import (
 func writeSegment(t *testing.T, path string, sysid, seed uint64, size int64) {
 	t.Helper()
 	writeRandomFile(t, path, seed, size)
-	h := make([]byte, 40)
-	binary.LittleEndian.PutUint16(h[0:], 0xD110)
-	binary.LittleEndian.PutUint16(h[2:], 0x0002|0x0004)
-	binary.LittleEndian.PutUint32(h[4:], 1)
-	binary.LittleEndian.PutUint64(h[24:], sysid)
-	binary.LittleEndian.PutUint32(h[32:], 16<<20)
-	binary.LittleEndian.PutUint32(h[36:], 8192)
+	h := testutil.WALSegmentHeader(sysid)
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	must(t, err)
 	_, err = f.WriteAt(h, 0)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/bunkerbackup/bunker/internal/source"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 func TestParseConnInfo(t *testing.T) {
@@ -107,22 +108,11 @@ func FuzzParseWALName(f *testing.F) {
 	})
 }
 
-func segmentHeader(sysid uint64) []byte {
-	h := make([]byte, 40)
-	binary.LittleEndian.PutUint16(h[0:], 0xD110)
-	binary.LittleEndian.PutUint16(h[2:], 0x0002|0x0004)
-	binary.LittleEndian.PutUint32(h[4:], 1)
-	binary.LittleEndian.PutUint64(h[24:], sysid)
-	binary.LittleEndian.PutUint32(h[32:], 16<<20)
-	binary.LittleEndian.PutUint32(h[36:], 8192)
-	return h
-}
-
 func TestSegmentSystemID(t *testing.T) {
-	if id, ok := SegmentSystemID(segmentHeader(7712435320503827730)); !ok || id != "7712435320503827730" {
+	if id, ok := SegmentSystemID(testutil.WALSegmentHeader(7712435320503827730)); !ok || id != "7712435320503827730" {
 		t.Fatalf("%s %v", id, ok)
 	}
-	h := segmentHeader(1)
+	h := testutil.WALSegmentHeader(1)
 	h[2] = 0 // not a long header
 	if _, ok := SegmentSystemID(h); ok {
 		t.Fatal("short header accepted")
@@ -133,7 +123,7 @@ func TestSegmentSystemID(t *testing.T) {
 }
 
 func FuzzSegmentSystemID(f *testing.F) {
-	f.Add(segmentHeader(42))
+	f.Add(testutil.WALSegmentHeader(42))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = SegmentSystemID(b)
 		_, _ = ControlSystemID(b)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
 func writeWAL(t *testing.T, dir, name string, data []byte) string {
@@ -32,7 +34,7 @@ func TestWALSpool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg := append(segmentHeader(42), bytes.Repeat([]byte{7}, 1000)...)
+	seg := append(testutil.WALSegmentHeader(42), bytes.Repeat([]byte{7}, 1000)...)
 	paths := []string{
 		writeWAL(t, src, "000000010000000000000003", seg),
 		writeWAL(t, src, "000000010000000000000002", seg),
