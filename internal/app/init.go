@@ -31,9 +31,6 @@ type InitResult struct {
 
 // Init creates the repository req describes.
 func (a *App) Init(ctx context.Context, req InitRequest) (*InitResult, error) {
-	if !a.Storage.AsOf.IsZero() {
-		return nil, errors.New("--repo-as-of opens a repository read-only: it cannot be used to create one")
-	}
 	opts := repository.Options{KDF: a.KDF, Compression: req.Compression, PackSize: req.PackSize}
 	var err error
 	if opts.ObjectLock, err = req.lockConfig(); err != nil {

@@ -62,7 +62,7 @@ func (a *App) OpenRepoBackend(ctx context.Context, repo Repo, create, objectLock
 	opts.Limits.Connections = so.Connections
 	if !so.AsOf.IsZero() {
 		if create {
-			return nil, errors.New("a repository read as of a past time is read-only: it cannot be created")
+			return nil, errors.New("--repo-as-of reads a repository as it was, read-only: it cannot create one")
 		}
 		opts.AsOf = so.AsOf
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -13,17 +12,14 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// backendFor opens (or, with create, creates) the storage named by a
-// repository location, with the decorators of the global flags.
-func (a *App) backendFor(ctx context.Context, loc string, create bool) (storage.Backend, error) {
+// backendFor opens the storage named by a repository location, with the
+// decorators of the global flags.
+func (a *App) backendFor(ctx context.Context, loc string) (storage.Backend, error) {
 	c, err := a.core()
 	if err != nil {
 		return nil, err
 	}
-	if create && !c.Storage.AsOf.IsZero() {
-		return nil, errors.New("--repo-as-of opens a repository read-only: it cannot be used to create one")
-	}
-	return c.OpenBackend(ctx, loc, create, false)
+	return c.OpenBackend(ctx, loc, false, false)
 }
 
 // core is the use cases' App for this invocation, made from the global
@@ -66,7 +62,7 @@ func (a *App) openRepoAt(ctx context.Context, location, passwordOverride string)
 	if err != nil {
 		return nil, err
 	}
-	be, err := a.backendFor(ctx, location, false)
+	be, err := a.backendFor(ctx, location)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +91,7 @@ func (a *App) coreRepo(ctx context.Context) (*app.App, app.Repo, error) {
 // (so that a wrong location is reported before the password is asked
 // for) and its password.
 func (a *App) repoRef(ctx context.Context) (app.Repo, error) {
-	be, err := a.backendFor(ctx, a.g.repo, false)
+	be, err := a.backendFor(ctx, a.g.repo)
 	if err != nil {
 		return app.Repo{}, err
 	}
