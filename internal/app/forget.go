@@ -229,9 +229,12 @@ func ExpireLogs(kept []*snapshot.Snapshot, archives ...source.LogArchive) (expir
 }
 
 // expireLogs adds to res the log archive snapshots (of those req's
-// filter selects) that no backup the policy keeps needs: a backup's logs
-// expire with it, and no gap opens inside a kept backup's range (only
-// logs older than every kept base backup of their server go).
+// filter selects) that only the backups the policy removes needed: a
+// backup's logs expire with it, and no gap opens inside a kept backup's
+// range (only logs older than every kept base backup of their server
+// go). Logs no backup needed before this forget are left to the expire
+// commands: a planted base backup (claiming a late start for a server
+// whose base backups live elsewhere) cannot make a policy forget them.
 func (a *App) expireLogs(req ForgetRequest, all []*snapshot.Snapshot, res *ForgetResult) {
 	if req.KeepLogArchives || res.LogArchives == 0 {
 		if res.LogArchives > 0 {
@@ -239,21 +242,11 @@ func (a *App) expireLogs(req ForgetRequest, all []*snapshot.Snapshot, res *Forge
 		}
 		return
 	}
-	gone := map[*snapshot.Snapshot]bool{}
-	for _, sn := range res.Remove {
-		gone[sn] = true
-	}
-	var kept []*snapshot.Snapshot
-	for _, sn := range all {
-		if !gone[sn] {
-			kept = append(kept, sn)
-		}
-	}
-	expired, notes, _ := ExpireLogs(kept, LogArchives...)
+	freed, notes := logsFreedBy(all, res.Remove)
 	for _, n := range notes {
 		a.infof("%s", n)
 	}
-	for _, e := range expired {
+	for _, e := range freed {
 		if req.Filter.Match(e.Snapshot) {
 			res.ExpiredLogs = append(res.ExpiredLogs, e)
 			res.Remove = append(res.Remove, e.Snapshot)
@@ -261,15 +254,13 @@ func (a *App) expireLogs(req ForgetRequest, all []*snapshot.Snapshot, res *Forge
 	}
 }
 
-// keepLogsOfLocked drops from res's expired logs (Remove[logsFrom:])
-// those a backup the store keeps under Object Lock still needs.
-func (a *App) keepLogsOfLocked(all []*snapshot.Snapshot, res *ForgetResult, logsFrom int) {
+// logsFreedBy returns the log archive snapshots of all that no backup
+// needs once removed is gone, but that one of removed needed: the logs
+// whose expiry removing them causes.
+func logsFreedBy(all, removed []*snapshot.Snapshot) ([]ExpiredLog, []string) {
 	gone := map[*snapshot.Snapshot]bool{}
-	for _, sn := range res.Remove[:logsFrom] {
+	for _, sn := range removed {
 		gone[sn] = true
-	}
-	for _, l := range res.Locked {
-		delete(gone, l.Snapshot)
 	}
 	var kept []*snapshot.Snapshot
 	for _, sn := range all {
@@ -277,7 +268,35 @@ func (a *App) keepLogsOfLocked(all []*snapshot.Snapshot, res *ForgetResult, logs
 			kept = append(kept, sn)
 		}
 	}
-	still, _, _ := ExpireLogs(kept, LogArchives...)
+	before, _, _ := ExpireLogs(all, LogArchives...)
+	already := map[*snapshot.Snapshot]bool{}
+	for _, e := range before {
+		already[e.Snapshot] = true
+	}
+	after, notes, _ := ExpireLogs(kept, LogArchives...)
+	var freed []ExpiredLog
+	for _, e := range after {
+		if !already[e.Snapshot] {
+			freed = append(freed, e)
+		}
+	}
+	return freed, notes
+}
+
+// keepLogsOfLocked drops from res's expired logs (Remove[logsFrom:])
+// those a backup the store keeps under Object Lock still needs.
+func (a *App) keepLogsOfLocked(all []*snapshot.Snapshot, res *ForgetResult, logsFrom int) {
+	locked := map[*snapshot.Snapshot]bool{}
+	for _, l := range res.Locked {
+		locked[l.Snapshot] = true
+	}
+	var removed []*snapshot.Snapshot
+	for _, sn := range res.Remove[:logsFrom] {
+		if !locked[sn] {
+			removed = append(removed, sn)
+		}
+	}
+	still, _ := logsFreedBy(all, removed)
 	ok := map[*snapshot.Snapshot]bool{}
 	for _, e := range still {
 		ok[e.Snapshot] = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bunkerbackup/bunker/internal/app"
@@ -26,14 +27,17 @@ func TestForgetExpiresLogsWithTheirBackups(t *testing.T) {
 		// Another server without any base backup: its WAL is kept.
 		{"other", "continuous", "7002", "wal", "", seg(1), seg(2)},
 	}
-	setup := func(t *testing.T) (*app.App, app.Repo, map[string]string) {
+	setup := func(t *testing.T, extra ...snap) (*app.App, app.Repo, map[string]string) {
 		a := &app.App{}
 		t.Cleanup(func() { _ = a.Close() })
 		repo := newRepo(t)
 		ids := map[string]string{}
-		for _, s := range snaps {
+		for _, s := range append(slices.Clone(snaps), extra...) {
 			meta := map[string]string{"source": "postgres", "type": s.typ, "system_identifier": s.sys, "timeline": "1"}
 			path := "/postgres/" + s.sys + "/" + s.typ
+			if strings.HasPrefix(s.name, "planted") {
+				path += "/" + s.name // a group of its own: the policy keeps it
+			}
 			if s.typ == "physical" {
 				meta["start_wal_file"] = s.start
 			} else {
@@ -94,6 +98,38 @@ func TestForgetExpiresLogsWithTheirBackups(t *testing.T) {
 		}
 		if got, want := left(t, a, repo, ids), []string{"base2", "other", "wal-a", "wal-b", "wal-c"}; !slices.Equal(got, want) {
 			t.Errorf("left %v, want %v", got, want)
+		}
+	})
+	// A writer without the maintenance credential plants base backups
+	// of the same server: one claiming a later start, one whose start does
+	// not parse, one of another server with a far start. The policy
+	// keeps them (each is the newest of its group), and still no WAL a
+	// real kept base backup reads goes: planted starts can only keep more
+	// (an unreadable one keeps all of its server's WAL).
+	t.Run("planted base backups", func(t *testing.T) {
+		a, repo, ids := setup(t,
+			snap{"planted-late", "full", "7001", "physical", seg(0x40), "", ""},
+			snap{"planted-other", "full", "7002", "physical", seg(0x40), "", ""})
+		if _, err := a.Forget(ctx, app.ForgetRequest{Repo: repo, Policy: snapshot.Policy{Last: 1}, GroupBy: "host,paths"}); err != nil {
+			t.Fatal(err)
+		}
+		got := left(t, a, repo, ids)
+		// "other" (server 7002) has no real base backup here: its base
+		// backups may live in another repository, and a planted one must
+		// not make the policy forget its WAL.
+		for _, need := range []string{"base2", "wal-c", "other"} {
+			if !slices.Contains(got, need) {
+				t.Errorf("%s was forgotten (left %v): a planted base backup made a kept backup's WAL expire", need, got)
+			}
+		}
+		a, repo, ids = setup(t, snap{"planted-garbage", "full", "7001", "physical", "not-a-segment", "", ""})
+		if _, err := a.Forget(ctx, app.ForgetRequest{Repo: repo, Policy: snapshot.Policy{Last: 1}, GroupBy: "host,paths"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, need := range []string{"wal-a", "wal-b", "wal-c"} {
+			if got := left(t, a, repo, ids); !slices.Contains(got, need) {
+				t.Errorf("%s was forgotten (left %v) though a base backup of its server cannot be read", need, got)
+			}
 		}
 	})
 }

@@ -125,9 +125,10 @@ snapshots (grouped by host and paths by default). Data is freed by prune
 (--prune runs it right after).
 
 A policy also forgets the log archive snapshots (PostgreSQL WAL, MySQL
-binlogs, MongoDB oplog) that no backup it keeps needs: only logs older than
-every kept base backup of their server go, never one inside a kept
-backup's range (--keep-log-archives leaves them alone).
+binlogs, MongoDB oplog) that only the backups it removes needed: only logs
+older than every kept base backup of their server go, never one inside a
+kept backup's range (--keep-log-archives leaves them alone; logs no backup
+needed before are left to the expire commands).
 
 A policy that would remove every snapshot of a group is refused, and
 nothing is removed, unless --unsafe-allow-remove-all is given (a typo in
