@@ -74,12 +74,21 @@ type WALSpool struct {
 	Dir string
 }
 
-// OpenWALSpool opens the spool dir, creating it (0700) when missing.
+// OpenWALSpool opens the spool dir, creating it (0700) when missing. A
+// directory others may write to is refused: whatever is put in it is
+// archived as the server's WAL.
 func OpenWALSpool(dir string) (*WALSpool, error) {
 	if dir == "" {
 		return nil, errors.New("WAL spool: no directory given")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("WAL spool %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("WAL spool %s: %w", dir, err)
+	}
+	if err := checkSpoolDir(fi); err != nil {
 		return nil, fmt.Errorf("WAL spool %s: %w", dir, err)
 	}
 	return &WALSpool{Dir: dir}, nil
@@ -260,7 +269,7 @@ func (s *WALSpool) OpenBatch(files []SpooledWAL) (*SpoolBatch, error) {
 			b.Close()
 			return nil, fmt.Errorf("WAL spool batch mixes systems %s and %s", b.System, f.System)
 		}
-		fh, err := os.Open(filepath.Join(s.Dir, f.Name))
+		fh, err := openSpooled(filepath.Join(s.Dir, f.Name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

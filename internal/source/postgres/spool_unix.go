@@ -11,6 +11,41 @@ import (
 	"syscall"
 )
 
+// checkSpoolDir refuses a spool directory that users other than its
+// owner may write to (group or others write, sticky or not).
+func checkSpoolDir(fi fs.FileInfo) error {
+	if !fi.IsDir() {
+		return errors.New("not a directory")
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("others may write to it (mode %v): files planted there would be archived as WAL; make it 0700", fi.Mode().Perm())
+	}
+	return nil
+}
+
+// openSpooled opens a spooled file for archiving: never through a
+// symlink, and only a regular file with no other name, so that nothing
+// put in the spool makes the pusher (perhaps root) archive a file from
+// elsewhere.
+func openSpooled(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", p)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); err == nil && ok && st.Nlink != 1 {
+		err = fmt.Errorf("%s has %d names (a hard link to a file elsewhere?)", p, st.Nlink)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // TryLock takes the spool's lock, which says that someone archives the
 // spool, without waiting. ok is false when another process holds it; the
 // lock lasts until unlock is called or the process ends (even by kill -9:
