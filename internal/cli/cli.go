@@ -257,7 +257,7 @@ func (a *App) setup() {
 	if a.g.quiet {
 		level = slog.LevelError
 	}
-	a.log = slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: level}))
+	a.log = a.slogger(level)
 	a.out = newPrinter(a)
 }
 

@@ -74,7 +74,7 @@ with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
 			if err != nil {
 				return err
 			}
-			operator.SetGlobalLogger(slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			operator.SetGlobalLogger(a.slogger(slog.LevelWarn))
 			policy, err := f.tenant.policy()
 			if err != nil {
 				return err

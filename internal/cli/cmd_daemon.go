@@ -99,11 +99,12 @@ func (a *App) runDaemon(ctx context.Context, f *daemonFlags) error {
 	return daemon.Serve(ctx, o)
 }
 
-// slogger is the logger of a service: text, or JSON with --json.
+// slogger is a logger on stderr: text, or with --json JSON lines of
+// message_type "log" (docs/JSON.md).
 func (a *App) slogger(level slog.Level) *slog.Logger {
 	o := &slog.HandlerOptions{Level: level}
 	if a.g.json {
-		return slog.New(slog.NewJSONHandler(a.Stderr, o))
+		return slog.New(slog.NewJSONHandler(a.Stderr, o).WithAttrs([]slog.Attr{slog.String("message_type", "log")}))
 	}
 	return slog.New(slog.NewTextHandler(a.Stderr, o))
 }

@@ -161,7 +161,7 @@ func (a *App) runMySQLRestore(ctx context.Context, req app.MySQLRestore) error {
 func (a *App) mysqlRestoreSummary(r *app.MySQLRestoreResult) {
 	sn, res, target, dur := r.Snapshot, r.Logical, r.Target, r.Duration
 	m := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "server": r.Server,
-		"databases": res.Databases, "users": res.Users, "binlog_files": res.BinlogFiles, "duration_seconds": dur.Seconds()}
+		"databases": orNone(res.Databases), "users": res.Users, "binlog_files": orNone(res.BinlogFiles), "duration_seconds": dur.Seconds()}
 	if target != nil {
 		m["target"] = target.String()
 	}

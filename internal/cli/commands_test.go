@@ -449,7 +449,7 @@ func TestKeyManagement(t *testing.T) {
 	// The key in use cannot be removed; another one can.
 	requireFailure(t, second.run("key", "remove", added[:8]))
 	requireFailure(t, second.run("key", "remove", "abc")) // too short / no match
-	second.mustRun("key", "remove", oldKey[:8])
+	second.mustRun("--json", "key", "remove", oldKey[:8])
 	e.expect(12, "snapshots")
 	second.mustRun("snapshots")
 	// The last key cannot be removed.
@@ -457,7 +457,7 @@ func TestKeyManagement(t *testing.T) {
 
 	// passwd replaces the key in use.
 	second.env["BUNKER_NEW_PASSWORD"] = "third password"
-	second.mustRun("--insecure-kdf-for-tests", "key", "passwd")
+	second.mustRun("--json", "--insecure-kdf-for-tests", "key", "passwd")
 	second.expect(12, "snapshots")
 	third := newRepoEnv(t, e.repo)
 	third.env["BUNKER_PASSWORD"] = "third password"

@@ -12,7 +12,16 @@ import (
 type cliEvents struct{ a *App }
 
 func (e cliEvents) Warn(msg string) { e.a.out.warnf("%s", msg) }
-func (e cliEvents) Info(msg string) { e.a.out.infof("%s", msg) }
+
+// Info prints a note at -v: a line of text, or with --json a log line on
+// stderr (stdout holds only results).
+func (e cliEvents) Info(msg string) {
+	if e.a.g.json && e.a.g.verbose > 0 {
+		e.a.log.Info(msg)
+		return
+	}
+	e.a.out.infof("%s", msg)
+}
 
 func (e cliEvents) Progress(p app.Progress) {
 	a := e.a

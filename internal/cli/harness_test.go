@@ -91,6 +91,7 @@ func runApp(t *testing.T, stdin io.Reader, getenv func(string) string, args ...s
 	if strings.Contains(res.Stderr, "panic:") || strings.Contains(res.Stderr, "goroutine ") {
 		t.Errorf("output looks like a panic:\n%s", res)
 	}
+	checkJSONRun(t, args, res)
 	return res
 }
 

@@ -209,7 +209,7 @@ func TestAttackerObjectLockedS3(t *testing.T) {
 	}
 
 	// Roll back and use the repository as before.
-	e.mustRun("repair", "rollback", "--to", asOf)
+	e.mustRun("--json", "repair", "rollback", "--to", asOf)
 	e.mustRun("check", "--read-data")
 	if n := len(e.snapshots()); n != 2 {
 		t.Fatalf("%d snapshots after rollback, want 2", n)

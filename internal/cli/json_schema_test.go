@@ -1,45 +1,23 @@
 package cli_test
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bunkerbackup/bunker/internal/cli"
+	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
-// readSchema parses the table of docs/JSON.md, rows | `command` | `type` |
-// `field`, … |: a command's JSON line of one message_type and the fields
-// it always has.
-func readSchema(t *testing.T) map[[2]string][]string {
+// readSchema parses the table of docs/JSON.md.
+func readSchema(t *testing.T) testutil.JSONSchema {
 	t.Helper()
-	f, err := os.Open("../../docs/JSON.md")
+	schema, err := testutil.LoadJSONSchema("../../docs/JSON.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	row := regexp.MustCompile("^\\| `([a-z -]+)` \\| `([a-z_]+)` \\| (.*) \\|$")
-	field := regexp.MustCompile("`([a-z_]+)`")
-	out := map[[2]string][]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		m := row.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		var fields []string
-		for _, fm := range field.FindAllStringSubmatch(m[3], -1) {
-			fields = append(fields, fm[1])
-		}
-		out[[2]string{m[1], m[2]}] = fields
-	}
-	if len(out) < 20 {
-		t.Fatalf("docs/JSON.md: only %d rows found", len(out))
-	}
-	return out
+	return schema
 }
 
 // TestJSONSchema runs the repository commands with --json and checks
@@ -98,7 +76,7 @@ func TestJSONSchema(t *testing.T) {
 	} {
 		c.env.env["BUNKER_FROM_PASSWORD"] = testPassword
 		r := c.env.expect(c.code, append([]string{"--json"}, c.args...)...)
-		checkSchemaLines(t, schema, seen, c.command, c.args, r)
+		schema.CheckLines(t, seen, c.command, c.args, r.Stdout, r.Stderr)
 	}
 	var unseen []string
 	for k := range schema {
@@ -112,51 +90,12 @@ func TestJSONSchema(t *testing.T) {
 	}
 }
 
-// checkSchemaLines checks the output of one run of command (with args)
-// against the schema, and marks the lines it saw.
-func checkSchemaLines(t *testing.T, schema map[[2]string][]string, seen map[[2]string]bool, command string, args []string, r result) {
-	t.Helper()
-	for stream, out := range map[string]string{"stdout": r.Stdout, "stderr": r.Stderr} {
-		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			if line == "" || (stream == "stderr" && !strings.HasPrefix(line, "{")) {
-				continue // stderr may carry log lines
-			}
-			var m map[string]any
-			if err := json.Unmarshal([]byte(line), &m); err != nil {
-				t.Errorf("bunker --json %s: %s line is not a JSON object: %q", strings.Join(args, " "), stream, line)
-				continue
-			}
-			typ, _ := m["message_type"].(string)
-			onErr := typ == "error" || typ == "warning"
-			if onErr != (stream == "stderr") {
-				t.Errorf("bunker --json %s: a %q line on %s: %s", strings.Join(args, " "), typ, stream, line)
-			}
-			cmd := command
-			if onErr {
-				cmd = "any"
-			}
-			want, ok := schema[[2]string{cmd, typ}]
-			if !ok {
-				t.Errorf("bunker --json %s: message_type %q is not in docs/JSON.md for %s: %s", strings.Join(args, " "), typ, cmd, line)
-				continue
-			}
-			seen[[2]string{cmd, typ}] = true
-			for _, f := range want {
-				if _, ok := m[f]; !ok {
-					t.Errorf("bunker --json %s: %s line without %q: %s", strings.Join(args, " "), typ, f, line)
-				}
-			}
-		}
-	}
-}
-
 // TestJSONSchemaPlansAndArchives does for the plan commands (plan
 // validate, run, drill, status) and the commands of the log archives and
 // keys what TestJSONSchema does for the rest: every line they print with
-// --json is one docs/JSON.md lists, with its fields. (The commands that
-// need a database server, a cluster or a mount are checked in their own
-// tests against the same table through checkSchemaLines' rules:
-// TestJSONSchema's helper; cat prints one JSON document, dump raw bytes.)
+// --json is one docs/JSON.md lists, with its fields. (Every other run
+// with --json, in any test, is checked against the same table by the
+// harness: checkJSONRun; TestMain fails when a command never ran so.)
 func TestJSONSchemaPlansAndArchives(t *testing.T) {
 	schema := readSchema(t)
 	seen := map[[2]string]bool{}
@@ -183,7 +122,7 @@ drills:
 		if r.Code != 0 && r.Code != 4 { // 4: status found an objective violated (3-2-1 with one copy)
 			t.Fatalf("bunker --json %s: exit %d\n%s", strings.Join(c.args, " "), r.Code, r)
 		}
-		checkSchemaLines(t, schema, seen, c.command, c.args, r)
+		schema.CheckLines(t, seen, c.command, c.args, r.Stdout, r.Stderr)
 	}
 	e := pe.main
 	e.env["BUNKER_NEW_PASSWORD"] = "another password"
@@ -201,7 +140,7 @@ drills:
 		{"forget", []string{"forget", "--keep-last", "5", "--dry-run"}},
 	} {
 		r := e.expect(0, append([]string{"--json"}, c.args...)...)
-		checkSchemaLines(t, schema, seen, c.command, c.args, r)
+		schema.CheckLines(t, seen, c.command, c.args, r.Stdout, r.Stderr)
 	}
 	for _, want := range [][2]string{{"plan validate", "summary"}, {"run", "summary"}, {"drill", "drill"}, {"status", "plan_status"},
 		{"key add", "key_added"}, {"repair snapshots", "summary"}, {"pg wal-expire", "summary"}, {"mysql binlog-expire", "summary"}, {"mongodb oplog-expire", "summary"}} {
@@ -209,4 +148,25 @@ drills:
 			t.Errorf("bunker --json %s printed no %s line", want[0], want[1])
 		}
 	}
+}
+
+// jsonRuns holds the path of every command a test ran with --json (and
+// whose lines checkJSONRun checked).
+var jsonRuns testutil.JSONRuns
+
+// checkJSONRun checks, when args has --json, every line the run printed
+// against docs/JSON.md, whatever test ran it: so every command a test
+// runs with --json, database, cluster, FUSE and service commands
+// included, is held to the table.
+func checkJSONRun(t *testing.T, args []string, r result) {
+	t.Helper()
+	if !slices.Contains(args, "--json") {
+		return
+	}
+	path := cli.CommandPath(args)
+	if path == "" || testutil.NoJSONLines(path) {
+		return
+	}
+	jsonRuns.Add(path)
+	readSchema(t).CheckLines(t, nil, path, args, r.Stdout, r.Stderr)
 }

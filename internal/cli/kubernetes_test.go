@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/cli"
 	"github.com/bunkerbackup/bunker/internal/operator"
 	"github.com/bunkerbackup/bunker/internal/source/kube"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
@@ -858,7 +859,7 @@ spec: {repository: main, includeNamespaces: [app, other], volumes: true}
 
 	// Node n2 has none of the volumes: it records "none" and saves
 	// nothing.
-	e.mustRun("agent", "--once", "--node", "n2", "--tenant-schemes", "local")
+	e.mustRun("--json", "agent", "--once", "--node", "n2", "--tenant-schemes", "local")
 	if got := kc.get("Backup", "app", "nightly").GetAnnotations()["volumes.bunker.dev/n2"]; got != "none" {
 		t.Errorf("n2 annotation = %q, want none", got)
 	}
@@ -886,6 +887,13 @@ spec: {repository: main, includeNamespaces: [app, other], volumes: true}
 	e.mustRun("agent", "--once", "--node", "n1", "--tenant-schemes", "local")
 	if len(e.snapshots()) != n {
 		t.Errorf("the agent backed up the same Backup twice")
+	}
+
+	// The operator with --json logs JSON lines as docs/JSON.md lists them.
+	r = runService(t, e.getenv, []string{"operator", "--metrics-addr", "0", "--health-addr", "0", "--tenant-schemes", "local"},
+		func(_, stderr string) bool { return strings.Contains(stderr, `"message_type":"log"`) })
+	if r.Code != 0 && r.Code != cli.ExitInterrupted {
+		t.Errorf("operator --json:\n%s", r)
 	}
 }
 

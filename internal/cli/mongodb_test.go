@@ -282,7 +282,7 @@ func TestMongoRoundTrip(t *testing.T) {
 
 	t.Run("to-dir", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "dump")
-		e.mustRun("restore", "mongodb", id, "--to-dir", dir)
+		e.mustRun("--json", "restore", "mongodb", id, "--to-dir", dir)
 		for _, f := range []string{"backup.json", "shop/orders.bson", "shop/orders.metadata.json", "crm/notes.bson", "shop/odd%2Fname.x.bson"} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 				t.Errorf("--to-dir: %v", err)
@@ -337,7 +337,7 @@ func TestMongoNamespaces(t *testing.T) {
 	dc := mongoClient(t, dst.URI)
 
 	t.Run("include", func(t *testing.T) {
-		e.mustRun("restore", "mongodb", id, "--uri", dst.URI, "--ns-include", "crm.*")
+		e.mustRun("--json", "restore", "mongodb", id, "--uri", dst.URI, "--ns-include", "crm.*")
 		if got := databaseNames(t, dc); !slices.Equal(got, []string{"crm"}) {
 			t.Fatalf("after --ns-include crm.*: databases %q", got)
 		}
@@ -430,7 +430,7 @@ func TestMongoFailures(t *testing.T) {
 		_, err := mongoClient(t, src.URI).Database("a").Collection("b").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 1}})
 		must(t, err)
 		for _, args := range [][]string{{"backup", "mongodb", "--oplog"}, {"mongodb", "oplog-archive", "--once"}} {
-			r := e.expect(1, append(args, "--uri", src.URI)...)
+			r := e.expect(1, append(append([]string{"--json"}, args...), "--uri", src.URI)...)
 			if !strings.Contains(r.Stderr, "needs a replica set") || !strings.Contains(r.Stderr, "standalone") {
 				t.Errorf("%q on a standalone server:\n%s", args, r)
 			}

@@ -330,3 +330,26 @@ func TestMountRefusesBadMountpoints(t *testing.T) {
 		t.Errorf("file as mountpoint:\n%s", r)
 	}
 }
+
+// TestJSONSchemaMount: mount --json prints its mounted and unmounted
+// lines as docs/JSON.md lists them.
+func TestJSONSchemaMount(t *testing.T) {
+	testsrv.FUSE(t)
+	e := initRepo(t)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("alpha"))
+	e.mustRun("backup", src)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	must(t, os.Mkdir(mnt, 0o755))
+	t.Cleanup(func() {
+		if mounted(t, mnt) {
+			_ = exec.Command("fusermount3", "-u", "-z", mnt).Run()
+		}
+	})
+	r := runService(t, e.getenv, []string{"-r", e.repo, "mount", mnt}, func(stdout, _ string) bool {
+		return strings.Contains(stdout, `"message_type":"mounted"`)
+	})
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"message_type":"unmounted"`) {
+		t.Errorf("mount --json:\n%s", r)
+	}
+}

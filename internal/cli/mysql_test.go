@@ -205,7 +205,9 @@ func runAppCtx(ctx context.Context, e *repoEnv, args ...string) result {
 	full := append([]string{"-r", e.repo}, args...)
 	app := &cli.App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: e.getenv}
 	code := app.Run(ctx, full)
-	return result{Code: code, Stdout: stdout.String(), Stderr: stderr.String(), Args: full}
+	r := result{Code: code, Stdout: stdout.String(), Stderr: stderr.String(), Args: full}
+	checkJSONRun(e.t, full, r)
+	return r
 }
 
 // waitNextSecond sleeps until 50 ms into the second after the one t is
@@ -298,7 +300,7 @@ func TestMySQLPointInTime(t *testing.T) {
 	}
 
 	// --once completes the active file; then a restore to a position.
-	e.mustRun("mysql", "binlog-archive", "--once", "--dsn", src.DSN(), "--spool-dir", spool)
+	e.mustRun("--json", "mysql", "binlog-archive", "--once", "--dsn", src.DSN(), "--spool-dir", spool)
 	list := e.mustRun("mysql", "binlogs").Stdout
 	if !strings.Contains(list, "complete") || !strings.Contains(list, "/mysql/"+src.Addr()+"/binlog") {
 		t.Errorf("binlogs:\n%s", list)

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +59,7 @@ func serveCLI(t *testing.T, global []string, args ...string) *servedCLI {
 			if c != 0 {
 				t.Errorf("serve exited with %d after cancellation, want 0:\n%s", c, testutil.Clip(stderr.String(), 4000))
 			}
+			checkJSONRun(t, full, result{Code: c, Stdout: stdout.String(), Stderr: stderr.String(), Args: full})
 		case <-time.After(60 * time.Second):
 			t.Errorf("serve did not stop within 60 s of cancellation")
 		}
@@ -343,7 +343,17 @@ func (a *tenant) slow(path string, claimed int64, trickle bool, d time.Duration)
 const tenantHang = 30 * time.Second
 
 // served request log: "msg=request method=M path=P status=S ... user=U".
-var requestLine = regexp.MustCompile(`msg=request method=(\S+) path=(\S+) status=(\d+) .*user=(\S*)`)
+// requestLines are the request lines of a server log (serve --json logs
+// JSON lines): method, path, status and user each.
+func requestLines(log string) [][4]string {
+	var out [][4]string
+	for _, m := range testutil.JSONLines(log) {
+		if m["msg"] == "request" {
+			out = append(out, [4]string{fmt.Sprint(m["method"]), fmt.Sprint(m["path"]), fmt.Sprint(m["status"]), fmt.Sprint(m["user"])})
+		}
+	}
+	return out
+}
 
 // TestTenantAttackerSeeds runs "bunker serve --private-repos" with two
 // users. For each seed, alice (the hostile tenant) attacks with raw HTTP
@@ -566,8 +576,8 @@ func TestTenantAttackerSeeds(t *testing.T) {
 			// bob's repository holds what bob wrote, according to the
 			// server's request log, and nothing else.
 			wrote := map[string]bool{}
-			for _, m := range requestLine.FindAllStringSubmatch(s.stderr.String(), -1) {
-				method, path, status, user := m[1], m[2], m[3], m[4]
+			for _, m := range requestLines(s.stderr.String()) {
+				method, path, status, user := m[0], m[1], m[2], m[3]
 				if !strings.HasPrefix(path, "/bob/") || !strings.HasPrefix(status, "2") {
 					continue
 				}

@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/cli"
 	"github.com/bunkerbackup/bunker/internal/testutil"
 )
 
@@ -56,7 +58,39 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if testutil.WholeRun() {
+		if missing := jsonRuns.Missing(jsonHere); len(missing) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: no test ran these commands with --json, so docs/JSON.md is not checked against them: %s\n", strings.Join(missing, ", "))
+			code = max(code, 1)
+		}
+	}
 	os.Exit(code)
+}
+
+// jsonHere are the commands whose --json lines these tests check against
+// docs/JSON.md (internal/cli's tests check the others, in-process).
+var jsonHere = []string{"backup postgres", "restore postgres", "pg check", "pg wal-receive"}
+
+// jsonRuns records the commands run with --json.
+var jsonRuns testutil.JSONRuns
+
+// checkJSON checks, when args has --json, what the run printed against
+// docs/JSON.md.
+func checkJSON(t *testing.T, args []string, stdout, stderr string) {
+	t.Helper()
+	if !slices.Contains(args, "--json") {
+		return
+	}
+	path := cli.CommandPath(args)
+	if path == "" || testutil.NoJSONLines(path) {
+		return
+	}
+	schema, err := testutil.LoadJSONSchema("../../docs/JSON.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonRuns.Add(path)
+	schema.CheckLines(t, nil, path, args, stdout, stderr)
 }
 
 // result of one bunker process.
@@ -117,6 +151,7 @@ func (r *repo) run(args ...string) result {
 	if strings.Contains(res.Stderr, "WARNING: DATA RACE") {
 		r.t.Errorf("bunker has a data race:\n%s", res)
 	}
+	checkJSON(r.t, res.Args, res.Stdout, res.Stderr)
 	return res
 }
 

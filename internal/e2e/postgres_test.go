@@ -109,7 +109,7 @@ func TestPostgresLogicalRoundTrip(t *testing.T) {
 		t.Errorf("restore over an existing database: %s", res)
 	}
 	src.PSQL(t, "shop", "DELETE FROM items WHERE id > 10")
-	r.mustRun("restore", "postgres", "latest", "--database", "shop", "--no-globals", "--clean", "--dsn", dst.DSN("postgres"))
+	r.mustRun("--json", "restore", "postgres", "latest", "--database", "shop", "--no-globals", "--clean", "--dsn", dst.DSN("postgres"))
 	if n := dst.PSQL(t, "shop", "SELECT count(*) FROM items"); n != "5001" {
 		t.Errorf("after --clean restore: %s rows", n)
 	}
@@ -197,7 +197,7 @@ func TestPostgresPhysicalRoundTrip(t *testing.T) {
 	}
 	// A corrupted restore is caught by pg_verifybackup.
 	dst2 := testsrv.Postgres(t, testsrv.PGOptions{NoInit: true})
-	r.mustRun("restore", "postgres", "latest", "--physical", "--pgdata", dst2.DataDir)
+	r.mustRun("--json", "restore", "postgres", "latest", "--physical", "--pgdata", dst2.DataDir)
 	must(t, os.WriteFile(filepath.Join(dst2.DataDir, "PG_VERSION"), []byte("99\n"), 0o600))
 	out, err := exec.Command(filepath.Join(src.Bin, "pg_verifybackup"), "--no-parse-wal", dst2.DataDir).CombinedOutput()
 	if err == nil {
@@ -360,9 +360,10 @@ func TestPostgresPITRStreaming(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	recv := r.command(ctx, "-v", "pg", "wal-receive", "--interval", "1s", "--spool", filepath.Join(t.TempDir(), "spool"))
-	var out strings.Builder
-	recv.Stdout, recv.Stderr = &out, &out
+	// With --json -v, what it archives is logged as JSON lines on stderr.
+	recv := r.command(ctx, "--json", "-v", "pg", "wal-receive", "--interval", "1s", "--spool", filepath.Join(t.TempDir(), "spool"))
+	var out, stdout strings.Builder
+	recv.Stdout, recv.Stderr = &stdout, &out
 	must(t, recv.Start())
 	stopped := false
 	stop := func() {
@@ -391,6 +392,7 @@ func TestPostgresPITRStreaming(t *testing.T) {
 	if !strings.Contains(out.String(), "archived") {
 		t.Fatalf("wal-receive archived nothing:\n%s", out.String())
 	}
+	checkJSON(t, recv.Args[1:], stdout.String(), out.String())
 
 	target := times[3].Add(times[4].Sub(times[3]) / 2)
 	dst := testsrv.Postgres(t, testsrv.PGOptions{NoInit: true})
