@@ -115,7 +115,9 @@ type Writer interface {
 	WriteAt(p []byte, off int64) (int, error)
 	// Sync commits what was written to stable storage.
 	Sync() error
-	// Close sets the file to its final size and closes it.
+	// Close sets the file to its final size and closes it. Ranges never
+	// written read as zeros (holes, where the filesystem has them): a
+	// restore does not write the chunks it knows to be all zeros.
 	Close() error
 }
 
