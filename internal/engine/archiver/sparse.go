@@ -16,9 +16,10 @@ import (
 // filesystem. The chunker sees the same bytes either way, so chunk
 // boundaries and blob IDs are those of a plain read.
 //
-// Each region is looked up when the reader reaches it, so a file that
-// changes while it is read is stored as a plain read could have seen it:
-// every byte as it was at some moment of the read. Where the lookup fails
+// Each region is looked up when the reader reaches it (a long hole every
+// maxHoleRun bytes), so a file that changes while it is read is stored as
+// a plain read could have seen it: every byte as it was at some moment of
+// the read. Where the lookup fails
 // or the filesystem cannot tell, the rest of the file is read plainly;
 // the end of the stream is always found by a plain read (an io.EOF from
 // the file), so a file that grows is read as far as a plain read would.
@@ -74,6 +75,10 @@ func (r *holeReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// maxHoleRun is how many zeros of a hole a holeReader produces before it
+// looks again where the data lies: a lookup costs two system calls.
+const maxHoleRun = 64 << 20
+
 // next looks up the region at pos: a hole to produce, then data to read.
 func (r *holeReader) next() {
 	start, end, err := r.df.NextData(r.pos)
@@ -82,9 +87,14 @@ func (r *holeReader) next() {
 		// Nothing known, or the end: a plain read goes on from here and
 		// finds the end (or what the file has grown since).
 		r.plain, r.seek = true, true
+	case start-r.pos > maxHoleRun:
+		// A long hole: its zeros for a while, then look again, so that
+		// data written into the hole meanwhile is read as a plain read
+		// would read it.
+		r.zeros = r.pos + maxHoleRun
 	case start == end:
 		// Only a hole up to the end of the file: its zeros, then the
-		// case above.
+		// first case.
 		r.zeros = start
 	default:
 		r.zeros, r.data, r.seek = start, end, true
