@@ -19,10 +19,10 @@ import (
 // Each region is looked up when the reader reaches it (a long hole every
 // maxHoleRun bytes), so a file that changes while it is read is stored as
 // a plain read could have seen it: every byte as it was at some moment of
-// the read. Where the lookup fails
-// or the filesystem cannot tell, the rest of the file is read plainly;
-// the end of the stream is always found by a plain read (an io.EOF from
-// the file), so a file that grows is read as far as a plain read would.
+// the read. Where the lookup fails or the filesystem cannot tell, the
+// rest of the file is read plainly; the end of the stream is always found
+// by a plain read (an io.EOF from the file), so a file that grows is read
+// as far as a plain read would.
 type holeReader struct {
 	f     vfs.File
 	df    vfs.DataFinder

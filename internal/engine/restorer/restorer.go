@@ -515,11 +515,12 @@ func (r *Restorer) learnZero(id ID, n int) {
 		z.ids = map[ID]int{}
 	}
 	_, known := z.ids[id]
-	if !known && len(z.ids) < maxZeroBlobs {
+	added := !known && len(z.ids) < maxZeroBlobs
+	if added {
 		z.ids[id] = n
 	}
 	z.mu.Unlock()
-	if !known && r.ra != nil {
+	if added && r.ra != nil {
 		r.ra.forget(id)
 	}
 }
