@@ -124,6 +124,9 @@ type Stats struct {
 	BytesRead, TotalBytes     atomic.Int64
 	BlobsAdded, BytesAdded    atomic.Int64
 	CurrentFile               atomic.Pointer[string]
+	// HoleBytes counts the bytes of BytesRead that were holes of sparse
+	// files, produced as zeros without reading them.
+	HoleBytes atomic.Int64
 }
 
 // Archiver performs one backup.
@@ -145,6 +148,8 @@ type Archiver struct {
 	bigSem      chan struct{}
 	bigMu       sync.Mutex
 	bigChunkers []*chunker.Chunker // free chunkers for files larger than Min
+
+	zeros zeroIDs
 }
 
 // fileQueueLen is how many opened files may wait for a reader, each with
@@ -259,7 +264,7 @@ func (a *Archiver) start(ctx context.Context) (stop func()) {
 			defer wg.Done()
 			for j := range a.saveQueue {
 				data := j.buf[:j.size]
-				id := a.repo.Hash(data)
+				id := a.hashChunk(data)
 				id, added, err := a.repo.SaveBlobWithID(j.ctx, j.typ, id, data)
 				if added {
 					a.Stats.BlobsAdded.Add(1)
@@ -380,15 +385,18 @@ func (a *Archiver) readFile(ctx context.Context, f vfs.File, path string, node *
 	return a.readLargeFile(ctx, f, path, node)
 }
 
-// readLargeFile chunks a file from its current offset with a shared
-// chunker and records its blobs and size in node.
+// readLargeFile chunks a file from its start (where f must be) with a
+// shared chunker and records its blobs and size in node. The holes of a
+// sparse file are not read (holeReader).
 func (a *Archiver) readLargeFile(ctx context.Context, f vfs.File, path string, node *tree.Node) error {
 	ch, release, err := a.bigFileSlot(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	ids, n, err := a.saveChunks(ctx, ch, f)
+	rd := newHoleReader(f, int64(node.Size))
+	ids, n, err := a.saveChunks(ctx, ch, rd)
+	a.Stats.HoleBytes.Add(rd.holes)
 	if err != nil {
 		if isFatal(err) {
 			return err

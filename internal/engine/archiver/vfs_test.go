@@ -74,6 +74,12 @@ type result struct {
 
 func snapshotFS(t *testing.T, r *repository.Repository, fsys vfs.FS, parent tree.ID) *result {
 	t.Helper()
+	return snapshotPath(t, r, fsys, parent, "/src")
+}
+
+// snapshotPath is snapshotFS of the given absolute path.
+func snapshotPath(t *testing.T, r *repository.Repository, fsys vfs.FS, parent tree.ID, src string) *result {
+	t.Helper()
 	ctx := context.Background()
 	res := &result{r: r, nodes: map[string]*tree.Node{}, errs: map[string]error{}}
 	var mu sync.Mutex
@@ -87,7 +93,7 @@ func snapshotFS(t *testing.T, r *repository.Repository, fsys vfs.FS, parent tree
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.root, err = a.Snapshot(ctx, []string{"/src"})
+	res.root, err = a.Snapshot(ctx, []string{src})
 	if err == nil {
 		err = r.Flush(ctx)
 	}

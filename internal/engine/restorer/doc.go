@@ -5,7 +5,8 @@
 // descriptors (so trees deeper than PATH_MAX restore), hands file contents
 // to a pool of writers, and applies each directory's metadata only after
 // every entry inside it is written, so directory mtimes come out exact.
-// All-zero chunks are skipped, which restores sparse files sparse.
+// All-zero 4 KiB blocks are not written, which restores sparse files
+// sparse, and an all-zero blob, once loaded, is not loaded again.
 //
 // A file is written under a marked name in its directory (PartialName)
 // and renamed to its real name only when it is complete, verified (with

@@ -101,6 +101,22 @@ func (ra *readahead) need(id ID) {
 	ra.mu.Unlock()
 }
 
+// forget drops blob id from what the restore will read: its later uses
+// do not load it (a blob of zeros, see zeroBlobs).
+func (ra *readahead) forget(id ID) {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	delete(ra.uses, id)
+	if b, ok := ra.kept[id]; ok {
+		ra.kbytes -= int64(len(b))
+		delete(ra.kept, id)
+	}
+	if b, ok := ra.ready[id]; ok {
+		ra.bytes -= int64(len(b))
+		delete(ra.ready, id)
+	}
+}
+
 // build groups the needed blobs by pack once all are noted.
 func (ra *readahead) build() {
 	ra.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/engine/vfs"
 	"github.com/bunkerbackup/bunker/internal/engine/walker"
+	"github.com/bunkerbackup/bunker/internal/fsmeta"
 )
 
 // ID of a blob.
@@ -94,6 +95,7 @@ type Restorer struct {
 	fs    vfs.FS
 	meta  vfs.Meta
 	ra    *readahead
+	zeros zeroBlobs
 	Stats Stats
 
 	jobs chan fileJob
@@ -447,30 +449,80 @@ func (r *Restorer) writeFile(j fileJob, buf []byte) []byte {
 	if f.failed() == nil && r.err() == nil && j.ctx.Err() == nil {
 		off := j.off
 		for i := j.first; i < j.end; i++ {
+			id := f.node.Content[i]
+			n, zero := r.zeros.length(id)
 			var err error
-			buf, err = r.loadBlob(j.ctx, f.node.Content[i], buf)
-			if err == nil && off+int64(len(buf)) > int64(f.node.Size) {
+			if !zero {
+				buf, err = r.loadBlob(j.ctx, id, buf)
+				n = len(buf)
+			}
+			if err == nil && off+int64(n) > int64(f.node.Size) {
 				err = fmt.Errorf("content is longer than the recorded size %d", f.node.Size)
 			}
-			if err == nil {
+			// A blob known to be all zeros is neither loaded nor written:
+			// the range stays a hole of the new file (vfs.Writer).
+			if err == nil && !zero {
 				_, err = f.w.WriteAt(buf, off)
+				if err == nil && fsmeta.IsZero(buf) {
+					r.learnZero(id, n)
+				}
 			}
 			if err != nil {
 				f.fail(err)
 				break
 			}
 			f.mu.Lock()
-			f.lens[i] = len(buf)
+			f.lens[i] = n
 			f.mu.Unlock()
-			off += int64(len(buf))
-			f.bytes.Add(int64(len(buf)))
-			r.Stats.BytesDone.Add(int64(len(buf)))
+			off += int64(n)
+			f.bytes.Add(int64(n))
+			r.Stats.BytesDone.Add(int64(n))
 		}
 	}
 	if f.parts.Add(-1) == 0 {
 		buf = r.finishFile(j.ctx, f, buf)
 	}
 	return buf
+}
+
+// maxZeroBlobs bounds the all-zero blobs a restore remembers.
+const maxZeroBlobs = 1024
+
+// zeroBlobs are the data blobs a restore has found to be all zeros, with
+// their lengths. The holes of sparse files (VM images, database files)
+// are chunks of zeros of few lengths, each stored once and referenced
+// thousands of times: once one has been loaded (and its plaintext checked
+// against its ID), its later uses need neither loading, decompressing
+// and hashing it again nor writing it.
+type zeroBlobs struct {
+	mu  sync.RWMutex
+	ids map[ID]int
+}
+
+// length returns the length of id if it is a known all-zero blob.
+func (z *zeroBlobs) length(id ID) (int, bool) {
+	z.mu.RLock()
+	n, ok := z.ids[id]
+	z.mu.RUnlock()
+	return n, ok
+}
+
+// learnZero notes that blob id, just loaded, is n zero bytes.
+func (r *Restorer) learnZero(id ID, n int) {
+	z := &r.zeros
+	z.mu.Lock()
+	if z.ids == nil {
+		z.ids = map[ID]int{}
+	}
+	_, known := z.ids[id]
+	added := !known && len(z.ids) < maxZeroBlobs
+	if added {
+		z.ids[id] = n
+	}
+	z.mu.Unlock()
+	if added && r.ra != nil {
+		r.ra.forget(id)
+	}
 }
 
 // loadBlob reads a data blob, through read-ahead when it is on.

@@ -166,3 +166,9 @@ func (f osFile) Close() error                              { return f.f.Close() 
 func (f osFile) Name() string                              { return f.f.Name() }
 func (f osFile) Xattrs() ([]tree.Xattr, error)             { return fsmeta.ReadXattrsFile(f.f) }
 func (f osFile) Prefetch(n int64)                          { fsmeta.Prefetch(f.f, n) }
+
+// NextData implements DataFinder (fsmeta.NextData: Linux only; elsewhere
+// an error wrapping errors.ErrUnsupported).
+func (f osFile) NextData(off int64) (start, end int64, err error) {
+	return fsmeta.NextData(f.f, off)
+}

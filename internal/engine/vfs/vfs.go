@@ -93,6 +93,21 @@ type File interface {
 	Xattrs() ([]tree.Xattr, error)
 }
 
+// DataFinder is implemented by a File that can tell where its data lies
+// (an OS file on Linux, through lseek SEEK_DATA and SEEK_HOLE), so that a
+// reader can skip the holes of a sparse file instead of reading their
+// zeros. Find it by type assertion.
+type DataFinder interface {
+	// NextData returns the first region of data at or after off: data
+	// begins at start (>= off) and the next hole, or the end of the file,
+	// at end (> start). When only a hole follows off, or off is at or
+	// past the end of the file, start and end are both the file's size.
+	// The read position is left unspecified: seek before reading. An
+	// error means nothing is known (the filesystem cannot tell, or
+	// failed): read the file instead.
+	NextData(off int64) (start, end int64, err error)
+}
+
 // Writer writes the content of a new file (fsmeta.FileWriter).
 type Writer interface {
 	// WriteAt writes p at off; writing past the size given at creation is
@@ -100,7 +115,9 @@ type Writer interface {
 	WriteAt(p []byte, off int64) (int, error)
 	// Sync commits what was written to stable storage.
 	Sync() error
-	// Close sets the file to its final size and closes it.
+	// Close sets the file to its final size and closes it. Ranges never
+	// written read as zeros (holes, where the filesystem has them): a
+	// restore does not write the chunks it knows to be all zeros.
 	Close() error
 }
 

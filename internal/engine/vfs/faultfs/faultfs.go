@@ -5,6 +5,7 @@
 package faultfs
 
 import (
+	"errors"
 	"io/fs"
 	"path/filepath"
 	"sync"
@@ -26,6 +27,7 @@ const (
 	OpXattrs     Op = "xattrs"     // Dir.Xattrs, Dir.XattrsAt, File.Xattrs
 	OpOpen       Op = "open"       // Dir.OpenFile
 	OpRead       Op = "read"       // File.Read
+	OpData       Op = "data"       // File.NextData (vfs.DataFinder)
 	OpCreate     Op = "create"     // Dir.Create, Dir.CreateFile, FS.MkdirAll
 	OpApply      Op = "apply"      // Dir.Apply, FS.Apply
 	OpWrite      Op = "write"      // Writer.WriteAt
@@ -286,6 +288,20 @@ func (f *file) Read(p []byte) (int, error) {
 func (f *file) Seek(off int64, whence int) (int64, error) { return f.inner.Seek(off, whence) }
 func (f *file) Close() error                              { return f.inner.Close() }
 func (f *file) Name() string                              { return f.inner.Name() }
+
+// NextData implements vfs.DataFinder for a file of a filesystem that can
+// tell where its data lies; for others it fails with an error wrapping
+// errors.ErrUnsupported, which tells a reader to read everything.
+func (f *file) NextData(off int64) (start, end int64, err error) {
+	if err := f.fs.check(OpData, f.path); err != nil {
+		return 0, 0, err
+	}
+	df, ok := f.inner.(vfs.DataFinder)
+	if !ok {
+		return 0, 0, &fs.PathError{Op: "find data", Path: f.path, Err: errors.ErrUnsupported}
+	}
+	return df.NextData(off)
+}
 
 func (f *file) Xattrs() ([]tree.Xattr, error) {
 	if err := f.fs.check(OpXattrs, f.path); err != nil {
