@@ -160,13 +160,5 @@ var jsonRuns testutil.JSONRuns
 // included, is held to the table.
 func checkJSONRun(t *testing.T, args []string, r result) {
 	t.Helper()
-	if !slices.Contains(args, "--json") {
-		return
-	}
-	path := cli.CommandPath(args)
-	if path == "" || testutil.NoJSONLines(path) {
-		return
-	}
-	jsonRuns.Add(path)
-	readSchema(t).CheckLines(t, nil, path, args, r.Stdout, r.Stderr)
+	jsonRuns.Check(t, "../../docs/JSON.md", args, cli.CommandPath, r.Stdout, r.Stderr)
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,19 +77,7 @@ var jsonRuns testutil.JSONRuns
 // docs/JSON.md.
 func checkJSON(t *testing.T, args []string, stdout, stderr string) {
 	t.Helper()
-	if !slices.Contains(args, "--json") {
-		return
-	}
-	path := cli.CommandPath(args)
-	if path == "" || testutil.NoJSONLines(path) {
-		return
-	}
-	schema, err := testutil.LoadJSONSchema("../../docs/JSON.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	jsonRuns.Add(path)
-	schema.CheckLines(t, nil, path, args, stdout, stderr)
+	jsonRuns.Check(t, "../../docs/JSON.md", args, cli.CommandPath, stdout, stderr)
 }
 
 // result of one bunker process.

@@ -168,6 +168,26 @@ type JSONRuns struct{ m sync.Map }
 // Add records a run of the command path.
 func (r *JSONRuns) Add(path string) { r.m.Store(path, true) }
 
+// Check checks, when args has --json, what a run printed against the
+// table of docs/JSON.md at schemaPath, as the command path (a function of
+// args, called only then) finds its rows, and records the run.
+func (r *JSONRuns) Check(t testing.TB, schemaPath string, args []string, path func([]string) string, stdout, stderr string) {
+	t.Helper()
+	if !slices.Contains(args, "--json") {
+		return
+	}
+	p := path(args)
+	if p == "" || NoJSONLines(p) {
+		return
+	}
+	schema, err := LoadJSONSchema(schemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Add(p)
+	schema.CheckLines(t, nil, p, args, stdout, stderr)
+}
+
 // Missing lists the paths of all that print JSON lines and were never
 // recorded.
 func (r *JSONRuns) Missing(all []string) []string {
