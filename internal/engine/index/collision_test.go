@@ -11,8 +11,66 @@ import (
 )
 
 func TestEntrySize(t *testing.T) {
-	if n := unsafe.Sizeof(entry{}); n > 32 {
-		t.Fatalf("resident entry is %d bytes, want at most 32", n)
+	if n := unsafe.Sizeof(entry{}); n != 31 {
+		t.Fatalf("resident entry is %d bytes, want 31", n)
+	}
+	if n := unsafe.Sizeof([4]entry{}); n != 4*31 {
+		t.Fatalf("entries are padded: 4 take %d bytes", n)
+	}
+}
+
+// TestEntryFields checks that the packed fields give back what went in, at
+// their limits, and that a location beyond them is kept whole instead.
+func TestEntryFields(t *testing.T) {
+	id := testID(3)
+	for _, f := range []full{
+		{id: id, typ: pack.DataBlob, pack: 0, offset: 8, length: 29, raw: 0},
+		{id: id, typ: pack.TreeBlob, pack: maxPackNum, offset: maxOffset, length: maxLength, raw: pack.MaxBlobSize},
+		{id: id, typ: pack.DataBlob, pack: 0x5555_5555, offset: 0x2aaa_aaaa, length: 0x1555_5555, raw: 0x0aaa_aaaa},
+		{id: id, typ: pack.TreeBlob, pack: 1, offset: 1 << 29, length: 1 << 28, raw: 1<<28 - 1},
+	} {
+		e, ok := compact(f)
+		if !ok {
+			t.Fatalf("%+v does not fit", f)
+		}
+		pk, off, length, raw := e.fields()
+		if e.pre() != prefixOf(id) || e.typ() != f.typ || e.pack() != f.pack || pk != f.pack || off != f.offset || length != f.length || raw != f.raw {
+			t.Fatalf("%+v comes back as %v %d %d %d %d", f, e.typ(), pk, off, length, raw)
+		}
+	}
+	for _, f := range []full{
+		{id: id, typ: pack.DataBlob, pack: maxPackNum + 1, offset: 8, length: 100},
+		{id: id, typ: pack.DataBlob, offset: maxOffset + 1, length: 100},
+		{id: id, typ: pack.DataBlob, offset: 8, length: maxLength + 1},
+		{id: id, typ: pack.DataBlob, offset: 8, length: 100, raw: maxLength + 1},
+		{id: id, typ: pack.BlobType(3), offset: 8, length: 100},
+	} {
+		if _, ok := compact(f); ok {
+			t.Fatalf("%+v fits", f)
+		}
+	}
+	// An index file may place a blob anywhere in a pack of up to 4 GiB.
+	x := New()
+	var ad added
+	far := pack.Entry{Type: pack.DataBlob, ID: testID(5), Offset: 3 << 30, Length: 1<<32 - 1, RawLength: 7}
+	f := &File{Packs: []ID{packID(1)}, Entries: []FileEntry{{Entry: far}}}
+	for k := uint64(10); k < 2000; k++ {
+		f.Entries = append(f.Entries, FileEntry{Entry: tEntry(k, pack.DataBlob, 8+uint32(k))})
+	}
+	ad.file(x, f)
+	if l, ok := x.Lookup(far.ID, pack.DataBlob); !ok || l.Entry != far || len(x.exact) != 1 {
+		t.Fatalf("far entry: %+v %v (%d exact)", l, ok, len(x.exact))
+	}
+	n := 0
+	mustEach(t, x, ad.src(), func(l Location) bool {
+		if l.ID == far.ID && l.Entry != far {
+			t.Fatalf("Each gives %+v", l)
+		}
+		n++
+		return true
+	})
+	if n != len(f.Entries) {
+		t.Fatalf("Each gives %d entries", n)
 	}
 }
 

@@ -7,16 +7,18 @@
 //
 // # Memory
 //
-// The in-memory Index is a sorted array of 32-byte entries: the first 16
-// bytes of the blob ID, the pack number, offset, sealed length, and the
-// plaintext length with the blob type in its two top bits (a plaintext
-// length is at most pack.MaxBlobSize, 2^28; offsets and lengths are u32 in
-// the format too). A directory of the array's positions by the top bits of
-// the prefix (about half a byte per blob) narrows a lookup to a bucket of
-// about eight entries. Recent additions wait in a small hash buffer, with
-// their full IDs, and are merged into the array in batches. So a loaded
-// index costs about 32.5 bytes per blob (docs/PERFORMANCE.md, "Index
-// memory", has the figures and restic's beside them).
+// The in-memory Index is a sorted array of 31-byte entries: the first 16
+// bytes of the blob ID, then the type, pack number, offset, sealed length
+// and plaintext length packed into 15 bytes (the entry type in index.go
+// has the layout and why every conforming location fits; one that does
+// not is kept whole in a side table). A directory of the array's positions
+// by the top bits of the prefix (an eighth of a byte per blob) narrows a
+// lookup to a bucket of about 32 entries. Packs cost their 32-byte ID and
+// about 9 bytes more each. Recent additions wait in a small hash buffer,
+// with their full IDs, and are merged into the array in batches. A loaded
+// index of 16 blobs per pack (1 MiB chunks, 16 MiB packs) takes about 33.8
+// bytes per blob, of 256 per pack about 31.3 (docs/PERFORMANCE.md, "Index
+// memory", has the figures with restic's beside them).
 //
 // # Prefixes
 //

@@ -3,7 +3,7 @@ package index
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
+	"hash/maphash"
 	"math"
 	"slices"
 	"sync"
@@ -55,32 +55,65 @@ func comparePrefix(a, b prefix) int {
 	return 0
 }
 
-// The raw length and the blob type share a word: a raw length is at most
-// pack.MaxBlobSize (2^28), so 30 bits hold it and the top two hold the type.
+// entry is the resident form of one blob location: 31 bytes, with no
+// padding between entries. Bytes 0-15 are the first 16 bytes of the blob
+// ID (see doc.go for why that is enough, and where the full ID comes from
+// when a caller needs it). Bytes 16-30 hold a 120-bit little-endian word:
+//
+//	bit 0        blob type: 0 data, 1 tree
+//	bits 1-31    pack number
+//	bits 32-61   offset in the pack
+//	bits 62-90   sealed length
+//	bits 91-119  plaintext length
+//
+// Every location a conforming writer makes fits: a plaintext is at most
+// pack.MaxBlobSize (2^28), a sealed blob a little more, and a pack ends
+// within 1 GiB (pack_size ≤ 512 MiB plus one last blob). A location that
+// does not fit (an index file may claim offsets up to 4 GiB) is kept whole
+// in the exact table instead, so nothing is refused or truncated.
+type entry [31]byte
+
 const (
-	rawBits = 30
-	rawMask = 1<<rawBits - 1
+	maxPackNum = 1<<31 - 1
+	maxOffset  = 1<<30 - 1
+	maxLength  = 1<<29 - 1
 )
 
-// entry is the resident form of one blob location: 32 bytes. It keeps the
-// first 16 bytes of the blob ID; see doc.go for why that is enough and
-// where the full ID comes from when a caller needs it.
-type entry struct {
-	pre    prefix
-	pack   uint32
-	offset uint32
-	length uint32
-	rawTyp uint32 // raw length in the low rawBits bits, the blob type above
+func (e *entry) pre() prefix {
+	return prefix{binary.BigEndian.Uint64(e[0:]), binary.BigEndian.Uint64(e[8:])}
 }
 
-func (e *entry) typ() pack.BlobType { return pack.BlobType(e.rawTyp >> rawBits) }
-func (e *entry) raw() uint32        { return e.rawTyp & rawMask }
+// words returns the low 64 and the high 56 bits of the packed fields.
+func (e *entry) words() (lo, hi uint64) {
+	return binary.LittleEndian.Uint64(e[16:]), binary.LittleEndian.Uint64(e[23:]) >> 8
+}
+
+func (e *entry) typ() pack.BlobType { return pack.BlobType(e[16]&1) + pack.DataBlob }
+
+func (e *entry) pack() uint32 {
+	lo, _ := e.words()
+	return uint32(lo>>1) & maxPackNum
+}
+
+func (e *entry) fields() (pk, offset, length, raw uint32) {
+	lo, hi := e.words()
+	return uint32(lo>>1) & maxPackNum, uint32(lo>>32) & maxOffset, uint32(lo>>62|hi<<2) & maxLength, uint32(hi>>27) & maxLength
+}
 
 func compareEntry(a, b *entry) int {
-	if c := comparePrefix(a.pre, b.pre); c != 0 {
+	if c := comparePrefix(a.pre(), b.pre()); c != 0 {
 		return c
 	}
-	return int(a.rawTyp>>rawBits) - int(b.rawTyp>>rawBits)
+	return int(a[16]&1) - int(b[16]&1)
+}
+
+// probe is an entry that sorts first among those of (p, t).
+func probe(p prefix, t pack.BlobType) entry {
+	var e entry
+	binary.BigEndian.PutUint64(e[0:], p.hi)
+	binary.BigEndian.PutUint64(e[8:], p.lo)
+	e[16] = byte(t-pack.DataBlob) & 1
+	return e
 }
 
 // full is a location with the whole blob ID: recent additions (whose full
@@ -103,13 +136,19 @@ func compareFull(a, b *full) int {
 }
 
 // compact returns the resident form of f, or false when a field does not
-// fit it (a raw length or type no decoded index file or pack trailer
-// accepts); such an entry is kept exact instead.
+// fit it; such an entry is kept exact instead.
 func compact(f full) (entry, bool) {
-	if f.raw > rawMask || uint32(f.typ) > 3 {
+	if !f.typ.Valid() || f.pack > maxPackNum || f.offset > maxOffset || f.length > maxLength || f.raw > maxLength {
 		return entry{}, false
 	}
-	return entry{pre: prefixOf(f.id), pack: f.pack, offset: f.offset, length: f.length, rawTyp: f.raw | uint32(f.typ)<<rawBits}, true
+	e := probe(prefixOf(f.id), f.typ)
+	lo := uint64(e[16]&1) | uint64(f.pack)<<1 | uint64(f.offset)<<32 | uint64(f.length)<<62
+	hi := uint64(f.length)>>2 | uint64(f.raw)<<27
+	binary.LittleEndian.PutUint64(e[16:], lo)
+	var w [8]byte
+	binary.LittleEndian.PutUint64(w[:], hi)
+	copy(e[24:], w[:7])
+	return e, true
 }
 
 type key struct {
@@ -121,7 +160,7 @@ type key struct {
 type Index struct {
 	mu       sync.RWMutex
 	packs    []ID
-	packNum  map[ID]uint32
+	packNum  packTable
 	excluded []bool  // per pack: tombstoned by a maintenance plan, or known lost
 	main     []entry // sorted by (prefix, type); duplicates allowed; never modified in place
 	dir      []uint32
@@ -136,16 +175,63 @@ type Index struct {
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{packNum: map[ID]uint32{}, recent: map[key]full{}, collided: map[prefix]struct{}{}}
+	return &Index{packNum: packTable{seed: maphash.MakeSeed()}, recent: map[key]full{}, collided: map[prefix]struct{}{}}
+}
+
+// packTable finds a pack's number by its ID: an open-addressing hash table
+// of pack numbers (plus one; zero is an empty slot) over Index.packs,
+// about 8 bytes per pack where a Go map took about 60. The hash is seeded
+// per index, so pack names chosen to collide cannot be prepared.
+type packTable struct {
+	seed  maphash.Seed
+	slots []uint32
+	n     int
+}
+
+func (t *packTable) find(packs []ID, p ID) (uint32, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := maphash.Comparable(t.seed, p) & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if packs[s-1] == p {
+			return s - 1, true
+		}
+	}
+}
+
+// insert adds pack number n (packs[n] is not in the table yet).
+func (t *packTable) insert(packs []ID, n uint32) {
+	if (t.n+1)*4 > len(t.slots)*3 {
+		old := t.slots
+		t.slots = make([]uint32, max(64, 2*len(old)))
+		t.n = 0
+		for _, s := range old {
+			if s != 0 {
+				t.insert(packs, s-1)
+			}
+		}
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := maphash.Comparable(t.seed, packs[n]) & mask
+	for t.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = n + 1
+	t.n++
 }
 
 func (x *Index) packNumber(p ID) uint32 {
-	n, ok := x.packNum[p]
+	n, ok := x.packNum.find(x.packs, p)
 	if !ok {
 		n = uint32(len(x.packs))
 		x.packs = append(x.packs, p)
 		x.excluded = append(x.excluded, false)
-		x.packNum[p] = n
+		x.packNum.insert(x.packs, n)
 	}
 	return n
 }
@@ -187,17 +273,19 @@ func (x *Index) AddFiles(files []*File) {
 		return
 	}
 	add := make([]entry, 0, total)
-	for _, f := range files {
-		nums := x.packNumbersLocked(f)
+	var exact []full
+	nums := make([][]uint32, len(files))
+	for i, f := range files {
+		nums[i] = x.packNumbersLocked(f)
 		for _, en := range f.Entries {
-			fe := full{id: en.ID, typ: en.Type, pack: nums[en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength}
+			fe := full{id: en.ID, typ: en.Type, pack: nums[i][en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength}
 			if _, ok := x.collided[prefixOf(en.ID)]; ok {
-				x.addExactLocked(fe)
+				exact = append(exact, fe)
 				continue
 			}
 			e, ok := compact(fe)
 			if !ok {
-				x.addExactLocked(fe)
+				exact = append(exact, fe)
 				continue
 			}
 			add = append(add, e)
@@ -208,11 +296,11 @@ func (x *Index) AddFiles(files []*File) {
 	// twice (or as both types) or two blobs that collide: the files tell.
 	var tied map[prefix]map[ID]bool
 	for i := 1; i < len(add); i++ {
-		if add[i].pre == add[i-1].pre {
+		if p := add[i].pre(); p == add[i-1].pre() {
 			if tied == nil {
 				tied = map[prefix]map[ID]bool{}
 			}
-			tied[add[i].pre] = map[ID]bool{}
+			tied[p] = map[ID]bool{}
 		}
 	}
 	if tied != nil {
@@ -223,30 +311,25 @@ func (x *Index) AddFiles(files []*File) {
 				}
 			}
 		}
-		var hit map[prefix]bool
+		hit := map[prefix]bool{}
 		for p, ids := range tied {
 			if len(ids) > 1 {
-				if hit == nil {
-					hit = map[prefix]bool{}
-				}
 				hit[p] = true
-			}
-		}
-		if hit != nil {
-			add = slices.DeleteFunc(add, func(e entry) bool { return hit[e.pre] })
-			for p := range hit {
 				x.collided[p] = struct{}{}
 			}
-			for _, f := range files {
-				nums := x.packNumbersLocked(f)
+		}
+		if len(hit) > 0 {
+			add = slices.DeleteFunc(add, func(e entry) bool { return hit[e.pre()] })
+			for i, f := range files {
 				for _, en := range f.Entries {
 					if hit[prefixOf(en.ID)] {
-						x.addExactLocked(full{id: en.ID, typ: en.Type, pack: nums[en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength})
+						exact = append(exact, full{id: en.ID, typ: en.Type, pack: nums[i][en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength})
 					}
 				}
 			}
 		}
 	}
+	x.addExactLocked(exact...)
 	x.mergeMainLocked(add)
 }
 
@@ -274,16 +357,31 @@ func (x *Index) addLocked(f full) {
 	x.recent[k] = f
 }
 
-// addExactLocked keeps f with its full ID. Like the recent buffer, it
-// records an entry repeated at the same pack and offset once.
-func (x *Index) addExactLocked(f full) {
-	i, _ := slices.BinarySearchFunc(x.exact, f, func(a, b full) int { return compareFull(&a, &b) })
-	for j := i; j < len(x.exact) && x.exact[j].id == f.id && x.exact[j].typ == f.typ; j++ {
-		if x.exact[j].pack == f.pack && x.exact[j].offset == f.offset {
-			return
+// addExactLocked keeps entries with their full IDs. Like the recent
+// buffer, it records an entry repeated at the same pack and offset once.
+// It sorts once per call: a hostile file of entries that do not fit the
+// resident form costs a sort, not a quadratic series of inserts.
+func (x *Index) addExactLocked(fs ...full) {
+	if len(fs) == 0 {
+		return
+	}
+	x.exact = append(x.exact, fs...)
+	slices.SortStableFunc(x.exact, func(a, b full) int { return compareFull(&a, &b) })
+	out := x.exact[:0]
+	for i, f := range x.exact {
+		dup := false
+		for j := len(out) - 1; j >= 0 && out[j].id == f.id && out[j].typ == f.typ; j-- {
+			if out[j].pack == f.pack && out[j].offset == f.offset {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, x.exact[i])
 		}
 	}
-	x.exact = slices.Insert(x.exact, i, f)
+	clear(x.exact[len(out):])
+	x.exact = out
 }
 
 func (x *Index) maybeMergeLocked() {
@@ -305,10 +403,12 @@ func (x *Index) mergeLocked() {
 		fulls = append(fulls, f)
 	}
 	fulls = append(fulls, x.dupes...)
-	clear(x.recent)
-	x.dupes = x.dupes[:0]
+	// A new map: a cleared one keeps the memory of its largest size.
+	x.recent = map[key]full{}
+	x.dupes = nil
 	slices.SortFunc(fulls, func(a, b full) int { return compareFull(&a, &b) })
 	add := make([]entry, 0, len(fulls))
+	var exact []full
 	for i := 0; i < len(fulls); {
 		// Sorted by full ID, the entries sharing a prefix are adjacent.
 		p := prefixOf(fulls[i].id)
@@ -322,13 +422,14 @@ func (x *Index) mergeLocked() {
 		for _, f := range fulls[i:j] {
 			e, ok := compact(f)
 			if clash || !ok {
-				x.addExactLocked(f)
+				exact = append(exact, f)
 			} else {
 				add = append(add, e)
 			}
 		}
 		i = j
 	}
+	x.addExactLocked(exact...)
 	x.mergeMainLocked(add)
 }
 
@@ -361,10 +462,15 @@ func (x *Index) mergeMainLocked(add []entry) {
 	x.buildDirLocked()
 }
 
+// dirSpan is the mean number of entries per directory bucket: a bucket of
+// 32 entries is a binary search of five steps within 1 KiB, and the
+// directory costs an eighth of a byte per blob.
+const dirSpan = 32
+
 // buildDirLocked indexes the sorted array by the top bits of the prefix,
-// about eight entries per bucket (half a byte per blob), so that a lookup
-// searches one bucket instead of the whole array. IDs are keyed hashes,
-// spread evenly; a skewed set only makes some buckets longer.
+// so that a lookup searches one bucket instead of the whole array. IDs
+// are keyed hashes, spread evenly; a skewed set only makes some buckets
+// longer.
 func (x *Index) buildDirLocked() {
 	n := len(x.main)
 	if n > math.MaxUint32 {
@@ -372,14 +478,14 @@ func (x *Index) buildDirLocked() {
 		return
 	}
 	bits := 0
-	for bits < 32 && n>>(bits+1) >= 8 {
+	for bits < 32 && n>>(bits+1) >= dirSpan {
 		bits++
 	}
 	buckets := 1 << bits
 	dir := make([]uint32, buckets+1)
 	j := 0
 	for b := range buckets {
-		for j < n && bucketOf(x.main[j].pre.hi, bits) < b {
+		for j < n && bucketOf(x.main[j].pre().hi, bits) < b {
 			j++
 		}
 		dir[b] = uint32(j)
@@ -403,10 +509,10 @@ func search(main []entry, dir []uint32, bits int, p prefix, t pack.BlobType) int
 		b := bucketOf(p.hi, bits)
 		lo, hi = int(dir[b]), int(dir[b+1])
 	}
-	probe := entry{pre: p, rawTyp: uint32(t) << rawBits}
+	pr := probe(p, t)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if compareEntry(&main[m], &probe) < 0 {
+		if compareEntry(&main[m], &pr) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
@@ -431,8 +537,13 @@ func (x *Index) LookupAll(id ID, t pack.BlobType) []Location {
 	return out
 }
 
-func (x *Index) fullLocation(f full) Location {
-	return Location{Pack: x.packs[f.pack], Entry: pack.Entry{Type: f.typ, ID: f.id, Offset: f.offset, Length: f.length, RawLength: f.raw}}
+func fullLocation(packs []ID, f *full) Location {
+	return Location{Pack: packs[f.pack], Entry: pack.Entry{Type: f.typ, ID: f.id, Offset: f.offset, Length: f.length, RawLength: f.raw}}
+}
+
+func entryLocation(packs []ID, e *entry, id ID) Location {
+	pk, offset, length, raw := e.fields()
+	return Location{Pack: packs[pk], Entry: pack.Entry{Type: e.typ(), ID: id, Offset: offset, Length: length, RawLength: raw}}
 }
 
 // lookupLocked returns the first usable location; when all is non-nil it
@@ -442,31 +553,34 @@ func (x *Index) fullLocation(f full) Location {
 func (x *Index) lookupLocked(id ID, t pack.BlobType, all func(Location)) (Location, bool) {
 	var found Location
 	ok := false
-	consider := func(l Location, pk uint32) {
+	consider := func(pk uint32, l func() Location) {
 		if all != nil {
-			all(l)
+			all(l())
 		}
 		if !ok && !x.excluded[pk] {
-			found, ok = l, true
+			found, ok = l(), true
 		}
 	}
 	if len(x.exact) > 0 {
-		probe := full{id: id, typ: t}
-		i, _ := slices.BinarySearchFunc(x.exact, probe, func(a, b full) int { return compareFull(&a, &b) })
+		pr := full{id: id, typ: t}
+		i, _ := slices.BinarySearchFunc(x.exact, pr, func(a, b full) int { return compareFull(&a, &b) })
 		for ; i < len(x.exact) && x.exact[i].id == id && x.exact[i].typ == t; i++ {
-			consider(x.fullLocation(x.exact[i]), x.exact[i].pack)
+			f := &x.exact[i]
+			consider(f.pack, func() Location { return fullLocation(x.packs, f) })
 		}
 	}
 	p := prefixOf(id)
-	for i := search(x.main, x.dir, x.dirBits, p, t); i < len(x.main) && x.main[i].pre == p && x.main[i].typ() == t; i++ {
+	for i := search(x.main, x.dir, x.dirBits, p, t); i < len(x.main) && x.main[i].pre() == p && x.main[i].typ() == t; i++ {
 		e := &x.main[i]
-		consider(Location{Pack: x.packs[e.pack], Entry: pack.Entry{Type: t, ID: id, Offset: e.offset, Length: e.length, RawLength: e.raw()}}, e.pack)
+		consider(e.pack(), func() Location { return entryLocation(x.packs, e, id) })
 	}
-	if f, has := x.recent[key{id, t}]; has {
-		consider(x.fullLocation(f), f.pack)
-		for _, d := range x.dupes {
-			if d.id == id && d.typ == t {
-				consider(x.fullLocation(d), d.pack)
+	if len(x.recent) > 0 {
+		if f, has := x.recent[key{id, t}]; has {
+			consider(f.pack, func() Location { return fullLocation(x.packs, &f) })
+			for i := range x.dupes {
+				if d := &x.dupes[i]; d.id == id && d.typ == t {
+					consider(d.pack, func() Location { return fullLocation(x.packs, d) })
+				}
 			}
 		}
 	}
@@ -491,7 +605,7 @@ func (x *Index) ExcludePack(p ID) {
 func (x *Index) Excluded(p ID) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	n, ok := x.packNum[p]
+	n, ok := x.packNum.find(x.packs, p)
 	return ok && x.excluded[n]
 }
 
@@ -506,7 +620,7 @@ func (x *Index) Packs() []ID {
 func (x *Index) HasPack(p ID) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	_, ok := x.packNum[p]
+	_, ok := x.packNum.find(x.packs, p)
 	return ok
 }
 
@@ -536,16 +650,17 @@ func Files(files ...*File) Source {
 
 // Each calls fn for every entry, excluded ones too, in ID order, with its
 // full ID read from src, which must name every entry the index holds (the
-// files and packs added to it). It holds no lock while src or fn run; it
-// sees the entries added before it was called. Besides the resident
-// index it needs 16 bytes and a bit per entry while it runs.
+// files and packs added to it); it matches a file's entry to the resident
+// one by prefix, type, pack and offset. It holds no lock while src or fn
+// run and sees the entries added before it was called. Besides the
+// resident index it needs 16 bytes and a bit per entry while it runs.
 func (x *Index) Each(src Source, fn func(Location) bool) error {
 	x.mu.Lock()
 	x.mergeLocked()
 	main, dir, bits := x.main, x.dir, x.dirBits
 	exact := slices.Clone(x.exact)
 	packs := x.packs[:len(x.packs):len(x.packs)]
-	nums := maps.Clone(x.packNum)
+	table := packTable{seed: x.packNum.seed, slots: slices.Clone(x.packNum.slots), n: x.packNum.n}
 	x.mu.Unlock()
 	suffix := make([]prefix, len(main))
 	seen := make([]uint64, (len(main)+63)/64)
@@ -557,7 +672,7 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 			fnums := make([]int64, len(f.Packs))
 			for i, p := range f.Packs {
 				fnums[i] = -1
-				if n, ok := nums[p]; ok {
+				if n, ok := table.find(packs, p); ok {
 					fnums[i] = int64(n)
 				}
 			}
@@ -567,8 +682,8 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 				}
 				pk := uint32(fnums[en.Pack])
 				p := prefixOf(en.ID)
-				for i := search(main, dir, bits, p, en.Type); i < len(main) && main[i].pre == p && main[i].typ() == en.Type; i++ {
-					if main[i].pack == pk && main[i].offset == en.Offset {
+				for i := search(main, dir, bits, p, en.Type); i < len(main) && main[i].pre() == p && main[i].typ() == en.Type; i++ {
+					if epk, off, _, _ := main[i].fields(); epk == pk && off == en.Offset {
 						suffix[i] = suffixOf(en.ID)
 						seen[i/64] |= 1 << (i % 64)
 					}
@@ -579,8 +694,7 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 		if err != nil {
 			return fmt.Errorf("index: read the full blob IDs: %w", err)
 		}
-		missing := 0
-		first := -1
+		missing, first := 0, -1
 		for i := range main {
 			if seen[i/64]&(1<<(i%64)) == 0 {
 				missing++
@@ -591,13 +705,10 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 		}
 		if missing > 0 {
 			e := &main[first]
+			pk, off, _, _ := e.fields()
 			return fmt.Errorf("index: the index files read do not name %d of the %d indexed blobs (the first: %s blob %016x%016x… in pack %s at offset %d)",
-				missing, len(main), e.typ(), e.pre.hi, e.pre.lo, packs[e.pack].Short(), e.offset)
+				missing, len(main), e.typ(), e.pre().hi, e.pre().lo, packs[pk].Short(), off)
 		}
-	}
-	loc := func(i int) Location {
-		e := &main[i]
-		return Location{Pack: packs[e.pack], Entry: pack.Entry{Type: e.typ(), ID: joinID(e.pre, suffix[i]), Offset: e.offset, Length: e.length, RawLength: e.raw()}}
 	}
 	j := 0
 	var group []int
@@ -616,9 +727,9 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 			slices.SortStableFunc(group, func(a, b int) int { return comparePrefix(suffix[a], suffix[b]) })
 		}
 		for _, g := range group {
-			l := loc(g)
+			l := entryLocation(packs, &main[g], joinID(main[g].pre(), suffix[g]))
 			for j < len(exact) && compareFull(&exact[j], &full{id: l.ID, typ: l.Type}) < 0 {
-				if !fn(Location{Pack: packs[exact[j].pack], Entry: pack.Entry{Type: exact[j].typ, ID: exact[j].id, Offset: exact[j].offset, Length: exact[j].length, RawLength: exact[j].raw}}) {
+				if !fn(fullLocation(packs, &exact[j])) {
 					return nil
 				}
 				j++
@@ -630,7 +741,7 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 		i = k
 	}
 	for ; j < len(exact); j++ {
-		if !fn(Location{Pack: packs[exact[j].pack], Entry: pack.Entry{Type: exact[j].typ, ID: exact[j].id, Offset: exact[j].offset, Length: exact[j].length, RawLength: exact[j].raw}}) {
+		if !fn(fullLocation(packs, &exact[j])) {
 			return nil
 		}
 	}
