@@ -1,6 +1,7 @@
 package index
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"strings"
@@ -238,3 +239,48 @@ func TestEachNeedsSource(t *testing.T) {
 }
 
 var errTest = errors.New("source broke")
+
+// TestSkewedIDs fills a few directory buckets with most of the entries (as
+// a planted index file of chosen IDs could) and checks that lookups still
+// find every blob, both types, and nothing else.
+func TestSkewedIDs(t *testing.T) {
+	x := New()
+	var ad added
+	f := &File{Packs: []ID{packID(1), packID(2)}}
+	var ids []ID
+	for k := uint64(0); k < 20000; k++ {
+		id := testID(k)
+		if k%10 != 0 {
+			// Most IDs share their top 40 bits, in one of two runs.
+			id[0], id[1], id[2], id[3], id[4] = 0x80, 0, 0, byte(k%2), 0
+		}
+		binary.BigEndian.PutUint64(id[8:], k) // unique prefixes
+		ids = append(ids, id)
+		f.Entries = append(f.Entries, FileEntry{Pack: uint32(k % 2), Entry: entryOf(id, pack.BlobType(1+k%3%2), 8+uint32(k))})
+	}
+	ad.file(x, f)
+	if len(x.exact) != 0 {
+		t.Fatal("distinct prefixes taken for collisions")
+	}
+	for k, id := range ids {
+		want := pack.BlobType(1 + k%3%2)
+		l, ok := x.Lookup(id, want)
+		if !ok || l.ID != id || l.Type != want || l.Offset != 8+uint32(k) {
+			t.Fatalf("blob %d: %+v %v", k, l, ok)
+		}
+		other := pack.TreeBlob + pack.DataBlob - want
+		if x.Has(id, other) {
+			t.Fatalf("blob %d found as %s", k, other)
+		}
+		miss := id
+		miss[15] ^= 0x40
+		if x.Has(miss, want) {
+			t.Fatalf("a blob next to blob %d is found", k)
+		}
+	}
+	n := 0
+	mustEach(t, x, ad.src(), func(Location) bool { n++; return true })
+	if n != len(ids) {
+		t.Fatalf("Each gives %d", n)
+	}
+}

@@ -510,9 +510,30 @@ func search(main []entry, dir []uint32, bits int, p prefix, t pack.BlobType) int
 		lo, hi = int(dir[b]), int(dir[b+1])
 	}
 	pr := probe(p, t)
+	less := func(i int) bool { return compareEntry(&main[i], &pr) < 0 }
+	if hi-lo > 4 {
+		// IDs are keyed hashes, so the prefix's bits below the bucket's
+		// say where in the bucket it falls: look there first, then widen
+		// the step each time (a skewed bucket costs a binary search).
+		g := lo + int(uint64(hi-lo)*((p.hi<<bits)>>32)>>32)
+		step := 1
+		if less(g) {
+			for g+step < hi && less(g+step) {
+				g += step
+				step *= 2
+			}
+			lo, hi = g+1, min(hi, g+step)
+		} else {
+			for g-step >= lo && !less(g-step) {
+				g -= step
+				step *= 2
+			}
+			lo, hi = max(lo, g-step+1), g
+		}
+	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if compareEntry(&main[m], &pr) < 0 {
+		if less(m) {
 			lo = m + 1
 		} else {
 			hi = m
