@@ -272,6 +272,14 @@ func (x *Index) AddFiles(files []*File) {
 		x.maybeMergeLocked()
 		return
 	}
+	// The packs slice grows once, to its size: append's slack would cost
+	// up to a quarter of 32 bytes per pack for good.
+	npacks := 0
+	for _, f := range files {
+		npacks += len(f.Packs)
+	}
+	x.packs = slices.Grow(x.packs, npacks)
+	x.excluded = slices.Grow(x.excluded, npacks)
 	add := make([]entry, 0, total)
 	var exact []full
 	nums := make([][]uint32, len(files))
@@ -516,6 +524,23 @@ func search(main []entry, dir []uint32, bits int, p prefix, t pack.BlobType) int
 		// say where in the bucket it falls: look there first, then widen
 		// the step each time (a skewed bucket costs a binary search).
 		g := lo + int(uint64(hi-lo)*((p.hi<<bits)>>32)>>32)
+		// The guess is off by a few entries: walk to the answer through
+		// adjacent memory first.
+		if less(g) {
+			for k := 0; k < 8 && g+1 < hi && less(g+1); k++ {
+				g++
+			}
+			if g+1 >= hi || !less(g+1) {
+				return g + 1
+			}
+		} else {
+			for k := 0; k < 8 && g > lo && !less(g-1); k++ {
+				g--
+			}
+			if g == lo || less(g-1) {
+				return g
+			}
+		}
 		step := 1
 		if less(g) {
 			for g+step < hi && less(g+step) {
