@@ -10,15 +10,15 @@
 // The in-memory Index is a sorted array of 31-byte entries: the first 16
 // bytes of the blob ID, then the type, pack number, offset, sealed length
 // and plaintext length packed into 15 bytes (the entry type in index.go
-// has the layout and why every conforming location fits; one that does
-// not is kept whole in a side table). A directory of the array's positions
-// by the top bits of the prefix (an eighth of a byte per blob) narrows a
-// lookup to a bucket of about 32 entries. Packs cost their 32-byte ID and
-// about 9 bytes more each. Recent additions wait in a small hash buffer,
-// with their full IDs, and are merged into the array in batches. A loaded
-// index of 16 blobs per pack (1 MiB chunks, 16 MiB packs) takes about 33.8
-// bytes per blob, of 256 per pack about 31.3 (docs/PERFORMANCE.md, "Index
-// memory", has the figures with restic's beside them).
+// has the layout and why every conforming location fits; one that does not
+// is kept whole in a side table). A directory of the array's positions by
+// the top bits of the prefix (at most an eighth of a byte per blob)
+// narrows a lookup to a bucket of 32 to 64 entries. A pack costs its
+// 32-byte ID, a byte, and 5 to 11 bytes of hash table. Recent additions
+// wait in a small hash buffer, with their full IDs, and are merged into
+// the array in batches. A loaded index of 16 blobs per pack (1 MiB chunks,
+// 16 MiB packs) takes about 33.6 bytes per blob, of 256 per pack about
+// 31.3, restic's about 69 and 68 (docs/PERFORMANCE.md, "Index memory").
 //
 // # Prefixes
 //

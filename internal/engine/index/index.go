@@ -470,9 +470,9 @@ func (x *Index) mergeMainLocked(add []entry) {
 	x.buildDirLocked()
 }
 
-// dirSpan is the mean number of entries per directory bucket: a bucket of
-// 32 entries is a binary search of five steps within 1 KiB, and the
-// directory costs an eighth of a byte per blob.
+// dirSpan is the least mean number of entries per directory bucket: a
+// bucket of 32 to 64 entries is searched within 1 to 2 KiB, and the
+// directory costs at most an eighth of a byte per blob.
 const dirSpan = 32
 
 // buildDirLocked indexes the sorted array by the top bits of the prefix,
