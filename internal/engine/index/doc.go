@@ -24,7 +24,7 @@
 //
 // Blob IDs are keyed BLAKE3 hashes (docs/FORMAT.md: the id_key is secret),
 // so two IDs share a 16-byte prefix only by chance, with odds of about
-// n²/2^129 for n blobs (10^-22 for 100 million), and nobody without the
+// n²/2^129 for n blobs (about 10^-23 for 100 million), and nobody without the
 // key can choose content to make them. A lookup by full ID compares the
 // prefix. Where the full IDs are seen the index still checks: when a batch
 // of index files is added (LoadIndex adds every file at once) and when the
@@ -35,12 +35,16 @@
 // The residual case: a blob added after an entry with the same prefix was
 // merged (a session's new blob, a file loaded by RefreshIndex), with no
 // single batch naming both, is taken for a second copy of the earlier
-// blob. A backup would then deduplicate the new blob against the old one.
-// That is the 2^-128-class chance above, and it cannot pass wrong bytes
-// off as the blob: every read checks the full ID twice, the AEAD of the
-// sealed blob authenticates its type and full ID (pack.Codec.OpenBlob,
-// blobAAD) and the plaintext must hash to it (repository.OpenSealed, which
-// LoadBlob and the restorer's read-ahead use). The next process that loads
+// blob. A backup would then deduplicate the new blob against the old one
+// and not store it. That is the 2^-128-class chance above, and it cannot
+// pass wrong bytes off as the blob: every read checks the full ID twice,
+// the AEAD of the sealed blob authenticates its type and full ID
+// (pack.Codec.OpenBlob, blobAAD) and the plaintext must hash to it
+// (repository.OpenSealed, which LoadBlob and the restorer's read-ahead
+// use), so restoring a snapshot that needs the unstored blob fails with
+// an error naming it. check, which looks blobs up without reading them
+// for the snapshots, would take the other blob's entry for it. When both
+// blobs were stored (the RefreshIndex case), the next process that loads
 // the index files sees both IDs in one batch and keeps them apart.
 //
 // # Full IDs
