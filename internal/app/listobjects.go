@@ -51,7 +51,7 @@ func (a *App) ListObjects(ctx context.Context, req ListObjectsRequest) (*ListObj
 			return nil, fmt.Errorf("load index: %w", err)
 		}
 		var last index.Location
-		r.Index().Each(func(l index.Location) bool {
+		err := r.Index().Each(r.IndexSource(ctx), func(l index.Location) bool {
 			if res.Count > 0 && l.Entry.ID == last.Entry.ID && l.Entry.Type == last.Entry.Type {
 				return true
 			}
@@ -62,6 +62,9 @@ func (a *App) ListObjects(ctx context.Context, req ListObjectsRequest) (*ListObj
 			}
 			return ctx.Err() == nil
 		})
+		if err != nil {
+			return res, fmt.Errorf("list blobs: %w", err)
+		}
 		return res, ctx.Err()
 	}
 	infos, err := r.List(ctx, t)

@@ -146,7 +146,10 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 		stored[id] = fi.Size
 	}
 	c.res.Packs = len(stored)
-	contents := r.Index().PackContents()
+	contents, err := r.Index().PackContents(index.Files(all...))
+	if err != nil {
+		return nil, err
+	}
 	for pk, entries := range contents {
 		size, ok := stored[pk]
 		if !ok {

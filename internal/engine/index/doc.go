@@ -5,8 +5,53 @@
 // merges them into new files that name the files they supersede. A reader
 // loads every file not superseded by another.
 //
-// The in-memory Index is a sorted array of fixed-size entries (49 bytes of
-// payload each) plus a small hash buffer for recent additions that is merged
-// into the array in batches, so memory grows by a flat ~52 bytes per blob,
-// not by a Go map entry per blob.
+// # Memory
+//
+// The in-memory Index is a sorted array of 31-byte entries: the first 16
+// bytes of the blob ID, then the type, pack number, offset, sealed length
+// and plaintext length packed into 15 bytes (the entry type in index.go
+// has the layout and why every conforming location fits; one that does not
+// is kept whole in a side table). A directory of the array's positions by
+// the top bits of the prefix (at most an eighth of a byte per blob)
+// narrows a lookup to a bucket of 32 to 64 entries. A pack costs its
+// 32-byte ID, a byte, and 5 to 11 bytes of hash table. Recent additions
+// wait in a small hash buffer, with their full IDs, and are merged into
+// the array in batches. A loaded index of 16 blobs per pack (1 MiB chunks,
+// 16 MiB packs) takes about 33.6 bytes per blob, of 256 per pack about
+// 31.3, restic's about 69 and 68 (docs/PERFORMANCE.md, "Index memory").
+//
+// # Prefixes
+//
+// Blob IDs are keyed BLAKE3 hashes (docs/FORMAT.md: the id_key is secret),
+// so two IDs share a 16-byte prefix only by chance, with odds of about
+// n²/2^129 for n blobs (about 10^-23 for 100 million), and nobody without the
+// key can choose content to make them. A lookup by full ID compares the
+// prefix. Where the full IDs are seen the index still checks: when a batch
+// of index files is added (LoadIndex adds every file at once) and when the
+// recent buffer is merged, two different IDs with one prefix are found,
+// and every entry under that prefix is then kept whole in a side table,
+// so that Lookup, LookupAll and Has of either answer exactly.
+//
+// The residual case: a blob added after an entry with the same prefix was
+// merged (a session's new blob, a file loaded by RefreshIndex), with no
+// single batch naming both, is taken for a second copy of the earlier
+// blob. A backup would then deduplicate the new blob against the old one
+// and not store it. That is the 2^-128-class chance above, and it cannot
+// pass wrong bytes off as the blob: every read checks the full ID twice,
+// the AEAD of the sealed blob authenticates its type and full ID
+// (pack.Codec.OpenBlob, blobAAD) and the plaintext must hash to it
+// (repository.OpenSealed, which LoadBlob and the restorer's read-ahead
+// use), so restoring a snapshot that needs the unstored blob fails with
+// an error naming it. check, which looks blobs up without reading them
+// for the snapshots, would take the other blob's entry for it. When both
+// blobs were stored (the RefreshIndex case), the next process that loads
+// the index files sees both IDs in one batch and keeps them apart.
+//
+// # Full IDs
+//
+// Each and PackContents give full IDs: they read them from a Source, the
+// index files (and pending entries) the index was built from, streamed one
+// at a time (repository.IndexSource), matching each file entry to the
+// resident entry with its prefix, type, pack and offset. They need 16
+// bytes and a bit per blob while they run, nothing after.
 package index

@@ -44,6 +44,19 @@ func checkFile(t *testing.T, key *crypto.Key, f *File) {
 			t.Fatalf("entry %+v not found after AddFile", e)
 		}
 	}
+	// Each gives every entry the index holds, with the full IDs the file
+	// names, whatever prefixes the file's IDs share.
+	n := 0
+	err = x.Each(Files(f), func(l Location) bool {
+		if len(x.LookupAll(l.ID, l.Type)) == 0 {
+			t.Fatalf("Each gives %+v, which LookupAll does not know", l)
+		}
+		n++
+		return true
+	})
+	if err != nil || n != x.Len() {
+		t.Fatalf("Each gives %d of %d entries: %v", n, x.Len(), err)
+	}
 }
 
 func FuzzDecodeFile(f *testing.F) {

@@ -1,6 +1,10 @@
 package index
 
 import (
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 
@@ -13,8 +17,109 @@ type Location struct {
 	pack.Entry
 }
 
-// entry is the in-memory form: 32+1+4*4 bytes.
-type entry struct {
+// prefix holds 16 bytes of a blob ID as two big-endian words, so that
+// comparing two of them is two integer comparisons.
+type prefix struct{ hi, lo uint64 }
+
+func prefixOf(id ID) prefix {
+	return prefix{binary.BigEndian.Uint64(id[0:]), binary.BigEndian.Uint64(id[8:])}
+}
+
+// suffixOf is the other half of the ID, in the same form.
+func suffixOf(id ID) prefix {
+	return prefix{binary.BigEndian.Uint64(id[16:]), binary.BigEndian.Uint64(id[24:])}
+}
+
+func joinID(pre, suf prefix) ID {
+	var id ID
+	binary.BigEndian.PutUint64(id[0:], pre.hi)
+	binary.BigEndian.PutUint64(id[8:], pre.lo)
+	binary.BigEndian.PutUint64(id[16:], suf.hi)
+	binary.BigEndian.PutUint64(id[24:], suf.lo)
+	return id
+}
+
+func comparePrefix(a, b prefix) int {
+	switch {
+	case a.hi != b.hi:
+		if a.hi < b.hi {
+			return -1
+		}
+		return 1
+	case a.lo != b.lo:
+		if a.lo < b.lo {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+// entry is the resident form of one blob location: 31 bytes, with no
+// padding between entries. Bytes 0-15 are the first 16 bytes of the blob
+// ID (see doc.go for why that is enough, and where the full ID comes from
+// when a caller needs it). Bytes 16-30 hold a 120-bit little-endian word:
+//
+//	bit 0        blob type: 0 data, 1 tree
+//	bits 1-31    pack number
+//	bits 32-61   offset in the pack
+//	bits 62-90   sealed length
+//	bits 91-119  plaintext length
+//
+// Every location a conforming writer makes fits: a plaintext is at most
+// pack.MaxBlobSize (2^28), a sealed blob a little more, and a pack ends
+// within 1 GiB (pack_size ≤ 512 MiB plus one last blob). A location that
+// does not fit (an index file may claim offsets up to 4 GiB) is kept whole
+// in the exact table instead, so nothing is refused or truncated.
+type entry [31]byte
+
+const (
+	maxPackNum = 1<<31 - 1
+	maxOffset  = 1<<30 - 1
+	maxLength  = 1<<29 - 1
+)
+
+func (e *entry) pre() prefix {
+	return prefix{binary.BigEndian.Uint64(e[0:]), binary.BigEndian.Uint64(e[8:])}
+}
+
+// words returns the low 64 and the high 56 bits of the packed fields.
+func (e *entry) words() (lo, hi uint64) {
+	return binary.LittleEndian.Uint64(e[16:]), binary.LittleEndian.Uint64(e[23:]) >> 8
+}
+
+func (e *entry) typ() pack.BlobType { return pack.BlobType(e[16]&1) + pack.DataBlob }
+
+func (e *entry) pack() uint32 {
+	lo, _ := e.words()
+	return uint32(lo>>1) & maxPackNum
+}
+
+func (e *entry) fields() (pk, offset, length, raw uint32) {
+	lo, hi := e.words()
+	return uint32(lo>>1) & maxPackNum, uint32(lo>>32) & maxOffset, uint32(lo>>62|hi<<2) & maxLength, uint32(hi>>27) & maxLength
+}
+
+func compareEntry(a, b *entry) int {
+	if c := comparePrefix(a.pre(), b.pre()); c != 0 {
+		return c
+	}
+	return int(a[16]&1) - int(b[16]&1)
+}
+
+// probe is an entry that sorts first among those of (p, t).
+func probe(p prefix, t pack.BlobType) entry {
+	var e entry
+	binary.BigEndian.PutUint64(e[0:], p.hi)
+	binary.BigEndian.PutUint64(e[8:], p.lo)
+	e[16] = byte(t-pack.DataBlob) & 1
+	return e
+}
+
+// full is a location with the whole blob ID: recent additions (whose full
+// IDs are seen when they are merged), and the entries kept exact because
+// their prefix is shared by two different IDs.
+type full struct {
 	id     ID
 	typ    pack.BlobType
 	pack   uint32
@@ -23,11 +128,27 @@ type entry struct {
 	raw    uint32
 }
 
-func (e *entry) less(o *entry) int {
-	if c := compareID(e.id, o.id); c != 0 {
+func compareFull(a, b *full) int {
+	if c := compareID(a.id, b.id); c != 0 {
 		return c
 	}
-	return int(e.typ) - int(o.typ)
+	return int(a.typ) - int(b.typ)
+}
+
+// compact returns the resident form of f, or false when a field does not
+// fit it; such an entry is kept exact instead.
+func compact(f full) (entry, bool) {
+	if !f.typ.Valid() || f.pack > maxPackNum || f.offset > maxOffset || f.length > maxLength || f.raw > maxLength {
+		return entry{}, false
+	}
+	e := probe(prefixOf(f.id), f.typ)
+	lo := uint64(e[16]&1) | uint64(f.pack)<<1 | uint64(f.offset)<<32 | uint64(f.length)<<62
+	hi := uint64(f.length)>>2 | uint64(f.raw)<<27
+	binary.LittleEndian.PutUint64(e[16:], lo)
+	var w [8]byte
+	binary.LittleEndian.PutUint64(w[:], hi)
+	copy(e[24:], w[:7])
+	return e, true
 }
 
 type key struct {
@@ -39,25 +160,78 @@ type key struct {
 type Index struct {
 	mu       sync.RWMutex
 	packs    []ID
-	packNum  map[ID]uint32
+	packNum  packTable
 	excluded []bool  // per pack: tombstoned by a maintenance plan, or known lost
-	main     []entry // sorted by (id, type); duplicates allowed
-	recent   map[key]entry
-	dupes    []entry // recent additions whose key was already in recent
+	main     []entry // sorted by (prefix, type); duplicates allowed; never modified in place
+	dir      []uint32
+	dirBits  int
+	recent   map[key]full
+	dupes    []full // recent additions whose key was already in recent
+	// collided holds the prefixes seen with two different full IDs;
+	// entries added under them go to exact, sorted by (ID, type).
+	collided map[prefix]struct{}
+	exact    []full
 }
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{packNum: map[ID]uint32{}, recent: map[key]entry{}}
+	return &Index{packNum: packTable{seed: maphash.MakeSeed()}, recent: map[key]full{}, collided: map[prefix]struct{}{}}
+}
+
+// packTable finds a pack's number by its ID: an open-addressing hash table
+// of pack numbers (plus one; zero is an empty slot) over Index.packs,
+// 5 to 11 bytes per pack where a Go map took about 60. The hash is seeded
+// per index, so pack names chosen to collide cannot be prepared.
+type packTable struct {
+	seed  maphash.Seed
+	slots []uint32
+	n     int
+}
+
+func (t *packTable) find(packs []ID, p ID) (uint32, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := maphash.Comparable(t.seed, p) & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if packs[s-1] == p {
+			return s - 1, true
+		}
+	}
+}
+
+// insert adds pack number n (packs[n] is not in the table yet).
+func (t *packTable) insert(packs []ID, n uint32) {
+	if (t.n+1)*4 > len(t.slots)*3 {
+		old := t.slots
+		t.slots = make([]uint32, max(64, 2*len(old)))
+		t.n = 0
+		for _, s := range old {
+			if s != 0 {
+				t.insert(packs, s-1)
+			}
+		}
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := maphash.Comparable(t.seed, packs[n]) & mask
+	for t.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = n + 1
+	t.n++
 }
 
 func (x *Index) packNumber(p ID) uint32 {
-	n, ok := x.packNum[p]
+	n, ok := x.packNum.find(x.packs, p)
 	if !ok {
 		n = uint32(len(x.packs))
 		x.packs = append(x.packs, p)
 		x.excluded = append(x.excluded, false)
-		x.packNum[p] = n
+		x.packNum.insert(x.packs, n)
 	}
 	return n
 }
@@ -68,7 +242,7 @@ func (x *Index) AddPack(packID ID, entries []pack.Entry) {
 	defer x.mu.Unlock()
 	n := x.packNumber(packID)
 	for _, en := range entries {
-		x.addLocked(entry{id: en.ID, typ: en.Type, pack: n, offset: en.Offset, length: en.Length, raw: en.RawLength})
+		x.addLocked(full{id: en.ID, typ: en.Type, pack: n, offset: en.Offset, length: en.Length, raw: en.RawLength})
 	}
 	x.maybeMergeLocked()
 }
@@ -77,8 +251,10 @@ func (x *Index) AddPack(packID ID, entries []pack.Entry) {
 func (x *Index) AddFile(f *File) { x.AddFiles([]*File{f}) }
 
 // AddFiles records the entries of several index files. Large batches are
-// appended to the sorted array and sorted once, which is far cheaper than
-// hashing each entry or re-sorting per file.
+// sorted on their own and merged into the sorted array, which is far
+// cheaper than hashing each entry. The batch's full IDs are seen here, so
+// two different IDs of the batch that share a prefix are found and kept
+// exact.
 func (x *Index) AddFiles(files []*File) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -86,45 +262,141 @@ func (x *Index) AddFiles(files []*File) {
 	for _, f := range files {
 		total += len(f.Entries)
 	}
-	big := total > 1024
-	if big {
-		x.main = slices.Grow(x.main, total)
-	}
-	for _, f := range files {
-		nums := make([]uint32, len(f.Packs))
-		for i, p := range f.Packs {
-			nums[i] = x.packNumber(p)
+	if total <= 1024 {
+		for _, f := range files {
+			nums := x.packNumbersLocked(f)
+			for _, en := range f.Entries {
+				x.addLocked(full{id: en.ID, typ: en.Type, pack: nums[en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength})
+			}
 		}
+		x.maybeMergeLocked()
+		return
+	}
+	// The packs slice grows once, by the packs the files name: append's
+	// slack would cost up to a quarter of 32 bytes per pack for good.
+	// Files naming the same packs leave room over, given back below.
+	npacks := 0
+	for _, f := range files {
+		npacks += len(f.Packs)
+	}
+	x.packs = slices.Grow(x.packs, npacks)
+	x.excluded = slices.Grow(x.excluded, npacks)
+	defer func() {
+		if cap(x.packs)-len(x.packs) > len(x.packs)/8 {
+			x.packs = slices.Clone(x.packs)
+			x.excluded = slices.Clone(x.excluded)
+		}
+	}()
+	add := make([]entry, 0, total)
+	var exact []full
+	nums := make([][]uint32, len(files))
+	for i, f := range files {
+		nums[i] = x.packNumbersLocked(f)
 		for _, en := range f.Entries {
-			e := entry{id: en.ID, typ: en.Type, pack: nums[en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength}
-			if big {
-				x.main = append(x.main, e)
-			} else {
-				x.addLocked(e)
+			fe := full{id: en.ID, typ: en.Type, pack: nums[i][en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength}
+			if _, ok := x.collided[prefixOf(en.ID)]; ok {
+				exact = append(exact, fe)
+				continue
+			}
+			e, ok := compact(fe)
+			if !ok {
+				exact = append(exact, fe)
+				continue
+			}
+			add = append(add, e)
+		}
+	}
+	slices.SortFunc(add, func(a, b entry) int { return compareEntry(&a, &b) })
+	// A prefix held by more than one entry is either one blob stored
+	// twice (or as both types) or two blobs that collide: the files tell.
+	var tied map[prefix]map[ID]bool
+	for i := 1; i < len(add); i++ {
+		if p := add[i].pre(); p == add[i-1].pre() {
+			if tied == nil {
+				tied = map[prefix]map[ID]bool{}
+			}
+			tied[p] = map[ID]bool{}
+		}
+	}
+	if tied != nil {
+		for _, f := range files {
+			for _, en := range f.Entries {
+				if ids, ok := tied[prefixOf(en.ID)]; ok {
+					ids[en.ID] = true
+				}
+			}
+		}
+		hit := map[prefix]bool{}
+		for p, ids := range tied {
+			if len(ids) > 1 {
+				hit[p] = true
+				x.collided[p] = struct{}{}
+			}
+		}
+		if len(hit) > 0 {
+			add = slices.DeleteFunc(add, func(e entry) bool { return hit[e.pre()] })
+			for i, f := range files {
+				for _, en := range f.Entries {
+					if hit[prefixOf(en.ID)] {
+						exact = append(exact, full{id: en.ID, typ: en.Type, pack: nums[i][en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength})
+					}
+				}
 			}
 		}
 	}
-	if big {
-		x.sortMainLocked()
+	x.addExactLocked(exact...)
+	x.mergeMainLocked(add)
+}
+
+func (x *Index) packNumbersLocked(f *File) []uint32 {
+	nums := make([]uint32, len(f.Packs))
+	for i, p := range f.Packs {
+		nums[i] = x.packNumber(p)
+	}
+	return nums
+}
+
+func (x *Index) addLocked(f full) {
+	if _, ok := x.collided[prefixOf(f.id)]; ok {
+		x.addExactLocked(f)
 		return
 	}
-	x.maybeMergeLocked()
-}
-
-func (x *Index) sortMainLocked() {
-	slices.SortFunc(x.main, func(a, b entry) int { return a.less(&b) })
-}
-
-func (x *Index) addLocked(e entry) {
-	k := key{e.id, e.typ}
+	k := key{f.id, f.typ}
 	if old, ok := x.recent[k]; ok {
-		if old.pack == e.pack && old.offset == e.offset {
+		if old.pack == f.pack && old.offset == f.offset {
 			return
 		}
-		x.dupes = append(x.dupes, e)
+		x.dupes = append(x.dupes, f)
 		return
 	}
-	x.recent[k] = e
+	x.recent[k] = f
+}
+
+// addExactLocked keeps entries with their full IDs. Like the recent
+// buffer, it records an entry repeated at the same pack and offset once.
+// It sorts once per call: a hostile file of entries that do not fit the
+// resident form costs a sort, not a quadratic series of inserts.
+func (x *Index) addExactLocked(fs ...full) {
+	if len(fs) == 0 {
+		return
+	}
+	x.exact = append(x.exact, fs...)
+	slices.SortStableFunc(x.exact, func(a, b full) int { return compareFull(&a, &b) })
+	out := x.exact[:0]
+	for i, f := range x.exact {
+		dup := false
+		for j := len(out) - 1; j >= 0 && out[j].id == f.id && out[j].typ == f.typ; j-- {
+			if out[j].pack == f.pack && out[j].offset == f.offset {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, x.exact[i])
+		}
+	}
+	clear(x.exact[len(out):])
+	x.exact = out
 }
 
 func (x *Index) maybeMergeLocked() {
@@ -134,20 +406,64 @@ func (x *Index) maybeMergeLocked() {
 	x.mergeLocked()
 }
 
+// mergeLocked moves the recent additions into the sorted array. Their
+// full IDs are seen one last time here: two of them that share a prefix
+// are kept exact.
 func (x *Index) mergeLocked() {
 	if len(x.recent) == 0 && len(x.dupes) == 0 {
 		return
 	}
-	add := make([]entry, 0, len(x.recent)+len(x.dupes))
-	for _, e := range x.recent {
-		add = append(add, e)
+	fulls := make([]full, 0, len(x.recent)+len(x.dupes))
+	for _, f := range x.recent {
+		fulls = append(fulls, f)
 	}
-	add = append(add, x.dupes...)
-	slices.SortFunc(add, func(a, b entry) int { return a.less(&b) })
+	fulls = append(fulls, x.dupes...)
+	// A new map: a cleared one keeps the memory of its largest size.
+	x.recent = map[key]full{}
+	x.dupes = nil
+	slices.SortFunc(fulls, func(a, b full) int { return compareFull(&a, &b) })
+	add := make([]entry, 0, len(fulls))
+	var exact []full
+	for i := 0; i < len(fulls); {
+		// Sorted by full ID, the entries sharing a prefix are adjacent.
+		p := prefixOf(fulls[i].id)
+		j, clash := i+1, false
+		for ; j < len(fulls) && prefixOf(fulls[j].id) == p; j++ {
+			clash = clash || fulls[j].id != fulls[i].id
+		}
+		if clash {
+			x.collided[p] = struct{}{}
+		}
+		for _, f := range fulls[i:j] {
+			e, ok := compact(f)
+			if clash || !ok {
+				exact = append(exact, f)
+			} else {
+				add = append(add, e)
+			}
+		}
+		i = j
+	}
+	x.addExactLocked(exact...)
+	x.mergeMainLocked(add)
+}
+
+// mergeMainLocked merges sorted entries into the sorted array. The array
+// is replaced, not modified, so that Each can read a snapshot of it
+// without holding the lock.
+func (x *Index) mergeMainLocked(add []entry) {
+	if len(add) == 0 {
+		return
+	}
+	if len(x.main) == 0 {
+		x.main = slices.Clip(add)
+		x.buildDirLocked()
+		return
+	}
 	merged := make([]entry, 0, len(x.main)+len(add))
 	i, j := 0, 0
 	for i < len(x.main) && j < len(add) {
-		if x.main[i].less(&add[j]) <= 0 {
+		if compareEntry(&x.main[i], &add[j]) <= 0 {
 			merged = append(merged, x.main[i])
 			i++
 		} else {
@@ -158,19 +474,111 @@ func (x *Index) mergeLocked() {
 	merged = append(merged, x.main[i:]...)
 	merged = append(merged, add[j:]...)
 	x.main = merged
-	clear(x.recent)
-	x.dupes = x.dupes[:0]
+	x.buildDirLocked()
+}
+
+// dirSpan is the least mean number of entries per directory bucket: a
+// bucket of 32 to 64 entries is searched within 1 to 2 KiB, and the
+// directory costs at most an eighth of a byte per blob.
+const dirSpan = 32
+
+// buildDirLocked indexes the sorted array by the top bits of the prefix,
+// so that a lookup searches one bucket instead of the whole array. IDs
+// are keyed hashes, spread evenly; a skewed set only makes some buckets
+// longer.
+func (x *Index) buildDirLocked() {
+	n := len(x.main)
+	if n > math.MaxUint32 {
+		x.dir, x.dirBits = nil, 0
+		return
+	}
+	bits := 0
+	for bits < 32 && n>>(bits+1) >= dirSpan {
+		bits++
+	}
+	buckets := 1 << bits
+	dir := make([]uint32, buckets+1)
+	j := 0
+	for b := range buckets {
+		for j < n && bucketOf(x.main[j].pre().hi, bits) < b {
+			j++
+		}
+		dir[b] = uint32(j)
+	}
+	dir[buckets] = uint32(n)
+	x.dir, x.dirBits = dir, bits
+}
+
+func bucketOf(hi uint64, bits int) int {
+	if bits == 0 {
+		return 0
+	}
+	return int(hi >> (64 - bits))
+}
+
+// search returns the position of the first entry of main not less than
+// (p, t).
+func search(main []entry, dir []uint32, bits int, p prefix, t pack.BlobType) int {
+	lo, hi := 0, len(main)
+	if dir != nil {
+		b := bucketOf(p.hi, bits)
+		lo, hi = int(dir[b]), int(dir[b+1])
+	}
+	pr := probe(p, t)
+	less := func(i int) bool { return compareEntry(&main[i], &pr) < 0 }
+	if hi-lo > 4 {
+		// IDs are keyed hashes, so the prefix's bits below the bucket's
+		// say where in the bucket it falls: look there first, then widen
+		// the step each time (a skewed bucket costs a binary search).
+		g := lo + int(uint64(hi-lo)*((p.hi<<bits)>>32)>>32)
+		// The guess is off by a few entries: walk to the answer through
+		// adjacent memory first.
+		if less(g) {
+			for k := 0; k < 8 && g+1 < hi && less(g+1); k++ {
+				g++
+			}
+			if g+1 >= hi || !less(g+1) {
+				return g + 1
+			}
+		} else {
+			for k := 0; k < 8 && g > lo && !less(g-1); k++ {
+				g--
+			}
+			if g == lo || less(g-1) {
+				return g
+			}
+		}
+		step := 1
+		if less(g) {
+			for g+step < hi && less(g+step) {
+				g += step
+				step *= 2
+			}
+			lo, hi = g+1, min(hi, g+step)
+		} else {
+			for g-step >= lo && !less(g-step) {
+				g -= step
+				step *= 2
+			}
+			lo, hi = max(lo, g-step+1), g
+		}
+	}
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if less(m) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // Lookup returns a location of the blob in a pack that is not excluded.
 func (x *Index) Lookup(id ID, t pack.BlobType) (Location, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	e, ok := x.lookupLocked(id, t, nil)
-	if !ok {
-		return Location{}, false
-	}
-	return x.location(e), true
+	return x.lookupLocked(id, t, nil)
 }
 
 // LookupAll returns every location of the blob, excluded ones too.
@@ -178,37 +586,54 @@ func (x *Index) LookupAll(id ID, t pack.BlobType) []Location {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []Location
-	x.lookupLocked(id, t, func(e entry) { out = append(out, x.location(e)) })
+	x.lookupLocked(id, t, func(l Location) { out = append(out, l) })
 	return out
 }
 
-func (x *Index) location(e entry) Location {
-	return Location{Pack: x.packs[e.pack], Entry: pack.Entry{Type: e.typ, ID: e.id, Offset: e.offset, Length: e.length, RawLength: e.raw}}
+func fullLocation(packs []ID, f *full) Location {
+	return Location{Pack: packs[f.pack], Entry: pack.Entry{Type: f.typ, ID: f.id, Offset: f.offset, Length: f.length, RawLength: f.raw}}
 }
 
-// lookupLocked returns the first usable entry; when all is non-nil it is
-// called for every entry, usable or not.
-func (x *Index) lookupLocked(id ID, t pack.BlobType, all func(entry)) (entry, bool) {
-	var found entry
+func entryLocation(packs []ID, e *entry, id ID) Location {
+	pk, offset, length, raw := e.fields()
+	return Location{Pack: packs[pk], Entry: pack.Entry{Type: e.typ(), ID: id, Offset: offset, Length: length, RawLength: raw}}
+}
+
+// lookupLocked returns the first usable location; when all is non-nil it
+// is called for every location, usable or not. Exact entries come first:
+// for a collided prefix the sorted array can only hold entries added
+// before the collision was seen, whose full IDs are unknown.
+func (x *Index) lookupLocked(id ID, t pack.BlobType, all func(Location)) (Location, bool) {
+	var found Location
 	ok := false
-	consider := func(e entry) {
+	consider := func(pk uint32, l func() Location) {
 		if all != nil {
-			all(e)
+			all(l())
 		}
-		if !ok && !x.excluded[e.pack] {
-			found, ok = e, true
+		if !ok && !x.excluded[pk] {
+			found, ok = l(), true
 		}
 	}
-	probe := entry{id: id, typ: t}
-	i, _ := slices.BinarySearchFunc(x.main, probe, func(a, b entry) int { return a.less(&b) })
-	for ; i < len(x.main) && x.main[i].id == id && x.main[i].typ == t; i++ {
-		consider(x.main[i])
+	if len(x.exact) > 0 {
+		pr := full{id: id, typ: t}
+		i, _ := slices.BinarySearchFunc(x.exact, pr, func(a, b full) int { return compareFull(&a, &b) })
+		for ; i < len(x.exact) && x.exact[i].id == id && x.exact[i].typ == t; i++ {
+			f := &x.exact[i]
+			consider(f.pack, func() Location { return fullLocation(x.packs, f) })
+		}
 	}
-	if e, has := x.recent[key{id, t}]; has {
-		consider(e)
-		for _, d := range x.dupes {
-			if d.id == id && d.typ == t {
-				consider(d)
+	p := prefixOf(id)
+	for i := search(x.main, x.dir, x.dirBits, p, t); i < len(x.main) && x.main[i].pre() == p && x.main[i].typ() == t; i++ {
+		e := &x.main[i]
+		consider(e.pack(), func() Location { return entryLocation(x.packs, e, id) })
+	}
+	if len(x.recent) > 0 {
+		if f, has := x.recent[key{id, t}]; has {
+			consider(f.pack, func() Location { return fullLocation(x.packs, &f) })
+			for i := range x.dupes {
+				if d := &x.dupes[i]; d.id == id && d.typ == t {
+					consider(d.pack, func() Location { return fullLocation(x.packs, d) })
+				}
 			}
 		}
 	}
@@ -233,7 +658,7 @@ func (x *Index) ExcludePack(p ID) {
 func (x *Index) Excluded(p ID) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	n, ok := x.packNum[p]
+	n, ok := x.packNum.find(x.packs, p)
 	return ok && x.excluded[n]
 }
 
@@ -248,7 +673,7 @@ func (x *Index) Packs() []ID {
 func (x *Index) HasPack(p ID) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	_, ok := x.packNum[p]
+	_, ok := x.packNum.find(x.packs, p)
 	return ok
 }
 
@@ -256,30 +681,136 @@ func (x *Index) HasPack(p ID) bool {
 func (x *Index) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.main) + len(x.recent) + len(x.dupes)
+	return len(x.main) + len(x.recent) + len(x.dupes) + len(x.exact)
 }
 
-// Each calls fn for every entry, excluded ones too, in ID order. fn must not
-// call back into the index.
-func (x *Index) Each(fn func(Location) bool) {
-	x.mu.Lock()
-	x.mergeLocked()
-	x.mu.Unlock()
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	for _, e := range x.main {
-		if !fn(x.location(e)) {
-			return
+// Source streams the index files (or file-shaped batches of entries) an
+// Index was built from, one at a time. The resident index keeps only a
+// prefix of each blob ID; Each reads the rest from its Source.
+type Source func(yield func(*File) error) error
+
+// Files is a Source over files held in memory.
+func Files(files ...*File) Source {
+	return func(yield func(*File) error) error {
+		for _, f := range files {
+			if err := yield(f); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
 }
 
-// PackContents groups the entries by pack.
-func (x *Index) PackContents() map[ID][]pack.Entry {
+// Each calls fn for every entry, excluded ones too, in ID order, with its
+// full ID read from src, which must name every entry the index holds (the
+// files and packs added to it); it matches a file's entry to the resident
+// one by prefix, type, pack and offset. It holds no lock while src or fn
+// run and sees the entries added before it was called. Besides the
+// resident index it needs 16 bytes and a bit per entry while it runs.
+func (x *Index) Each(src Source, fn func(Location) bool) error {
+	x.mu.Lock()
+	x.mergeLocked()
+	main, dir, bits := x.main, x.dir, x.dirBits
+	exact := slices.Clone(x.exact)
+	packs := x.packs[:len(x.packs):len(x.packs)]
+	table := packTable{seed: x.packNum.seed, slots: slices.Clone(x.packNum.slots), n: x.packNum.n}
+	x.mu.Unlock()
+	suffix := make([]prefix, len(main))
+	seen := make([]uint64, (len(main)+63)/64)
+	if len(main) > 0 {
+		if src == nil {
+			src = Files()
+		}
+		err := src(func(f *File) error {
+			fnums := make([]int64, len(f.Packs))
+			for i, p := range f.Packs {
+				fnums[i] = -1
+				if n, ok := table.find(packs, p); ok {
+					fnums[i] = int64(n)
+				}
+			}
+			for _, en := range f.Entries {
+				if int(en.Pack) >= len(fnums) || fnums[en.Pack] < 0 {
+					continue
+				}
+				pk := uint32(fnums[en.Pack])
+				p := prefixOf(en.ID)
+				for i := search(main, dir, bits, p, en.Type); i < len(main) && main[i].pre() == p && main[i].typ() == en.Type; i++ {
+					if epk, off, _, _ := main[i].fields(); epk == pk && off == en.Offset {
+						suffix[i] = suffixOf(en.ID)
+						seen[i/64] |= 1 << (i % 64)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("index: read the full blob IDs: %w", err)
+		}
+		missing, first := 0, -1
+		for i := range main {
+			if seen[i/64]&(1<<(i%64)) == 0 {
+				missing++
+				if first < 0 {
+					first = i
+				}
+			}
+		}
+		if missing > 0 {
+			e := &main[first]
+			pk, off, _, _ := e.fields()
+			return fmt.Errorf("index: the index files read do not name %d of the %d indexed blobs (the first: %s blob %016x%016x… in pack %s at offset %d)",
+				missing, len(main), e.typ(), e.pre().hi, e.pre().lo, packs[pk].Short(), off)
+		}
+	}
+	j := 0
+	var group []int
+	for i := 0; i < len(main); {
+		// A run of equal (prefix, type) holds one blob's copies, unless a
+		// collision went unseen; ordering it by suffix keeps ID order.
+		k := i + 1
+		for k < len(main) && compareEntry(&main[k], &main[i]) == 0 {
+			k++
+		}
+		group = group[:0]
+		for g := i; g < k; g++ {
+			group = append(group, g)
+		}
+		if k-i > 1 {
+			slices.SortStableFunc(group, func(a, b int) int { return comparePrefix(suffix[a], suffix[b]) })
+		}
+		for _, g := range group {
+			l := entryLocation(packs, &main[g], joinID(main[g].pre(), suffix[g]))
+			for j < len(exact) && compareFull(&exact[j], &full{id: l.ID, typ: l.Type}) < 0 {
+				if !fn(fullLocation(packs, &exact[j])) {
+					return nil
+				}
+				j++
+			}
+			if !fn(l) {
+				return nil
+			}
+		}
+		i = k
+	}
+	for ; j < len(exact); j++ {
+		if !fn(fullLocation(packs, &exact[j])) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// PackContents groups the entries by pack, with full IDs read from src
+// (see Each).
+func (x *Index) PackContents(src Source) (map[ID][]pack.Entry, error) {
 	out := map[ID][]pack.Entry{}
-	x.Each(func(l Location) bool {
+	err := x.Each(src, func(l Location) bool {
 		out[l.Pack] = append(out[l.Pack], l.Entry)
 		return true
 	})
-	return out
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -30,12 +30,49 @@ func tEntry(n uint64, t pack.BlobType, off uint32) pack.Entry {
 	return pack.Entry{Type: t, ID: testID(n), Offset: off, Length: 100 + uint32(n%50), RawLength: uint32(n % 1000)}
 }
 
+// added records what a test adds to an index, as the Source its Each
+// reads full IDs from. It records before adding, so that a concurrent
+// Each always finds what the index holds.
+type added struct {
+	mu    sync.Mutex
+	files []*File
+}
+
+func (a *added) pack(x *Index, p ID, entries []pack.Entry) {
+	f := &File{Packs: []ID{p}}
+	for _, e := range entries {
+		f.Entries = append(f.Entries, FileEntry{Pack: 0, Entry: e})
+	}
+	a.mu.Lock()
+	a.files = append(a.files, f)
+	a.mu.Unlock()
+	x.AddPack(p, entries)
+}
+
+func (a *added) file(x *Index, f *File) {
+	a.mu.Lock()
+	a.files = append(a.files, f)
+	a.mu.Unlock()
+	x.AddFile(f)
+}
+
+func (a *added) src() Source {
+	return func(yield func(*File) error) error {
+		a.mu.Lock()
+		files := slices.Clone(a.files)
+		a.mu.Unlock()
+		return Files(files...)(yield)
+	}
+}
+
 func TestLookupEmpty(t *testing.T) {
 	x := New()
 	if _, ok := x.Lookup(testID(1), pack.DataBlob); ok || x.Has(testID(1), pack.DataBlob) || x.LookupAll(testID(1), pack.DataBlob) != nil || x.Len() != 0 {
 		t.Fatal("empty index finds something")
 	}
-	x.Each(func(Location) bool { t.Fatal("Each on an empty index"); return false })
+	if err := x.Each(nil, func(Location) bool { t.Fatal("Each on an empty index"); return false }); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestTypesAreSeparate(t *testing.T) {
@@ -54,16 +91,17 @@ func TestTypesAreSeparate(t *testing.T) {
 
 func TestDuplicates(t *testing.T) {
 	x := New()
+	var ad added
 	a, b, c := packID(1), packID(2), packID(3)
-	x.AddPack(a, []pack.Entry{tEntry(7, pack.DataBlob, 8)})
+	ad.pack(x, a, []pack.Entry{tEntry(7, pack.DataBlob, 8)})
 	// The same entry again (same pack and offset) is not a second copy.
-	x.AddPack(a, []pack.Entry{tEntry(7, pack.DataBlob, 8)})
+	ad.pack(x, a, []pack.Entry{tEntry(7, pack.DataBlob, 8)})
 	if n := len(x.LookupAll(testID(7), pack.DataBlob)); n != 1 {
 		t.Fatalf("identical entry recorded %d times", n)
 	}
 	// Copies in other packs are.
-	x.AddPack(b, []pack.Entry{tEntry(7, pack.DataBlob, 500)})
-	x.AddPack(c, []pack.Entry{tEntry(7, pack.DataBlob, 900)})
+	ad.pack(x, b, []pack.Entry{tEntry(7, pack.DataBlob, 500)})
+	ad.pack(x, c, []pack.Entry{tEntry(7, pack.DataBlob, 900)})
 	locs := x.LookupAll(testID(7), pack.DataBlob)
 	var packs []ID
 	for _, l := range locs {
@@ -77,7 +115,7 @@ func TestDuplicates(t *testing.T) {
 	}
 	// Each (which merges) sees every copy, in ID order.
 	n := 0
-	x.Each(func(l Location) bool { n++; return true })
+	mustEach(t, x, ad.src(), func(l Location) bool { n++; return true })
 	if n != 3 {
 		t.Fatalf("Each saw %d entries", n)
 	}
@@ -85,7 +123,10 @@ func TestDuplicates(t *testing.T) {
 	if got := x.LookupAll(testID(7), pack.DataBlob); len(got) != 3 {
 		t.Fatalf("after merge: %d copies", len(got))
 	}
-	pc := x.PackContents()
+	pc, err := x.PackContents(ad.src())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(pc) != 3 || len(pc[a]) != 1 || pc[b][0].Offset != 500 {
 		t.Fatalf("pack contents %v", pc)
 	}
@@ -93,9 +134,10 @@ func TestDuplicates(t *testing.T) {
 
 func TestExcludedPacks(t *testing.T) {
 	x := New()
+	var ad added
 	a, b := packID(1), packID(2)
-	x.AddPack(a, []pack.Entry{tEntry(1, pack.DataBlob, 8), tEntry(2, pack.DataBlob, 200)})
-	x.AddPack(b, []pack.Entry{tEntry(1, pack.DataBlob, 8)})
+	ad.pack(x, a, []pack.Entry{tEntry(1, pack.DataBlob, 8), tEntry(2, pack.DataBlob, 200)})
+	ad.pack(x, b, []pack.Entry{tEntry(1, pack.DataBlob, 8)})
 	x.ExcludePack(a)
 	if !x.Excluded(a) || x.Excluded(b) {
 		t.Fatal("Excluded wrong")
@@ -114,7 +156,7 @@ func TestExcludedPacks(t *testing.T) {
 		t.Fatal("blob in excluded packs only is usable")
 	}
 	n := 0
-	x.Each(func(Location) bool { n++; return true })
+	mustEach(t, x, ad.src(), func(Location) bool { n++; return true })
 	if n != 3 || x.Len() != 3 {
 		t.Fatalf("excluded entries must stay visible to Each and Len: %d, %d", n, x.Len())
 	}
@@ -129,7 +171,7 @@ func TestExcludedPacks(t *testing.T) {
 	if !x.HasPack(c) || !x.Excluded(c) {
 		t.Fatal("tombstone of an unknown pack lost")
 	}
-	x.AddPack(c, []pack.Entry{tEntry(9, pack.DataBlob, 8)})
+	ad.pack(x, c, []pack.Entry{tEntry(9, pack.DataBlob, 8)})
 	if x.Has(testID(9), pack.DataBlob) || len(x.LookupAll(testID(9), pack.DataBlob)) != 1 {
 		t.Fatal("entries of a pack excluded before it was added are usable")
 	}
@@ -147,6 +189,7 @@ func TestMergeAtScale(t *testing.T) {
 		n = 50_000 // the race detector makes this test ten times slower
 	}
 	x := New()
+	var ad added
 	rng := rand.New(rand.NewPCG(1, 2))
 	order := rng.Perm(n)
 	want := make(map[uint64]Location, n)
@@ -170,13 +213,13 @@ func TestMergeAtScale(t *testing.T) {
 			want[uint64(k)] = Location{Pack: p, Entry: e}
 		}
 		if !large && rng.IntN(2) == 0 {
-			x.AddPack(p, entries)
+			ad.pack(x, p, entries)
 		} else {
 			f := &File{Packs: []ID{packID(999_999), p}}
 			for _, e := range entries {
 				f.Entries = append(f.Entries, FileEntry{Pack: 1, Entry: e})
 			}
-			x.AddFile(f)
+			ad.file(x, f)
 		}
 		start += len(batch)
 	}
@@ -197,7 +240,7 @@ func TestMergeAtScale(t *testing.T) {
 	for k := uint64(0); k < uint64(n); k += 10 {
 		dupEntries = append(dupEntries, tEntry(k, pack.DataBlob, 8+uint32(k)))
 	}
-	x.AddPack(dup, dupEntries)
+	ad.pack(x, dup, dupEntries)
 	if x.Len() != n+n/10 {
 		t.Fatalf("Len %d after duplicates", x.Len())
 	}
@@ -214,7 +257,7 @@ func TestMergeAtScale(t *testing.T) {
 	// Each visits every entry once, sorted by (ID, type).
 	var prev *Location
 	count := 0
-	x.Each(func(l Location) bool {
+	mustEach(t, x, ad.src(), func(l Location) bool {
 		if prev != nil && compareID(prev.ID, l.ID) > 0 {
 			t.Fatalf("Each out of order at %d", count)
 		}
@@ -227,7 +270,7 @@ func TestMergeAtScale(t *testing.T) {
 		t.Fatalf("Each saw %d entries", count)
 	}
 	stopped := 0
-	x.Each(func(Location) bool { stopped++; return stopped < 5 })
+	mustEach(t, x, ad.src(), func(Location) bool { stopped++; return stopped < 5 })
 	if stopped != 5 {
 		t.Fatal("Each did not stop")
 	}
@@ -235,6 +278,7 @@ func TestMergeAtScale(t *testing.T) {
 
 func TestConcurrentUse(t *testing.T) {
 	x := New()
+	var ad added
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Add(1)
@@ -242,7 +286,7 @@ func TestConcurrentUse(t *testing.T) {
 			defer wg.Done()
 			for i := range 3000 {
 				k := uint64(w*10000 + i)
-				x.AddPack(packID(k/100), []pack.Entry{tEntry(k, pack.DataBlob, 8+uint32(i))})
+				ad.pack(x, packID(k/100), []pack.Entry{tEntry(k, pack.DataBlob, 8+uint32(i))})
 				if !x.Has(testID(k), pack.DataBlob) {
 					t.Errorf("blob %d lost", k)
 					return
@@ -255,7 +299,7 @@ func TestConcurrentUse(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for range 20 {
-			x.Each(func(Location) bool { return true })
+			mustEach(t, x, ad.src(), func(Location) bool { return true })
 			_ = x.Len()
 		}
 	}()
@@ -292,5 +336,13 @@ func TestFileRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodeFile(key, b[:7]); err == nil {
 		t.Fatal("truncated header accepted")
+	}
+}
+
+// mustEach is Each that fails the test on an error.
+func mustEach(t *testing.T, x *Index, src Source, fn func(Location) bool) {
+	t.Helper()
+	if err := x.Each(src, fn); err != nil {
+		t.Error(err)
 	}
 }

@@ -364,7 +364,7 @@ func (a *attacker) supersede(ctx context.Context, r *repository.Repository) erro
 	f := &index.File{Supersedes: a.indexNames(ctx)}
 	keep := a.rng.IntN(3) // 0: nothing, 1: some, 2: all but one pack
 	var drop format.ID
-	r.Index().Each(func(l index.Location) bool {
+	err := r.Index().Each(r.IndexSource(ctx), func(l index.Location) bool {
 		if keep == 0 || (keep == 1 && a.rng.IntN(2) == 0) {
 			return true
 		}
@@ -378,6 +378,9 @@ func (a *attacker) supersede(ctx context.Context, r *repository.Repository) erro
 		f.Entries = append(f.Entries, index.FileEntry{Pack: uint32(len(f.Packs) - 1), Entry: l.Entry})
 		return true
 	})
+	if err != nil {
+		return err
+	}
 	return a.saveIndex(ctx, r, f)
 }
 
@@ -392,7 +395,7 @@ func (a *attacker) lie(ctx context.Context, r *repository.Repository) error {
 	if a.rng.IntN(2) == 0 {
 		f.Supersedes = a.indexNames(ctx)
 	}
-	r.Index().Each(func(l index.Location) bool {
+	err := r.Index().Each(r.IndexSource(ctx), func(l index.Location) bool {
 		if a.rng.IntN(2) == 0 {
 			return true
 		}
@@ -403,6 +406,9 @@ func (a *attacker) lie(ctx context.Context, r *repository.Repository) error {
 		f.Entries = append(f.Entries, index.FileEntry{Pack: uint32(len(f.Packs) - 1), Entry: e})
 		return true
 	})
+	if err != nil {
+		return err
+	}
 	return a.saveIndex(ctx, r, f)
 }
 
@@ -424,12 +430,15 @@ func (a *attacker) plan(ctx context.Context, r *repository.Repository) error {
 // already, in a pack and index of its own.
 func (a *attacker) forge(ctx context.Context, r *repository.Repository) error {
 	var victims []index.Location
-	r.Index().Each(func(l index.Location) bool {
+	err := r.Index().Each(r.IndexSource(ctx), func(l index.Location) bool {
 		if a.rng.IntN(4) == 0 {
 			victims = append(victims, l)
 		}
 		return true
 	})
+	if err != nil {
+		return err
+	}
 	for _, v := range victims {
 		junk := make([]byte, v.RawLength)
 		for i := range junk {

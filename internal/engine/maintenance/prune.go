@@ -368,7 +368,10 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 		return nil, err
 	}
 	planned := repository.PlannedPacks(plans)
-	contents := r.Index().PackContents()
+	contents, err := r.Index().PackContents(r.IndexSource(ctx))
+	if err != nil {
+		return nil, err
+	}
 	type packUse struct {
 		id           ID
 		used, unused int64
@@ -687,12 +690,18 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	// Resurrect planned packs that hold a reachable blob, by their own
 	// trailer or by any index file, with no proven copy outside the doomed
 	// packs.
-	contents := fresh.PackContents()
+	contents, err := fresh.PackContents(index.Files(all...))
+	if err != nil {
+		return err
+	}
 	prover := &copyProver{r: r, idx: fresh, doomed: maps.Clone(doomed), stored: stored, proven: map[[33]byte]bool{}}
 	verdicts, err := prover.judgeAll(ctx, contents, reach)
 	if err != nil {
 		return err
 	}
+	// The entries kept packs' own trailers add, as the rest of fresh's
+	// source (it keeps only a prefix of each blob ID).
+	adopted := &index.File{}
 	for pk, v := range verdicts {
 		if v.unreadable != nil {
 			res.UnreadablePlanned++
@@ -704,6 +713,10 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		res.PacksKept++
 		if len(v.unindexed) > 0 {
 			fresh.AddPack(pk, v.unindexed)
+			adopted.Packs = append(adopted.Packs, pk)
+			for _, e := range v.unindexed {
+				adopted.Entries = append(adopted.Entries, index.FileEntry{Pack: uint32(len(adopted.Packs) - 1), Entry: e})
+			}
 		}
 	}
 	planned := map[ID]bool{}
@@ -740,17 +753,28 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	}
 	// Compact: one index file with every entry of a pack still stored (or
 	// planned by a plan not yet due), superseding every file loaded above.
-	var f index.File
+	var f, dropped index.File
 	packNum := map[ID]uint32{}
-	fresh.Each(func(l index.Location) bool {
+	droppedNum := map[ID]uint32{}
+	drop := func(l index.Location) bool {
+		n, ok := droppedNum[l.Pack]
+		if !ok {
+			n = uint32(len(dropped.Packs))
+			droppedNum[l.Pack] = n
+			dropped.Packs = append(dropped.Packs, l.Pack)
+		}
+		dropped.Entries = append(dropped.Entries, index.FileEntry{Pack: n, Entry: l.Entry})
+		return true
+	}
+	err = fresh.Each(index.Files(append(all, adopted)...), func(l index.Location) bool {
 		if doomed[l.Pack] || untrue[entryAt{l.Pack, key(l.ID, l.Type), l.Offset}] {
-			return true
+			return drop(l)
 		}
 		if _, ok := stored[l.Pack]; !ok && !planned[l.Pack] {
 			// Entries of a pack that is gone (indexed by a writer counted
 			// dead after the pack was deleted): drop them. Entries of packs
 			// of plans not yet due stay, as their tombstones.
-			return true
+			return drop(l)
 		}
 		n, ok := packNum[l.Pack]
 		if !ok {
@@ -761,6 +785,9 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		f.Entries = append(f.Entries, index.FileEntry{Pack: n, Entry: l.Entry})
 		return true
 	})
+	if err != nil {
+		return err
+	}
 	f.Supersedes = loaded
 	progress("compacting index")
 	b := index.EncodeFile(r.Key(), &f)
@@ -769,6 +796,9 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		return fmt.Errorf("save compacted index: %w", err)
 	}
 	res.IndexCompacted = true
+	// r's index, loaded before, may hold the dropped entries: the files
+	// that named them go now, so r keeps them for its IndexSource.
+	r.RetainIndexEntries(&dropped)
 	for _, id := range loaded {
 		if id == newID {
 			continue

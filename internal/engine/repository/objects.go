@@ -1,9 +1,12 @@
 package repository
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -129,18 +132,8 @@ func (r *Repository) IndexFiles(ctx context.Context) (map[ID]*index.File, map[st
 		sem <- struct{}{}
 		go func(name string) {
 			defer func() { <-sem; wg.Done() }()
-			id, perr := format.ParseID(name)
-			var f *index.File
-			b, err := storage.LoadAll(ctx, r.be, storage.Handle{Type: storage.IndexFile, Name: name})
-			if err == nil && perr == nil && pack.Hash(b) != id {
-				err = fmt.Errorf("%w: content hash does not match the name", format.ErrCorrupt)
-			}
-			if err == nil {
-				err = perr
-			}
-			if err == nil {
-				f, err = index.DecodeFile(r.key, b)
-			}
+			id, _ := format.ParseID(name)
+			f, err := r.loadIndexFile(ctx, name)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -156,6 +149,112 @@ func (r *Repository) IndexFiles(ctx context.Context) (map[ID]*index.File, map[st
 	}
 	return files, errs, nil
 }
+
+// loadIndexFile reads, checks and decodes one index file.
+func (r *Repository) loadIndexFile(ctx context.Context, name string) (*index.File, error) {
+	id, perr := format.ParseID(name)
+	b, err := storage.LoadAll(ctx, r.be, storage.Handle{Type: storage.IndexFile, Name: name})
+	if err == nil && perr == nil && pack.Hash(b) != id {
+		err = fmt.Errorf("%w: content hash does not match the name", format.ErrCorrupt)
+	}
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return index.DecodeFile(r.key, b)
+}
+
+// IndexSource is what r.Index().Each and PackContents read full blob IDs
+// from (the in-memory index keeps a prefix of each): the index files
+// LoadIndex and RefreshIndex loaded and the ones this repository saved,
+// read again one at a time, the entries noted by RetainIndexEntries, and
+// those of uploaded or adopted packs not yet in a saved file, as they are
+// now (packs added to the index later are not covered). A loaded file that
+// is gone was superseded by a compaction: the source then reads the index
+// files stored now too, one of which names what the compaction kept.
+func (r *Repository) IndexSource(ctx context.Context) index.Source {
+	r.loadedMu.Lock()
+	names := make(map[ID]bool, len(r.loaded))
+	for id := range r.loaded {
+		names[id] = true
+	}
+	retained := slices.Clone(r.retained)
+	r.loadedMu.Unlock()
+	r.w.mu.Lock()
+	for _, id := range r.w.stats.UploadedIndexes {
+		names[id] = true
+	}
+	// Flush replaces pending rather than truncating it, and uploads only
+	// append: the captured slices stay as they are.
+	pending := &index.File{
+		Packs:   r.w.pending.Packs[:len(r.w.pending.Packs):len(r.w.pending.Packs)],
+		Entries: r.w.pending.Entries[:len(r.w.pending.Entries):len(r.w.pending.Entries)],
+	}
+	r.w.mu.Unlock()
+	ids := slices.SortedFunc(maps.Keys(names), compareIDs)
+	return func(yield func(*index.File) error) error {
+		gone := false
+		for _, id := range ids {
+			f, err := r.loadIndexFile(ctx, pack.Name(id))
+			if errors.Is(err, storage.ErrNotExist) {
+				gone = true
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("index %s: %w", id.Short(), err)
+			}
+			if err := yield(f); err != nil {
+				return err
+			}
+		}
+		if gone {
+			infos, err := r.List(ctx, storage.IndexFile)
+			if err != nil {
+				return err
+			}
+			for _, fi := range infos {
+				if id, err := format.ParseID(fi.Name); err != nil || names[id] {
+					continue
+				}
+				f, err := r.loadIndexFile(ctx, fi.Name)
+				if err != nil {
+					// Damaged, or removed meanwhile: what the index holds
+					// from it, if anything, is reported as unnamed.
+					continue
+				}
+				if err := yield(f); err != nil {
+					return err
+				}
+			}
+		}
+		for _, f := range retained {
+			if err := yield(f); err != nil {
+				return err
+			}
+		}
+		if len(pending.Entries) == 0 {
+			return nil
+		}
+		return yield(pending)
+	}
+}
+
+// RetainIndexEntries keeps entries that r's index holds and that no index
+// file will name any more, for IndexSource: a prune's compaction drops
+// the entries of deleted packs and false entries before it removes the
+// files it superseded, while r's index, loaded before, still holds them.
+func (r *Repository) RetainIndexEntries(f *index.File) {
+	if len(f.Entries) == 0 {
+		return
+	}
+	r.loadedMu.Lock()
+	r.retained = append(r.retained, f)
+	r.loadedMu.Unlock()
+}
+
+func compareIDs(a, b ID) int { return bytes.Compare(a[:], b[:]) }
 
 // LoadIndex reads every index file into the in-memory index and excludes
 // the packs that maintenance plans tombstone and the packs that only
