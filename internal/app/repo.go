@@ -166,7 +166,9 @@ func (a *App) SetMemoryBudget(r *repository.Repository) {
 		return
 	}
 	const working = 144 << 20
-	const perBlob = 64 // in-memory index entry plus slack
+	// The in-memory index holds about 34 bytes a blob (index package doc);
+	// twice that is room for a merge, which briefly doubles its array.
+	const perBlob = 36
 	debug.SetMemoryLimit(int64(working + 2*perBlob*r.Index().Len()))
 }
 
