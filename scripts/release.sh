@@ -36,14 +36,9 @@ if [ -z "${CGO_ENABLED:-}" ]; then
 	fi
 fi
 
-# disable_grpc_modules: cloud.google.com/go/storage then leaves out the
-# gRPC DirectPath plugins (xDS, Envoy's protos, RLS): 13 MB that only its
-# gRPC client uses. Bunker's GCS backend uses the JSON API client
-# (storage.NewClient), and its tests pass with the tag
-# (go test -tags disable_grpc_modules ./internal/storage/gcs).
 ldflags="-s -w"
 if [ -n "$version" ]; then
 	ldflags="$ldflags -X github.com/bunkerbackup/bunker/internal/cli.Version=$version"
 fi
-go build -tags disable_grpc_modules -trimpath -ldflags "$ldflags" -o "$out" ./cmd/bunker
+go build -trimpath -ldflags "$ldflags" -o "$out" ./cmd/bunker
 echo "$out: bunker ${version:-(version of the source)} ($(go env GOOS)/$(go env GOARCH), CGO_ENABLED=$CGO_ENABLED), $(($(stat -c %s "$out") / 1000000)) MB"

@@ -11,7 +11,7 @@ import (
 	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
 
-// DefaultMaxAttempts is how often the client library tries a request
+// DefaultMaxAttempts is how often the backend tries an idempotent request
 // (1 = no retries). It is low on purpose: the storage retry decorator above
 // the backend decides about retries.
 const DefaultMaxAttempts = 2
@@ -63,11 +63,12 @@ type Config struct {
 	// library), each retried on its own; 0 sends every object in one
 	// request.
 	ChunkSize int
-	// MaxAttempts is how often the library tries a request; 0 means
+	// MaxAttempts is how often the backend tries an idempotent request
+	// (and reads on after a download broke without progress); 0 means
 	// DefaultMaxAttempts, 1 means no retries.
 	MaxAttempts int
-	// RetryDelay is the library's first delay between attempts; 0 means
-	// 200 ms.
+	// RetryDelay is the longest first pause between attempts (each pause
+	// is a random part of one that doubles up to 2 s); 0 means 200 ms.
 	RetryDelay time.Duration
 
 	// loc is the location as the user typed it, after "gs:".
@@ -145,7 +146,8 @@ func (c *Config) Validate() error {
 }
 
 // emulatorEndpoint is the JSON API endpoint of an emulator given as
-// host:port or URL, as the client library reads STORAGE_EMULATOR_HOST.
+// host:port or URL, as Google's client libraries read
+// STORAGE_EMULATOR_HOST.
 func emulatorEndpoint(host string) (string, error) {
 	u := &url.URL{Scheme: "http", Host: host}
 	if strings.Contains(host, "://") {

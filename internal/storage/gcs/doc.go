@@ -1,5 +1,8 @@
 // Package gcs implements storage.Backend on Google Cloud Storage, with the
-// cloud.google.com/go/storage client over the JSON API.
+// JSON API client google.golang.org/api/storage/v1 and the credentials of
+// cloud.google.com/go/auth. (The cloud.google.com/go/storage client it used
+// before links gRPC, xDS and Envoy's protos, which cost every bunker
+// command about 17 MB of binary and startup memory: docs/BUILD.md.)
 //
 // # Location
 //
@@ -28,6 +31,17 @@
 // Config.Endpoint (code only) points the client at another JSON API
 // endpoint while keeping the credentials.
 //
+// Every request to the service goes through a transport of the backend's
+// own, whose connections Config.Dial (a policy's checked dialer) makes:
+// under a policy that lists hosts, storage.googleapis.com (or the
+// endpoint) must be one of them. Token requests (to the token endpoint of
+// a credentials file, or to the metadata server) go through the auth
+// library's own client instead: the link-local metadata server, where
+// ambient credentials come from on Google Cloud, is an address a policy's
+// dialer refuses, and only a policy that allows ambient credentials lets
+// the backend use credentials at all. Google's mutual TLS endpoint
+// (GOOGLE_API_USE_CLIENT_CERTIFICATE) is not used.
+//
 // # Layout
 //
 //	PREFIX/config
@@ -55,13 +69,19 @@
 // or the token endpoint refusing the credentials), storage.ErrPermission
 // (403: missing permissions, retention policies, object holds). Other 4xx
 // replies are storage.Permanent; timeouts, 429, 5xx and broken connections
-// are left for the retry decorator. The client itself tries a request at
-// most twice (Config.MaxAttempts), and only when the library deems it
-// idempotent.
+// are left for the retry decorator. The backend itself tries a request
+// at most twice (Config.MaxAttempts), with a short randomized pause, and
+// only an idempotent one (reads, listings, bucket creation and
+// conditional creates; not deletes or overwrites), as the
+// cloud.google.com/go/storage client did. A download cut short is read on
+// from where it broke, from the same generation of the object; a whole
+// object read is checked against the CRC32C the service sends
+// (X-Goog-Hash). A resumable upload (Config.ChunkSize) retries each chunk
+// for up to 32 seconds.
 //
 // Errors quote of a reply only the status and, from a JSON error
 // document, the reason and the message (one clean line of at most 256
-// bytes), never the body (googleapi.Error keeps it): the endpoint may be
+// bytes), never the body (googleapi.Error keeps it) nor its headers: the endpoint may be
 // some other HTTP service, and errors reach logs and statuses others
 // read. Messages of net/http or a decoder about a reply that is not what
 // it should be are left out too.

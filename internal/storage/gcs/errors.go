@@ -6,8 +6,6 @@ import (
 	"net/http"
 
 	"cloud.google.com/go/auth"
-	gstorage "cloud.google.com/go/storage"
-	"golang.org/x/oauth2"
 	"google.golang.org/api/googleapi"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
@@ -30,14 +28,6 @@ func mapErr(err error, conditional bool) error {
 	wrap := func(sentinel error, desc string) error { return objstore.Wrap(sentinel, desc, err) }
 	var ge *googleapi.Error
 	isAPI := errors.As(err, &ge)
-	if errors.Is(err, gstorage.ErrObjectNotExist) || errors.Is(err, gstorage.ErrBucketNotExist) {
-		// The library's message holds its googleapi.Error's, body and all.
-		desc := "HTTP 404"
-		if isAPI {
-			desc = apiDesc(ge)
-		}
-		return wrap(storage.ErrNotExist, desc)
-	}
 	// Token errors: the credentials themselves were refused (a 4xx from
 	// the token endpoint); 5xx there is transient.
 	var ae *auth.Error
@@ -46,13 +36,6 @@ func mapErr(err error, conditional bool) error {
 			return wrap(storage.ErrAuth, fmt.Sprintf("token endpoint: HTTP %d", code))
 		}
 		return &objstore.Error{Msg: fmt.Sprintf("token endpoint: HTTP %d", ae.Response.StatusCode), Err: err}
-	}
-	var oe *oauth2.RetrieveError
-	if errors.As(err, &oe) && oe.Response != nil {
-		if code := oe.Response.StatusCode; code >= 400 && code < 500 {
-			return wrap(storage.ErrAuth, fmt.Sprintf("token endpoint: HTTP %d", code))
-		}
-		return &objstore.Error{Msg: fmt.Sprintf("token endpoint: HTTP %d", oe.Response.StatusCode), Err: err}
 	}
 	if !isAPI {
 		// Network and I/O errors: transient, as they are, but for

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"cloud.google.com/go/auth"
-	gstorage "cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
@@ -34,8 +33,9 @@ func TestMapErr(t *testing.T) {
 		sentinel    error
 		permanent   bool
 	}{
-		{"object not exist", gstorage.ErrObjectNotExist, false, storage.ErrNotExist, true},
-		{"bucket not exist", fmt.Errorf("x: %w", gstorage.ErrBucketNotExist), false, storage.ErrNotExist, true},
+		// A download's 404: the body is not parsed, so no message.
+		{"object not exist", &googleapi.Error{Code: 404, Body: storagetest.Secret}, false, storage.ErrNotExist, true},
+		{"bucket not exist", fmt.Errorf("x: %w", &googleapi.Error{Code: 404, Message: "The specified bucket does not exist."}), false, storage.ErrNotExist, true},
 		{"404", api(404, "notFound"), false, storage.ErrNotExist, true},
 		{"412 conditional", api(412, "conditionNotMet"), true, storage.ErrExists, true},
 		{"412 unconditional", api(412, "conditionNotMet"), false, nil, true},

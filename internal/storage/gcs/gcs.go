@@ -4,21 +4,24 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
+	"math"
 	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
 
-	gstorage "cloud.google.com/go/storage"
-	"github.com/googleapis/gax-go/v2"
+	"cloud.google.com/go/auth"
+	"cloud.google.com/go/auth/credentials"
+	"cloud.google.com/go/auth/httptransport"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
+	storagev1 "google.golang.org/api/storage/v1"
 
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/objstore"
@@ -26,15 +29,21 @@ import (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// scopes are the OAuth scopes the backend asks for: those the
+// cloud.google.com/go/storage client asked for, so that a credential
+// restricted to them works as before.
+var scopes = []string{storagev1.DevstorageFullControlScope, storagev1.CloudPlatformScope}
+
 // Backend stores a repository in a Google Cloud Storage bucket. It is safe
 // for concurrent use.
 type Backend struct {
 	cfg       Config
 	location  string
 	keys      objstore.Layout
-	client    *gstorage.Client
-	bucket    *gstorage.BucketHandle
-	transport *http.Transport // owned, when the backend made the HTTP client; else nil
+	svc       *storagev1.Service
+	transport *http.Transport // carries every request to the service; owned
+	attempts  int             // tries of an idempotent request (Config.MaxAttempts)
+	delay     time.Duration   // first pause between them (Config.RetryDelay)
 	closed    atomic.Bool
 }
 
@@ -51,7 +60,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	// Probe with the one read every use of the repository needs anyway,
 	// so a credential that may only read and write objects passes too.
-	_, err = b.object(storage.Handle{Type: storage.ConfigFile}).Attrs(ctx)
+	_, err = b.attrs(ctx, storage.Handle{Type: storage.ConfigFile})
 	if err = mapErr(err, false); err != nil && !errors.Is(err, storage.ErrNotExist) && !errors.Is(err, storage.ErrPermission) {
 		_ = b.Close()
 		return nil, fmt.Errorf("%s: open: %w", b.location, err)
@@ -71,7 +80,10 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("%s: "+format, append([]any{b.location}, args...)...)
 	}
-	_, err = b.bucket.Attrs(ctx)
+	err = b.retry(ctx, true, func() error {
+		_, err := b.svc.Buckets.Get(cfg.Bucket).Fields("name").Context(ctx).Do()
+		return err
+	})
 	switch err = mapErr(err, false); {
 	case errors.Is(err, storage.ErrNotExist):
 		if cfg.ProjectID == "" && cfg.EmulatorHost == "" {
@@ -84,7 +96,11 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		// 409: created meanwhile (or taken by another project, which
 		// the config probe below then reports).
-		if err := b.bucket.Create(ctx, project, nil); err != nil && httpCode(err) != http.StatusConflict {
+		err := b.retry(ctx, true, func() error {
+			_, err := b.svc.Buckets.Insert(project, &storagev1.Bucket{Name: cfg.Bucket}).Fields("name").Context(ctx).Do()
+			return err
+		})
+		if err != nil && httpCode(err) != http.StatusConflict {
 			return fail("create bucket %s: %w", cfg.Bucket, mapErr(err, false))
 		}
 	case errors.Is(err, storage.ErrPermission):
@@ -94,7 +110,7 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 		return fail("create: bucket %s: %w", cfg.Bucket, err)
 	}
 	h := storage.Handle{Type: storage.ConfigFile}
-	_, err = b.object(h).Attrs(ctx)
+	_, err = b.attrs(ctx, h)
 	switch err = mapErr(err, false); {
 	case err == nil:
 		return fail("create: %v: %w", h, storage.ErrExists)
@@ -114,56 +130,81 @@ func httpCode(err error) int {
 	return 0
 }
 
-// newBackend builds the client of cfg without contacting the service.
+// newBackend builds the client of cfg without contacting the service
+// (but for reading a credentials file, and what finding the application
+// default credentials takes).
+//
+// Every request to the service goes through an HTTP transport of the
+// backend's own, which Config.Dial (the policy's checked dialer) makes
+// the connections of, and which Close ends the connections of. With
+// credentials, the auth library's transport adds the token to each
+// request on top of it; the token requests themselves (to the token
+// endpoint of the credentials, or to the metadata server) go through the
+// auth library's own client, as before, since a policy's dialer refuses
+// the link-local metadata server.
 func newBackend(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, storage.Permanent(err)
 	}
-	b := &Backend{cfg: cfg, location: cfg.location(), keys: objstore.NewLayout(cfg.Prefix)}
-	opts := []option.ClientOption{gstorage.WithJSONReads(), option.WithUserAgent("bunker")}
+	b := &Backend{cfg: cfg, location: cfg.location(), keys: objstore.NewLayout(cfg.Prefix),
+		attempts: cfg.MaxAttempts, delay: cfg.RetryDelay}
+	if b.attempts == 0 {
+		b.attempts = DefaultMaxAttempts
+	}
+	if b.delay == 0 {
+		b.delay = 200 * time.Millisecond
+	}
+	b.transport = newTransport()
+	if cfg.Dial != nil {
+		b.transport.DialContext, b.transport.Proxy = cfg.Dial, nil
+	}
+	fail := func(err error) (*Backend, error) {
+		b.transport.CloseIdleConnections()
+		return nil, storage.Permanent(fmt.Errorf("%s: %w", b.location, err))
+	}
+	var opts []option.ClientOption
 	switch {
 	case cfg.EmulatorHost != "":
 		ep, err := emulatorEndpoint(cfg.EmulatorHost)
 		if err != nil {
-			return nil, storage.Permanent(fmt.Errorf("%s: %w", b.location, err))
+			return fail(err)
 		}
-		// An HTTP client of our own, so Close can end its connections.
-		b.transport = newTransport()
-		if cfg.Dial != nil {
-			b.transport.DialContext, b.transport.Proxy = cfg.Dial, nil
-		}
-		opts = append(opts, option.WithoutAuthentication(), option.WithEndpoint(ep),
-			option.WithHTTPClient(&http.Client{Transport: b.transport}))
+		opts = append(opts, option.WithEndpoint(ep), option.WithHTTPClient(&http.Client{Transport: b.transport}))
 	default:
+		var creds *auth.Credentials
+		var err error
+		detect := &credentials.DetectOptions{Scopes: scopes}
 		if cfg.CredentialsFile != "" {
-			typ, err := credentialsType(cfg.CredentialsFile)
-			if err != nil {
-				return nil, storage.Permanent(fmt.Errorf("%s: GOOGLE_APPLICATION_CREDENTIALS: %w", b.location, err))
+			typ, terr := credentialsType(cfg.CredentialsFile)
+			if terr != nil {
+				return fail(fmt.Errorf("GOOGLE_APPLICATION_CREDENTIALS: %w", terr))
 			}
-			opts = append(opts, option.WithAuthCredentialsFile(typ, cfg.CredentialsFile))
+			creds, err = credentials.NewCredentialsFromFile(typ, cfg.CredentialsFile, detect)
+		} else {
+			creds, err = credentials.DetectDefault(detect)
 		}
+		if err != nil {
+			return fail(err)
+		}
+		client, err := httptransport.NewClient(&httptransport.Options{
+			BaseRoundTripper: b.transport,
+			Credentials:      creds,
+			DisableTelemetry: true,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		opts = append(opts, option.WithHTTPClient(client))
 		if cfg.Endpoint != "" {
 			opts = append(opts, option.WithEndpoint(cfg.Endpoint))
 		}
 	}
-	client, err := gstorage.NewClient(ctx, opts...)
+	svc, err := storagev1.NewService(ctx, opts...)
 	if err != nil {
-		if b.transport != nil {
-			b.transport.CloseIdleConnections()
-		}
-		return nil, storage.Permanent(fmt.Errorf("%s: %w", b.location, err))
+		return fail(err)
 	}
-	attempts, delay := cfg.MaxAttempts, cfg.RetryDelay
-	if attempts == 0 {
-		attempts = DefaultMaxAttempts
-	}
-	if delay == 0 {
-		delay = 200 * time.Millisecond
-	}
-	client.SetRetry(gstorage.WithMaxAttempts(attempts),
-		gstorage.WithBackoff(gax.Backoff{Initial: delay, Max: 2 * time.Second, Multiplier: 2}))
-	b.client = client
-	b.bucket = client.Bucket(cfg.Bucket)
+	svc.UserAgent = "bunker"
+	b.svc = svc
 	return b, nil
 }
 
@@ -175,8 +216,8 @@ func newTransport() *http.Transport {
 }
 
 // credentialsType reads the "type" of a JSON credentials file, so that the
-// library is told which kind of credential to expect.
-func credentialsType(file string) (option.CredentialsType, error) {
+// auth library is told which kind of credential to expect.
+func credentialsType(file string) (credentials.CredType, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return "", err
@@ -187,8 +228,8 @@ func credentialsType(file string) (option.CredentialsType, error) {
 	if err := json.Unmarshal(data, &head); err != nil {
 		return "", fmt.Errorf("%s: not a JSON credentials file: %w", file, err)
 	}
-	switch t := option.CredentialsType(head.Type); t {
-	case option.ServiceAccount, option.AuthorizedUser, option.ImpersonatedServiceAccount, option.ExternalAccount:
+	switch t := credentials.CredType(head.Type); t {
+	case credentials.ServiceAccount, credentials.AuthorizedUser, credentials.ImpersonatedServiceAccount, credentials.ExternalAccount:
 		return t, nil
 	default:
 		return "", fmt.Errorf("%s: unsupported credentials type %q", file, head.Type)
@@ -203,24 +244,18 @@ func (b *Backend) Features() storage.Features {
 	return storage.Features{ConditionalCreate: true}
 }
 
-// Close releases the client. Later calls of the backend fail.
+// Close releases the client's connections. Later calls of the backend
+// fail.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	err := b.client.Close()
-	if b.transport != nil {
-		b.transport.CloseIdleConnections()
-	}
-	return err
+	b.transport.CloseIdleConnections()
+	return nil
 }
 
 // errClosed is returned by the methods of a closed backend.
 var errClosed = storage.Permanent(errors.New("backend is closed"))
-
-func (b *Backend) object(h storage.Handle) *gstorage.ObjectHandle {
-	return b.bucket.Object(b.keys.Key(h))
-}
 
 // errorf builds the error of an operation on an object:
 // "<location>: <op> <handle>: <err>".
@@ -249,84 +284,63 @@ func (b *Backend) check(ctx context.Context, op string, h storage.Handle) error 
 // ifGenerationMatch=0, which fails with storage.ErrExists when the object
 // exists. Packs get Config.StorageClassPacks. opts.RetainUntil is ignored
 // (see the package documentation).
+//
+// Only a conditional upload is tried again after a transient error, as
+// the cloud.google.com/go/storage client did: it is the idempotent one.
 func (b *Backend) Save(ctx context.Context, h storage.Handle, data []byte, opts storage.SaveOptions) error {
 	if err := b.check(ctx, "save", h); err != nil {
 		return err
 	}
-	o := b.object(h)
-	if opts.IfNotExists {
-		o = o.If(gstorage.Conditions{DoesNotExist: true})
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // aborts the upload when Write fails
-	w := o.NewWriter(ctx)
-	w.ContentType = "application/octet-stream"
-	w.CRC32C = crc32.Checksum(data, castagnoli)
-	w.SendCRC32C = true
-	w.ChunkSize = 0
-	if b.cfg.ChunkSize > 0 && len(data) > b.cfg.ChunkSize {
-		w.ChunkSize = b.cfg.ChunkSize
+	obj := &storagev1.Object{
+		Name:        b.keys.Key(h),
+		ContentType: "application/octet-stream",
+		Crc32c:      encodeCRC(crc32.Checksum(data, castagnoli)),
 	}
 	if h.Type == storage.PackFile && !opts.Metadata && b.cfg.StorageClassPacks != "" {
-		w.StorageClass = b.cfg.StorageClassPacks
+		obj.StorageClass = b.cfg.StorageClassPacks
 	}
-	_, err := io.Copy(w, bytes.NewReader(data))
+	// ChunkSize 0 sends the object and its metadata in one multipart
+	// request; a positive one makes larger objects resumable uploads, in
+	// chunks each retried on its own (for up to 32 s, as before).
+	chunk := 0
+	if b.cfg.ChunkSize > 0 && len(data) > b.cfg.ChunkSize {
+		chunk = b.cfg.ChunkSize
+	}
+	err := b.retry(ctx, opts.IfNotExists, func() error {
+		call := b.svc.Objects.Insert(b.cfg.Bucket, obj).
+			Media(bytes.NewReader(data), googleapi.ChunkSize(chunk), googleapi.ContentType(obj.ContentType)).
+			Fields("name").Context(ctx)
+		if opts.IfNotExists {
+			call = call.IfGenerationMatch(0)
+		}
+		_, err := call.Do()
+		return err
+	})
 	if err != nil {
-		cancel()
-		_ = w.Close()
-		return b.errorf("save", h, mapErr(err, opts.IfNotExists))
-	}
-	if err := w.Close(); err != nil {
 		return b.errorf("save", h, mapErr(err, opts.IfNotExists))
 	}
 	return nil
 }
 
-// Load calls fn with a reader of length bytes of the object from offset
-// (length 0: to the end), streamed from one ranged request. A range past
-// the end of the object is a permanent error.
-func (b *Backend) Load(ctx context.Context, h storage.Handle, length int, offset int64, fn func(rd io.Reader) error) error {
-	if err := b.check(ctx, "load", h); err != nil {
+// encodeCRC is a CRC32C as the JSON API writes it: the big-endian bytes,
+// in base64.
+func encodeCRC(c uint32) string {
+	var buf [4]byte
+	binary.BigEndian.PutUint32(buf[:], c)
+	return base64.StdEncoding.EncodeToString(buf[:])
+}
+
+// attrs reads the metadata of the object of h that the backend uses,
+// trying again after transient errors.
+func (b *Backend) attrs(ctx context.Context, h storage.Handle) (*storagev1.Object, error) {
+	var obj *storagev1.Object
+	err := b.retry(ctx, true, func() error {
+		var err error
+		obj, err = b.svc.Objects.Get(b.cfg.Bucket, b.keys.Key(h)).
+			Fields("name", "size", "timeCreated", "updated", "generation").Context(ctx).Do()
 		return err
-	}
-	if length < 0 || offset < 0 {
-		return storage.Permanent(b.errorf("load", h, fmt.Errorf("invalid range: offset %d, length %d", offset, length)))
-	}
-	n := int64(length)
-	if length == 0 {
-		n = -1
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	r, err := b.object(h).NewRangeReader(ctx, offset, n)
-	if err != nil {
-		if httpCode(err) != http.StatusRequestedRangeNotSatisfiable {
-			return b.errorf("load", h, mapErr(err, false))
-		}
-		// The offset is at or past the end. Reading nothing from the
-		// very end is fine, as for a file; anything else is an error.
-		fi, serr := b.Stat(ctx, h)
-		if serr != nil {
-			return serr
-		}
-		if err := objstore.LoadAtEnd(fi.Size, length, offset, fn); err != nil {
-			return b.errorf("load", h, err)
-		}
-		return nil
-	}
-	defer func() { _ = r.Close() }()
-	size := r.Attrs.Size
-	if offset > size || length > 0 && offset+int64(length) > size {
-		return storage.Permanent(b.errorf("load", h, fmt.Errorf("range offset %d, length %d is past the end of the %d-byte object", offset, length, size)))
-	}
-	rd := &objstore.ReplyReader{R: r}
-	if err := fn(rd); err != nil {
-		if rd.Err == nil {
-			return b.errorf("load", h, err) // fn's own error
-		}
-		return b.errorf("load", h, mapErr(err, false))
-	}
-	return nil
+	})
+	return obj, err
 }
 
 // Stat returns the size and creation time (of the current generation) of
@@ -335,19 +349,35 @@ func (b *Backend) Stat(ctx context.Context, h storage.Handle) (storage.FileInfo,
 	if err := b.check(ctx, "stat", h); err != nil {
 		return storage.FileInfo{}, err
 	}
-	attrs, err := b.object(h).Attrs(ctx)
+	obj, err := b.attrs(ctx, h)
 	if err != nil {
 		return storage.FileInfo{}, b.errorf("stat", h, mapErr(err, false))
 	}
-	return storage.FileInfo{Name: h.Name, Size: attrs.Size, ModTime: modTime(attrs)}, nil
+	size, err := objectSize(obj)
+	if err != nil {
+		return storage.FileInfo{}, b.errorf("stat", h, err)
+	}
+	return storage.FileInfo{Name: h.Name, Size: size, ModTime: modTime(obj)}, nil
+}
+
+// objectSize is the size of an object as an int64.
+func objectSize(obj *storagev1.Object) (int64, error) {
+	if obj.Size > math.MaxInt64 {
+		return 0, errNotGCS
+	}
+	return int64(obj.Size), nil
 }
 
 // modTime is the time the current generation of an object was written.
-func modTime(a *gstorage.ObjectAttrs) time.Time {
-	if !a.Created.IsZero() {
-		return a.Created
+// A time that does not parse counts as missing, as it did in the
+// cloud.google.com/go/storage client.
+func modTime(obj *storagev1.Object) time.Time {
+	for _, s := range []string{obj.TimeCreated, obj.Updated} {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			return t
+		}
 	}
-	return a.Updated
+	return time.Time{}
 }
 
 // List calls fn for every object of type t. Objects whose names are not
@@ -365,41 +395,65 @@ func (b *Backend) List(ctx context.Context, t storage.FileType, fn func(storage.
 	if !ok {
 		return storage.Permanent(fmt.Errorf("%s: list %q: unknown file type", b.location, t))
 	}
-	q := &gstorage.Query{Prefix: prefix}
-	if err := q.SetAttrSelection([]string{"Name", "Size", "Created", "Updated"}); err != nil {
-		return fmt.Errorf("%s: list %s: %w", b.location, t, err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	it := b.bucket.Objects(ctx, q)
+	fail := func(err error) error { return fmt.Errorf("%s: list %s: %w", b.location, t, err) }
+	token := ""
+	seen := map[string]bool{}
 	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return nil
-		}
+		var page *storagev1.Objects
+		err := b.retry(ctx, true, func() error {
+			var err error
+			page, err = b.svc.Objects.List(b.cfg.Bucket).Prefix(prefix).PageToken(token).
+				Fields("items(name,size,timeCreated,updated)", "nextPageToken").Context(ctx).Do()
+			return err
+		})
 		if err != nil {
 			err = mapErr(err, false)
 			if errors.Is(err, storage.ErrNotExist) {
 				return nil // no bucket, no objects
 			}
-			return fmt.Errorf("%s: list %s: %w", b.location, t, err)
+			return fail(err)
 		}
-		h, ok := b.keys.HandleOf(attrs.Name)
-		if !ok || h.Type != t {
-			continue
+		for _, obj := range page.Items {
+			if obj == nil {
+				continue
+			}
+			h, ok := b.keys.HandleOf(obj.Name)
+			if !ok || h.Type != t {
+				continue
+			}
+			size, err := objectSize(obj)
+			if err != nil {
+				return fail(err)
+			}
+			if err := fn(storage.FileInfo{Name: h.Name, Size: size, ModTime: modTime(obj)}); err != nil {
+				return err
+			}
 		}
-		if err := fn(storage.FileInfo{Name: h.Name, Size: attrs.Size, ModTime: modTime(attrs)}); err != nil {
-			return err
+		if page.NextPageToken == "" {
+			return nil
+		}
+		// A service that hands out a page token again would have the
+		// listing go round for ever.
+		if seen[page.NextPageToken] {
+			return fail(errNotGCS)
+		}
+		seen[page.NextPageToken] = true
+		token = page.NextPageToken
+		if err := ctx.Err(); err != nil {
+			return fail(err)
 		}
 	}
 }
 
 // Remove deletes an object; a missing object (or bucket) is not an error.
+// It is not tried again after a transient error (the retry decorator
+// above decides), as the cloud.google.com/go/storage client did not for a
+// delete without a generation.
 func (b *Backend) Remove(ctx context.Context, h storage.Handle) error {
 	if err := b.check(ctx, "remove", h); err != nil {
 		return err
 	}
-	err := mapErr(b.object(h).Delete(ctx), false)
+	err := mapErr(b.svc.Objects.Delete(b.cfg.Bucket, b.keys.Key(h)).Context(ctx).Do(), false)
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return b.errorf("remove", h, err)
 	}

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	storagev1 "google.golang.org/api/storage/v1"
+
 	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
 	"github.com/bunkerbackup/bunker/internal/testsrv"
@@ -167,7 +169,7 @@ func TestStorageClass(t *testing.T) {
 	if err := be.Save(t.Context(), h, []byte("pack"), storage.SaveOptions{}); err != nil {
 		t.Fatalf("Save with class NEARLINE: %v", err)
 	}
-	attrs, err := be.object(h).Attrs(t.Context())
+	attrs, err := objectAttrs(t, be, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +180,7 @@ func TestStorageClass(t *testing.T) {
 	if err := be.Save(t.Context(), idx, []byte("index"), storage.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if attrs, err := be.object(idx).Attrs(t.Context()); err != nil || attrs.StorageClass == "NEARLINE" {
+	if attrs, err := objectAttrs(t, be, idx); err != nil || attrs.StorageClass == "NEARLINE" {
 		t.Errorf("storage class of an index = %q, %v; want the default", attrs.StorageClass, err)
 	}
 	// A pack of trees is metadata: it stays in the default class.
@@ -186,9 +188,15 @@ func TestStorageClass(t *testing.T) {
 	if err := be.Save(t.Context(), trees, []byte("pack"), storage.SaveOptions{Metadata: true}); err != nil {
 		t.Fatal(err)
 	}
-	if attrs, err := be.object(trees).Attrs(t.Context()); err != nil || attrs.StorageClass == "NEARLINE" {
+	if attrs, err := objectAttrs(t, be, trees); err != nil || attrs.StorageClass == "NEARLINE" {
 		t.Errorf("storage class of a tree pack = %q, %v; want the default", attrs.StorageClass, err)
 	}
+}
+
+// objectAttrs reads the whole metadata of the object of h.
+func objectAttrs(t *testing.T, be *Backend, h storage.Handle) (*storagev1.Object, error) {
+	t.Helper()
+	return be.svc.Objects.Get(be.cfg.Bucket, be.keys.Key(h)).Context(t.Context()).Do()
 }
 
 func TestLoadEmptyRangeAtEnd(t *testing.T) {

@@ -1,8 +1,6 @@
 package gcs
 
 import (
-	"strings"
-
 	"github.com/bunkerbackup/bunker/internal/storage/objstore"
 )
 
@@ -21,9 +19,5 @@ const maxMessageLen = 256
 // JSON, or a value in it or in a header), whose message quotes bytes of
 // the reply.
 func isDecodeErr(err error) bool {
-	if objstore.IsJSONError(err) || objstore.IsXMLError(err) || objstore.IsValueError(err) {
-		return true
-	}
-	// The library's message without a type.
-	return strings.Contains(err.Error(), "storage: invalid Content-Range")
+	return objstore.IsJSONError(err) || objstore.IsXMLError(err) || objstore.IsValueError(err)
 }
