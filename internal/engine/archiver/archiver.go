@@ -150,6 +150,8 @@ type Archiver struct {
 	bigChunkers []*chunker.Chunker // free chunkers for files larger than Min
 
 	zeros zeroIDs
+
+	walkSem chan struct{} // scans running in goroutines of their own (walkDir)
 }
 
 // fileQueueLen is how many opened files may wait for a reader, each with
@@ -185,7 +187,7 @@ func New(repo Repo, opts Options) (*Archiver, error) {
 		fsys = vfs.NewOS()
 	}
 	a := &Archiver{repo: repo, opts: opts, fs: fsys,
-		bigSem: make(chan struct{}, bigFiles)}
+		bigSem: make(chan struct{}, bigFiles), walkSem: make(chan struct{}, extraWalkers)}
 	for i := 0; i < bigFiles; i++ {
 		a.bigChunkers = append(a.bigChunkers, chunker.New(nil, opts.Chunker))
 	}
@@ -863,16 +865,48 @@ func (a *Archiver) archiveEntry(ctx context.Context, dir vfs.Dir, path, name str
 				keep = a.opts.Excluder.IsMarkerName
 			}
 		}
-		var pt *tree.Tree
-		if parentNode != nil && parentNode.Type == tree.TypeDir {
-			pt = a.loadTree(ctx, parentNode.Subtree)
-		}
-		return a.archiveDir(ctx, sub, path, node, pt, keep)
+		return a.walkDir(ctx, func() *future {
+			var pt *tree.Tree
+			if parentNode != nil && parentNode.Type == tree.TypeDir {
+				pt = a.loadTree(ctx, parentNode.Subtree)
+			}
+			return a.archiveDir(ctx, sub, path, node, pt, keep)
+		})
 	default:
 		a.Stats.Others.Add(1)
 		return resolved(node)
 	}
 }
+
+// walkDir runs scan, the scan of an opened directory (its parent's tree
+// loaded, its entries examined, its files queued for the readers), in a
+// goroutine of its own when fewer than extraWalkers scans run so, else in
+// this one. On a cold cache, loading trees, listing directories and
+// statting entries each wait on the store or the disk; several in flight
+// keep them busy, as the readers' prefetch does for file data. The
+// snapshot does not depend on the order: a directory's tree is built from
+// its children's futures in name order.
+func (a *Archiver) walkDir(ctx context.Context, scan func() *future) *future {
+	select {
+	case a.walkSem <- struct{}{}:
+	default:
+		return scan()
+	}
+	fut := &future{done: make(chan struct{})}
+	go func() {
+		inner := scan()
+		<-a.walkSem // the scan is done; its subtree finishes on its own
+		<-inner.done
+		fut.node, fut.err = inner.node, inner.err
+		close(fut.done)
+	}()
+	return fut
+}
+
+// extraWalkers bounds the directory scans that run besides the main walk
+// (walkDir), and so the directories open at once beyond those on the
+// main walk's path.
+const extraWalkers = 4
 
 // fileXattrs reads the xattrs of an opened file or directory into node.
 func (a *Archiver) fileXattrs(f interface{ Xattrs() ([]tree.Xattr, error) }, path string, node *tree.Node) error {
