@@ -753,17 +753,9 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	}
 	// Compact: one index file with every entry of a pack still stored (or
 	// planned by a plan not yet due), superseding every file loaded above.
-	var f, dropped index.File
-	packNum := map[ID]uint32{}
-	droppedNum := map[ID]uint32{}
+	var f, dropped fileBuilder
 	drop := func(l index.Location) bool {
-		n, ok := droppedNum[l.Pack]
-		if !ok {
-			n = uint32(len(dropped.Packs))
-			droppedNum[l.Pack] = n
-			dropped.Packs = append(dropped.Packs, l.Pack)
-		}
-		dropped.Entries = append(dropped.Entries, index.FileEntry{Pack: n, Entry: l.Entry})
+		dropped.add(l)
 		return true
 	}
 	err = fresh.Each(index.Files(append(all, adopted)...), func(l index.Location) bool {
@@ -776,13 +768,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 			// of plans not yet due stay, as their tombstones.
 			return drop(l)
 		}
-		n, ok := packNum[l.Pack]
-		if !ok {
-			n = uint32(len(f.Packs))
-			packNum[l.Pack] = n
-			f.Packs = append(f.Packs, l.Pack)
-		}
-		f.Entries = append(f.Entries, index.FileEntry{Pack: n, Entry: l.Entry})
+		f.add(l)
 		return true
 	})
 	if err != nil {
@@ -790,7 +776,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	}
 	f.Supersedes = loaded
 	progress("compacting index")
-	b := index.EncodeFile(r.Key(), &f)
+	b := index.EncodeFile(r.Key(), &f.File)
 	newID := pack.Hash(b)
 	if err := be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(newID)}, b, storage.SaveOptions{}); err != nil {
 		return fmt.Errorf("save compacted index: %w", err)
@@ -798,7 +784,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	res.IndexCompacted = true
 	// r's index, loaded before, may hold the dropped entries: the files
 	// that named them go now, so r keeps them for its IndexSource.
-	r.RetainIndexEntries(&dropped)
+	r.RetainIndexEntries(&dropped.File)
 	for _, id := range loaded {
 		if id == newID {
 			continue
@@ -821,6 +807,26 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		res.PlansSwept++
 	}
 	return nil
+}
+
+// fileBuilder gathers index entries into an index file, numbering the
+// packs they name in the order they come.
+type fileBuilder struct {
+	index.File
+	num map[ID]uint32
+}
+
+func (b *fileBuilder) add(l index.Location) {
+	n, ok := b.num[l.Pack]
+	if !ok {
+		if b.num == nil {
+			b.num = map[ID]uint32{}
+		}
+		n = uint32(len(b.Packs))
+		b.num[l.Pack] = n
+		b.Packs = append(b.Packs, l.Pack)
+	}
+	b.Entries = append(b.Entries, index.FileEntry{Pack: n, Entry: l.Entry})
 }
 
 // blobSet is a set of (type, ID).
