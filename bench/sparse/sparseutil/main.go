@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command sparseutil builds and checks the sparse VM image of
 // bench/sparse/run.sh (issue 18, target 6):
 //
