@@ -165,8 +165,9 @@ func (ra *readahead) build() {
 
 // consumeLocked counts one read of id, whose plaintext is plain: after
 // the last read every copy is dropped; before it a copy stays, in kept as
-// long as room allows, else in the spill file.
-func (ra *readahead) consumeLocked(id ID, plain []byte) {
+// long as room allows, else in the spill file. Owned says that plain is
+// read-ahead's own buffer (ready's), which kept may take as it is.
+func (ra *readahead) consumeLocked(id ID, plain []byte, owned bool) {
 	if b, ok := ra.ready[id]; ok {
 		ra.bytes -= int64(len(b))
 		delete(ra.ready, id)
@@ -200,7 +201,10 @@ func (ra *readahead) consumeLocked(id ID, plain []byte) {
 			ra.spill.put(old, b)
 		}
 	}
-	ra.kept[id] = slices.Clone(plain)
+	if !owned {
+		plain = slices.Clone(plain)
+	}
+	ra.kept[id] = plain
 	ra.kbytes += int64(len(plain))
 	ra.keptQ = append(ra.keptQ, id)
 }
@@ -222,20 +226,21 @@ func (ra *readahead) presentLocked(id ID) bool {
 func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, ok bool, err error) {
 	ra.mu.Lock()
 	for {
-		b, found := ra.ready[id]
+		b, fromReady := ra.ready[id]
+		found := fromReady
 		if !found {
 			b, found = ra.kept[id]
 		}
 		if found {
 			out = append(buf[:0], b...)
-			ra.consumeLocked(id, b)
+			ra.consumeLocked(id, b, fromReady)
 			ra.mu.Unlock()
 			return out, true, nil
 		}
 		out, found, err = ra.spill.get(id, buf)
 		if found {
 			if err == nil {
-				ra.consumeLocked(id, out)
+				ra.consumeLocked(id, out, false)
 			}
 			ra.mu.Unlock()
 			// Checked outside the lock. A copy that does not match (the
@@ -314,7 +319,7 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 			if err != nil {
 				return nil, true, err
 			}
-			ra.consumeLocked(id, out)
+			ra.consumeLocked(id, out, false)
 			continue
 		}
 		if _, wanted := ra.uses[l.ID]; !wanted {
