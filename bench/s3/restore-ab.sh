@@ -25,7 +25,7 @@ export AWS_ACCESS_KEY_ID=benchaccess AWS_SECRET_ACCESS_KEY=benchsecret0123456789
 GW=$!
 trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null; rm -rf "$W"' EXIT
 sleep 2
-REPO=s3:http://127.0.0.1:$PORT/ab
+REPO=s3:http://127.0.0.1:$PORT/restore-ab
 "$new" -r "$REPO" --cache-dir "$W/cache" init >/dev/null
 "$new" -r "$REPO" --cache-dir "$W/cache" backup "$SRC" >/dev/null
 echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
