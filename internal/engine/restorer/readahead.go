@@ -32,8 +32,8 @@ type PackReader interface {
 const (
 	maxWindow = 8 << 20
 	maxGap    = 512 << 10
-	maxReady  = 64 << 20
-	maxKept   = 32 << 20
+	maxReady  = 32 << 20
+	maxKept   = 16 << 20
 )
 
 // readahead turns the restore's blob reads into few large reads of packs,
