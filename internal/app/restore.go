@@ -104,6 +104,9 @@ func (a *App) Restore(ctx context.Context, req RestoreRequest) (*RestoreResult, 
 	res := restorer.New(f.Repository, restorer.Options{
 		Select: sel, Overwrite: overwrite, Delete: req.Delete, NoOwner: req.NoOwner, NoXattrs: req.NoXattrs, Sync: req.Sync, Verify: req.Verify,
 		Readahead: location.Remote(req.Repo.Location),
+		// Shared blobs that leave read-ahead's memory wait in a private
+		// file there (the temporary directory without a cache).
+		SpillDir: a.Storage.CacheDir,
 		OnError: func(p string, err error) error { // called from several writers
 			failedMu.Lock()
 			out.Failed = append(out.Failed, p)

@@ -8,6 +8,11 @@
 // All-zero 4 KiB blocks are not written, which restores sparse files
 // sparse, and an all-zero blob, once loaded, is not loaded again.
 //
+// With read-ahead (remote stores), blobs are read in large ranges of
+// packs, each needed byte once: blobs that later files share wait in
+// bounded memory, then in a private temporary file (spill.go), never
+// downloaded again.
+//
 // A file is written under a marked name in its directory (PartialName)
 // and renamed to its real name only when it is complete, verified (with
 // Options.Verify) and has its metadata; an existing file of that name

@@ -73,6 +73,12 @@ type Options struct {
 	// packs instead of one read per blob (when the repository is a
 	// PackReader): for stores where every request costs.
 	Readahead bool
+	// SpillDir is where read-ahead keeps, in a private temporary file
+	// (unnamed or unlinked, mode 0600), the blobs that later files still
+	// need once they leave its memory (shared content), so that nothing
+	// is downloaded twice. Default the temporary directory; a directory
+	// inside the restore target is never used.
+	SpillDir string
 	// FS is the filesystem restored into (default the real one,
 	// vfs.NewOS()). Whatever it is, entries are made only through its
 	// directory handles, one name component at a time.
@@ -90,13 +96,16 @@ type Stats struct {
 
 // Restorer restores one tree.
 type Restorer struct {
-	repo  Repo
-	opts  Options
-	fs    vfs.FS
-	meta  vfs.Meta
-	ra    *readahead
-	zeros zeroBlobs
-	Stats Stats
+	repo Repo
+	opts Options
+	fs   vfs.FS
+	meta vfs.Meta
+	ra   *readahead
+	// limits are read-ahead's memory bounds (ready, kept): the defaults,
+	// lowered by tests.
+	limits [2]int64
+	zeros  zeroBlobs
+	Stats  Stats
 
 	jobs chan fileJob
 
@@ -158,10 +167,7 @@ func New(repo Repo, opts Options) *Restorer {
 		fsys = vfs.NewOS()
 	}
 	m := vfs.Meta{Owner: !opts.NoOwner, Xattrs: !opts.NoXattrs}
-	r := &Restorer{repo: repo, opts: opts, fs: fsys, meta: m, hardlinks: map[[2]uint64]*hardlink{}}
-	if pr, ok := repo.(PackReader); ok && opts.Readahead {
-		r.ra = newReadahead(pr)
-	}
+	r := &Restorer{repo: repo, opts: opts, fs: fsys, meta: m, hardlinks: map[[2]uint64]*hardlink{}, limits: [2]int64{maxReady, maxKept}}
 	return r
 }
 
@@ -335,6 +341,14 @@ func (r *Restorer) SetTotals(files, bytes int64) {
 func (r *Restorer) Restore(ctx context.Context, rootTree ID, snapPath string, target string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if pr, ok := r.repo.(PackReader); ok && r.opts.Readahead {
+		r.ra = newReadahead(pr, r.repo.Hash, r.opts.SpillDir, target, r.opts.Workers)
+		r.ra.maxReady, r.ra.maxKept = r.limits[0], r.limits[1]
+		defer func() {
+			// The spill file holds nothing the restore still needs.
+			_ = r.ra.close()
+		}()
+	}
 	node, err := r.findNode(ctx, rootTree, snapPath)
 	if err != nil {
 		return err

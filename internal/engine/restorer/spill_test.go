@@ -1,0 +1,57 @@
+package restorer
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestSpillIsPrivate: the spill file is never made inside the restore
+// target, has no name in its directory (or had it only for an instant),
+// is readable by its owner only, gives back what was put, and forgets a
+// blob once dropped.
+func TestSpillIsPrivate(t *testing.T) {
+	target := t.TempDir()
+	inTarget := filepath.Join(target, "cache")
+	if err := os.Mkdir(inTarget, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := newSpill(inTarget, target)
+	for _, d := range s.dirs {
+		if inside(d, target) {
+			t.Fatalf("spill directory %s is inside the target %s", d, target)
+		}
+	}
+
+	dir := t.TempDir()
+	s = newSpill(dir, target)
+	defer s.close()
+	a, b := bytes.Repeat([]byte("a"), 5000), []byte("bb")
+	if !s.put(ID{1}, a) || !s.put(ID{2}, b) {
+		t.Fatalf("put failed: %v", s.broken)
+	}
+	if names, err := os.ReadDir(dir); err != nil || len(names) != 0 {
+		t.Errorf("the spill directory lists %v (%v); want nothing", names, err)
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		t.Errorf("spill file mode %v: others may read it", perm)
+	}
+	for id, want := range map[ID][]byte{{1}: a, {2}: b} {
+		got, found, err := s.get(id, nil)
+		if err != nil || !found || !bytes.Equal(got, want) {
+			t.Errorf("get %v: %d bytes, found %v, %v; want %d bytes", id, len(got), found, err, len(want))
+		}
+	}
+	s.drop(ID{1})
+	if _, found, _ := s.get(ID{1}, nil); found || s.has(ID{1}) {
+		t.Error("a dropped blob is still in the spill file")
+	}
+	if got, _, _ := s.get(ID{2}, nil); !bytes.Equal(got, b) {
+		t.Error("dropping one blob damaged another")
+	}
+}
