@@ -42,6 +42,12 @@ func SeaweedFS(t testing.TB) *S3Server {
 		"-admin.port="+strconv.Itoa(admin),
 		"-admin.port.legacy=0", "-webdav=false", "-admin.ui=false",
 		"-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+		// mini sizes its volume count by the free disk space: on a fuller
+		// disk the buckets of a conformance run (each its own collection,
+		// several volumes each) ran out of volumes ("No writable volumes
+		// and no free volumes left", HTTP 500). Volumes are not
+		// preallocated: small ones, many allowed, whatever the disk.
+		"-master.volumeSizeLimitMB=64", "-volume.max=1000",
 	)
 	cmd.Dir = dir
 	cmd.Env = append(testutil.CleanEnviron(), "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+s.SecretKey)
