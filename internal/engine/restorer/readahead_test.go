@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bunkerbackup/bunker/internal/engine/archiver"
-	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
@@ -85,24 +83,7 @@ func TestReadaheadReadsEachBlobOnce(t *testing.T) {
 	write(filepath.Join(src, "unique"), randBytes(300, 3<<20))
 
 	store := &packReads{Backend: mem.New()}
-	r, err := repository.Init(ctx, store, "pw", repository.Options{KDF: crypto.WeakKDF(), ChunkMin: 16 << 10, ChunkAvg: 64 << 10, ChunkMax: 256 << 10, PackSize: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.LoadIndex(ctx, false); err != nil {
-		t.Fatal(err)
-	}
-	a, err := archiver.New(r, archiver.Options{Chunker: r.Config().Chunker.Params()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := a.Snapshot(ctx, []string{src})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r, root := backUp(t, store, repository.Options{ChunkMin: 16 << 10, ChunkAvg: 64 << 10, ChunkMax: 256 << 10, PackSize: 4 << 20}, src)
 
 	// What the restore needs: every distinct blob of the tree, sealed.
 	needData := map[tree.ID]bool{}

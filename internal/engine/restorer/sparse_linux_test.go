@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/bunkerbackup/bunker/internal/engine/archiver"
-	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
@@ -85,24 +83,7 @@ func TestRestoreSparseFile(t *testing.T) {
 		{"small chunks, read-ahead", 1 << 10, 4 << 10, 16 << 10, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r, err := repository.Init(ctx, mem.New(), "pw", repository.Options{KDF: crypto.WeakKDF(), ChunkMin: c.min, ChunkAvg: c.avg, ChunkMax: c.max})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := r.LoadIndex(ctx, false); err != nil {
-				t.Fatal(err)
-			}
-			a, err := archiver.New(r, archiver.Options{Chunker: r.Config().Chunker.Params()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			root, err := a.Snapshot(ctx, []string{src})
-			if err == nil {
-				err = r.Flush(ctx)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, root := backUp(t, mem.New(), repository.Options{ChunkMin: c.min, ChunkAvg: c.avg, ChunkMax: c.max}, src)
 			zl := &zeroLoads{Repository: r, ids: map[tree.ID]bool{}}
 			dst := t.TempDir()
 			res := restorer.New(zl, restorer.Options{Verify: true, Readahead: c.readahead})
