@@ -107,6 +107,7 @@ func (a *App) Restore(ctx context.Context, req RestoreRequest) (*RestoreResult, 
 		// Shared blobs that leave read-ahead's memory wait in a private
 		// file there (the temporary directory without a cache).
 		SpillDir: a.Storage.CacheDir,
+		Warn:     func(msg string) { a.warnf("%s", msg) },
 		OnError: func(p string, err error) error { // called from several writers
 			failedMu.Lock()
 			out.Failed = append(out.Failed, p)

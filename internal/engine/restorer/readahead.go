@@ -105,10 +105,10 @@ func (ra *readahead) takeTree(id ID) *tree.Tree {
 // newReadahead returns a read-ahead over pr for a restore by workers
 // writers; its spill file is made in spillDir ("" for the temporary
 // directory), never inside target.
-func newReadahead(pr PackReader, hash func([]byte) ID, spillDir, target string, workers int) *readahead {
+func newReadahead(pr PackReader, hash func([]byte) ID, spillDir, target string, workers int, warn func(string)) *readahead {
 	return &readahead{pr: pr, hash: hash, maxReady: maxReady, maxKept: maxKept, raw: bufpool.New(workers, maxWindow),
 		uses: map[ID]int{}, ready: map[ID][]byte{}, kept: map[ID][]byte{}, pending: map[ID]chan struct{}{}, locs: map[ID]index.Location{},
-		spill: newSpill(spillDir, target)}
+		spill: newSpill(spillDir, target, warn)}
 }
 
 // close removes the spill file.

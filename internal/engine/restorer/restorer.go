@@ -79,6 +79,9 @@ type Options struct {
 	// is downloaded twice. Default the temporary directory; a directory
 	// inside the restore target is never used.
 	SpillDir string
+	// Warn, if set, is told once when the spill file cannot be made or
+	// written: shared blobs are then read from the repository again.
+	Warn func(msg string)
 	// FS is the filesystem restored into (default the real one,
 	// vfs.NewOS()). Whatever it is, entries are made only through its
 	// directory handles, one name component at a time.
@@ -342,7 +345,7 @@ func (r *Restorer) Restore(ctx context.Context, rootTree ID, snapPath string, ta
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if pr, ok := r.repo.(PackReader); ok && r.opts.Readahead {
-		r.ra = newReadahead(pr, r.repo.Hash, r.opts.SpillDir, target, r.opts.Workers)
+		r.ra = newReadahead(pr, r.repo.Hash, r.opts.SpillDir, target, r.opts.Workers, r.opts.Warn)
 		r.ra.maxReady, r.ra.maxKept = r.limits[0], r.limits[1]
 		defer func() {
 			// The spill file holds nothing the restore still needs.

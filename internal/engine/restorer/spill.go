@@ -31,6 +31,7 @@ type spill struct {
 	end    int64
 	at     map[ID]spillRec
 	broken error // set once the file failed: blobs are dropped then, as without it
+	warn   func(string)
 
 	written int64 // bytes written (for tests)
 }
@@ -44,8 +45,8 @@ type spillRec struct {
 // newSpill returns a spill that makes its file, when first needed, in dir
 // ("" for the temporary directory), or in the temporary directory when
 // dir is inside target or unusable.
-func newSpill(dir, target string) *spill {
-	s := &spill{at: map[ID]spillRec{}}
+func newSpill(dir, target string, warn func(string)) *spill {
+	s := &spill{at: map[ID]spillRec{}, warn: warn}
 	if dir != "" && !inside(dir, target) {
 		s.dirs = append(s.dirs, dir)
 	}
@@ -84,19 +85,28 @@ func (s *spill) put(id ID, plain []byte) bool {
 	}
 	if s.f == nil {
 		if err := s.open(); err != nil {
-			s.broken = err
+			s.fail(err)
 			return false
 		}
 	}
 	off := (s.end + spillAlign - 1) / spillAlign * spillAlign
 	if _, err := s.f.WriteAt(plain, off); err != nil {
-		s.broken = fmt.Errorf("write restore spill file: %w", err)
+		s.fail(fmt.Errorf("write restore spill file: %w", err))
 		return false
 	}
 	s.at[id] = spillRec{off: off, n: len(plain)}
 	s.end = off + int64(len(plain))
 	s.written += int64(len(plain))
 	return true
+}
+
+// fail marks the file broken and says so once: from then on, blobs that
+// leave memory are read from the repository again when needed.
+func (s *spill) fail(err error) {
+	s.broken = err
+	if s.warn != nil {
+		s.warn(fmt.Sprintf("%v; blobs that several files share are read from the repository again (more downloads, same result)", err))
+	}
 }
 
 // get reads the plaintext of blob id into buf[:0]; found is false when the

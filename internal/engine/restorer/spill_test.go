@@ -17,7 +17,7 @@ func TestSpillIsPrivate(t *testing.T) {
 	if err := os.Mkdir(inTarget, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := newSpill(inTarget, target)
+	s := newSpill(inTarget, target, nil)
 	for _, d := range s.dirs {
 		if inside(d, target) {
 			t.Fatalf("spill directory %s is inside the target %s", d, target)
@@ -25,7 +25,7 @@ func TestSpillIsPrivate(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	s = newSpill(dir, target)
+	s = newSpill(dir, target, nil)
 	defer s.close()
 	a, b := bytes.Repeat([]byte("a"), 5000), []byte("bb")
 	if !s.put(ID{1}, a) || !s.put(ID{2}, b) {
@@ -53,5 +53,23 @@ func TestSpillIsPrivate(t *testing.T) {
 	}
 	if got, _, _ := s.get(ID{2}, nil); !bytes.Equal(got, b) {
 		t.Error("dropping one blob damaged another")
+	}
+}
+
+// TestSpillFailureWarnsOnce: when no spill file can be made, put reports
+// false (the blob is read from the repository again) and the restore is
+// told once, with the reason.
+func TestSpillFailureWarnsOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	t.Setenv("TMPDIR", missing)
+	var warnings []string
+	s := newSpill(missing, t.TempDir(), func(msg string) { warnings = append(warnings, msg) })
+	for i := range 3 {
+		if s.put(ID{byte(i)}, []byte("plain")) {
+			t.Fatalf("put %d succeeded without a spill file", i)
+		}
+	}
+	if len(warnings) != 1 || !bytes.Contains([]byte(warnings[0]), []byte(missing)) || !bytes.Contains([]byte(warnings[0]), []byte("read from the repository again")) {
+		t.Fatalf("warnings = %q, want one naming %s", warnings, missing)
 	}
 }
