@@ -284,3 +284,35 @@ func TestSkewedIDs(t *testing.T) {
 		t.Fatalf("Each gives %d", n)
 	}
 }
+
+// TestEachRefusesDisagreeingFiles plants, after the index was loaded, a
+// file that names another blob (same prefix, other suffix) at a real
+// blob's pack and offset, as a concurrent compaction makes the source read
+// every file stored now: Each and PackContents must refuse, naming both
+// IDs, rather than hand the real blob's location out under the planted ID.
+func TestEachRefusesDisagreeingFiles(t *testing.T) {
+	x := New()
+	real := &File{Packs: []ID{packID(1)}}
+	for k := uint64(1); k <= 2000; k++ {
+		real.Entries = append(real.Entries, FileEntry{Entry: tEntry(k, pack.DataBlob, uint32(k)*200)})
+	}
+	x.AddFiles([]*File{real})
+	victim := real.Entries[700].Entry
+	planted := &File{Packs: []ID{packID(1)}, Entries: []FileEntry{{Entry: victim}}}
+	planted.Entries[0].ID = collidingID(701, 9)
+	for _, src := range []Source{Files(real, planted), Files(planted, real)} {
+		err := x.Each(src, func(Location) bool { return true })
+		if err == nil || !strings.Contains(err.Error(), "disagree") || !strings.Contains(err.Error(), planted.Entries[0].ID.String()) || !strings.Contains(err.Error(), victim.ID.String()) {
+			t.Fatalf("Each with a planted file: %v", err)
+		}
+		if _, err := x.PackContents(src); err == nil {
+			t.Fatal("PackContents accepted the planted file")
+		}
+	}
+	// The same blob named again at the same place (a compaction's copy
+	// of an entry) is no disagreement.
+	again := &File{Packs: []ID{packID(1)}, Entries: []FileEntry{{Entry: victim}}}
+	if _, err := x.PackContents(Files(real, again)); err != nil {
+		t.Fatal(err)
+	}
+}

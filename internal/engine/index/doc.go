@@ -53,5 +53,11 @@
 // index files (and pending entries) the index was built from, streamed one
 // at a time (repository.IndexSource), matching each file entry to the
 // resident entry with its prefix, type, pack and offset. They need 16
-// bytes and a bit per blob while they run, nothing after.
+// bytes and a bit per blob while they run, nothing after. Files naming two
+// different IDs at one pack and offset (one planted by a writer with the
+// key and loaded by RefreshIndex after the real file was merged) make them
+// fail with an error naming both, rather than pick one: prune planning
+// would otherwise count the real blob as unused. The next process that
+// loads the files in one batch keeps the two IDs apart
+// (maintenance.TestPlantedNameDuringPrune).
 package index

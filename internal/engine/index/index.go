@@ -704,7 +704,9 @@ func Files(files ...*File) Source {
 // Each calls fn for every entry, excluded ones too, in ID order, with its
 // full ID read from src, which must name every entry the index holds (the
 // files and packs added to it); it matches a file's entry to the resident
-// one by prefix, type, pack and offset. It holds no lock while src or fn
+// one by prefix, type, pack and offset. Files that name two different
+// blobs at one place are an error that names both: Each does not guess
+// which file lies. It holds no lock while src or fn
 // run and sees the entries added before it was called. Besides the
 // resident index it needs 16 bytes and a bit per entry while it runs.
 func (x *Index) Each(src Source, fn func(Location) bool) error {
@@ -717,6 +719,7 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 	x.mu.Unlock()
 	suffix := make([]prefix, len(main))
 	seen := make([]uint64, (len(main)+63)/64)
+	clashes, clash, clashID := 0, 0, ID{}
 	if len(main) > 0 {
 		if src == nil {
 			src = Files()
@@ -736,16 +739,36 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 				pk := uint32(fnums[en.Pack])
 				p := prefixOf(en.ID)
 				for i := search(main, dir, bits, p, en.Type); i < len(main) && main[i].pre() == p && main[i].typ() == en.Type; i++ {
-					if epk, off, _, _ := main[i].fields(); epk == pk && off == en.Offset {
-						suffix[i] = suffixOf(en.ID)
-						seen[i/64] |= 1 << (i % 64)
+					epk, off, _, _ := main[i].fields()
+					if epk != pk || off != en.Offset {
+						continue
 					}
+					s := suffixOf(en.ID)
+					if seen[i/64]&(1<<(i%64)) != 0 && suffix[i] != s {
+						// Two files name different blobs at one place:
+						// one of them lies, and which is not for Each to
+						// guess (a file planted after the index was
+						// loaded would otherwise rename a real blob).
+						if clashes == 0 {
+							clash, clashID = i, en.ID
+						}
+						clashes++
+						continue
+					}
+					suffix[i] = s
+					seen[i/64] |= 1 << (i % 64)
 				}
 			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("index: read the full blob IDs: %w", err)
+		}
+		if clashes > 0 {
+			e := &main[clash]
+			pk, off, _, _ := e.fields()
+			return fmt.Errorf("index: the index files disagree about %d blob locations: %s blob %s in pack %s at offset %d is also named %s; 'bunker check' reads the pack",
+				clashes, e.typ(), joinID(e.pre(), suffix[clash]), packs[pk].Short(), off, clashID)
 		}
 		missing, first := 0, -1
 		for i := range main {

@@ -2,6 +2,7 @@ package maintenance
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/bunkerbackup/bunker/internal/engine/format"
@@ -58,5 +59,57 @@ func TestFalseEntryOutlivingItsBlob(t *testing.T) {
 	}
 	// The content comes back in a later backup: it must be stored again.
 	w.backup([]int{0})
+	w.verifyAll()
+}
+
+// TestPlantedNameDuringPrune: while a prune marks, a backup host with the
+// key and an append-only credential stores an index file naming another
+// blob ID (the real one's first 16 bytes, another rest) at the place of a
+// blob a kept snapshot needs. The prune loads that file with the ones
+// written meanwhile, after the index it planned with; taking the planted
+// name for the real blob would make the real blob look unused. The prune
+// must refuse, naming both IDs; the next prune loads all files at once and
+// keeps the blob; every snapshot restores.
+func TestPlantedNameDuringPrune(t *testing.T) {
+	ctx := context.Background()
+	w := newPlanWorld(t)
+	_, pa, _ := w.backup([]int{0, 1})
+	b, _, _ := w.backup([]int{2})
+	if err := snapshot.Remove(ctx, w.repo(), b); err != nil {
+		t.Fatal(err)
+	}
+	r := w.repo()
+	if err := r.LoadIndex(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	// A large index goes into the sorted array at once; this small one
+	// gets there by being read in full once.
+	if _, err := r.Index().PackContents(r.IndexSource(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	real, ok := r.LookupBlob(pack.DataBlob, r.Hash(w.pool[0]))
+	if !ok || real.Pack != pa[0] {
+		t.Fatalf("pool 0 not in its own pack: %v %v", real, ok)
+	}
+	lie := real.Entry
+	lie.ID[31] ^= 1
+	f := &index.File{Packs: []pack.ID{real.Pack}, Entries: []index.FileEntry{{Pack: 0, Entry: lie}}}
+	enc := index.EncodeFile(r.Key(), f)
+	if err := (appendOnly{w.store}).Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(pack.Hash(enc))}, enc, storage.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := PlanPrune(ctx, r, Options{})
+	if err == nil || !strings.Contains(err.Error(), "disagree") || !strings.Contains(err.Error(), lie.ID.String()) || !strings.Contains(err.Error(), real.ID.String()) {
+		t.Fatalf("prune planning with a planted name: %v", err)
+	}
+	// The planted entry makes the pack look partly unused: it is
+	// repacked, which drops the lie with it.
+	res, err := Prune(ctx, w.repo(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PacksRepacked != 1 || w.packExists(pa[0]) {
+		t.Fatalf("want the pack of pool 0 repacked: %+v", res)
+	}
 	w.verifyAll()
 }
