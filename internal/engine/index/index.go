@@ -25,12 +25,15 @@ func prefixOf(id ID) prefix {
 	return prefix{binary.BigEndian.Uint64(id[0:]), binary.BigEndian.Uint64(id[8:])}
 }
 
+// suffix is the rest of a blob ID after its resident prefix.
+type suffix = prefix
+
 // suffixOf is the other half of the ID, in the same form.
-func suffixOf(id ID) prefix {
+func suffixOf(id ID) suffix {
 	return prefix{binary.BigEndian.Uint64(id[16:]), binary.BigEndian.Uint64(id[24:])}
 }
 
-func joinID(pre, suf prefix) ID {
+func joinID(pre prefix, suf suffix) ID {
 	var id ID
 	binary.BigEndian.PutUint64(id[0:], pre.hi)
 	binary.BigEndian.PutUint64(id[8:], pre.lo)
@@ -38,6 +41,8 @@ func joinID(pre, suf prefix) ID {
 	binary.BigEndian.PutUint64(id[24:], suf.lo)
 	return id
 }
+
+func compareSuffix(a, b suffix) int { return comparePrefix(a, b) }
 
 func comparePrefix(a, b prefix) int {
 	switch {
@@ -717,7 +722,7 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 	packs := x.packs[:len(x.packs):len(x.packs)]
 	table := packTable{seed: x.packNum.seed, slots: slices.Clone(x.packNum.slots), n: x.packNum.n}
 	x.mu.Unlock()
-	suffix := make([]prefix, len(main))
+	sufs := make([]suffix, len(main))
 	seen := make([]uint64, (len(main)+63)/64)
 	clashes, clash, clashID := 0, 0, ID{}
 	if len(main) > 0 {
@@ -744,7 +749,7 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 						continue
 					}
 					s := suffixOf(en.ID)
-					if seen[i/64]&(1<<(i%64)) != 0 && suffix[i] != s {
+					if seen[i/64]&(1<<(i%64)) != 0 && sufs[i] != s {
 						// Two files name different blobs at one place:
 						// one of them lies, and which is not for Each to
 						// guess (a file planted after the index was
@@ -755,7 +760,7 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 						clashes++
 						continue
 					}
-					suffix[i] = s
+					sufs[i] = s
 					seen[i/64] |= 1 << (i % 64)
 				}
 			}
@@ -768,7 +773,7 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 			e := &main[clash]
 			pk, off, _, _ := e.fields()
 			return fmt.Errorf("index: the index files disagree about %d blob locations: %s blob %s in pack %s at offset %d is also named %s; 'bunker check' reads the pack",
-				clashes, e.typ(), joinID(e.pre(), suffix[clash]), packs[pk].Short(), off, clashID)
+				clashes, e.typ(), joinID(e.pre(), sufs[clash]), packs[pk].Short(), off, clashID)
 		}
 		missing, first := 0, -1
 		for i := range main {
@@ -800,10 +805,10 @@ func (x *Index) Each(src Source, fn func(Location) bool) error {
 			group = append(group, g)
 		}
 		if k-i > 1 {
-			slices.SortStableFunc(group, func(a, b int) int { return comparePrefix(suffix[a], suffix[b]) })
+			slices.SortStableFunc(group, func(a, b int) int { return compareSuffix(sufs[a], sufs[b]) })
 		}
 		for _, g := range group {
-			l := entryLocation(packs, &main[g], joinID(main[g].pre(), suffix[g]))
+			l := entryLocation(packs, &main[g], joinID(main[g].pre(), sufs[g]))
 			for j < len(exact) && compareFull(&exact[j], &full{id: l.ID, typ: l.Type}) < 0 {
 				if !fn(fullLocation(packs, &exact[j])) {
 					return nil
