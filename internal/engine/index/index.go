@@ -2,7 +2,6 @@ package index
 
 import (
 	"encoding/binary"
-	"fmt"
 	"hash/maphash"
 	"math"
 	"slices"
@@ -715,81 +714,11 @@ func Files(files ...*File) Source {
 // run and sees the entries added before it was called. Besides the
 // resident index it needs 16 bytes and a bit per entry while it runs.
 func (x *Index) Each(src Source, fn func(Location) bool) error {
-	x.mu.Lock()
-	x.mergeLocked()
-	main, dir, bits := x.main, x.dir, x.dirBits
-	exact := slices.Clone(x.exact)
-	packs := x.packs[:len(x.packs):len(x.packs)]
-	table := packTable{seed: x.packNum.seed, slots: slices.Clone(x.packNum.slots), n: x.packNum.n}
-	x.mu.Unlock()
-	sufs := make([]suffix, len(main))
-	seen := make([]uint64, (len(main)+63)/64)
-	clashes, clash, clashID := 0, 0, ID{}
-	if len(main) > 0 {
-		if src == nil {
-			src = Files()
-		}
-		err := src(func(f *File) error {
-			fnums := make([]int64, len(f.Packs))
-			for i, p := range f.Packs {
-				fnums[i] = -1
-				if n, ok := table.find(packs, p); ok {
-					fnums[i] = int64(n)
-				}
-			}
-			for _, en := range f.Entries {
-				if int(en.Pack) >= len(fnums) || fnums[en.Pack] < 0 {
-					continue
-				}
-				pk := uint32(fnums[en.Pack])
-				p := prefixOf(en.ID)
-				for i := search(main, dir, bits, p, en.Type); i < len(main) && main[i].pre() == p && main[i].typ() == en.Type; i++ {
-					epk, off, _, _ := main[i].fields()
-					if epk != pk || off != en.Offset {
-						continue
-					}
-					s := suffixOf(en.ID)
-					if seen[i/64]&(1<<(i%64)) != 0 && sufs[i] != s {
-						// Two files name different blobs at one place:
-						// one of them lies, and which is not for Each to
-						// guess (a file planted after the index was
-						// loaded would otherwise rename a real blob).
-						if clashes == 0 {
-							clash, clashID = i, en.ID
-						}
-						clashes++
-						continue
-					}
-					sufs[i] = s
-					seen[i/64] |= 1 << (i % 64)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("index: read the full blob IDs: %w", err)
-		}
-		if clashes > 0 {
-			e := &main[clash]
-			pk, off, _, _ := e.fields()
-			return fmt.Errorf("index: the index files disagree about %d blob locations: %s blob %s in pack %s at offset %d is also named %s; 'bunker check' reads the pack",
-				clashes, e.typ(), joinID(e.pre(), sufs[clash]), packs[pk].Short(), off, clashID)
-		}
-		missing, first := 0, -1
-		for i := range main {
-			if seen[i/64]&(1<<(i%64)) == 0 {
-				missing++
-				if first < 0 {
-					first = i
-				}
-			}
-		}
-		if missing > 0 {
-			e := &main[first]
-			pk, off, _, _ := e.fields()
-			return fmt.Errorf("index: the index files read do not name %d of the %d indexed blobs (the first: %s blob %016x%016x… in pack %s at offset %d)",
-				missing, len(main), e.typ(), e.pre().hi, e.pre().lo, packs[pk].Short(), off)
-		}
+	v := x.View()
+	main, exact, packs := v.main, v.exact, v.packs
+	sufs, err := v.match(src, nil)
+	if err != nil {
+		return err
 	}
 	j := 0
 	var group []int
