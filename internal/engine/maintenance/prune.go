@@ -288,11 +288,10 @@ type PrunePlan struct {
 	// packs that Object Lock keeps out of the plan.
 	Stats Result
 
-	r        *repository.Repository
-	opts     Options
-	reach    *blobSet
+	r    *repository.Repository
+	opts Options
+	// contents lists the reachable blobs of each pack to repack.
 	contents map[ID][]pack.Entry
-	stored   map[ID]int64
 }
 
 // PlanPrune computes what a prune of r would plan now, without sweeping
@@ -344,74 +343,94 @@ func (p *PrunePlan) Execute(ctx context.Context) (*Result, error) {
 }
 
 // planPrune is the mark phase of Prune, on r's loaded index, recording
-// what it finds in res.
+// what it finds in res. It keeps a bit per index entry (reachable or not)
+// and two counters per pack, not sets of blob IDs: a repository of 100
+// million blobs plans in little more than its loaded index (docs/
+// PERFORMANCE.md, "Maintenance at scale").
 func planPrune(ctx context.Context, r *repository.Repository, opts Options, res *Result) (*PrunePlan, error) {
 	progress := opts.progress
 	progress("finding reachable blobs")
-	reach, nsnap, err := reachable(ctx, r)
+	snaps, err := loadSnapshots(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	res.Snapshots = nsnap
-	// Index files saved by writers while we marked describe packs that
-	// would otherwise look unindexed.
-	if err := r.RefreshIndex(ctx); err != nil {
-		return nil, err
-	}
-	stored, err := storedPacks(ctx, r)
+	res.Snapshots = len(snaps)
+	v, reach, err := markReachable(ctx, r, snaps)
 	if err != nil {
 		return nil, err
 	}
-	res.PacksTotal = len(stored)
+	infos, err := r.List(ctx, storage.PackFile)
+	if err != nil {
+		return nil, err
+	}
 	plans, err := r.Plans(ctx)
 	if err != nil {
 		return nil, err
 	}
 	planned := repository.PlannedPacks(plans)
-	contents, err := r.Index().PackContents(r.IndexSource(ctx))
-	if err != nil {
-		return nil, err
+	// Bytes of reachable and of unreachable entries per pack of the view.
+	np := v.NumPacks()
+	used, unused := make([]int64, np), make([]int64, np)
+	indexed := newBits(np)
+	for pos := range v.Len() {
+		sl := v.At(pos)
+		indexed.set(int(sl.Pack))
+		if reach.has(pos) {
+			used[sl.Pack] += int64(sl.Length)
+		} else {
+			unused[sl.Pack] += int64(sl.Length)
+		}
 	}
 	type packUse struct {
 		id           ID
-		used, unused int64
-		size         int64
+		num          uint32
+		unused, size int64
 	}
 	var deletable []ID
 	var partly []packUse
-	var totalUnused int64
-	var totalSize int64
-	for pk, size := range stored {
+	var totalUnused, totalSize int64
+	sizes := map[ID]int64{} // of the packs planned below
+	listed := newBits(np)
+	for _, fi := range infos {
+		pk, err := format.ParseID(fi.Name)
+		if err != nil {
+			continue
+		}
+		res.PacksTotal++
 		if planned[pk] {
 			continue
 		}
-		entries, indexed := contents[pk]
-		if !indexed {
-			deletable = append(deletable, pk) // unindexed: interrupted writer
-			res.BytesPlanned += size
+		n, known := v.PackNumber(pk)
+		if known && indexed.has(int(n)) {
+			if listed.has(int(n)) {
+				continue
+			}
+			listed.set(int(n))
+		} else if _, dup := sizes[pk]; dup {
 			continue
 		}
-		u := packUse{id: pk, size: size}
-		for _, e := range entries {
-			if reach.has(e.ID, e.Type) {
-				u.used += int64(e.Length)
-			} else {
-				u.unused += int64(e.Length)
-			}
+		if !known || !indexed.has(int(n)) {
+			deletable = append(deletable, pk) // unindexed: interrupted writer
+			sizes[pk] = fi.Size
+			res.BytesPlanned += fi.Size
+			continue
 		}
-		totalSize += size
+		totalSize += fi.Size
 		switch {
-		case u.used == 0:
+		case used[n] == 0:
 			deletable = append(deletable, pk)
-			res.BytesPlanned += size
-		case u.unused > 0:
-			partly = append(partly, u)
-			totalUnused += u.unused
+			sizes[pk] = fi.Size
+			res.BytesPlanned += fi.Size
+		case unused[n] > 0:
+			partly = append(partly, packUse{id: pk, num: n, unused: unused[n], size: fi.Size})
+			totalUnused += unused[n]
 		}
 	}
+	used, unused = nil, nil
 	// Repack partly used packs with the most waste first, until the unused
 	// share is within MaxUnused.
 	var repack []ID
+	repackNums := newBits(np)
 	if opts.MaxUnused >= 0 && totalSize > 0 {
 		sort.Slice(partly, func(i, j int) bool {
 			return float64(partly[i].unused)/float64(partly[i].size) > float64(partly[j].unused)/float64(partly[j].size)
@@ -421,10 +440,13 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 				break
 			}
 			repack = append(repack, u.id)
+			repackNums.set(int(u.num))
+			sizes[u.id] = u.size
 			totalUnused -= u.unused
 			res.BytesPlanned += u.size
 		}
 	}
+	partly = nil
 	if r.Lock() != nil {
 		// Never try to delete (or repack, which ends in a delete) a pack
 		// the store still keeps: leave it for a prune after its lock ends.
@@ -440,8 +462,8 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 					out = append(out, pk)
 					continue
 				}
-				res.noteLocked(stored[pk], until)
-				res.BytesPlanned -= stored[pk]
+				res.noteLocked(sizes[pk], until)
+				res.BytesPlanned -= sizes[pk]
 			}
 			return out, nil
 		}
@@ -456,15 +478,80 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 	res.UnusedBytes = totalUnused
 	res.PacksPlanned = len(deletable) + len(repack)
 	res.PacksRepacked = len(repack)
-	return &PrunePlan{Delete: deletable, Repack: repack, r: r, opts: opts, reach: reach, contents: contents, stored: stored}, nil
+	plan := &PrunePlan{Delete: deletable, Repack: repack, r: r, opts: opts}
+	if len(repack) > 0 && !opts.DryRun {
+		// The reachable blobs of the packs to repack, with their full IDs.
+		progress("reading the blobs to repack")
+		plan.contents = map[ID][]pack.Entry{}
+		err := v.EachIn(r.IndexSource(ctx), func(pos int) bool {
+			return reach.has(pos) && repackNums.has(int(v.At(pos).Pack))
+		}, func(_ int, l index.Location) bool {
+			plan.contents[l.Pack] = append(plan.contents[l.Pack], l.Entry)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return plan, nil
 }
+
+// markReachable marks the index entries of every blob reachable from
+// snaps, in a view of r's index taken after the index files that the
+// snapshots' writers saved were loaded. A tree found only by loading
+// index files saved later (the view cannot mark its blobs) starts the
+// mark again on a new view.
+func markReachable(ctx context.Context, r *repository.Repository, snaps []*snapshot.Snapshot) (*index.View, *bits, error) {
+	for range 3 {
+		if err := r.RefreshIndex(ctx); err != nil {
+			return nil, nil, err
+		}
+		v := r.Index().View()
+		reach := newBits(v.Len())
+		missed := false
+		unindexed := newBlobSet() // trees the view does not hold: walked once
+		err := walk(ctx, r, snaps, func(id ID, t pack.BlobType) bool {
+			fresh, found := false, false
+			v.Find(id, t, func(pos int) {
+				found = true
+				if !reach.has(pos) {
+					reach.set(pos)
+					fresh = true
+				}
+			})
+			if !found && t == pack.TreeBlob {
+				missed = true
+				return unindexed.add(id, t)
+			}
+			return fresh
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if !missed {
+			return v, reach, nil
+		}
+	}
+	return nil, nil, errors.New("prune: index files keep appearing for trees of snapshots listed before them; run prune again")
+}
+
+// bits is a fixed-size bit set.
+type bits []uint64
+
+func newBits(n int) *bits {
+	b := make(bits, (n+63)/64)
+	return &b
+}
+
+func (b *bits) set(i int)      { (*b)[i/64] |= 1 << (i % 64) }
+func (b *bits) has(i int) bool { return (*b)[i/64]&(1<<(i%64)) != 0 }
 
 // execute is Execute under the lease, adding to res.
 func (p *PrunePlan) execute(ctx context.Context, res *Result) error {
 	r, opts, progress := p.r, p.opts, p.opts.progress
 	deletable, repack := slices.Clone(p.Delete), slices.Clone(p.Repack)
 	if r.Lock() != nil {
-		if err := extendRetention(ctx, r, p.stored, append(slices.Clone(deletable), repack...), res, progress); err != nil {
+		if err := extendRetention(ctx, r, append(slices.Clone(deletable), repack...), res, progress); err != nil {
 			return err
 		}
 	}
@@ -473,7 +560,7 @@ func (p *PrunePlan) execute(ctx context.Context, res *Result) error {
 	}
 	if len(repack) > 0 {
 		progress("repacking")
-		n, failed, err := repackBlobs(ctx, r, repack, p.contents, p.reach)
+		n, failed, err := repackBlobs(ctx, r, repack, p.contents)
 		if err != nil {
 			return err
 		}
@@ -549,11 +636,11 @@ func storedPacks(ctx context.Context, r *repository.Repository) (map[ID]int64, e
 	return out, nil
 }
 
-// repackBlobs copies the reachable blobs of the given packs into new packs
-// and saves their index. It returns how many blobs were copied and the
-// packs whose reachable blobs could not all be read back: those must not
-// be planned (the sweep would keep them anyway).
-func repackBlobs(ctx context.Context, r *repository.Repository, packs []ID, contents map[ID][]pack.Entry, reach *blobSet) (int, map[ID]bool, error) {
+// repackBlobs copies the reachable blobs of the given packs (contents
+// lists them) into new packs and saves their index. It returns how many
+// blobs were copied and the packs whose reachable blobs could not all be
+// read back: those must not be planned (the sweep would keep them anyway).
+func repackBlobs(ctx context.Context, r *repository.Repository, packs []ID, contents map[ID][]pack.Entry) (int, map[ID]bool, error) {
 	for _, pk := range packs {
 		r.Index().ExcludePack(pk) // so SaveBlob stores fresh copies
 	}
@@ -562,7 +649,7 @@ func repackBlobs(ctx context.Context, r *repository.Repository, packs []ID, cont
 	var buf []byte
 	for _, pk := range packs {
 		for _, e := range contents[pk] {
-			if !reach.has(e.ID, e.Type) || r.Index().Has(e.ID, e.Type) {
+			if r.Index().Has(e.ID, e.Type) {
 				continue
 			}
 			var err error
@@ -673,7 +760,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		all = append(all, f)
 	}
 	fresh.AddFiles(all)
-	reach, _, err := reachable(ctx, r)
+	reach, err := reachable(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -857,25 +944,41 @@ func (s *blobSet) has(id ID, t pack.BlobType) bool {
 }
 
 // reachable computes every blob reachable from the snapshots that exist
-// now, and how many snapshots there are.
-func reachable(ctx context.Context, r *repository.Repository) (*blobSet, int, error) {
-	snaps, errs, err := snapshot.LoadAll(ctx, r)
+// now, as a set of IDs (the sweep's re-mark, on an index of its own).
+func reachable(ctx context.Context, r *repository.Repository) (*blobSet, error) {
+	snaps, err := loadSnapshots(ctx, r)
 	if err != nil {
-		return nil, 0, err
-	}
-	for name, e := range errs {
-		// A snapshot we cannot read might reference anything: refuse to
-		// delete on guesswork. (The name comes from the store and may be
-		// shorter than an ID.)
-		return nil, 0, fmt.Errorf("snapshot %.8s cannot be read (%v); run 'bunker check' and 'bunker repair snapshots' first", name, e)
+		return nil, err
 	}
 	set := newBlobSet()
+	return set, walk(ctx, r, snaps, set.add)
+}
+
+// loadSnapshots loads every snapshot that exists now. A snapshot that
+// cannot be read might reference anything: that is an error.
+func loadSnapshots(ctx context.Context, r *repository.Repository) ([]*snapshot.Snapshot, error) {
+	snaps, errs, err := snapshot.LoadAll(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for name, e := range errs {
+		// Refuse to delete on guesswork. (The name comes from the store
+		// and may be shorter than an ID.)
+		return nil, fmt.Errorf("snapshot %.8s cannot be read (%v); run 'bunker check' and 'bunker repair snapshots' first", name, e)
+	}
+	return snaps, nil
+}
+
+// walk calls mark for every blob reachable from snaps, loading trees
+// through r. mark reports whether it saw the blob for the first time; a
+// tree seen before is not walked again.
+func walk(ctx context.Context, r *repository.Repository, snaps []*snapshot.Snapshot, mark func(id ID, t pack.BlobType) bool) error {
 	var load func(id ID) error
 	load = func(id ID) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !set.add(id, pack.TreeBlob) {
+		if !mark(id, pack.TreeBlob) {
 			return nil
 		}
 		t, chunks, err := tree.Load(id, func(id ID) ([]byte, error) { return loadTree(ctx, r, id) })
@@ -883,11 +986,11 @@ func reachable(ctx context.Context, r *repository.Repository) (*blobSet, int, er
 			return fmt.Errorf("tree %s: %w (refusing to prune with unreadable trees; run 'bunker check')", id.Short(), err)
 		}
 		for _, c := range chunks {
-			set.add(c, pack.TreeBlob)
+			mark(c, pack.TreeBlob)
 		}
 		for _, n := range t.Nodes {
 			for _, c := range n.Content {
-				set.add(c, pack.DataBlob)
+				mark(c, pack.DataBlob)
 			}
 			if n.Subtree != nil {
 				if err := load(*n.Subtree); err != nil {
@@ -899,10 +1002,10 @@ func reachable(ctx context.Context, r *repository.Repository) (*blobSet, int, er
 	}
 	for _, sn := range snaps {
 		if err := load(sn.Tree); err != nil {
-			return nil, 0, err
+			return err
 		}
 	}
-	return set, len(snaps), nil
+	return nil
 }
 
 func loadTree(ctx context.Context, r *repository.Repository, id ID) ([]byte, error) {
@@ -957,10 +1060,14 @@ func cleanup(ctx context.Context, r *repository.Repository, res *Result) error {
 // the packs in stored but not in unused, every index file, snapshot and
 // key, and the config — when the last extension leaves less than half the
 // retention period.
-func extendRetention(ctx context.Context, r *repository.Repository, stored map[ID]int64, unused []ID, res *Result, progress func(string)) error {
+func extendRetention(ctx context.Context, r *repository.Repository, unused []ID, res *Result, progress func(string)) error {
 	now := time.Now()
 	due, err := r.ExtensionDue(ctx, now)
 	if err != nil || !due {
+		return err
+	}
+	stored, err := storedPacks(ctx, r)
+	if err != nil {
 		return err
 	}
 	progress("extending object retention")
