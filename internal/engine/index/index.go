@@ -260,13 +260,13 @@ func (x *Index) AddFile(f *File) { x.AddFiles([]*File{f}) }
 // two different IDs of the batch that share a prefix are found and kept
 // exact.
 func (x *Index) AddFiles(files []*File) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
 	total := 0
 	for _, f := range files {
 		total += len(f.Entries)
 	}
 	if total <= 1024 {
+		x.mu.Lock()
+		defer x.mu.Unlock()
 		for _, f := range files {
 			nums := x.packNumbersLocked(f)
 			for _, en := range f.Entries {
@@ -276,80 +276,12 @@ func (x *Index) AddFiles(files []*File) {
 		x.maybeMergeLocked()
 		return
 	}
-	// The packs slice grows once, by the packs the files name: append's
-	// slack would cost up to a quarter of 32 bytes per pack for good.
-	// Files naming the same packs leave room over, given back below.
-	npacks := 0
+	b := x.NewBatch(total)
 	for _, f := range files {
-		npacks += len(f.Packs)
+		b.Add(f)
 	}
-	x.packs = slices.Grow(x.packs, npacks)
-	x.excluded = slices.Grow(x.excluded, npacks)
-	defer func() {
-		if cap(x.packs)-len(x.packs) > len(x.packs)/8 {
-			x.packs = slices.Clone(x.packs)
-			x.excluded = slices.Clone(x.excluded)
-		}
-	}()
-	add := make([]entry, 0, total)
-	var exact []full
-	nums := make([][]uint32, len(files))
-	for i, f := range files {
-		nums[i] = x.packNumbersLocked(f)
-		for _, en := range f.Entries {
-			fe := full{id: en.ID, typ: en.Type, pack: nums[i][en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength}
-			if _, ok := x.collided[prefixOf(en.ID)]; ok {
-				exact = append(exact, fe)
-				continue
-			}
-			e, ok := compact(fe)
-			if !ok {
-				exact = append(exact, fe)
-				continue
-			}
-			add = append(add, e)
-		}
-	}
-	slices.SortFunc(add, func(a, b entry) int { return compareEntry(&a, &b) })
-	// A prefix held by more than one entry is either one blob stored
-	// twice (or as both types) or two blobs that collide: the files tell.
-	var tied map[prefix]map[ID]bool
-	for i := 1; i < len(add); i++ {
-		if p := add[i].pre(); p == add[i-1].pre() {
-			if tied == nil {
-				tied = map[prefix]map[ID]bool{}
-			}
-			tied[p] = map[ID]bool{}
-		}
-	}
-	if tied != nil {
-		for _, f := range files {
-			for _, en := range f.Entries {
-				if ids, ok := tied[prefixOf(en.ID)]; ok {
-					ids[en.ID] = true
-				}
-			}
-		}
-		hit := map[prefix]bool{}
-		for p, ids := range tied {
-			if len(ids) > 1 {
-				hit[p] = true
-				x.collided[p] = struct{}{}
-			}
-		}
-		if len(hit) > 0 {
-			add = slices.DeleteFunc(add, func(e entry) bool { return hit[e.pre()] })
-			for i, f := range files {
-				for _, en := range f.Entries {
-					if hit[prefixOf(en.ID)] {
-						exact = append(exact, full{id: en.ID, typ: en.Type, pack: nums[i][en.Pack], offset: en.Offset, length: en.Length, raw: en.RawLength})
-					}
-				}
-			}
-		}
-	}
-	x.addExactLocked(exact...)
-	x.mergeMainLocked(add)
+	// The files are at hand: reading them again cannot fail.
+	_ = b.Finish(Files(files...))
 }
 
 func (x *Index) packNumbersLocked(f *File) []uint32 {

@@ -117,7 +117,8 @@ func (v *View) EachIn(src Source, want func(pos int) bool, fn func(pos int, l Lo
 
 // match reads the full IDs of resident entries from src: of the ones
 // sel lists (ascending), or of every one when sel is nil. A file entry
-// names a resident entry with the same prefix, type, pack and offset.
+// names a resident entry equal to its own resident form (prefix, type,
+// pack, offset, lengths).
 // It returns the suffixes in sel's order (or the array's).
 func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 	n := len(v.main)
@@ -155,30 +156,48 @@ func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 				continue
 			}
 			pk := uint32(fnums[en.Pack])
+			fe, ok := compact(full{id: en.ID, typ: en.Type, pack: pk, offset: en.Offset, length: en.Length, raw: en.RawLength})
+			if !ok {
+				continue // kept exact, with its full ID
+			}
 			p := prefixOf(en.ID)
+			// The entry names one resident entry equal to it: the first
+			// not named yet, or one named with this ID. (Equal resident
+			// entries come from several files, which may name several
+			// blobs there: each keeps one name.)
+			s := suffixOf(en.ID)
+			free, same, other := -1, false, -1
 			for i := search(main, v.dir, v.bits, p, en.Type); i < len(main) && main[i].pre() == p && main[i].typ() == en.Type; i++ {
-				epk, off, _, _ := main[i].fields()
-				if epk != pk || off != en.Offset {
+				if main[i] != fe {
 					continue
 				}
 				k, ok := slot(i)
-				if !ok {
-					continue
-				}
-				s := suffixOf(en.ID)
-				if seen[k/64]&(1<<(k%64)) != 0 && sufs[k] != s {
-					// Two files name different blobs at one place: one of
-					// them lies, and which is not for the index to guess
-					// (a file planted after the index was loaded would
-					// otherwise rename a real blob).
-					if clashes == 0 {
-						clash, clashID = k, en.ID
+				switch {
+				case !ok:
+				case seen[k/64]&(1<<(k%64)) == 0:
+					if free < 0 {
+						free = k
 					}
-					clashes++
-					continue
+				case sufs[k] == s:
+					same = true
+				default:
+					other = k
 				}
-				sufs[k] = s
-				seen[k/64] |= 1 << (k % 64)
+			}
+			switch {
+			case free >= 0:
+				sufs[free] = s
+				seen[free/64] |= 1 << (free % 64)
+			case !same && other >= 0:
+				// More files name blobs at this place than the index
+				// holds entries for, with another ID: one of them lies,
+				// and which is not for the index to guess (a file planted
+				// after the index was loaded would otherwise rename a
+				// real blob).
+				if clashes == 0 {
+					clash, clashID = other, en.ID
+				}
+				clashes++
 			}
 		}
 		return nil
@@ -191,6 +210,23 @@ func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 		pk, off, _, _ := e.fields()
 		return nil, fmt.Errorf("index: the index files disagree about %d blob locations: %s blob %s in pack %s at offset %d is also named %s; 'bunker check' reads the pack",
 			clashes, e.typ(), joinID(e.pre(), sufs[clash]), v.packs[pk].Short(), off, clashID)
+	}
+	// An entry no file named by itself is equal to one a file named: one
+	// file's entry added twice (by the writer that uploaded the pack, and
+	// again from the file it saved) or files gone since. It has that name.
+	for k := range n {
+		if seen[k/64]&(1<<(k%64)) != 0 {
+			continue
+		}
+		i := at(k)
+		p, t := main[i].pre(), main[i].typ()
+		for j := search(main, v.dir, v.bits, p, t); j < len(main) && main[j].pre() == p && main[j].typ() == t; j++ {
+			if kj, ok := slot(j); ok && j != i && main[j] == main[i] && seen[kj/64]&(1<<(kj%64)) != 0 {
+				sufs[k] = sufs[kj]
+				seen[k/64] |= 1 << (k % 64)
+				break
+			}
+		}
 	}
 	missing, first := 0, -1
 	for k := range n {

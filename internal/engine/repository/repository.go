@@ -58,8 +58,8 @@ type Repository struct {
 
 	session  *Session // of the writer, once started
 	loadedMu sync.Mutex
-	loaded   map[ID]bool   // index files in idx
-	retained []*index.File // see RetainIndexEntries
+	loaded   map[ID]*fileMeta // index files in idx
+	retained []*index.File    // see RetainIndexEntries
 
 	w writer
 }

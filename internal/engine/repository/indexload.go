@@ -1,0 +1,262 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/bunkerbackup/bunker/internal/engine/format"
+	"github.com/bunkerbackup/bunker/internal/engine/index"
+	"github.com/bunkerbackup/bunker/internal/engine/pack"
+	"github.com/bunkerbackup/bunker/internal/storage"
+)
+
+// fileMeta is what r keeps of a loaded index file: which files it
+// supersedes and the numbers of the packs it names, so that later loads
+// can tell which packs only superseded files name.
+type fileMeta struct {
+	supersedes []ID
+	packs      []uint32
+}
+
+// LoadIndex reads every index file into the in-memory index and excludes
+// the packs that maintenance plans tombstone and the packs that only
+// superseded index files name.
+// Damaged index files are skipped with a warning (their packs are found
+// again by `repair index`), unless strict is set. Calling it again loads
+// only index files that appeared since (RefreshIndex).
+//
+// The files are read, checked and decoded eight at a time and added one
+// at a time as one batch (index.Batch): a loaded index of 100 million
+// blobs peaks at its resident size plus a few files, not plus every
+// decoded file.
+func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
+	if err := r.loadIndexFiles(ctx, strict, true); err != nil {
+		return err
+	}
+	plans, err := r.Plans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		for _, pk := range p.Packs {
+			r.idx.ExcludePack(pk)
+		}
+	}
+	return nil
+}
+
+// RefreshIndex loads index files written since the last LoadIndex (by
+// other writers). Plans written since are not applied: tombstones only
+// bind writers from the start of their session. Damaged files are left
+// out without a word (LoadIndex reports them).
+func (r *Repository) RefreshIndex(ctx context.Context) error {
+	return r.loadIndexFiles(ctx, false, false)
+}
+
+// loadIndexFiles adds the index files not loaded yet to r's index; with
+// shadow, it also excludes the packs that only superseded files name.
+func (r *Repository) loadIndexFiles(ctx context.Context, strict, shadow bool) error {
+	infos, err := r.List(ctx, storage.IndexFile)
+	if err != nil {
+		return err
+	}
+	r.loadedMu.Lock()
+	defer r.loadedMu.Unlock()
+	if r.loaded == nil {
+		r.loaded = map[ID]*fileMeta{}
+	}
+	listed := make(map[ID]bool, len(infos))
+	var todo []storage.FileInfo
+	var size int64
+	for _, fi := range infos {
+		id, err := format.ParseID(fi.Name)
+		if err == nil {
+			listed[id] = true
+			if r.loaded[id] != nil {
+				continue
+			}
+		}
+		todo = append(todo, fi)
+		size += fi.Size
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	hinter, hint := storage.Find[storage.MetadataHinter](r.be)
+	batch := r.idx.NewBatch(index.ExpectEntries(size))
+	added := map[ID]*fileMeta{}
+	var names []string
+	err = r.streamIndexFiles(ctx, todo, func(name string, f *index.File, err error) error {
+		if err != nil {
+			if strict {
+				return fmt.Errorf("index %s: %w", shortName(name), err)
+			}
+			if shadow {
+				// An index file claiming a newer format than the config
+				// (which is authenticated) declares was not written by a
+				// conforming writer: writers write only the config's
+				// version. Like any damaged file it must not stop a reader.
+				r.log.Warn("skipping damaged index file", "index", shortName(name), "err", err)
+			}
+			return nil
+		}
+		id, _ := format.ParseID(name) // it loaded: its name is its hash
+		added[id] = &fileMeta{supersedes: f.Supersedes, packs: batch.Add(f)}
+		names = append(names, name)
+		if hint {
+			for _, e := range f.Entries {
+				if e.Type == pack.TreeBlob {
+					hinter.HintMetadata(storage.Handle{Type: storage.PackFile, Name: pack.Name(f.Packs[e.Pack])})
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Packs numbered by the batch stay known to the index, with no
+		// entries: harmless, and named again by the next load.
+		return err
+	}
+	if shadow {
+		r.excludeShadowed(batch, listed, added)
+	}
+	if err := batch.Finish(func(yield func(*index.File) error) error {
+		return r.streamIndexFiles(ctx, infosNamed(names), func(name string, f *index.File, err error) error {
+			if errors.Is(err, storage.ErrNotExist) {
+				return nil // removed by a compaction meanwhile (see Finish)
+			}
+			if err != nil {
+				return fmt.Errorf("index %s: %w", shortName(name), err)
+			}
+			return yield(f)
+		})
+	}); err != nil {
+		return err
+	}
+	for id, m := range added {
+		r.loaded[id] = m
+	}
+	return nil
+}
+
+// excludeShadowed excludes the packs that only superseded files name, of
+// the files just added. Every index file is loaded, superseded or not: a
+// file's claim to supersede others comes from whoever wrote it (any
+// writer holds the key), so it may hide nothing from readers. It only
+// decides which copies writers may deduplicate against: packs that only
+// superseded files name are excluded (compaction dropped them because
+// prune deleted or is deleting them), and read as a last resort.
+func (r *Repository) excludeShadowed(batch *index.Batch, listed map[ID]bool, added map[ID]*fileMeta) {
+	meta := func(id ID) *fileMeta {
+		if m := added[id]; m != nil {
+			return m
+		}
+		return r.loaded[id]
+	}
+	superseded := map[ID]bool{}
+	for id := range listed {
+		if m := meta(id); m != nil {
+			for _, s := range m.supersedes {
+				superseded[s] = true
+			}
+		}
+	}
+	var shadowed []*fileMeta
+	for id, m := range added {
+		if superseded[id] {
+			shadowed = append(shadowed, m)
+		}
+	}
+	if len(shadowed) == 0 {
+		return
+	}
+	// A bit per pack number: a map would take tens of bytes per pack.
+	var named []uint64
+	for id := range listed {
+		if m := meta(id); m != nil && !superseded[id] {
+			for _, n := range m.packs {
+				if int(n/64) >= len(named) {
+					named = append(named, make([]uint64, int(n/64)+1-len(named))...)
+				}
+				named[n/64] |= 1 << (n % 64)
+			}
+		}
+	}
+	for _, m := range shadowed {
+		for _, n := range m.packs {
+			if int(n/64) >= len(named) || named[n/64]&(1<<(n%64)) == 0 {
+				batch.Exclude(n)
+			}
+		}
+	}
+}
+
+func infosNamed(names []string) []storage.FileInfo {
+	out := make([]storage.FileInfo, len(names))
+	for i, n := range names {
+		out[i].Name = n
+	}
+	return out
+}
+
+// streamIndexFiles reads, checks and decodes the index files eight at a
+// time and calls fn with each (or its error) in turn, from one goroutine.
+// An error fn returns stops the stream and is returned.
+func (r *Repository) streamIndexFiles(ctx context.Context, infos []storage.FileInfo, fn func(name string, f *index.File, err error) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type loaded struct {
+		name string
+		f    *index.File
+		err  error
+	}
+	names := make(chan string)
+	out := make(chan loaded, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range names {
+				f, err := r.loadIndexFile(ctx, name)
+				select {
+				case out <- loaded{name, f, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(out)
+		defer wg.Wait()
+		defer close(names)
+		for _, fi := range infos {
+			select {
+			case names <- fi.Name:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var ferr error
+	for l := range out {
+		if ferr != nil {
+			continue
+		}
+		if l.err != nil && ctx.Err() != nil {
+			// Stopped, not damaged.
+			ferr = ctx.Err()
+			continue
+		}
+		if ferr = fn(l.name, l.f, l.err); ferr != nil {
+			cancel()
+		}
+	}
+	if ferr != nil {
+		return ferr
+	}
+	return ctx.Err()
+}
