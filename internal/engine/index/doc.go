@@ -7,7 +7,7 @@
 //
 // # Memory
 //
-// The in-memory Index is a sorted array of 31-byte entries: the first 16
+// The in-memory Index is a sorted array of 29-byte entries: the first 14
 // bytes of the blob ID, then the type, pack number, offset, sealed length
 // and plaintext length packed into 15 bytes (the entry type in index.go
 // has the layout and why every conforming location fits; one that does not
@@ -23,9 +23,12 @@
 // # Prefixes
 //
 // Blob IDs are keyed BLAKE3 hashes (docs/FORMAT.md: the id_key is secret),
-// so two IDs share a 16-byte prefix only by chance, with odds of about
-// n²/2^129 for n blobs (about 10^-23 for 100 million), and nobody without the
-// key can choose content to make them. A lookup by full ID compares the
+// so two IDs share a 14-byte (112-bit) prefix only by chance, with odds of
+// about n²/2^113 for n blobs (about 10^-20 for 10 million, 10^-18 for 100
+// million), and nobody without the key can choose content to make them.
+// A writer with the key could find such a pair with about 2^56 hashes, but
+// it can store any index file it likes anyway, and no read returns wrong
+// bytes whatever the files claim (below). A lookup by full ID compares the
 // prefix. Where the full IDs are seen the index still checks: when a batch
 // of index files is added (LoadIndex adds every file at once) and when the
 // recent buffer is merged, two different IDs with one prefix are found,
@@ -36,7 +39,7 @@
 // merged (a session's new blob, a file loaded by RefreshIndex), with no
 // single batch naming both, is taken for a second copy of the earlier
 // blob. A backup would then deduplicate the new blob against the old one
-// and not store it. That is the 2^-128-class chance above, and it cannot
+// and not store it. That is the 2^-112-class chance above, and it cannot
 // pass wrong bytes off as the blob: every read checks the full ID twice,
 // the AEAD of the sealed blob authenticates its type and full ID
 // (pack.Codec.OpenBlob, blobAAD) and the plaintext must hash to it
@@ -52,7 +55,7 @@
 // Each and PackContents give full IDs: they read them from a Source, the
 // index files (and pending entries) the index was built from, streamed one
 // at a time (repository.IndexSource), matching each file entry to the
-// resident entry with its prefix, type, pack and offset. They need 16
+// resident entry with its prefix, type, pack and offset. They need 18
 // bytes and a bit per blob while they run, nothing after. Files naming two
 // different IDs at one pack and offset (one planted by a writer with the
 // key and loaded by RefreshIndex after the real file was merged) make them
