@@ -17,8 +17,8 @@
 // 32-byte ID, a byte, and 5 to 11 bytes of hash table. Recent additions
 // wait in a small hash buffer, with their full IDs, and are merged into
 // the array in batches. A loaded index of 16 blobs per pack (1 MiB chunks,
-// 16 MiB packs) takes about 33.6 bytes per blob, of 256 per pack about
-// 31.3, restic's about 69 and 68 (docs/PERFORMANCE.md, "Index memory").
+// 16 MiB packs) takes about 31.6 bytes per blob, of 256 per pack about
+// 29.3, restic's about 69 and 68 (docs/PERFORMANCE.md, "Index memory").
 //
 // # Prefixes
 //
