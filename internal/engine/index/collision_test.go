@@ -1,8 +1,11 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -12,10 +15,10 @@ import (
 )
 
 func TestEntrySize(t *testing.T) {
-	if n := unsafe.Sizeof(entry{}); n != 31 {
-		t.Fatalf("resident entry is %d bytes, want 31", n)
+	if n := unsafe.Sizeof(entry{}); n != 29 {
+		t.Fatalf("resident entry is %d bytes, want 29", n)
 	}
-	if n := unsafe.Sizeof([4]entry{}); n != 4*31 {
+	if n := unsafe.Sizeof([4]entry{}); n != 4*29 {
 		t.Fatalf("entries are padded: 4 take %d bytes", n)
 	}
 }
@@ -75,13 +78,69 @@ func TestEntryFields(t *testing.T) {
 	}
 }
 
-// collidingID returns an ID sharing testID(n)'s 16-byte prefix and
+// TestPrefixBoundary checks where the resident prefix ends: an ID splits
+// into 14 bytes of prefix and 18 of suffix and joins back, an entry's
+// prefix is read back without the location bytes after it, and IDs that
+// differ in byte 13, the prefix's last, are kept apart without the exact
+// table.
+func TestPrefixBoundary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 18))
+	var prev ID
+	for range 1000 {
+		var id ID
+		for k := 0; k < len(id); k += 8 {
+			binary.LittleEndian.PutUint64(id[k:], rng.Uint64())
+		}
+		p, s := prefixOf(id), suffixOf(id)
+		if p.lo&0xffff != 0 || joinID(p, s) != id {
+			t.Fatalf("%x splits into %x %x", id, p, s)
+		}
+		if c := compareSuffix(s, suffixOf(prev)); c != bytes.Compare(id[prefixLen:], prev[prefixLen:]) {
+			t.Fatalf("compareSuffix(%x, %x) = %d", id[prefixLen:], prev[prefixLen:], c)
+		}
+		f := full{id: id, typ: pack.TreeBlob, pack: maxPackNum, offset: maxOffset, length: maxLength, raw: maxLength}
+		e, ok := compact(f)
+		if !ok || e.pre() != p || e.typ() != f.typ {
+			t.Fatalf("%x: entry gives prefix %x, type %v", id, e.pre(), e.typ())
+		}
+		if pk, off, length, raw := e.fields(); pk != f.pack || off != f.offset || length != f.length || raw != f.raw {
+			t.Fatalf("%x: entry gives %d %d %d %d", id, pk, off, length, raw)
+		}
+		prev = id
+	}
+	x := New()
+	var ad added
+	a, b := testID(7), nearID(7, prefixLen-1, 1)
+	f := &File{Packs: []ID{packID(1)}, Entries: []FileEntry{{Entry: entryOf(a, pack.DataBlob, 8)}, {Entry: entryOf(b, pack.DataBlob, 200)}}}
+	want := map[ID][]Location{a: {{Pack: packID(1), Entry: entryOf(a, pack.DataBlob, 8)}}, b: {{Pack: packID(1), Entry: entryOf(b, pack.DataBlob, 200)}}}
+	for k := uint64(100); k < 3000; k++ {
+		e := entryOf(testID(k), pack.DataBlob, 300+uint32(k)*100)
+		f.Entries = append(f.Entries, FileEntry{Entry: e})
+		want[e.ID] = []Location{{Pack: packID(1), Entry: e}}
+	}
+	ad.file(x, f)
+	checkExact(t, x, ad.src(), want)
+	if len(x.collided) != 0 || len(x.exact) != 0 {
+		t.Fatalf("IDs differing in byte %d taken for a collision: %d prefixes, %d exact entries", prefixLen-1, len(x.collided), len(x.exact))
+	}
+}
+
+// collidingID returns an ID sharing testID(n)'s 14-byte prefix and
 // differing in the rest: what two blobs would look like whose keyed hashes
-// happen to agree in their first 128 bits.
+// happen to agree in their first 112 bits.
 func collidingID(n uint64, salt byte) ID {
 	id := testID(n)
 	id[20] ^= salt
 	id[31] ^= 0x5a
+	return id
+}
+
+// nearID returns testID(n) with byte at flipped by salt: with at 14 or 15
+// (bytes a 16-byte prefix held) it shares the resident prefix, with at 13
+// it does not.
+func nearID(n uint64, at int, salt byte) ID {
+	id := testID(n)
+	id[at] ^= salt
 	return id
 }
 
@@ -96,16 +155,16 @@ func checkExact(t *testing.T, x *Index, src Source, want map[ID][]Location) {
 	for id, locs := range want {
 		got := x.LookupAll(id, pack.DataBlob)
 		if len(got) != len(locs) {
-			t.Fatalf("blob %x: LookupAll gives %d locations, want %d: %+v", id[16:], len(got), len(locs), got)
+			t.Fatalf("blob %x: LookupAll gives %d locations, want %d: %+v", id[prefixLen:], len(got), len(locs), got)
 		}
 		for _, l := range locs {
 			if !slices.Contains(got, l) {
-				t.Fatalf("blob %x: location %+v missing from %+v", id[16:], l, got)
+				t.Fatalf("blob %x: location %+v missing from %+v", id[prefixLen:], l, got)
 			}
 		}
 		l, ok := x.Lookup(id, pack.DataBlob)
 		if !ok || !slices.Contains(locs, l) || !x.Has(id, pack.DataBlob) {
-			t.Fatalf("blob %x: Lookup gives %+v %v", id[16:], l, ok)
+			t.Fatalf("blob %x: Lookup gives %+v %v", id[prefixLen:], l, ok)
 		}
 	}
 	seen := map[ID]int{}
@@ -125,16 +184,27 @@ func checkExact(t *testing.T, x *Index, src Source, want map[ID][]Location) {
 	})
 	for id, locs := range want {
 		if seen[id] != len(locs) {
-			t.Fatalf("Each gives blob %x %d times, want %d", id[16:], seen[id], len(locs))
+			t.Fatalf("Each gives blob %x %d times, want %d", id[prefixLen:], seen[id], len(locs))
 		}
 	}
 }
 
-// TestPrefixCollision forces two blob IDs that share their 16-byte prefix
+// TestPrefixCollision forces two blob IDs that share their 14-byte prefix
 // into the index through each way entries come in, and checks that both
-// are answered exactly.
+// are answered exactly. The IDs differ in bytes 20 and 31, or only in byte
+// 14 or 15, which were prefix when the index kept 16 bytes.
 func TestPrefixCollision(t *testing.T) {
-	a, b := collidingID(7, 1), collidingID(7, 2)
+	for _, at := range []int{20, 14, 15} {
+		collide := func(salt byte) ID { return nearID(7, at, salt) }
+		if at == 20 {
+			collide = func(salt byte) ID { return collidingID(7, salt) }
+		}
+		t.Run(fmt.Sprintf("byte %d", at), func(t *testing.T) { testPrefixCollision(t, collide) })
+	}
+}
+
+func testPrefixCollision(t *testing.T, collide func(salt byte) ID) {
+	a, b := collide(1), collide(2)
 	pa, pb, pc := packID(1), packID(2), packID(3)
 	loc := func(id, pk ID, off uint32) Location {
 		return Location{Pack: pk, Entry: entryOf(id, pack.DataBlob, off)}
@@ -169,7 +239,7 @@ func TestPrefixCollision(t *testing.T) {
 			}
 			// Once known, later entries under the prefix stay exact too: a
 			// second copy of a, a third blob c, and a's copy excluded.
-			c := collidingID(7, 3)
+			c := collide(3)
 			ad.pack(x, pc, []pack.Entry{entryOf(a, pack.DataBlob, 900), entryOf(c, pack.DataBlob, 1000)})
 			want[a] = append(want[a], loc(a, pc, 900))
 			want[c] = []Location{loc(c, pc, 1000)}
@@ -183,7 +253,7 @@ func TestPrefixCollision(t *testing.T) {
 				t.Fatal("b in an excluded pack only is usable")
 			}
 			// A blob never added that shares the prefix is not found.
-			if x.Has(collidingID(7, 4), pack.DataBlob) || x.LookupAll(collidingID(7, 4), pack.DataBlob) != nil {
+			if x.Has(collide(4), pack.DataBlob) || x.LookupAll(collide(4), pack.DataBlob) != nil {
 				t.Fatal("an unknown blob under a collided prefix is found")
 			}
 			if x.Len() != len(want)+1 {
@@ -254,7 +324,7 @@ func TestSkewedIDs(t *testing.T) {
 			// Most IDs share their top 40 bits, in one of two runs.
 			id[0], id[1], id[2], id[3], id[4] = 0x80, 0, 0, byte(k%2), 0
 		}
-		binary.BigEndian.PutUint64(id[8:], k) // unique prefixes
+		binary.BigEndian.PutUint64(id[6:], k) // unique prefixes
 		ids = append(ids, id)
 		f.Entries = append(f.Entries, FileEntry{Pack: uint32(k % 2), Entry: entryOf(id, pack.BlobType(1+k%3%2), 8+uint32(k))})
 	}
@@ -273,7 +343,7 @@ func TestSkewedIDs(t *testing.T) {
 			t.Fatalf("blob %d found as %s", k, other)
 		}
 		miss := id
-		miss[15] ^= 0x40
+		miss[prefixLen-1] ^= 0x40
 		if x.Has(miss, want) {
 			t.Fatalf("a blob next to blob %d is found", k)
 		}

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/maphash"
 	"math"
@@ -16,32 +17,39 @@ type Location struct {
 	pack.Entry
 }
 
-// prefix holds 16 bytes of a blob ID as two big-endian words, so that
-// comparing two of them is two integer comparisons.
+// prefixLen is how many bytes of a blob ID the resident index keeps
+// (doc.go, "Prefixes", argues the odds of two IDs sharing them).
+const prefixLen = 14
+
+// prefix holds the first 14 bytes of a blob ID as two big-endian words,
+// lo's low 16 bits zero, so that comparing two of them is two integer
+// comparisons.
 type prefix struct{ hi, lo uint64 }
 
+// loMask keeps the 6 prefix bytes of the ID's second word.
+const loMask = ^uint64(0xffff)
+
 func prefixOf(id ID) prefix {
-	return prefix{binary.BigEndian.Uint64(id[0:]), binary.BigEndian.Uint64(id[8:])}
+	return prefix{binary.BigEndian.Uint64(id[0:]), binary.BigEndian.Uint64(id[8:]) & loMask}
 }
 
-// suffix is the rest of a blob ID after its resident prefix.
-type suffix = prefix
+// suffix is the rest of a blob ID after its resident prefix: 18 bytes,
+// which Each holds for every entry while it runs.
+type suffix [len(ID{}) - prefixLen]byte
 
-// suffixOf is the other half of the ID, in the same form.
 func suffixOf(id ID) suffix {
-	return prefix{binary.BigEndian.Uint64(id[16:]), binary.BigEndian.Uint64(id[24:])}
+	return suffix(id[prefixLen:])
 }
 
 func joinID(pre prefix, suf suffix) ID {
 	var id ID
 	binary.BigEndian.PutUint64(id[0:], pre.hi)
 	binary.BigEndian.PutUint64(id[8:], pre.lo)
-	binary.BigEndian.PutUint64(id[16:], suf.hi)
-	binary.BigEndian.PutUint64(id[24:], suf.lo)
+	copy(id[prefixLen:], suf[:])
 	return id
 }
 
-func compareSuffix(a, b suffix) int { return comparePrefix(a, b) }
+func compareSuffix(a, b suffix) int { return bytes.Compare(a[:], b[:]) }
 
 func comparePrefix(a, b prefix) int {
 	switch {
@@ -59,10 +67,10 @@ func comparePrefix(a, b prefix) int {
 	return 0
 }
 
-// entry is the resident form of one blob location: 31 bytes, with no
-// padding between entries. Bytes 0-15 are the first 16 bytes of the blob
+// entry is the resident form of one blob location: 29 bytes, with no
+// padding between entries. Bytes 0-13 are the first 14 bytes of the blob
 // ID (see doc.go for why that is enough, and where the full ID comes from
-// when a caller needs it). Bytes 16-30 hold a 120-bit little-endian word:
+// when a caller needs it). Bytes 14-28 hold a 120-bit little-endian word:
 //
 //	bit 0        blob type: 0 data, 1 tree
 //	bits 1-31    pack number
@@ -75,7 +83,7 @@ func comparePrefix(a, b prefix) int {
 // within 1 GiB (pack_size ≤ 512 MiB plus one last blob). A location that
 // does not fit (an index file may claim offsets up to 4 GiB) is kept whole
 // in the exact table instead, so nothing is refused or truncated.
-type entry [31]byte
+type entry [prefixLen + 15]byte
 
 const (
 	maxPackNum = 1<<31 - 1
@@ -83,16 +91,18 @@ const (
 	maxLength  = 1<<29 - 1
 )
 
+// pre reads the prefix back; the second word's low 16 bits are the
+// location's first bytes, masked off.
 func (e *entry) pre() prefix {
-	return prefix{binary.BigEndian.Uint64(e[0:]), binary.BigEndian.Uint64(e[8:])}
+	return prefix{binary.BigEndian.Uint64(e[0:]), binary.BigEndian.Uint64(e[8:]) & loMask}
 }
 
 // words returns the low 64 and the high 56 bits of the packed fields.
 func (e *entry) words() (lo, hi uint64) {
-	return binary.LittleEndian.Uint64(e[16:]), binary.LittleEndian.Uint64(e[23:]) >> 8
+	return binary.LittleEndian.Uint64(e[prefixLen:]), binary.LittleEndian.Uint64(e[prefixLen+7:]) >> 8
 }
 
-func (e *entry) typ() pack.BlobType { return pack.BlobType(e[16]&1) + pack.DataBlob }
+func (e *entry) typ() pack.BlobType { return pack.BlobType(e[prefixLen]&1) + pack.DataBlob }
 
 func (e *entry) pack() uint32 {
 	lo, _ := e.words()
@@ -108,15 +118,16 @@ func compareEntry(a, b *entry) int {
 	if c := comparePrefix(a.pre(), b.pre()); c != 0 {
 		return c
 	}
-	return int(a[16]&1) - int(b[16]&1)
+	return int(a[prefixLen]&1) - int(b[prefixLen]&1)
 }
 
 // probe is an entry that sorts first among those of (p, t).
 func probe(p prefix, t pack.BlobType) entry {
 	var e entry
 	binary.BigEndian.PutUint64(e[0:], p.hi)
+	// p.lo's low 16 bits are zero: the location's bytes start clear.
 	binary.BigEndian.PutUint64(e[8:], p.lo)
-	e[16] = byte(t-pack.DataBlob) & 1
+	e[prefixLen] = byte(t-pack.DataBlob) & 1
 	return e
 }
 
@@ -146,12 +157,12 @@ func compact(f full) (entry, bool) {
 		return entry{}, false
 	}
 	e := probe(prefixOf(f.id), f.typ)
-	lo := uint64(e[16]&1) | uint64(f.pack)<<1 | uint64(f.offset)<<32 | uint64(f.length)<<62
+	lo := uint64(e[prefixLen]&1) | uint64(f.pack)<<1 | uint64(f.offset)<<32 | uint64(f.length)<<62
 	hi := uint64(f.length)>>2 | uint64(f.raw)<<27
-	binary.LittleEndian.PutUint64(e[16:], lo)
+	binary.LittleEndian.PutUint64(e[prefixLen:], lo)
 	var w [8]byte
 	binary.LittleEndian.PutUint64(w[:], hi)
-	copy(e[24:], w[:7])
+	copy(e[prefixLen+8:], w[:7])
 	return e, true
 }
 
@@ -640,11 +651,12 @@ func Files(files ...*File) Source {
 // Each calls fn for every entry, excluded ones too, in ID order, with its
 // full ID read from src, which must name every entry the index holds (the
 // files and packs added to it); it matches a file's entry to the resident
-// one by prefix, type, pack and offset. Files that name two different
-// blobs at one place are an error that names both: Each does not guess
-// which file lies. It holds no lock while src or fn
-// run and sees the entries added before it was called. Besides the
-// resident index it needs 16 bytes and a bit per entry while it runs.
+// one equal to it (prefix, type, pack, offset, lengths). More files naming
+// different blobs at one place than the index holds entries for there are
+// an error that names two of them: Each does not guess which file lies.
+// It holds no lock while src or fn run and sees the entries added before
+// it was called. Besides the
+// resident index it needs 18 bytes and a bit per entry while it runs.
 func (x *Index) Each(src Source, fn func(Location) bool) error {
 	v := x.View()
 	main, exact, packs := v.main, v.exact, v.packs

@@ -89,8 +89,8 @@ func (v *View) Find(id ID, t pack.BlobType, fn func(pos int)) {
 
 // EachIn calls fn, in position order, for every position want accepts,
 // with the entry's full ID read from src as Each does (with the same
-// errors). It needs 16 bytes per accepted position and 4 bytes per
-// accepted position of the resident array while it runs.
+// errors). It needs 18 bytes and 4 bytes per accepted position of the
+// resident array while it runs.
 func (v *View) EachIn(src Source, want func(pos int) bool, fn func(pos int, l Location) bool) error {
 	var sel []uint32
 	for i := range v.main {
@@ -240,8 +240,8 @@ func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 	if missing > 0 {
 		e := &main[at(first)]
 		pk, off, _, _ := e.fields()
-		return nil, fmt.Errorf("index: the index files read do not name %d of the %d indexed blobs (the first: %s blob %016x%016x… in pack %s at offset %d)",
-			missing, n, e.typ(), e.pre().hi, e.pre().lo, v.packs[pk].Short(), off)
+		return nil, fmt.Errorf("index: the index files read do not name %d of the %d indexed blobs (the first: %s blob %016x%012x… in pack %s at offset %d)",
+			missing, n, e.typ(), e.pre().hi, e.pre().lo>>16, v.packs[pk].Short(), off)
 	}
 	return sufs, nil
 }

@@ -64,7 +64,7 @@ func TestFalseEntryOutlivingItsBlob(t *testing.T) {
 
 // TestPlantedNameDuringPrune: while a prune marks, a backup host with the
 // key and an append-only credential stores an index file naming another
-// blob ID (the real one's first 16 bytes, another rest) at the place of a
+// blob ID (the real one's resident prefix, another rest) at the place of a
 // blob a kept snapshot needs, in a pack that is to be repacked. The prune
 // loads that file after the index it planned with was merged; taking the
 // planted name for the real blob would leave the real blob behind when
