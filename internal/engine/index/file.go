@@ -142,3 +142,36 @@ func Current(files map[ID]*File) map[ID]*File {
 	}
 	return out
 }
+
+// MaxFileEntries is how many entries a writer puts in one index file
+// (about 51 MB encoded): a reader decodes a file whole, at about 150 bytes
+// per entry while it does, so a file must not grow with the repository.
+const MaxFileEntries = 1 << 20
+
+// Split returns f as files of at most n entries each, in f's order, each
+// naming only the packs of its entries. The last file carries f's
+// Supersedes: written last, it claims nothing until the others exist.
+// A file of at most n entries is returned as it is.
+func (f *File) Split(n int) []*File {
+	if len(f.Entries) <= n || n <= 0 {
+		return []*File{f}
+	}
+	var out []*File
+	for start := 0; start < len(f.Entries); start += n {
+		part := &File{}
+		num := map[uint32]uint32{}
+		for _, en := range f.Entries[start:min(start+n, len(f.Entries))] {
+			k, ok := num[en.Pack]
+			if !ok {
+				k = uint32(len(part.Packs))
+				num[en.Pack] = k
+				part.Packs = append(part.Packs, f.Packs[en.Pack])
+			}
+			en.Pack = k
+			part.Entries = append(part.Entries, en)
+		}
+		out = append(out, part)
+	}
+	out[len(out)-1].Supersedes = f.Supersedes
+	return out
+}

@@ -346,3 +346,38 @@ func mustEach(t *testing.T, x *Index, src Source, fn func(Location) bool) {
 		t.Error(err)
 	}
 }
+
+// TestFileSplit checks that a split keeps every entry with its pack, in
+// order, names only each part's packs, and puts Supersedes on the last.
+func TestFileSplit(t *testing.T) {
+	f := &File{Packs: []ID{packID(1), packID(2), packID(3)}, Supersedes: []ID{testID(99)}}
+	for k := uint64(0); k < 10; k++ {
+		f.Entries = append(f.Entries, FileEntry{Pack: uint32(k % 3), Entry: tEntry(k, pack.DataBlob, 8)})
+	}
+	if got := f.Split(10); len(got) != 1 || got[0] != f {
+		t.Fatal("a file within the limit is split")
+	}
+	parts := f.Split(4)
+	if len(parts) != 3 {
+		t.Fatalf("%d parts, want 3", len(parts))
+	}
+	k := 0
+	for i, p := range parts {
+		if (i == len(parts)-1) != (len(p.Supersedes) == 1) {
+			t.Fatalf("part %d supersedes %v", i, p.Supersedes)
+		}
+		for _, en := range p.Entries {
+			want := f.Entries[k]
+			if en.Entry != want.Entry || p.Packs[en.Pack] != f.Packs[want.Pack] {
+				t.Fatalf("part %d: entry %+v, want %+v", i, en, want)
+			}
+			k++
+		}
+		if len(p.Packs) > len(p.Entries) {
+			t.Fatalf("part %d names %d packs for %d entries", i, len(p.Packs), len(p.Entries))
+		}
+	}
+	if k != len(f.Entries) {
+		t.Fatalf("parts hold %d entries, want %d", k, len(f.Entries))
+	}
+}

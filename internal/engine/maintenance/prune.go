@@ -863,17 +863,21 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	}
 	f.Supersedes = loaded
 	progress("compacting index")
-	b := index.EncodeFile(r.Key(), &f.File)
-	newID := pack.Hash(b)
-	if err := be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(newID)}, b, storage.SaveOptions{}); err != nil {
-		return fmt.Errorf("save compacted index: %w", err)
+	written := map[ID]bool{}
+	for _, part := range f.File.Split(index.MaxFileEntries) {
+		b := index.EncodeFile(r.Key(), part)
+		id := pack.Hash(b)
+		if err := be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, b, storage.SaveOptions{}); err != nil {
+			return fmt.Errorf("save compacted index: %w", err)
+		}
+		written[id] = true
 	}
 	res.IndexCompacted = true
 	// r's index, loaded before, may hold the dropped entries: the files
 	// that named them go now, so r keeps them for its IndexSource.
 	r.RetainIndexEntries(&dropped.File)
 	for _, id := range loaded {
-		if id == newID {
+		if written[id] {
 			continue
 		}
 		locked, _, err := removeUnlessLocked(ctx, r, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, now)

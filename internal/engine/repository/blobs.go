@@ -268,14 +268,22 @@ func (r *Repository) Flush(ctx context.Context) error {
 			return err
 		}
 	}
-	b := index.EncodeFile(r.key, &w.pending)
-	id := pack.Hash(b)
-	if err := r.be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, b, storage.SaveOptions{}); err != nil {
-		return fmt.Errorf("save index: %w", err)
+	parts := w.pending.Split(index.MaxFileEntries)
+	for i, part := range parts {
+		b := index.EncodeFile(r.key, part)
+		id := pack.Hash(b)
+		if err := r.be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, b, storage.SaveOptions{}); err != nil {
+			// The parts saved stay pending too: a later Flush saves
+			// their entries again, in files readers take for copies of
+			// the same entries.
+			return fmt.Errorf("save index: %w", err)
+		}
+		w.stats.IndexFiles++
+		w.stats.UploadedIndexes = append(w.stats.UploadedIndexes, id)
+		if i == len(parts)-1 {
+			w.pending = index.File{}
+		}
 	}
-	w.pending = index.File{}
-	w.stats.IndexFiles++
-	w.stats.UploadedIndexes = append(w.stats.UploadedIndexes, id)
 	return nil
 }
 
