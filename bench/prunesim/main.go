@@ -9,7 +9,7 @@
 // figures and the repository's shape.
 //
 //	prunesim -gen DIR -n 10000000 -snapshots 10000
-//	prunesim -plan DIR [-check=false] [-memprofile FILE]
+//	prunesim -plan DIR [-check=false] [-memprofile FILE] [-cpuprofile FILE]
 package main
 
 import (
@@ -36,6 +36,7 @@ func main() {
 	flag.IntVar(&lay.DeadFilePercent, "dead-files", 8, "-gen: percent of the files of referenced directories left out of them (partly used packs)")
 	check := flag.Bool("check", true, "-plan: also run the checker without reading data, after planning")
 	memProfile := flag.String("memprofile", "", "-plan: write a heap profile taken when planning returned (the plan still alive) to this file")
+	cpuProfile := flag.String("cpuprofile", "", "-plan: write a CPU profile of the measurements (planning and check) to this file")
 	maxUnused := flag.Float64("max-unused", 0.05, "-plan: MaxUnused of the planned prune (bunker prune's default 5%)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -51,7 +52,7 @@ func main() {
 			err = generate(ctx, *gen, &lay)
 		}
 	default:
-		err = measure(ctx, *plan, *maxUnused, *check, *memProfile)
+		err = measure(ctx, *plan, *maxUnused, *check, *memProfile, *cpuProfile)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "prunesim: %v\n", err)

@@ -98,7 +98,7 @@ func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 // measure opens the repository in dir, times the index load and prune
 // planning, then (if check) the checker, and prints a key=value line for
 // each and a summary.
-func measure(ctx context.Context, dir string, maxUnused float64, check bool, memProfile string) error {
+func measure(ctx context.Context, dir string, maxUnused float64, check bool, memProfile, cpuProfile string) error {
 	b, err := os.ReadFile(filepath.Join(dir, sidecarName))
 	if err != nil {
 		return fmt.Errorf("read the layout (was -gen run to the end?): %w", err)
@@ -116,6 +116,17 @@ func measure(ctx context.Context, dir string, maxUnused float64, check bool, mem
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile %s: %w", cpuProfile, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	heap := startHeapSampler()
 	defer heap.close()
 
