@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bunkerbackup/bunker/internal/engine/checker"
+	"github.com/bunkerbackup/bunker/internal/engine/maintenance"
+	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/storage/local"
+)
+
+// heapSampler records the peak of the Go heap's live and not yet swept
+// objects, sampled every 50 ms.
+type heapSampler struct {
+	peak atomic.Uint64
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+const heapMetric = "/memory/classes/heap/objects:bytes"
+
+func startHeapSampler() *heapSampler {
+	h := &heapSampler{stop: make(chan struct{})}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		s := []metrics.Sample{{Name: heapMetric}}
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			h.sample(s)
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapSampler) sample(s []metrics.Sample) {
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	v := s[0].Value.Uint64()
+	for {
+		old := h.peak.Load()
+		if v <= old || h.peak.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// reset starts a new peak from the current heap.
+func (h *heapSampler) reset() {
+	h.peak.Store(0)
+	h.sample([]metrics.Sample{{Name: heapMetric}})
+}
+
+func (h *heapSampler) close() {
+	close(h.stop)
+	h.wg.Wait()
+}
+
+// open opens the generated repository in dir on the simulating backend.
+func open(ctx context.Context, dir string, lay *layout) (*repository.Repository, error) {
+	lb, err := local.New(dir)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(filepath.Join(dir, sidecarName))
+	if err != nil {
+		return nil, err
+	}
+	r, err := repository.Open(ctx, &simBackend{Backend: lb, lay: lay, modTime: fi.ModTime()}, password, "")
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return r, nil
+}
+
+// mib formats bytes as MiB for the summary.
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// measure opens the repository in dir, times the index load and prune
+// planning, then (if check) the checker, and prints a key=value line for
+// each and a summary.
+func measure(ctx context.Context, dir string, maxUnused float64, check bool, memProfile, cpuProfile string) error {
+	b, err := os.ReadFile(filepath.Join(dir, sidecarName))
+	if err != nil {
+		return fmt.Errorf("read the layout (was -gen run to the end?): %w", err)
+	}
+	var lay layout
+	if err := json.Unmarshal(b, &lay); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, sidecarName), err)
+	}
+	if err := lay.validate(); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, sidecarName), err)
+	}
+	// What the plan should find, computed before the measurement starts
+	// and dropped (a few bytes per pack).
+	want := lay.expect()
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile %s: %w", cpuProfile, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	heap := startHeapSampler()
+	defer heap.close()
+
+	wall, cpu := time.Now(), cpuTime()
+	r, err := open(ctx, dir, &lay)
+	if err != nil {
+		return err
+	}
+	// LoadIndex first, so its share is known: PlanPrune's own LoadIndex
+	// then loads nothing more.
+	if err := r.LoadIndex(ctx, false); err != nil {
+		return err
+	}
+	loadWall, loadCPU := time.Since(wall), cpuTime()-cpu
+	loadHeap := heap.peak.Load()
+	p, err := maintenance.PlanPrune(ctx, r, maintenance.Options{DryRun: true, MaxUnused: maxUnused})
+	if err != nil {
+		return fmt.Errorf("plan prune: %w", err)
+	}
+	planWall, planCPU := time.Since(wall), cpuTime()-cpu
+	planHeap := heap.peak.Load()
+	planRSS, rssOK := peakRSS()
+	if memProfile != "" {
+		if err := writeHeapProfile(memProfile); err != nil {
+			return err
+		}
+	}
+	st := p.Stats
+	verdict := "ok"
+	if len(p.Delete) != want.deletable {
+		verdict = fmt.Sprintf("MISMATCH (layout says %d packs hold no reachable blob)", want.deletable)
+	}
+	fmt.Printf("plan blobs=%d snapshots=%d packs_total=%d packs_delete=%d packs_repack=%d packs_planned=%d bytes_planned=%d unused_bytes_after=%d expected_delete=%d expected_partly=%d unreachable_blobs=%d load_wall_s=%.2f load_cpu_s=%.2f load_heap_peak=%d wall_s=%.2f cpu_s=%.2f heap_peak=%d peak_rss=%d\n",
+		lay.Blobs, st.Snapshots, st.PacksTotal, len(p.Delete), len(p.Repack), st.PacksPlanned, st.BytesPlanned, st.UnusedBytes,
+		want.deletable, want.partly, want.unreachable,
+		loadWall.Seconds(), loadCPU.Seconds(), loadHeap, planWall.Seconds(), planCPU.Seconds(), planHeap, planRSS)
+	rss := "unknown"
+	if rssOK {
+		rss = mib(planRSS)
+	}
+	fmt.Printf("# %d blobs, %d snapshots: prune planning %.1f s wall, %.1f s CPU (index load %.1f s of it), peak RSS %s, Go heap peak %s; %d of %d packs planned (%d deleted whole: %s; %d repacked)\n",
+		lay.Blobs, st.Snapshots, planWall.Seconds(), planCPU.Seconds(), loadWall.Seconds(), rss, mib(int64(planHeap)),
+		st.PacksPlanned, st.PacksTotal, len(p.Delete), verdict, len(p.Repack))
+	p, r = nil, nil // planning's memory may go now
+	if !check {
+		return nil
+	}
+
+	// The check, with a peak of its own: the planning's memory is given
+	// back first.
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetOK := resetPeakRSS()
+	heap.reset()
+	wall, cpu = time.Now(), cpuTime()
+	r, err = open(ctx, dir, &lay)
+	if err != nil {
+		return err
+	}
+	res, err := checker.New(r, checker.Options{}).Run(ctx)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	checkWall, checkCPU := time.Since(wall), cpuTime()-cpu
+	checkHeap := heap.peak.Load()
+	checkRSS, _ := peakRSS()
+	if !resetOK {
+		checkRSS = 0 // VmHWM could not be reset: it would be planning's
+	}
+	fmt.Printf("check blobs=%d snapshots=%d packs=%d problems=%d harmful=%d wall_s=%.2f cpu_s=%.2f heap_peak=%d peak_rss=%d\n",
+		lay.Blobs, res.Snapshots, res.Packs, len(res.Problems), res.Harmful(), checkWall.Seconds(), checkCPU.Seconds(), checkHeap, checkRSS)
+	rss = "unknown"
+	if rssOK && resetOK {
+		rss = mib(checkRSS)
+	}
+	fmt.Printf("# check without reading data: %.1f s wall, %.1f s CPU, peak RSS %s, Go heap peak %s; %d problems (%d harmful)\n",
+		checkWall.Seconds(), checkCPU.Seconds(), rss, mib(int64(checkHeap)), len(res.Problems), res.Harmful())
+	for i, pr := range res.Problems {
+		if i == 5 {
+			fmt.Printf("#   ... %d more\n", len(res.Problems)-i)
+			break
+		}
+		fmt.Printf("#   %s\n", pr)
+	}
+	return nil
+}
+
+// writeHeapProfile writes the heap profile after a GC: in-use figures are
+// what is live at that point, alloc figures everything allocated so far.
+func writeHeapProfile(path string) error {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memory profile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("memory profile %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("memory profile %s: %w", path, err)
+	}
+	return nil
+}
