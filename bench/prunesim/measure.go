@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,9 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/app"
 	"github.com/bunkerbackup/bunker/internal/engine/checker"
 	"github.com/bunkerbackup/bunker/internal/engine/maintenance"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
+	"github.com/bunkerbackup/bunker/internal/storage"
 	"github.com/bunkerbackup/bunker/internal/storage/local"
 )
 
@@ -98,7 +101,7 @@ func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 // measure opens the repository in dir, times the index load and prune
 // planning, then (if check) the checker, and prints a key=value line for
 // each and a summary.
-func measure(ctx context.Context, dir string, maxUnused float64, check bool, memProfile, cpuProfile string) error {
+func measure(ctx context.Context, dir string, maxUnused float64, check, budget bool, memProfile, cpuProfile string) error {
 	b, err := os.ReadFile(filepath.Join(dir, sidecarName))
 	if err != nil {
 		return fmt.Errorf("read the layout (was -gen run to the end?): %w", err)
@@ -134,6 +137,20 @@ func measure(ctx context.Context, dir string, maxUnused float64, check bool, mem
 	r, err := open(ctx, dir, &lay)
 	if err != nil {
 		return err
+	}
+	if budget && os.Getenv("GOMEMLIMIT") == "" {
+		// The soft limit bunker prune keeps while it loads and plans.
+		infos, err := r.List(ctx, storage.IndexFile)
+		if err != nil {
+			return err
+		}
+		var size int64
+		for _, fi := range infos {
+			size += fi.Size
+		}
+		limit := app.MaintenanceMemoryLimit(size)
+		debug.SetMemoryLimit(limit)
+		fmt.Printf("memory_limit=%d\n", limit)
 	}
 	// LoadIndex first, so its share is known: PlanPrune's own LoadIndex
 	// then loads nothing more.
@@ -175,8 +192,9 @@ func measure(ctx context.Context, dir string, maxUnused float64, check bool, mem
 		return nil
 	}
 
-	// The check, with a peak of its own: the planning's memory is given
-	// back first.
+	// The check, with a peak of its own and without the prune's limit:
+	// the planning's memory is given back first.
+	debug.SetMemoryLimit(math.MaxInt64)
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetOK := resetPeakRSS()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -351,6 +353,25 @@ func (a *App) Prune(ctx context.Context, req PruneRequest) (*PruneResult, error)
 	if !opts.DryRun {
 		if err := checkMaintenanceAccess(r, "prune"); err != nil {
 			return nil, err
+		}
+	}
+	budget, err := a.maintenanceBudget(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	if budget > 0 {
+		// The limit follows the phase: the index's size while loading
+		// and planning; none while sweeping, whose sets of blob IDs would
+		// otherwise keep the collector running flat out.
+		report := opts.Progress
+		opts.Progress = func(phase string) {
+			switch phase {
+			case maintenance.PhaseLoadIndex, maintenance.PhaseMark:
+				debug.SetMemoryLimit(budget)
+			case maintenance.PhaseSweep:
+				debug.SetMemoryLimit(math.MaxInt64)
+			}
+			report(phase)
 		}
 	}
 	res, err := maintenance.Prune(ctx, r, opts)

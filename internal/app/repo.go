@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/engine/index"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/storage"
@@ -165,11 +166,43 @@ func (a *App) SetMemoryBudget(r *repository.Repository) {
 	if a.getenv("GOMEMLIMIT") != "" || !a.MemoryBudget {
 		return
 	}
-	const working = 144 << 20
-	// The in-memory index holds about 34 bytes a blob (index package doc);
-	// twice that is room for a merge, which briefly doubles its array.
-	const perBlob = 36
-	debug.SetMemoryLimit(int64(working + 2*perBlob*r.Index().Len()))
+	// Twice the index is room for a merge, which briefly doubles its array.
+	debug.SetMemoryLimit(int64(workingMemory + 2*indexBytesPerBlob*r.Index().Len()))
+}
+
+const (
+	// workingMemory is room for a backup's or restore's buffers.
+	workingMemory = 144 << 20
+	// indexBytesPerBlob is a little over what the in-memory index holds
+	// per blob (about 32 bytes, index package doc).
+	indexBytesPerBlob = 36
+)
+
+// maintenanceBudget is the soft memory limit for a prune's loading and
+// planning (0: leave the limit alone): the index's size, estimated from
+// its files' sizes, and working room, without a backup's room for merges.
+// Planning marks with a bit per blob, so the limit keeps a prune of 100
+// million blobs near the index's own size instead of letting garbage
+// double it (docs/PERFORMANCE.md, "Maintenance at scale").
+func (a *App) maintenanceBudget(ctx context.Context, r *repository.Repository) (int64, error) {
+	if a.getenv("GOMEMLIMIT") != "" || !a.MemoryBudget {
+		return 0, nil
+	}
+	infos, err := r.List(ctx, storage.IndexFile)
+	if err != nil {
+		return 0, err
+	}
+	var size int64
+	for _, fi := range infos {
+		size += fi.Size
+	}
+	return MaintenanceMemoryLimit(size), nil
+}
+
+// MaintenanceMemoryLimit is the soft memory limit bunker prune keeps while
+// it loads and plans, for index files of indexBytes in all.
+func MaintenanceMemoryLimit(indexBytes int64) int64 {
+	return int64(workingMemory + indexBytesPerBlob*index.ExpectEntries(indexBytes))
 }
 
 // CacheRoot is where metadata caches go by default: $BUNKER_CACHE_DIR,

@@ -37,6 +37,17 @@ type Options struct {
 	Progress func(phase string)
 }
 
+// Phases of Prune, as Progress reports them, after which it holds
+// different things in memory: the index files while it loads them, a bit
+// per index entry while it marks and plans, and while it sweeps, sets of
+// blob IDs and every index entry with its full ID (about 200 bytes per
+// blob; the sweep is not yet built for a hundred million).
+const (
+	PhaseLoadIndex = "loading index"
+	PhaseMark      = "finding reachable blobs"
+	PhaseSweep     = "sweeping"
+)
+
 // progress reports a phase to Progress, if set.
 func (o Options) progress(phase string) {
 	if o.Progress != nil {
@@ -244,7 +255,7 @@ func Prune(ctx context.Context, r *repository.Repository, opts Options) (*Result
 			cancel()
 		}()
 	}
-	progress("loading index")
+	progress(PhaseLoadIndex)
 	if err := r.LoadIndex(ctx, false); err != nil {
 		return nil, err
 	}
@@ -349,7 +360,7 @@ func (p *PrunePlan) Execute(ctx context.Context) (*Result, error) {
 // PERFORMANCE.md, "Maintenance at scale").
 func planPrune(ctx context.Context, r *repository.Repository, opts Options, res *Result) (*PrunePlan, error) {
 	progress := opts.progress
-	progress("finding reachable blobs")
+	progress(PhaseMark)
 	snaps, err := loadSnapshots(ctx, r)
 	if err != nil {
 		return nil, err
@@ -743,7 +754,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	if len(due) == 0 {
 		return nil
 	}
-	progress("sweeping")
+	progress(PhaseSweep)
 	// Re-mark against the snapshots that exist now, with a fresh index
 	// that includes whatever writers committed meanwhile. Every index file
 	// counts as evidence, superseded or not: a claim to supersede is only
