@@ -111,27 +111,24 @@ func (c *Checker) add(p Problem) {
 // Run performs the check. The repository's index must not be loaded yet.
 func (c *Checker) Run(ctx context.Context) (*Result, error) {
 	r := c.r
-	// 1. Index files.
-	files, errs, err := r.IndexFiles(ctx)
+	// 1. Index files, streamed into r's index. Every index file counts,
+	// superseded or not (a supersede claim comes from whoever wrote the
+	// file): a blob any of them locates is found.
+	errs, err := r.LoadIndexChecked(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for name, e := range errs {
 		c.add(Problem{Kind: "index", Object: name, Message: e.Error()})
 	}
-	// Every index file counts, superseded or not (a supersede claim comes
-	// from whoever wrote the file): a blob any of them locates is found.
-	var all []*index.File
-	for _, f := range files {
-		all = append(all, f)
-	}
-	r.Index().AddFiles(all)
 	plans, err := c.maintObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
 	planned := repository.PlannedPacks(plans)
-	// 2. Packs: indexed packs must exist and be long enough.
+	// 2. Packs: indexed packs must exist and be long enough. The entries
+	// are counted per pack number of a view of the index (no full IDs:
+	// a check of 100 million blobs keeps little more than the index).
 	stored := map[ID]int64{}
 	infos, err := r.List(ctx, storage.PackFile)
 	if err != nil {
@@ -146,11 +143,22 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 		stored[id] = fi.Size
 	}
 	c.res.Packs = len(stored)
-	contents, err := r.Index().PackContents(index.Files(all...))
-	if err != nil {
-		return nil, err
+	v := r.Index().View()
+	counts, ends := make([]int32, v.NumPacks()), make([]int64, v.NumPacks())
+	for pos := range v.Len() {
+		sl := v.At(pos)
+		counts[sl.Pack]++
+		ends[sl.Pack] = max(ends[sl.Pack], int64(sl.Offset)+int64(sl.Length))
 	}
-	for pk, entries := range contents {
+	indexed := func(pk ID) bool {
+		n, ok := v.PackNumber(pk)
+		return ok && counts[n] > 0
+	}
+	for n := range counts {
+		if counts[n] == 0 {
+			continue
+		}
+		pk := v.Pack(uint32(n))
 		size, ok := stored[pk]
 		if !ok {
 			if planned[pk] {
@@ -159,22 +167,19 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 			// Harmful only if a snapshot needs a blob from it; that is
 			// reported below as a lost blob.
 			c.add(Problem{Kind: "pack", Object: pk.String(), Harmless: true,
-				Message: fmt.Sprintf("indexed pack is missing (%d blobs); its index entries are ignored and the next prune drops them", len(entries))})
+				Message: fmt.Sprintf("indexed pack is missing (%d blobs); its index entries are ignored and the next prune drops them", counts[n])})
 			continue
 		}
-		var end int64
-		for _, e := range entries {
-			end = max(end, int64(e.Offset)+int64(e.Length))
-		}
-		if end > size {
-			c.add(Problem{Kind: "pack", Object: pk.String(), Message: fmt.Sprintf("pack is %d bytes but the index needs %d: truncated", size, end)})
+		if ends[n] > size {
+			c.add(Problem{Kind: "pack", Object: pk.String(), Message: fmt.Sprintf("pack is %d bytes but the index needs %d: truncated", size, ends[n])})
 		}
 	}
 	for pk := range stored {
-		if _, ok := contents[pk]; !ok {
+		if !indexed(pk) {
 			c.add(Problem{Kind: "pack", Object: pk.String(), Message: "pack is not indexed (left by an interrupted backup; the next backup adopts it, prune removes it)", Harmless: true})
 		}
 	}
+	counts, ends = nil, nil
 	// 3. Snapshots and trees.
 	snaps, serrs, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
@@ -195,7 +200,10 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 		return false
 	}
 	bad := map[ID]bool{} // blobs that are missing
-	if err := c.walk(ctx, snaps, func(sn *snapshot.Snapshot, p string, n *tree.Node) {
+	// Each tree once: a tree shared by many snapshots is checked (and a
+	// problem in it reported) under the first that holds it; the paths of
+	// every snapshot a damaged blob affects are walked for below.
+	if err := c.walk(ctx, snaps, false, func(sn *snapshot.Snapshot, p string, n *tree.Node) {
 		for _, id := range n.Content {
 			if !usable(id, pack.DataBlob) {
 				bad[id] = true
@@ -212,7 +220,7 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 	// 4. Read data.
 	damaged := map[ID]bool{}
 	if c.opts.ReadData {
-		d, err := c.readPacks(ctx, stored, contents)
+		d, err := c.readPacks(ctx, stored, v)
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +232,7 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 		damaged[id] = true
 	}
 	if len(damaged) > 0 {
-		if err := c.walk(ctx, snaps, func(sn *snapshot.Snapshot, p string, n *tree.Node) {
+		if err := c.walk(ctx, snaps, true, func(sn *snapshot.Snapshot, p string, n *tree.Node) {
 			for _, id := range n.Content {
 				if damaged[id] {
 					c.res.Affected = append(c.res.Affected, Affected{Snapshot: sn.ID.String(), Path: p})
@@ -247,9 +255,10 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 	return &c.res, nil
 }
 
-// walk visits every file node of every snapshot. Trees shared between
-// snapshots are visited once per snapshot only when onNode needs paths.
-func (c *Checker) walk(ctx context.Context, snaps []*snapshot.Snapshot, onNode func(*snapshot.Snapshot, string, *tree.Node), onTreeErr func(*snapshot.Snapshot, string, ID, error)) error {
+// walk visits the file nodes of the snapshots: with perSnapshot, every
+// node of every snapshot (with its path in each); else the nodes of each
+// tree once, under the first snapshot and path that hold it.
+func (c *Checker) walk(ctx context.Context, snaps []*snapshot.Snapshot, perSnapshot bool, onNode func(*snapshot.Snapshot, string, *tree.Node), onTreeErr func(*snapshot.Snapshot, string, ID, error)) error {
 	cache := map[ID]*tree.Tree{}
 	failed := map[ID]error{}
 	load := func(id ID) (*tree.Tree, error) {
@@ -264,7 +273,7 @@ func (c *Checker) walk(ctx context.Context, snaps []*snapshot.Snapshot, onNode f
 			failed[id] = err
 			return nil, err
 		}
-		if len(cache) < 100000 {
+		if perSnapshot && len(cache) < 100000 {
 			cache[id] = t
 		}
 		return t, nil
@@ -300,10 +309,14 @@ func (c *Checker) walk(ctx context.Context, snaps []*snapshot.Snapshot, onNode f
 		}
 		return nil
 	}
+	seen := map[ID]bool{}
 	for _, sn := range snaps {
-		// A fresh seen-set per snapshot keeps paths right for reports;
-		// the tree cache keeps it cheap.
-		if err := visit(sn, "/", sn.Tree, map[ID]bool{}); err != nil {
+		if perSnapshot {
+			// A fresh seen-set per snapshot keeps paths right for
+			// reports; the tree cache keeps it cheap.
+			seen = map[ID]bool{}
+		}
+		if err := visit(sn, "/", sn.Tree, seen); err != nil {
 			return err
 		}
 	}
@@ -343,14 +356,30 @@ func (c *Checker) selectPacks(names []ID, stored map[ID]int64) []ID {
 }
 
 // readPacks reads the selected packs fully and returns the IDs of blobs
-// found damaged.
-func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, contents map[ID][]pack.Entry) (map[ID]bool, error) {
+// found damaged. The index entries of the selected packs are read with
+// their full IDs from the index files again (v holds a prefix of each).
+func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, v *index.View) (map[ID]bool, error) {
 	var names []ID
 	for id := range stored {
 		names = append(names, id)
 	}
 	slices.SortFunc(names, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	sel := c.selectPacks(names, stored)
+	chosen := make([]bool, v.NumPacks())
+	for _, pk := range sel {
+		if n, ok := v.PackNumber(pk); ok {
+			chosen[n] = true
+		}
+	}
+	contents := map[ID][]pack.Entry{}
+	err := v.EachIn(c.r.IndexSource(ctx), func(pos int) bool { return chosen[v.At(pos).Pack] }, func(_ int, l index.Location) bool {
+		contents[l.Pack] = append(contents[l.Pack], l.Entry)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	chosen = nil
 	// A blob is damaged when no copy of it reads back right: an index
 	// entry that lies (or a forged copy in a planted pack) is reported as a
 	// pack problem, but does not hurt a snapshot whose blob has a good

@@ -32,8 +32,16 @@ type fileMeta struct {
 // blobs peaks at its resident size plus a few files, not plus every
 // decoded file.
 func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
-	if err := r.loadIndexFiles(ctx, strict, true); err != nil {
+	damaged, err := r.loadIndexFiles(ctx, strict, true)
+	if err != nil {
 		return err
+	}
+	for name, err := range damaged {
+		// An index file claiming a newer format than the config (which is
+		// authenticated) declares was not written by a conforming writer:
+		// writers write only the config's version. Like any damaged file
+		// it must not stop a reader.
+		r.log.Warn("skipping damaged index file", "index", shortName(name), "err", err)
 	}
 	plans, err := r.Plans(ctx)
 	if err != nil {
@@ -52,15 +60,24 @@ func (r *Repository) LoadIndex(ctx context.Context, strict bool) error {
 // bind writers from the start of their session. Damaged files are left
 // out without a word (LoadIndex reports them).
 func (r *Repository) RefreshIndex(ctx context.Context) error {
-	return r.loadIndexFiles(ctx, false, false)
+	_, err := r.loadIndexFiles(ctx, false, false)
+	return err
 }
 
-// loadIndexFiles adds the index files not loaded yet to r's index; with
+// LoadIndexChecked loads every index file not loaded yet, as LoadIndex
+// does without applying plans, and returns the damaged ones (by name)
+// instead of warning about them: for check, which reports them.
+func (r *Repository) LoadIndexChecked(ctx context.Context) (map[string]error, error) {
+	return r.loadIndexFiles(ctx, false, true)
+}
+
+// loadIndexFiles adds the index files not loaded yet to r's index and
+// returns the damaged ones (with strict, the first is an error); with
 // shadow, it also excludes the packs that only superseded files name.
-func (r *Repository) loadIndexFiles(ctx context.Context, strict, shadow bool) error {
+func (r *Repository) loadIndexFiles(ctx context.Context, strict, shadow bool) (map[string]error, error) {
 	infos, err := r.List(ctx, storage.IndexFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.loadedMu.Lock()
 	defer r.loadedMu.Unlock()
@@ -82,8 +99,9 @@ func (r *Repository) loadIndexFiles(ctx context.Context, strict, shadow bool) er
 		size += fi.Size
 	}
 	if len(todo) == 0 {
-		return nil
+		return nil, nil
 	}
+	damaged := map[string]error{}
 	hinter, hint := storage.Find[storage.MetadataHinter](r.be)
 	batch := r.idx.NewBatch(index.ExpectEntries(size))
 	added := map[ID]*fileMeta{}
@@ -93,13 +111,7 @@ func (r *Repository) loadIndexFiles(ctx context.Context, strict, shadow bool) er
 			if strict {
 				return fmt.Errorf("index %s: %w", shortName(name), err)
 			}
-			if shadow {
-				// An index file claiming a newer format than the config
-				// (which is authenticated) declares was not written by a
-				// conforming writer: writers write only the config's
-				// version. Like any damaged file it must not stop a reader.
-				r.log.Warn("skipping damaged index file", "index", shortName(name), "err", err)
-			}
+			damaged[name] = err
 			return nil
 		}
 		id, _ := format.ParseID(name) // it loaded: its name is its hash
@@ -117,7 +129,7 @@ func (r *Repository) loadIndexFiles(ctx context.Context, strict, shadow bool) er
 	if err != nil {
 		// Packs numbered by the batch stay known to the index, with no
 		// entries: harmless, and named again by the next load.
-		return err
+		return nil, err
 	}
 	if shadow {
 		r.excludeShadowed(batch, listed, added)
@@ -133,12 +145,12 @@ func (r *Repository) loadIndexFiles(ctx context.Context, strict, shadow bool) er
 			return yield(f)
 		})
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	for id, m := range added {
 		r.loaded[id] = m
 	}
-	return nil
+	return damaged, nil
 }
 
 // excludeShadowed excludes the packs that only superseded files name, of
