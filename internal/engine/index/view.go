@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/bits-and-blooms/bitset"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 )
 
@@ -137,7 +138,7 @@ func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 	if n == 0 {
 		return sufs, nil
 	}
-	seen := make([]uint64, (n+63)/64)
+	seen := bitset.New(uint(n))
 	clashes, clash, clashID := 0, 0, ID{}
 	if src == nil {
 		src = Files()
@@ -174,7 +175,7 @@ func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 				k, ok := slot(i)
 				switch {
 				case !ok:
-				case seen[k/64]&(1<<(k%64)) == 0:
+				case !seen.Test(uint(k)):
 					if free < 0 {
 						free = k
 					}
@@ -187,7 +188,7 @@ func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 			switch {
 			case free >= 0:
 				sufs[free] = s
-				seen[free/64] |= 1 << (free % 64)
+				seen.Set(uint(free))
 			case !same && other >= 0:
 				// More files name blobs at this place than the index
 				// holds entries for, with another ID: one of them lies,
@@ -215,22 +216,22 @@ func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 	// file's entry added twice (by the writer that uploaded the pack, and
 	// again from the file it saved) or files gone since. It has that name.
 	for k := range n {
-		if seen[k/64]&(1<<(k%64)) != 0 {
+		if seen.Test(uint(k)) {
 			continue
 		}
 		i := at(k)
 		p, t := main[i].pre(), main[i].typ()
 		for j := search(main, v.dir, v.bits, p, t); j < len(main) && main[j].pre() == p && main[j].typ() == t; j++ {
-			if kj, ok := slot(j); ok && j != i && main[j] == main[i] && seen[kj/64]&(1<<(kj%64)) != 0 {
+			if kj, ok := slot(j); ok && j != i && main[j] == main[i] && seen.Test(uint(kj)) {
 				sufs[k] = sufs[kj]
-				seen[k/64] |= 1 << (k % 64)
+				seen.Set(uint(k))
 				break
 			}
 		}
 	}
 	missing, first := 0, -1
 	for k := range n {
-		if seen[k/64]&(1<<(k%64)) == 0 {
+		if !seen.Test(uint(k)) {
 			missing++
 			if first < 0 {
 				first = k

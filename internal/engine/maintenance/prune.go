@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/bits-and-blooms/bitset"
 	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/index"
@@ -382,11 +383,11 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 	// Bytes of reachable and of unreachable entries per pack of the view.
 	np := v.NumPacks()
 	used, unused := make([]int64, np), make([]int64, np)
-	indexed := newBits(np)
+	indexed := bitset.New(uint(np))
 	for pos := range v.Len() {
 		sl := v.At(pos)
-		indexed.set(int(sl.Pack))
-		if reach.has(pos) {
+		indexed.Set(uint(sl.Pack))
+		if reach.Test(uint(pos)) {
 			used[sl.Pack] += int64(sl.Length)
 		} else {
 			unused[sl.Pack] += int64(sl.Length)
@@ -401,7 +402,7 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 	var partly []packUse
 	var totalUnused, totalSize int64
 	sizes := map[ID]int64{} // of the packs planned below
-	listed := newBits(np)
+	listed := bitset.New(uint(np))
 	for _, fi := range infos {
 		pk, err := format.ParseID(fi.Name)
 		if err != nil {
@@ -412,20 +413,19 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 			continue
 		}
 		n, known := v.PackNumber(pk)
-		if known && indexed.has(int(n)) {
-			if listed.has(int(n)) {
+		if !known || !indexed.Test(uint(n)) {
+			if _, dup := sizes[pk]; dup {
 				continue
 			}
-			listed.set(int(n))
-		} else if _, dup := sizes[pk]; dup {
-			continue
-		}
-		if !known || !indexed.has(int(n)) {
 			deletable = append(deletable, pk) // unindexed: interrupted writer
 			sizes[pk] = fi.Size
 			res.BytesPlanned += fi.Size
 			continue
 		}
+		if listed.Test(uint(n)) {
+			continue
+		}
+		listed.Set(uint(n))
 		totalSize += fi.Size
 		switch {
 		case used[n] == 0:
@@ -441,7 +441,7 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 	// Repack partly used packs with the most waste first, until the unused
 	// share is within MaxUnused.
 	var repack []ID
-	repackNums := newBits(np)
+	repackNums := bitset.New(uint(np))
 	if opts.MaxUnused >= 0 && totalSize > 0 {
 		sort.Slice(partly, func(i, j int) bool {
 			return float64(partly[i].unused)/float64(partly[i].size) > float64(partly[j].unused)/float64(partly[j].size)
@@ -451,7 +451,7 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 				break
 			}
 			repack = append(repack, u.id)
-			repackNums.set(int(u.num))
+			repackNums.Set(uint(u.num))
 			sizes[u.id] = u.size
 			totalUnused -= u.unused
 			res.BytesPlanned += u.size
@@ -495,7 +495,7 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 		progress("reading the blobs to repack")
 		plan.contents = map[ID][]pack.Entry{}
 		err := v.EachIn(r.IndexSource(ctx), func(pos int) bool {
-			return reach.has(pos) && repackNums.has(int(v.At(pos).Pack))
+			return reach.Test(uint(pos)) && repackNums.Test(uint(v.At(pos).Pack))
 		}, func(_ int, l index.Location) bool {
 			plan.contents[l.Pack] = append(plan.contents[l.Pack], l.Entry)
 			return true
@@ -512,21 +512,21 @@ func planPrune(ctx context.Context, r *repository.Repository, opts Options, res 
 // snapshots' writers saved were loaded. A tree found only by loading
 // index files saved later (the view cannot mark its blobs) starts the
 // mark again on a new view.
-func markReachable(ctx context.Context, r *repository.Repository, snaps []*snapshot.Snapshot) (*index.View, *bits, error) {
+func markReachable(ctx context.Context, r *repository.Repository, snaps []*snapshot.Snapshot) (*index.View, *bitset.BitSet, error) {
 	for range 3 {
 		if err := r.RefreshIndex(ctx); err != nil {
 			return nil, nil, err
 		}
 		v := r.Index().View()
-		reach := newBits(v.Len())
+		reach := bitset.New(uint(v.Len()))
 		missed := false
 		unindexed := newBlobSet() // trees the view does not hold: walked once
 		err := walk(ctx, r, snaps, func(id ID, t pack.BlobType) bool {
 			fresh, found := false, false
 			v.Find(id, t, func(pos int) {
 				found = true
-				if !reach.has(pos) {
-					reach.set(pos)
+				if !reach.Test(uint(pos)) {
+					reach.Set(uint(pos))
 					fresh = true
 				}
 			})
@@ -545,17 +545,6 @@ func markReachable(ctx context.Context, r *repository.Repository, snaps []*snaps
 	}
 	return nil, nil, errors.New("prune: index files keep appearing for trees of snapshots listed before them; run prune again")
 }
-
-// bits is a fixed-size bit set.
-type bits []uint64
-
-func newBits(n int) *bits {
-	b := make(bits, (n+63)/64)
-	return &b
-}
-
-func (b *bits) set(i int)      { (*b)[i/64] |= 1 << (i % 64) }
-func (b *bits) has(i int) bool { return (*b)[i/64]&(1<<(i%64)) != 0 }
 
 // execute is Execute under the lease, adding to res.
 func (p *PrunePlan) execute(ctx context.Context, res *Result) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/bits-and-blooms/bitset"
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/index"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
@@ -185,20 +186,17 @@ func (r *Repository) excludeShadowed(batch *index.Batch, listed map[ID]bool, add
 		return
 	}
 	// A bit per pack number: a map would take tens of bytes per pack.
-	var named []uint64
+	var named bitset.BitSet
 	for id := range listed {
 		if m := meta(id); m != nil && !superseded[id] {
 			for _, n := range m.packs {
-				if int(n/64) >= len(named) {
-					named = append(named, make([]uint64, int(n/64)+1-len(named))...)
-				}
-				named[n/64] |= 1 << (n % 64)
+				named.Set(uint(n))
 			}
 		}
 	}
 	for _, m := range shadowed {
 		for _, n := range m.packs {
-			if int(n/64) >= len(named) || named[n/64]&(1<<(n%64)) == 0 {
+			if !named.Test(uint(n)) {
 				batch.Exclude(n)
 			}
 		}
