@@ -12,8 +12,8 @@ import (
 // bytes per blob more). Like AddFiles it finds two different IDs of the
 // batch that share a prefix and keeps them exact; the full IDs it needs
 // for that are read again from the files, only when two entries of a
-// prefix place it differently. A Batch is not safe for concurrent use; the Index stays usable
-// while it is filled.
+// prefix place it differently. A Batch is not safe for concurrent use;
+// the Index stays usable while it is filled.
 type Batch struct {
 	x     *Index
 	add   []entry

@@ -655,8 +655,8 @@ func Files(files ...*File) Source {
 // different blobs at one place than the index holds entries for there are
 // an error that names two of them: Each does not guess which file lies.
 // It holds no lock while src or fn run and sees the entries added before
-// it was called. Besides the
-// resident index it needs 18 bytes and a bit per entry while it runs.
+// it was called. Besides the resident index it needs 18 bytes and a bit
+// per entry while it runs.
 func (x *Index) Each(src Source, fn func(Location) bool) error {
 	v := x.View()
 	main, exact, packs := v.main, v.exact, v.packs

@@ -119,8 +119,8 @@ func (v *View) EachIn(src Source, want func(pos int) bool, fn func(pos int, l Lo
 // match reads the full IDs of resident entries from src: of the ones
 // sel lists (ascending), or of every one when sel is nil. A file entry
 // names a resident entry equal to its own resident form (prefix, type,
-// pack, offset, lengths).
-// It returns the suffixes in sel's order (or the array's).
+// pack, offset, lengths). It returns the suffixes in sel's order (or the
+// array's).
 func (v *View) match(src Source, sel []uint32) ([]suffix, error) {
 	n := len(v.main)
 	slot := func(i int) (int, bool) { return i, true }
