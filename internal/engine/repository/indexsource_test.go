@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +100,60 @@ func TestIndexSource(t *testing.T) {
 	check(t, r.Backend().Remove(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(pack.Hash(b))}))
 	if err := r.Index().Each(r.IndexSource(ctx), func(index.Location) bool { return true }); err == nil {
 		t.Fatal("Each succeeded with the index files gone")
+	}
+}
+
+// TestLoadIndexStreamed checks what the streamed load keeps of each file:
+// a pack that only a superseded file names is excluded (readable as a last
+// resort, never deduplicated against), packs a current file names are not,
+// whichever order the files stream in; a damaged file is skipped by a
+// lenient load, an error naming it for a strict one, and reported by
+// LoadIndexChecked; a later load adds only the files that appeared since.
+func TestLoadIndexStreamed(t *testing.T) {
+	ctx := context.Background()
+	w := newCommitWorld(t)
+	r0 := w.open(nil)
+	save := func(b []byte) pack.ID {
+		t.Helper()
+		id := pack.Hash(b)
+		check(t, r0.Backend().Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, b, storage.SaveOptions{}))
+		return id
+	}
+	blob := func(n byte) pack.Entry {
+		return pack.Entry{Type: pack.DataBlob, ID: pack.ID{n, 1, 2, 3}, Offset: 100 * uint32(n), Length: 80, RawLength: 50}
+	}
+	p1, p2, p3 := pack.ID{0xa1}, pack.ID{0xa2}, pack.ID{0xa3}
+	a := save(index.EncodeFile(r0.Key(), &index.File{Packs: []pack.ID{p1, p2}, Entries: []index.FileEntry{{Pack: 0, Entry: blob(1)}, {Pack: 1, Entry: blob(2)}}}))
+	save(index.EncodeFile(r0.Key(), &index.File{Packs: []pack.ID{p1}, Supersedes: []pack.ID{a}, Entries: []index.FileEntry{{Pack: 0, Entry: blob(1)}}}))
+	save(index.EncodeFile(r0.Key(), &index.File{Packs: []pack.ID{p3}, Entries: []index.FileEntry{{Pack: 0, Entry: blob(3)}}}))
+	damaged := save(crypto.Random(300))
+
+	if err := w.open(nil).LoadIndex(ctx, true); err == nil || !strings.Contains(err.Error(), damaged.Short()) {
+		t.Fatalf("strict load with a damaged file: %v", err)
+	}
+	errs, err := w.open(nil).LoadIndexChecked(ctx)
+	check(t, err)
+	if len(errs) != 1 || errs[pack.Name(damaged)] == nil {
+		t.Fatalf("LoadIndexChecked reports %v, want the damaged file", errs)
+	}
+	r := w.open(nil)
+	check(t, r.LoadIndex(ctx, false))
+	x := r.Index()
+	if !x.Excluded(p2) || x.Excluded(p1) || x.Excluded(p3) {
+		t.Fatalf("excluded: p1 %v p2 %v p3 %v, want only p2", x.Excluded(p1), x.Excluded(p2), x.Excluded(p3))
+	}
+	if _, ok := x.Lookup(blob(2).ID, pack.DataBlob); ok || len(x.LookupAll(blob(2).ID, pack.DataBlob)) != 1 {
+		t.Fatal("the blob only a superseded file names is usable, or gone")
+	}
+	for _, n := range []byte{1, 3} {
+		if l, ok := x.Lookup(blob(n).ID, pack.DataBlob); !ok || l.Entry != blob(n) {
+			t.Fatalf("blob %d: %+v %v", n, l, ok)
+		}
+	}
+	before := x.Len()
+	save(index.EncodeFile(r0.Key(), &index.File{Packs: []pack.ID{p3}, Entries: []index.FileEntry{{Pack: 0, Entry: blob(4)}}}))
+	check(t, r.LoadIndex(ctx, false))
+	if got := x.Len(); got != before+1 {
+		t.Fatalf("a second load holds %d entries, want %d (the new file's only)", got, before+1)
 	}
 }
