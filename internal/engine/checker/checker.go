@@ -200,19 +200,27 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 		return false
 	}
 	bad := map[ID]bool{} // blobs that are missing
-	// Each tree once: a tree shared by many snapshots is checked (and a
-	// problem in it reported) under the first that holds it; the paths of
+	treeProblem := func(sn *snapshot.Snapshot, p string, id ID, err error) {
+		c.add(Problem{Kind: "tree", Object: id.String(), Message: fmt.Sprintf("snapshot %s path %s: %v", sn.ID.Short(), p, err)})
+	}
+	// Each tree once (10,000 snapshots of one tree cost one walk). Only
+	// when a tree cannot be read are the snapshots walked one by one, so
+	// that every snapshot and path that holds it is named; the paths of
 	// every snapshot a damaged blob affects are walked for below.
+	treeFailed := false
 	if err := c.walk(ctx, snaps, false, func(sn *snapshot.Snapshot, p string, n *tree.Node) {
 		for _, id := range n.Content {
 			if !usable(id, pack.DataBlob) {
 				bad[id] = true
 			}
 		}
-	}, func(sn *snapshot.Snapshot, p string, id ID, err error) {
-		c.add(Problem{Kind: "tree", Object: id.String(), Message: fmt.Sprintf("snapshot %s path %s: %v", sn.ID.Short(), p, err)})
-	}); err != nil {
+	}, func(*snapshot.Snapshot, string, ID, error) { treeFailed = true }); err != nil {
 		return nil, err
+	}
+	if treeFailed {
+		if err := c.walk(ctx, snaps, true, func(*snapshot.Snapshot, string, *tree.Node) {}, treeProblem); err != nil {
+			return nil, err
+		}
 	}
 	for id := range bad {
 		c.add(Problem{Kind: "blob", Object: id.String(), Message: "data blob referenced by a snapshot is not stored"})

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/checker"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
@@ -321,4 +323,38 @@ func TestPrunePlanExecuteRefused(t *testing.T) {
 		t.Error("p0 not deleted once the lease was free")
 	}
 	w.verifyAll()
+}
+
+// TestCheckNamesEverySnapshotOfABrokenTree: check walks each tree once,
+// but a tree that cannot be read is reported under every snapshot that
+// holds it, not only the first.
+func TestCheckNamesEverySnapshotOfABrokenTree(t *testing.T) {
+	ctx := context.Background()
+	w := newPlanWorld(t)
+	a, _, treeA := w.backup([]int{0})
+	w.clock.Advance(time.Minute)
+	b, _, treeB := w.backup([]int{0})
+	if treeA != treeB {
+		t.Fatal("the two snapshots do not share their tree's pack")
+	}
+	if err := w.store.Remove(ctx, storage.Handle{Type: storage.PackFile, Name: pack.Name(treeA)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := checker.New(w.repo(), checker.Options{}).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	for _, p := range res.Problems {
+		if p.Kind == "tree" {
+			for _, id := range []snapshot.ID{a, b} {
+				if strings.Contains(p.Message, id.Short()) {
+					named[id.String()] = true
+				}
+			}
+		}
+	}
+	if len(named) != 2 || res.OK() {
+		t.Fatalf("tree problems name %d of 2 snapshots: %+v", len(named), res.Problems)
+	}
 }
