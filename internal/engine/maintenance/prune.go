@@ -41,8 +41,8 @@ type Options struct {
 // Phases of Prune, as Progress reports them, after which it holds
 // different things in memory: the index files while it loads them, a bit
 // per index entry while it marks and plans, and while it sweeps, sets of
-// blob IDs and every index entry with its full ID (about 200 bytes per
-// blob; the sweep is not yet built for a hundred million).
+// blob IDs and every index entry with its full ID (the sweep is not yet
+// built for a hundred million blobs).
 const (
 	PhaseLoadIndex = "loading index"
 	PhaseMark      = "finding reachable blobs"
