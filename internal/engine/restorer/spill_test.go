@@ -2,6 +2,8 @@ package restorer
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"testing"
@@ -71,5 +73,34 @@ func TestSpillFailureWarnsOnce(t *testing.T) {
 	}
 	if len(warnings) != 1 || !bytes.Contains([]byte(warnings[0]), []byte(missing)) || !bytes.Contains([]byte(warnings[0]), []byte("read from the repository again")) {
 		t.Fatalf("warnings = %q, want one naming %s", warnings, missing)
+	}
+}
+
+// TestSpilledCopyIsChecked: a spilled copy that no longer matches its blob
+// ID (the file damaged, or written to by someone else while the restore
+// runs) is never handed to a file: load reports it unknown, and the
+// restore reads the blob from the repository instead.
+func TestSpilledCopyIsChecked(t *testing.T) {
+	hash := func(b []byte) ID { return ID(sha256.Sum256(b)) }
+	good := bytes.Repeat([]byte("shared content "), 300)
+	id := hash(good)
+	ra := newReadahead(nil, hash, t.TempDir(), t.TempDir(), 1, nil)
+	defer ra.close()
+	ra.need(id)
+	ra.need(id)
+	if !ra.spill.put(id, good) {
+		t.Fatalf("put: %v", ra.spill.broken)
+	}
+	out, ok, err := ra.load(context.Background(), id, nil)
+	if err != nil || !ok || !bytes.Equal(out, good) {
+		t.Fatalf("intact copy: ok %v, %v", ok, err)
+	}
+	rec := ra.spill.at[id]
+	if _, err := ra.spill.f.WriteAt([]byte("X"), rec.off+10); err != nil {
+		t.Fatal(err)
+	}
+	out, ok, err = ra.load(context.Background(), id, nil)
+	if ok || err != nil || out != nil {
+		t.Fatalf("damaged copy: %d bytes, ok %v, %v; want it refused", len(out), ok, err)
 	}
 }
