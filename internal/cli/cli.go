@@ -32,34 +32,6 @@ const (
 	ExitInterrupted   = app.ExitInterrupted
 )
 
-const exitCodeHelp = `Exit codes:
-  0    success
-  1    error
-  3    finished, but part of it failed (unreadable source files, a database
-       that did not restore, a copy that did not go)
-  4    status: an objective is violated (RPO, 3-2-1, RTO, drill)
-  10   repository does not exist
-  11   repository uses a newer format than this bunker
-  12   wrong password (a damaged key object is an error, 1, that names it)
-  130  interrupted
-
-Environment:
-  BUNKER_REPOSITORY      repository location (like -r)
-  BUNKER_REPOSITORY_FILE file holding the repository location (like --repository-file)
-  BUNKER_PASSWORD        repository password
-  BUNKER_PASSWORD_FILE   file holding the password (like --password-file)
-  BUNKER_PASSWORD_COMMAND command printing the password (like --password-command)
-  BUNKER_CACHE_DIR       metadata cache of remote repositories (like --cache-dir)
-
-Repository locations:
-  /path/to/repo                       a local directory
-  s3:https://host/bucket/prefix       S3 and S3-compatible stores (AWS_* credentials)
-  sftp:user@host:/path                an SFTP server (keys, ssh-agent, known_hosts)
-  azure:container:/prefix             Azure Blob Storage (AZURE_STORAGE_*)
-  gs:bucket:/prefix                   Google Cloud Storage (GOOGLE_APPLICATION_CREDENTIALS)
-  rest:https://user@host:port/repo    a bunker serve REST server (BUNKER_REST_PASSWORD)
-`
-
 // App is one invocation of the program.
 type App struct {
 	Stdin  io.Reader
@@ -162,12 +134,8 @@ func exitCode(ctx context.Context, err error) int {
 
 func (a *App) rootCommand() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "bunker",
-		Short: "Deduplicating, compressed, encrypted backups",
-		Long: `Bunker backs up directory trees and streams into deduplicated, compressed,
-encrypted repositories, and restores them exactly.
-
-` + exitCodeHelp,
+		Use:           "bunker",
+		Short:         "Deduplicating, compressed, encrypted backups",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
@@ -236,6 +204,7 @@ encrypted repositories, and restores them exactly.
 	)
 	a.addSourceCommands(root)
 	durationFlags(root)
+	attachHelp(root)
 	return root
 }
 

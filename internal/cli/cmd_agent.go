@@ -40,25 +40,7 @@ func (a *App) agentCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: back up this node's volume files for Backups with volumes: true",
-		Long: `Run the node agent (one per node, the DaemonSet in deploy/kubernetes/agent.yaml).
-
-Every --interval it looks for Backup objects with spec.volumes true that
-the operator has completed and that this node has not served yet. For each,
-it backs up the files of the claims in the Backup's namespaces whose
-volumes are on this node (hostPath, local, CSI through the kubelet's pod
-directories) into the Backup's repository: one snapshot per node, tagged
-like the Backup and bunker.dev/node=<node>, holding volumes/<ns>/<claim>/
-and the claims. It then records the snapshot on the Backup as the
-annotation volumes.bunker.dev/<node> ("none" when the node had none).
-
-Outside the --admin-namespace namespaces a Backup reaches only its own
-namespace's claims; one that selects another namespace or cluster-scoped
-objects is skipped with a warning saying what was refused.
-
-The node is $NODE_NAME (--node), its root filesystem is mounted at
-$BUNKER_NODE_ROOT (--node-root). Restore a node's volume data on that node
-with: bunker restore kubernetes SNAPSHOT --volumes-only.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := f.node
 			if node.Node == "" {

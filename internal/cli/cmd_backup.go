@@ -40,15 +40,6 @@ func (a *App) backupCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup [flags] PATH... | --stdin | --stdin-from-command -- CMD ARGS...",
 		Short: "Back up files, standard input or a command's output",
-		Long: `Back up the given paths into the repository and record a snapshot.
-
-By default a backup is incremental: files unchanged since the parent snapshot
-(same size, mtime, ctime and inode) are not read again. --full reads every
-file; --differential compares against the last full backup of the same paths.
-The first backup of a set of paths is always full. The snapshot records its
-kind.
-
-Exit code 3 means the snapshot was saved, but some files could not be read.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runBackup(cmd.Context(), o, args)
 		},

@@ -14,16 +14,7 @@ func (a *App) checkCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check the repository for errors",
-		Long: `Check the structure of the repository: index files, packs, snapshots and
-every tree they reference. --read-data also reads every pack and verifies every
-blob; --read-data-subset reads a part: N% (packs chosen at random on every
-run, as restic does), a size such as 500M (random packs up to that size), or
-n/t (the n-th of t slices, to read everything in t runs).
-It reads from the store itself, never from the local metadata cache.
-
-Damaged packs are named together with the snapshots and files they affect.
-The exit code is non-zero when anything harmful is found.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			// Check what the store holds, not the local metadata cache.

@@ -14,20 +14,8 @@ func (a *App) copyCommand() *cobra.Command {
 	var ff snapshotFilterFlags
 	var from fromFlags
 	cmd := &cobra.Command{
-		Use:   "copy --from-repo OTHER [SNAPSHOT...]",
-		Short: "Copy snapshots from another repository into this one",
-		Long: `Copy snapshots (all, or the named ones) from --from-repo into the repository
-of -r. Only blobs the target lacks are transferred. Snapshots already copied
-are skipped. The source is --from-repo or --from-repository-file (default
-$BUNKER_FROM_REPOSITORY, $BUNKER_FROM_REPOSITORY_FILE); its password comes
-from --from-password-file or --from-password-command, else
-$BUNKER_FROM_PASSWORD, $BUNKER_FROM_PASSWORD_FILE or
-$BUNKER_FROM_PASSWORD_COMMAND (restic's --from-* flags and RESTIC_FROM_*).
-
-When both repositories share chunker and ID keys (init
---copy-chunker-params-from), blobs keep their IDs and are checked against the
-target index without being read; otherwise every blob is read and re-hashed
-with the target's key, and only those the target lacks are stored.`,
+		Use:               "copy --from-repo OTHER [SNAPSHOT...]",
+		Short:             "Copy snapshots from another repository into this one",
 		ValidArgsFunction: a.completeFromSnapshots(&from),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

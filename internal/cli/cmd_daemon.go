@@ -48,32 +48,8 @@ func (a *App) daemonCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run a plan's schedules: backups, copies, retention, drills, RPO watch, metrics",
-		Long: `Run every job and drill of a plan on its schedule until interrupted.
-
-- Missed runs after downtime are caught up once; a job never runs twice at
-  once; runs per repository are bounded (daemon.max_per_repository).
-- Every --measure-every the repositories are read and RPO and 3-2-1 judged;
-  a violation, a failed job or a failed drill is notified once, and its
-  recovery once (plan notify section).
-- Run history, drill results and alerts live in a database in the state
-  directory and survive restarts; runs cut off by a crash are recorded as
-  interrupted, never run twice for the same slot.
-- HTTP on daemon.listen (or --listen): /metrics (Prometheus), /healthz,
-  the JSON API under /api/v1/ and the dashboard. With daemon.api_read_token
-  or daemon.api_token in the plan, every GET but /healthz and the
-  dashboard's page needs one of them (Authorization: Bearer), else 401;
-  runs (POST) need daemon.api_token. Without a token the daemon's own state
-  is served to anyone who reaches the address, so a non-loopback address
-  is refused unless --insecure-open-api says a firewall guards it;
-  snapshot listings (which open repositories) then answer 403. Requests
-  are answered only when their Host header is an IP address, localhost,
-  the --listen host or a name in daemon.allowed_hosts or --allowed-host;
-  others get 421 (a defence against DNS rebinding by web pages).
-- SIGHUP reloads the plan; an invalid plan is refused and the old one kept.
-  SIGTERM stops scheduling, lets running jobs finish for --shutdown-grace,
-  then cancels them (recorded as cancelled with the reason).`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return a.runDaemon(cmd.Context(), &f) },
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return a.runDaemon(cmd.Context(), &f) },
 	}
 	f.add(cmd)
 	return cmd

@@ -14,18 +14,8 @@ import (
 func (a *App) drillCommand() *cobra.Command {
 	var planFile string
 	cmd := &cobra.Command{
-		Use:   "drill NAME",
-		Short: "Run a restore drill now (a drill of the plan, or every drill of a job)",
-		Long: `Restore into a sandbox and validate, as the daemon does on schedule: for
-files and stdin jobs, the snapshot is restored into a temporary directory
-with every file verified against its content hashes, then the drill's
-command checks run there; for logical PostgreSQL jobs, a scratch server
-is started, the dump restored and the SQL checks run. The sandbox is
-removed afterwards. NAME is a drill, or a job (then all its drills run,
-or a plain restore check when it has none).
-
-Exit code 0 when every drill passed, 1 when one failed. The restore time
-is printed as the measured RTO and compared with the job's objective.`,
+		Use:               "drill NAME",
+		Short:             "Run a restore drill now (a drill of the plan, or every drill of a job)",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeDrills(&planFile),
 		RunE: func(cmd *cobra.Command, args []string) error {

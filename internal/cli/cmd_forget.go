@@ -118,22 +118,8 @@ func (f *forgetFlags) parseWithins() error {
 func (a *App) forgetCommand() *cobra.Command {
 	var f forgetFlags
 	cmd := &cobra.Command{
-		Use:   "forget [flags] [SNAPSHOT...]",
-		Short: "Remove snapshots by ID or by a retention policy",
-		Long: `Remove the named snapshots, or apply a retention policy to every group of
-snapshots (grouped by host and paths by default). Data is freed by prune
-(--prune runs it right after).
-
-A policy also forgets the log archive snapshots (PostgreSQL WAL, MySQL
-binlogs, MongoDB oplog) that only the backups it removes needed: only logs
-older than every kept base backup of their server go, never one inside a
-kept backup's range (--keep-log-archives leaves them alone; logs no backup
-needed before are left to the expire commands).
-
-A policy that would remove every snapshot of a group is refused, and
-nothing is removed, unless --unsafe-allow-remove-all is given (a typo in
---keep-tag, say, must not empty the repository). Snapshots named by ID
-are removed as asked.`,
+		Use:               "forget [flags] [SNAPSHOT...]",
+		Short:             "Remove snapshots by ID or by a retention policy",
 		ValidArgsFunction: a.completeSnapshots(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.forget(cmd.Context(), &f, args)
@@ -194,11 +180,7 @@ func (a *App) pruneCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Delete data no snapshot references",
-		Long: `Delete packs that no snapshot references and repack packs with too much
-unused space. Prune runs safely while backups write to the repository: data is
-first planned for deletion (backups stop using it), and deleted once every
-backup that was running then has finished — right away when none was.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			popts, err := pf.options(dryRun)

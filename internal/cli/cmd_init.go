@@ -17,12 +17,7 @@ func (a *App) initCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new repository",
-		Long: `Create a new, empty repository at the location of -r.
-
-With --copy-chunker-params-from, the new repository shares the chunker secret
-and blob-ID key of an existing one, so 'bunker copy' between the two moves only
-missing blobs without re-chunking (use it for the copies of a 3-2-1 plan).`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			req := app.InitRequest{Location: a.g.repo, Compression: opts.compression, PackSize: opts.packSizeMiB << 20,

@@ -152,24 +152,7 @@ func (a *App) kubeBackupCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kubernetes",
 		Short: "Back up a Kubernetes cluster's objects (every API resource, including custom resources)",
-		Long: `Back up the objects of a Kubernetes cluster: every resource the API server
-serves (built-in and custom), in its preferred version, one JSON file per object:
-
-  namespaces/<ns>/<group>/<resource>/<name>.json
-  cluster/<group>/<resource>/<name>.json          (the core group is "core")
-
-Fields the server fills in (uid, resourceVersion, managedFields,
-creationTimestamp, generation, status where it cannot be restored) are
-removed, so an unchanged object adds nothing to the repository. Events,
-nodes, leases and Bunker's own Backup and Restore requests are left out
-unless named in --include-resources. Secrets are stored encrypted like
-every file and never printed.
-
-The snapshot's path is /kubernetes/<cluster>, the kubeconfig's cluster
-name (--cluster-name to choose another).
-
-Exit codes: 0 saved, 1 failed (no snapshot saved).`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, cluster, err := a.kubeConfig(&f.conn)
 			if err != nil {
@@ -239,28 +222,7 @@ func (a *App) kubeRestoreCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kubernetes SNAPSHOT",
 		Short: "Restore Kubernetes objects from a snapshot, in dependency order",
-		Long: `Restore the objects of a Kubernetes backup into the cluster of the current
-kubeconfig context (it may be another cluster than the one backed up).
-
-Objects are applied in dependency order: CustomResourceDefinitions (and the
-restore waits until they are served), namespaces, storage classes,
-persistent volumes and claims, service accounts, RBAC, secrets, config
-maps, services, workloads, then everything else, custom resources last.
-Objects a controller owns (Pods of a ReplicaSet, ReplicaSets of a
-Deployment) are skipped: their owner recreates them. Service account
-token secrets are skipped: the cluster issues new ones.
-
-An object that exists is left alone (--existing skip, the default) or
-replaced by the backed-up version (--existing update); one that is equal
-is reported unchanged. --dry-run changes nothing and lists what would be
-created or updated, with the server validating each object.
-
---modifiers applies JSON patches and merge patches from a file (Velero's
-resource-modifier format; see docs/KUBERNETES.md).
-
-Exit codes: 0 every object restored (or skipped as asked), 1 the restore
-could not run, 3 some objects failed (each is listed).`,
-		Args: cobra.ExactArgs(1),
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := f.options()
 			if err != nil {

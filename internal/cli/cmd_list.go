@@ -11,13 +11,8 @@ import (
 
 func (a *App) listCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "list TYPE",
-		Short: "List the objects of one kind in the repository",
-		Long: `List the objects of one kind, one name per line, as restic's list:
-packs, index, snapshots, keys, sessions (locks is the same: bunker takes no
-locks, a running writer leaves a session marker) or maint (maintenance
-leases, plans and markers). "list blobs" lists every blob the index knows,
-as its type (data or tree) and ID. --json prints one line each.`,
+		Use:       "list TYPE",
+		Short:     "List the objects of one kind in the repository",
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: app.ListObjectTypes,
 		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {

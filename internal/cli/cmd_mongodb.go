@@ -35,27 +35,6 @@ func (a *App) mongoBackupCommand() *cobra.Command {
 		Use:     "mongodb",
 		Aliases: []string{"mongo"},
 		Short:   "Back up MongoDB through the Go driver (or mongodump with --tool)",
-		Long: `Back up a MongoDB server, replica set or cluster into the repository,
-streamed: nothing is written to local disk.
-
-Every collection is read with the Go driver and stored as mongodump
-writes it (mongodb/<db>/<collection>.bson with its .metadata.json, plus
-mongodb/backup.json), at most --jobs collections at once, so a restored
-copy of the files also suits mongorestore. Documents are stored as the
-server sent them, never re-encoded: unchanged data deduplicates between
-backups. Views are recorded (definition only); system collections are
-skipped, except admin's users and roles with --users.
-
-On a replica set, --oplog (on by default there) records the oplog from
-the start of the dump to its end in mongodb/oplog.bson, for a consistent
-point (restore mongodb --oplog-replay), like mongodump --oplog.
-
---tool mongodump runs mongodump --archive instead and stores its archive;
-restoring it needs mongorestore.
-
-The password (in the URI or from --db-password-file) never appears on a
-command line or in the snapshot: tools get it through a temporary 0600
-configuration file. Nothing is saved unless every collection is dumped.`,
 		Example: `  bunker backup mongodb --uri mongodb://backup@db1:27017,db2:27017/?replicaSet=rs0 --db-password-file /etc/bunker/mongo.pw
   bunker backup mongodb --uri mongodb://127.0.0.1/ --db shop --exclude 'shop.cache*'`,
 		Args: cobra.NoArgs,
@@ -97,27 +76,6 @@ func (a *App) mongoRestoreCommand() *cobra.Command {
 		Use:     "mongodb SNAPSHOT",
 		Aliases: []string{"mongo"},
 		Short:   "Restore a MongoDB backup into a server (or a directory for mongorestore)",
-		Long: `Restore a MongoDB backup ("latest" is the newest MongoDB backup) into the
-server of --uri: each collection is created with its options, its
-documents inserted in unordered batches (1000 documents or 16 MiB), its
-indexes built after the data; views come last. Each collection is
-reported; one that fails does not stop the others, and the exit code is
-then 3.
-
-Namespaces are chosen and renamed as with mongorestore: --ns-include and
---ns-exclude take DB.COLLECTION patterns where * matches anything (a bare
-DB means DB.*), --ns-from/--ns-to pairs rename ('shop.*' to
-'shop_copy.*'). --drop drops each collection first.
-
---oplog-replay applies the oplog entries recorded during the dump
-(consistent as of its end). --oplog-limit TS|TIME restores to a point in
-time: the entries of the backup and then those archived by
-"bunker mongodb oplog-archive" before TS (SECONDS[:ORDINAL]) or TIME
-(RFC 3339) are applied, the target excluded.
-
-A backup made with --tool mongodump is piped to mongorestore --archive.
---to-dir writes the backup's files into a directory instead, in
-mongodump's layout, for mongorestore or inspection.`,
 		Example: `  bunker restore mongodb latest --uri mongodb://127.0.0.1:27017/ --drop
   bunker restore mongodb 3fa9 --uri mongodb://127.0.0.1/ --ns-from 'shop.*' --ns-to 'shop_copy.*'
   bunker restore mongodb latest --uri mongodb://127.0.0.1/ --oplog-limit 2026-05-01T10:00:00Z`,
@@ -234,18 +192,7 @@ func (a *App) mongoOplogArchiveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "oplog-archive",
 		Short: "Archive a replica set's oplog continuously, for point-in-time restores",
-		Long: `Tail the oplog (local.oplog.rs) of a replica set and commit what it
-brings every --interval as a snapshot of kind "continuous" holding
-oplog/<ts>.bson, from where the last archive stopped (or from the end of
-the newest MongoDB backup of the same hosts, or else the oldest entry the
-oplog has). A gap (the oplog rolled over since) is an error: take a new
-backup. "bunker restore mongodb SNAPSHOT --oplog-limit TS|TIME" replays
-the archive after restoring a backup.
-
-Runs until interrupted; --once archives what the oplog has now and exits.
-
-Not tested against a real replica set (the test server has no oplog).`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if req.Server, err = conn.Config(a.Getenv); err != nil {
@@ -267,9 +214,5 @@ Not tested against a real replica set (the test server has no oplog).`,
 }
 
 func (a *App) mongoOplogExpireCommand() *cobra.Command {
-	return a.expireCommand("oplog-expire", "Forget archived oplog chunks that no kept backup needs",
-		`Forget the oplog archive snapshots that only hold entries up to the end
-of the oldest MongoDB backup (taken with --oplog) still in the repository,
-per deployment (snapshot path). Run it after forget (prune then reclaims
-the space). A deployment without such a backup keeps its whole archive.`, mongodb.LogArchive{})
+	return a.expireCommand("oplog-expire", "Forget archived oplog chunks that no kept backup needs", mongodb.LogArchive{})
 }

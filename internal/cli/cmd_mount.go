@@ -11,19 +11,7 @@ func (a *App) mountCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mount DIR",
 		Short: "Browse the snapshots in a read-only FUSE filesystem",
-		Long: `Mount the repository's snapshots at DIR, an empty directory, until
-interrupted (Ctrl-C, SIGTERM), then unmount. Under DIR:
-
-  snapshots/<time>/     each snapshot, named by its time
-  ids/<short id>/       by ID
-  hosts/<host>/<time>/  by host
-  tags/<tag>/<time>/    by tag
-  latest                a link to the newest snapshot
-
-Files are read from the repository as they are read; nothing can be written.
-Needs /dev/fuse and fusermount3 (package fuse3). --host, --tag and --path
-select the snapshots shown.`,
-		Args: cobra.ExactArgs(1),
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.core()

@@ -10,16 +10,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-const mysqlConnHelp = `Connection: --dsn or $BUNKER_MYSQL_DSN, a URL
-  mysql://USER:PASSWORD@HOST:PORT/?socket=/run/mysqld/mysqld.sock&tls=true&ssl-ca=FILE
-(user and password percent-encoded; every part optional: without host and
-socket the local server's default socket, without user the current OS user).
-The password may instead come from --db-password-file or $MYSQL_PWD.
-tls= is true (verify the server), skip-verify, preferred or false; ssl-ca,
-ssl-cert and ssl-key name PEM files. The tools get the credentials in a
-temporary 0600 option file (--defaults-extra-file), never on their command
-line.`
-
 // addMySQLConnFlags adds the flags of every command that talks to a
 // server.
 func addMySQLConnFlags(cmd *cobra.Command, c *app.MySQLConn) {
@@ -45,26 +35,7 @@ func (a *App) mysqlBackupCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mysql [flags]",
 		Short: "Back up a MySQL or MariaDB server",
-		Long: `Back up a MySQL or MariaDB server into one snapshot (path /mysql/HOST:PORT,
-or /mysql/SOCKET).
-
-Logical (default): one mariadb-dump --single-transaction per database (all
-but information_schema, performance_schema, sys and mysql unless --database
-names them), --jobs at once, each streamed into mysql/<db>.sql with its
-routines, events and triggers; the accounts and grants into
-mysql/_users.sql (MariaDB); mysql/backup.json records each dump's binlog
-position. The databases are dumped at different moments: a point-in-time
-restore replays the binlogs for each from its own position.
-
-Physical (--physical): mariadb-backup --backup --stream=xbstream into
-mysql/backup.xbstream. It reads the data directory, so it must run on the
-database host.
-
-The snapshot metadata record flavour, server_version, binlog_file,
-binlog_pos, gtid, databases and physical.
-
-` + mysqlConnHelp,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Jobs = sf.jobs
 			if err := o.Validate(); err != nil {
@@ -97,26 +68,7 @@ func (a *App) mysqlRestoreCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mysql SNAPSHOT [flags]",
 		Short: "Restore a MySQL or MariaDB backup, optionally to a point in time",
-		Long: `Restore a MySQL/MariaDB backup. SNAPSHOT is an ID, a prefix or "latest" (the
-newest MySQL backup passing --host/--tag/--path).
-
-Logical: every selected database's dump is fed to the mariadb client of the
-server of --dsn (--jobs at once; existing tables of those databases are
-replaced), then the accounts (unless --no-users; existing accounts are kept).
-
-Point in time: --target-time T (RFC 3339, or "2006-01-02 15:04:05" local
-time; second resolution: events logged in T's second are included) or
---target-position FILE:POS (events that start before it) replays the
-binlogs archived by "bunker mysql binlog-archive" into each database, from
-that database's own dump position (mariadb-binlog --database=DB). The
-archive must cover the range; it is checked before anything is loaded.
-
-Physical (--physical --datadir DIR): extracts the xbstream into DIR (empty
-or new) with mbstream and prepares it with mariadb-backup --prepare, then
-gives it to --owner (default mysql when run as root). Start mariadbd on it.
-
-` + mysqlConnHelp,
-		Args: cobra.ExactArgs(1),
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Snapshot, req.Filter, targets.OwnerSet = args[0], ff.filter(), cmd.Flags().Changed("owner")
 			if err := targets.Apply(&req, conn, a.Getenv); err != nil {
@@ -211,26 +163,7 @@ func (a *App) mysqlBinlogArchiveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "binlog-archive [flags]",
 		Short: "Archive a server's binary logs continuously, for point-in-time restores",
-		Long: `Copy the server's binary logs into the repository as they are written:
-mariadb-binlog --read-from-remote-server --raw --stop-never writes them into
-a spool directory; every file that is complete (the next one has begun) is
-committed as a snapshot (source mysql, kind continuous, path
-/mysql/SERVER/binlog, files binlog/NAME), and every --interval the growing
-active file as well (metadata partial=NAME), so the archive lags the server
-by seconds. It starts after the newest complete file already archived (else
-with the server's oldest binary log).
-
---once archives everything up to now (FLUSH BINARY LOGS first, so the
-active file completes) and exits: for cron and for tests. SIGTERM or
-Ctrl-C pushes what is complete and exits cleanly; when the server goes away
-it exits with an error (run it under systemd with Restart=always).
-
-The account needs REPLICATION SLAVE and BINLOG MONITOR (MySQL: REPLICATION
-CLIENT), and RELOAD for --once. --server-id must differ from every
-replica's.
-
-` + mysqlConnHelp,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			so, err := conn.Options(a.Getenv)
 			if err != nil {
@@ -258,11 +191,7 @@ func (a *App) mysqlBinlogsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "binlogs [flags]",
 		Short: "List the archived binary logs",
-		Long: `List the binary log files archived by "bunker mysql binlog-archive": for
-every server (path) and host, each file with the copy a restore uses (the
-complete one, else the largest), its size, its snapshot and the times of
-its first and last events.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
 				rows, err := c.ListBinlogs(cmd.Context(), repo, ff.filter())
@@ -279,14 +208,7 @@ its first and last events.`,
 }
 
 func (a *App) mysqlBinlogExpireCommand() *cobra.Command {
-	return a.expireCommand("binlog-expire", "Forget archived binlogs that no kept backup needs",
-		`Forget the binlog archive snapshots a restore never reads: per server and
-host, those whose every file is older than the position the oldest MySQL
-backup still in the repository starts from, or has a better copy (complete,
-or larger) in another snapshot — the many copies of the growing active file
-the archiver commits. forget leaves binlog archives alone: run this after
-it, then prune to free the space. A server without a backup keeps all of its
-binlogs.`, mysql.LogArchive{})
+	return a.expireCommand("binlog-expire", "Forget archived binlogs that no kept backup needs", mysql.LogArchive{})
 }
 
 // printBinlogs prints the archived binlogs: a binlog line each with

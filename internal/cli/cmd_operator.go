@@ -49,18 +49,7 @@ func (a *App) operatorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "operator",
 		Short: "Run the Kubernetes operator: reconcile BackupRepository, Backup, Schedule and Restore objects",
-		Long: `Run the Bunker operator, a controller for the bunker.dev/v1alpha1 custom
-resources BackupRepository, Backup, Schedule and Restore (docs/OPERATOR.md,
-manifests in deploy/kubernetes/).
-
-A Backup or Restore runs in this process (--mode inprocess, the default:
-the same code as "bunker backup kubernetes" and "bunker restore
-kubernetes") or as a Kubernetes Job running the bunker image (--mode job).
-Results go to the objects' status and to Prometheus metrics on
---metrics-addr. The operator survives restarts: a Backup that was running
-when it stopped is finished (or found already saved) on the next start,
-never repeated once completed.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cfg, _, err := a.kubeConfig(&f.conn)

@@ -16,13 +16,7 @@ func (a *App) pgInfoCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "info",
 		Short: "Show each PostgreSQL server's backups, WAL archive, gaps and recovery window",
-		Long: `For each PostgreSQL server in the repository (by system identifier): its
-base backups with their WAL range, its logical dumps, and the archived WAL:
-first and last segment, timelines, count, every gap (missing segments)
-and the window of point-in-time recovery, from the end of the oldest base
-backup whose WAL is continuous up to the last archived segment. With
---spool DIR, also what waits in that WAL spool (wal-push --spool).`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {
 				reports, err := c.PostgresInfo(cmd.Context(), repo)
@@ -142,13 +136,7 @@ func (a *App) pgCheckCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check that the server archives its WAL into the repository, end to end",
-		Long: `Connect to the server, read archive_mode and archive_command, write a
-little WAL and switch to a new segment (pg_switch_wal()), then wait until
-that segment is in the repository's WAL archive. Exit 0 names the segment
-and how long it took; otherwise the message says what is wrong: archiving
-off, archive_command unset or failing (pg_stat_archiver's last failure),
-or the segment not arriving within --timeout.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.pgConfig(conn)
 			if err != nil {

@@ -57,11 +57,7 @@ func (a *App) planValidateCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate [FILE]",
 		Short: "Check a plan file: syntax, keys, references, schedules, secrets",
-		Long: `Check a plan file and print every problem as FILE:LINE:COLUMN: message
-(hint). Exit code 0 when the plan is valid, 1 otherwise. It does not
-contact repositories or databases. Without FILE, the plan of $BUNKER_PLAN,
-else plan.yaml in $XDG_CONFIG_HOME/bunker or /etc/bunker.`,
-		Args: cobra.MaximumNArgs(1),
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.loadPlan(strings.Join(args, ""))
 			if err != nil {

@@ -45,29 +45,7 @@ func (a *App) pgBackupCommand() *cobra.Command {
 		Use:     "postgres",
 		Aliases: []string{"postgresql", "pg"},
 		Short:   "Back up PostgreSQL: pg_dump per database, or a base backup with --physical",
-		Long: `Back up a PostgreSQL server into the repository, streamed: nothing is
-written to local disk.
-
-Logical (default): pg_dump --format=custom of every database (or each
---database), at most --jobs at once, plus roles and tablespaces from
-pg_dumpall --globals-only, in one snapshot with a file per database.
-Dumps are uncompressed so that unchanged rows deduplicate between backups;
-the repository compresses them.
-
-Physical (--physical): a base backup by pg_basebackup, stored file by file
-under pgdata/ with its backup manifest. Every physical backup is
-deduplicated against the earlier ones (unchanged files cost nothing), so
-each is independent for restores and incremental in storage; --full and
---differential only label the snapshot's kind and parent. With WAL
-archiving (bunker pg wal-push or wal-receive) use --wal-method none: the
-server then waits at the end until the WAL the backup needs is archived;
-bunker reports the wait and gives up after --archive-timeout, naming
-pg_stat_archiver's last failure.
-
-The password never appears on a command line: it goes to the PostgreSQL
-programs through a temporary password file. Nothing is saved unless every
-dump succeeds.`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkPGBackup(&b); err != nil {
 				return err
@@ -130,25 +108,7 @@ func (a *App) pgRestoreCommand() *cobra.Command {
 		Use:     "postgres SNAPSHOT",
 		Aliases: []string{"postgresql", "pg"},
 		Short:   "Restore PostgreSQL databases, or a cluster to a point in time",
-		Long: `Restore a PostgreSQL backup. SNAPSHOT is an ID or "latest" (the newest
-backup of the kind asked for).
-
-Logical: recreates roles and tablespaces (errors for roles that exist are
-ignored), then every database (or each --database) with pg_restore
---create, --jobs databases at once. A database that exists fails unless
---clean drops it first. A failed database is reported and the others go
-on; the exit code is then 3.
-
-Physical (--physical --pgdata DIR): lays down the base backup in DIR
-(absent or empty; with --delta also the data directory of a stopped
-server: files whose content is the backup's are kept, the others
-rewritten, what the backup lacks deleted, as pgBackRest's --delta), checks it with pg_verifybackup, and with
---target-time, --target-lsn, --target-xid, --target-name or
---target-latest fetches the archived WAL into --wal-dir and writes the
-recovery settings, so that starting the server replays WAL and stops
-exactly at the target (recovery_target_action, default promote). Start
-it with: pg_ctl -D DIR start.`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, refs []string) error {
 			req.Snapshot = refs[0]
 			if err := args.Apply(&req); err != nil {
@@ -265,21 +225,7 @@ func (a *App) pgWALPushCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wal-push PATH...",
 		Short: "Archive WAL files (use as archive_command = 'bunker pg wal-push %p')",
-		Long: `Archive WAL segments (or history files) into the repository. Made for
-PostgreSQL's archive_command, which runs in the data directory:
-
-  archive_command = 'BUNKER_PASSWORD_FILE=/etc/bunker/pw bunker -r REPO pg wal-push %p'
-
-It exits 0 only once the files are durable in the repository (packs, index
-and the snapshot written), so PostgreSQL recycles nothing that is not
-safely archived. Pushing a file again is harmless. The system identifier
-comes from the segment's header, else from global/pg_control in the
-current directory, else --system-id.
-
-With --spool DIR it exits 0 once the files are durable in DIR, and a
-pusher ('bunker pg wal-spool DIR', a service) archives them in batches;
-see 'bunker pg wal-spool --help'.`,
-		Args: cobra.MinimumNArgs(1),
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if spool.dir != "" {
 				return a.spoolWAL(cmd.Context(), args, sysid, spool)
@@ -304,11 +250,7 @@ func (a *App) pgWALFetchCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wal-fetch NAME DEST",
 		Short: "Fetch an archived WAL file (use as restore_command = 'bunker pg wal-fetch %f %p')",
-		Long: `Write the archived WAL file NAME to DEST (atomically: a temporary file,
-fsync, rename). Exit code 1 when the archive does not have it, which is
-what PostgreSQL expects at the end of the archive. A partial segment from
-wal-receive stands in when the full one was never archived.`,
-		Args: cobra.ExactArgs(2),
+		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := app.WALFetch{Name: args[0], Dest: args[1], SystemID: sysid}
 			if err := f.Validate(); err != nil {
@@ -330,12 +272,7 @@ func (a *App) pgWALReceiveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wal-receive",
 		Short: "Stream WAL from the server into the repository (RPO of seconds)",
-		Long: `Run pg_receivewal --synchronous with a replication slot (created when
-missing) and archive completed segments as they close and the growing one
-every --interval, until interrupted. Needs a user with the REPLICATION
-attribute and a replication entry in pg_hba.conf. Run it as a service
-(see docs/POSTGRESQL.md); it resumes where it stopped.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if req.Server, err = a.pgConfig(conn); err != nil {
 				return err
@@ -379,9 +316,5 @@ func (a *App) pgWALListCommand() *cobra.Command {
 }
 
 func (a *App) pgWALExpireCommand() *cobra.Command {
-	return a.expireCommand("wal-expire", "Forget archived WAL that no kept base backup needs",
-		`Forget the WAL archive snapshots that only hold WAL older than the
-oldest physical backup still in the repository, per system. Run it after
-forget (prune then reclaims the space). A system without any base backup
-keeps all of its WAL.`, postgres.WALArchive{})
+	return a.expireCommand("wal-expire", "Forget archived WAL that no kept base backup needs", postgres.WALArchive{})
 }

@@ -28,12 +28,6 @@ func (a *App) repairCommand() *cobra.Command {
 	snaps := &cobra.Command{
 		Use:   "snapshots [SNAPSHOT...]",
 		Short: "Drop references to lost data from snapshots",
-		Long: `Rewrite snapshots that reference missing or damaged data: files with lost
-content are removed from the new snapshot (and listed), unreadable directories
-become empty. The repaired snapshot carries the tag "repaired" and records the
-original; the original is removed unless --keep-original. Without --read-data
-only blobs missing from the index count as lost; with it every data blob is
-read and verified (use it after check --read-data reported damaged packs).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.repairSnapshots(cmd.Context(), args, dryRun, keep, readData)
 		},
@@ -45,11 +39,7 @@ read and verified (use it after check --read-data reported damaged packs).`,
 	maint := &cobra.Command{
 		Use:   "maint",
 		Short: "Remove unreadable maintenance and session objects",
-		Long: `Remove the objects in maint/ and sessions/ that no bunker wrote with this
-repository's key: damaged or planted plans, leases and sessions, and names no
-bunker uses. Every command already ignores them ('bunker check' names them);
-this deletes them, so it needs the credential that may delete.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.repairMaint(cmd.Context(), maintDry)
 		},
@@ -143,16 +133,7 @@ func (a *App) rollbackCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollback --to TIME",
 		Short: "Roll a vandalised repository on a versioned store back to a moment",
-		Long: `Make the repository what it was at TIME, on a store that keeps every version
-of an object (a versioned S3 bucket, as Object Lock requires): every object
-deleted or overwritten since TIME gets its version from then back, and
-objects written after TIME are hidden (their versions are kept). Backups
-made after TIME are rolled back too.
-
-Look first: 'bunker --repo-as-of TIME snapshots' (and check, restore) reads
-the repository as it was at TIME without changing anything. rollback opens
-the repository as of TIME with the password before it changes anything.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if to == "" {

@@ -24,18 +24,8 @@ func (a *App) restoreCommand() *cobra.Command {
 		sync      bool
 	}
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT[:PATH] --target DIR",
-		Short: "Restore a snapshot (or a path in it) into a directory",
-		Long: `Restore a snapshot into --target. SNAPSHOT is an ID, an ID prefix or
-"latest"; ":PATH" restores only that path of the snapshot (its contents go
-into the target).
-
---overwrite always (default) replaces existing entries; if-changed keeps files
-whose size and mtime match; if-different keeps files whose content is the
-snapshot's (every chunk read and compared: a delta restore) and gives them its
-metadata; never keeps every existing entry. --delete removes
-entries of restored directories that the snapshot does not have. --verify
-reads every restored file back and compares it with the snapshot.`,
+		Use:               "restore SNAPSHOT[:PATH] --target DIR",
+		Short:             "Restore a snapshot (or a path in it) into a directory",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeSnapshots(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

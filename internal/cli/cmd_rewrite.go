@@ -13,18 +13,8 @@ func (a *App) rewriteCommand() *cobra.Command {
 	var ex exclude.Options
 	var forget, dryRun bool
 	cmd := &cobra.Command{
-		Use:   "rewrite [flags] [SNAPSHOT...]",
-		Short: "Drop files backed up by mistake from snapshots",
-		Long: `Save the named snapshots (or every snapshot the filter flags select when
-none is named) anew without the paths --exclude and --exclude-file match:
-backup's patterns, matched against the snapshot's absolute paths. A rewritten
-snapshot keeps the original's time, host and paths, records its original and
-gets the tag "rewrite"; snapshots where nothing matches are left alone.
-
-The originals stay unless --forget is given (a store that keeps them — Object
-Lock, append-only access — keeps both, with a warning). The data of the
-dropped files is freed only by a later prune, once no snapshot references it.
---dry-run shows what would be dropped.`,
+		Use:               "rewrite [flags] [SNAPSHOT...]",
+		Short:             "Drop files backed up by mistake from snapshots",
 		ValidArgsFunction: a.completeSnapshots(0),
 		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {
 			res, err := c.Rewrite(ctx, app.RewriteRequest{Repo: repo, Snapshots: args, Filter: ff.filter(), Exclude: ex,

@@ -17,18 +17,8 @@ import (
 func (a *App) runCommand() *cobra.Command {
 	var planFile string
 	cmd := &cobra.Command{
-		Use:   "run JOB",
-		Short: "Run a plan's job now: hooks, backup, copies, retention",
-		Long: `Run one job of a plan file now: its before hooks, the backup into its
-repository, a copy to each of its copy repositories, retention (forget,
-and prune when the policy says so) in each, then its after hooks — or its
-on_failure hooks when anything failed. A failed run is retried as the
-job's retries say. Snapshots get the tag job=JOB, which status and
-retention use.
-
-Exit code 0 when everything succeeded, 3 when the backup succeeded but a
-copy or retention did not; when the backup failed, the exit code of its
-cause (10 no repository, 11 wrong password, …; see bunker --help), else 1.`,
+		Use:               "run JOB",
+		Short:             "Run a plan's job now: hooks, backup, copies, retention",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeJobs(&planFile),
 		RunE: func(cmd *cobra.Command, args []string) error {

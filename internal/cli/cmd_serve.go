@@ -27,33 +27,7 @@ func (a *App) serveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --path DIR (--htpasswd FILE | --no-auth)",
 		Short: "Serve repositories over HTTPS (the rest: backend)",
-		Long: `Serve the repositories in a directory over HTTP/2 with TLS, for clients using
-the rest: backend (-r rest:https://user@host:8000/repo).
-
-Without --tls-cert/--tls-key the server makes a self-signed certificate on first
-start, keeps it in DIR/.bunker-serve/ and prints its fingerprint; clients pin it
-with BUNKER_REST_FINGERPRINT=sha256:... . --no-tls serves plain HTTP (and h2c),
-only for use behind a proxy that terminates TLS.
-
-Users come from an htpasswd file with bcrypt entries (htpasswd -B); --no-auth
-must be given to serve without users. With --private-repos user U reaches only
-the repositories under /U/. With --append-only nothing can be deleted or
-overwritten, except writer session markers (sessions/) and re-uploads of
-identical bytes, nothing can be written under maint/ (prune's plans and lease),
-and keys/, packs/, index/ and snapshots/ objects must be named by the BLAKE3-256
-of their bytes: a client can back up but not destroy backups, nor plant what
-maintenance would trust. Run prune against a server without --append-only.
-
-Tenants are isolated: upload memory is taken as body bytes arrive, one user
-holds at most --max-upload-memory-per-user of it (default the larger of a
-quarter of --max-upload-memory and twice --max-request-size; at most half of
---max-upload-memory) and at most half of --max-concurrent requests, and a
-transfer slower than --min-transfer-rate over --transfer-window is cut off.
-
-Prometheus metrics are served on /metrics (to any user; to anyone with
---metrics-no-auth). SIGINT/SIGTERM stops accepting connections and lets the
-requests in flight finish (at most --shutdown-timeout), then exits 0.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			so, err := opts.options()
 			if err != nil {

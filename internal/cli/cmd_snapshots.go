@@ -47,11 +47,6 @@ func (a *App) snapshotsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "snapshots [ID...]",
 		Short: "List snapshots",
-		Long: `List snapshots. The pieces of log archives (PostgreSQL WAL, MySQL
-binlogs, MongoDB oplog: kind continuous) can number thousands; the text
-listing counts them in one line unless --archives is given. --json lists
-everything: one "snapshot" line each (with --group-by, one "snapshot_group"
-line per group).`,
 		RunE: a.refRun(func(ctx context.Context, c *app.App, repo app.Repo, args []string) error {
 			res, err := c.Snapshots(ctx, app.SnapshotsRequest{Repo: repo, Filter: ff.filter(), Snapshots: args, GroupBy: groupBy, Latest: latest,
 				HideArchives: !archives && !a.g.json})

@@ -114,12 +114,11 @@ func (a *App) printSourceSummary(sn *snapshot.Snapshot, ws repository.WriteStats
 // log archive (WAL, binlogs, oplog): la chooses, from all snapshots, the
 // archive snapshots to forget and says how many archive snapshots there
 // are; its notes are shown with -v.
-func (a *App) expireCommand(use, shortHelp, long string, la source.LogArchive) *cobra.Command {
+func (a *App) expireCommand(use, shortHelp string, la source.LogArchive) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: shortHelp,
-		Long:  long,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.onRepo(cmd.Context(), func(c *app.App, repo app.Repo) error {

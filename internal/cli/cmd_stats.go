@@ -13,10 +13,6 @@ func (a *App) statsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats [SNAPSHOT...]",
 		Short: "Show sizes: restore size, deduplicated size, raw repository size",
-		Long: `Modes (restic's): restore-size (the size a restore would write), raw-data
-(the deduplicated plaintext and stored size of the blobs the snapshots
-reference), files-by-contents (unique file contents), blobs-per-file (the
-blobs of each unique file once per path). Any other mode is refused.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.core()

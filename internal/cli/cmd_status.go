@@ -17,22 +17,7 @@ func (a *App) statusCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show every job's RPO state and every dataset's 3-2-1 state, measured",
-		Long: `Measure the plan against reality: open every repository, find each job's
-newest snapshot (tag job=NAME), and report per job its age against the
-RPO (ok, at risk past 75% of it or when its repository cannot be read,
-violated past it), and per dataset how many copies exist (the live data
-plus each repository holding a backup), on how many media, how many off
-site and immutable — with the rule that is missing.
-
-Drills: the last result of each and its restore time against the job's
-RTO, from the running daemon's API (daemon.listen) or, when no daemon
-runs, its state directory. The same history stands in for a repository
-that cannot be read: its job's last known backup still ages into a
-violation.
-
-Exit code 4 when any objective is violated, a rule is missing or the
-last drill failed, so it can gate a monitoring check; 0 when all is well.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.loadPlan(planFile)
 			if err != nil {

@@ -11,18 +11,8 @@ func (a *App) tagCommand() *cobra.Command {
 	var ff snapshotFilterFlags
 	var set, add, remove []string
 	cmd := &cobra.Command{
-		Use:   "tag [flags] [SNAPSHOT...]",
-		Short: "Add, remove or replace the tags of snapshots",
-		Long: `Change the tags of the named snapshots, or of every snapshot the filter
-flags (--host, --tag, --path) select when none is named: --add and --remove
-(repeatable, a,b for several), or --set to replace them all (--set '' removes
-every tag).
-
-As in restic, a changed snapshot is saved as a new snapshot (a new ID) that
-records its original, and the original is removed; snapshots that already
-have the asked tags are left alone. A store that keeps the original (Object
-Lock, append-only access) keeps both, with a warning. --json prints one
-changed_snapshot line per changed snapshot and a summary.`,
+		Use:               "tag [flags] [SNAPSHOT...]",
+		Short:             "Add, remove or replace the tags of snapshots",
 		ValidArgsFunction: a.completeSnapshots(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

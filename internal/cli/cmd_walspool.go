@@ -76,19 +76,7 @@ func (a *App) pgWALSpoolCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wal-spool DIR",
 		Short: "Archive the WAL that wal-push --spool leaves in DIR, in batches (run as a service)",
-		Long: `Archive the WAL files that archive_command ('bunker pg wal-push --spool
-DIR %p') leaves in the spool DIR: open the repository once, then commit
-up to --batch files per snapshot, and remove them from the spool once
-their snapshot is durable. Run it as a service, as the user PostgreSQL
-runs as (see docs/POSTGRESQL.md); it runs until interrupted, and with
---once it archives what the spool holds and exits.
-
-While it runs, wal-push --spool returns as soon as a file is durable in
-the spool. When it does not run (it holds a lock on DIR/pusher.lock), or
-the spool holds more than wal-push's --spool-max, wal-push archives the
-whole spool itself. Failures are retried with a growing pause and shown
-by 'bunker pg info --spool DIR'.`,
-		Args: cobra.ExactArgs(1),
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, repo, err := a.coreRepo(ctx)
