@@ -20,9 +20,7 @@ func (a *App) repairCommand() *cobra.Command {
 		Use:   "index",
 		Short: "Rebuild the index from the packs",
 		Args:  cobra.NoArgs,
-		RunE: a.repoRun(func(ctx context.Context, c *app.App, r *repository.Repository, args []string) error {
-			return a.repairIndex(ctx, r)
-		}),
+		RunE:  a.refRun(a.repairIndex),
 	}
 	var dryRun, keep, readData bool
 	snaps := &cobra.Command{
@@ -50,7 +48,7 @@ func (a *App) repairCommand() *cobra.Command {
 }
 
 func (a *App) repairMaint(ctx context.Context, dryRun bool) error {
-	r, err := a.openRepo(ctx)
+	c, repo, err := a.coreRepo(ctx)
 	if err != nil {
 		return err
 	}
@@ -58,7 +56,7 @@ func (a *App) repairMaint(ctx context.Context, dryRun bool) error {
 	if dryRun {
 		verb = "would remove"
 	}
-	bad, err := repair.Maint(ctx, r, dryRun, func(u repository.Unreadable, removed bool) {
+	bad, err := c.RepairMaint(ctx, repo, dryRun, func(u repository.Unreadable, removed bool) {
 		a.out.result(map[string]any{"message_type": "object", "type": u.Type, "name": u.Name, "reason": u.Reason, "removed": removed},
 			"%s %s/%s: %s", verb, u.Type, u.Name, u.Reason)
 	})
@@ -74,8 +72,8 @@ func (a *App) repairMaint(ctx context.Context, dryRun bool) error {
 	return nil
 }
 
-func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {
-	res, err := repair.Index(ctx, r, repair.IndexOptions{
+func (a *App) repairIndex(ctx context.Context, c *app.App, repo app.Repo, _ []string) error {
+	res, err := c.RepairIndex(ctx, repo, repair.IndexOptions{
 		Skipped: func(pk format.ID, err error) { a.out.warnf("pack %s: %v (left out of the index)", pk.Short(), err) },
 		Progress: func(done, total int) {
 			if a.out.progress {
@@ -93,11 +91,11 @@ func (a *App) repairIndex(ctx context.Context, r *repository.Repository) error {
 }
 
 func (a *App) repairSnapshots(ctx context.Context, refs []string, dryRun, keep, readData bool) error {
-	r, err := a.openRepo(ctx)
+	c, repo, err := a.coreRepo(ctx)
 	if err != nil {
 		return err
 	}
-	res, err := repair.Snapshots(ctx, r, repair.Options{
+	res, err := c.RepairSnapshots(ctx, repo, repair.Options{
 		Refs: refs, DryRun: dryRun, KeepOriginal: keep, ReadData: readData,
 		Report: func(ev repair.Event) {
 			switch ev.Kind {
