@@ -202,22 +202,29 @@ func (w *Writer) Type() BlobType { return w.typ }
 // Finalize appends the trailer and returns the pack bytes, its ID and its
 // entries. The writer must not be used afterwards.
 func (w *Writer) Finalize(key *crypto.Key) (data []byte, id ID, entries []Entry) {
+	w.buf = AppendTrailer(w.buf, key, w.buf[:format.HeaderSize], w.entries)
+	return w.buf, Hash(w.buf), w.entries
+}
+
+// AppendTrailer appends to dst the end of a pack whose header is header:
+// its sealed trailer listing entries and the footer giving the trailer's
+// length.
+func AppendTrailer(dst []byte, key *crypto.Key, header []byte, entries []Entry) []byte {
 	var e format.Encoder
-	e.B = make([]byte, 0, 4+len(w.entries)*EntrySize)
-	e.U32(uint32(len(w.entries)))
-	for _, en := range w.entries {
+	e.B = make([]byte, 0, 4+len(entries)*EntrySize)
+	e.U32(uint32(len(entries)))
+	for _, en := range entries {
 		e.U8(byte(en.Type))
 		e.ID(en.ID)
 		e.U32(en.Offset)
 		e.U32(en.Length)
 		e.U32(en.RawLength)
 	}
-	sealed := key.Seal(nil, e.B, trailerAAD(w.buf[:format.HeaderSize]))
-	w.buf = append(w.buf, sealed...)
+	sealed := key.Seal(nil, e.B, trailerAAD(header[:format.HeaderSize]))
+	dst = append(dst, sealed...)
 	var enc format.Encoder
 	enc.U32(uint32(len(sealed)))
-	w.buf = append(w.buf, enc.B...)
-	return w.buf, Hash(w.buf), w.entries
+	return append(dst, enc.B...)
 }
 
 func trailerAAD(header []byte) []byte {
