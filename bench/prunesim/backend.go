@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
+	"github.com/bunkerbackup/bunker/internal/engine/crypto"
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/storage"
@@ -15,14 +18,24 @@ import (
 // simBackend is the generated repository as a measurement sees it: the
 // local directory (config, keys, index files, snapshots and the real
 // packs of trees) plus the data packs of the layout, which are listed and
-// stat'ed with their computed sizes but hold no bytes. Planning a prune
-// and a check without ReadData read no data pack; a Load of one fails
-// saying so, so a measurement that would read data stops instead of
-// measuring something else.
+// stat'ed with their computed sizes. Of a data pack only the header and
+// the trailer are computed (with key, once set): what a prune's sweep
+// reads of the packs it deletes. Its blobs are not there: a Load that
+// reaches them fails saying so, so a measurement that would read data
+// stops instead of measuring something else. A removed data pack is
+// gone from then on, for every simBackend of the process.
 type simBackend struct {
 	storage.Backend
 	lay     *layout
 	modTime time.Time
+	key     *crypto.Key
+}
+
+// removed holds the data packs removed in this process (they exist only
+// in the layout, so only the process can remember it).
+var removed struct {
+	sync.Mutex
+	packs map[int]bool
 }
 
 // Unwrap lets storage.Find look through to the local backend.
@@ -54,6 +67,9 @@ func (b *simBackend) List(ctx context.Context, t storage.FileType, fn func(stora
 				return fmt.Errorf("list %s: %w", t, err)
 			}
 		}
+		if b.gone(p) {
+			continue
+		}
 		fi := storage.FileInfo{Name: pack.Name(b.lay.packID(p)), Size: b.lay.packSize(p), ModTime: b.modTime}
 		if err := fn(fi); err != nil {
 			return err
@@ -62,27 +78,78 @@ func (b *simBackend) List(ctx context.Context, t storage.FileType, fn func(stora
 	return nil
 }
 
+// gone reports whether data pack p was removed.
+func (b *simBackend) gone(p int) bool {
+	removed.Lock()
+	defer removed.Unlock()
+	return removed.packs[p]
+}
+
 // Stat answers for a synthetic data pack with its computed size.
 func (b *simBackend) Stat(ctx context.Context, h storage.Handle) (storage.FileInfo, error) {
 	if p, ok := b.synthetic(h); ok {
+		if b.gone(p) {
+			return storage.FileInfo{}, fmt.Errorf("stat pack %.8s: %w", h.Name, storage.ErrNotExist)
+		}
 		return storage.FileInfo{Name: h.Name, Size: b.lay.packSize(p), ModTime: b.modTime}, nil
 	}
 	return b.Backend.Stat(ctx, h)
 }
 
-// Load refuses synthetic data packs (see errSynthetic).
+// Load serves the header and the trailer of a synthetic data pack and
+// refuses its blobs (see errSynthetic).
 func (b *simBackend) Load(ctx context.Context, h storage.Handle, length int, offset int64, fn func(rd io.Reader) error) error {
-	if _, ok := b.synthetic(h); ok {
-		return fmt.Errorf("load pack %.8s: %w", h.Name, errSynthetic)
+	p, ok := b.synthetic(h)
+	if !ok {
+		return b.Backend.Load(ctx, h, length, offset, fn)
 	}
-	return b.Backend.Load(ctx, h, length, offset, fn)
+	if b.gone(p) {
+		return fmt.Errorf("load pack %.8s: %w", h.Name, storage.ErrNotExist)
+	}
+	size := b.lay.packSize(p)
+	header := format.NewHeader(format.TypePack, byte(pack.DataBlob)).Bytes()
+	var tail []byte
+	if b.key != nil {
+		tail = pack.AppendTrailer(nil, b.key, header, b.lay.packEntries(p, nil))
+	}
+	end := offset + int64(length)
+	if length == 0 {
+		end = size
+	}
+	switch {
+	case end <= int64(len(header)):
+		return fn(bytes.NewReader(header[offset:end]))
+	case tail != nil && end == size && offset >= int64(len(header)):
+		// A read of the pack's end (ReadTrailer reads the last 64 KiB):
+		// the blobs' bytes before the trailer read as zeros, which only
+		// a read of a blob would look at, and such reads end before the
+		// trailer.
+		b := make([]byte, end-offset)
+		t := size - int64(len(tail))
+		if offset >= t {
+			copy(b, tail[offset-t:])
+		} else {
+			copy(b[t-offset:], tail)
+		}
+		return fn(bytes.NewReader(b))
+	}
+	return fmt.Errorf("load pack %.8s at %d+%d: %w", h.Name, offset, length, errSynthetic)
 }
 
-// Remove refuses synthetic data packs: a dry run deletes nothing, and a
-// measurement that tried would be measuring the wrong thing.
+// Remove forgets a synthetic data pack.
 func (b *simBackend) Remove(ctx context.Context, h storage.Handle) error {
-	if _, ok := b.synthetic(h); ok {
-		return fmt.Errorf("remove pack %.8s: %w", h.Name, errSynthetic)
+	p, ok := b.synthetic(h)
+	if !ok {
+		return b.Backend.Remove(ctx, h)
 	}
-	return b.Backend.Remove(ctx, h)
+	removed.Lock()
+	defer removed.Unlock()
+	if removed.packs[p] {
+		return fmt.Errorf("remove pack %.8s: %w", h.Name, storage.ErrNotExist)
+	}
+	if removed.packs == nil {
+		removed.packs = map[int]bool{}
+	}
+	removed.packs[p] = true
+	return nil
 }

@@ -35,6 +35,7 @@ func main() {
 	flag.Float64Var(&lay.DeadMidShare, "dead-mids", 0.10, "-gen: share of the mid directories no snapshot references (wholly unused packs)")
 	flag.IntVar(&lay.DeadFilePercent, "dead-files", 8, "-gen: percent of the files of referenced directories left out of them (partly used packs)")
 	check := flag.Bool("check", true, "-plan: also run the checker without reading data, after planning")
+	sweep := flag.Bool("sweep", false, "-plan: last, run a whole prune that deletes the unused packs (its sweep included) and measure it; this changes the repository")
 	budget := flag.Bool("budget", true, "-plan: plan under the soft memory limit bunker prune sets (the index's size and 144 MiB; GOMEMLIMIT overrides)")
 	memProfile := flag.String("memprofile", "", "-plan: write a heap profile taken when planning returned (the plan still alive) to this file")
 	cpuProfile := flag.String("cpuprofile", "", "-plan: write a CPU profile of the measurements (planning and check) to this file")
@@ -53,7 +54,7 @@ func main() {
 			err = generate(ctx, *gen, &lay)
 		}
 	default:
-		err = measure(ctx, *plan, *maxUnused, *check, *budget, *memProfile, *cpuProfile)
+		err = measure(ctx, *plan, *maxUnused, *check, *sweep, *budget, *memProfile, *cpuProfile)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "prunesim: %v\n", err)

@@ -88,10 +88,12 @@ func open(ctx context.Context, dir string, lay *layout) (*repository.Repository,
 	if err != nil {
 		return nil, err
 	}
-	r, err := repository.Open(ctx, &simBackend{Backend: lb, lay: lay, modTime: fi.ModTime()}, password, "")
+	sb := &simBackend{Backend: lb, lay: lay, modTime: fi.ModTime()}
+	r, err := repository.Open(ctx, sb, password, "")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
+	sb.key = r.Key() // the data packs' trailers are sealed with it
 	return r, nil
 }
 
@@ -101,7 +103,7 @@ func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 // measure opens the repository in dir, times the index load and prune
 // planning, then (if check) the checker, and prints a key=value line for
 // each and a summary.
-func measure(ctx context.Context, dir string, maxUnused float64, check, budget bool, memProfile, cpuProfile string) error {
+func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, budget bool, memProfile, cpuProfile string) error {
 	b, err := os.ReadFile(filepath.Join(dir, sidecarName))
 	if err != nil {
 		return fmt.Errorf("read the layout (was -gen run to the end?): %w", err)
@@ -188,9 +190,20 @@ func measure(ctx context.Context, dir string, maxUnused float64, check, budget b
 		lay.Blobs, st.Snapshots, planWall.Seconds(), planCPU.Seconds(), loadWall.Seconds(), rss, mib(int64(planHeap)),
 		st.PacksPlanned, st.PacksTotal, len(p.Delete), verdict, len(p.Repack))
 	p, r = nil, nil // planning's memory may go now
-	if !check {
-		return nil
+	if check {
+		if err := measureCheck(ctx, dir, &lay, heap, rssOK); err != nil {
+			return err
+		}
 	}
+	if sweep {
+		return measureSweep(ctx, dir, &lay, heap, budget, rssOK)
+	}
+	return nil
+}
+
+// measureCheck runs the checker without reading data, with a peak of its
+// own and without the prune's limit.
+func measureCheck(ctx context.Context, dir string, lay *layout, heap *heapSampler, rssOK bool) error {
 
 	// The check, with a peak of its own and without the prune's limit:
 	// the planning's memory is given back first.
@@ -199,8 +212,8 @@ func measure(ctx context.Context, dir string, maxUnused float64, check, budget b
 	debug.FreeOSMemory()
 	resetOK := resetPeakRSS()
 	heap.reset()
-	wall, cpu = time.Now(), cpuTime()
-	r, err = open(ctx, dir, &lay)
+	wall, cpu := time.Now(), cpuTime()
+	r, err := open(ctx, dir, lay)
 	if err != nil {
 		return err
 	}
@@ -216,7 +229,7 @@ func measure(ctx context.Context, dir string, maxUnused float64, check, budget b
 	}
 	fmt.Printf("check blobs=%d snapshots=%d packs=%d problems=%d harmful=%d wall_s=%.2f cpu_s=%.2f heap_peak=%d peak_rss=%d\n",
 		lay.Blobs, res.Snapshots, res.Packs, len(res.Problems), res.Harmful(), checkWall.Seconds(), checkCPU.Seconds(), checkHeap, checkRSS)
-	rss = "unknown"
+	rss := "unknown"
 	if rssOK && resetOK {
 		rss = mib(checkRSS)
 	}
@@ -228,6 +241,88 @@ func measure(ctx context.Context, dir string, maxUnused float64, check, budget b
 			break
 		}
 		fmt.Printf("#   %s\n", pr)
+	}
+	return nil
+}
+
+// measureSweep runs a whole prune as bunker prune does (the soft limit
+// while it loads and plans, lifted for the rest), with a peak of its own:
+// the packs no snapshot uses are planned, found due at once (no backup
+// runs, no safety window) and deleted by the sweep, which re-marks, judges
+// each planned pack by its trailer and compacts the index. Nothing is
+// repacked (a repack would read blobs, which the synthetic packs do not
+// have). The repository is changed: run it last.
+func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSampler, budget, rssOK bool) error {
+	debug.SetMemoryLimit(math.MaxInt64)
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetOK := resetPeakRSS()
+	heap.reset()
+	wall, cpu := time.Now(), cpuTime()
+	r, err := open(ctx, dir, lay)
+	if err != nil {
+		return err
+	}
+	if budget && os.Getenv("GOMEMLIMIT") == "" {
+		infos, err := r.List(ctx, storage.IndexFile)
+		if err != nil {
+			return err
+		}
+		var size int64
+		for _, fi := range infos {
+			size += fi.Size
+		}
+		debug.SetMemoryLimit(app.MaintenanceMemoryLimit(size))
+	}
+	p, err := maintenance.PlanPrune(ctx, r, maintenance.Options{MaxUnused: -1})
+	if err != nil {
+		return fmt.Errorf("plan prune: %w", err)
+	}
+	planWall := time.Since(wall)
+	planHeap := heap.peak.Load()
+	debug.SetMemoryLimit(math.MaxInt64)
+	res, err := p.Execute(ctx)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	pruneWall, pruneCPU := time.Since(wall), cpuTime()-cpu
+	pruneHeap := heap.peak.Load()
+	pruneRSS, _ := peakRSS()
+	if !resetOK {
+		pruneRSS = 0
+	}
+	fmt.Printf("prune blobs=%d packs_total=%d packs_planned=%d packs_deleted=%d plans_swept=%d plans_waiting=%d index_compacted=%t plan_wall_s=%.2f plan_heap_peak=%d wall_s=%.2f cpu_s=%.2f heap_peak=%d peak_rss=%d\n",
+		lay.Blobs, res.PacksTotal, res.PacksPlanned, res.PacksDeleted, res.PlansSwept, res.PlansWaiting, res.IndexCompacted,
+		planWall.Seconds(), planHeap, pruneWall.Seconds(), pruneCPU.Seconds(), pruneHeap, pruneRSS)
+	rss := "unknown"
+	if rssOK && resetOK {
+		rss = mib(pruneRSS)
+	}
+	fmt.Printf("# prune with its sweep: %.1f s wall (planning %.1f s), %.1f s CPU, peak RSS %s, Go heap peak %s (planning %s); %d of %d packs deleted\n",
+		pruneWall.Seconds(), planWall.Seconds(), pruneCPU.Seconds(), rss, mib(int64(pruneHeap)), mib(int64(planHeap)), res.PacksDeleted, res.PacksTotal)
+	if res.PacksDeleted != lay.expect().deletable {
+		return fmt.Errorf("the prune deleted %d packs, the layout has %d that hold no reachable blob", res.PacksDeleted, lay.expect().deletable)
+	}
+	// What the sweep left must check clean (not measured): the deleted
+	// packs are gone from the index, and every snapshot's blobs are found.
+	r, err = open(ctx, dir, lay)
+	if err != nil {
+		return err
+	}
+	after, err := checker.New(r, checker.Options{}).Run(ctx)
+	if err != nil {
+		return fmt.Errorf("check after the prune: %w", err)
+	}
+	fmt.Printf("# check after the prune: %d problems\n", len(after.Problems))
+	for i, pr := range after.Problems {
+		if i == 5 {
+			fmt.Printf("#   ... %d more\n", len(after.Problems)-i)
+			break
+		}
+		fmt.Printf("#   %s\n", pr)
+	}
+	if len(after.Problems) > 0 {
+		return fmt.Errorf("the repository the prune left has %d problems", len(after.Problems))
 	}
 	return nil
 }
