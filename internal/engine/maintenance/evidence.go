@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/bits-and-blooms/bitset"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bunkerbackup/bunker/internal/engine/index"
@@ -94,7 +95,7 @@ type trailerOf struct {
 
 // judge decides whether a planned pack must be kept: it holds a reachable
 // blob (by its trailer or by any index file) with no proven copy elsewhere.
-func (p *copyProver) judge(ctx context.Context, tr trailerOf, indexed []pack.Entry, reach *blobSet) (verdict, error) {
+func (p *copyProver) judge(ctx context.Context, tr trailerOf, indexed []pack.Entry, reach *reachSet) (verdict, error) {
 	v := verdict{unreadable: tr.unreadable}
 	inIndex := map[[33]byte]bool{}
 	for _, e := range indexed {
@@ -175,7 +176,7 @@ func (p *copyProver) prefetch(ctx context.Context, need map[[33]byte]pack.Entry)
 // judgeAll judges the stored doomed packs: their trailers first, then one
 // batch of reads proving the copies of the reachable blobs they hold, then
 // each pack.
-func (p *copyProver) judgeAll(ctx context.Context, contents map[ID][]pack.Entry, reach *blobSet) (map[ID]verdict, error) {
+func (p *copyProver) judgeAll(ctx context.Context, contents map[ID][]pack.Entry, reach *reachSet) (map[ID]verdict, error) {
 	var packs []ID
 	for pk := range p.doomed {
 		if _, ok := p.stored[pk]; ok {
@@ -255,30 +256,39 @@ type entryAt struct {
 // content would deduplicate against nothing. So every surviving entry of a
 // blob that loses a copy here is checked against the pack's own trailer
 // (one small read per pack), or, when the trailer does not open, by
-// reading the blob back and hashing it. Transient read errors are returned.
-func (p *copyProver) falseSurvivors(ctx context.Context, contents map[ID][]pack.Entry, deleted map[ID]bool) (map[entryAt]bool, error) {
+// reading the blob back and hashing it. contents holds the entries of the
+// deleted packs; the surviving entries of their blobs are found in v (by
+// prefix) and read with full IDs from src, v's files. Transient read
+// errors are returned.
+func (p *copyProver) falseSurvivors(ctx context.Context, v *index.View, src index.Source, contents map[ID][]pack.Entry, deleted map[ID]bool) (map[entryAt]bool, error) {
 	losing := map[[33]byte]bool{}
+	candidates := bitset.New(uint(v.Len()))
 	for pk := range deleted {
 		for _, e := range contents[pk] {
-			losing[key(e.ID, e.Type)] = true
+			if k := key(e.ID, e.Type); !losing[k] {
+				losing[k] = true
+				v.Find(e.ID, e.Type, func(pos int) { candidates.Set(uint(pos)) })
+			}
 		}
 	}
 	out := map[entryAt]bool{}
 	check := map[ID][]pack.Entry{}
-	for pk, entries := range contents {
-		if deleted[pk] {
-			continue
-		}
-		size, stored := p.stored[pk]
-		for _, e := range entries {
-			if !losing[key(e.ID, e.Type)] || !stored {
-				continue // packs that are gone lose their entries anyway
+	if len(losing) > 0 {
+		err := v.EachIn(src, func(pos int) bool { return candidates.Test(uint(pos)) }, func(_ int, l index.Location) bool {
+			pk, e := l.Pack, l.Entry
+			size, stored := p.stored[pk]
+			if deleted[pk] || !stored || !losing[key(e.ID, e.Type)] {
+				return true // packs that are gone lose their entries anyway
 			}
 			if int64(e.Offset)+int64(e.Length) > size {
 				out[entryAt{pk, key(e.ID, e.Type), e.Offset}] = true
-				continue
+				return true
 			}
 			check[pk] = append(check[pk], e)
+			return true
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	var mu sync.Mutex

@@ -760,7 +760,9 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		all = append(all, f)
 	}
 	fresh.AddFiles(all)
-	reach, err := reachable(ctx, r)
+	src := index.Files(all...)
+	view := fresh.View()
+	reach, err := reachable(ctx, r, view)
 	if err != nil {
 		return err
 	}
@@ -777,7 +779,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	// Resurrect planned packs that hold a reachable blob, by their own
 	// trailer or by any index file, with no proven copy outside the doomed
 	// packs.
-	contents, err := fresh.PackContents(index.Files(all...))
+	contents, err := packContents(view, src, doomed)
 	if err != nil {
 		return err
 	}
@@ -815,7 +817,7 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		}
 	}
 	// Entries that would outlive a deleted copy must be true ones.
-	untrue, err := prover.falseSurvivors(ctx, contents, doomed)
+	untrue, err := prover.falseSurvivors(ctx, view, src, contents, doomed)
 	if err != nil {
 		return err
 	}
@@ -838,13 +840,28 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 			res.BytesDeleted += size
 		}
 	}
-	// Compact: one index file with every entry of a pack still stored (or
-	// planned by a plan not yet due), superseding every file loaded above.
+	// Compact: index files with every entry of a pack still stored (or
+	// planned by a plan not yet due), the last of them superseding every
+	// file loaded above. Each file is saved as soon as it is full, so the
+	// compaction holds one file's entries at a time; until the last one is
+	// saved the others are only copies of entries that still stand.
+	progress("compacting index")
 	var f, dropped fileBuilder
 	drop := func(l index.Location) bool {
 		dropped.add(l)
 		return true
 	}
+	written := map[ID]bool{}
+	save := func(part *index.File) error {
+		b := index.EncodeFile(r.Key(), part)
+		id := pack.Hash(b)
+		if err := be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, b, storage.SaveOptions{}); err != nil {
+			return fmt.Errorf("save compacted index: %w", err)
+		}
+		written[id] = true
+		return nil
+	}
+	var saveErr error
 	err = fresh.Each(index.Files(append(all, adopted)...), func(l index.Location) bool {
 		if doomed[l.Pack] || untrue[entryAt{l.Pack, key(l.ID, l.Type), l.Offset}] {
 			return drop(l)
@@ -856,21 +873,21 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 			return drop(l)
 		}
 		f.add(l)
-		return true
+		if len(f.Entries) == index.MaxFileEntries {
+			saveErr = save(&f.File)
+			f = fileBuilder{}
+		}
+		return saveErr == nil
 	})
+	if err == nil {
+		err = saveErr
+	}
 	if err != nil {
 		return err
 	}
 	f.Supersedes = loaded
-	progress("compacting index")
-	written := map[ID]bool{}
-	for _, part := range f.File.Split(index.MaxFileEntries) {
-		b := index.EncodeFile(r.Key(), part)
-		id := pack.Hash(b)
-		if err := be.Save(ctx, storage.Handle{Type: storage.IndexFile, Name: pack.Name(id)}, b, storage.SaveOptions{}); err != nil {
-			return fmt.Errorf("save compacted index: %w", err)
-		}
-		written[id] = true
+	if err := save(&f.File); err != nil {
+		return err
 	}
 	res.IndexCompacted = true
 	// r's index, loaded before, may hold the dropped entries: the files
@@ -947,15 +964,77 @@ func (s *blobSet) has(id ID, t pack.BlobType) bool {
 	return ok
 }
 
+// reachSet is the sweep's re-mark: every blob reachable from the
+// snapshots that exist now. Trees are kept by full ID, so that the walk
+// descends into every reachable tree exactly once; data blobs by the
+// positions of the view that match them, which costs a bit per index
+// entry instead of an ID per blob. A position matches by the resident
+// prefix, so a data blob sharing a prefix with a reachable one counts as
+// reachable too: the set can only keep too much. Reachable data blobs
+// the view does not hold are kept by full ID.
+type reachSet struct {
+	v     *index.View
+	bits  *bitset.BitSet
+	trees *blobSet
+	other *blobSet
+}
+
+// has reports whether the blob may be reachable.
+func (s *reachSet) has(id ID, t pack.BlobType) bool {
+	if t == pack.TreeBlob {
+		return s.trees.has(id, t)
+	}
+	found := false
+	s.v.Find(id, t, func(pos int) { found = found || s.bits.Test(uint(pos)) })
+	return found || s.other.has(id, t)
+}
+
+// mark adds a blob and reports whether it was new (what walk descends on,
+// for trees).
+func (s *reachSet) mark(id ID, t pack.BlobType) bool {
+	if t == pack.TreeBlob {
+		return s.trees.add(id, t)
+	}
+	found := false
+	s.v.Find(id, t, func(pos int) {
+		found = true
+		s.bits.Set(uint(pos))
+	})
+	if !found {
+		s.other.add(id, t)
+	}
+	return true
+}
+
 // reachable computes every blob reachable from the snapshots that exist
-// now, as a set of IDs (the sweep's re-mark, on an index of its own).
-func reachable(ctx context.Context, r *repository.Repository) (*blobSet, error) {
+// now, on v, a view of the sweep's own index.
+func reachable(ctx context.Context, r *repository.Repository, v *index.View) (*reachSet, error) {
 	snaps, err := loadSnapshots(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	set := newBlobSet()
-	return set, walk(ctx, r, snaps, set.add)
+	set := &reachSet{v: v, bits: bitset.New(uint(v.Len())), trees: newBlobSet(), other: newBlobSet()}
+	return set, walk(ctx, r, snaps, set.mark)
+}
+
+// packContents returns the entries v holds of the given packs, with full
+// IDs read from src.
+func packContents(v *index.View, src index.Source, packs map[ID]bool) (map[ID][]pack.Entry, error) {
+	nums := bitset.New(uint(v.NumPacks()))
+	for pk := range packs {
+		if n, ok := v.PackNumber(pk); ok {
+			nums.Set(uint(n))
+		}
+	}
+	out := map[ID][]pack.Entry{}
+	if nums.None() {
+		return out, nil
+	}
+	err := v.EachIn(src, func(pos int) bool { return nums.Test(uint(v.At(pos).Pack)) }, func(_ int, l index.Location) bool {
+		out[l.Pack] = append(out[l.Pack], l.Entry)
+		return true
+	})
+	return out, err
 }
 
 // loadSnapshots loads every snapshot that exists now. A snapshot that
