@@ -346,6 +346,15 @@ func fmtNum(v float64, prec int) string {
 	return strconv.FormatFloat(v, 'f', prec, 64)
 }
 
+// fmtSigned prints v with its sign: a peak RSS that falls from one size
+// to the next gives a negative growth, which is a value, not a gap.
+func fmtSigned(v float64, prec int) string {
+	if v < 0 {
+		return "-" + fmtNum(-v, prec)
+	}
+	return fmtNum(v, prec)
+}
+
 func fmtStat(s *stat, scale float64, prec int) string {
 	if s == nil {
 		return ""
@@ -495,8 +504,8 @@ func cmdCurve(args []string) error {
 		WallS      map[string]float64 `json:"wall_seconds"`
 		RSSKB      map[string]float64 `json:"peak_rss_kb"`
 		PeakRSSKB  float64            `json:"peak_rss_kb_max_over_steps"`
-		RSSSlope   float64            `json:"peak_rss_growth_exponent"`
-		RSSPer100k float64            `json:"peak_rss_mib_per_100k_more_files"`
+		RSSSlope   *float64           `json:"peak_rss_growth_exponent,omitempty"`
+		RSSPer100k *float64           `json:"peak_rss_mib_per_100k_more_files,omitempty"`
 		SourceMeta map[string]string  `json:"meta"`
 	}
 	curve := map[string][]point{}
@@ -517,7 +526,7 @@ func cmdCurve(args []string) error {
 			if ts == nil {
 				continue
 			}
-			p := point{Files: r.Files, WallS: map[string]float64{}, RSSKB: map[string]float64{}, PeakRSSKB: ts.PeakRSSKB, RSSSlope: -1, RSSPer100k: -1, SourceMeta: r.Meta}
+			p := point{Files: r.Files, WallS: map[string]float64{}, RSSKB: map[string]float64{}, PeakRSSKB: ts.PeakRSSKB, SourceMeta: r.Meta}
 			fmt.Fprintf(&b, "| %d |", r.Files)
 			for _, st := range steps {
 				w, m := med(ts.Wall, st.key), med(ts.RSS, st.key)
@@ -528,14 +537,9 @@ func cmdCurve(args []string) error {
 			if prev != nil && prev.Files > 0 && p.Files > prev.Files && prev.PeakRSSKB > 0 && p.PeakRSSKB > 0 {
 				slope = math.Log(p.PeakRSSKB/prev.PeakRSSKB) / math.Log(float64(p.Files)/float64(prev.Files))
 				step = (p.PeakRSSKB - prev.PeakRSSKB) / 1024 / float64(p.Files-prev.Files) * 1e5
-				p.RSSSlope, p.RSSPer100k = slope, step
+				p.RSSSlope, p.RSSPer100k = &slope, &step
 			}
-			// A fall in RSS would print as n/a (fmtNum hides negatives): show the sign.
-			stepText := fmtNum(step, 1)
-			if step < 0 {
-				stepText = "-" + fmtNum(-step, 1)
-			}
-			fmt.Fprintf(&b, " %s | %s | %s |\n", fmtNum(p.PeakRSSKB/1024, 0), fmtNum(slope, 2), stepText)
+			fmt.Fprintf(&b, " %s | %s | %s |\n", fmtNum(p.PeakRSSKB/1024, 0), fmtSigned(slope, 2), fmtSigned(step, 1))
 			curve[t] = append(curve[t], p)
 			prev = &curve[t][len(curve[t])-1]
 		}
