@@ -29,6 +29,11 @@ type heapSampler struct {
 	peak atomic.Uint64
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// profile, when set, is a file the sampler writes a heap profile to
+	// each time the heap passes its last profiled peak by 5%: the last
+	// one written is taken near the peak.
+	profile    atomic.Pointer[string]
+	profiledAt uint64
 }
 
 const heapMetric = "/memory/classes/heap/objects:bytes"
@@ -43,6 +48,7 @@ func startHeapSampler() *heapSampler {
 		defer t.Stop()
 		for {
 			h.sample(s)
+			h.profileAtPeak()
 			select {
 			case <-h.stop:
 				return
@@ -64,6 +70,20 @@ func (h *heapSampler) sample(s []metrics.Sample) {
 		if v <= old || h.peak.CompareAndSwap(old, v) {
 			return
 		}
+	}
+}
+
+// profileAtPeak writes the heap profile when the peak has grown by 5%
+// since the last one.
+func (h *heapSampler) profileAtPeak() {
+	p := h.profile.Load()
+	if p == nil || h.peak.Load() < h.profiledAt+h.profiledAt/20 {
+		return
+	}
+	h.profiledAt = h.peak.Load()
+	if f, err := os.Create(*p); err == nil {
+		_ = pprof.WriteHeapProfile(f)
+		f.Close()
 	}
 }
 
@@ -103,7 +123,7 @@ func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 // measure opens the repository in dir, times the index load and prune
 // planning, then (if check) the checker, and prints a key=value line for
 // each and a summary.
-func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, budget bool, memProfile, cpuProfile string) error {
+func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, budget bool, memProfile, cpuProfile, sweepProfile string) error {
 	b, err := os.ReadFile(filepath.Join(dir, sidecarName))
 	if err != nil {
 		return fmt.Errorf("read the layout (was -gen run to the end?): %w", err)
@@ -196,7 +216,7 @@ func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, b
 		}
 	}
 	if sweep {
-		return measureSweep(ctx, dir, &lay, heap, budget, rssOK)
+		return measureSweep(ctx, dir, &lay, heap, budget, rssOK, sweepProfile)
 	}
 	return nil
 }
@@ -252,7 +272,10 @@ func measureCheck(ctx context.Context, dir string, lay *layout, heap *heapSample
 // each planned pack by its trailer and compacts the index. Nothing is
 // repacked (a repack would read blobs, which the synthetic packs do not
 // have). The repository is changed: run it last.
-func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSampler, budget, rssOK bool) error {
+func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSampler, budget, rssOK bool, memProfile string) error {
+	if memProfile != "" {
+		heap.profile.Store(&memProfile)
+	}
 	debug.SetMemoryLimit(math.MaxInt64)
 	runtime.GC()
 	debug.FreeOSMemory()
