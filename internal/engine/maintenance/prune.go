@@ -748,19 +748,13 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 	// that includes whatever writers committed meanwhile. Every index file
 	// counts as evidence, superseded or not: a claim to supersede is only
 	// as trustworthy as whoever wrote it.
-	fresh := index.New()
-	files, _, err := r.IndexFiles(ctx)
+	// The files are not kept: src reads them again where full IDs are
+	// needed (the planned packs' entries, the survivors of a lost copy,
+	// the compaction).
+	fresh, src, loaded, err := r.IndexOfEveryFile(ctx)
 	if err != nil {
 		return err
 	}
-	var loaded []ID
-	var all []*index.File
-	for id, f := range files {
-		loaded = append(loaded, id)
-		all = append(all, f)
-	}
-	fresh.AddFiles(all)
-	src := index.Files(all...)
 	view := fresh.View()
 	reach, err := reachable(ctx, r, view)
 	if err != nil {
@@ -862,7 +856,13 @@ func sweep(ctx context.Context, r *repository.Repository, opts Options, res *Res
 		return nil
 	}
 	var saveErr error
-	err = fresh.Each(index.Files(append(all, adopted)...), func(l index.Location) bool {
+	withAdopted := func(yield func(*index.File) error) error {
+		if err := src(yield); err != nil {
+			return err
+		}
+		return yield(adopted)
+	}
+	err = fresh.Each(withAdopted, func(l index.Location) bool {
 		if doomed[l.Pack] || untrue[entryAt{l.Pack, key(l.ID, l.Type), l.Offset}] {
 			return drop(l)
 		}

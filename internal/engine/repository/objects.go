@@ -150,6 +150,55 @@ func (r *Repository) IndexFiles(ctx context.Context) (map[ID]*index.File, map[st
 	return files, errs, nil
 }
 
+// IndexOfEveryFile builds an index of every index file stored now,
+// superseded or not, as IndexFiles would give them, without keeping the
+// files: they are read, checked and decoded eight at a time. The source it
+// returns reads the same files again from storage (each checked against
+// its name, so a file that changed or went makes it fail), for Each and
+// EachIn; loaded names them. A file that cannot be read is left out, as
+// IndexFiles reports it apart.
+func (r *Repository) IndexOfEveryFile(ctx context.Context) (idx *index.Index, src index.Source, loaded []ID, err error) {
+	infos, err := r.List(ctx, storage.IndexFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var size int64
+	for _, fi := range infos {
+		size += fi.Size
+	}
+	idx = index.New()
+	batch := idx.NewBatch(index.ExpectEntries(size))
+	var names []string
+	err = r.streamIndexFiles(ctx, infos, func(name string, f *index.File, err error) error {
+		if err != nil {
+			return nil // damaged or unreadable: not evidence
+		}
+		id, _ := format.ParseID(name) // it loaded: its name is its hash
+		batch.Add(f)
+		names = append(names, name)
+		loaded = append(loaded, id)
+		return nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src = func(yield func(*index.File) error) error {
+		return r.streamIndexFiles(ctx, infosNamed(names), func(name string, f *index.File, err error) error {
+			if err != nil {
+				return fmt.Errorf("index %s: %w", shortName(name), err)
+			}
+			return yield(f)
+		})
+	}
+	if err := batch.Finish(src); err != nil {
+		return nil, nil, nil, err
+	}
+	return idx, src, loaded, nil
+}
+
 // loadIndexFile reads, checks and decodes one index file.
 func (r *Repository) loadIndexFile(ctx context.Context, name string) (*index.File, error) {
 	id, perr := format.ParseID(name)
