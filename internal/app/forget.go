@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -355,24 +354,26 @@ func (a *App) Prune(ctx context.Context, req PruneRequest) (*PruneResult, error)
 			return nil, err
 		}
 	}
-	budget, err := a.maintenanceBudget(ctx, r)
+	budget, sweepBudget, err := a.maintenanceBudget(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	if budget > 0 {
 		// The limit follows the phase: the index's size while loading
-		// and planning; none while sweeping, whose sets of blob IDs would
-		// otherwise keep the collector running flat out.
+		// and planning; while sweeping, room for the sweep's own index
+		// beside it and the full IDs its compaction reads back.
 		report := opts.Progress
 		opts.Progress = func(phase string) {
 			switch phase {
 			case maintenance.PhaseLoadIndex, maintenance.PhaseMark:
 				debug.SetMemoryLimit(budget)
 			case maintenance.PhaseSweep:
-				debug.SetMemoryLimit(math.MaxInt64)
+				debug.SetMemoryLimit(sweepBudget)
 			}
 			report(phase)
 		}
+		// Whatever limit the process had (a daemon's next job) comes back.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	}
 	res, err := maintenance.Prune(ctx, r, opts)
 	if err != nil {

@@ -179,30 +179,42 @@ const (
 )
 
 // maintenanceBudget is the soft memory limit for a prune's loading and
-// planning (0: leave the limit alone): the index's size, estimated from
-// its files' sizes, and working room, without a backup's room for merges.
-// Planning marks with a bit per blob, so the limit keeps a prune of 100
-// million blobs near the index's own size instead of letting garbage
-// double it (docs/PERFORMANCE.md, "Maintenance at scale").
-func (a *App) maintenanceBudget(ctx context.Context, r *repository.Repository) (int64, error) {
+// planning, and the one for its sweep (0, 0: leave the limit alone): the
+// index's size, estimated from its files' sizes, and working room, without
+// a backup's room for merges. Planning marks with a bit per blob, so the
+// limit keeps a prune of 100 million blobs near the index's own size
+// instead of letting garbage double it (docs/PERFORMANCE.md, "Maintenance
+// at scale").
+func (a *App) maintenanceBudget(ctx context.Context, r *repository.Repository) (plan, sweep int64, err error) {
 	if a.getenv("GOMEMLIMIT") != "" || !a.MemoryBudget {
-		return 0, nil
+		return 0, 0, nil
 	}
 	infos, err := r.List(ctx, storage.IndexFile)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var size int64
 	for _, fi := range infos {
 		size += fi.Size
 	}
-	return MaintenanceMemoryLimit(size), nil
+	return MaintenanceMemoryLimit(size), SweepMemoryLimit(size), nil
 }
 
 // MaintenanceMemoryLimit is the soft memory limit bunker prune keeps while
 // it loads and plans, for index files of indexBytes in all.
 func MaintenanceMemoryLimit(indexBytes int64) int64 {
 	return int64(workingMemory + indexBytesPerBlob*index.ExpectEntries(indexBytes))
+}
+
+// SweepMemoryLimit is the soft memory limit bunker prune keeps while it
+// sweeps, for index files of indexBytes in all: the sweep's own index of
+// every index file beside the one the prune planned with, the full IDs
+// its compaction reads back (suffixes, 24 bytes an entry with their
+// bookkeeping), one compacted file (about 220 MB), and working room.
+// bench/prunesim -sweep at 10M blobs: peak RSS 2,214 MiB without a limit,
+// 1,355 MiB under 1,300 MiB, for 8% more CPU time.
+func SweepMemoryLimit(indexBytes int64) int64 {
+	return 2*MaintenanceMemoryLimit(indexBytes) + int64(24*index.ExpectEntries(indexBytes)) + 256<<20
 }
 
 // CacheRoot is where metadata caches go by default: $BUNKER_CACHE_DIR,
