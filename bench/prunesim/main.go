@@ -37,6 +37,7 @@ func main() {
 	check := flag.Bool("check", true, "-plan: also run the checker without reading data, after planning")
 	sweep := flag.Bool("sweep", false, "-plan: last, run a whole prune that deletes the unused packs (its sweep included) and measure it; this changes the repository")
 	sweepProfile := flag.String("sweep-memprofile", "", "-plan -sweep: write a heap profile taken near the whole prune's heap peak to this file")
+	sweepLimit := flag.Int64("sweep-limit", 0, "-plan -sweep: the soft memory limit in bytes while the prune executes (0: bunker prune's, app.SweepMemoryLimit, unless -budget=false or GOMEMLIMIT)")
 	budget := flag.Bool("budget", true, "-plan: plan under the soft memory limit bunker prune sets (the index's size and 144 MiB; GOMEMLIMIT overrides)")
 	memProfile := flag.String("memprofile", "", "-plan: write a heap profile taken when planning returned (the plan still alive) to this file")
 	cpuProfile := flag.String("cpuprofile", "", "-plan: write a CPU profile of the measurements (planning and check) to this file")
@@ -55,7 +56,7 @@ func main() {
 			err = generate(ctx, *gen, &lay)
 		}
 	default:
-		err = measure(ctx, *plan, *maxUnused, *check, *sweep, *budget, *memProfile, *cpuProfile, *sweepProfile)
+		err = measure(ctx, *plan, *maxUnused, *check, *sweep, *budget, *memProfile, *cpuProfile, *sweepProfile, *sweepLimit)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "prunesim: %v\n", err)

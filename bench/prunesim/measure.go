@@ -123,7 +123,7 @@ func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 // measure opens the repository in dir, times the index load and prune
 // planning, then (if check) the checker, and prints a key=value line for
 // each and a summary.
-func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, budget bool, memProfile, cpuProfile, sweepProfile string) error {
+func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, budget bool, memProfile, cpuProfile, sweepProfile string, sweepLimit int64) error {
 	b, err := os.ReadFile(filepath.Join(dir, sidecarName))
 	if err != nil {
 		return fmt.Errorf("read the layout (was -gen run to the end?): %w", err)
@@ -216,7 +216,7 @@ func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, b
 		}
 	}
 	if sweep {
-		return measureSweep(ctx, dir, &lay, heap, budget, rssOK, sweepProfile)
+		return measureSweep(ctx, dir, &lay, heap, budget, rssOK, sweepProfile, sweepLimit)
 	}
 	return nil
 }
@@ -272,7 +272,7 @@ func measureCheck(ctx context.Context, dir string, lay *layout, heap *heapSample
 // each planned pack by its trailer and compacts the index. Nothing is
 // repacked (a repack would read blobs, which the synthetic packs do not
 // have). The repository is changed: run it last.
-func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSampler, budget, rssOK bool, memProfile string) error {
+func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSampler, budget, rssOK bool, memProfile string, sweepLimit int64) error {
 	if memProfile != "" {
 		heap.profile.Store(&memProfile)
 	}
@@ -286,7 +286,7 @@ func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSample
 	if err != nil {
 		return err
 	}
-	if budget && os.Getenv("GOMEMLIMIT") == "" {
+	if budget && os.Getenv("GOMEMLIMIT") == "" && sweepLimit == 0 {
 		infos, err := r.List(ctx, storage.IndexFile)
 		if err != nil {
 			return err
@@ -296,6 +296,7 @@ func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSample
 			size += fi.Size
 		}
 		debug.SetMemoryLimit(app.MaintenanceMemoryLimit(size))
+		sweepLimit = app.SweepMemoryLimit(size)
 	}
 	p, err := maintenance.PlanPrune(ctx, r, maintenance.Options{MaxUnused: -1})
 	if err != nil {
@@ -304,6 +305,10 @@ func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSample
 	planWall := time.Since(wall)
 	planHeap := heap.peak.Load()
 	debug.SetMemoryLimit(math.MaxInt64)
+	if sweepLimit > 0 {
+		fmt.Printf("sweep_memory_limit=%d\n", sweepLimit)
+		debug.SetMemoryLimit(sweepLimit)
+	}
 	res, err := p.Execute(ctx)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
