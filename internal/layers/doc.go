@@ -1,4 +1,5 @@
-// Package layers holds no code: its test checks the import rules of
+// Package layers holds no code: its tests check the import rules of
 // docs/ARCHITECTURE.md — who may import whom — on every package of the
-// module.
+// module, and that the CLI's functions stay short (flags, a use case,
+// printing).
 package layers
