@@ -20,14 +20,19 @@ import (
 // BenchmarkRestore restores a few large or many small files from an
 // in-memory repository into a fresh directory per op: the write path
 // (create, write at offsets, metadata, rename) that the filesystem
-// interface sits on. Allocations per op are the number to watch.
+// interface sits on, and with read-ahead (as for a remote repository)
+// the path of ranges of packs decoded into blobs. Allocations per op are
+// the number to watch.
 func BenchmarkRestore(b *testing.B) {
 	for _, c := range []struct {
 		name        string
 		files, size int
+		readahead   bool
 	}{
-		{"large", 4, 16 << 20},
-		{"small", 1000, 4 << 10},
+		{"large", 4, 16 << 20, false},
+		{"small", 1000, 4 << 10, false},
+		{"large-readahead", 4, 16 << 20, true},
+		{"small-readahead", 1000, 4 << 10, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -71,7 +76,7 @@ func BenchmarkRestore(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				res := restorer.New(r, restorer.Options{NoOwner: true})
+				res := restorer.New(r, restorer.Options{NoOwner: true, Readahead: c.readahead, SpillDir: base})
 				if err := res.Restore(ctx, root, "/", dst); err != nil {
 					b.Fatal(err)
 				}
