@@ -163,16 +163,28 @@ func (a *App) LoadSnapshots(ctx context.Context, r *repository.Repository) ([]*s
 // before the process grows far past what it really holds. GOMEMLIMIT
 // overrides it; it does nothing unless App.MemoryBudget is set.
 func (a *App) SetMemoryBudget(r *repository.Repository) {
+	a.setMemoryBudget(r, workingMemory)
+}
+
+// setMemoryBudget is SetMemoryBudget with work bytes of working room.
+func (a *App) setMemoryBudget(r *repository.Repository, work int) {
 	if a.getenv("GOMEMLIMIT") != "" || !a.MemoryBudget {
 		return
 	}
 	// Twice the index is room for a merge, which briefly doubles its array.
-	debug.SetMemoryLimit(int64(workingMemory + 2*indexBytesPerBlob*r.Index().Len()))
+	debug.SetMemoryLimit(int64(work + 2*indexBytesPerBlob*r.Index().Len()))
 }
 
 const (
 	// workingMemory is room for a backup's or restore's buffers.
 	workingMemory = 144 << 20
+	// readaheadMemory is room for a restore from a remote store: its
+	// live heap (read-ahead's 32 + 16 MiB, up to four 8 MiB ranges, the
+	// files' buffers, the trees kept from the prescan) is 131-138 MB, so
+	// under workingMemory the collector ran back to back (540 cycles,
+	// about three times the CPU of the whole restore otherwise:
+	// docs/PERFORMANCE.md, S3).
+	readaheadMemory = 208 << 20
 	// indexBytesPerBlob is a little over what the in-memory index holds
 	// per blob (about 32 bytes, index package doc).
 	indexBytesPerBlob = 36

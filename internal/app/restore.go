@@ -101,9 +101,13 @@ func (a *App) Restore(ctx context.Context, req RestoreRequest) (*RestoreResult, 
 	// On remote stores every request costs time (and money): read the
 	// blobs in few large ranges of packs. (More writers did not help: in
 	// one comparison 8 took 2.3x as long as 4, in openat.)
+	readahead := location.Remote(req.Repo.Location)
+	if readahead {
+		a.setMemoryBudget(f.Repository, readaheadMemory)
+	}
 	res := restorer.New(f.Repository, restorer.Options{
 		Select: sel, Overwrite: overwrite, Delete: req.Delete, NoOwner: req.NoOwner, NoXattrs: req.NoXattrs, Sync: req.Sync, Verify: req.Verify,
-		Readahead: location.Remote(req.Repo.Location),
+		Readahead: readahead,
 		// Shared blobs that leave read-ahead's memory wait in a private
 		// file there (the temporary directory without a cache).
 		SpillDir: a.Storage.CacheDir,
