@@ -162,13 +162,9 @@ func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, b
 	}
 	if budget && os.Getenv("GOMEMLIMIT") == "" {
 		// The soft limit bunker prune keeps while it loads and plans.
-		infos, err := r.List(ctx, storage.IndexFile)
+		size, err := indexBytes(ctx, r)
 		if err != nil {
 			return err
-		}
-		var size int64
-		for _, fi := range infos {
-			size += fi.Size
 		}
 		limit := app.MaintenanceMemoryLimit(size)
 		debug.SetMemoryLimit(limit)
@@ -224,14 +220,9 @@ func measure(ctx context.Context, dir string, maxUnused float64, check, sweep, b
 // measureCheck runs the checker without reading data, with a peak of its
 // own and without the prune's limit.
 func measureCheck(ctx context.Context, dir string, lay *layout, heap *heapSampler, rssOK bool) error {
-
 	// The check, with a peak of its own and without the prune's limit:
 	// the planning's memory is given back first.
-	debug.SetMemoryLimit(math.MaxInt64)
-	runtime.GC()
-	debug.FreeOSMemory()
-	resetOK := resetPeakRSS()
-	heap.reset()
+	resetOK := freshPeak(heap)
 	wall, cpu := time.Now(), cpuTime()
 	r, err := open(ctx, dir, lay)
 	if err != nil {
@@ -276,24 +267,16 @@ func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSample
 	if memProfile != "" {
 		heap.profile.Store(&memProfile)
 	}
-	debug.SetMemoryLimit(math.MaxInt64)
-	runtime.GC()
-	debug.FreeOSMemory()
-	resetOK := resetPeakRSS()
-	heap.reset()
+	resetOK := freshPeak(heap)
 	wall, cpu := time.Now(), cpuTime()
 	r, err := open(ctx, dir, lay)
 	if err != nil {
 		return err
 	}
 	if budget && os.Getenv("GOMEMLIMIT") == "" && sweepLimit == 0 {
-		infos, err := r.List(ctx, storage.IndexFile)
+		size, err := indexBytes(ctx, r)
 		if err != nil {
 			return err
-		}
-		var size int64
-		for _, fi := range infos {
-			size += fi.Size
 		}
 		debug.SetMemoryLimit(app.MaintenanceMemoryLimit(size))
 		sweepLimit = app.SweepMemoryLimit(size)
@@ -353,6 +336,33 @@ func measureSweep(ctx context.Context, dir string, lay *layout, heap *heapSample
 		return fmt.Errorf("the repository the prune left has %d problems", len(after.Problems))
 	}
 	return nil
+}
+
+// indexBytes is the size of r's index files, what bunker prune sizes its
+// memory limits from.
+func indexBytes(ctx context.Context, r *repository.Repository) (int64, error) {
+	infos, err := r.List(ctx, storage.IndexFile)
+	if err != nil {
+		return 0, err
+	}
+	var size int64
+	for _, fi := range infos {
+		size += fi.Size
+	}
+	return size, nil
+}
+
+// freshPeak lifts the memory limit, gives what earlier measurements left
+// back to the system and starts new peaks (VmHWM and the heap's), so
+// that the next measurement's peak is its own. It reports whether VmHWM
+// could be reset.
+func freshPeak(heap *heapSampler) bool {
+	debug.SetMemoryLimit(math.MaxInt64)
+	runtime.GC()
+	debug.FreeOSMemory()
+	ok := resetPeakRSS()
+	heap.reset()
+	return ok
 }
 
 // writeHeapProfile writes the heap profile after a GC: in-use figures are
