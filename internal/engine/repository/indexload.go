@@ -135,17 +135,8 @@ func (r *Repository) loadIndexFiles(ctx context.Context, strict, shadow bool) (m
 	if shadow {
 		r.excludeShadowed(batch, listed, added)
 	}
-	if err := batch.Finish(func(yield func(*index.File) error) error {
-		return r.streamIndexFiles(ctx, infosNamed(names), func(name string, f *index.File, err error) error {
-			if errors.Is(err, storage.ErrNotExist) {
-				return nil // removed by a compaction meanwhile (see Finish)
-			}
-			if err != nil {
-				return fmt.Errorf("index %s: %w", shortName(name), err)
-			}
-			return yield(f)
-		})
-	}); err != nil {
+	// A file removed by a compaction meanwhile is skipped (see Finish).
+	if err := batch.Finish(r.filesAgain(ctx, names, true)); err != nil {
 		return nil, err
 	}
 	for id, m := range added {
@@ -200,6 +191,23 @@ func (r *Repository) excludeShadowed(batch *index.Batch, listed map[ID]bool, add
 				batch.Exclude(n)
 			}
 		}
+	}
+}
+
+// filesAgain is a source that reads the named index files again, eight
+// at a time, each checked against its name; a file that is gone is
+// skipped when goneOK, else an error like any other.
+func (r *Repository) filesAgain(ctx context.Context, names []string, goneOK bool) index.Source {
+	return func(yield func(*index.File) error) error {
+		return r.streamIndexFiles(ctx, infosNamed(names), func(name string, f *index.File, err error) error {
+			if goneOK && errors.Is(err, storage.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("index %s: %w", shortName(name), err)
+			}
+			return yield(f)
+		})
 	}
 }
 

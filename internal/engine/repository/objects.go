@@ -185,14 +185,7 @@ func (r *Repository) IndexOfEveryFile(ctx context.Context) (idx *index.Index, sr
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	src = func(yield func(*index.File) error) error {
-		return r.streamIndexFiles(ctx, infosNamed(names), func(name string, f *index.File, err error) error {
-			if err != nil {
-				return fmt.Errorf("index %s: %w", shortName(name), err)
-			}
-			return yield(f)
-		})
-	}
+	src = r.filesAgain(ctx, names, false)
 	if err := batch.Finish(src); err != nil {
 		return nil, nil, nil, err
 	}
