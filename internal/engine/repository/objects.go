@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/bunkerbackup/bunker/internal/engine/format"
 	"github.com/bunkerbackup/bunker/internal/engine/index"
@@ -115,48 +114,13 @@ func (r *Repository) List(ctx context.Context, t storage.FileType) ([]storage.Fi
 	return out, nil
 }
 
-// IndexFiles loads every index file, returning them by ID. Damaged files
-// are reported in errs, not fatal.
-func (r *Repository) IndexFiles(ctx context.Context) (map[ID]*index.File, map[string]error, error) {
-	infos, err := r.List(ctx, storage.IndexFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	files := map[ID]*index.File{}
-	errs := map[string]error{}
-	var mu sync.Mutex
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for _, fi := range infos {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(name string) {
-			defer func() { <-sem; wg.Done() }()
-			id, _ := format.ParseID(name)
-			f, err := r.loadIndexFile(ctx, name)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs[name] = err
-				return
-			}
-			files[id] = f
-		}(fi.Name)
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	return files, errs, nil
-}
-
 // IndexOfEveryFile builds an index of every index file stored now,
-// superseded or not, as IndexFiles would give them, without keeping the
-// files: they are read, checked and decoded eight at a time. The source it
+// superseded or not, without keeping the files: they are read, checked
+// and decoded eight at a time. The source it
 // returns reads the same files again from storage (each checked against
 // its name, so a file that changed or went makes it fail), for Each and
-// EachIn; loaded names them. A file that cannot be read is left out, as
-// IndexFiles reports it apart.
+// EachIn; loaded names them. A file that cannot be read is left out: it
+// is no evidence.
 func (r *Repository) IndexOfEveryFile(ctx context.Context) (idx *index.Index, src index.Source, loaded []ID, err error) {
 	infos, err := r.List(ctx, storage.IndexFile)
 	if err != nil {
