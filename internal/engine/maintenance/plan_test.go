@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bunkerbackup/bunker/internal/engine/checker"
+	"github.com/bunkerbackup/bunker/internal/engine/index"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
@@ -357,4 +358,53 @@ func TestCheckNamesEverySnapshotOfABrokenTree(t *testing.T) {
 	if len(named) != 2 || res.OK() {
 		t.Fatalf("tree problems name %d of 2 snapshots: %+v", len(named), res.Problems)
 	}
+}
+
+// TestSweepKeepsAPackOnlyItsTrailerNames: the index file naming a pack
+// that a snapshot needs is gone (lost, or removed by someone holding the
+// delete right), so planning takes the pack for one an interrupted writer
+// left. The sweep's re-mark finds the snapshot's blob in no index file
+// (it keeps such blobs by full ID), reads the pack's trailer, and keeps
+// the pack: every snapshot still restores.
+func TestSweepKeepsAPackOnlyItsTrailerNames(t *testing.T) {
+	ctx := context.Background()
+	w := newPlanWorld(t)
+	_, packs, _ := w.backup([]int{0, 1})
+	p := packs[0]
+	r := w.repo()
+	removed := 0
+	err := w.store.List(ctx, storage.IndexFile, func(fi storage.FileInfo) error {
+		b, err := storage.LoadAll(ctx, w.store, storage.Handle{Type: storage.IndexFile, Name: fi.Name})
+		if err != nil {
+			return err
+		}
+		f, err := index.DecodeFile(r.Key(), b)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(f.Packs, p) {
+			removed++
+			return w.store.Remove(ctx, storage.Handle{Type: storage.IndexFile, Name: fi.Name})
+		}
+		return nil
+	})
+	if err != nil || removed == 0 {
+		t.Fatalf("removing the index file of the data pack: %v (%d removed)", err, removed)
+	}
+	w.clock.Advance(48 * time.Hour) // past any grace for a writer's leftovers
+	plan, err := PlanPrune(ctx, w.repo(), Options{MaxUnused: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(plan.Delete, p) {
+		t.Fatalf("planning did not take the unindexed pack for a leftover (delete %v): the test sets up nothing", plan.Delete)
+	}
+	res, err := plan.Execute(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.packExists(p) || res.PacksKept == 0 {
+		t.Errorf("the sweep deleted the pack only its trailer names (kept %d)", res.PacksKept)
+	}
+	w.verifyAll()
 }
