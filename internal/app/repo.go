@@ -181,9 +181,8 @@ const (
 	// readaheadMemory is room for a restore from a remote store: its
 	// live heap (read-ahead's 32 + 16 MiB, up to four 8 MiB ranges, the
 	// files' buffers, the trees kept from the prescan) is 131-138 MB, so
-	// under workingMemory the collector ran back to back (540 cycles,
-	// about three times the CPU of the whole restore otherwise:
-	// docs/PERFORMANCE.md, S3).
+	// under workingMemory the collector ran back to back (540 cycles;
+	// user CPU 18-25 s against 7-9 s with room: docs/PERFORMANCE.md, S3).
 	readaheadMemory = 208 << 20
 	// indexBytesPerBlob is a little over what the in-memory index holds
 	// per blob (about 32 bytes, index package doc).
