@@ -22,13 +22,14 @@ type PackReader interface {
 
 // Read-ahead limits: one request reads at most maxWindow bytes of a pack
 // and skips at most maxGap bytes of blobs the restore does not need;
-// decoded blobs waiting for their first file hold at most maxReady bytes,
-// and blobs that more files will read (shared content) are kept, the
-// oldest moved out first, in at most maxKept bytes. A shared blob moved
-// out of memory goes to the spill file (spill.go), never back to the
-// store: each needed byte is downloaded once. (With 256 and 128 MiB here,
-// an S3 restore of the benchmark set peaked at 400 MiB RSS; the spill file
-// is what lets these be small.)
+// decoded blobs waiting for their first file, with those that requests in
+// flight bring, hold at most maxReady bytes (a request at most a quarter
+// of it), and blobs that more files will read (shared content) are kept
+// in at most maxKept bytes. In both, the oldest blob is moved out first,
+// to the spill file (spill.go), never back to the store: each needed byte
+// is downloaded once. (With 256 and 128 MiB here, an S3 restore of the
+// benchmark set peaked at 400 MiB RSS; the spill file is what lets these
+// be small.)
 const (
 	maxWindow = 8 << 20
 	maxGap    = 512 << 10
@@ -57,7 +58,9 @@ type readahead struct {
 	packs   map[ID][]index.Location // needed blobs per pack, by offset
 	where   map[ID]int              // a needed blob's position in its pack list
 	ready   map[ID][]byte           // decoded blobs not yet read by any file
+	readyQ  []ID                    // ready, oldest first (may hold stale IDs)
 	bytes   int64                   // size of ready
+	flight  int64                   // plaintext size of the blobs requests in flight bring to ready
 	kept    map[ID][]byte           // read once, more reads to come
 	keptQ   []ID                    // kept, oldest first (may hold stale IDs)
 	kbytes  int64                   // size of kept
@@ -190,23 +193,47 @@ func (ra *readahead) consumeLocked(id ID, plain []byte, owned bool) {
 		ra.spill.put(id, plain)
 		return
 	}
-	for ra.kbytes+int64(len(plain)) > ra.maxKept && len(ra.keptQ) > 0 {
-		old := ra.keptQ[0]
-		ra.keptQ = ra.keptQ[1:]
-		if b, ok := ra.kept[old]; ok {
-			ra.kbytes -= int64(len(b))
-			delete(ra.kept, old)
-			// Still needed (kept holds only such blobs): to the spill
-			// file. If that fails, the blob is read from the store again.
-			ra.spill.put(old, b)
-		}
-	}
+	ra.keptQ = ra.spillOldest(ra.kept, ra.keptQ, &ra.kbytes, ra.maxKept-int64(len(plain)))
 	if !owned {
 		plain = slices.Clone(plain)
 	}
 	ra.kept[id] = plain
 	ra.kbytes += int64(len(plain))
-	ra.keptQ = append(ra.keptQ, id)
+	ra.keptQ = queue(ra.keptQ, id, ra.kept)
+}
+
+// spillOldest moves blobs of m (ready or kept), oldest first by q, to the
+// spill file until their size, *size, is at most limit; it returns what
+// is left of q. Every blob in m is still needed; if the spill file fails,
+// the blob is read from the store again when a file asks for it.
+func (ra *readahead) spillOldest(m map[ID][]byte, q []ID, size *int64, limit int64) []ID {
+	for *size > limit && len(q) > 0 {
+		old := q[0]
+		q = q[1:]
+		if b, ok := m[old]; ok {
+			*size -= int64(len(b))
+			delete(m, old)
+			ra.spill.put(old, b)
+		}
+	}
+	return q
+}
+
+// queue appends id to q, first dropping the IDs that are no longer in m
+// when they have come to outnumber the live ones, so that q does not grow
+// with every blob the restore reads.
+func queue(q []ID, id ID, m map[ID][]byte) []ID {
+	if len(q) > 2*len(m)+64 {
+		live := q[:0]
+		for _, x := range q {
+			if _, ok := m[x]; ok {
+				live = append(live, x)
+			}
+		}
+		clear(q[len(live):])
+		q = live
+	}
+	return append(q, id)
 }
 
 // presentLocked reports whether blob id is in memory or in the spill
@@ -273,11 +300,15 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 	// The window: id, then the needed blobs after it in the same pack,
 	// while they are close and the budget lasts. It ends before a blob
 	// that was read already (here in memory or spilled, on its way, or
-	// read by all its files): the bytes of a blob are read once.
+	// read by all its files): the bytes of a blob are read once. The
+	// budget does not count the blobs waiting in ready: those make room
+	// below. Counting them let blobs whose files come much later (packs
+	// written in another order than the restore's) hold the room for
+	// good, and every request shrank to the one blob asked for.
 	list := ra.packs[loc.Pack]
 	window := []index.Location{loc}
 	end := int64(loc.Offset) + int64(loc.Length)
-	budget := ra.maxReady - ra.bytes
+	budget := min(ra.maxReady/4, ra.maxReady-ra.flight)
 	for i := ra.where[id] + 1; i < len(list); i++ {
 		next := list[i]
 		_, needed := ra.uses[next.ID]
@@ -292,6 +323,12 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 		window = append(window, next)
 		end = nend
 	}
+	var brings int64 // what the window adds to ready
+	for _, l := range window[1:] {
+		brings += int64(l.RawLength)
+	}
+	ra.flight += brings
+	ra.readyQ = ra.spillOldest(ra.ready, ra.readyQ, &ra.bytes, ra.maxReady-ra.flight)
 	done := make(chan struct{})
 	for _, l := range window {
 		ra.pending[l.ID] = done
@@ -309,6 +346,7 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 		close(done)
 		ra.mu.Unlock()
 	}()
+	ra.flight -= brings
 	if err != nil {
 		return nil, true, err
 	}
@@ -331,6 +369,7 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 		}
 		ra.ready[l.ID] = plain
 		ra.bytes += int64(len(plain))
+		ra.readyQ = queue(ra.readyQ, l.ID, ra.ready)
 	}
 	return out, true, nil
 }
