@@ -27,6 +27,7 @@ Usage: bench/s3/run.sh [options]
   --versioning       run versitygw with --versioning-dir (off by default)  [VERSIONING=0]
   --restore-fs MODE  fresh (new ext4 per restore) or scratch               [RESTORE_FS=fresh]
   --note TEXT        free-text note for the report                         [NOTE]
+  --bunker BINARY    measure this bunker binary instead of building one    [BUNKER_BIN]
   -h, --help         this text
 EOF
 }
@@ -42,6 +43,7 @@ SRC=${SRC:-}
 VERSIONING=${VERSIONING:-0}
 RESTORE_FS=${RESTORE_FS:-fresh}
 NOTE=${NOTE:-}
+BUNKER_BIN=${BUNKER_BIN:-}
 while (($#)); do
 	case $1 in
 	--rounds) ROUNDS=$2; shift ;;
@@ -52,6 +54,7 @@ while (($#)); do
 	--versioning) VERSIONING=1 ;;
 	--restore-fs) RESTORE_FS=$2; shift ;;
 	--note) NOTE=$2; shift ;;
+	--bunker) BUNKER_BIN=$2; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -83,7 +86,13 @@ for f in "$RESTIC" "$VERSITYGW"; do [[ -x $f ]] || die "$f is missing (see bench
 
 log "building bunker, reqcount, benchutil"
 mkdir -p "$BIN_DIR" "$RUN_DIR/logs"
-(cd "$ROOT" && go build -o "$BUNKER" ./cmd/bunker && go build -o "$REQCOUNT" ./bench/s3/reqcount &&
+if [[ -n $BUNKER_BIN ]]; then
+	[[ -x $BUNKER_BIN ]] || die "--bunker $BUNKER_BIN: not an executable"
+	cat "$BUNKER_BIN" >"$BUNKER" && chmod +x "$BUNKER"
+else
+	(cd "$ROOT" && go build -o "$BUNKER" ./cmd/bunker)
+fi
+(cd "$ROOT" && go build -o "$REQCOUNT" ./bench/s3/reqcount &&
 	go build -o "$BIN_DIR/benchutil" ./bench/benchutil && go build -o "$BIN_DIR/s3report" ./bench/s3/s3report)
 
 # The data set may carry bench/run.sh's 1% mutation if a run was cut
