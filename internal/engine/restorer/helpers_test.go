@@ -24,6 +24,13 @@ func backUp(t *testing.T, be storage.Backend, opts repository.Options, src strin
 	if err := r.LoadIndex(ctx, false); err != nil {
 		t.Fatal(err)
 	}
+	return r, backUpAgain(t, r, src)
+}
+
+// backUpAgain backs src up into r, flushed, and returns the root tree.
+func backUpAgain(t *testing.T, r *repository.Repository, src string) tree.ID {
+	t.Helper()
+	ctx := context.Background()
 	a, err := archiver.New(r, archiver.Options{Chunker: r.Config().Chunker.Params()})
 	if err != nil {
 		t.Fatal(err)
@@ -35,5 +42,5 @@ func backUp(t *testing.T, be storage.Backend, opts repository.Options, src strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r, root
+	return root
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bunkerbackup/bunker/internal/engine/archiver"
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/engine/restorer"
@@ -42,6 +41,25 @@ func (p *packReads) Load(ctx context.Context, h storage.Handle, n int, off int64
 		p.mu.Unlock()
 	}
 	return p.Backend.Load(ctx, h, n, off, fn)
+}
+
+// restoreCounted restores snapPath of root into dst with read-ahead
+// bounded by ready and kept bytes, verified, recording store's pack
+// reads from the start of the restore.
+func restoreCounted(t *testing.T, r *repository.Repository, store *packReads, root tree.ID, snapPath, dst string, ready, kept int64) *restorer.Restorer {
+	t.Helper()
+	res := restorer.New(r, restorer.Options{Readahead: true, Verify: true, NoOwner: true, SpillDir: t.TempDir()})
+	restorer.SetReadaheadLimits(res, ready, kept)
+	store.mu.Lock()
+	store.on = true
+	store.mu.Unlock()
+	if err := res.Restore(context.Background(), root, snapPath, dst); err != nil {
+		t.Fatal(err)
+	}
+	if bad := res.VerifyFailures(); len(bad) > 0 {
+		t.Fatalf("verify failures: %v", bad)
+	}
+	return res
 }
 
 // TestReadaheadReadsEachBlobOnce (issue 18, target 5): the same 50 MB in
@@ -121,17 +139,7 @@ func TestReadaheadReadsEachBlobOnce(t *testing.T) {
 	walk(root)
 
 	dst := filepath.Join(t.TempDir(), "dst")
-	res := restorer.New(r, restorer.Options{Readahead: true, Verify: true, NoOwner: true, SpillDir: t.TempDir()})
-	restorer.SetReadaheadLimits(res, 2<<20, 1<<20)
-	store.mu.Lock()
-	store.on = true
-	store.mu.Unlock()
-	if err := res.Restore(ctx, root, src, dst); err != nil {
-		t.Fatal(err)
-	}
-	if bad := res.VerifyFailures(); len(bad) > 0 {
-		t.Fatalf("verify failures: %v", bad)
-	}
+	res := restoreCounted(t, r, store, root, src, dst, 2<<20, 1<<20)
 
 	var got int64
 	for _, rd := range store.reads {
@@ -192,7 +200,6 @@ func TestReadaheadReadsEachBlobOnce(t *testing.T) {
 // per blob: 4,000-5,000 GETs for a 257 MB restore). Here the 400 files
 // come back in about 60 requests, each needed byte read once.
 func TestReadaheadRequestsStayLargeWhenPacksInterleave(t *testing.T) {
-	ctx := context.Background()
 	first, second := filepath.Join(t.TempDir(), "first"), filepath.Join(t.TempDir(), "second")
 	const pairs = 200
 	content := map[string][]byte{}
@@ -215,30 +222,10 @@ func TestReadaheadRequestsStayLargeWhenPacksInterleave(t *testing.T) {
 	}
 	store := &packReads{Backend: mem.New()}
 	r, _ := backUp(t, store, repository.Options{ChunkMin: 64 << 10, ChunkAvg: 128 << 10, ChunkMax: 256 << 10, PackSize: 4 << 20}, first)
-	a, err := archiver.New(r, archiver.Options{Chunker: r.Config().Chunker.Params()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := a.Snapshot(ctx, []string{second})
-	if err == nil {
-		err = r.Flush(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := backUpAgain(t, r, second)
 
 	dst := filepath.Join(t.TempDir(), "dst")
-	res := restorer.New(r, restorer.Options{Readahead: true, Verify: true, NoOwner: true, SpillDir: t.TempDir()})
-	restorer.SetReadaheadLimits(res, 2<<20, 1<<20) // 512 KiB a request
-	store.mu.Lock()
-	store.on = true
-	store.mu.Unlock()
-	if err := res.Restore(ctx, root, second, dst); err != nil {
-		t.Fatal(err)
-	}
-	if bad := res.VerifyFailures(); len(bad) > 0 {
-		t.Fatalf("verify failures: %v", bad)
-	}
+	res := restoreCounted(t, r, store, root, second, dst, 2<<20, 1<<20) // 512 KiB a request
 	for p, want := range content {
 		if got, err := os.ReadFile(filepath.Join(dst, p)); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%s differs from the source (%v)", p, err)
