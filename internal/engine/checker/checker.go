@@ -85,6 +85,9 @@ type Options struct {
 	// Progress is called after each pack read (may be nil).
 	Progress func(done, total int, bytes int64)
 	Workers  int
+	// BatchEntries bounds the index entries held at once while reading
+	// data (0: maxBatchEntries); tests lower it.
+	BatchEntries int
 }
 
 // Checker checks one repository.
@@ -99,6 +102,9 @@ type Checker struct {
 func New(r *repository.Repository, opts Options) *Checker {
 	if opts.Workers <= 0 {
 		opts.Workers = 2
+	}
+	if opts.BatchEntries <= 0 {
+		opts.BatchEntries = maxBatchEntries
 	}
 	return &Checker{r: r, opts: opts}
 }
@@ -366,7 +372,9 @@ func (c *Checker) selectPacks(names []ID, stored map[ID]int64) []ID {
 
 // readPacks reads the selected packs fully and returns the IDs of blobs
 // found damaged. The index entries of the selected packs are read with
-// their full IDs from the index files again (v holds a prefix of each).
+// their full IDs from the index files again (v holds a prefix of each),
+// for at most maxBatchEntries entries at a time: what the check holds
+// besides the index does not grow with the repository.
 func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, v *index.View) (map[ID]bool, error) {
 	var names []ID
 	for id := range stored {
@@ -374,83 +382,172 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, v *index.V
 	}
 	slices.SortFunc(names, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	sel := c.selectPacks(names, stored)
-	chosen := make([]bool, v.NumPacks())
-	for _, pk := range sel {
-		if n, ok := v.PackNumber(pk); ok {
-			chosen[n] = true
-		}
+	counts := make([]int32, v.NumPacks())
+	for pos := range v.Len() {
+		counts[v.At(pos).Pack]++
 	}
-	contents := map[ID][]pack.Entry{}
-	err := v.EachIn(c.r.IndexSource(ctx), func(pos int) bool { return chosen[v.At(pos).Pack] }, func(_ int, l index.Location) bool {
-		contents[l.Pack] = append(contents[l.Pack], l.Entry)
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	chosen = nil
-	// A blob is damaged when no copy of it reads back right: an index
-	// entry that lies (or a forged copy in a planted pack) is reported as a
-	// pack problem, but does not hurt a snapshot whose blob has a good
-	// copy elsewhere.
-	damaged := map[ID]bool{}
-	good := map[ID]bool{}
 	var mu sync.Mutex
 	var done int
-	var bytes int64
-	work := make(chan ID)
-	var wg sync.WaitGroup
-	// Every worker keeps a buffer for the packs it reads and one for the
-	// blobs it opens: allocating (and zeroing) a pack's worth of memory
-	// for every pack cost a tenth of the check's CPU time.
+	var read int64
+	st := readState{badAt: map[ID][]copyAt{}, goodUnindexed: map[ID]bool{}, read: map[ID]bool{}}
+	total := len(sel)
 	packBufs := bufpool.New(c.opts.Workers, maxPackBuffer)
-	for i := 0; i < c.opts.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var scratch []byte
-			for id := range work {
-				var bad, ok []ID
-				var n int64
-				var probs []Problem
-				bad, ok, n, probs, scratch = c.readPack(ctx, id, stored[id], contents[id], packBufs, scratch)
-				mu.Lock()
-				for _, b := range bad {
-					if !good[b] {
-						damaged[b] = true
-					}
-				}
-				for _, g := range ok {
-					good[g] = true
-					delete(damaged, g)
-				}
-				if len(probs) > 0 {
-					c.res.DamagedPacks = append(c.res.DamagedPacks, id.String())
-				}
-				c.res.Problems = append(c.res.Problems, probs...)
-				done++
-				bytes += n
-				if c.opts.Progress != nil {
-					c.opts.Progress(done, len(sel), bytes)
-				}
-				mu.Unlock()
+	for len(sel) > 0 {
+		// The next batch: packs while their entries fit (at least one).
+		chosen := map[uint32]bool{}
+		var n int64
+		k := 0
+		for ; k < len(sel); k++ {
+			pn, ok := v.PackNumber(sel[k])
+			if k > 0 && ok && n+int64(counts[pn]) > int64(c.opts.BatchEntries) {
+				break
 			}
-		}()
-	}
-	for _, id := range sel {
-		select {
-		case work <- id:
-		case <-ctx.Done():
+			if ok {
+				chosen[pn] = true
+				n += int64(counts[pn])
+			}
+		}
+		batch := sel[:k]
+		sel = sel[k:]
+		contents := map[ID][]pack.Entry{}
+		if len(chosen) > 0 {
+			err := v.EachIn(c.r.IndexSource(ctx), func(pos int) bool { return chosen[v.At(pos).Pack] }, func(_ int, l index.Location) bool {
+				contents[l.Pack] = append(contents[l.Pack], l.Entry)
+				return true
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		work := make(chan ID)
+		var wg sync.WaitGroup
+		for range c.opts.Workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Each worker keeps a buffer for the packs it reads and one
+				// for the blobs it opens: allocating (and zeroing) a
+				// pack's worth of memory for every pack cost a tenth of
+				// the check's CPU time.
+				var scratch []byte
+				for id := range work {
+					var res packResult
+					res, scratch = c.readPack(ctx, id, stored[id], contents[id], packBufs, scratch)
+					mu.Lock()
+					st.note(id, res)
+					if len(res.probs) > 0 {
+						c.res.DamagedPacks = append(c.res.DamagedPacks, id.String())
+					}
+					c.res.Problems = append(c.res.Problems, res.probs...)
+					done++
+					read += res.n
+					if c.opts.Progress != nil {
+						c.opts.Progress(done, total, read)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		for _, id := range batch {
+			select {
+			case work <- id:
+			case <-ctx.Done():
+			}
+		}
+		close(work)
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
-	close(work)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	c.res.PacksRead = done
+	c.res.BytesRead = read
+	return c.damaged(ctx, &st, stored), nil
+}
+
+// maxBatchEntries bounds the index entries (with full IDs, about 70 bytes
+// each) a check reading data holds at once.
+const maxBatchEntries = 1 << 20
+
+// readState is what reading the packs found: the copies of blobs that did
+// not read back right, and the blobs read right from packs no index names.
+type readState struct {
+	badAt         map[ID][]copyAt // a blob's copies that did not read back right
+	goodUnindexed map[ID]bool
+	read          map[ID]bool // packs read
+}
+
+// copyAt is where a copy of a blob is.
+type copyAt struct {
+	pack           ID
+	typ            pack.BlobType
+	offset, length uint32
+}
+
+// packResult is what reading one pack found.
+type packResult struct {
+	bad   []pack.Entry // copies that did not read back right
+	good  []ID         // blobs read right, given only for a pack no index names
+	n     int64        // bytes read
+	probs []Problem
+}
+
+// note records what reading pack pk found.
+func (s *readState) note(pk ID, res packResult) {
+	s.read[pk] = true
+	for _, e := range res.bad {
+		s.badAt[e.ID] = append(s.badAt[e.ID], copyAt{pack: pk, typ: e.Type, offset: e.Offset, length: e.Length})
 	}
-	c.res.PacksRead = len(sel)
-	c.res.BytesRead = bytes
-	return damaged, nil
+	for _, g := range res.good {
+		s.goodUnindexed[g] = true
+	}
+}
+
+// damaged returns the blobs no copy of which reads back right. A blob with
+// a bad copy is still whole when another copy in a pack the check read
+// (or one no index names) reads back right: an index entry that lies, or
+// a forged copy in a planted pack, is reported as a pack problem but does
+// not hurt the snapshots. Such other copies are few; they are read again
+// here instead of every good blob being remembered.
+func (c *Checker) damaged(ctx context.Context, s *readState, stored map[ID]int64) map[ID]bool {
+	out := map[ID]bool{}
+	var buf, plain []byte
+	for id, bad := range s.badAt {
+		if s.goodUnindexed[id] {
+			continue
+		}
+		whole := false
+		for _, t := range []pack.BlobType{pack.DataBlob, pack.TreeBlob} {
+			if !slices.ContainsFunc(bad, func(b copyAt) bool { return b.typ == t }) {
+				continue
+			}
+			for _, l := range c.r.Index().LookupAll(id, t) {
+				if whole || !s.read[l.Pack] || isBadCopy(bad, l) || int64(l.Offset)+int64(l.Length) > stored[l.Pack] {
+					continue
+				}
+				var err error
+				buf, err = c.r.ReadPack(ctx, l.Pack, int64(l.Offset), int(l.Length), buf)
+				if err == nil {
+					plain, err = c.r.OpenSealed(l, buf, plain)
+				}
+				whole = err == nil
+			}
+		}
+		if !whole {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// isBadCopy reports whether l is one of the bad copies.
+func isBadCopy(bad []copyAt, l index.Location) bool {
+	for _, b := range bad {
+		if b.pack == l.Pack && b.offset == l.Offset && b.length == l.Length {
+			return true
+		}
+	}
+	return false
 }
 
 // maxPackBuffer is the largest pack buffer the check keeps for the next
@@ -460,7 +557,7 @@ const maxPackBuffer = 64 << 20
 // readPack verifies one pack: hash, trailer, and every blob. It returns the
 // damaged and the good blob IDs (from the index's view of the pack), and
 // scratch, the buffer the blobs were opened in, for the next pack.
-func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pack.Entry, bufs bufpool.List, scratch []byte) (bad, good []ID, n int64, probs []Problem, _ []byte) {
+func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pack.Entry, bufs bufpool.List, scratch []byte) (res packResult, _ []byte) {
 	h := storage.Handle{Type: storage.PackFile, Name: pack.Name(id)}
 	// Read into a buffer of the listed size: io.ReadAll's doubling costs
 	// more than the decryption on multi-MiB packs.
@@ -472,18 +569,18 @@ func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pac
 		return err
 	})
 	defer bufs.Put(data)
+	res.n = int64(len(data))
 	if err != nil {
-		for _, e := range indexed {
-			bad = append(bad, e.ID)
-		}
-		return bad, nil, int64(len(data)), []Problem{{Kind: "pack", Object: id.String(), Message: "cannot be read: " + err.Error()}}, scratch
+		res.bad = indexed
+		res.probs = []Problem{{Kind: "pack", Object: id.String(), Message: "cannot be read: " + err.Error()}}
+		return res, scratch
 	}
 	if got := pack.Hash(data); got != id {
-		probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("content hash is %s: the pack is damaged", got.Short())})
+		res.probs = append(res.probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("content hash is %s: the pack is damaged", got.Short())})
 	}
 	entries, _, err := pack.Parse(c.r.Key(), data)
 	if err != nil {
-		probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: "trailer: " + err.Error()})
+		res.probs = append(res.probs, Problem{Kind: "pack", Object: id.String(), Message: "trailer: " + err.Error()})
 		entries = nil
 	} else if len(indexed) > 0 {
 		// The index must agree with the trailer.
@@ -493,7 +590,7 @@ func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pac
 		}
 		for _, e := range indexed {
 			if te, ok := byID[e.ID]; !ok || te != e {
-				probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("index entry for blob %s does not match the pack trailer", e.ID.Short())})
+				res.probs = append(res.probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("index entry for blob %s does not match the pack trailer", e.ID.Short())})
 			}
 		}
 	}
@@ -505,21 +602,23 @@ func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pac
 	buf := scratch
 	for _, e := range check {
 		if int64(e.Offset)+int64(e.Length) > int64(len(data)) {
-			bad = append(bad, e.ID)
-			probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("blob %s at offset %d: beyond the end of the pack", e.ID.Short(), e.Offset)})
+			res.bad = append(res.bad, e)
+			res.probs = append(res.probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("blob %s at offset %d: beyond the end of the pack", e.ID.Short(), e.Offset)})
 			continue
 		}
 		sealed := data[e.Offset : e.Offset+e.Length]
 		plain, err := c.r.OpenSealed(index.Location{Pack: id, Entry: e}, sealed, buf) // checks the hash too
 		if err != nil {
-			bad = append(bad, e.ID)
-			probs = append(probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("%s blob %s at offset %d: %v", e.Type, e.ID.Short(), e.Offset, err)})
+			res.bad = append(res.bad, e)
+			res.probs = append(res.probs, Problem{Kind: "pack", Object: id.String(), Message: fmt.Sprintf("%s blob %s at offset %d: %v", e.Type, e.ID.Short(), e.Offset, err)})
 			continue
 		}
-		good = append(good, e.ID)
+		if len(indexed) == 0 {
+			res.good = append(res.good, e.ID)
+		}
 		buf = plain
 	}
-	return bad, good, int64(len(data)), probs, buf
+	return res, buf
 }
 
 // maintObjects loads the maintenance plans and names every object in

@@ -221,7 +221,7 @@ func runAttackSim(seed uint64, moves map[string]int, w *attackWorld) (attackStat
 	if err != nil {
 		return st, err
 	}
-	res, err := checker.New(rc, checker.Options{ReadData: true}).Run(ctx)
+	res, err := checker.New(rc, checker.Options{ReadData: true, BatchEntries: 40}).Run(ctx)
 	if err != nil {
 		return st, err
 	}

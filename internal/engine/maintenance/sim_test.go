@@ -221,7 +221,7 @@ func runSim(t *testing.T, seed uint64, total *simStats) error {
 	if err != nil {
 		return err
 	}
-	res, err := checker.New(rc, checker.Options{ReadData: true}).Run(ctx)
+	res, err := checker.New(rc, checker.Options{ReadData: true, BatchEntries: 40}).Run(ctx)
 	if err != nil {
 		return err
 	}
