@@ -466,8 +466,10 @@ func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, v *index.V
 }
 
 // maxBatchEntries bounds the index entries (with full IDs, about 70 bytes
-// each) a check reading data holds at once.
-const maxBatchEntries = 1 << 20
+// each) a check reading data holds at once. Each batch reads the index
+// files again: at 2^18 a check of 525,000 blobs peaked at 173-175 MiB
+// and took 2-5% longer than with every entry at once (190-197 MiB).
+const maxBatchEntries = 1 << 18
 
 // readState is what reading the packs found: the copies of blobs that did
 // not read back right, and the blobs read right from packs no index names.
