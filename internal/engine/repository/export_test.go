@@ -46,3 +46,11 @@ func (r *Repository) IndexFiles(ctx context.Context) (map[ID]*index.File, map[st
 	}
 	return files, errs, nil
 }
+
+// StreamIndexFiles streams the index files infos name, as LoadIndex does,
+// with the sizes infos give; IndexBytesInFlight is its bound.
+func (r *Repository) StreamIndexFiles(ctx context.Context, infos []storage.FileInfo, fn func(name string, f *index.File, err error) error) error {
+	return r.streamIndexFiles(ctx, infos, fn)
+}
+
+const IndexBytesInFlight = indexBytesInFlight
