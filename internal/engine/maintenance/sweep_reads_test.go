@@ -1,30 +1,15 @@
 package maintenance
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"sync/atomic"
 	"testing"
 
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/snapshot"
 	"github.com/bunkerbackup/bunker/internal/engine/tree"
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
 )
-
-// countLoads counts the range reads of packs.
-type countLoads struct {
-	storage.Backend
-	packReads atomic.Int64
-}
-
-func (c *countLoads) Load(ctx context.Context, h storage.Handle, n int, off int64, fn func(io.Reader) error) error {
-	if h.Type == storage.PackFile {
-		c.packReads.Add(1)
-	}
-	return c.Backend.Load(ctx, h, n, off, fn)
-}
 
 // TestSweepProvesRepackedCopiesInFewReads: after a repack, the sweep reads
 // back every live blob of the repacked packs to prove its new copy, in a
@@ -99,7 +84,7 @@ func TestSweepProvesRepackedCopiesInFewReads(t *testing.T) {
 		t.Fatalf("repacked %d blobs, want most of %d", res.BlobsRepacked, len(pool)/2)
 	}
 	// The sweep, counting reads.
-	counter := &countLoads{Backend: store}
+	counter := &storagetest.CountLoads{Backend: store, Type: storage.PackFile}
 	r, _ = open(counter)
 	res2, err := Prune(ctx, r, Options{MaxUnused: 0})
 	if err != nil {
@@ -110,8 +95,8 @@ func TestSweepProvesRepackedCopiesInFewReads(t *testing.T) {
 	}
 	// Trailers of the planned packs (1-2 reads each), tree loads, and the
 	// proofs: far fewer than one read per repacked blob.
-	if n := counter.packReads.Load(); n >= int64(res.BlobsRepacked) {
+	if n := counter.Count(); n >= int64(res.BlobsRepacked) {
 		t.Errorf("the sweep made %d pack reads for %d repacked blobs: proofs are not batched", n, res.BlobsRepacked)
 	}
-	t.Logf("repacked %d blobs; the sweep deleted %d packs with %d pack reads", res.BlobsRepacked, res2.PacksDeleted, counter.packReads.Load())
+	t.Logf("repacked %d blobs; the sweep deleted %d packs with %d pack reads", res.BlobsRepacked, res2.PacksDeleted, counter.Count())
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,20 +12,8 @@ import (
 	"github.com/bunkerbackup/bunker/internal/engine/pack"
 	"github.com/bunkerbackup/bunker/internal/engine/repository"
 	"github.com/bunkerbackup/bunker/internal/storage"
+	"github.com/bunkerbackup/bunker/internal/storage/storagetest"
 )
-
-// indexLoads counts the index files read from the store.
-type indexLoads struct {
-	storage.Backend
-	n atomic.Int64
-}
-
-func (l *indexLoads) Load(ctx context.Context, h storage.Handle, n int, off int64, fn func(io.Reader) error) error {
-	if h.Type == storage.IndexFile {
-		l.n.Add(1)
-	}
-	return l.Backend.Load(ctx, h, n, off, fn)
-}
 
 // TestStreamIndexFilesBoundsWhatIsInFlight: index files are decoded whole,
 // so the stream holds at most IndexBytesInFlight of them (by listed size)
@@ -43,7 +29,7 @@ func TestStreamIndexFilesBoundsWhatIsInFlight(t *testing.T) {
 		check(t, err)
 		check(t, r.Flush(ctx))
 	}
-	loads := &indexLoads{Backend: w.store}
+	loads := &storagetest.CountLoads{Backend: w.store, Type: storage.IndexFile}
 	r := w.open(loads)
 	infos, err := r.List(ctx, storage.IndexFile)
 	check(t, err)
@@ -63,7 +49,7 @@ func TestStreamIndexFilesBoundsWhatIsInFlight(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		handed++
-		most = max(most, loads.n.Load()-handed)
+		most = max(most, loads.Count()-handed)
 		return nil
 	})
 	check(t, err)
