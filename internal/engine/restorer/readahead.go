@@ -309,6 +309,7 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 	window := []index.Location{loc}
 	end := int64(loc.Offset) + int64(loc.Length)
 	budget := min(ra.maxReady/4, ra.maxReady-ra.flight)
+	var brings int64 // what the window adds to ready
 	for i := ra.where[id] + 1; i < len(list); i++ {
 		next := list[i]
 		_, needed := ra.uses[next.ID]
@@ -316,16 +317,12 @@ func (ra *readahead) load(ctx context.Context, id ID, buf []byte) (out []byte, o
 			break
 		}
 		nend := int64(next.Offset) + int64(next.Length)
-		if int64(next.Offset)-end > maxGap || nend-int64(loc.Offset) > maxWindow || budget < int64(next.RawLength) {
+		if int64(next.Offset)-end > maxGap || nend-int64(loc.Offset) > maxWindow || brings+int64(next.RawLength) > budget {
 			break
 		}
-		budget -= int64(next.RawLength)
+		brings += int64(next.RawLength)
 		window = append(window, next)
 		end = nend
-	}
-	var brings int64 // what the window adds to ready
-	for _, l := range window[1:] {
-		brings += int64(l.RawLength)
 	}
 	ra.flight += brings
 	ra.readyQ = ra.spillOldest(ra.ready, ra.readyQ, &ra.bytes, ra.maxReady-ra.flight)
