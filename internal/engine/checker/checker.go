@@ -186,7 +186,7 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 			c.add(Problem{Kind: "pack", Object: pk.String(), Message: "pack is not indexed (left by an interrupted backup; the next backup adopts it, prune removes it)", Harmless: true})
 		}
 	}
-	counts, ends = nil, nil
+	ends = nil
 	// 3. Snapshots and trees.
 	snaps, serrs, err := snapshot.LoadAll(ctx, r)
 	if err != nil {
@@ -235,7 +235,7 @@ func (c *Checker) Run(ctx context.Context) (*Result, error) {
 	// 4. Read data.
 	damaged := map[ID]bool{}
 	if c.opts.ReadData {
-		d, err := c.readPacks(ctx, stored, v)
+		d, err := c.readPacks(ctx, stored, v, counts)
 		if err != nil {
 			return nil, err
 		}
@@ -374,22 +374,22 @@ func (c *Checker) selectPacks(names []ID, stored map[ID]int64) []ID {
 // found damaged. The index entries of the selected packs are read with
 // their full IDs from the index files again (v holds a prefix of each),
 // for at most maxBatchEntries entries at a time: what the check holds
-// besides the index does not grow with the repository.
-func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, v *index.View) (map[ID]bool, error) {
+// besides the index does not grow with the repository. counts holds the
+// number of entries of each pack number of v.
+func (c *Checker) readPacks(ctx context.Context, stored map[ID]int64, v *index.View, counts []int32) (map[ID]bool, error) {
 	var names []ID
 	for id := range stored {
 		names = append(names, id)
 	}
 	slices.SortFunc(names, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	sel := c.selectPacks(names, stored)
-	counts := make([]int32, v.NumPacks())
-	for pos := range v.Len() {
-		counts[v.At(pos).Pack]++
-	}
 	var mu sync.Mutex
 	var done int
 	var read int64
 	st := readState{badAt: map[ID][]copyAt{}, goodUnindexed: map[ID]bool{}, read: map[ID]bool{}}
+	for _, pk := range sel {
+		st.read[pk] = true
+	}
 	total := len(sel)
 	packBufs := bufpool.New(c.opts.Workers, maxPackBuffer)
 	for len(sel) > 0 {
@@ -476,7 +476,7 @@ const maxBatchEntries = 1 << 18
 type readState struct {
 	badAt         map[ID][]copyAt // a blob's copies that did not read back right
 	goodUnindexed map[ID]bool
-	read          map[ID]bool // packs read
+	read          map[ID]bool // the packs selected, all read when the check gets to the end
 }
 
 // copyAt is where a copy of a blob is.
@@ -496,7 +496,6 @@ type packResult struct {
 
 // note records what reading pack pk found.
 func (s *readState) note(pk ID, res packResult) {
-	s.read[pk] = true
 	for _, e := range res.bad {
 		s.badAt[e.ID] = append(s.badAt[e.ID], copyAt{pack: pk, typ: e.Type, offset: e.Offset, length: e.Length})
 	}
@@ -556,9 +555,11 @@ func isBadCopy(bad []copyAt, l index.Location) bool {
 // pack (a repository's packs are 16 MiB by default).
 const maxPackBuffer = 64 << 20
 
-// readPack verifies one pack: hash, trailer, and every blob. It returns the
-// damaged and the good blob IDs (from the index's view of the pack), and
-// scratch, the buffer the blobs were opened in, for the next pack.
+// readPack verifies one pack: hash, trailer, and every blob the index
+// names in it (indexed), or every blob of its trailer when the index names
+// none. It returns what it found (the copies that did not read back right;
+// for a pack no index names, also the blobs that did) and scratch, the
+// buffer the blobs were opened in, for the next pack.
 func (c *Checker) readPack(ctx context.Context, id ID, size int64, indexed []pack.Entry, bufs bufpool.List, scratch []byte) (res packResult, _ []byte) {
 	h := storage.Handle{Type: storage.PackFile, Name: pack.Name(id)}
 	// Read into a buffer of the listed size: io.ReadAll's doubling costs
